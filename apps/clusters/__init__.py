@@ -1,0 +1,1 @@
+"""Registered clusters that workspaces deploy to; the `local` cluster always exists."""

@@ -1,0 +1,1 @@
+"""The CMDB: configuration items, their relations and change history."""

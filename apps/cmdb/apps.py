@@ -1,0 +1,9 @@
+"""App config of the cmdb app."""
+
+from django.apps import AppConfig
+
+
+class CmdbConfig(AppConfig):
+    name = "apps.cmdb"
+    label = "cmdb"
+    verbose_name = "Cmdb"

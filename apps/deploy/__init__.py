@@ -1,0 +1,1 @@
+"""Releases, runtimes and deployments of applications."""

@@ -1,0 +1,9 @@
+"""App config of the deploy app."""
+
+from django.apps import AppConfig
+
+
+class DeployConfig(AppConfig):
+    name = "apps.deploy"
+    label = "deploy"
+    verbose_name = "Deploy"

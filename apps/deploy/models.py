@@ -1,0 +1,1 @@
+"""Models of the deploy app (filled in by the issues that build it)."""

@@ -1,0 +1,1 @@
+"""Pipelines: definitions, runs, task runs and their logs."""

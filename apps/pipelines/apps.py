@@ -1,0 +1,9 @@
+"""App config of the pipelines app."""
+
+from django.apps import AppConfig
+
+
+class PipelinesConfig(AppConfig):
+    name = "apps.pipelines"
+    label = "pipelines"
+    verbose_name = "Pipelines"

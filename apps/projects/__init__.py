@@ -1,0 +1,1 @@
+"""Tenancy: organizations, members and roles, projects, applications, workspaces, tokens, audit."""

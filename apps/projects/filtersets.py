@@ -1,0 +1,82 @@
+"""Filtersets shared by the HTML lists and the API lists."""
+
+import django_filters
+from django.db.models import Q
+
+from apps.projects.choices import Role, WorkspaceKind
+from apps.projects.models import Application, AuditEvent, Member, Organization, Project, Workspace
+
+
+class SearchFilterSet(django_filters.FilterSet):
+    """Adds `q`, a case-insensitive search over `search_fields`."""
+
+    search_fields: tuple[str, ...] = ()
+    q = django_filters.CharFilter(method="search", label="Search")
+
+    def search(self, queryset, name, value):
+        if not value.strip():
+            return queryset
+        cond = Q()
+        for field in self.search_fields:
+            cond |= Q(**{f"{field}__icontains": value.strip()})
+        return queryset.filter(cond)
+
+
+class OrganizationFilterSet(SearchFilterSet):
+    search_fields = ("slug", "name", "description")
+
+    class Meta:
+        model = Organization
+        fields = ["slug"]
+
+
+class ProjectFilterSet(SearchFilterSet):
+    search_fields = ("slug", "name", "description")
+    org = django_filters.CharFilter(field_name="organization__slug", label="Organization")
+
+    class Meta:
+        model = Project
+        fields = ["slug", "org"]
+
+
+class ApplicationFilterSet(SearchFilterSet):
+    search_fields = ("slug", "name", "description", "repo_url")
+    org = django_filters.CharFilter(field_name="project__organization__slug", label="Organization")
+    project = django_filters.CharFilter(field_name="project__slug", label="Project")
+
+    class Meta:
+        model = Application
+        fields = ["slug", "org", "project"]
+
+
+class WorkspaceFilterSet(django_filters.FilterSet):
+    org = django_filters.CharFilter(field_name="project__organization__slug")
+    project = django_filters.CharFilter(field_name="project__slug")
+    kind = django_filters.ChoiceFilter(choices=WorkspaceKind.choices)
+
+    class Meta:
+        model = Workspace
+        fields = ["org", "project", "kind"]
+
+
+class MemberFilterSet(SearchFilterSet):
+    search_fields = ("user__username",)
+    org = django_filters.CharFilter(field_name="organization__slug")
+    project = django_filters.NumberFilter(field_name="project_id")
+    application = django_filters.NumberFilter(field_name="application_id")
+    role = django_filters.ChoiceFilter(choices=Role.choices)
+
+    class Meta:
+        model = Member
+        fields = ["org", "project", "application", "role"]
+
+
+class AuditEventFilterSet(SearchFilterSet):
+    search_fields = ("object_repr", "actor_name", "action")
+    org = django_filters.CharFilter(field_name="organization__slug")
+    object_type = django_filters.CharFilter()
+    action = django_filters.CharFilter()
+
+    class Meta:
+        model = AuditEvent
+        fields = ["org", "object_type", "action"]

@@ -1,0 +1,52 @@
+"""Forms of the tenancy pages."""
+
+from django import forms
+from django.core.validators import validate_slug
+
+from apps.clusters.models import Cluster
+from apps.projects.choices import Role
+
+
+class SlugForm(forms.Form):
+    slug = forms.CharField(max_length=63, validators=[validate_slug], help_text="Lowercase letters, digits, -")
+    name = forms.CharField(max_length=100, required=False)
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), required=False)
+
+    def __init__(self, *args, editing: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if editing:
+            del self.fields["slug"]
+
+    def clean_slug(self):
+        return self.cleaned_data["slug"].lower()
+
+
+class OrganizationForm(SlugForm):
+    pass
+
+
+class ProjectForm(SlugForm):
+    pass
+
+
+class ApplicationForm(SlugForm):
+    repo_url = forms.CharField(max_length=500, required=False, label="Repository URL")
+
+
+class MemberForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class WorkspaceForm(forms.Form):
+    cluster = forms.ModelChoiceField(queryset=Cluster.objects.all(), to_field_name="name")
+    cpu_quota = forms.DecimalField(min_value=0, max_digits=8, decimal_places=2, label="CPU quota (cores)")
+    mem_quota = forms.IntegerField(min_value=0, label="Memory quota (MiB)")
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100)

@@ -1,0 +1,197 @@
+"""Tenancy models: who owns what, who may do what, and what happened."""
+
+import hashlib
+
+from django.conf import settings
+from django.core.validators import MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+
+from apps.projects.choices import Role, ScopeLevel, WorkspaceKind
+
+
+class Organization(models.Model):
+    """A company or a department: the outermost tenant boundary. Nothing crosses it."""
+
+    slug = models.SlugField(max_length=63, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["slug"]
+
+    def __str__(self):
+        return self.slug
+
+    def get_absolute_url(self):
+        return reverse("projects:organization", args=[self.slug])
+
+    @property
+    def organization(self):
+        return self
+
+
+class Project(models.Model):
+    """A team's unit of work inside an organization: its applications share workspaces and quotas."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="projects")
+    slug = models.SlugField(max_length=63)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization__slug", "slug"]
+        constraints = [models.UniqueConstraint(fields=["organization", "slug"], name="project_slug_per_org")]
+
+    def __str__(self):
+        return f"{self.organization.slug}/{self.slug}"
+
+    def get_absolute_url(self):
+        return reverse("projects:project", args=[self.organization.slug, self.slug])
+
+
+class Application(models.Model):
+    """A deployable thing described by one dice.yml (usually one repository)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="applications")
+    slug = models.SlugField(max_length=63)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    repo_url = models.CharField(max_length=500, blank=True, help_text="Git repository URL")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project__organization__slug", "project__slug", "slug"]
+        constraints = [models.UniqueConstraint(fields=["project", "slug"], name="application_slug_per_project")]
+
+    def __str__(self):
+        return f"{self.project}/{self.slug}"
+
+    def get_absolute_url(self):
+        p = self.project
+        return reverse("projects:application", args=[p.organization.slug, p.slug, self.slug])
+
+    @property
+    def organization(self):
+        return self.project.organization
+
+
+class Workspace(models.Model):
+    """One of a project's four environments (DEV, TEST, STAGING, PROD), bound to a cluster with quotas."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="workspaces")
+    kind = models.CharField(max_length=10, choices=WorkspaceKind.choices)
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.PROTECT, related_name="workspaces")
+    cpu_quota = models.DecimalField(
+        max_digits=8, decimal_places=2, default=8, validators=[MinValueValidator(0)], help_text="CPU cores"
+    )
+    mem_quota = models.PositiveIntegerField(default=16384, help_text="Memory in MiB")
+
+    class Meta:
+        ordering = ["project", "kind"]
+        constraints = [models.UniqueConstraint(fields=["project", "kind"], name="one_workspace_per_kind")]
+
+    def __str__(self):
+        return f"{self.project}:{self.kind}"
+
+    @property
+    def organization(self):
+        return self.project.organization
+
+
+class Member(models.Model):
+    """A user's role in an organization, or in one project or application of it."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="members")
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="members")
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.CASCADE, related_name="members"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organization", "user__username"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organization"],
+                condition=Q(project__isnull=True, application__isnull=True),
+                name="one_org_role_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "project"],
+                condition=Q(project__isnull=False, application__isnull=True),
+                name="one_project_role_per_user",
+            ),
+            models.UniqueConstraint(
+                fields=["user", "application"],
+                condition=Q(application__isnull=False),
+                name="one_application_role_per_user",
+            ),
+        ]
+
+    def __str__(self):
+        return f"{self.user} {self.role} of {self.target}"
+
+    @property
+    def level(self) -> str:
+        if self.application_id:
+            return ScopeLevel.APPLICATION
+        if self.project_id:
+            return ScopeLevel.PROJECT
+        return ScopeLevel.ORGANIZATION
+
+    @property
+    def target(self):
+        return self.application or self.project or self.organization
+
+
+class ApiToken(models.Model):
+    """A credential for the API and the CLI; only a hash is stored, the key is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, help_text="First characters, to recognise a token")
+    digest = models.CharField(max_length=64, unique=True)
+    created = models.DateTimeField(auto_now_add=True)
+    last_used = models.DateTimeField(null=True, blank=True)
+    expires = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created"]
+
+    def __str__(self):
+        return f"{self.name} ({self.prefix}…)"
+
+    @staticmethod
+    def hash_key(key: str) -> str:
+        return hashlib.sha256(key.encode()).hexdigest()
+
+
+class AuditEvent(models.Model):
+    """One state change: who did what to which object, when, with the values before and after."""
+
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, blank=True)
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    action = models.CharField(max_length=40)
+    object_type = models.CharField(max_length=60)
+    object_id = models.CharField(max_length=64, blank=True)
+    object_repr = models.CharField(max_length=200, blank=True)
+    before = models.JSONField(null=True, blank=True)
+    after = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"{self.created:%Y-%m-%d %H:%M:%S} {self.actor_name} {self.action} {self.object_type} {self.object_repr}"

@@ -1,0 +1,1 @@
+"""The `dice` command: offline spec tools and a client of the console's REST API."""

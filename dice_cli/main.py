@@ -1,0 +1,37 @@
+"""Entry point of the `dice` command: builds the argument parser from the command modules."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from dice_cli import api_commands, pipeline_commands, spec_commands
+from dice_cli.errors import CliError
+
+# Each module contributes its sub-commands through register(subparsers).
+COMMAND_MODULES = (spec_commands, pipeline_commands, api_commands)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="dice", description="Dice Console command line")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CliError as exc:
+        print(f"dice: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+"""The REST API root: every app's viewsets on one router under /api/."""
+
+from django.urls import include, path
+from rest_framework.routers import DefaultRouter
+
+from apps.projects.api import views as projects_api
+
+router = DefaultRouter()
+router.register("orgs", projects_api.OrganizationViewSet, basename="organization")
+router.register("projects", projects_api.ProjectViewSet, basename="project")
+router.register("applications", projects_api.ApplicationViewSet, basename="application")
+router.register("workspaces", projects_api.WorkspaceViewSet, basename="workspace")
+router.register("members", projects_api.MemberViewSet, basename="member")
+router.register("tokens", projects_api.ApiTokenViewSet, basename="token")
+router.register("audit-events", projects_api.AuditEventViewSet, basename="auditevent")
+
+app_name = "api"
+
+urlpatterns = [
+    path("me/", projects_api.me, name="me"),
+    path("permissions/", projects_api.permission_table, name="permissions"),
+    path("", include(router.urls)),
+]

@@ -1,0 +1,43 @@
+"""Push messages to Channels groups from any thread, including the embedded worker's."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+log = logging.getLogger(__name__)
+
+# In standalone mode the ASGI server registers its loop here. InMemoryChannelLayer only
+# delivers group_send made on the server's own loop, so sends from worker threads are
+# scheduled onto it instead of running on a private loop.
+_server_loop: asyncio.AbstractEventLoop | None = None
+
+
+def register_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
+    global _server_loop
+    _server_loop = loop
+
+
+def group_send(group: str, message: dict) -> None:
+    """Send to a group; never raises, a lost push must not fail the work that caused it."""
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        loop = _server_loop
+        if loop is not None and loop.is_running():
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                loop.create_task(layer.group_send(group, message))
+            else:
+                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
+        else:
+            async_to_sync(layer.group_send)(group, message)
+    except Exception:  # pragma: no cover - logged, not raised
+        log.exception("group_send to %s failed", group)

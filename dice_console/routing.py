@@ -1,0 +1,9 @@
+"""WebSocket routes of every app, in one list for the ASGI router."""
+
+from django.urls import path
+
+from dice_console.consumers import EventsConsumer
+
+websocket_urlpatterns = [
+    path("ws/events/", EventsConsumer.as_asgi()),
+]

@@ -1,0 +1,155 @@
+"""Generic page views: an app's view declares its model, table, filterset and form; these do the rest."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.views import View
+from django_tables2 import RequestConfig
+
+from apps.projects import scope
+
+
+class ScopedMixin(LoginRequiredMixin):
+    """Every page reads through the requesting user's organization scope."""
+
+    model = None
+
+    def scoped_queryset(self):
+        return scope.scoped(self.request.user, self.model)
+
+
+class ObjectListView(ScopedMixin, View):
+    """A filtered, sorted, paged table; an htmx request gets only the table partial."""
+
+    table_class = None
+    filterset_class = None
+    template_name = "dice/object_list.html"
+    title = ""
+    add_url_name: str | None = None
+    per_page = 25
+
+    def get_queryset(self):
+        return self.scoped_queryset()
+
+    def extra_context(self):
+        return {}
+
+    def get(self, request, *args, **kwargs):
+        queryset = self.get_queryset()
+        filterset = None
+        if self.filterset_class is not None:
+            filterset = self.filterset_class(request.GET, queryset=queryset, request=request)
+            queryset = filterset.qs
+        table = self.table_class(queryset)
+        RequestConfig(request, paginate={"per_page": self.per_page}).configure(table)
+        context = {
+            "table": table,
+            "filterset": filterset,
+            "title": self.title or self.model._meta.verbose_name_plural.capitalize(),
+            "add_url_name": self.add_url_name,
+            **self.extra_context(),
+        }
+        if request.htmx and request.htmx.target == "object-table":
+            return render(request, "dice/table_partial.html", context)
+        return render(request, self.template_name, context)
+
+
+class ServiceFormView(ScopedMixin, View):
+    """A form whose valid data goes to a services.py function; its errors show next to the fields."""
+
+    form_class = None
+    template_name = "dice/object_form.html"
+    title = ""
+
+    def get_target(self):
+        """The object the form acts on or inside (already scoped); None for top-level creation."""
+        return None
+
+    def get_initial(self, target):
+        return {}
+
+    def form_kwargs(self, target):
+        return {}
+
+    def perform(self, form, target):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def check(self, target):
+        """Refuse early (403) when the user may not do this."""
+
+    def get(self, request, *args, **kwargs):
+        target = self.get_target()
+        self.check(target)
+        form = self.form_class(initial=self.get_initial(target), **self.form_kwargs(target))
+        return render(request, self.template_name, {"form": form, "title": self.title, "target": target})
+
+    def post(self, request, *args, **kwargs):
+        target = self.get_target()
+        self.check(target)
+        form = self.form_class(request.POST, **self.form_kwargs(target))
+        if form.is_valid():
+            try:
+                obj = self.perform(form, target)
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, f"{self.title}: done.")
+                return redirect(self.success_url(obj, target))
+        status = 422 if request.htmx else 200
+        return render(
+            request, self.template_name, {"form": form, "title": self.title, "target": target}, status=status
+        )
+
+    def success_url(self, obj, target):
+        return obj.get_absolute_url()
+
+
+class ServiceDeleteView(ScopedMixin, View):
+    """A confirmation page, then the services.py delete function."""
+
+    template_name = "dice/confirm_delete.html"
+
+    def get_target(self):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def perform(self, target):  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def success_url(self, target):
+        return "/"
+
+    def get(self, request, *args, **kwargs):
+        target = self.get_target()
+        return render(request, self.template_name, {"object": target})
+
+    def post(self, request, *args, **kwargs):
+        target = self.get_target()
+        url = self.success_url(target)
+        label = str(target)
+        self.perform(target)
+        messages.success(request, f"Deleted {label}.")
+        return redirect(url)
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def get_scoped_or_404(queryset, **lookup):
+    try:
+        return queryset.get(**lookup)
+    except queryset.model.DoesNotExist:
+        raise Http404(f"no {queryset.model._meta.verbose_name} matches") from None
+
+
+def require(user, perm: str, obj) -> None:
+    if not scope.has_perm(user, perm, obj):
+        raise PermissionDenied(f"you may not {perm.replace('_', ' ')} {obj}")
