@@ -1,0 +1,483 @@
+"""Typed models of a dice.yml (pydantic v2): every short form normalised, every default explicit."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    computed_field,
+    field_validator,
+    model_validator,
+)
+
+from apps.deploy.spec import normalize as nz
+
+DEFAULT_CPU = 0.1  # cores, when a service gives none
+DEFAULT_MEM = 128  # MiB, when a service gives none
+DEFAULT_HEALTH_DURATION = 120  # seconds a service may take to become healthy
+PROTOCOLS = ("TCP", "UDP", "SCTP", "HTTP", "HTTPS", "HTTP2", "GRPC")
+L4_PROTOCOLS = ("TCP", "UDP", "SCTP")
+# Container fields a service may merge through k8s_snippet.container; the rest we own.
+K8S_CONTAINER_FIELDS = (
+    "args",
+    "command",
+    "env",
+    "envFrom",
+    "imagePullPolicy",
+    "lifecycle",
+    "livenessProbe",
+    "readinessProbe",
+    "startupProbe",
+    "securityContext",
+    "stdin",
+    "stdinOnce",
+    "terminationMessagePath",
+    "terminationMessagePolicy",
+    "tty",
+    "volumeDevices",
+    "volumeMounts",
+    "workingDir",
+)
+
+_Scalar = str | int | float | bool | None
+_Text = Annotated[str, BeforeValidator(nz.string_value, json_schema_input_type=_Scalar)]
+StrMap = Annotated[dict[str, _Text], BeforeValidator(nz.string_map)]
+Command = Annotated[str, BeforeValidator(nz.command_text, json_schema_input_type=str | list[str])]
+PortNumber = Annotated[int, Field(ge=1, le=65535)]
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_DOMAIN = re.compile(
+    r"(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?|\*)"
+)
+_ALIAS = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+class SpecModel(BaseModel):
+    """Base of the dice.yml models: unknown keys are errors, fields keep their YAML names."""
+
+    model_config = ConfigDict(extra="forbid", validate_default=False)
+
+
+def _env_names(value: dict[str, str]) -> dict[str, str]:
+    for name in value:
+        if not _ENV_NAME.fullmatch(name):
+            raise nz.fail("env_name", f"'{name}' is not a valid environment variable name")
+    return value
+
+
+class Port(SpecModel):
+    """A port the service listens on; `protocol` is what it speaks, `l4_protocol` the transport."""
+
+    port: PortNumber
+    protocol: Literal[PROTOCOLS] = "TCP"  # type: ignore[valid-type]
+    l4_protocol: Literal[L4_PROTOCOLS] = "TCP"  # type: ignore[valid-type]
+    expose: bool = False
+    default: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            value = dict(value)
+            for key in ("protocol", "l4_protocol"):
+                if isinstance(value.get(key), str):
+                    value[key] = value[key].strip().upper()
+            if "l4_protocol" not in value:
+                value["l4_protocol"] = (
+                    value.get("protocol") if value.get("protocol") in L4_PROTOCOLS else "TCP"
+                )
+        return value
+
+
+PortItem = Annotated[Port, BeforeValidator(nz.port, json_schema_input_type=int | str | Port)]
+
+
+class Network(SpecModel):
+    """Network settings of a service's containers."""
+
+    mode: Literal["container", "host", "bridge"] = "container"
+
+
+class Resources(SpecModel):
+    """Compute asked for: cpu in cores, memory and disk in MiB; max_* are the limits when given."""
+
+    cpu: float = Field(DEFAULT_CPU, gt=0)
+    mem: int = Field(DEFAULT_MEM, gt=0)
+    max_cpu: float | None = Field(None, gt=0)
+    max_mem: int | None = Field(None, gt=0)
+    disk: int = Field(0, ge=0)
+    network: Network = Field(default_factory=Network)
+    emptydir_size: int | None = Field(None, ge=0)
+    ephemeral_storage_size: int | None = Field(None, ge=0)
+
+
+class Deployments(SpecModel):
+    """How many instances run and where."""
+
+    replicas: int = Field(1, ge=0)
+    policies: Literal["shuffle", "affinity", "unique"] = "shuffle"
+    labels: StrMap = Field(default_factory=dict)
+    workload: Literal["default", "per_node"] = "default"
+    selectors: Annotated[
+        dict[str, list[str]], BeforeValidator(nz.selectors, json_schema_input_type=dict[str, Any])
+    ] = Field(default_factory=dict)
+
+    @field_validator("policies", "workload", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = value.strip().lower()
+            return value or None
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_nulls(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: v for k, v in value.items() if not (k in ("policies", "workload") and not v)}
+        return value
+
+
+class Bind(SpecModel):
+    """A host path mounted into the container."""
+
+    host: str = Field(min_length=1)
+    container: str = Field(min_length=1)
+    type: Literal["rw", "ro"] = "rw"
+
+    @field_validator("container")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise nz.fail("bind", f"the container path must be absolute, got '{value}'")
+        return value
+
+
+BindItem = Annotated[Bind, BeforeValidator(nz.bind, json_schema_input_type=str | Bind)]
+
+
+class Volume(SpecModel):
+    """A persistent volume mounted at `targetPath`; `size` in GiB, `type` the storage kind."""
+
+    name: str = ""
+    type: str = Field("local", min_length=1)
+    size: int | None = Field(None, ge=1)
+    target_path: str = Field(alias="targetPath", min_length=1)
+    read_only: bool = Field(False, alias="readOnly")
+
+    @field_validator("target_path")
+    @classmethod
+    def _absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise nz.fail("volume", f"targetPath must be absolute, got '{value}'")
+        return value
+
+    @model_validator(mode="after")
+    def _named(self) -> Volume:
+        if not self.name:
+            self.name = nz.volume_name(self.target_path)
+        return self
+
+
+VolumeItem = Annotated[Volume, BeforeValidator(nz.volume, json_schema_input_type=str | Volume)]
+
+
+class HttpCheck(SpecModel):
+    """Healthy when GET http://<pod>:port/path answers 2xx/3xx."""
+
+    port: PortNumber
+    path: str = "/"
+    duration: int = Field(DEFAULT_HEALTH_DURATION, ge=0)
+
+    @field_validator("path")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise nz.fail("path", f"the path must start with '/', got '{value}'")
+        return value
+
+
+class ExecCheck(SpecModel):
+    """Healthy when the command exits 0."""
+
+    cmd: Command = Field(min_length=1)
+    duration: int = Field(DEFAULT_HEALTH_DURATION, ge=0)
+
+
+class HealthCheck(SpecModel):
+    """Exactly one of `http` or `exec` (empty blocks are dropped before this point)."""
+
+    http: HttpCheck | None = None
+    exec: ExecCheck | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> HealthCheck:
+        if self.http is not None and self.exec is not None:
+            raise nz.fail("health_check", "give either http or exec, not both")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "http" if self.http is not None else "exec"
+
+    @property
+    def duration(self) -> int:
+        check = self.http if self.http is not None else self.exec
+        return check.duration if check is not None else DEFAULT_HEALTH_DURATION
+
+
+HealthCheckField = Annotated[
+    HealthCheck | None, BeforeValidator(nz.health_check, json_schema_input_type=HealthCheck | None)
+]
+
+
+class Endpoint(SpecModel):
+    """An HTTP route to the service; a domain ending in `.*` takes the cluster's wildcard domain."""
+
+    domain: str
+    path: str = "/"
+    backend_path: str = ""
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, value: str) -> str:
+        value = value.strip().lower()
+        if not _DOMAIN.fullmatch(value):
+            raise nz.fail("domain", f"'{value}' is not a valid domain (or 'name.*' for the cluster's domain)")
+        return value
+
+    @field_validator("path", "backend_path")
+    @classmethod
+    def _slash(cls, value: str) -> str:
+        if value and not value.startswith("/"):
+            raise nz.fail("path", f"the path must start with '/', got '{value}'")
+        return value
+
+    @model_validator(mode="after")
+    def _backend(self) -> Endpoint:
+        if not self.backend_path:
+            self.backend_path = self.path
+        return self
+
+    @property
+    def wildcard(self) -> bool:
+        return self.domain.endswith(".*")
+
+
+class K8sSnippet(SpecModel):
+    """Kubernetes fields merged into the generated objects (today only the container)."""
+
+    container: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("container")
+    @classmethod
+    def _known(cls, value: dict[str, Any]) -> dict[str, Any]:
+        for key in value:
+            if key not in K8S_CONTAINER_FIELDS:
+                hint = nz.did_you_mean_hint(key, K8S_CONTAINER_FIELDS)
+                raise nz.fail("k8s_snippet", f"'{key}' cannot be set through k8s_snippet.container{hint}")
+        return value
+
+
+class SharedDir(SpecModel):
+    """A directory shared between the main container and an init or sidecar container."""
+
+    main: str
+    sidecar: str
+
+
+class InitContainer(SpecModel):
+    """A container that runs to completion before the main one starts."""
+
+    image: str = Field(min_length=1)
+    cmd: Command = ""
+    envs: StrMap = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    shared_dirs: Annotated[list[SharedDir], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+
+
+class Sidecar(InitContainer):
+    """A container that runs beside the main one for the service's whole life."""
+
+
+class _Workload(SpecModel):
+    """Fields services and jobs share."""
+
+    image: str = ""
+    cmd: Command = ""
+    envs: StrMap = Field(default_factory=dict)
+    resources: Resources = Field(default_factory=Resources)
+    labels: StrMap = Field(default_factory=dict)
+    binds: Annotated[list[BindItem], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+    volumes: Annotated[list[VolumeItem], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+    init: dict[str, InitContainer] = Field(default_factory=dict)
+
+    @field_validator("envs")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return _env_names(value)
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _image(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+
+def _host_entry(entry: str) -> str:
+    parts = entry.split()
+    try:
+        ipaddress.ip_address(parts[0] if parts else "")
+    except ValueError:
+        raise nz.fail("hosts", f"a hosts entry must be 'ip name...', got '{entry}'")
+    if len(parts) < 2:
+        raise nz.fail("hosts", f"a hosts entry must name a host after the ip, got '{entry}'")
+    return entry
+
+
+HostEntry = Annotated[str, AfterValidator(_host_entry)]
+
+
+class Service(_Workload):
+    """A long-running service: a Deployment (or one pod per node) behind a cluster Service."""
+
+    image_username: str | None = None
+    image_password: str | None = None
+    ports: Annotated[list[PortItem], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+    hosts: Annotated[list[HostEntry], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+    deployments: Deployments = Field(default_factory=Deployments)
+    depends_on: Annotated[list[str], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+    expose: Annotated[list[PortNumber], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+    health_check: HealthCheckField = None
+    sidecars: dict[str, Sidecar] = Field(default_factory=dict)
+    annotations: StrMap = Field(default_factory=dict)
+    endpoints: Annotated[list[Endpoint], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+    k8s_snippet: K8sSnippet | None = None
+
+    @model_validator(mode="after")
+    def _legacy_expose(self) -> Service:
+        exposed = set(self.expose)
+        for item in self.ports:
+            if item.port in exposed:
+                item.expose = True
+        return self
+
+    @property
+    def default_port(self) -> Port | None:
+        """The port other services reach first (`<NAME>_PORT`): the one marked default, else the first."""
+        for item in self.ports:
+            if item.default:
+                return item
+        return self.ports[0] if self.ports else None
+
+
+class Job(_Workload):
+    """A run-to-completion job; with `schedule` a CronJob, with `broadcast` one run per node."""
+
+    schedule: str | None = None
+    broadcast: bool = False
+    backoff_limit: int = Field(0, ge=0)
+    active_deadline: int | None = Field(None, gt=0)
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(value.split())
+        if re.fullmatch(r"@(yearly|annually|monthly|weekly|daily|midnight|hourly)", value):
+            return value
+        fields = value.split(" ")
+        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-?]+", f) for f in fields):
+            raise nz.fail("schedule", f"schedule must be a 5-field cron expression, got '{value}'")
+        return value
+
+
+class Addon(SpecModel):
+    """A managed middleware instance; `plan` is canonical `<type>:<size>` (legacy sizes mapped)."""
+
+    plan: str
+    as_: str | None = Field(None, alias="as")
+    options: StrMap = Field(default_factory=dict)
+    image: str | None = None
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _plan(cls, value: Any) -> Any:
+        return nz.canonical_plan(value)
+
+    @field_validator("as_")
+    @classmethod
+    def _alias(cls, value: str | None) -> str | None:
+        if value is not None and not _ALIAS.fullmatch(value):
+            raise nz.fail("as", f"'as' must be a variable-name prefix like MYSQL or ORDER_DB, got '{value}'")
+        return value
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def type(self) -> str:
+        return self.plan.partition(":")[0]
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def size(self) -> str:
+        return self.plan.partition(":")[2]
+
+    @property
+    def env_prefix(self) -> str:
+        """Prefix of the variables a service sees (MYSQL_, REDIS_ ... or `as`)."""
+        if self.as_:
+            return self.as_.upper()
+        return nz.ADDON_ENV_PREFIX.get(self.type, self.type.upper().replace("-", "_"))
+
+
+class DiceYml(SpecModel):
+    """A whole dice.yml after environment merging and value filling for one workspace (or none)."""
+
+    version: Literal["2.0"] | None = None
+    meta: StrMap = Field(default_factory=dict)
+    envs: StrMap = Field(default_factory=dict)
+    services: dict[str, Service] = Field(default_factory=dict)
+    jobs: dict[str, Job] = Field(default_factory=dict)
+    addons: dict[str, Addon] = Field(default_factory=dict)
+    environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    values: dict[str, dict[str, _Scalar]] = Field(default_factory=dict)
+    _environment: str | None = PrivateAttr(None)
+
+    @property
+    def environment(self) -> str | None:
+        """The environment merged in (development, test, staging, production), or None for the base."""
+        return self._environment
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, value: Any) -> Any:
+        if isinstance(value, float) and value == 2.0:
+            return "2.0"
+        if value is not None and value != "2.0":
+            raise nz.fail("version", f'unsupported version {value!r}: a dice.yml must have version "2.0"')
+        return value
+
+    def service_envs(self, name: str) -> dict[str, str]:
+        """Envs a service or job gets from the file: the top-level envs, then its own on top."""
+        workload = self.services.get(name) or self.jobs.get(name)
+        own = workload.envs if workload is not None else {}
+        return {**self.envs, **own}
+
+    def effective(self) -> dict:
+        """Plain data of the spec as it deploys (no environments or values left): for release diffs."""
+        return self.model_dump(mode="json", by_alias=True, exclude={"environments", "values"})
+
+
+class EnvironmentOverlay(SpecModel):
+    """What `environments.<name>` may hold; merged over the base (schema only: merged before use)."""
+
+    envs: StrMap = Field(default_factory=dict)
+    services: dict[str, Service] = Field(default_factory=dict)
+    addons: dict[str, Addon] = Field(default_factory=dict)
