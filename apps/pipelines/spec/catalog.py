@@ -1,0 +1,64 @@
+"""Catalog of the built-in action types: the params and outputs each one declares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ActionTypeSpec:
+    """A built-in action type. `params`/`outputs` of None mean free-form (not checked)."""
+
+    name: str
+    description: str
+    params: frozenset[str] | None = None
+    outputs: frozenset[str] | None = None
+    # Params whose values must be integers >= 0 (checked only when not a ${{ }} reference).
+    int_params: frozenset[str] = frozenset()
+
+
+def _spec(
+    name: str,
+    description: str,
+    *,
+    params: tuple[str, ...] | None = None,
+    outputs: tuple[str, ...] | None = None,
+    int_params: tuple[str, ...] = (),
+) -> ActionTypeSpec:
+    return ActionTypeSpec(
+        name=name,
+        description=description,
+        params=frozenset(params) if params is not None else None,
+        outputs=frozenset(outputs) if outputs is not None else None,
+        int_params=frozenset(int_params),
+    )
+
+
+BUILTIN_ACTIONS: dict[str, ActionTypeSpec] = {
+    spec.name: spec
+    for spec in (
+        _spec(
+            "git-checkout",
+            "clone a git repository into the action's directory",
+            # `uri` is the name real Erda files use; `url` is accepted as its synonym.
+            params=("url", "uri", "branch", "commit", "depth", "username", "password"),
+            outputs=("commit", "branch", "author", "message"),
+            int_params=("depth",),
+        ),
+        # Scripts write free-form outputs (`key=value` in $METAFILE), so any output key is allowed.
+        _spec("custom-script", "run the action's commands in its image", params=None, outputs=None),
+        # release and dice take many params in real files (image maps, dice_yml ...): not checked.
+        _spec("release", "build a release from dice.yml and an image map", outputs=("release_id",)),
+        _spec("dice", "deploy a release onto a runtime", outputs=("runtime_id",)),
+        _spec("manual-review", "wait for a person to approve", outputs=()),
+        _spec(
+            "wait", "sleep for a while", params=("wait_time_sec",), outputs=(), int_params=("wait_time_sec",)
+        ),
+        _spec("echo", "print a message", params=("msg",), outputs=()),
+    )
+}
+
+
+def lookup(action_type: str) -> ActionTypeSpec | None:
+    """The built-in spec of `action_type`, or None for types outside the catalog (not checked)."""
+    return BUILTIN_ACTIONS.get(action_type)
