@@ -4,6 +4,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.projects import scope
+from apps.projects.audit import ALL_EVENTS_GROUP
 
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
@@ -14,11 +15,15 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         if user is None or not user.is_authenticated:
             await self.close(code=4401)
             return
-        self.groups_joined = [f"org-events-{pk}" for pk in await self._org_ids(user)]
+        if user.is_superuser:
+            # Superusers see every organization, including ones created after they connected.
+            self.groups_joined = [ALL_EVENTS_GROUP]
+        else:
+            self.groups_joined = [f"org-events-{pk}" for pk in await self._org_ids(user)]
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
-        await self.send_json({"type": "hello", "organizations": len(self.groups_joined)})
+        await self.send_json({"type": "hello", "all": user.is_superuser, "organizations": len(self.groups_joined)})
 
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):

@@ -7,6 +7,7 @@ import threading
 
 from celery.beat import EmbeddedService
 from celery.contrib.testing.worker import TestWorkController, setup_app_for_worker
+from celery.result import _set_task_join_will_block
 from celery.utils.nodenames import anon_nodename
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class EmbeddedWorker:
         self.thread.start()
         if not self.worker._on_started.wait(timeout):
             raise RuntimeError("the embedded Celery worker did not start")
+        # The worker marks the whole process as "inside a task"; the web side may still wait on results.
+        _set_task_join_will_block(False)
         if self.with_beat:
             self.beat = EmbeddedService(self.app, thread=True, scheduler_cls=self.beat_scheduler)
             self.beat.start()

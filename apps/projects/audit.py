@@ -10,6 +10,9 @@ from django.forms.models import model_to_dict
 
 from apps.projects.models import AuditEvent, Organization
 
+# Superusers' consoles listen here for the events of every organization.
+ALL_EVENTS_GROUP = "org-events-all"
+
 # Fields never copied into an audit record.
 _SECRET_FIELDS = {"digest", "password"}
 
@@ -61,6 +64,7 @@ def record(actor, action: str, obj, *, before: dict | None = None, after: dict |
             from dice_console.realtime import group_send
 
             group_send(group, {"type": "audit.event", "event": payload})
+            group_send(ALL_EVENTS_GROUP, {"type": "audit.event", "event": payload})
 
         transaction.on_commit(push)
     return event

@@ -15,6 +15,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
         fields = ["id", "url", "slug", "name", "description", "created"]
         read_only_fields = ["id", "created"]
         extra_kwargs = {"name": {"required": False}}
+        validators = []  # uniqueness is checked by the services, with a message that names the object
 
     def get_fields(self):
         fields = super().get_fields()
@@ -43,6 +44,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         fields = ["id", "organization", "slug", "full_name", "name", "description", "workspaces", "created"]
         read_only_fields = ["id", "created"]
         extra_kwargs = {"name": {"required": False}}
+        validators = []  # uniqueness is checked by the services, with a message that names the object
 
     def get_fields(self):
         fields = super().get_fields()
@@ -66,6 +68,7 @@ class ApplicationSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "created"]
         extra_kwargs = {"name": {"required": False}}
+        validators = []  # uniqueness is checked by the services, with a message that names the object
 
     def get_fields(self):
         from apps.projects import scope
@@ -93,6 +96,7 @@ class MemberSerializer(serializers.ModelSerializer):
         model = Member
         fields = ["id", "username", "organization", "project", "application", "level", "role", "created"]
         read_only_fields = ["id", "created", "level"]
+        validators = []
 
     def get_fields(self):
         from apps.projects import scope

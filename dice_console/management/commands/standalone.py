@@ -42,21 +42,32 @@ class Command(BaseCommand):
         )
         server = uvicorn.Server(config)
 
+        shown_host = f"[{host}]" if ":" in host else host
+        mode = "PostgreSQL" if settings.DATABASE_URL else "SQLite (WAL)"
+        broker = "Redis" if settings.REDIS_URL else "in-process"
+
+        def banner():
+            self.stdout.write(f"Dice Console is running at http://{shown_host}:{port}/")
+            if password:
+                self.stdout.write(f"Admin user: admin  password: {password}  (shown only on first start)")
+            self.stdout.write(f"Database: {mode}; broker and channel layer: {broker}. Ctrl-C stops.")
+            sys.stdout.flush()
+
+        async def announce_when_listening():
+            while not server.started and not server.should_exit:
+                await asyncio.sleep(0.02)
+            if server.started:
+                banner()
+
         async def serve():
             realtime.register_server_loop(asyncio.get_running_loop())
+            announcer = asyncio.create_task(announce_when_listening())
             try:
                 await server.serve()
             finally:
+                announcer.cancel()
                 realtime.register_server_loop(None)
 
-        shown_host = f"[{host}]" if ":" in host else host
-        self.stdout.write(f"Dice Console is running at http://{shown_host}:{port}/")
-        if password:
-            self.stdout.write(f"Admin user: admin  password: {password}  (shown only on first start)")
-        mode = "PostgreSQL" if settings.DATABASE_URL else "SQLite (WAL)"
-        broker = "Redis" if settings.REDIS_URL else "in-process"
-        self.stdout.write(f"Database: {mode}; broker and channel layer: {broker}. Ctrl-C stops.")
-        sys.stdout.flush()
         try:
             asyncio.run(serve())
         except KeyboardInterrupt:
