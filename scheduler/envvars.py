@@ -1,0 +1,96 @@
+"""The variables a service sees at run time, the same names on every cluster kind (SPEC.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from scheduler.base import RuntimeRef
+from scheduler.resources import Allocation
+
+
+def env_name(name: str) -> str:
+    """`my-svc` -> `MY_SVC`."""
+    return name.upper().replace("-", "_").replace(".", "_")
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where one service (or addon) of the runtime can be reached."""
+
+    host: str
+    ports: tuple[int, ...]
+
+
+def discovery_envs(endpoints: Mapping[str, Endpoint]) -> dict[str, str]:
+    """<NAME>_HOST, <NAME>_PORT (first port) and <NAME>_PORT0..n for every reachable service."""
+    out: dict[str, str] = {}
+    for name, ep in sorted(endpoints.items()):
+        prefix = env_name(name)
+        out[f"{prefix}_HOST"] = ep.host
+        if ep.ports:
+            out[f"{prefix}_PORT"] = str(ep.ports[0])
+        for i, port in enumerate(ep.ports):
+            out[f"{prefix}_PORT{i}"] = str(port)
+    return out
+
+
+def self_envs(
+    runtime: RuntimeRef, service: str, host: str, port: int | None, cluster: str, allocation: Allocation
+) -> dict[str, str]:
+    out = {
+        "SELF_HOST": host,
+        "DICE_WORKSPACE": runtime.workspace.upper(),
+        "DICE_RUNTIME_NAME": runtime.name,
+        "DICE_PROJECT_NAME": runtime.project,
+        "DICE_APPLICATION_NAME": runtime.app,
+        "DICE_ORG_NAME": runtime.org,
+        "DICE_SERVICE_NAME": service,
+        "DICE_CLUSTER_NAME": cluster,
+        **allocation.envs(),
+    }
+    if port is not None:
+        out["SELF_PORT"] = str(port)
+        out["SELF_URL"] = f"http://{host}:{port}"
+    return out
+
+
+# Per addon type: the variable suffixes and which credential field feeds each.
+ADDON_VARIABLES: dict[str, dict[str, str]] = {
+    "mysql": {"HOST": "host", "PORT": "port", "USERNAME": "username", "PASSWORD": "password", "DATABASE": "database"},
+    "postgresql": {"HOST": "host", "PORT": "port", "USER": "username", "PASSWORD": "password", "DATABASE": "database"},
+    "redis": {"HOST": "host", "PORT": "port", "PASSWORD": "password"},
+    "elasticsearch": {"HOST": "host", "PORT": "port", "USERNAME": "username", "PASSWORD": "password"},
+    "kafka": {"HOST": "host", "PORT": "port", "SERVERS": "servers"},
+    "rabbitmq": {"HOST": "host", "PORT": "port", "USERNAME": "username", "PASSWORD": "password"},
+    "zookeeper": {"HOST": "host", "PORT": "port"},
+}
+
+# The default prefix of each addon type's variables (`as: X` replaces it with X).
+ADDON_PREFIX = {
+    "mysql": "MYSQL",
+    "postgresql": "POSTGRES",
+    "redis": "REDIS",
+    "elasticsearch": "ELASTICSEARCH",
+    "kafka": "KAFKA",
+    "rabbitmq": "RABBITMQ",
+    "zookeeper": "ZOOKEEPER",
+}
+
+SECRET_FIELDS = frozenset({"password"})
+
+
+def addon_envs(addon_type: str, prefix: str | None, values: Mapping[str, str]) -> dict[str, str]:
+    """Variables of one addon from its connection values (host, port, username, password, ...).
+
+    For `custom` addons every given value becomes <PREFIX>_<KEY>. Secret fields are included here;
+    drivers that can reference a secret (Kubernetes) put them in a Secret instead of inline.
+    """
+    pre = env_name(prefix or ADDON_PREFIX.get(addon_type, addon_type))
+    if addon_type not in ADDON_VARIABLES:
+        return {f"{pre}_{env_name(k)}": str(v) for k, v in values.items()}
+    return {
+        f"{pre}_{suffix}": str(values[field])
+        for suffix, field in ADDON_VARIABLES[addon_type].items()
+        if field in values
+    }
