@@ -11,15 +11,6 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
-from dice_console.asgi import application
-
-
-def _communicator(user=None):
-    from channels.auth import AuthMiddlewareStack  # noqa: F401  (the app wraps it)
-
-    comm = WebsocketCommunicator(application, "/ws/events/", headers=[(b"origin", b"http://127.0.0.1")])
-    return comm
-
 
 async def _connect_as(user):
     from channels.routing import URLRouter
