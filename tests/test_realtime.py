@@ -12,6 +12,14 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 
 
+def run_async(coroutine_fn):
+    """asyncio.run in a thread of its own: the session's Playwright keeps a loop running in this one."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine_fn()).result()
+
+
 async def _connect_as(user):
     from channels.routing import URLRouter
 
@@ -40,7 +48,7 @@ def test_events_consumer_receives_only_own_organization(tenant_a, tenant_b):
         assert await comm.receive_nothing(timeout=0.3)
         await comm.disconnect()
 
-    asyncio.run(scenario())
+    run_async(scenario)
 
 
 def test_anonymous_websocket_is_refused():
@@ -51,7 +59,7 @@ def test_anonymous_websocket_is_refused():
         assert not connected
         assert code == 4401
 
-    asyncio.run(scenario())
+    run_async(scenario)
 
 
 def test_group_send_from_a_worker_thread_reaches_the_server_loop():
@@ -74,7 +82,7 @@ def test_group_send_from_a_worker_thread_reaches_the_server_loop():
             realtime.register_server_loop(None)
         assert [m["n"] for m in got] == list(range(200))
 
-    asyncio.run(scenario())
+    run_async(scenario)
 
 
 def test_embedded_worker_consumes_from_the_configured_broker():
