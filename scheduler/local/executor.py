@@ -1,0 +1,455 @@
+"""LocalExecutor: the Executor protocol over processes on this machine (the `local` cluster kind)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from scheduler.base import (
+    Event,
+    ExecutorError,
+    ExecutorUnavailable,
+    GroupStatus,
+    JobSpec,
+    JobState,
+    JobStatus,
+    LogLine,
+    RuntimeRef,
+    ServiceGroup,
+    ServiceStatus,
+)
+from scheduler.local import addons as addon_mod
+from scheduler.local import logs as log_mod
+from scheduler.local.cron import due_minute, parse_cron
+from scheduler.local.plan import check_group, plan_group
+from scheduler.local.state import PortBook, RootLock, alive, read_json, terminate, write_json
+from scheduler.local.status import group_status
+from scheduler.local.supervisor import Supervisor, base_env, exit_text, spawn
+
+EVENTS_KEEP = 2000  # events kept per runtime (the file is trimmed past twice that)
+
+
+def _safe(name: str) -> str:
+    """A file name for a job or namespace; a hash suffix keeps distinct names distinct."""
+    clean = re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip(".-")[:100] or "x"
+    if clean != name:
+        clean += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
+    return clean
+
+
+class LocalExecutor:
+    """Runs service groups and jobs as supervised processes under one state directory.
+
+    One process supervises a root at a time (an flock); a second LocalExecutor on the same root
+    in another process can read status, logs and events but refuses changes until the first one
+    is gone, at which point it takes over and re-adopts the running processes.
+    """
+
+    kind = "local"
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        clock: Callable[[], float] = time.time,
+        search_path: list[str] | None = None,
+        addon_user: str = "nobody",
+        cluster_name: str = "local",
+        log_max_bytes: int = 10 * 1024 * 1024,
+        log_keep: int = 3,
+        supervise: bool = True,
+    ) -> None:
+        self.root = Path(root).resolve()
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.clock = clock
+        self.search_path = search_path if search_path is not None else addon_mod.default_search_path()
+        self.addon_user = addon_user
+        self.cluster_name = cluster_name
+        self.log_max_bytes, self.log_keep = log_max_bytes, log_keep
+        self.ports = PortBook(self.root / "ports.json")
+        self.sup = Supervisor(self, clock)
+        self.jobs: dict[tuple[str, str], dict] = {}
+        self._lock = RootLock(self.root)
+        self._supervise = supervise
+        self._closed = False
+        self._ensure_leader(required=False)
+
+    # ---- leadership and persistence ----------------------------------------------------------
+
+    @property
+    def leader(self) -> bool:
+        return self._lock.fd is not None
+
+    def _ensure_leader(self, required: bool = True) -> None:
+        if self._closed:
+            raise ExecutorError("this LocalExecutor is closed")
+        if self.leader:
+            return
+        if not self._lock.acquire():
+            if required:
+                raise ExecutorUnavailable(
+                    f"the local cluster at {self.root} is supervised by another process (pid "
+                    f"{self._lock.holder()}); make changes through it"
+                )
+            return
+        with self.sup.lock:
+            self._adopt()
+        if self._supervise:
+            self.sup.start()
+
+    def _adopt(self) -> None:
+        """Load every runtime and job from disk; processes still alive are kept as they are."""
+        for path in sorted((self.root / "runtimes").glob("*/state.json")):
+            rt = read_json(path)
+            if rt:
+                self.sup.runtimes[path.parent.name] = rt
+                self.event(path.parent.name, "Normal", "Adopted", f"supervision resumed by pid {os.getpid()}", "")
+        for path in sorted((self.root / "jobs").glob("*/*/job.json")):
+            job = read_json(path)
+            if job:
+                self.jobs[(job["namespace"], job["name"])] = job
+
+    def close(self) -> None:
+        """Stop supervising (threads, front proxies, the lock); processes keep running, so a new
+        LocalExecutor on the same root re-adopts them. Use destroy() to stop them."""
+        if self._closed:
+            return
+        self._closed = True
+        self.sup.close()
+        self._lock.release()
+
+    def runtime_dir(self, ns: str) -> Path:
+        return self.root / "runtimes" / _safe(ns)
+
+    def _job_dir(self, namespace: str, name: str) -> Path:
+        return self.root / "jobs" / _safe(namespace or "_") / _safe(name)
+
+    def save_runtime(self, ns: str) -> None:
+        rt = self.sup.runtimes.get(ns)
+        if rt is not None:
+            write_json(self.runtime_dir(ns) / "state.json", rt, mode=0o600)
+
+    def _runtime_state(self, ns: str) -> dict | None:
+        if self.leader:
+            return self.sup.runtimes.get(ns)
+        return read_json(self.runtime_dir(ns) / "state.json")
+
+    def event(self, ns: str, type_: str, reason: str, message: str, obj: str) -> None:
+        path = (self.runtime_dir(ns) if ns else self.root) / "events.jsonl"
+        if ns and not path.parent.exists():
+            return
+        record = {"timestamp": time.time(), "type": type_, "reason": reason, "message": message, "object": obj}
+        with open(path, "a") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if path.stat().st_size > EVENTS_KEEP * 400:
+            lines = path.read_text().splitlines()[-EVENTS_KEEP:]
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("\n".join(lines) + "\n")
+            tmp.replace(path)
+
+    def tick(self) -> None:
+        """One supervision pass now (the loop runs them every 0.2 s; tests with a fake clock call it)."""
+        self._ensure_leader()
+        self.sup.tick()
+
+    # ---- service groups ----------------------------------------------------------------------
+
+    def apply(self, group: ServiceGroup) -> None:
+        self._ensure_leader()
+        check_group(group, self.search_path)
+        ns = group.runtime.namespace
+        rdir = self.runtime_dir(ns)
+        rdir.mkdir(parents=True, exist_ok=True)
+        with self.sup.lock:
+            units, cron = plan_group(
+                group, ns=ns, runtime_dir=rdir, ports=self.ports, search_path=self.search_path,
+                addon_user=self.addon_user, cluster_name=self.cluster_name,
+            )
+            rt = self.sup.runtimes.get(ns) or {"units": {}, "cron": {}}
+            rt["runtime"] = dataclasses.asdict(group.runtime)
+            rt["release"] = group.release
+            for name, old in list(rt["units"].items()):
+                if name not in units:
+                    self._stop_unit(ns, old)
+                    del rt["units"][name]
+                    self.ports.release(f"{ns}/service/{name}/")
+                    self.ports.release(f"{ns}/addon/{name}/")
+                    self.event(ns, "Normal", "Pruned", f"{old['kind']} {name} is no longer in the spec", name)
+            for name, unit in units.items():
+                old = rt["units"].get(name)
+                if old is not None:
+                    unit["slots"] = old.get("slots", {})
+                    unit["seq"] = old.get("seq", 0)
+                    unit["token"] = old.get("token", 0)
+                rt["units"][name] = unit
+            now = self.clock()
+            rt["cron"] = {name: {**entry, "last": rt.get("cron", {}).get(name, {}).get("last", now)}
+                          for name, entry in cron.items()}
+            self.sup.runtimes[ns] = rt
+            self.save_runtime(ns)
+            self.event(ns, "Normal", "Applied", f"release {group.release or '-'}: {len(units)} units", "")
+        self.sup.wake.set()
+
+    def _stop_unit(self, ns: str, unit: dict) -> None:
+        for slot in unit.get("slots", {}).values():
+            for which in ("current", "next"):
+                self.sup.stop_async(slot.get(which), unit.get("stop_signal", signal.SIGTERM))
+        unit["slots"] = {}
+
+    def _unit(self, runtime: RuntimeRef, service: str) -> tuple[str, dict]:
+        ns = runtime.namespace
+        rt = self.sup.runtimes.get(ns)
+        if rt is None or service not in rt["units"]:
+            raise ExecutorError(f"no service {service!r} in runtime {runtime.name!r}")
+        return ns, rt["units"][service]
+
+    def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None:
+        if replicas < 0:
+            raise ExecutorError("replicas must be >= 0")
+        self._ensure_leader()
+        with self.sup.lock:
+            ns, unit = self._unit(runtime, service)
+            if unit["kind"] != "service":
+                raise ExecutorError(f"{service!r} is an addon; addons run one instance locally")
+            if unit["replicas"] != replicas:
+                self.event(ns, "Normal", "Scaled", f"{service}: {unit['replicas']} -> {replicas} replicas", service)
+            unit["replicas"] = replicas
+            self.save_runtime(ns)
+        self.sup.wake.set()
+
+    def restart(self, runtime: RuntimeRef, service: str) -> None:
+        """Rolling: each replica's successor starts and becomes ready before the old one stops."""
+        self._ensure_leader()
+        with self.sup.lock:
+            ns, unit = self._unit(runtime, service)
+            unit["token"] = unit.get("token", 0) + 1
+            self.event(ns, "Normal", "Restarting", f"rolling restart of {service}", service)
+            self.save_runtime(ns)
+        self.sup.wake.set()
+
+    def destroy(self, runtime: RuntimeRef) -> None:
+        self._ensure_leader()
+        ns = runtime.namespace
+        with self.sup.lock:
+            rt = self.sup.runtimes.pop(ns, None)
+            self.sup.close_proxies(ns)
+            procs = []
+            if rt is not None:
+                for unit in rt["units"].values():
+                    for slot in unit.get("slots", {}).values():
+                        for which in ("current", "next"):
+                            rec = slot.get(which)
+                            if rec and rec.get("pid"):
+                                procs.append((rec["pid"], rec.get("start_time"), rec.get("pidfile"),
+                                              unit.get("stop_signal", 15)))
+            for (job_ns, name), job in list(self.jobs.items()):
+                if job_ns == ns:
+                    procs.append((job.get("pid", 0), job.get("start_time"), job.get("pidfile"), signal.SIGTERM))
+                    self.jobs.pop((job_ns, name))
+        for sig in {p[3] for p in procs}:
+            terminate([(pid, st, pf) for pid, st, pf, s in procs if s == sig and pid], sig=sig)
+        with self.sup.lock:
+            self.sup.stopping = [s for s in self.sup.stopping if alive(s["pid"], s["start_time"])]
+        self.ports.release(f"{ns}/")
+        rdir = self.runtime_dir(ns)
+        for addon_dir in (rdir / "addons").glob("*"):
+            addon_mod.remove_data(addon_dir)
+        shutil.rmtree(rdir, ignore_errors=True)
+        shutil.rmtree(self.root / "jobs" / _safe(ns), ignore_errors=True)
+
+    def destroy_all(self) -> None:
+        """Destroy every runtime and stop every job under this root (tests, `dice local reset`)."""
+        self._ensure_leader()
+        for ns in list(self.sup.runtimes):
+            rt = self.sup.runtimes[ns]
+            self.destroy(RuntimeRef(**rt["runtime"]))
+        with self.sup.lock:
+            jobs = list(self.jobs.values())
+            self.jobs.clear()
+        terminate([(j["pid"], j.get("start_time"), j.get("pidfile")) for j in jobs if j.get("pid")])
+
+    def runtimes(self) -> list[RuntimeRef]:
+        with self.sup.lock:
+            return [RuntimeRef(**rt["runtime"]) for rt in self.sup.runtimes.values()]
+
+    def status(self, runtime: RuntimeRef) -> GroupStatus:
+        with self.sup.lock:
+            rt = self._runtime_state(runtime.namespace)
+            return group_status(runtime, rt)
+
+    def service_status(self, runtime: RuntimeRef, service: str) -> ServiceStatus:
+        status = self.status(runtime)
+        found = status.services.get(service) or status.addons.get(service)
+        if found is None:
+            raise ExecutorError(f"no service {service!r} in runtime {runtime.name!r}")
+        return found
+
+    def pids(self, runtime: RuntimeRef) -> dict[str, dict[str, int]]:
+        """Replica name -> {"shim": pid, "process": pid} (diagnostics, tests)."""
+        out: dict[str, dict[str, int]] = {}
+        with self.sup.lock:
+            rt = self._runtime_state(runtime.namespace) or {"units": {}}
+            for unit in rt["units"].values():
+                for key, slot in unit.get("slots", {}).items():
+                    rec = slot.get("current")
+                    if rec and alive(rec["pid"], rec.get("start_time")):
+                        child = (read_json(Path(rec["pidfile"])) or {}).get("pid", 0)
+                        out[f"{unit['name']}-{key}"] = {"shim": rec["pid"], "process": child}
+        return out
+
+    def logs(
+        self, runtime: RuntimeRef, service: str, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[LogLine]:
+        logs_dir = self.runtime_dir(runtime.namespace) / "logs"
+        pattern = re.compile(rf"{re.escape(service)}-\d+\.log")
+
+        def discover() -> dict[str, Path]:
+            return {p.name[:-4]: p for p in logs_dir.glob(f"{service}-*.log") if pattern.fullmatch(p.name)}
+
+        return log_mod.stream(discover, follow=follow, tail=tail)
+
+    def events(self, runtime: RuntimeRef, service: str | None = None) -> list[Event]:
+        path = self.runtime_dir(runtime.namespace) / "events.jsonl"
+        out = []
+        try:
+            lines = path.read_text().splitlines()
+        except OSError:
+            return []
+        for line in lines[-EVENTS_KEEP:]:
+            try:
+                data = json.loads(line)
+            except ValueError:
+                continue
+            obj = data.get("object", "")
+            if service is not None and not re.fullmatch(rf"{re.escape(service)}(-\d+)?", obj):
+                continue
+            out.append(Event(data["timestamp"], data["type"], data["reason"], data["message"], obj))
+        return out
+
+    # ---- cron --------------------------------------------------------------------------------
+
+    def fire_cron(self, ns: str, rt: dict) -> None:
+        """Called by each supervision pass: start the runs of scheduled jobs that came due."""
+        now = self.clock()
+        for name, entry in rt.get("cron", {}).items():
+            due = due_minute(parse_cron(entry["schedule"]), entry.get("last", now), now)
+            entry["last"] = now
+            if due is None:
+                continue
+            run = f"{ns}-{name}-{due:%Y%m%d%H%M}"
+            self.event(ns, "Normal", "CronFired", f"{name} due at {due:%Y-%m-%d %H:%M}: job {run}", name)
+            self._start_job(
+                JobSpec(name=run, command=entry["command"], envs=entry["envs"], workdir=entry["workdir"],
+                        mem=entry["mem"], timeout=entry["timeout"], namespace=ns, labels={"dice.io/cron": name})
+            )
+
+    def cron_runs(self, runtime: RuntimeRef, job: str) -> list[JobStatus]:
+        ns = runtime.namespace
+        with self.sup.lock:
+            names = sorted(n for (jns, n), j in self.jobs.items()
+                           if jns == ns and j.get("labels", {}).get("dice.io/cron") == job)
+        return [self.job_status(n, ns) for n in names]
+
+    # ---- jobs --------------------------------------------------------------------------------
+
+    def run_job(self, job: JobSpec) -> JobStatus:
+        self._ensure_leader()
+        return self._start_job(job)
+
+    def _start_job(self, job: JobSpec) -> JobStatus:
+        key = (job.namespace, job.name)
+        with self.sup.lock:
+            existing = self.jobs.get(key) or read_json(self._job_dir(*key) / "job.json")
+            if existing:
+                self.jobs.setdefault(key, existing)
+                return self._job_status(existing)
+            if not job.command:
+                raise ExecutorError(f"job {job.name!r} has no command: the local cluster runs commands, not images")
+            jdir = self._job_dir(*key)
+            jdir.mkdir(parents=True, exist_ok=True)
+            workdir = str(Path(job.workdir).resolve()) if job.workdir else str(jdir / "work")
+            Path(workdir).mkdir(parents=True, exist_ok=True)
+            record = {"name": job.name, "namespace": job.namespace, "labels": dict(job.labels),
+                      "image": job.image, "command": list(job.command), "workdir": workdir,
+                      "timeout": job.timeout, "state": JobState.RUNNING.value, "message": ""}
+            try:
+                rec = spawn(job.command, env={**base_env(), **job.envs}, cwd=workdir, log=jdir / "job.log",
+                            run_prefix=jdir / "run" / "job", mem_mib=job.mem,
+                            log_max_bytes=self.log_max_bytes, log_keep=self.log_keep)
+            except OSError as exc:
+                raise ExecutorError(f"job {job.name!r} could not start: {exc}")
+            record.update(rec)
+            self.jobs[key] = record
+            write_json(jdir / "job.json", record)
+        self.sup.wake.set()
+        return self._job_status(record)
+
+    def supervise_jobs(self) -> None:
+        """Called by each supervision pass (under the lock): finish, time out or reap jobs."""
+        now = time.time()
+        for key, job in list(self.jobs.items()):
+            if job["state"] != JobState.RUNNING.value:
+                continue
+            changed = False
+            if not alive(job["pid"], job.get("start_time")):
+                info = read_json(Path(job["exitfile"])) or {}
+                if job.get("stop_reason"):
+                    job["state"] = job["stop_state"]
+                    job["message"] = job["stop_reason"]
+                else:
+                    ok = info.get("code") == 0
+                    job["state"] = (JobState.SUCCEEDED if ok else JobState.FAILED).value
+                    job["message"] = "" if ok else exit_text(info) if info else "exited without a status"
+                job["exit_code"] = info.get("code")
+                job["finished"] = info.get("time") or now
+                changed = True
+            elif job.get("timeout") and now - job["started"] > job["timeout"] and not job.get("stop_reason"):
+                self._stop_job(job, JobState.FAILED, f"timed out after {job['timeout']}s")
+                changed = True
+            if changed:
+                write_json(self._job_dir(*key) / "job.json", job)
+
+    def _stop_job(self, job: dict, state: JobState, reason: str) -> None:
+        job["stop_state"], job["stop_reason"] = state.value, reason
+        self.sup.stop_async(job)
+
+    def _job_status(self, job: dict) -> JobStatus:
+        return JobStatus(
+            name=job["name"], state=JobState(job["state"]), exit_code=job.get("exit_code"),
+            started=job.get("started"), finished=job.get("finished"), message=job.get("message", ""),
+        )
+
+    def job_status(self, name: str, namespace: str = "") -> JobStatus:
+        with self.sup.lock:
+            job = self.jobs.get((namespace, name)) if self.leader else None
+            job = job or read_json(self._job_dir(namespace, name) / "job.json")
+        if not job:
+            return JobStatus(name=name, state=JobState.MISSING)
+        return self._job_status(job)
+
+    def cancel_job(self, name: str, namespace: str = "") -> None:
+        self._ensure_leader()
+        with self.sup.lock:
+            job = self.jobs.get((namespace, name))
+            if job and job["state"] == JobState.RUNNING.value and not job.get("stop_reason"):
+                self._stop_job(job, JobState.CANCELLED, "cancelled")
+                write_json(self._job_dir(namespace, name) / "job.json", job)
+        self.sup.wake.set()
+
+    def job_logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]:
+        path = self._job_dir(namespace, name) / "job.log"
+        return log_mod.stream(
+            lambda: {name: path} if path.exists() else {},
+            follow=follow,
+            tail=None,
+            finished=lambda: self.job_status(name, namespace).state.finished
+            or self.job_status(name, namespace).state is JobState.MISSING,
+        )

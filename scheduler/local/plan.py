@@ -1,0 +1,176 @@
+"""From a ServiceGroup to local units: what each service and addon runs, with which variables."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import signal
+from pathlib import Path
+
+from scheduler.base import ExecutorError, ServiceGroup
+from scheduler.envvars import Endpoint, discovery_envs, self_envs
+from scheduler.local import addons as addon_mod
+from scheduler.local.cron import parse_cron
+from scheduler.local.health import Probe
+from scheduler.local.state import PortBook
+from scheduler.resources import allocate_resources
+
+HOST = "127.0.0.1"
+
+
+def check_group(group: ServiceGroup, search_path: list[str]) -> None:
+    """Everything that can be refused is refused before anything starts."""
+    spec = group.spec
+    for name, svc in spec.services.items():
+        if not svc.cmd.strip():
+            image = group.images.get(name) or svc.image
+            seen = f" (image {image!r} is recorded but cannot run here)" if image else ""
+            raise ExecutorError(
+                f"service {name!r} has no cmd: the local cluster runs commands, not container images{seen}; "
+                "give it a cmd, e.g. `cmd: python3 app.py`"
+            )
+        if name in spec.addons:
+            raise ExecutorError(f"{name!r} is both a service and an addon; the local cluster needs distinct names")
+    for name, job in spec.jobs.items():
+        if job.schedule:
+            if not job.cmd.strip():
+                raise ExecutorError(f"job {name!r} has no cmd: the local cluster runs commands, not images")
+            parse_cron(job.schedule)
+    addon_mod.check_available(spec.addons, search_path)
+
+
+def _probe(svc) -> Probe:
+    check = svc.health_check
+    declared = [p.port for p in svc.ports]
+    if check is not None and check.http is not None:
+        port = check.http.port
+        if port not in declared:
+            raise ExecutorError(
+                f"service health check uses port {port}, which is not one of its ports {declared}"
+            )
+        return Probe("http", port_index=declared.index(port), path=check.http.path, duration=check.http.duration)
+    if check is not None and check.exec is not None:
+        return Probe("exec", command=check.exec.cmd, duration=check.exec.duration)
+    if declared:
+        return Probe("tcp", port_index=_default_index(svc))
+    return Probe("none")
+
+
+def _default_index(svc) -> int:
+    default = svc.default_port
+    return next(i for i, p in enumerate(svc.ports) if p is default) if default is not None else 0
+
+
+def _hash(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def plan_group(
+    group: ServiceGroup,
+    *,
+    ns: str,
+    runtime_dir: Path,
+    ports: PortBook,
+    search_path: list[str],
+    addon_user: str,
+    cluster_name: str,
+) -> tuple[dict[str, dict], dict[str, dict]]:
+    """(units, cron entries) of the group. Units are services and addons, as the supervisor runs them."""
+    spec = group.spec
+    runtime = group.runtime
+    cluster = group.cluster_name or cluster_name
+    units: dict[str, dict] = {}
+
+    addon_plans = {}
+    for name, addon in spec.addons.items():
+        port = ports.get(f"{ns}/addon/{name}/0") if addon.type != "custom" else 0
+        addon_plans[name] = addon_mod.plan_addon(
+            name, addon, runtime_dir / "addons" / name, port, group.addon_secrets.get(name), search_path, addon_user
+        )
+    addon_env: dict[str, str] = {}
+    for plan in addon_plans.values():
+        addon_env.update(plan.envs())
+
+    # Other services are reached through their stable front ports, ordered with the default first.
+    fronts: dict[str, list[int]] = {}
+    endpoints: dict[str, Endpoint] = {}
+    for name, svc in spec.services.items():
+        if not svc.ports:
+            continue
+        fronts[name] = [ports.get(f"{ns}/service/{name}/{i}") for i in range(len(svc.ports))]
+        order = [_default_index(svc)] + [i for i in range(len(svc.ports)) if i != _default_index(svc)]
+        endpoints[name] = Endpoint(HOST, tuple(fronts[name][i] for i in order))
+    discovery = discovery_envs(endpoints)
+
+    for name, plan in addon_plans.items():
+        if not plan.argv:
+            continue
+        units[name] = {
+            "kind": "addon",
+            "name": name,
+            "type": plan.type,
+            "argv": plan.argv,
+            "cwd": plan.cwd or "/",
+            "env": dict(plan.env),
+            "user": plan.user,
+            "stop_signal": int(plan.stop_signal),
+            "fixed_ports": [int(plan.values["port"])],
+            "declared_ports": [int(plan.values["port"])],
+            "front_ports": [],
+            "replicas": 1,
+            "probe": Probe("tcp", duration=300).to_dict(),
+            "depends_on": [],
+            "values": {k: v for k, v in plan.values.items() if k != "password"},
+        }
+        units[name]["hash"] = _hash(plan.argv, plan.user, plan.cwd)
+
+    workdir = str(Path(group.workdir).resolve()) if group.workdir else str(runtime_dir / "work")
+    Path(workdir).mkdir(parents=True, exist_ok=True)
+    for name, svc in spec.services.items():
+        alloc = allocate_resources(svc.resources, group.overcommit, runtime.workspace)
+        env = {
+            **discovery,
+            **addon_env,
+            **spec.service_envs(name),
+            **self_envs(runtime, name, HOST, None, cluster, alloc),
+        }
+        declared = [p.port for p in svc.ports]
+        if declared:
+            # Declared ports keep their numbers in the file; locally each replica gets free ones.
+            env["DICE_DECLARED_PORTS"] = ",".join(str(p) for p in declared)
+        argv = ["/bin/sh", "-c", svc.cmd]
+        probe = _probe(svc)
+        units[name] = {
+            "kind": "service",
+            "name": name,
+            "image": group.images.get(name) or svc.image,
+            "argv": argv,
+            "cwd": workdir,
+            "env": env,
+            "user": "",
+            "stop_signal": int(signal.SIGTERM),
+            "declared_ports": declared,
+            "front_ports": fronts.get(name, []),
+            "replicas": svc.deployments.replicas,
+            "probe": probe.to_dict(),
+            "mem_mib": alloc.mem_limit,
+            "depends_on": [*svc.depends_on, *(a for a in addon_plans if addon_plans[a].argv)],
+        }
+        units[name]["hash"] = _hash(argv, workdir, env, declared, probe.to_dict(), alloc.mem_limit)
+
+    cron: dict[str, dict] = {}
+    for name, job in spec.jobs.items():
+        if not job.schedule:
+            continue
+        alloc = allocate_resources(job.resources, group.overcommit, runtime.workspace)
+        cron[name] = {
+            "schedule": job.schedule,
+            "command": ["/bin/sh", "-c", job.cmd],
+            "envs": {**discovery, **addon_env, **spec.service_envs(name),
+                     **self_envs(runtime, name, HOST, None, cluster, alloc)},
+            "workdir": workdir,
+            "mem": alloc.mem_limit,
+            "cpu": alloc.cpu_limit,
+            "timeout": job.active_deadline,
+        }
+    return units, cron

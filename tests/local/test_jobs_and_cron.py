@@ -1,0 +1,112 @@
+"""Jobs as processes (deterministic names, status, logs, cancel, timeout) and scheduled jobs."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from scheduler.base import ExecutorError, JobSpec, JobState
+from scheduler.local.cron import due_minute, parse_cron
+from tests.local.conftest import group_of, wait_for
+
+
+def finished(executor, name, namespace=""):
+    return wait_for(lambda: (s := executor.job_status(name, namespace)).state.finished and s, what=f"job {name}")
+
+
+def test_job_status_and_logs(executor):
+    job = JobSpec(name="run-7-build-1", command=["/bin/sh", "-c", "echo hello; echo oops >&2; exit 3"])
+    first = executor.run_job(job)
+    assert first.state is JobState.RUNNING
+    status = finished(executor, job.name)
+    assert status.state is JobState.FAILED and status.exit_code == 3 and "exit 3" in status.message
+    assert status.started and status.finished and status.finished >= status.started
+    lines = list(executor.job_logs(job.name))
+    # stdout and stderr are two pipes: their relative order is not guaranteed, the numbering is.
+    assert sorted(line.number for line in lines) == [1, 2]
+    assert {(line.text, line.stream) for line in lines} == {("hello", "stdout"), ("oops", "stderr")}
+    assert {line.source for line in lines} == {job.name}
+    # Same name again: the existing status, never a second run.
+    again = executor.run_job(job)
+    assert again == status
+    assert len(list(executor.job_logs(job.name))) == 2
+
+
+def test_job_success_env_workdir_and_follow(executor, tmp_path):
+    job = JobSpec(name="ok", command=["/bin/sh", "-c", "sleep 0.3; echo $GREETING; pwd"],
+                  envs={"GREETING": "hi"}, workdir=str(tmp_path))
+    executor.run_job(job)
+    followed = [line.text for line in executor.job_logs("ok", follow=True)]  # ends when the job does
+    assert followed == ["hi", str(tmp_path)]
+    assert executor.job_status("ok").state is JobState.SUCCEEDED
+    assert executor.job_status("nope").state is JobState.MISSING
+
+
+def test_cancel_and_timeout(executor):
+    executor.run_job(JobSpec(name="long", command=["sleep", "60"], namespace="ns1"))
+    executor.cancel_job("long", "ns1")
+    assert finished(executor, "long", "ns1").state is JobState.CANCELLED
+    executor.run_job(JobSpec(name="slow", command=["sleep", "60"], timeout=1))
+    status = finished(executor, "slow")
+    assert status.state is JobState.FAILED and "timed out" in status.message
+
+
+def test_job_without_command(executor):
+    with pytest.raises(ExecutorError, match="no command"):
+        executor.run_job(JobSpec(name="empty", image="busybox"))
+
+
+class FakeClock:
+    def __init__(self, when: dt.datetime) -> None:
+        self.now = when.timestamp()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+CRON_SPEC = """
+version: "2.0"
+envs: {WHO: cron}
+jobs:
+  report:
+    image: busybox
+    cmd: echo "report by $WHO in $DICE_WORKSPACE"
+    schedule: "*/5 * * * *"
+"""
+
+
+def test_cron_job_fires_on_the_fake_clock(make_executor, runtime):
+    clock = FakeClock(dt.datetime(2026, 3, 2, 12, 3, 30))
+    executor = make_executor(clock=clock)
+    executor.apply(group_of(CRON_SPEC, runtime))
+    executor.tick()
+    assert executor.cron_runs(runtime, "report") == []
+    clock.now = dt.datetime(2026, 3, 2, 12, 5, 10).timestamp()
+    executor.tick()
+    executor.tick()  # the same minute again: no second run
+    runs = executor.cron_runs(runtime, "report")
+    assert [r.name for r in runs] == [f"{runtime.namespace}-report-202603021205"]
+    done = finished(executor, runs[0].name, runtime.namespace)
+    assert done.state is JobState.SUCCEEDED
+    assert [line.text for line in executor.job_logs(runs[0].name, runtime.namespace)] == ["report by cron in DEV"]
+    assert any(e.reason == "CronFired" for e in executor.events(runtime, "report"))
+
+
+def test_cron_parser():
+    at = dt.datetime(2026, 3, 2, 12, 5)  # a Monday
+    assert parse_cron("*/5 * * * *").matches(at)
+    assert not parse_cron("*/7 * * * *").matches(at)
+    assert parse_cron("5 12 * * mon").matches(at)
+    assert parse_cron("5 12 * * 1-5").matches(at)
+    assert not parse_cron("5 12 * * 0,6").matches(at)
+    assert parse_cron("5 12 15 * 1").matches(at)  # day-of-month OR day-of-week
+    assert parse_cron("0 0 1 1 ?").matches(dt.datetime(2027, 1, 1))
+    assert parse_cron("@hourly").matches(dt.datetime(2026, 1, 1, 7, 0))
+    assert parse_cron("0 0 * * 7").matches(dt.datetime(2026, 3, 1))  # 7 is Sunday too
+    for bad in ("* * *", "61 * * * *", "*/0 * * * *", "x * * * *"):
+        with pytest.raises(ExecutorError):
+            parse_cron(bad)
+    start = dt.datetime(2026, 3, 2, 11, 58).timestamp()
+    assert due_minute(parse_cron("*/5 * * * *"), start, at.timestamp()) == at
+    assert due_minute(parse_cron("30 * * * *"), start, at.timestamp()) is None
