@@ -41,7 +41,21 @@ def _missing_for(marker: str) -> str | None:
     return None
 
 
+def _missing_binary(binary: str, package: str) -> str | None:
+    import glob
+
+    if shutil.which(binary) or glob.glob(f"/usr/lib/postgresql/*/bin/{binary}"):
+        return None
+    return f"needs {binary}: skipped (apt-get install {package})"
+
+
 def pytest_runtest_setup(item):
+    for mark in item.iter_markers("needs_binary"):
+        reason = _missing_binary(*mark.args)
+        if reason:
+            if IN_CI:
+                pytest.fail(f"CI=true and {reason}", pytrace=False)
+            pytest.skip(reason)
     for marker in ("postgres", "redis", "browser"):
         if item.get_closest_marker(marker) is None:
             continue

@@ -9,9 +9,13 @@ import signal
 import urllib.parse
 import urllib.request
 
+import pytest
+
 from scheduler.base import Health
 from scheduler.local.state import port_free, proc_start_time
 from tests.local.conftest import pid_alive, wait_for
+
+pytestmark = pytest.mark.needs_binary("redis-server", "redis-server")
 
 
 def get(url: str) -> str:

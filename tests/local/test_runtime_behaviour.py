@@ -55,8 +55,7 @@ PG_CHECK = (
 )
 
 
-@pytest.mark.skipif(not any(os.path.exists(f"/usr/lib/postgresql/{v}/bin/postgres") for v in range(12, 20)),
-                    reason="postgresql not installed (apt-get install postgresql)")
+@pytest.mark.needs_binary("postgres", "postgresql")
 def test_postgresql_addon_with_credentials(executor, runtime):
     psql = shutil.which("psql") or next(
         f"/usr/lib/postgresql/{v}/bin/psql" for v in range(19, 11, -1) if os.path.exists(f"/usr/lib/postgresql/{v}/bin/psql")
