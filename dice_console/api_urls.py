@@ -19,5 +19,6 @@ app_name = "api"
 urlpatterns = [
     path("me/", projects_api.me, name="me"),
     path("permissions/", projects_api.permission_table, name="permissions"),
+    path("", include("apps.deploy.api.urls")),
     path("", include(router.urls)),
 ]

@@ -17,5 +17,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("dice_console.api_urls")),
+    path("", include("apps.deploy.urls")),
     path("", include("apps.projects.urls")),
 ]

@@ -7,3 +7,8 @@ class DeployConfig(AppConfig):
     name = "apps.deploy"
     label = "deploy"
     verbose_name = "Deploy"
+
+    def ready(self):
+        from apps.deploy import scope
+
+        scope.register()

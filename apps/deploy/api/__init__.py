@@ -1,0 +1,1 @@
+"""REST API of the deploy app: releases and the dice.yml tools."""

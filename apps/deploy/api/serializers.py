@@ -1,0 +1,56 @@
+"""Serializers of the deploy API."""
+
+from rest_framework import serializers
+
+from apps.deploy.models import Release
+from apps.deploy.summary import release_summary
+from apps.projects.models import Application
+
+
+class ReleaseSerializer(serializers.ModelSerializer):
+    """A release as listed; `hash` covers the text and the image map (equal hash, equal content)."""
+
+    url = serializers.HyperlinkedIdentityField(view_name="api:release-detail")
+    application = serializers.PrimaryKeyRelatedField(queryset=Application.objects.none())
+    application_name = serializers.CharField(source="application.__str__", read_only=True)
+    hash = serializers.CharField(source="content_hash", read_only=True)
+    created_by = serializers.CharField(source="created_by_name", read_only=True)
+    spec_text = serializers.CharField(write_only=True, trim_whitespace=False, max_length=1024 * 1024)
+    images = serializers.DictField(child=serializers.CharField(allow_blank=True), required=False, default=dict)
+
+    class Meta:
+        model = Release
+        fields = [
+            "id", "url", "application", "application_name", "version", "description", "source_name",
+            "spec_text", "spec_hash", "hash", "images", "image_overrides", "pipeline_run_id",
+            "created_by", "created",
+        ]
+        read_only_fields = ["id", "version", "spec_hash", "image_overrides", "created"]
+        extra_kwargs = {"source_name": {"required": False}, "description": {"required": False}}
+        validators = []
+
+    def get_fields(self):
+        from apps.projects import scope
+
+        fields = super().get_fields()
+        request = self.context.get("request")
+        fields["application"].queryset = scope.applications_for(request.user if request else None)
+        return fields
+
+
+class ReleaseDetailSerializer(ReleaseSerializer):
+    """One release with its dice.yml and a readable summary of what it runs."""
+
+    spec_text = serializers.CharField(trim_whitespace=False, max_length=1024 * 1024)
+    summary = serializers.SerializerMethodField()
+
+    class Meta(ReleaseSerializer.Meta):
+        fields = [*ReleaseSerializer.Meta.fields, "summary"]
+
+    def get_summary(self, obj) -> dict:
+        return release_summary(obj)
+
+
+class SpecValidateSerializer(serializers.Serializer):
+    text = serializers.CharField(trim_whitespace=False, allow_blank=True, max_length=1024 * 1024 + 1)
+    workspace = serializers.CharField(required=False, allow_blank=True, allow_null=True)

@@ -1,0 +1,93 @@
+"""`dice release create|list|show` against a live console."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dice_cli.main import main
+from tests.conftest import SHARED
+
+SAMPLE = SHARED / "conformance" / "erda" / "dice" / "pkg_parser_diceyml_samples_dice.yml"
+
+
+@pytest.fixture
+def cli(live_server, transactional_db, tmp_path, monkeypatch, capsys):
+    from django.contrib.auth import get_user_model
+
+    from apps.projects import services
+
+    user = get_user_model().objects.create_user("erin")
+    _, key = services.create_token(user, name="cli")
+    org = services.create_organization(user, slug="acme")
+    project = services.create_project(user, org, slug="shop")
+    services.create_application(user, project, slug="web")
+    monkeypatch.setenv("DICE_CONFIG", str(tmp_path / "config.json"))
+    monkeypatch.setenv("DICE_SERVER", live_server.url)
+    monkeypatch.setenv("DICE_TOKEN", key)
+
+    class Runner:
+        dir = tmp_path
+
+        def __call__(self, *argv):
+            code = main(list(argv))
+            out, err = capsys.readouterr()
+            return code, out, err
+
+    return Runner()
+
+
+def test_create_list_show(cli):
+    code, out, err = cli("release", "create", "acme/shop/web", "--spec", str(SAMPLE),
+                         "--image", "blog-service=registry.example/blog:2", "--description", "first")
+    assert code == 0, err
+    assert "acme/shop/web v1" in out and "blog-service=registry.example/blog:2" in out
+
+    code, out, err = cli("release", "create", "acme/shop/web", "--spec", str(SAMPLE), "--format", "json")
+    assert code == 0, err
+    second = json.loads(out)
+    assert second["version"] == 2 and second["images"]["blog-service"] == "blog-service:latest"
+    assert second["source_name"] == SAMPLE.name
+
+    code, out, _ = cli("release", "list", "acme/shop/web", "--format", "json")
+    assert code == 0
+    assert [r["version"] for r in json.loads(out)] == [2, 1]
+    code, out, _ = cli("release", "list", "acme/shop/web")
+    assert "VERSION" in out and "v1" in out and "first" in out
+
+    code, out, _ = cli("release", "show", str(second["id"]))
+    assert code == 0
+    assert "acme/shop/web v2" in out and "showcase-front" in out and "blog-service" in out and "zookeeper" in out
+    code, out, _ = cli("release", "show", str(second["id"]), "--format", "json")
+    assert json.loads(out)["summary"]["services"][0]["name"] == "showcase-front"
+
+
+def test_a_bad_spec_prints_the_servers_errors_per_line(cli):
+    bad = cli.dir / "dice.yml"
+    bad.write_text('version: "2.0"\nservices:\n  api:\n    image: x\n    resources:\n      cpu: 1\n      max_cpu: 0.5\n'
+                   "    depends_on: [nope]\n")
+    code, out, err = cli("release", "create", "acme/shop/web", "--spec", str(bad))
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert f"{bad}:7: services.api.resources.max_cpu: max_cpu (0.5) must be >= cpu (1)" in lines
+    assert any(line.startswith(f"{bad}:8: services.api.depends_on") for line in lines), lines
+    code, out, _ = cli("release", "list", "acme/shop/web", "--format", "json")
+    assert json.loads(out) == []
+
+
+def test_usage_and_lookup_errors(cli):
+    code, _, err = cli("release", "create", "acme/shop/web", "--spec", str(SAMPLE), "--image", "no-equals-sign")
+    assert code == 2 and "SERVICE=IMAGE" in err
+    code, _, err = cli("release", "create", "acme/shop/web", "--spec", str(SAMPLE), "--image", "a=1", "--image", "a=2")
+    assert code == 2
+    code, _, err = cli("release", "create", "acme/shop/web", "--spec", str(SAMPLE), "--image", "nope=x:1")
+    assert code == 1 and "'nope' is not a service or job" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("release", "create", "acme/shop/nope", "--spec", str(SAMPLE))
+    assert code == 1 and "no application acme/shop/nope" in err
+    code, _, err = cli("release", "create", "acme/shop/web", "--spec", str(cli.dir / "missing.yml"))
+    assert code == 1 and "cannot read" in err
+    code, _, err = cli("release", "show", "999")
+    assert code == 1 and "not found" in err
+    code, _, err = cli("release", "show", "abc")
+    assert code == 2
