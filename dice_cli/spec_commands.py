@@ -1,4 +1,4 @@
-"""`dice spec ...`: offline dice.yml commands (validate; render comes with the Kubernetes renderer)."""
+"""`dice spec ...`: offline dice.yml commands: validate, and render to Kubernetes manifests."""
 
 from __future__ import annotations
 
@@ -61,6 +61,6 @@ def register(subparsers) -> None:
     validate.add_argument("--format", choices=FORMATS, default="text", help="text (default) or json")
     validate.set_defaults(func=cmd_validate)
 
-    # ---- `dice spec render` goes here (a later issue, with the Kubernetes renderer): ----
-    # FILE --workspace W [--target kubernetes] [--namespace NS] [--domain D] [--cpu-ratio R]
-    # [--mem-ratio R] [--allow-prod-mem-overcommit]; prints multi-document YAML in apply order.
+    from dice_cli import render_command
+
+    render_command.register(commands)

@@ -1,0 +1,72 @@
+"""What the renderer's parts share while turning one ServiceGroup into manifests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from scheduler.base import ClusterRef, RuntimeRef, ServiceGroup
+from scheduler.envvars import Endpoint, discovery_envs, self_envs
+from scheduler.kubernetes.meta import common_labels
+from scheduler.resources import Allocation
+
+
+@dataclass
+class RenderContext:
+    group: ServiceGroup
+    cluster: ClusterRef
+    namespace: str
+    operators: frozenset[str] = frozenset()
+    warnings: list[str] = field(default_factory=list)
+    # Filled by the renderer before workloads are made:
+    discovery: dict[str, str] = field(default_factory=dict)
+    addon_plain: dict[str, str] = field(default_factory=dict)
+    addon_secret_refs: dict[str, tuple[str, str]] = field(default_factory=dict)  # env -> (secret, key)
+
+    @property
+    def runtime(self) -> RuntimeRef:
+        return self.group.runtime
+
+    @property
+    def release(self) -> str:
+        return self.group.release
+
+    def labels(self, name: str, component: str) -> dict[str, str]:
+        return common_labels(self.runtime, self.release, name=name, component=component)
+
+    def host(self, name: str) -> str:
+        """The in-cluster DNS name of a Service of this runtime."""
+        return f"{name}.{self.namespace}.svc.cluster.local"
+
+    def has_operator(self, *names: str) -> bool:
+        return any(n in self.operators for n in names)
+
+    def set_discovery(self, endpoints: dict[str, Endpoint]) -> None:
+        self.discovery = discovery_envs(endpoints)
+
+    def env(
+        self,
+        workload: str,
+        allocation: Allocation,
+        own: dict[str, str],
+        port: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """The container's variables: discovery, addons, SELF_*/DICE_*, then the file's envs on top.
+
+        Variables a user sets in dice.yml win over the ones the platform provides.
+        """
+        selfs = self_envs(
+            self.runtime,
+            workload,
+            self.host(workload),
+            port,
+            self.group.cluster_name or self.cluster.name,
+            allocation,
+        )
+        user = self.group.spec.service_envs(workload) if workload else {}
+        plain = {**self.discovery, **self.addon_plain, **selfs, **user, **own}
+        out: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in plain.items()]
+        for name, (secret, key) in self.addon_secret_refs.items():
+            if name not in plain:
+                out.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+        return out

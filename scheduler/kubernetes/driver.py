@@ -1,0 +1,438 @@
+"""The Kubernetes Executor: server-side apply of the rendered manifests, pruning by label, status
+from watches, scale/restart/destroy, logs and events, and one-off Jobs."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import yaml
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+from kubernetes.dynamic import DynamicClient
+from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
+
+from scheduler.base import (
+    ClusterRef,
+    Event,
+    ExecutorError,
+    ExecutorUnavailable,
+    GroupStatus,
+    JobSpec,
+    JobState,
+    JobStatus,
+    LogLine,
+    RuntimeRef,
+    ServiceGroup,
+    dns_label,
+)
+from scheduler.kubernetes import jobrun
+from scheduler.kubernetes.meta import (
+    FIELD_MANAGER,
+    MANAGED_BY,
+    RESTART_ANNOTATION,
+    RUN_JOB_LABEL,
+    SERVICE_LABEL,
+)
+from scheduler.kubernetes.render import render_group
+from scheduler.kubernetes.status import group_status
+
+SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
+# Kinds pruned when the new release no longer has them (custom resources are added when served).
+PRUNABLE = (
+    ("networking.k8s.io/v1", "Ingress"),
+    ("batch/v1", "CronJob"),
+    ("batch/v1", "Job"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "DaemonSet"),
+    ("apps/v1", "StatefulSet"),
+    ("v1", "Service"),
+    ("v1", "PersistentVolumeClaim"),
+    ("v1", "Secret"),
+)
+# Custom resources the renderer makes: pruned too, when the cluster serves them.
+CUSTOM_KINDS = (
+    ("postgresql.cnpg.io/v1", "Cluster"),
+    ("mysql.oracle.com/v2", "InnoDBCluster"),
+    ("redis.redis.opstreelabs.in/v1beta2", "Redis"),
+    ("redis.redis.opstreelabs.in/v1beta2", "RedisReplication"),
+    ("elasticsearch.k8s.elastic.co/v1", "Elasticsearch"),
+    ("kafka.strimzi.io/v1", "Kafka"),
+    ("kafka.strimzi.io/v1", "KafkaNodePool"),
+    ("rabbitmq.com/v1beta1", "RabbitmqCluster"),
+    ("apps.kruise.io/v1alpha1", "BroadcastJob"),
+)
+
+
+def _api_client(cluster: ClusterRef) -> client.ApiClient:
+    cfg = cluster.config or {}
+    kubeconfig, context = cfg.get("kubeconfig"), cfg.get("context")
+    try:
+        if kubeconfig and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("apiVersion")):
+            return config.new_client_from_config_dict(yaml.safe_load(kubeconfig), context=context)
+        if kubeconfig:
+            return config.new_client_from_config(config_file=kubeconfig, context=context)
+        config.load_incluster_config()
+        return client.ApiClient()
+    except Exception as exc:
+        raise ExecutorUnavailable(f"cluster {cluster.name}: cannot load its connection: {exc}")
+
+
+def _plain(api: client.ApiClient, obj: Any) -> dict:
+    return api.sanitize_for_serialization(obj) if not isinstance(obj, dict) else obj
+
+
+def _ts(value: Any) -> float:
+    if not value:
+        return 0.0
+    if isinstance(value, dt.datetime):
+        return value.timestamp()
+    return dt.datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp()
+
+
+class KubernetesExecutor:
+    """One cluster; every call is idempotent (see scheduler.base.Executor)."""
+
+    kind = "kubernetes"
+
+    def __init__(self, cluster: ClusterRef, api_client: client.ApiClient | None = None):
+        self.cluster = cluster
+        self._api = api_client
+        self._dynamic: DynamicClient | None = None
+
+    # ---- clients -------------------------------------------------------------------------
+
+    @property
+    def api(self) -> client.ApiClient:
+        if self._api is None:
+            self._api = _api_client(self.cluster)
+        return self._api
+
+    @property
+    def core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    @property
+    def apps(self) -> client.AppsV1Api:
+        return client.AppsV1Api(self.api)
+
+    @property
+    def batch(self) -> client.BatchV1Api:
+        return client.BatchV1Api(self.api)
+
+    @property
+    def dynamic(self) -> DynamicClient:
+        if self._dynamic is None:
+            self._dynamic = DynamicClient(self.api)
+        return self._dynamic
+
+    def _resource(self, api_version: str, kind: str):
+        try:
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+        except ResourceNotFoundError:
+            # A CRD installed after our discovery cache was filled.
+            self.dynamic.resources.invalidate_cache()
+            return self.dynamic.resources.get(api_version=api_version, kind=kind)
+
+    # ---- discovery -----------------------------------------------------------------------
+
+    def operators(self) -> set[str]:
+        """CRD names and group/version/kind of every served custom resource in the cluster."""
+        out: set[str] = set()
+        try:
+            crds = client.ApiextensionsV1Api(self.api).list_custom_resource_definition()
+        except ApiException as exc:
+            if exc.status in (401, 403):
+                return out
+            raise ExecutorUnavailable(f"cluster {self.cluster.name}: cannot list CRDs: {exc.reason}")
+        for crd in crds.items:
+            out.add(crd.metadata.name)
+            for version in crd.spec.versions:
+                if version.served:
+                    out.add(f"{crd.spec.group}/{version.name}/{crd.spec.names.kind}")
+        return out
+
+    # ---- apply ---------------------------------------------------------------------------
+
+    def render(
+        self, group: ServiceGroup, warnings: list[str] | None = None, operators: set[str] | None = None
+    ) -> list[dict]:
+        if operators is None:
+            operators = self.operators()
+        return render_group(group, self.cluster, operators=operators, warnings=warnings)
+
+    def apply(self, group: ServiceGroup) -> None:
+        operators = self.operators()
+        manifests = self.render(group, operators=operators)
+        namespace = manifests[0]["metadata"]["name"]
+        applied: set[tuple[str, str, str]] = set()
+        for obj in manifests:
+            self._apply_one(obj)
+            applied.add((obj["apiVersion"], obj["kind"], obj["metadata"]["name"]))
+        kinds = set(PRUNABLE) | {(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] != "Namespace"}
+        kinds |= {(api, kind) for api, kind in CUSTOM_KINDS if f"{api}/{kind}" in operators}
+        self._prune(namespace, kinds, applied)
+
+    def _apply_one(self, obj: dict) -> None:
+        resource = self._resource(obj["apiVersion"], obj["kind"])
+        meta = obj["metadata"]
+        try:
+            resource.server_side_apply(
+                body=obj,
+                name=meta["name"],
+                namespace=meta.get("namespace"),
+                field_manager=FIELD_MANAGER,
+                force_conflicts=True,
+            )
+        except ApiException as exc:
+            raise ExecutorError(f"applying {obj['kind']}/{meta['name']}: {exc.status} {_reason(exc)}")
+
+    def _prune(self, namespace: str, kinds: set[tuple[str, str]], keep: set[tuple[str, str, str]]) -> None:
+        """Delete our objects (by label) that the new release does not have."""
+        for api_version, kind in sorted(kinds):
+            try:
+                resource = self._resource(api_version, kind)
+            except ResourceNotFoundError:
+                continue
+            items = resource.get(namespace=namespace, label_selector=SELECTOR).items
+            for item in items:
+                meta = item.metadata
+                labels = dict(meta.labels or {})
+                if (api_version, kind, meta.name) in keep or meta.ownerReferences or RUN_JOB_LABEL in labels:
+                    continue
+                with contextlib.suppress(NotFoundError):
+                    resource.delete(name=meta.name, namespace=namespace, body={"propagationPolicy": "Background"})
+
+    # ---- status --------------------------------------------------------------------------
+
+    def _snapshot(self, runtime: RuntimeRef) -> GroupStatus:
+        ns = runtime.namespace
+        try:
+            self.core.read_namespace(ns)
+        except ApiException as exc:
+            if exc.status == 404:
+                return group_status(runtime, False, [], [], [])
+            raise ExecutorUnavailable(f"cluster {self.cluster.name}: {_reason(exc)}")
+        workloads = self._workloads(ns)
+        pods = [_plain(self.api, p) for p in self.core.list_namespaced_pod(ns).items]
+        events = [_plain(self.api, e) for e in self.core.list_namespaced_event(ns).items]
+        return group_status(runtime, True, workloads, pods, events)
+
+    def _workloads(self, ns: str) -> list[dict]:
+        out = []
+        for kind, lister in (
+            ("Deployment", self.apps.list_namespaced_deployment),
+            ("DaemonSet", self.apps.list_namespaced_daemon_set),
+            ("StatefulSet", self.apps.list_namespaced_stateful_set),
+        ):
+            for obj in lister(ns, label_selector=SELECTOR).items:
+                item = _plain(self.api, obj)
+                item["kind"] = kind
+                out.append(item)
+        return out
+
+    def status(self, runtime: RuntimeRef) -> GroupStatus:
+        try:
+            return self._snapshot(runtime)
+        except ExecutorUnavailable:
+            raise
+        except Exception as exc:
+            from scheduler.base import Health
+
+            return GroupStatus(runtime=runtime, health=Health.UNKNOWN, reason=str(exc))
+
+    def wait_until(
+        self, runtime: RuntimeRef, predicate: Callable[[GroupStatus], bool], timeout: float
+    ) -> GroupStatus:
+        """The first status for which predicate holds, re-evaluated on every watch event of the
+        namespace's workloads, pods and events; TimeoutError after timeout seconds."""
+        deadline = time.monotonic() + timeout
+        changes: queue.Queue[str] = queue.Queue()
+        stop = threading.Event()
+        watchers = self._watch_namespace(runtime.namespace, changes, stop, timeout)
+        try:
+            status = self.status(runtime)
+            while not predicate(status):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(
+                        f"runtime {runtime.name}: not there after {timeout:.0f}s: {status.health} {status.reason}"
+                    )
+                # A periodic re-check (5 s) covers events a dropped watch missed.
+                with contextlib.suppress(queue.Empty):
+                    changes.get(timeout=min(remaining, 5.0))
+                while not changes.empty():  # coalesce bursts of events
+                    changes.get_nowait()
+                status = self.status(runtime)
+            return status
+        finally:
+            stop.set()
+            for w in watchers:
+                w.stop()
+
+    def _watch_namespace(
+        self, ns: str, changes: queue.Queue, stop: threading.Event, timeout: float
+    ) -> list[watch.Watch]:
+        listers = (
+            self.apps.list_namespaced_deployment,
+            self.apps.list_namespaced_daemon_set,
+            self.apps.list_namespaced_stateful_set,
+            self.core.list_namespaced_pod,
+            self.core.list_namespaced_event,
+        )
+        watchers = []
+        for lister in listers:
+            w = watch.Watch()
+            watchers.append(w)
+
+            def run(w=w, lister=lister):
+                while not stop.is_set():
+                    try:
+                        for _ in w.stream(lister, ns, timeout_seconds=max(1, int(timeout) + 1)):
+                            changes.put("change")
+                            if stop.is_set():
+                                return
+                    except Exception:
+                        if stop.wait(0.5):
+                            return
+
+            threading.Thread(target=run, daemon=True, name=f"dice-watch-{ns}").start()
+        return watchers
+
+    # ---- operations ----------------------------------------------------------------------
+
+    def _workload_of(self, ns: str, service: str) -> str:
+        for kind, reader in (("Deployment", self.apps.read_namespaced_deployment), ("DaemonSet", self.apps.read_namespaced_daemon_set)):
+            try:
+                reader(service, ns)
+                return kind
+            except ApiException as exc:
+                if exc.status != 404:
+                    raise ExecutorError(_reason(exc))
+        raise ExecutorError(f"no service '{service}' in runtime namespace {ns}")
+
+    def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None:
+        ns = runtime.namespace
+        if self._workload_of(ns, service) != "Deployment":
+            raise ExecutorError(f"service '{service}' runs one pod per node; it cannot be scaled")
+        self.apps.patch_namespaced_deployment_scale(service, ns, {"spec": {"replicas": int(replicas)}})
+
+    def restart(self, runtime: RuntimeRef, service: str) -> None:
+        ns = runtime.namespace
+        kind = self._workload_of(ns, service)
+        now = dt.datetime.now(dt.UTC).isoformat()
+        body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: now}}}}}
+        patch = self.apps.patch_namespaced_deployment if kind == "Deployment" else self.apps.patch_namespaced_daemon_set
+        patch(service, ns, body, field_manager=f"{FIELD_MANAGER}-restart")
+
+    def destroy(self, runtime: RuntimeRef) -> None:
+        try:
+            self.core.delete_namespace(runtime.namespace, body=client.V1DeleteOptions(propagation_policy="Background"))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise ExecutorError(f"deleting namespace {runtime.namespace}: {_reason(exc)}")
+
+    def events(self, runtime: RuntimeRef, service: str | None = None) -> list[Event]:
+        ns = runtime.namespace
+        try:
+            items = self.core.list_namespaced_event(ns).items
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise ExecutorError(_reason(exc))
+        names: set[str] | None = None
+        if service is not None:
+            pods = self.core.list_namespaced_pod(ns, label_selector=f"{SERVICE_LABEL}={service}").items
+            names = {service, *(p.metadata.name for p in pods)}
+            for p in pods:
+                names |= {o.name for o in p.metadata.owner_references or []}
+        out = []
+        for ev in items:
+            obj = ev.involved_object
+            if names is not None and obj.name not in names:
+                continue
+            stamp = ev.last_timestamp or ev.event_time or ev.metadata.creation_timestamp
+            out.append(Event(_ts(stamp), ev.type or "", ev.reason or "", ev.message or "", f"{obj.kind}/{obj.name}"))
+        return sorted(out, key=lambda e: e.timestamp)
+
+    def logs(
+        self, runtime: RuntimeRef, service: str, *, follow: bool = False, tail: int | None = None
+    ) -> Iterator[LogLine]:
+        pods = self.core.list_namespaced_pod(runtime.namespace, label_selector=f"{SERVICE_LABEL}={service}").items
+        return jobrun.pod_logs(self.core, runtime.namespace, [p.metadata.name for p in pods], service, follow, tail)
+
+    # ---- jobs ----------------------------------------------------------------------------
+
+    def _job_ns(self, namespace: str) -> str:
+        return namespace or self.cluster.config.get("namespace", "") or "default"
+
+    def run_job(self, job: JobSpec) -> JobStatus:
+        ns = self._job_ns(job.namespace)
+        body = jobrun.job_manifest(job, ns)
+        try:
+            self.batch.create_namespaced_job(ns, body, field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            if exc.status != 409:  # 409: it exists already, which is the point of the name
+                raise ExecutorError(f"creating job {body['metadata']['name']}: {_reason(exc)}")
+        return self.job_status(job.name, ns)
+
+    def job_status(self, name: str, namespace: str = "") -> JobStatus:
+        ns = self._job_ns(namespace)
+        name = dns_label(name)
+        try:
+            job = self.batch.read_namespaced_job(name, ns)
+        except ApiException as exc:
+            if exc.status == 404:
+                return JobStatus(name=name, state=JobState.MISSING)
+            raise ExecutorError(_reason(exc))
+        pods = self.core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
+        return jobrun.job_status(_plain(self.api, job), [_plain(self.api, p) for p in pods])
+
+    def wait_job(self, name: str, namespace: str = "", timeout: float = 300) -> JobStatus:
+        """The job's status once it has finished (watching the Job); TimeoutError otherwise."""
+        ns, name = self._job_ns(namespace), dns_label(name)
+        deadline = time.monotonic() + timeout
+        status = self.job_status(name, ns)
+        while not status.state.finished:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"job {name}: still {status.state} after {timeout:.0f}s")
+            w = watch.Watch()
+            for _ in w.stream(
+                self.batch.list_namespaced_job, ns, field_selector=f"metadata.name={name}",
+                timeout_seconds=max(1, int(min(remaining, 30))),
+            ):
+                status = self.job_status(name, ns)
+                if status.state.finished:
+                    w.stop()
+                    break
+            status = self.job_status(name, ns)
+        return status
+
+    def cancel_job(self, name: str, namespace: str = "") -> None:
+        ns, name = self._job_ns(namespace), dns_label(name)
+        body = {"metadata": {"annotations": {jobrun.CANCELLED: "true"}}, "spec": {"suspend": True}}
+        try:
+            self.batch.patch_namespaced_job(name, ns, body)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise ExecutorError(_reason(exc))
+
+    def job_logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]:
+        ns, name = self._job_ns(namespace), dns_label(name)
+        pods = self.core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
+        return jobrun.pod_logs(self.core, ns, [p.metadata.name for p in pods], None, follow, None)
+
+
+def _reason(exc: ApiException) -> str:
+    try:
+        import json
+
+        return json.loads(exc.body).get("message") or exc.reason
+    except Exception:
+        return str(exc.reason)

@@ -1,0 +1,91 @@
+"""ServiceGroup -> Kubernetes manifests in apply order; pure, shared by the driver and `dice spec render`."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+from scheduler.base import ClusterRef, ServiceGroup
+from scheduler.envvars import Endpoint
+from scheduler.kubernetes.addons import render_addons
+from scheduler.kubernetes.context import RenderContext
+from scheduler.kubernetes.jobs import render_job
+from scheduler.kubernetes.meta import manifest
+from scheduler.kubernetes.services import ServiceObjects, render_service
+from scheduler.resources import check_overcommit
+
+# Apply order of the kinds (anything else goes with the addons).
+KIND_ORDER = (
+    "Namespace",
+    "Secret",
+    "PersistentVolumeClaim",
+    "addon",
+    "Service",
+    "Deployment",
+    "DaemonSet",
+    "StatefulSet",
+    "Job",
+    "CronJob",
+    "BroadcastJob",
+    "Ingress",
+)
+
+
+def endpoints(ctx: RenderContext) -> dict[str, Endpoint]:
+    """Every service with ports, reachable at its Service's DNS name; the default port first."""
+    out = {}
+    for name, svc in ctx.group.spec.services.items():
+        if not svc.ports:
+            continue
+        first = svc.default_port
+        ports = [first.port] + [p.port for p in svc.ports if p is not first]  # type: ignore[union-attr]
+        out[name] = Endpoint(ctx.host(name), tuple(ports))
+    return out
+
+
+def render_group(
+    group: ServiceGroup,
+    cluster: ClusterRef,
+    *,
+    operators: Collection[str] = (),
+    namespace: str | None = None,
+    warnings: list[str] | None = None,
+) -> list[dict[str, Any]]:
+    """The manifests of a runtime, in the order to apply them.
+
+    `operators` names what the cluster has: CRD names (`clusters.postgresql.cnpg.io`) or
+    `group/version/kind`; addons whose operator is present become its custom resources.
+    `namespace` overrides the runtime's namespace (the CLI's --namespace). Notes that do not stop
+    the render (an exposed port without a domain to route it) are appended to `warnings`.
+    Raises RenderError (no image, a missing operator...) or OvercommitRefused.
+    """
+    check_overcommit(group.runtime.workspace, group.overcommit)
+    ctx = RenderContext(group, cluster, namespace or group.runtime.namespace, frozenset(operators))
+    ctx.set_discovery(endpoints(ctx))
+    addon_secrets, addon_objects = render_addons(ctx)
+
+    services = ServiceObjects()
+    for name, svc in group.spec.services.items():
+        render_service(ctx, name, svc, services)
+    jobs: list[dict] = []
+    for name, job in group.spec.jobs.items():
+        claims, secrets, objs = render_job(ctx, name, job)
+        services.claims += claims
+        services.secrets += secrets
+        jobs += objs
+
+    ns = manifest("v1", "Namespace", ctx.namespace, None, ctx.labels(group.runtime.app, "runtime"))
+    out = [
+        ns,
+        *addon_secrets,
+        *services.secrets,
+        *services.claims,
+        *addon_objects,
+        *services.services,
+        *sorted(services.workloads, key=lambda m: KIND_ORDER.index(m["kind"])),
+        *jobs,
+        *services.ingresses,
+    ]
+    if warnings is not None:
+        warnings.extend(ctx.warnings)
+    return out

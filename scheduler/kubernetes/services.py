@@ -1,0 +1,146 @@
+"""A dice.yml service as Kubernetes objects: Deployment or DaemonSet, Service, Ingress, claims."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from apps.deploy.spec import Service
+from scheduler.kubernetes.context import RenderContext
+from scheduler.kubernetes.meta import SERVICE_LABEL, RenderError, dns_label, manifest, split_labels
+from scheduler.kubernetes.pods import (
+    PodBuilder,
+    allocation_of,
+    host_aliases,
+    image_of,
+    main_container,
+    merge_snippet,
+    placement,
+    port_name,
+    probes,
+)
+
+
+@dataclass
+class ServiceObjects:
+    secrets: list[dict] = field(default_factory=list)
+    claims: list[dict] = field(default_factory=list)
+    services: list[dict] = field(default_factory=list)
+    workloads: list[dict] = field(default_factory=list)
+    ingresses: list[dict] = field(default_factory=list)
+
+
+def render_service(ctx: RenderContext, name: str, svc: Service, out: ServiceObjects) -> None:
+    image = image_of(ctx, name, svc)
+    allocation = allocation_of(ctx, svc)
+    labels = {**ctx.labels(name, "service"), SERVICE_LABEL: name}
+    selector = {SERVICE_LABEL: name}
+    user_labels, label_notes = split_labels({**svc.labels, **svc.deployments.labels})
+    pod_labels = {**user_labels, **labels, **selector}
+    annotations = {**label_notes, **svc.annotations}
+    per_node = svc.deployments.workload == "per_node"
+    default = svc.default_port
+
+    pod = PodBuilder(ctx, name, svc)
+    pod.storage(1 if per_node else svc.deployments.replicas)
+    container = main_container(ctx, name, svc, image, allocation, default.port if default else None)
+    if svc.ports:
+        container["ports"] = [
+            {"name": port_name(p), "containerPort": p.port, "protocol": p.l4_protocol} for p in svc.ports
+        ]
+    container.update(probes(svc.health_check))
+    sidecars = [pod.extra_container(n, c) for n, c in svc.sidecars.items()]
+    inits = [pod.extra_container(n, c) for n, c in svc.init.items()]
+    spec = pod.pod_spec(container, sidecars, inits)
+    spec["containers"][0] = merge_snippet(spec["containers"][0], svc)
+    affinity = placement(svc, selector)
+    if affinity and not (per_node and not svc.deployments.selectors):
+        if per_node:  # one pod per node already: only the node selection applies
+            affinity = {k: v for k, v in affinity.items() if k == "nodeAffinity"}
+        spec["affinity"] = affinity
+    aliases = host_aliases(svc)
+    if aliases:
+        spec["hostAliases"] = aliases
+    pulls = pod.pull_secrets(svc, image)
+    if pulls:
+        spec["imagePullSecrets"] = pulls
+    if svc.resources.network.mode == "host":
+        spec["hostNetwork"] = True
+        spec["dnsPolicy"] = "ClusterFirstWithHostNet"
+
+    template: dict[str, Any] = {"metadata": {"labels": pod_labels}, "spec": spec}
+    if annotations:
+        template["metadata"]["annotations"] = annotations
+    body: dict[str, Any] = {"selector": {"matchLabels": selector}, "template": template}
+    if per_node:
+        out.workloads.append(manifest("apps/v1", "DaemonSet", name, ctx.namespace, labels, annotations, spec=body))
+    else:
+        body = {"replicas": svc.deployments.replicas, "revisionHistoryLimit": 5, **body}
+        out.workloads.append(manifest("apps/v1", "Deployment", name, ctx.namespace, labels, annotations, spec=body))
+    out.claims += pod.claims
+    out.secrets += pod.secrets
+
+    if svc.ports:
+        ports = [
+            {"name": port_name(p), "port": p.port, "targetPort": p.port, "protocol": p.l4_protocol}
+            for p in svc.ports
+        ]
+        out.services.append(
+            manifest(
+                "v1",
+                "Service",
+                name,
+                ctx.namespace,
+                labels,
+                spec={"type": "ClusterIP", "selector": selector, "ports": ports},
+            )
+        )
+    ingress = render_ingress(ctx, name, svc, labels)
+    if ingress:
+        out.ingresses.append(ingress)
+
+
+def _wildcard_host(ctx: RenderContext, label: str, what: str) -> str:
+    domain = ctx.cluster.wildcard_domain.strip(".")
+    if not domain:
+        raise RenderError(f"{what} needs the cluster's wildcard domain, and none is set (--domain)")
+    return f"{label}.{domain}"
+
+
+def render_ingress(ctx: RenderContext, name: str, svc: Service, labels: dict[str, str]) -> dict | None:
+    """Endpoints route to the first exposed port (else the default one); exposed ports without
+    endpoints get `<service>-<runtime>.<wildcard domain>` (`<service>-<port>-<runtime>...` after the first)."""
+    exposed = [p for p in svc.ports if p.expose]
+    rules: dict[str, list[dict[str, Any]]] = {}
+
+    def backend(port: int) -> dict[str, Any]:
+        return {"service": {"name": name, "port": {"number": port}}}
+
+    if svc.endpoints:
+        target = exposed[0] if exposed else svc.default_port
+        if target is None:
+            raise RenderError(f"service '{name}' has endpoints but no ports to route them to")
+        for ep in svc.endpoints:
+            host = ep.domain
+            if ep.wildcard:
+                host = _wildcard_host(ctx, host[:-2], f"service '{name}': endpoint domain '{ep.domain}'")
+            if ep.backend_path != ep.path:
+                ctx.warnings.append(
+                    f"{name}: endpoint {ep.domain}{ep.path} -> {ep.backend_path}: path rewriting depends on the "
+                    "ingress controller and is not rendered"
+                )
+            rules.setdefault(host, []).append({"path": ep.path, "pathType": "Prefix", "backend": backend(target.port)})
+    elif exposed:
+        if not ctx.cluster.wildcard_domain:
+            ctx.warnings.append(f"{name}: exposed ports get no Ingress without a wildcard domain (--domain)")
+            return None
+        for i, port in enumerate(exposed):
+            label = dns_label(f"{name}-{ctx.runtime.name}" if i == 0 else f"{name}-{port.port}-{ctx.runtime.name}")
+            host = _wildcard_host(ctx, label, f"service '{name}'")
+            rules.setdefault(host, []).append({"path": "/", "pathType": "Prefix", "backend": backend(port.port)})
+    if not rules:
+        return None
+    spec: dict[str, Any] = {"rules": [{"host": h, "http": {"paths": paths}} for h, paths in rules.items()]}
+    if ctx.cluster.ingress_class:
+        spec = {"ingressClassName": ctx.cluster.ingress_class, **spec}
+    return manifest("networking.k8s.io/v1", "Ingress", name, ctx.namespace, labels, spec=spec)

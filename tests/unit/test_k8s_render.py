@@ -1,0 +1,147 @@
+"""The Kubernetes renderer on the conformance corpus: every workspace, without and with operators;
+every manifest valid for Kubernetes 1.36 (strict) or its operator's CRD, in apply order, labelled."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from apps.deploy.spec import merge_overlay, parse_dice_yml
+from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
+from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets
+from scheduler.kubernetes.render import KIND_ORDER, render_group
+from speckit.errors import SpecInvalid
+from tests.unit.test_k8s_render_schemas import validate_all
+
+CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
+WORKSPACES = ("DEV", "TEST", "STAGING", "PROD")
+ALL_OPERATORS = frozenset(crd for crds in OPERATORS.values() for crd in crds)
+CLUSTER = ClusterRef(
+    "c1", "kubernetes", wildcard_domain="apps.example.com", ingress_class="nginx", storage_class="fast"
+)
+RECOMMENDED = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/component",
+    "app.kubernetes.io/part-of",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/version",
+    "dice.io/release",
+    "dice.io/org",
+    "dice.io/project",
+    "dice.io/app",
+    "dice.io/workspace",
+    "dice.io/runtime",
+)
+
+
+def load(name: str, workspace: str):
+    path = CORPUS / name
+    if name == "pkg_parser_diceyml_samples_dice_test.yml":  # an overlay of the sample next to it
+        return merge_overlay(
+            (CORPUS / "pkg_parser_diceyml_samples_dice.yml").read_text(), path.read_text(), workspace=workspace
+        )
+    return parse_dice_yml(path.read_text(), source=str(path), workspace=workspace)
+
+
+def group_for(spec, workspace: str, **kw) -> ServiceGroup:
+    images = dict.fromkeys([*spec.services, *spec.jobs], "registry.example/x:1")
+    return ServiceGroup(
+        RuntimeRef("acme", "shop", "web", workspace, "main"),
+        spec,
+        release="r42",
+        images=images,
+        addon_secrets=generate_addon_secrets(spec),
+        cluster_name="c1",
+        **kw,
+    )
+
+
+def kind_rank(obj: dict) -> int:
+    kind = obj["kind"]
+    if kind in KIND_ORDER and not (kind in ("Service", "StatefulSet") and "dice.io/addon" in obj["metadata"]["labels"]):
+        return KIND_ORDER.index(kind)
+    return KIND_ORDER.index("addon")
+
+
+CASES = [(f.name, ws) for f in sorted(CORPUS.glob("*.yml")) for ws in WORKSPACES]
+
+
+@pytest.mark.parametrize("operators", [frozenset(), ALL_OPERATORS], ids=["builtin", "operators"])
+@pytest.mark.parametrize(("name", "workspace"), CASES, ids=[f"{n}-{w}" for n, w in CASES])
+def test_conformance_renders_valid_manifests(name, workspace, operators):
+    try:
+        spec = load(name, workspace)
+    except SpecInvalid as exc:
+        # The only refusal in the corpus: basic addons are not allowed in PROD.
+        assert workspace == "PROD"
+        assert all("size basic is not allowed in production" in e.message for e in exc.errors)
+        return
+    manifests = render_group(group_for(spec, workspace), CLUSTER, operators=operators)
+    validate_all(manifests)
+    assert manifests[0]["kind"] == "Namespace"
+    ranks = [kind_rank(m) for m in manifests]
+    assert ranks == sorted(ranks), [m["kind"] for m in manifests]
+    names = [(m["kind"], m["metadata"]["name"]) for m in manifests]
+    assert len(names) == len(set(names))
+    for obj in manifests:
+        labels = obj["metadata"]["labels"]
+        missing = [k for k in RECOMMENDED if k not in labels]
+        assert not missing, (obj["kind"], obj["metadata"]["name"], missing)
+        assert labels["app.kubernetes.io/managed-by"] == "dice"
+        assert labels["dice.io/release"] == "r42"
+        if obj["kind"] != "Namespace":
+            assert obj["metadata"]["namespace"] == manifests[0]["metadata"]["name"]
+    services = {m["metadata"]["name"] for m in manifests if m["kind"] in ("Deployment", "DaemonSet")}
+    assert services == set(spec.services)
+
+
+def test_erda_dev_details():
+    spec = load("erda.yml", "DEV")
+    group = group_for(spec, "DEV", overcommit=Overcommit(cpu_ratio=2, mem_ratio=2))
+    manifests = render_group(group, CLUSTER)
+    by = {(m["kind"], m["metadata"]["name"]): m for m in manifests}
+    ns = manifests[0]["metadata"]["name"]
+    server = by[("Deployment", "erda-server")]
+    container = server["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    # max_cpu/max_mem given: request = value, limit = max (no ratio). DEV values: cpu 1, mem 2048.
+    assert container["resources"] == {
+        "requests": {"cpu": "1000m", "memory": "2048Mi"},
+        "limits": {"cpu": "1000m", "memory": "2048Mi"},
+    }
+    assert env["DICE_CPU_REQUEST"] == "1" and env["DICE_MEM_LIMIT"] == "2048"
+    # Discovery: the default port first.
+    assert env["ERDA_SERVER_HOST"] == f"erda-server.{ns}.svc.cluster.local"
+    assert env["ERDA_SERVER_PORT"] == "9095" and env["ERDA_SERVER_PORT0"] == "9095"
+    assert env["SELF_PORT"] == "9095" and env["SELF_URL"] == f"http://erda-server.{ns}.svc.cluster.local:9095"
+    assert env["DICE_WORKSPACE"] == "DEV" and env["DICE_CLUSTER_NAME"] == "c1"
+    # Addon mysql: password from the Secret, never inline.
+    assert env["MYSQL_HOST"] == f"mysql.{ns}.svc.cluster.local" and env["MYSQL_PORT"] == "3306"
+    assert env["MYSQL_PASSWORD"] == {"secretKeyRef": {"name": "mysql-credentials", "key": "password"}}
+    assert env["CUSTOM_VERSION"] == "1.0.0"
+    # Top-level envs, then the service's own on top.
+    assert env["IAM_ADDR"] == "iam:8920" and env["ERDA_SERVER_ADDR"] == "localhost:9095"
+    # Health check: startup probe bounds duration 120.
+    startup = container["startupProbe"]
+    assert startup["failureThreshold"] * startup["periodSeconds"] >= 120
+    assert container["readinessProbe"]["httpGet"] == {"port": 9095, "path": "/api/healthy"}
+    # k8s_snippet merged into the container.
+    agent = by[("Deployment", "cluster-agent")]["spec"]["template"]["spec"]["containers"][0]
+    assert agent["securityContext"] == {"privileged": True}
+    assert agent["readinessProbe"]["exec"]["command"] == ["sh", "-c", "ls"]
+    # Exposed port without endpoints: <service>-<runtime>.<wildcard domain>.
+    ingress = by[("Ingress", "erda-server")]
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["rules"][0]["host"] == "erda-server-main.apps.example.com"
+    # Built-in mysql: StatefulSet + headless Service + claim template with the storage class.
+    sts = by[("StatefulSet", "mysql")]
+    assert sts["spec"]["volumeClaimTemplates"][0]["spec"]["storageClassName"] == "fast"
+    assert by[("Service", "mysql")]["spec"]["clusterIP"] == "None"
+    # Binds as hostPath volumes, read-only where asked.
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/certs/etcd-ca.pem"]["readOnly"] is True and mounts["/avatars"]["readOnly"] is False
+    # No password anywhere but in the Secret (base64 in data).
+    password = group.addon_secrets["mysql"]["password"]
+    assert all(password not in str(obj) for obj in manifests)
