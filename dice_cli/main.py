@@ -5,11 +5,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-from dice_cli import api_commands, pipeline_commands, release_commands, spec_commands
+from dice_cli import (
+    api_commands,
+    cluster_commands,
+    pipeline_commands,
+    release_commands,
+    spec_commands,
+)
 from dice_cli.errors import CliError
 
 # Each module contributes its sub-commands through register(subparsers).
-COMMAND_MODULES = (spec_commands, pipeline_commands, api_commands, release_commands)
+COMMAND_MODULES = (
+    spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

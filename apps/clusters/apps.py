@@ -7,3 +7,8 @@ class ClustersConfig(AppConfig):
     name = "apps.clusters"
     label = "clusters"
     verbose_name = "Clusters"
+
+    def ready(self):
+        from apps.clusters import scope
+
+        scope.register()

@@ -6,4 +6,9 @@ from django.apps import AppConfig
 class CmdbConfig(AppConfig):
     name = "apps.cmdb"
     label = "cmdb"
-    verbose_name = "Cmdb"
+    verbose_name = "CMDB"
+
+    def ready(self):
+        from apps.cmdb import scope
+
+        scope.register()

@@ -1,0 +1,59 @@
+"""Serializers of the clusters API. Credentials are write-only: reads show only "set" and a fingerprint."""
+
+from rest_framework import serializers
+
+from apps.clusters.models import Cluster, Node
+from apps.clusters.services import overcommit_table
+
+
+class ClusterSerializer(serializers.ModelSerializer):
+    credentials = serializers.SerializerMethodField()
+    overcommit = serializers.SerializerMethodField()
+    # Write-only credentials: a kubeconfig (+ context), or server + ca + token.
+    kubeconfig = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
+    context = serializers.CharField(required=False, allow_blank=True)
+    server = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    ca = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
+    token = serializers.CharField(write_only=True, required=False, allow_blank=True)
+    overcommit_ratios = serializers.DictField(write_only=True, required=False, source="overcommit_input")
+
+    class Meta:
+        model = Cluster
+        fields = [
+            "id", "name", "kind", "description", "api_server", "wildcard_domain", "ingress_class", "storage_class",
+            "allow_prod_mem_overcommit", "overcommit", "overcommit_ratios", "auth_method", "context",
+            "credentials", "check_status", "checked_at", "server_version", "operators", "check_report",
+            "synced_at", "sync_error", "created",
+            "kubeconfig", "server", "ca", "token",
+        ]
+        read_only_fields = ["id", "kind", "api_server", "auth_method", "check_status", "checked_at",
+                            "server_version", "operators", "check_report", "synced_at", "sync_error", "created"]
+        validators = []  # uniqueness is checked by the services, with a message that names the cluster
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            fields["name"].read_only = True
+        return fields
+
+    def get_credentials(self, obj) -> dict:
+        return {"set": obj.has_credentials, "fingerprint": obj.credentials_fingerprint}
+
+    def get_overcommit(self, obj) -> dict:
+        return {ws: {k: float(v) for k, v in r.items()} for ws, r in overcommit_table(obj).items()}
+
+
+class NodeSerializer(serializers.ModelSerializer):
+    cluster = serializers.SlugRelatedField(slug_field="name", read_only=True)
+    dice_labels = serializers.ListField(child=serializers.CharField(), read_only=True)
+
+    class Meta:
+        model = Node
+        fields = ["id", "cluster", "name", "ready", "unschedulable", "capacity", "allocatable", "requests", "limits",
+                  "pod_count", "labels", "dice_labels", "conditions", "internal_ip", "kubelet_version", "synced_at"]
+        read_only_fields = fields
+
+
+class NodeLabelsSerializer(serializers.Serializer):
+    labels = serializers.ListField(child=serializers.CharField(), allow_empty=True,
+                                   help_text="the dice/ labels the node should carry, e.g. [\"dice/job\"]")

@@ -1,0 +1,335 @@
+"""The one place that changes cluster state; views, API, CLI and tasks all come through here.
+
+Also what the deploy code reads: `cluster_ref`, `overcommit_for`, `node_selector_for`, `operators_for`.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import validate_slug
+from django.db import transaction
+from django.utils import timezone
+
+from apps.clusters import crypto, kube
+from apps.clusters.choices import AuthMethod, CheckStatus, ClusterKind, NodeRole
+from apps.clusters.kubeconfig import KubeconfigError, Resolved, from_token, parse, resolve
+from apps.clusters.models import LOCAL_CLUSTER_NAME, Cluster, Node, WorkspaceOvercommit
+from apps.projects import audit, scope
+from apps.projects.choices import WorkspaceKind
+from scheduler.base import ClusterRef, Overcommit
+
+SETTINGS_FIELDS = {"description", "wildcard_domain", "ingress_class", "storage_class", "allow_prod_mem_overcommit"}
+CREDENTIAL_FIELDS = {"kubeconfig", "context", "server", "ca", "token"}
+# Names that would shadow page URLs (/clusters/new/ and so on).
+RESERVED_NAMES = frozenset({LOCAL_CLUSTER_NAME, "new", "kubeconfig-contexts"})
+NODE_KINDS = {
+    "stateless": NodeRole.STATELESS,
+    "stateful": NodeRole.STATEFUL,
+    "job": NodeRole.JOB,
+}
+
+
+def require_manage(user) -> None:
+    if not scope.can_manage_clusters(user):
+        raise PermissionDenied("you may not manage clusters (needs an organization role with manage_clusters)")
+
+
+# ---- credentials ------------------------------------------------------------------------------
+
+
+def resolve_credentials(
+    *, kubeconfig: str | bytes | None = None, context: str | None = None,
+    server: str | None = None, ca: str = "", token: str | None = None,
+) -> tuple[str, Resolved]:
+    """(auth method, the checked single-context kubeconfig) or a ValidationError naming the field."""
+    try:
+        if kubeconfig:
+            if server or token:
+                raise ValidationError({"kubeconfig": "give either a kubeconfig or server + token, not both"})
+            return AuthMethod.KUBECONFIG, resolve(parse(kubeconfig), context or None)
+        if server or token:
+            if not server:
+                raise ValidationError({"server": "the API server URL is required with a token"})
+            if not token:
+                raise ValidationError({"token": "a bearer token is required with a server URL"})
+            return AuthMethod.TOKEN, from_token(server, ca or "", token)
+    except KubeconfigError as exc:
+        field = "kubeconfig" if kubeconfig else ("token" if "token" in str(exc) else "server")
+        if "CA certificate" in str(exc):
+            field = "ca"
+        raise ValidationError({field: str(exc)}) from None
+    raise ValidationError({"kubeconfig": "upload a kubeconfig, or give the API server URL, CA and token"})
+
+
+def kubeconfig_text(cluster: Cluster) -> str:
+    return crypto.decrypt(cluster.credentials)
+
+
+def _store_credentials(cluster: Cluster, method: str, resolved: Resolved) -> None:
+    cluster.auth_method = method
+    cluster.context = resolved.context
+    cluster.api_server = resolved.server
+    cluster.credentials = crypto.encrypt(resolved.text)
+    cluster.credentials_fingerprint = crypto.fingerprint(resolved.text)
+
+
+# ---- overcommit ------------------------------------------------------------------------------
+
+
+def _ratio(value, where: str) -> Decimal:
+    try:
+        ratio = Decimal(str(value)).quantize(Decimal("0.01"))
+    except (InvalidOperation, ValueError):
+        raise ValidationError({"overcommit": f"{where} must be a number, got {value!r}"}) from None
+    if ratio < 1:
+        raise ValidationError({"overcommit": f"{where} must be at least 1, got {value}"})
+    if ratio >= 1000:
+        raise ValidationError({"overcommit": f"{where} is too large ({value})"})
+    return ratio
+
+
+def _apply_overcommit(cluster: Cluster, ratios: dict) -> None:
+    """ratios: {"DEV": {"cpu_ratio": 2, "mem_ratio": 1}, ...}; workspaces not named keep theirs."""
+    if not isinstance(ratios, dict):
+        raise ValidationError({"overcommit": "expected a mapping of workspace to ratios"})
+    for ws, values in ratios.items():
+        kind = str(ws).upper()
+        if kind not in WorkspaceKind.values:
+            raise ValidationError({"overcommit": f"unknown workspace {ws!r}; use {', '.join(WorkspaceKind.values)}"})
+        if not isinstance(values, dict) or set(values) - {"cpu_ratio", "mem_ratio"}:
+            raise ValidationError({"overcommit": f"{kind}: give cpu_ratio and/or mem_ratio"})
+        row, _ = WorkspaceOvercommit.objects.get_or_create(cluster=cluster, workspace=kind)
+        for key, value in values.items():
+            setattr(row, key, _ratio(value, f"{kind}.{key}"))
+        row.cluster = cluster
+        row.full_clean()
+        row.save()
+    _check_prod_memory(cluster)
+
+
+def _check_prod_memory(cluster: Cluster) -> None:
+    prod = cluster.overcommits.filter(workspace=WorkspaceKind.PROD).first()
+    if prod and prod.mem_ratio > 1 and not cluster.allow_prod_mem_overcommit:
+        raise ValidationError({
+            "overcommit": f"PROD memory ratio {prod.mem_ratio} is refused: memory overcommit in PROD needs "
+            "allow_prod_mem_overcommit on the cluster"
+        })
+
+
+def overcommit_table(cluster: Cluster) -> dict[str, dict[str, Decimal]]:
+    rows = {o.workspace: o for o in cluster.overcommits.all()}
+    return {
+        ws: {"cpu_ratio": rows[ws].cpu_ratio if ws in rows else Decimal("1.00"),
+             "mem_ratio": rows[ws].mem_ratio if ws in rows else Decimal("1.00")}
+        for ws in WorkspaceKind.values
+    }
+
+
+# ---- register, update, delete -------------------------------------------------------------------
+
+
+def register_cluster(
+    user, *, name: str, description: str = "", kubeconfig: str | bytes | None = None, context: str | None = None,
+    server: str | None = None, ca: str = "", token: str | None = None, wildcard_domain: str = "",
+    ingress_class: str = "", storage_class: str = "", allow_prod_mem_overcommit: bool = False,
+    overcommit: dict | None = None, check: bool = True,
+) -> Cluster:
+    """Register a Kubernetes cluster; the credentials are encrypted, then the connectivity is checked."""
+    require_manage(user)
+    try:
+        validate_slug(name)
+    except ValidationError:
+        raise ValidationError({"name": "use lowercase letters, digits and hyphens"}) from None
+    name = name.lower()
+    if name in RESERVED_NAMES:
+        raise ValidationError({"name": f"{name!r} is reserved; choose another name"})
+    if Cluster.objects.filter(name=name).exists():
+        raise ValidationError({"name": f"cluster {name!r} already exists"})
+    method, resolved = resolve_credentials(kubeconfig=kubeconfig, context=context, server=server, ca=ca, token=token)
+    with transaction.atomic():
+        cluster = Cluster(
+            name=name, kind=ClusterKind.KUBERNETES, description=description, wildcard_domain=wildcard_domain,
+            ingress_class=ingress_class, storage_class=storage_class,
+            allow_prod_mem_overcommit=allow_prod_mem_overcommit,
+        )
+        _store_credentials(cluster, method, resolved)
+        cluster.full_clean(validate_unique=False)
+        cluster.save()
+        _apply_overcommit(cluster, overcommit or {})
+        audit.record(user, "create", cluster, after=audit.snapshot(cluster))
+    if check:
+        run_check(cluster)
+    return cluster
+
+
+def update_cluster(user, cluster: Cluster, *, overcommit: dict | None = None, check: bool = True, **changes) -> Cluster:
+    """Change settings, overcommit ratios or (all at once) the credentials."""
+    require_manage(user)
+    unknown = set(changes) - SETTINGS_FIELDS - CREDENTIAL_FIELDS
+    if unknown:
+        raise ValidationError(dict.fromkeys(sorted(unknown), "this field cannot be changed"))
+    creds = {k: v for k in CREDENTIAL_FIELDS if (v := changes.pop(k, None))}
+    if creds and cluster.kind == ClusterKind.LOCAL:
+        raise ValidationError({"kubeconfig": "the local cluster has no credentials"})
+    if set(creds) == {"context"}:  # another context of the stored kubeconfig
+        creds["kubeconfig"] = kubeconfig_text(cluster)
+    before = audit.snapshot(cluster)
+    old_fingerprint = cluster.credentials_fingerprint
+    with transaction.atomic():
+        for key, value in changes.items():
+            setattr(cluster, key, value)
+        if creds:
+            _store_credentials(cluster, *resolve_credentials(**creds))
+        cluster.full_clean(validate_unique=False)
+        cluster.save()
+        _apply_overcommit(cluster, overcommit or {})
+        after = audit.snapshot(cluster)
+        if overcommit:
+            after["overcommit"] = {k: {r: str(v) for r, v in d.items()} for k, d in overcommit_table(cluster).items()}
+        audit.record(user, "update", cluster, before=before, after=after)
+    if check and cluster.credentials_fingerprint != old_fingerprint:
+        run_check(cluster)
+    return cluster
+
+
+def delete_cluster(user, cluster: Cluster) -> None:
+    require_manage(user)
+    if cluster.name == LOCAL_CLUSTER_NAME:
+        raise ValidationError({"name": "the local cluster always exists and cannot be deleted"})
+    bound = cluster.workspaces.count()
+    if bound:
+        raise ValidationError({"name": f"{bound} workspace(s) are bound to {cluster}; bind them elsewhere first"})
+    with transaction.atomic():
+        audit.record(user, "delete", cluster, before=audit.snapshot(cluster))
+        cluster.delete()
+
+
+# ---- the connectivity check ----------------------------------------------------------------------
+
+
+def session_for(cluster: Cluster) -> kube.Session:
+    if cluster.kind != ClusterKind.KUBERNETES or not cluster.credentials:
+        raise kube.KubeError(f"{cluster} is not a Kubernetes cluster with credentials")
+    return kube.Session.connect(kubeconfig_text(cluster), cluster.context)
+
+
+def run_check(cluster: Cluster, user=None) -> dict:
+    """Ask the cluster what it is and what we may do there; store and return the report."""
+    if user is not None:
+        require_manage(user)
+    if cluster.kind == ClusterKind.LOCAL:
+        report = {"reachable": True, "server_version": "local", "error": "", "permissions": [],
+                  "missing_permissions": [], "operators": [], "missing_operators": []}
+    else:
+        try:
+            session = session_for(cluster)
+        except (kube.KubeError, crypto.DecryptionError) as exc:
+            report = {"reachable": False, "server_version": "", "error": str(exc), "permissions": [],
+                      "missing_permissions": [], "operators": [], "missing_operators": []}
+        else:
+            try:
+                report = kube.check(session)
+            finally:
+                session.close()
+    if not report["reachable"]:
+        status = CheckStatus.ERROR
+    elif report["missing_permissions"]:
+        status = CheckStatus.WARNING
+    else:
+        status = CheckStatus.OK
+    report["status"] = status
+    cluster.check_report = report
+    cluster.check_status = status
+    cluster.checked_at = timezone.now()
+    if report["reachable"]:
+        cluster.server_version = report["server_version"]
+        cluster.operators = [o["crd"] for o in report["operators"] if o.get("installed")]
+    Cluster.objects.filter(pk=cluster.pk).update(
+        check_report=report, check_status=status, checked_at=cluster.checked_at,
+        server_version=cluster.server_version, operators=cluster.operators,
+    )
+    return report
+
+
+# ---- node labels -------------------------------------------------------------------------------
+
+
+def set_node_roles(user, node: Node, roles: list[str]) -> Node:
+    """Make the node's `dice/` labels exactly `roles` (each "true"), on the Kubernetes node and here."""
+    require_manage(user)
+    unknown = set(roles) - set(NodeRole.values)
+    if unknown:
+        raise ValidationError({"labels": f"unknown dice label(s): {', '.join(sorted(unknown))}; "
+                                         f"use {', '.join(NodeRole.values)}"})
+    wanted = dict.fromkeys(roles, "true")
+    patch: dict[str, str | None] = dict(wanted)
+    for key in node.labels:
+        if key.startswith("dice/") and key not in wanted:
+            patch[key] = None
+    before = {"labels": node.dice_labels}
+    cluster = node.cluster
+    if cluster.kind == ClusterKind.KUBERNETES:
+        session = session_for(cluster)
+        try:
+            labels = kube.set_node_labels(session, node.name, patch)
+        except kube.KubeError as exc:
+            raise ValidationError({"labels": str(exc)}) from None
+        finally:
+            session.close()
+    else:
+        labels = {k: v for k, v in {**node.labels, **patch}.items() if v is not None}
+    node.labels = labels
+    node.save(update_fields=["labels"])
+    audit.record(user, "label_node", node, before=before, after={"labels": node.dice_labels})
+    return node
+
+
+# ---- what the deploy code reads ------------------------------------------------------------------
+
+
+def cluster_ref(cluster: Cluster) -> ClusterRef:
+    """The scheduler's view of a cluster; for Kubernetes the kubeconfig is decrypted into the config."""
+    if cluster.kind == ClusterKind.KUBERNETES:
+        config = {"kubeconfig_text": kubeconfig_text(cluster), "context": cluster.context}
+    else:
+        root = str(getattr(settings, "DICE_LOCAL_ROOT", "") or "")
+        config = {"root": root} if root else {}  # empty: the local driver's default_root()
+    return ClusterRef(
+        name=cluster.name, kind=cluster.kind, config=config, wildcard_domain=cluster.wildcard_domain,
+        ingress_class=cluster.ingress_class, storage_class=cluster.storage_class,
+    )
+
+
+def overcommit_for(cluster: Cluster, workspace: str) -> Overcommit:
+    row = cluster.overcommits.filter(workspace=str(workspace).upper()).first()
+    if row is None:
+        return Overcommit(allow_prod_mem_overcommit=cluster.allow_prod_mem_overcommit)
+    return Overcommit(float(row.cpu_ratio), float(row.mem_ratio), cluster.allow_prod_mem_overcommit)
+
+
+def operators_for(cluster: Cluster) -> list[str]:
+    """CRD names of the operators the last check found (the renderer's `operators`)."""
+    return list(cluster.operators or [])
+
+
+def node_selector_for(cluster: Cluster, workspace: str, kind: str) -> dict[str, str]:
+    """The nodeSelector for a workload of `kind` ("stateless", "stateful" or "job") in `workspace`.
+
+    A dice/ label is required only when some node of the cluster carries it, so a cluster where
+    nobody labelled nodes schedules anywhere, and labelling one node starts steering at once.
+    """
+    if kind not in NODE_KINDS:
+        raise ValueError(f"kind must be one of {', '.join(NODE_KINDS)}, got {kind!r}")
+    used: set[str] = set()
+    for labels in cluster.nodes.values_list("labels", flat=True):
+        used.update(k for k, v in (labels or {}).items() if k.startswith("dice/") and v == "true")
+    selector = {}
+    ws_label = f"dice/workspace-{str(workspace).lower()}"
+    if ws_label in used:
+        selector[ws_label] = "true"
+    if NODE_KINDS[kind] in used:
+        selector[str(NODE_KINDS[kind])] = "true"
+    return selector

@@ -1,0 +1,19 @@
+"""Tables of the cluster pages."""
+
+import django_tables2 as tables
+
+from apps.clusters.models import Cluster
+
+
+class ClusterTable(tables.Table):
+    name = tables.Column(linkify=True, verbose_name="Cluster")
+    check_status = tables.TemplateColumn(
+        '<span class="check-{{ record.check_status }}">{{ record.get_check_status_display }}</span>',
+        verbose_name="Check")
+    nodes = tables.Column(accessor="node_count", verbose_name="Nodes", orderable=False)
+
+    class Meta:
+        model = Cluster
+        fields = ("name", "kind", "api_server", "server_version", "wildcard_domain", "check_status", "synced_at")
+        sequence = ("name", "kind", "api_server", "server_version", "nodes", "wildcard_domain", "check_status",
+                    "synced_at")
