@@ -136,3 +136,22 @@ def test_admin_registers_every_model(db):
     for label in ("projects", "clusters"):
         for model in apps.get_app_config(label).get_models():
             assert admin.site.is_registered(model), model
+
+
+def test_guest_cannot_open_create_or_edit_forms(tenant_a):
+    from django.test import Client
+
+    guest = tenant_a.add_user("just-looking", "guest")
+    client = Client()
+    client.force_login(guest)
+    o, p, a = tenant_a.org.slug, tenant_a.project.slug, tenant_a.app.slug
+    for url in (
+        reverse("projects:organization_edit", args=[o]),
+        reverse("projects:project_add", args=[o]),
+        reverse("projects:project_edit", args=[o, p]),
+        reverse("projects:application_add", args=[o, p]),
+        reverse("projects:application_edit", args=[o, p, a]),
+    ):
+        assert client.get(url).status_code == 403, url
+        assert client.post(url, {"slug": "x", "name": "x"}).status_code == 403, url
+    assert client.get(reverse("projects:project", args=[o, p])).status_code == 200

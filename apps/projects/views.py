@@ -151,6 +151,38 @@ class ApplicationView(AppLookup, View):
 # ---- create and edit ---------------------------------------------------------------------
 
 
+class NeedsChange:
+    """Forms that need the CHANGE permission on the object they act on or inside."""
+
+    def check(self, target):
+        require(self.request.user, permissions.CHANGE, target)
+
+
+class CreateInside(NeedsChange):
+    """Creates a child of the target through `create(user, target, **cleaned_data)`."""
+
+    create = None
+
+    def perform(self, form, target):
+        return self.create(self.request.user, target, **form.cleaned_data)
+
+
+class EditTarget(NeedsChange):
+    """Edits the target through `update(user, target, **cleaned_data)`; the slug stays."""
+
+    update = None
+    initial_fields: tuple[str, ...] = ("name", "description")
+
+    def form_kwargs(self, target):
+        return {"editing": True}
+
+    def get_initial(self, target):
+        return {field: getattr(target, field) for field in self.initial_fields}
+
+    def perform(self, form, target):
+        return self.update(self.request.user, target, **form.cleaned_data)
+
+
 class OrganizationCreateView(ServiceFormView):
     model = Organization
     form_class = OrganizationForm
@@ -160,92 +192,50 @@ class OrganizationCreateView(ServiceFormView):
         return services.create_organization(self.request.user, **form.cleaned_data)
 
 
-class OrganizationEditView(OrgLookup, ServiceFormView):
+class OrganizationEditView(OrgLookup, EditTarget, ServiceFormView):
     form_class = OrganizationForm
     title = "Edit organization"
+    update = staticmethod(services.update_organization)
 
     def get_target(self):
         return self.get_org()
 
-    def check(self, target):
-        require(self.request.user, permissions.CHANGE, target)
 
-    def form_kwargs(self, target):
-        return {"editing": True}
-
-    def get_initial(self, target):
-        return {"name": target.name, "description": target.description}
-
-    def perform(self, form, target):
-        return services.update_organization(self.request.user, target, **form.cleaned_data)
-
-
-class ProjectCreateView(OrgLookup, ServiceFormView):
+class ProjectCreateView(OrgLookup, CreateInside, ServiceFormView):
     form_class = ProjectForm
     title = "New project"
+    create = staticmethod(services.create_project)
 
     def get_target(self):
         return self.get_org()
 
-    def check(self, target):
-        require(self.request.user, permissions.CHANGE, target)
 
-    def perform(self, form, target):
-        return services.create_project(self.request.user, target, **form.cleaned_data)
-
-
-class ProjectEditView(ProjectLookup, ServiceFormView):
+class ProjectEditView(ProjectLookup, EditTarget, ServiceFormView):
     form_class = ProjectForm
     title = "Edit project"
+    update = staticmethod(services.update_project)
 
     def get_target(self):
         return self.get_project()
 
-    def check(self, target):
-        require(self.request.user, permissions.CHANGE, target)
 
-    def form_kwargs(self, target):
-        return {"editing": True}
-
-    def get_initial(self, target):
-        return {"name": target.name, "description": target.description}
-
-    def perform(self, form, target):
-        return services.update_project(self.request.user, target, **form.cleaned_data)
-
-
-class ApplicationCreateView(ProjectLookup, ServiceFormView):
+class ApplicationCreateView(ProjectLookup, CreateInside, ServiceFormView):
     form_class = ApplicationForm
     title = "New application"
+    create = staticmethod(services.create_application)
 
     def get_target(self):
         return self.get_project()
 
-    def check(self, target):
-        require(self.request.user, permissions.CHANGE, target)
 
-    def perform(self, form, target):
-        return services.create_application(self.request.user, target, **form.cleaned_data)
-
-
-class ApplicationEditView(AppLookup, ServiceFormView):
+class ApplicationEditView(AppLookup, EditTarget, ServiceFormView):
     form_class = ApplicationForm
     title = "Edit application"
+    update = staticmethod(services.update_application)
+    initial_fields = ("name", "description", "repo_url")
 
     def get_target(self):
         return self.get_app()
-
-    def check(self, target):
-        require(self.request.user, permissions.CHANGE, target)
-
-    def form_kwargs(self, target):
-        return {"editing": True}
-
-    def get_initial(self, target):
-        return {"name": target.name, "description": target.description, "repo_url": target.repo_url}
-
-    def perform(self, form, target):
-        return services.update_application(self.request.user, target, **form.cleaned_data)
 
 
 class WorkspaceEditView(ProjectLookup, ServiceFormView):
