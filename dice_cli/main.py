@@ -8,6 +8,7 @@ import sys
 from dice_cli import (
     api_commands,
     cluster_commands,
+    deploy_commands,
     pipeline_commands,
     release_commands,
     spec_commands,
@@ -16,7 +17,7 @@ from dice_cli.errors import CliError
 
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
-    spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands,
+    spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
 )
 
 

@@ -2,8 +2,10 @@
 
 from django.urls import path
 
+from apps.deploy.consumers import RuntimeProgressConsumer
 from dice_console.consumers import EventsConsumer
 
 websocket_urlpatterns = [
     path("ws/events/", EventsConsumer.as_asgi()),
+    path("ws/runtimes/<int:runtime_id>/", RuntimeProgressConsumer.as_asgi()),
 ]

@@ -154,6 +154,13 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env.bool("DICE_CELERY_EAGER", default=False)
 
+# Deployments: the local cluster's state, release files (bundles, checkouts), rollout limits (seconds).
+DICE_LOCAL_ROOT = Path(env.str("DICE_LOCAL_ROOT", default=str(DATA_DIR / "local")))
+DICE_DEPLOY_FILES = Path(env.str("DICE_DEPLOY_FILES", default=str(DATA_DIR / "deploy")))
+DICE_DEPLOY_TIMEOUT = env.int("DICE_DEPLOY_TIMEOUT", default=300)
+DICE_DEPLOY_TIMEOUT_MAX = env.int("DICE_DEPLOY_TIMEOUT_MAX", default=1800)
+DICE_DEPLOY_DEGRADED_GRACE = env.int("DICE_DEPLOY_DEGRADED_GRACE", default=60)
+
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "apps.projects.authentication.ApiTokenAuthentication",

@@ -2,7 +2,8 @@
 
 import django_filters
 
-from apps.deploy.models import Release
+from apps.deploy.choices import DeploymentStatus
+from apps.deploy.models import Deployment, Release, Runtime
 from apps.projects.filtersets import SearchFilterSet
 
 
@@ -18,3 +19,37 @@ class ReleaseFilterSet(SearchFilterSet):
     class Meta:
         model = Release
         fields = ["org", "project", "app", "application", "version", "pipeline_run_id"]
+
+
+class RuntimeFilterSet(SearchFilterSet):
+    search_fields = ("name", "application__slug")
+    org = django_filters.CharFilter(field_name="application__project__organization__slug", label="Organization")
+    project = django_filters.CharFilter(field_name="application__project__slug", label="Project")
+    app = django_filters.CharFilter(field_name="application__slug", label="Application")
+    application = django_filters.NumberFilter(field_name="application_id", label="Application id")
+    workspace = django_filters.CharFilter(field_name="workspace__kind", lookup_expr="iexact", label="Workspace")
+    name = django_filters.CharFilter()
+    cluster = django_filters.CharFilter(field_name="cluster__name", label="Cluster")
+
+    class Meta:
+        model = Runtime
+        fields = ["org", "project", "app", "application", "workspace", "name", "cluster"]
+
+
+class DeploymentFilterSet(SearchFilterSet):
+    search_fields = ("runtime__name", "runtime__application__slug", "created_by_name", "message")
+    org = django_filters.CharFilter(field_name="runtime__application__project__organization__slug",
+                                    label="Organization")
+    project = django_filters.CharFilter(field_name="runtime__application__project__slug", label="Project")
+    app = django_filters.CharFilter(field_name="runtime__application__slug", label="Application")
+    application = django_filters.NumberFilter(field_name="runtime__application_id", label="Application id")
+    workspace = django_filters.CharFilter(field_name="runtime__workspace__kind", lookup_expr="iexact",
+                                          label="Workspace")
+    runtime = django_filters.NumberFilter(field_name="runtime_id", label="Runtime id")
+    runtime_name = django_filters.CharFilter(field_name="runtime__name", label="Runtime name")
+    status = django_filters.MultipleChoiceFilter(choices=DeploymentStatus.choices)
+    release = django_filters.NumberFilter(field_name="release_id")
+
+    class Meta:
+        model = Deployment
+        fields = ["org", "project", "app", "application", "workspace", "runtime", "runtime_name", "status", "release"]

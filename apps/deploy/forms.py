@@ -82,3 +82,22 @@ class CompareForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["other"].choices = [("", "(nothing: the whole release)")] + [(v, f"v{v}") for v in versions]
         self.fields["workspace"].choices = list(workspaces)
+
+
+class DeployForm(forms.Form):
+    """Deploy a release: to which workspace, onto which runtime (made if new)."""
+
+    workspace = forms.ChoiceField(label="Workspace")
+    runtime = forms.CharField(
+        label="Runtime", initial="main", max_length=40,
+        help_text="An existing runtime of the workspace, or a new name (lowercase letters, digits, hyphens)",
+    )
+
+    def __init__(self, *args, workspaces=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["workspace"].choices = list(workspaces)
+
+
+class ScaleForm(forms.Form):
+    service = forms.CharField(max_length=100)
+    replicas = forms.IntegerField(min_value=0, max_value=100)

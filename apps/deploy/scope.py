@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.deploy.models import Release
+from apps.deploy.models import (
+    AddonInstance,
+    Deployment,
+    DeploymentTransition,
+    Release,
+    ReleaseBundle,
+    Runtime,
+)
 from apps.projects import scope
 
 
@@ -13,5 +20,31 @@ def releases_for(user) -> QuerySet[Release]:
     return Release.objects.filter(application__in=scope.applications_for(user))
 
 
+def bundles_for(user) -> QuerySet[ReleaseBundle]:
+    return ReleaseBundle.objects.filter(release__application__in=scope.applications_for(user))
+
+
+def runtimes_for(user) -> QuerySet[Runtime]:
+    """Runtimes of the applications the user can see."""
+    return Runtime.objects.filter(application__in=scope.applications_for(user))
+
+
+def deployments_for(user) -> QuerySet[Deployment]:
+    return Deployment.objects.filter(runtime__application__in=scope.applications_for(user))
+
+
+def transitions_for(user) -> QuerySet[DeploymentTransition]:
+    return DeploymentTransition.objects.filter(deployment__runtime__application__in=scope.applications_for(user))
+
+
+def addon_instances_for(user) -> QuerySet[AddonInstance]:
+    return AddonInstance.objects.filter(runtime__application__in=scope.applications_for(user))
+
+
 def register() -> None:
     scope.register(Release, releases_for)
+    scope.register(ReleaseBundle, bundles_for)
+    scope.register(Runtime, runtimes_for)
+    scope.register(Deployment, deployments_for)
+    scope.register(DeploymentTransition, transitions_for)
+    scope.register(AddonInstance, addon_instances_for)

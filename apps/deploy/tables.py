@@ -1,8 +1,8 @@
-"""Tables of the release pages."""
+"""Tables of the release and runtime pages."""
 
 import django_tables2 as tables
 
-from apps.deploy.models import Release
+from apps.deploy.models import Release, Runtime
 
 
 class ReleaseTable(tables.Table):
@@ -24,3 +24,18 @@ class ReleaseTable(tables.Table):
 
     def render_content_hash(self, value):
         return value[:12]
+
+
+class RuntimeTable(tables.Table):
+    name = tables.Column(linkify=lambda record: record.get_absolute_url())
+    workspace = tables.Column(accessor="workspace__kind", verbose_name="Workspace")
+    cluster = tables.Column(accessor="cluster__name", verbose_name="Cluster")
+    release = tables.Column(verbose_name="Release", orderable=False)
+
+    class Meta:
+        model = Runtime
+        fields = ("name", "workspace", "cluster", "release", "created", "updated")
+        empty_text = "No runtimes yet: deploy a release."
+
+    def render_release(self, value):
+        return f"v{value.version}"

@@ -1,12 +1,14 @@
-"""API routes of the deploy app, included into /api/ by dice_console/api_urls.py."""
+"""API routes of the deploy app (releases, runtimes, deployments, dice.yml tools), under /api/."""
 
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
-from apps.deploy.api import views
+from apps.deploy.api import runtimes, views
 
 router = SimpleRouter()
 router.register("releases", views.ReleaseViewSet, basename="release")
+router.register("runtimes", runtimes.RuntimeViewSet, basename="runtime")
+router.register("deployments", runtimes.DeploymentViewSet, basename="deployment")
 
 urlpatterns = [
     path("spec/validate/", views.validate_spec, name="spec-validate"),

@@ -1,0 +1,357 @@
+"""The one place that changes runtimes and deployments: deploy, rollback, cancel, scale, restart,
+stop and delete (views, API, CLI, pipelines and tasks all come through here).
+
+A deployment's status moves only through transition(), which checks ALLOWED_TRANSITIONS under a
+row lock and records the change; the rollout itself runs in apps.deploy.tasks.run_deployment."""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.deploy import quota
+from apps.deploy.choices import ACTIVE_STATUSES, FINAL_STATUSES, DeploymentStatus
+from apps.deploy.executors import executor_for, runtime_ref
+from apps.deploy.models import Deployment, DeploymentTransition, Release, Runtime
+from apps.deploy.spec import DiceYml, parse_dice_yml
+from apps.projects import audit, scope
+from apps.projects import permissions as perms
+from apps.projects.choices import WorkspaceKind
+from apps.projects.models import Application, Workspace
+from scheduler.base import ExecutorError
+from speckit.errors import SpecInvalid
+
+log = logging.getLogger(__name__)
+
+RUNTIME_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
+MAX_REPLICAS = 100
+
+
+class IllegalTransition(ValidationError):
+    """A status change the state machine does not allow (e.g. healthy -> deploying)."""
+
+
+def runtime_group(runtime_id: int) -> str:
+    """The Channels group that hears a runtime's deployment progress."""
+    return f"runtime-{runtime_id}"
+
+
+# ---- checks ---------------------------------------------------------------------------------------
+
+
+def require_deploy(user, application: Application, workspace_kind: str) -> None:
+    if not scope.has_perm(user, perms.deploy_perm(workspace_kind), application):
+        raise PermissionDenied(f"you may not deploy to {workspace_kind} of application {application}")
+
+
+def workspace_of(application: Application, kind: str) -> Workspace:
+    kind = str(kind or "").upper()
+    if kind not in WorkspaceKind.values:
+        raise ValidationError({"workspace": f"unknown workspace {kind!r}; use {', '.join(WorkspaceKind.values)}"})
+    return application.project.workspaces.select_related("cluster", "project__organization").get(kind=kind)
+
+
+def check_runtime_name(name: str) -> str:
+    if not RUNTIME_NAME.match(name or ""):
+        from scheduler.base import dns_label
+
+        hint = dns_label(name or "", 40)
+        raise ValidationError({
+            "runtime": f"{name!r} is not a runtime name: use lowercase letters, digits and hyphens "
+            f"(at most 40), e.g. {hint!r}"
+        })
+    return name
+
+
+def parse_for(release: Release, workspace_kind: str) -> DiceYml:
+    try:
+        return parse_dice_yml(release.spec_text, source=release.source_name, workspace=workspace_kind)
+    except SpecInvalid as exc:
+        raise ValidationError({"release": [str(e) for e in exc.errors]}) from None
+
+
+# ---- the state machine ----------------------------------------------------------------------------
+
+
+def _push(deployment: Deployment) -> None:
+    """Tell the runtime's viewers, after the commit, that a deployment changed."""
+    payload = {
+        "type": "deployment.progress",
+        "deployment": deployment.pk,
+        "status": deployment.status,
+        "message": deployment.message,
+        "progress": deployment.progress,
+    }
+    group = runtime_group(deployment.runtime_id)
+
+    def send():
+        from dice_console.realtime import group_send
+
+        group_send(group, payload)
+
+    transaction.on_commit(send)
+
+
+def record_progress(deployment: Deployment, progress: dict) -> None:
+    """Store the per-service progress (only while the deployment is active) and push it."""
+    with transaction.atomic():
+        updated = Deployment.objects.filter(pk=deployment.pk, status__in=ACTIVE_STATUSES).update(
+            progress=progress, heartbeat=timezone.now()
+        )
+        if updated:
+            deployment.progress = progress
+            _push(deployment)
+
+
+def transition(deployment: Deployment, to: str, reason: str = "") -> Deployment:
+    """Move the deployment to `to` if the state machine allows it from its current (re-read) status;
+    IllegalTransition otherwise. Records a DeploymentTransition and pushes the change after commit."""
+    with transaction.atomic():
+        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
+        if not locked.can_transition(to):
+            raise IllegalTransition(
+                {"status": f"deployment #{locked.pk} cannot go from {locked.status} to {to}"}
+            )
+        now = timezone.now()
+        before = locked.status
+        locked.status = to
+        fields = ["status"]
+        if to == DeploymentStatus.DEPLOYING and locked.started is None:
+            locked.started = now
+            fields.append("started")
+        if to in FINAL_STATUSES:
+            locked.finished = now
+            locked.message = reason
+            fields += ["finished", "message"]
+        locked.save(update_fields=fields)
+        DeploymentTransition.objects.create(deployment=locked, from_status=before, to_status=to, reason=reason)
+        _push(locked)
+    for field in ("status", "started", "finished", "message"):
+        setattr(deployment, field, getattr(locked, field))
+    return deployment
+
+
+def _dispatch(deployment_id: int) -> None:
+    from apps.deploy.tasks import run_deployment
+
+    run_deployment.delay(deployment_id)
+
+
+# ---- deploy, rollback, cancel -----------------------------------------------------------------------
+
+
+@transaction.atomic
+def deploy(
+    user,
+    application: Application,
+    workspace: Workspace | str,
+    *,
+    release: Release,
+    runtime_name: str = "main",
+    rollback_of: Deployment | None = None,
+) -> Deployment:
+    """Roll `release` out onto the runtime (made now if new, on the workspace's cluster).
+
+    Refuses (nothing changed) without `deploy:<WS>`, with an invalid runtime name, a release of
+    another application, a spec invalid for the workspace, missing images on Kubernetes, or
+    requests beyond the workspace's quotas. Supersedes the runtime's unfinished deployment,
+    and hands the new one to a worker once the transaction commits."""
+    if not isinstance(workspace, Workspace):
+        workspace = workspace_of(application, workspace)
+    require_deploy(user, application, workspace.kind)
+    if workspace.project_id != application.project_id:
+        raise ValidationError({"workspace": f"{workspace} is not a workspace of {application.project}"})
+    if release.application_id != application.pk:
+        raise ValidationError({"release": f"release {release.pk} is not a release of {application}"})
+    check_runtime_name(runtime_name)
+    doc = parse_for(release, workspace.kind)
+
+    runtime = Runtime.objects.select_for_update().filter(
+        application=application, workspace=workspace, name=runtime_name
+    ).first()
+    created = runtime is None
+    if created:
+        runtime = Runtime.objects.create(
+            application=application, workspace=workspace, name=runtime_name, cluster=workspace.cluster
+        )
+    cluster = runtime.cluster
+    if cluster.kind == "kubernetes":
+        missing = [n for n, s in {**doc.services, **doc.jobs}.items() if not (release.image_overrides.get(n) or s.image)]
+        if missing:
+            raise ValidationError({"release": f"no image for {', '.join(sorted(missing))}: a Kubernetes "
+                                              "cluster runs images; make a release that names them"})
+    quota.check_quota(workspace, quota.requests_of(doc, cluster, workspace.kind), excluding=runtime)
+
+    deployment = Deployment.objects.create(
+        runtime=runtime,
+        release=release,
+        rollback_of=rollback_of,
+        created_by=user if user is not None and user.is_authenticated else None,
+        created_by_name=getattr(user, "username", "") or "system",
+    )
+    why = f"rollback of deployment #{rollback_of.pk}" if rollback_of else "deploy"
+    DeploymentTransition.objects.create(
+        deployment=deployment, from_status="", to_status=DeploymentStatus.QUEUED,
+        reason=f"{why} of {release} by {deployment.created_by_name}",
+    )
+    for older in runtime.deployments.filter(status__in=ACTIVE_STATUSES).exclude(pk=deployment.pk):
+        transition(older, DeploymentStatus.SUPERSEDED, f"superseded by deployment #{deployment.pk}")
+    if created:
+        audit.record(user, "create", runtime, after=_runtime_snapshot(runtime))
+    audit.record(user, "rollback" if rollback_of else "deploy", deployment, after={
+        "id": deployment.pk, "runtime": runtime.pk, "release": release.pk, "version": release.version,
+        "rollback_of": rollback_of.pk if rollback_of else None,
+    })
+    deployment_id = deployment.pk
+    transaction.on_commit(lambda: _dispatch(deployment_id))
+    return deployment
+
+
+@transaction.atomic
+def deploy_spec(
+    user,
+    application: Application,
+    workspace: Workspace | str,
+    *,
+    spec_text: str | bytes,
+    source_name: str = "dice.yml",
+    images: dict | None = None,
+    files: bytes | None = None,
+    runtime_name: str = "main",
+    description: str = "",
+) -> Deployment:
+    """Make a release from a dice.yml (with its folder's files, for the local cluster) and deploy it,
+    all or nothing."""
+    from apps.deploy import bundles
+    from apps.deploy.services import create_release
+
+    if not isinstance(workspace, Workspace):
+        workspace = workspace_of(application, workspace)
+    require_deploy(user, application, workspace.kind)
+    release = create_release(
+        user, application, spec_text=spec_text, images=images, source_name=source_name, description=description
+    )
+    if files:
+        bundles.attach_bundle(release, files)
+    return deploy(user, application, workspace, release=release, runtime_name=runtime_name)
+
+
+def rollback(user, runtime: Runtime, release: Release) -> Deployment:
+    """A new deployment of an earlier (or any) release of the runtime's application, rollback_of
+    set to the runtime's latest deployment."""
+    latest = runtime.deployments.order_by("-created", "-id").first()
+    return deploy(
+        user, runtime.application, runtime.workspace, release=release, runtime_name=runtime.name, rollback_of=latest
+    )
+
+
+def cancel(user, deployment: Deployment) -> Deployment:
+    """Stop following an unfinished rollout. What was already applied stays: deploy or roll back to change it."""
+    require_deploy(user, deployment.runtime.application, deployment.runtime.workspace.kind)
+    with transaction.atomic():
+        transition(deployment, DeploymentStatus.CANCELLED, f"cancelled by {getattr(user, 'username', 'system')}")
+        audit.record(user, "cancel", deployment, after={"id": deployment.pk, "status": deployment.status})
+    return deployment
+
+
+# ---- operations on a runtime ----------------------------------------------------------------------
+
+
+def _runtime_snapshot(runtime: Runtime) -> dict:
+    return {
+        "id": runtime.pk, "application": runtime.application_id, "workspace": runtime.workspace.kind,
+        "name": runtime.name, "cluster": runtime.cluster.name,
+        "release": runtime.release_id, "replicas": dict(runtime.replicas),
+    }
+
+
+def _fresh(runtime: Runtime) -> Runtime:
+    """The runtime as the database has it now (a worker may have changed its release)."""
+    return Runtime.objects.select_related(
+        "application__project__organization", "workspace", "cluster", "release"
+    ).get(pk=runtime.pk)
+
+
+def _service_names(runtime: Runtime) -> list[str]:
+    if runtime.release is None:
+        return []
+    return list(parse_for(runtime.release, runtime.workspace.kind).services)
+
+
+def _check_service(runtime: Runtime, service: str) -> None:
+    names = _service_names(runtime)
+    if service not in names:
+        known = ", ".join(names) or "none"
+        raise ValidationError({"service": f"runtime {runtime.name} has no service {service!r} (it has: {known})"})
+
+
+def _executor_call(fn, *args):
+    try:
+        return fn(*args)
+    except ExecutorError as exc:
+        raise ValidationError({"cluster": str(exc)}) from None
+
+
+def scale(user, runtime: Runtime, service: str, replicas: int) -> Runtime:
+    """Set a service's replicas (kept until the next deployment, which returns to the spec's)."""
+    require_deploy(user, runtime.application, runtime.workspace.kind)
+    if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= MAX_REPLICAS:
+        raise ValidationError({"replicas": f"replicas must be a whole number from 0 to {MAX_REPLICAS}"})
+    with transaction.atomic():
+        locked = Runtime.objects.select_for_update().select_related("workspace", "cluster", "release").get(pk=runtime.pk)
+        _check_service(locked, service)
+        before = _runtime_snapshot(locked)
+        wanted = {**locked.replicas, service: replicas}
+        doc = parse_for(locked.release, locked.workspace.kind)
+        quota.check_quota(locked.workspace, quota.requests_of(doc, locked.cluster, locked.workspace.kind, wanted),
+                          excluding=locked)
+        _executor_call(executor_for(locked.cluster).scale, runtime_ref(locked), service, replicas)
+        locked.replicas = wanted
+        locked.save(update_fields=["replicas", "updated"])
+        audit.record(user, "scale", locked, before=before, after=_runtime_snapshot(locked))
+    runtime.replicas = locked.replicas
+    return runtime
+
+
+def restart(user, runtime: Runtime, service: str) -> Runtime:
+    """A rolling restart of one service."""
+    require_deploy(user, runtime.application, runtime.workspace.kind)
+    runtime = _fresh(runtime)
+    _check_service(runtime, service)
+    _executor_call(executor_for(runtime.cluster).restart, runtime_ref(runtime), service)
+    audit.record(user, "restart", runtime, after={"id": runtime.pk, "service": service})
+    return runtime
+
+
+def stop(user, runtime: Runtime) -> Runtime:
+    """Scale every service to zero (addons keep running, and their data); deploy again to start it."""
+    require_deploy(user, runtime.application, runtime.workspace.kind)
+    with transaction.atomic():
+        locked = Runtime.objects.select_for_update().select_related("workspace", "cluster", "release").get(pk=runtime.pk)
+        names = _service_names(locked)
+        before = _runtime_snapshot(locked)
+        executor, ref = executor_for(locked.cluster), runtime_ref(locked)
+        for name in names:
+            _executor_call(executor.scale, ref, name, 0)
+        locked.replicas = dict.fromkeys(names, 0)
+        locked.save(update_fields=["replicas", "updated"])
+        audit.record(user, "stop", locked, before=before, after=_runtime_snapshot(locked))
+    runtime.replicas = locked.replicas
+    return runtime
+
+
+def delete_runtime(user, runtime: Runtime) -> None:
+    """Cancel its unfinished deployment, remove everything it has in the cluster, then the row
+    (its deployments, history and addon instances with it)."""
+    require_deploy(user, runtime.application, runtime.workspace.kind)
+    with transaction.atomic():
+        locked = Runtime.objects.select_for_update().select_related("workspace", "cluster").get(pk=runtime.pk)
+        for active in locked.deployments.filter(status__in=ACTIVE_STATUSES):
+            transition(active, DeploymentStatus.CANCELLED, "the runtime was deleted")
+        _executor_call(executor_for(locked.cluster).destroy, runtime_ref(locked))
+        audit.record(user, "delete", locked, before=_runtime_snapshot(locked))
+        locked.delete()

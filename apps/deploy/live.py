@@ -1,0 +1,73 @@
+"""A runtime as the cluster reports it now: services, replicas, health, URLs and events, as plain data
+for the pages, the API and the CLI."""
+
+from __future__ import annotations
+
+from apps.deploy.executors import executor_for, runtime_ref
+from apps.deploy.models import Runtime
+from apps.deploy.spec import parse_dice_yml
+from scheduler.base import ExecutorError, GroupStatus, Health, ServiceStatus
+from speckit.errors import SpecInvalid
+
+EVENTS_SHOWN = 50
+
+
+def exposed_services(runtime: Runtime) -> set[str]:
+    """Services of the current release with an exposed port or an endpoint."""
+    if runtime.release is None:
+        return set()
+    try:
+        doc = parse_dice_yml(runtime.release.spec_text, source=runtime.release.source_name,
+                             workspace=runtime.workspace.kind)
+    except SpecInvalid:
+        return set()
+    return {n for n, s in doc.services.items() if s.endpoints or any(p.expose for p in s.ports)}
+
+
+def _service(status: ServiceStatus, exposed: bool) -> dict:
+    return {
+        "name": status.name,
+        "desired": status.desired,
+        "ready": status.ready,
+        "updated": status.updated,
+        "available": status.available,
+        "health": str(status.health),
+        "reason": status.reason,
+        "exposed": exposed,
+        "url": status.url,
+        "replicas": [
+            {"name": r.name, "ready": r.ready, "restarts": r.restarts, "state": r.state, "address": r.address}
+            for r in status.replicas
+        ],
+    }
+
+
+def status_dict(runtime: Runtime, status: GroupStatus) -> dict:
+    exposed = exposed_services(runtime)
+    return {
+        "health": str(status.health),
+        "reason": status.reason,
+        "services": [_service(s, s.name in exposed) for s in status.services.values()],
+        "addons": [_service(s, False) for s in status.addons.values()],
+    }
+
+
+def live_status(runtime: Runtime) -> dict:
+    """The executor's status of the runtime; a cluster that cannot be asked gives health Unknown."""
+    try:
+        status = executor_for(runtime.cluster).status(runtime_ref(runtime))
+    except ExecutorError as exc:
+        return {"health": str(Health.UNKNOWN), "reason": str(exc), "services": [], "addons": []}
+    return status_dict(runtime, status)
+
+
+def live_events(runtime: Runtime, limit: int = EVENTS_SHOWN) -> list[dict]:
+    try:
+        events = executor_for(runtime.cluster).events(runtime_ref(runtime))
+    except ExecutorError:
+        return []
+    events = sorted(events, key=lambda e: e.timestamp)[-limit:]
+    return [
+        {"timestamp": e.timestamp, "type": e.type, "reason": e.reason, "message": e.message, "object": e.object}
+        for e in reversed(events)
+    ]

@@ -1,0 +1,221 @@
+"""One deployment's rollout, as the worker runs it: build the service group, apply it under the
+runtime's lock, then follow the executor's status until healthy, failed or timed out.
+
+Order of what starts: addons first, then services in depends_on order. The local executor does
+that itself (a service's replicas wait until what it depends on is ready). On Kubernetes the
+whole group is applied in one server-side-apply pass in the renderer's order (Secrets, addon
+objects, Services, workloads, Jobs, Ingresses); the pods of every service then start together
+and a service whose dependency is not ready yet fails its readiness probe (or restarts) until it
+is. Either way the deployment is healthy only when every addon and every service is ready.
+
+Safe to run twice and to resume: it re-reads the row, refuses work that is no longer active,
+re-applies idempotently, and measures its timeout from when the rollout first started."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from apps.deploy import bundles
+from apps.deploy.addons import addon_secrets
+from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
+from apps.deploy.deployments import IllegalTransition, parse_for, record_progress, transition
+from apps.deploy.executors import cluster_ref, executor_for, overcommit_for, runtime_ref
+from apps.deploy.models import Deployment, Runtime
+from apps.deploy.spec import DiceYml
+from scheduler.base import ExecutorError, GroupStatus, Health, ServiceGroup, ServiceStatus
+
+log = logging.getLogger(__name__)
+
+S = DeploymentStatus
+HEARTBEAT = 5.0  # seconds between heartbeats while nothing changes
+
+
+def _setting(name: str, default: float) -> float:
+    return float(getattr(settings, name, default))
+
+
+def timeout_for(doc: DiceYml) -> float:
+    """The rollout's time limit: DICE_DEPLOY_TIMEOUT (300 s), raised to the longest health-check
+    duration plus a minute, capped at DICE_DEPLOY_TIMEOUT_MAX (1800 s)."""
+    durations = [s.health_check.duration for s in doc.services.values() if s.health_check is not None]
+    wanted = max([_setting("DICE_DEPLOY_TIMEOUT", 300), *(d + 60 for d in durations)])
+    return min(wanted, _setting("DICE_DEPLOY_TIMEOUT_MAX", 1800))
+
+
+def start_order(doc: DiceYml) -> list[str]:
+    """Addons (by name), then services so that each comes after what it depends on."""
+    order: list[str] = sorted(doc.addons)
+    done: set[str] = set()
+
+    def visit(name: str, path: tuple[str, ...] = ()) -> None:
+        if name in done or name in path or name not in doc.services:
+            return
+        for dep in doc.services[name].depends_on:
+            visit(dep, (*path, name))
+        done.add(name)
+        order.append(name)
+
+    for name in sorted(doc.services):
+        visit(name)
+    return order
+
+
+def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
+    runtime = deployment.runtime
+    cluster = runtime.cluster
+    workdir = bundles.release_workdir(deployment.release) if cluster.kind == "local" else None
+    return ServiceGroup(
+        runtime=runtime_ref(runtime),
+        spec=doc,
+        release=f"v{deployment.release.version}",
+        images=dict(deployment.release.image_overrides),
+        workdir=workdir,
+        overcommit=overcommit_for(cluster, runtime.workspace.kind),
+        addon_secrets=addon_secrets(runtime, doc),
+        cluster_name=cluster_ref(cluster).name,
+    )
+
+
+def _service_progress(status: ServiceStatus) -> dict:
+    return {
+        "desired": status.desired,
+        "ready": status.ready,
+        "updated": status.updated,
+        "health": str(status.health),
+        "reason": status.reason,
+        "url": status.url,
+    }
+
+
+def progress_of(status: GroupStatus, order: list[str]) -> dict:
+    return {
+        "health": str(status.health),
+        "reason": status.reason,
+        "order": order,
+        "addons": {n: _service_progress(s) for n, s in sorted(status.addons.items())},
+        "services": {n: _service_progress(s) for n, s in status.services.items()},
+    }
+
+
+def _load(deployment_id: int) -> Deployment | None:
+    return (
+        Deployment.objects.select_related(
+            "release__application__project__organization",
+            "runtime__application__project__organization", "runtime__workspace", "runtime__cluster",
+        )
+        .filter(pk=deployment_id)
+        .first()
+    )
+
+
+def _fail(deployment: Deployment, reason: str) -> dict:
+    try:
+        transition(deployment, S.FAILED, reason)
+    except (IllegalTransition, Deployment.DoesNotExist):
+        return {"deployment": deployment.pk, "status": "stopped", "reason": "no longer active"}
+    return {"deployment": deployment.pk, "status": S.FAILED, "reason": reason}
+
+
+def run(deployment_id: int) -> dict:
+    """The body of apps.deploy.tasks.run_deployment."""
+    deployment = _load(deployment_id)
+    if deployment is None:
+        return {"deployment": deployment_id, "skipped": "no such deployment"}
+    if deployment.status not in ACTIVE_STATUSES:
+        return {"deployment": deployment_id, "skipped": f"already {deployment.status}"}
+
+    try:
+        if deployment.status == S.QUEUED:
+            transition(deployment, S.DEPLOYING, "a worker started the rollout")
+        applied = _apply(deployment_id)
+    except IllegalTransition:
+        return {"deployment": deployment_id, "skipped": "no longer active"}
+    except (ExecutorError, bundles.WorkdirError) as exc:
+        return _fail(deployment, str(exc))
+    except ValidationError as exc:
+        return _fail(deployment, "; ".join(exc.messages))
+    except Exception as exc:  # a bug must not leave the deployment hanging in "deploying"
+        log.exception("deployment %s failed unexpectedly", deployment_id)
+        return _fail(deployment, f"internal error: {exc.__class__.__name__}: {exc}")
+    if applied is None:
+        return {"deployment": deployment_id, "skipped": "no longer active"}
+    deployment, doc = applied
+    return _follow(deployment, doc)
+
+
+def _apply(deployment_id: int) -> tuple[Deployment, DiceYml] | None:
+    """Prepare the group (files, addon credentials) outside any lock, then apply it under the
+    runtime's row lock, so two rollouts of one runtime never interleave their applies and a
+    deleted or superseded rollout is never applied after the fact."""
+    deployment = _load(deployment_id)
+    if deployment is None or deployment.status != S.DEPLOYING:
+        return None
+    doc = parse_for(deployment.release, deployment.runtime.workspace.kind)
+    group = build_group(deployment, doc)
+    with transaction.atomic():
+        runtime = Runtime.objects.select_for_update().select_related("cluster").filter(
+            pk=deployment.runtime_id
+        ).first()
+        current = Deployment.objects.filter(pk=deployment_id).values_list("status", flat=True).first()
+        if runtime is None or current != S.DEPLOYING:
+            return None
+        executor_for(runtime.cluster).apply(group)
+        Runtime.objects.filter(pk=runtime.pk).update(release=deployment.release, replicas={}, updated=timezone.now())
+        Deployment.objects.filter(pk=deployment.pk).update(
+            attempts=deployment.attempts + 1, heartbeat=timezone.now(),
+            progress={"health": str(Health.PROGRESSING), "reason": "applied", "order": start_order(doc),
+                      "addons": {}, "services": {}},
+        )
+    return deployment, doc
+
+
+def _follow(deployment: Deployment, doc: DiceYml) -> dict:
+    """Poll the executor until every addon and service is ready; fail on a lasting degradation
+    (DICE_DEPLOY_DEGRADED_GRACE, 60 s) or when the rollout's time limit passes."""
+    runtime = deployment.runtime
+    executor, ref = executor_for(runtime.cluster), runtime_ref(runtime)
+    order = start_order(doc)
+    limit = timeout_for(doc)
+    started = deployment.started or timezone.now()
+    grace = _setting("DICE_DEPLOY_DEGRADED_GRACE", 60)
+    poll = _setting("DICE_DEPLOY_POLL_INTERVAL", 1.0)
+    degraded_since: float | None = None
+    last_progress: dict | None = None
+    last_beat = time.monotonic()
+    while True:
+        current = Deployment.objects.filter(pk=deployment.pk).values_list("status", flat=True).first()
+        if current not in ACTIVE_STATUSES:
+            return {"deployment": deployment.pk, "status": current or "deleted"}
+        try:
+            status = executor.status(ref)
+        except ExecutorError as exc:
+            status = GroupStatus(runtime=ref, health=Health.UNKNOWN, reason=str(exc))
+        progress = progress_of(status, order)
+        if progress != last_progress:
+            record_progress(deployment, progress)  # also beats the heart
+            last_progress, last_beat = progress, time.monotonic()
+        elif time.monotonic() - last_beat >= HEARTBEAT:
+            Deployment.objects.filter(pk=deployment.pk).update(heartbeat=timezone.now())
+            last_beat = time.monotonic()
+        try:
+            if status.health == Health.HEALTHY:
+                transition(deployment, S.HEALTHY, "every addon and service is ready")
+                return {"deployment": deployment.pk, "status": S.HEALTHY}
+            if status.health == Health.DEGRADED:
+                degraded_since = degraded_since or time.monotonic()
+                if time.monotonic() - degraded_since >= grace:
+                    return _fail(deployment, f"unhealthy for {grace:.0f}s: {status.reason}")
+            else:
+                degraded_since = None
+        except (IllegalTransition, Deployment.DoesNotExist):
+            return {"deployment": deployment.pk, "status": "stopped"}
+        elapsed = (timezone.now() - started).total_seconds()
+        if elapsed >= limit:
+            return _fail(deployment, f"not healthy after {limit:.0f}s: {status.health} {status.reason}".strip())
+        time.sleep(poll)

@@ -1,0 +1,194 @@
+"""Runtime pages: an application's runtimes, one runtime (live services, the rollout in progress,
+events, the history of deployments), its actions, and the deploy form of a release."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import redirect, render
+from django.views import View
+
+from apps.deploy import deployments, filtersets, tables
+from apps.deploy.choices import ACTIVE_STATUSES
+from apps.deploy.forms import DeployForm, ScaleForm
+from apps.deploy.live import live_events, live_status
+from apps.deploy.models import Deployment, Release, Runtime
+from apps.deploy.views import AppReleasesMixin
+from apps.projects import permissions, scope
+from apps.projects.choices import WorkspaceKind
+from dice_console.views import ObjectListView, ServiceFormView, get_scoped_or_404, require
+
+POLL_ACTIVE = "2s"  # while a rollout is under way
+POLL_IDLE = "10s"
+
+
+class AppRuntimesMixin(AppReleasesMixin):
+    """The application of the URL and its runtimes, read through the scope."""
+
+    def app_runtimes(self):
+        return (
+            scope.scoped(self.request.user, Runtime)
+            .filter(application=self.get_app())
+            .select_related("application__project__organization", "workspace", "cluster", "release")
+        )
+
+    def get_runtime(self) -> Runtime:
+        if not hasattr(self, "_runtime"):
+            self._runtime = get_scoped_or_404(
+                self.app_runtimes(), workspace__kind=self.kwargs["workspace"].upper(), name=self.kwargs["name"]
+            )
+        return self._runtime
+
+    def can_deploy(self, runtime: Runtime) -> bool:
+        return scope.has_perm(self.request.user, permissions.deploy_perm(runtime.workspace.kind), runtime.application)
+
+
+class RuntimeListView(AppRuntimesMixin, ObjectListView):
+    model = Runtime
+    table_class = tables.RuntimeTable
+    filterset_class = filtersets.RuntimeFilterSet
+
+    def get_queryset(self):
+        return self.app_runtimes()
+
+    def extra_context(self):
+        return {"title": f"Runtimes of {self.get_app()}"}
+
+
+def _live_context(runtime: Runtime) -> dict:
+    active = runtime.deployments.filter(status__in=ACTIVE_STATUSES).select_related("release").first()
+    return {
+        "runtime": runtime,
+        "live": live_status(runtime),
+        "events": live_events(runtime),
+        "active": active,
+        "poll": POLL_ACTIVE if active else POLL_IDLE,
+    }
+
+
+class RuntimeView(AppRuntimesMixin, View):
+    def get(self, request, **kwargs):
+        runtime = self.get_runtime()
+        history = (
+            runtime.deployments.select_related("release", "rollback_of__release")
+            .prefetch_related("transitions")[:50]
+        )
+        releases = list(
+            scope.scoped(request.user, Release).filter(application=runtime.application)
+            .defer("spec_text").order_by("-version")[:50]
+        )
+        return render(request, "deploy/runtime.html", {
+            **_live_context(runtime),
+            "app": runtime.application,
+            "history": history,
+            "releases": releases,
+            "can_deploy": self.can_deploy(runtime),
+        })
+
+
+class RuntimeLiveView(AppRuntimesMixin, View):
+    """The polled partial: live services and addons, the rollout under way, events."""
+
+    def get(self, request, **kwargs):
+        runtime = self.get_runtime()
+        return render(request, "deploy/_runtime_live.html", {
+            **_live_context(runtime), "can_deploy": self.can_deploy(runtime),
+        })
+
+
+class RuntimeActionView(AppRuntimesMixin, View):
+    """POST-only buttons of the runtime page; each goes through apps.deploy.deployments."""
+
+    action = ""
+
+    def post(self, request, **kwargs):
+        runtime = self.get_runtime()
+        require(request.user, permissions.deploy_perm(runtime.workspace.kind), runtime.application)
+        try:
+            done = self.perform(runtime)
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+            return redirect(runtime.get_absolute_url())
+        messages.success(request, done)
+        if self.action == "delete":
+            return redirect(runtime.application.get_absolute_url())
+        return redirect(runtime.get_absolute_url())
+
+    def perform(self, runtime: Runtime) -> str:
+        user, data = self.request.user, self.request.POST
+        if self.action == "scale":
+            form = ScaleForm(data)
+            if not form.is_valid():
+                raise ValidationError([f"{k}: {' '.join(v)}" for k, v in form.errors.items()])
+            deployments.scale(user, runtime, form.cleaned_data["service"], form.cleaned_data["replicas"])
+            return f"Scaled {form.cleaned_data['service']} to {form.cleaned_data['replicas']}."
+        if self.action == "restart":
+            deployments.restart(user, runtime, data.get("service", ""))
+            return f"Restarting {data.get('service')}."
+        if self.action == "stop":
+            deployments.stop(user, runtime)
+            return "Stopped every service (addons keep running). Deploy to start again."
+        if self.action == "delete":
+            deployments.delete_runtime(user, runtime)
+            return f"Deleted runtime {runtime.name}."
+        if self.action == "rollback":
+            release = get_scoped_or_404(
+                scope.scoped(user, Release).filter(application=runtime.application), pk=data.get("release") or 0
+            )
+            d = deployments.rollback(user, runtime, release)
+            return f"Rolling back to v{release.version} (deployment #{d.pk})."
+        if self.action == "cancel":
+            deployment = get_scoped_or_404(
+                runtime.deployments.all(), pk=data.get("deployment") or 0
+            )
+            deployments.cancel(user, deployment)
+            return f"Cancelled deployment #{deployment.pk}."
+        raise ValidationError(f"unknown action {self.action}")  # pragma: no cover
+
+
+class RuntimeDeleteView(RuntimeActionView):
+    """A confirmation page, then the delete."""
+
+    action = "delete"
+
+    def get(self, request, **kwargs):
+        runtime = self.get_runtime()
+        require(request.user, permissions.deploy_perm(runtime.workspace.kind), runtime.application)
+        return render(request, "deploy/runtime_delete.html", {"runtime": runtime, "app": runtime.application})
+
+
+class ReleaseDeployView(AppReleasesMixin, ServiceFormView):
+    """The Deploy form of a release page: workspace and runtime name."""
+
+    form_class = DeployForm
+    template_name = "deploy/release_deploy.html"
+    title = "Deploy"
+
+    def get_target(self):
+        return self.get_release(self.kwargs["version"])
+
+    def check(self, target):
+        allowed = self._workspaces(target)
+        if not allowed:
+            require(self.request.user, permissions.deploy_perm(WorkspaceKind.DEV), target.application)
+
+    def _workspaces(self, release):
+        return [
+            (kind, label) for kind, label in WorkspaceKind.choices
+            if scope.has_perm(self.request.user, permissions.deploy_perm(kind), release.application)
+        ]
+
+    def form_kwargs(self, target):
+        return {"workspaces": self._workspaces(target)}
+
+    def get_initial(self, target):
+        return {"runtime": "main"}
+
+    def perform(self, form, target):
+        return deployments.deploy(
+            self.request.user, target.application, form.cleaned_data["workspace"],
+            release=target, runtime_name=form.cleaned_data["runtime"],
+        )
+
+    def success_url(self, obj: Deployment, target):
+        return obj.runtime.get_absolute_url()

@@ -1,0 +1,66 @@
+"""Celery tasks of the deploy app: one rollout per deployment, and the reconciler that resumes
+rollouts whose worker went away. Each takes ids, re-reads its rows and is idempotent. The beat
+entry of the reconciler is created by migration 0003 (django-celery-beat)."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.utils import timezone
+
+from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
+from apps.deploy.models import Deployment
+
+log = logging.getLogger(__name__)
+
+STALE_AFTER = 120  # seconds without a heartbeat before a rollout counts as orphaned
+
+
+@shared_task(name="dice.deploy.run_deployment", acks_late=True)
+def run_deployment(deployment_id: int) -> dict:
+    """Apply the deployment's release and follow it to healthy or failed (apps.deploy.rollout)."""
+    from apps.deploy import rollout
+
+    return rollout.run(deployment_id)
+
+
+@shared_task(name="dice.deploy.reconcile")
+def reconcile_deployments() -> dict:
+    """Find rollouts no worker is following (no heartbeat for STALE_AFTER seconds, e.g. after a
+    worker restart): one the cluster already reports healthy is marked healthy, the others are
+    dispatched again (the task resumes them: re-apply is idempotent, the time limit still counts
+    from the first start)."""
+    from apps.deploy.deployments import IllegalTransition, transition
+    from apps.deploy.executors import executor_for, runtime_ref
+    from scheduler.base import ExecutorError, Health
+
+    stale = timezone.now() - datetime.timedelta(seconds=getattr(settings, "DICE_DEPLOY_STALE_AFTER", STALE_AFTER))
+    found = {"healthy": [], "redispatched": []}
+    candidates = Deployment.objects.filter(status__in=ACTIVE_STATUSES).select_related(
+        "runtime__application__project__organization", "runtime__workspace", "runtime__cluster"
+    )
+    for deployment in candidates:
+        last = deployment.heartbeat or deployment.created
+        if last > stale:
+            continue
+        if deployment.status == DeploymentStatus.DEPLOYING and deployment.attempts:
+            try:
+                status = executor_for(deployment.runtime.cluster).status(runtime_ref(deployment.runtime))
+            except ExecutorError as exc:
+                log.warning("reconcile: status of %s failed: %s", deployment.runtime, exc)
+                status = None
+            if status is not None and status.health == Health.HEALTHY:
+                try:
+                    transition(deployment, DeploymentStatus.HEALTHY, "found healthy by the reconciler")
+                    found["healthy"].append(deployment.pk)
+                except IllegalTransition:
+                    pass
+                continue
+        # Count this as a beat, so the next pass waits for the new task before trying again.
+        Deployment.objects.filter(pk=deployment.pk).update(heartbeat=timezone.now())
+        run_deployment.delay(deployment.pk)
+        found["redispatched"].append(deployment.pk)
+    return found

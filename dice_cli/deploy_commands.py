@@ -1,0 +1,310 @@
+"""`dice deploy ...` and `dice runtime ...`: roll releases out onto runtimes and operate them over the API."""
+
+from __future__ import annotations
+
+import base64
+import io
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import requests
+
+from dice_cli.api_commands import find_application
+from dice_cli.client import Client, _message
+from dice_cli.errors import CliError
+from dice_cli.output import add_format_option, emit
+from dice_cli.release_commands import parse_images
+from dice_cli.spec_commands import read_spec_file
+from speckit.errors import SpecError
+from speckit.report import render_errors
+
+MAX_BUNDLE = 50 * 1024 * 1024  # the console's limit for a compressed folder
+SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules", ".mypy_cache", ".pytest_cache"}
+FINAL = {"healthy", "failed", "cancelled", "superseded"}
+
+
+def folder_archive(folder: Path) -> bytes:
+    """The spec's folder as a tar.gz (paths relative to it; VCS, caches and links left out)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for path in sorted(folder.rglob("*")):
+            rel = path.relative_to(folder)
+            if any(part in SKIP_DIRS for part in rel.parts) or path.is_symlink() or not path.is_file():
+                continue
+            tar.add(path, arcname=str(rel), recursive=False)
+            if buf.tell() > MAX_BUNDLE:
+                raise CliError(f"{folder} is larger than {MAX_BUNDLE // (1024 * 1024)} MiB compressed; "
+                               "give the application a repository instead")
+    return buf.getvalue()
+
+
+def _release_id(client: Client, app: dict, value: str) -> int:
+    """A release given as its id (`42`) or its version (`v3`)."""
+    if value.lower().startswith("v") and value[1:].isdigit():
+        found = client.get("releases/", application=app["id"], version=int(value[1:]))["results"]
+        if not found:
+            raise CliError(f"{app['full_name']} has no release {value}")
+        return found[0]["id"]
+    if not value.isdigit():
+        raise CliError(f"--release must be a release id or vN, got {value!r}", 2)
+    return int(value)
+
+
+def _find_runtime(client: Client, app: dict, workspace: str, name: str) -> dict:
+    found = client.get("runtimes/", application=app["id"], workspace=workspace, name=name)["results"]
+    if not found:
+        raise CliError(f"{app['full_name']} has no runtime {name!r} in {workspace.upper()}")
+    return found[0]
+
+
+def _progress_lines(progress: dict) -> list[str]:
+    lines = []
+    for section in ("addons", "services"):
+        for name, p in (progress.get(section) or {}).items():
+            reason = f" ({p['reason']})" if p.get("reason") else ""
+            lines.append(f"  {name}: {p['ready']}/{p['desired']} ready, {p['health']}{reason}")
+    return lines
+
+
+def wait_for(client: Client, deployment: dict, timeout: float, quiet: bool = False) -> dict:
+    """Poll the deployment until it ends, printing each change; returns its last state."""
+    deadline = time.monotonic() + timeout
+    seen: list[str] = []
+    while True:
+        lines = [f"deployment #{deployment['id']}: {deployment['status']}", *_progress_lines(deployment["progress"])]
+        if lines != seen and not quiet:
+            for line in lines:
+                if line not in seen:
+                    print(line, flush=True)
+            seen = lines
+        if deployment["status"] in FINAL:
+            return deployment
+        if time.monotonic() > deadline:
+            raise CliError(f"deployment #{deployment['id']} is still {deployment['status']} after {timeout:.0f}s")
+        time.sleep(1.0)
+        deployment = client.get(f"deployments/{deployment['id']}/")
+
+
+def _finish(client: Client, deployment: dict, args) -> int:
+    if args.wait:
+        deployment = wait_for(client, deployment, args.timeout, quiet=args.format == "json")
+    if args.format == "json":
+        emit(deployment, "json")
+    else:
+        print(f"{deployment['application_name']} v{deployment['version']} -> {deployment['workspace']}/"
+              f"{deployment['runtime_name']}: deployment #{deployment['id']} {deployment['status']}"
+              + (f": {deployment['message']}" if deployment.get("message") else ""))
+    if args.wait and deployment["status"] != "healthy":
+        return 1
+    return 0
+
+
+# ---- dice deploy -------------------------------------------------------------------------------------
+
+
+def _post_deploy(client: Client, data: dict, filename: str) -> dict | None:
+    """POST /api/deployments/; None when the server refused the spec (its errors printed to stderr
+    as `file:line: path: message`, as `dice release create` does)."""
+    try:
+        response = client.session.post(f"{client.server}/api/deployments/", json=data,
+                                       timeout=max(client.timeout, 300.0))
+    except requests.RequestException as exc:
+        raise CliError(f"cannot reach {client.server}: {exc.__class__.__name__}") from None
+    if response.status_code == 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if isinstance(body, dict) and body.get("errors"):
+            errors = [SpecError(e.get("path", ""), e.get("line"), e.get("message", "")) for e in body["errors"]]
+            print(render_errors(errors, filename=filename, fmt="text"), file=sys.stderr)
+            return None
+    if response.status_code == 401:
+        raise CliError(f"{client.server} refused the token: {_message(response)}")
+    if response.status_code == 403:
+        raise CliError(f"permission denied: {_message(response)}")
+    if response.status_code >= 400:
+        raise CliError(_message(response))
+    return response.json()
+
+
+def cmd_deploy(args) -> int:
+    if bool(args.release) == bool(args.spec):
+        raise CliError("give either --release or --spec", 2)
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    data = {"application": app["id"], "workspace": args.workspace.upper(), "runtime": args.runtime}
+    if args.release:
+        data["release"] = _release_id(client, app, args.release)
+    else:
+        raw = read_spec_file(args.spec)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CliError(f"{args.spec}: not UTF-8 text")
+        data.update(spec_text=text, images=parse_images(args.image), description=args.description,
+                    source_name="stdin" if args.spec == "-" else Path(args.spec).name)
+        if args.spec != "-" and not app.get("repo_url") and not args.no_files:
+            data["files_base64"] = base64.b64encode(folder_archive(Path(args.spec).resolve().parent)).decode()
+    deployment = _post_deploy(client, data, args.spec or "dice.yml")
+    if deployment is None:
+        return 1
+    return _finish(client, deployment, args)
+
+
+# ---- dice runtime ------------------------------------------------------------------------------------
+
+
+def _runtime_rows(runtime: dict) -> list[dict]:
+    rows = []
+    for s in runtime["status"]["services"]:
+        rows.append({
+            "service": s["name"], "replicas": f"{s['ready']}/{s['desired']}", "health": s["health"],
+            "url": s["url"] if s["exposed"] else "", "reason": s["reason"],
+        })
+    for a in runtime["status"]["addons"]:
+        rows.append({"service": f"{a['name']} (addon)", "replicas": f"{a['ready']}/{a['desired']}",
+                     "health": a["health"], "url": "", "reason": a["reason"]})
+    return rows
+
+
+def cmd_status(args) -> int:
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    runtime = client.get(f"runtimes/{_find_runtime(client, app, args.workspace, args.runtime)['id']}/")
+    if args.format == "json":
+        emit({
+            "runtime": runtime["name"], "workspace": runtime["workspace"], "cluster": runtime["cluster"],
+            "release": runtime["release"], "version": runtime["version"], **runtime["status"],
+            "latest_deployment": runtime["latest_deployment"],
+        }, "json")
+        return 0
+    status = runtime["status"]
+    version = f"v{runtime['version']}" if runtime.get("version") else "no release"
+    print(f"{app['full_name']} {runtime['workspace']}/{runtime['name']} on {runtime['cluster']}: {version}, "
+          f"{status['health']}" + (f" ({status['reason']})" if status["reason"] else ""))
+    emit(_runtime_rows(runtime), "text", ["service", "replicas", "health", "url", "reason"])
+    return 0
+
+
+def cmd_list(args) -> int:
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    params = {"application": app["id"]}
+    if args.workspace:
+        params["workspace"] = args.workspace
+    runtimes = client.list_all("runtimes/", **params)
+    if args.format == "json":
+        emit(runtimes, "json")
+    else:
+        emit([{**r, "version": f"v{r['version']}" if r.get("version") else ""} for r in runtimes], "text",
+             ["workspace", "name", "cluster", "version", "updated"])
+    return 0
+
+
+def _runtime_action(args, action: str, data: dict | None = None) -> dict:
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    return client.post(f"runtimes/{runtime['id']}/{action}/", data or {})
+
+
+def cmd_scale(args) -> int:
+    if args.replicas < 0:
+        raise CliError("REPLICAS must be 0 or more", 2)
+    _runtime_action(args, "scale", {"service": args.service, "replicas": args.replicas})
+    print(f"Scaled {args.service} to {args.replicas}")
+    return 0
+
+
+def cmd_restart(args) -> int:
+    _runtime_action(args, "restart", {"service": args.service})
+    print(f"Restarting {args.service}")
+    return 0
+
+
+def cmd_stop(args) -> int:
+    _runtime_action(args, "stop")
+    print(f"Stopped every service of {args.workspace.upper()}/{args.runtime} (addons keep running)")
+    return 0
+
+
+def cmd_rollback(args) -> int:
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    deployment = client.post(f"runtimes/{runtime['id']}/rollback/",
+                             {"release": _release_id(client, app, args.release)})
+    return _finish(client, deployment, args)
+
+
+def cmd_delete(args) -> int:
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    client.request("DELETE", f"runtimes/{runtime['id']}/")
+    print(f"Deleted runtime {args.workspace.upper()}/{args.runtime} of {app['full_name']}")
+    return 0
+
+
+def _target(p, *, workspace_required: bool = True) -> None:
+    p.add_argument("app", metavar="ORG/PROJECT/APP")
+    p.add_argument("--workspace", "-w", required=workspace_required, metavar="W", help="DEV, TEST, STAGING or PROD")
+    p.add_argument("--runtime", "-r", default="main", metavar="NAME", help="runtime name (default: main)")
+
+
+def _waiting(p) -> None:
+    p.add_argument("--wait", action="store_true", help="follow the rollout; exit 1 unless it ends healthy")
+    p.add_argument("--timeout", type=float, default=900, metavar="SECONDS", help="how long --wait waits (900)")
+    add_format_option(p)
+
+
+def register(subparsers) -> None:
+    """Add the `deploy` and `runtime` commands."""
+    p = subparsers.add_parser("deploy", help="deploy a release (or a dice.yml) onto a runtime")
+    _target(p)
+    p.add_argument("--release", metavar="ID|vN", help="an existing release")
+    p.add_argument("--spec", metavar="FILE", help="a dice.yml: makes a release of it (with its folder's files "
+                   "when the application has no repository) and deploys it")
+    p.add_argument("--image", action="append", default=[], metavar="SERVICE=IMAGE", help="with --spec (repeatable)")
+    p.add_argument("--description", default="", help="with --spec: the release's description")
+    p.add_argument("--no-files", action="store_true", help="with --spec: do not upload the spec's folder")
+    _waiting(p)
+    p.set_defaults(func=cmd_deploy)
+
+    runtime = subparsers.add_parser("runtime", help="operate an application's runtimes").add_subparsers(
+        dest="action", metavar="ACTION"
+    )
+    runtime.required = True
+    p = runtime.add_parser("list", help="the application's runtimes")
+    p.add_argument("app", metavar="ORG/PROJECT/APP")
+    p.add_argument("--workspace", "-w", metavar="W")
+    add_format_option(p)
+    p.set_defaults(func=cmd_list)
+    p = runtime.add_parser("status", help="services, replicas, readiness and URLs, as the cluster reports them")
+    _target(p)
+    add_format_option(p)
+    p.set_defaults(func=cmd_status)
+    p = runtime.add_parser("scale", help="set a service's replicas (until the next deployment)")
+    _target(p)
+    p.add_argument("service")
+    p.add_argument("replicas", type=int)
+    p.set_defaults(func=cmd_scale)
+    p = runtime.add_parser("restart", help="rolling restart of a service")
+    _target(p)
+    p.add_argument("service")
+    p.set_defaults(func=cmd_restart)
+    p = runtime.add_parser("stop", help="scale every service to zero")
+    _target(p)
+    p.set_defaults(func=cmd_stop)
+    p = runtime.add_parser("rollback", help="deploy an earlier release onto the runtime again")
+    _target(p)
+    p.add_argument("--release", required=True, metavar="ID|vN")
+    _waiting(p)
+    p.set_defaults(func=cmd_rollback)
+    p = runtime.add_parser("delete", help="remove everything the runtime runs, and the runtime")
+    _target(p)
+    p.set_defaults(func=cmd_delete)
+
