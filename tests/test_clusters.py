@@ -106,7 +106,7 @@ def test_credentials_are_encrypted_at_rest_and_never_shown(tenant_a):
         assert "BEGIN CERTIFICATE" not in raw and "current-context" not in raw
     for name in ("enc", "enc2"):
         cluster = Cluster.objects.get(name=name)
-        assert SECRET_TOKEN in services.cluster_ref(cluster).config["kubeconfig_text"]
+        assert SECRET_TOKEN in services.cluster_ref(cluster).config["kubeconfig"]
         page = tenant_a.browser_client().get(cluster.get_absolute_url()).content.decode()
         assert SECRET_TOKEN not in page and "set (" in page
         detail = api.get(f"/api/clusters/{name}/").content.decode()
@@ -325,7 +325,7 @@ def test_cluster_ref_and_node_selector(tenant_a):
     ref = services.cluster_ref(cluster)
     assert (ref.name, ref.kind, ref.wildcard_domain, ref.ingress_class, ref.storage_class) == (
         cluster.name, "kubernetes", "apps.example.com", "nginx", "fast")
-    assert ref.config["context"] == "one" and "kind: Config" in ref.config["kubeconfig_text"]
+    assert ref.config["context"] == "one" and "kind: Config" in ref.config["kubeconfig"]
     assert services.cluster_ref(Cluster.local()).kind == "local"
 
     Node.objects.create(cluster=cluster, name="a", labels={"dice/stateless-service": "true"})

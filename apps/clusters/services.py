@@ -293,7 +293,8 @@ def set_node_roles(user, node: Node, roles: list[str]) -> Node:
 def cluster_ref(cluster: Cluster) -> ClusterRef:
     """The scheduler's view of a cluster; for Kubernetes the kubeconfig is decrypted into the config."""
     if cluster.kind == ClusterKind.KUBERNETES:
-        config = {"kubeconfig_text": kubeconfig_text(cluster), "context": cluster.context}
+        # The driver takes `kubeconfig` as a path or, as here, the document's text.
+        config = {"kubeconfig": kubeconfig_text(cluster), "context": cluster.context}
     else:
         root = str(getattr(settings, "DICE_LOCAL_ROOT", "") or "")
         config = {"root": root} if root else {}  # empty: the local driver's default_root()

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-from django.conf import settings
-
 from apps.clusters import services as clusters
 from apps.deploy.models import Runtime
 from scheduler import registry
@@ -13,15 +9,8 @@ from scheduler.base import ClusterRef, Executor, Overcommit, RuntimeRef
 
 
 def cluster_ref(cluster) -> ClusterRef:
-    """The scheduler's view of a cluster (apps.clusters decides credentials and ratios)."""
-    ref = clusters.cluster_ref(cluster)
-    config = dict(ref.config)
-    # apps.clusters hands the decrypted kubeconfig as text; the driver reads `kubeconfig` (path or text).
-    if config.get("kubeconfig_text") and not config.get("kubeconfig"):
-        config["kubeconfig"] = config.pop("kubeconfig_text")
-    if ref.kind == "local" and not config.get("root"):
-        config["root"] = str(settings.DICE_LOCAL_ROOT)
-    return dataclasses.replace(ref, config=config)
+    """The scheduler's view of a cluster (apps.clusters decides credentials, ratios, the local root)."""
+    return clusters.cluster_ref(cluster)
 
 
 def executor_for(cluster) -> Executor:
