@@ -192,4 +192,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DICE_LOG_LEVEL", default="WARNING")},
+    # The memory:// broker has no hostname and kombu warns about it at every connection.
+    "loggers": {"kombu.connection": {"level": "ERROR"}},
 }
