@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -38,6 +39,15 @@ def group_send(group: str, message: dict) -> None:
             else:
                 asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
         else:
-            async_to_sync(layer.group_send)(group, message)
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:
+                async_to_sync(layer.group_send)(group, message)
+            else:
+                # A loop runs in this thread (async code, or a test's browser driver): async_to_sync
+                # refuses to block it, so send from a short-lived thread of its own.
+                sender = threading.Thread(target=async_to_sync(layer.group_send), args=(group, message))
+                sender.start()
+                sender.join(timeout=5)
     except Exception:  # pragma: no cover - logged, not raised
         log.exception("group_send to %s failed", group)

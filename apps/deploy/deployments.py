@@ -302,7 +302,7 @@ def scale(user, runtime: Runtime, service: str, replicas: int) -> Runtime:
     if not isinstance(replicas, int) or isinstance(replicas, bool) or not 0 <= replicas <= MAX_REPLICAS:
         raise ValidationError({"replicas": f"replicas must be a whole number from 0 to {MAX_REPLICAS}"})
     with transaction.atomic():
-        locked = Runtime.objects.select_for_update().select_related("workspace", "cluster", "release").get(pk=runtime.pk)
+        locked = Runtime.objects.select_for_update(of=("self",)).select_related("workspace", "cluster", "release").get(pk=runtime.pk)
         _check_service(locked, service)
         before = _runtime_snapshot(locked)
         wanted = {**locked.replicas, service: replicas}
@@ -331,7 +331,7 @@ def stop(user, runtime: Runtime) -> Runtime:
     """Scale every service to zero (addons keep running, and their data); deploy again to start it."""
     require_deploy(user, runtime.application, runtime.workspace.kind)
     with transaction.atomic():
-        locked = Runtime.objects.select_for_update().select_related("workspace", "cluster", "release").get(pk=runtime.pk)
+        locked = Runtime.objects.select_for_update(of=("self",)).select_related("workspace", "cluster", "release").get(pk=runtime.pk)
         names = _service_names(locked)
         before = _runtime_snapshot(locked)
         executor, ref = executor_for(locked.cluster), runtime_ref(locked)
@@ -349,7 +349,7 @@ def delete_runtime(user, runtime: Runtime) -> None:
     (its deployments, history and addon instances with it)."""
     require_deploy(user, runtime.application, runtime.workspace.kind)
     with transaction.atomic():
-        locked = Runtime.objects.select_for_update().select_related("workspace", "cluster").get(pk=runtime.pk)
+        locked = Runtime.objects.select_for_update(of=("self",)).select_related("workspace", "cluster").get(pk=runtime.pk)
         for active in locked.deployments.filter(status__in=ACTIVE_STATUSES):
             transition(active, DeploymentStatus.CANCELLED, "the runtime was deleted")
         _executor_call(executor_for(locked.cluster).destroy, runtime_ref(locked))

@@ -159,7 +159,7 @@ def _apply(deployment_id: int) -> tuple[Deployment, DiceYml] | None:
     doc = parse_for(deployment.release, deployment.runtime.workspace.kind)
     group = build_group(deployment, doc)
     with transaction.atomic():
-        runtime = Runtime.objects.select_for_update().select_related("cluster").filter(
+        runtime = Runtime.objects.select_for_update(of=("self",)).select_related("cluster").filter(
             pk=deployment.runtime_id
         ).first()
         current = Deployment.objects.filter(pk=deployment_id).values_list("status", flat=True).first()
