@@ -151,6 +151,11 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Fixed periodic work (django-celery-beat copies these into its tables at start).
+CELERY_BEAT_SCHEDULE = {
+    # Re-adopt running pipeline steps and collect finished ones after a worker or console restart.
+    "pipelines-reconcile": {"task": "dice.pipelines.reconcile", "schedule": 60.0},
+}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env.bool("DICE_CELERY_EAGER", default=False)
 

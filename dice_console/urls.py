@@ -18,6 +18,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/", include("dice_console.api_urls")),
     path("", include("apps.deploy.urls")),
+    path("", include("apps.pipelines.urls")),
     path("", include("apps.clusters.urls")),
     path("", include("apps.cmdb.urls")),
     path("", include("apps.projects.urls")),

@@ -7,3 +7,9 @@ class PipelinesConfig(AppConfig):
     name = "apps.pipelines"
     label = "pipelines"
     verbose_name = "Pipelines"
+
+    def ready(self):
+        from apps.pipelines import scope, signals
+
+        scope.register()
+        signals.connect()

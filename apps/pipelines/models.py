@@ -1,1 +1,276 @@
-"""Models of the pipelines app (filled in by the issues that build it)."""
+"""Models of the pipelines app: definitions, runs, task runs and their logs, project configs,
+caches and branch rules."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from apps.pipelines.choices import Executor, LogStream, RunStatus, TaskStatus, TriggerKind
+from apps.projects.choices import WorkspaceKind
+
+
+class PipelineDefinition(models.Model):
+    """A pipeline.yml kept for an application: its text, and where it came from (file and branch)."""
+
+    application = models.ForeignKey("projects.Application", on_delete=models.CASCADE, related_name="pipelines")
+    name = models.CharField(max_length=100, help_text="Name shown in lists; defaults to the file's `name`")
+    path = models.CharField(max_length=300, default="pipeline.yml", help_text="File in the repository")
+    branch = models.CharField(max_length=200, blank=True, help_text="Branch the file was read from")
+    source = models.TextField(help_text="The pipeline.yml text")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["application", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["application", "name"], name="pipeline_name_per_application")
+        ]
+
+    def __str__(self):
+        return f"{self.application}:{self.name}"
+
+    def get_absolute_url(self):
+        app = self.application
+        return reverse("pipelines:list", args=[app.project.organization.slug, app.project.slug, app.slug])
+
+    @property
+    def organization(self):
+        return self.application.project.organization
+
+    @property
+    def project(self):
+        return self.application.project
+
+
+class PipelineRun(models.Model):
+    """One execution of a pipeline: a snapshot of its text, the workspace it runs for, its params and
+    what triggered it. Its tasks are TaskRuns."""
+
+    application = models.ForeignKey("projects.Application", on_delete=models.CASCADE, related_name="pipeline_runs")
+    definition = models.ForeignKey(
+        PipelineDefinition, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    name = models.CharField(max_length=100, blank=True)
+    source = models.TextField(help_text="The pipeline.yml as it was when the run started")
+    workspace = models.CharField(max_length=10, choices=WorkspaceKind.choices, default=WorkspaceKind.DEV)
+    params = models.JSONField(default=dict, blank=True, help_text="Run params after defaults")
+    trigger = models.CharField(max_length=10, choices=TriggerKind.choices, default=TriggerKind.MANUAL)
+    trigger_payload = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=10, choices=RunStatus.choices, default=RunStatus.QUEUED, db_index=True)
+    reason = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by_name = models.CharField(max_length=150, blank=True)
+    rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"run {self.pk} of {self.application}"
+
+    def get_absolute_url(self):
+        app = self.application
+        return reverse("pipelines:run", args=[app.project.organization.slug, app.project.slug, app.slug, self.pk])
+
+    @property
+    def organization(self):
+        return self.application.project.organization
+
+    @property
+    def project(self):
+        return self.application.project
+
+    @property
+    def finished_state(self) -> bool:
+        from apps.pipelines.choices import FINISHED_RUN
+
+        return self.status in FINISHED_RUN
+
+
+class PipelineRunTransition(models.Model):
+    """One change of a run's status: from, to, why and when."""
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=10, blank=True)
+    to_status = models.CharField(max_length=10)
+    reason = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "id"]
+
+    def __str__(self):
+        return f"{self.run_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class TaskRun(models.Model):
+    """One action of a run: its status, attempts, resolved params, outputs and the job on the cluster."""
+
+    run = models.ForeignKey(PipelineRun, on_delete=models.CASCADE, related_name="tasks")
+    alias = models.CharField(max_length=100)
+    type = models.CharField(max_length=100)
+    stage = models.PositiveIntegerField(default=0)
+    position = models.PositiveIntegerField(default=0, help_text="Index in the planned (topological) order")
+    needs = models.JSONField(default=list, blank=True)
+    executor = models.CharField(max_length=10, choices=Executor.choices, default=Executor.CLUSTER)
+    status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.QUEUED, db_index=True)
+    attempt = models.PositiveIntegerField(default=1)
+    max_attempts = models.PositiveIntegerField(default=1)
+    not_before = models.DateTimeField(null=True, blank=True, help_text="A retry waits for its backoff until then")
+    params = models.JSONField(default=dict, blank=True, help_text="Params as resolved (secrets masked)")
+    outputs = models.JSONField(default=dict, blank=True)
+    exit_code = models.IntegerField(null=True, blank=True)
+    job_name = models.CharField(max_length=63, blank=True, help_text="The current attempt's job on the cluster")
+    cluster = models.CharField(max_length=63, blank=True)
+    reason = models.TextField(blank=True, help_text="Why it was skipped, failed or cancelled")
+    upstream_blocked = models.BooleanField(default=False, help_text="Skipped because a dependency did not succeed")
+    review = models.CharField(max_length=10, blank=True, help_text="manual-review: approved or rejected")
+    reviewed_by = models.CharField(max_length=150, blank=True)
+    last_line = models.PositiveIntegerField(default=0, help_text="Number of the last persisted log line")
+    log_cursor = models.PositiveIntegerField(default=0, help_text="Lines of the current attempt's job already read")
+    created = models.DateTimeField(auto_now_add=True)
+    started = models.DateTimeField(null=True, blank=True)
+    finished = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["run", "position"]
+        constraints = [models.UniqueConstraint(fields=["run", "alias"], name="task_alias_per_run")]
+        indexes = [models.Index(fields=["status", "executor"], name="taskrun_status_executor")]
+
+    def __str__(self):
+        return f"{self.run_id}/{self.alias}"
+
+    def get_absolute_url(self):
+        return self.run.get_absolute_url() + f"#task-{self.alias}"
+
+    def get_log_url(self):
+        app = self.run.application
+        return reverse(
+            "pipelines:task_log", args=[app.project.organization.slug, app.project.slug, app.slug, self.pk]
+        )
+
+    @property
+    def organization(self):
+        return self.run.application.project.organization
+
+    @property
+    def duration(self) -> float | None:
+        if self.started and self.finished:
+            return (self.finished - self.started).total_seconds()
+        return None
+
+
+class TaskRunTransition(models.Model):
+    """One change of a task run's status (attempt included), with the reason."""
+
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="transitions")
+    from_status = models.CharField(max_length=10, blank=True)
+    to_status = models.CharField(max_length=10)
+    attempt = models.PositiveIntegerField(default=1)
+    reason = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task_run", "id"]
+
+    def __str__(self):
+        return f"{self.task_run_id}: {self.from_status or '-'} -> {self.to_status}"
+
+
+class TaskLog(models.Model):
+    """One numbered line of a task run's log, persisted as it arrives (secrets masked)."""
+
+    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="log_lines")
+    number = models.PositiveIntegerField()
+    attempt = models.PositiveIntegerField(default=1)
+    timestamp = models.DateTimeField()
+    stream = models.CharField(max_length=10, choices=LogStream.choices, default=LogStream.STDOUT)
+    text = models.TextField()
+
+    class Meta:
+        ordering = ["task_run", "number"]
+        constraints = [models.UniqueConstraint(fields=["task_run", "number"], name="log_line_number_per_task")]
+
+    def __str__(self):
+        return f"{self.task_run_id}#{self.number}"
+
+
+class ProjectConfig(models.Model):
+    """A value pipelines read as ${{ configs.<key> }}; secret ones are encrypted at rest, never shown
+    back and masked in logs."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="pipeline_configs")
+    key = models.CharField(max_length=200)
+    value = models.TextField(blank=True, help_text="Plain value, or Fernet ciphertext when secret")
+    secret = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "key"]
+        constraints = [models.UniqueConstraint(fields=["project", "key"], name="config_key_per_project")]
+
+    def __str__(self):
+        return f"{self.project}:{self.key}"
+
+    @property
+    def organization(self):
+        return self.project.organization
+
+    def plain_value(self) -> str:
+        from apps.pipelines import secrets
+
+        return secrets.decrypt(self.value) if self.secret else self.value
+
+
+class CacheEntry(models.Model):
+    """A directory kept between runs of a project's pipelines: a tarball under DATA_DIR per key."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="pipeline_caches")
+    key = models.CharField(max_length=300)
+    archive = models.CharField(max_length=500, help_text="Path of the tarball")
+    size = models.PositiveBigIntegerField(default=0)
+    task_run = models.ForeignKey(TaskRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["project", "key"]
+        constraints = [models.UniqueConstraint(fields=["project", "key"], name="cache_key_per_project")]
+
+    def __str__(self):
+        return f"{self.project}:{self.key}"
+
+    @property
+    def organization(self):
+        return self.project.organization
+
+
+class BranchRule(models.Model):
+    """Which workspace a git branch (fnmatch pattern) deploys to, for push-triggered runs."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="branch_rules")
+    pattern = models.CharField(max_length=200, help_text="fnmatch pattern, e.g. main or feature/*")
+    workspace = models.CharField(max_length=10, choices=WorkspaceKind.choices)
+    priority = models.IntegerField(default=100, help_text="Lower is tried first")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "priority", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "pattern"], name="branch_rule_per_project")]
+
+    def __str__(self):
+        return f"{self.project}: {self.pattern} -> {self.workspace}"
+
+    @property
+    def organization(self):
+        return self.project.organization

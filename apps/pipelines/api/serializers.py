@@ -1,0 +1,125 @@
+"""Serializers of the pipelines API."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskLog, TaskRun
+from apps.pipelines.secrets import MASK
+from apps.projects import scope
+
+
+class _Scoped(serializers.ModelSerializer):
+    """Related application/project fields that only find objects inside the user's scope."""
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        user = request.user if request else None
+        if "application" in fields and not fields["application"].read_only:
+            fields["application"].queryset = scope.applications_for(user)
+        if "project" in fields and not fields["project"].read_only:
+            fields["project"].queryset = scope.projects_for(user)
+        return fields
+
+
+class PipelineDefinitionSerializer(_Scoped):
+    application = serializers.PrimaryKeyRelatedField(queryset=PipelineDefinition.objects.none())
+    source = serializers.CharField(trim_whitespace=False, max_length=1024 * 1024)
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100)
+
+    class Meta:
+        model = PipelineDefinition
+        fields = ["id", "application", "name", "path", "branch", "source", "created", "updated"]
+        read_only_fields = ["id", "created", "updated"]
+        validators = []
+
+
+class TaskRunSerializer(serializers.ModelSerializer):
+    log_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TaskRun
+        fields = [
+            "id", "run", "alias", "type", "stage", "needs", "executor", "status", "attempt", "max_attempts",
+            "params", "outputs", "exit_code", "job_name", "cluster", "reason", "review", "reviewed_by",
+            "last_line", "created", "started", "finished", "log_url",
+        ]
+        read_only_fields = fields
+
+    def get_log_url(self, obj) -> str:
+        return f"/api/task-runs/{obj.pk}/log/"
+
+
+class PipelineRunSerializer(_Scoped):
+    application = serializers.PrimaryKeyRelatedField(queryset=PipelineRun.objects.none())
+    definition = serializers.PrimaryKeyRelatedField(queryset=PipelineDefinition.objects.none(), required=False,
+                                                    allow_null=True)
+    source = serializers.CharField(trim_whitespace=False, max_length=1024 * 1024, required=False, allow_blank=True,
+                                   write_only=True)
+    params = serializers.DictField(required=False, default=dict)
+    workspace = serializers.CharField(required=False, default="DEV")
+    name = serializers.CharField(required=False, allow_blank=True, max_length=100)
+    tasks = TaskRunSerializer(many=True, read_only=True)
+
+    class Meta:
+        model = PipelineRun
+        fields = [
+            "id", "application", "definition", "name", "source", "workspace", "params", "trigger",
+            "trigger_payload", "status", "reason", "created_by_name", "rerun_of", "created", "started",
+            "finished", "tasks",
+        ]
+        read_only_fields = ["id", "trigger", "trigger_payload", "status", "reason", "created_by_name", "rerun_of",
+                            "created", "started", "finished", "tasks"]
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        fields["definition"].queryset = PipelineDefinition.objects.filter(
+            application__in=scope.applications_for(request.user if request else None))
+        return fields
+
+
+class PipelineRunListSerializer(PipelineRunSerializer):
+    class Meta(PipelineRunSerializer.Meta):
+        fields = [f for f in PipelineRunSerializer.Meta.fields if f != "tasks"]
+
+
+class ReviewSerializer(serializers.Serializer):
+    task = serializers.CharField(required=False, allow_blank=True, help_text="alias of the manual-review task")
+    approve = serializers.BooleanField(default=True)
+    comment = serializers.CharField(required=False, allow_blank=True, default="")
+
+
+class TaskLogSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = TaskLog
+        fields = ["number", "attempt", "timestamp", "stream", "text"]
+
+
+class ProjectConfigSerializer(_Scoped):
+    """Secret values are write-only: they read back as ******."""
+
+    project = serializers.PrimaryKeyRelatedField(queryset=ProjectConfig.objects.none())
+    value = serializers.CharField(trim_whitespace=False, allow_blank=True, max_length=65536)
+
+    class Meta:
+        model = ProjectConfig
+        fields = ["id", "project", "key", "value", "secret", "created", "updated"]
+        read_only_fields = ["id", "created", "updated"]
+        validators = []
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        data["value"] = MASK if instance.secret else instance.value
+        return data
+
+
+class BranchRuleSerializer(_Scoped):
+    project = serializers.PrimaryKeyRelatedField(queryset=BranchRule.objects.none())
+
+    class Meta:
+        model = BranchRule
+        fields = ["id", "project", "pattern", "workspace", "priority", "created"]
+        read_only_fields = ["id", "created"]
+        validators = []

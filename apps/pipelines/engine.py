@@ -1,0 +1,382 @@
+"""The pipeline engine: plans runs, dispatches ready tasks the moment their dependencies finish,
+collects finished steps, retries, skips, cancels, and re-adopts running work after a restart.
+
+Every function takes ids or re-reads its rows and is idempotent: moves are compare-and-set
+(states.py), jobs have deterministic names and are created only if absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from apps.pipelines import expressions, states, steps
+from apps.pipelines.choices import (
+    BLOCKING_TASK,
+    FINISHED_TASK,
+    Executor,
+    RunStatus,
+    TaskStatus,
+)
+from apps.pipelines.models import CacheEntry, PipelineRun, TaskRun
+from apps.pipelines.spec import PipelineYml, plan
+from scheduler.base import ExecutorError, JobState
+
+log = logging.getLogger(__name__)
+
+# Built-in actions that need the console itself run inside the Celery worker, not as cluster jobs.
+WORKER_ACTIONS = frozenset({"release", "dice", "manual-review", "wait", "echo"})
+
+
+def max_runs_per_project() -> int:
+    return int(getattr(settings, "DICE_PIPELINE_MAX_RUNS_PER_PROJECT", 5))
+
+
+def max_parallel_steps() -> int:
+    return int(getattr(settings, "DICE_PIPELINE_MAX_PARALLEL_STEPS", 200))
+
+
+def _tasks():
+    from apps.pipelines import tasks
+
+    return tasks
+
+
+def _utc(stamp: float | None) -> dt.datetime:
+    return dt.datetime.fromtimestamp(stamp, tz=dt.UTC) if stamp else timezone.now()
+
+
+# ---- planning and starting ------------------------------------------------------------------
+
+
+def create_tasks(run: PipelineRun, pipeline: PipelineYml) -> list[TaskRun]:
+    rows = [
+        TaskRun(
+            run=run, alias=task.alias, type=task.type, stage=task.stage, position=i, needs=list(task.needs),
+            executor=Executor.WORKER if task.type in WORKER_ACTIONS else Executor.CLUSTER,
+            max_attempts=task.action.retry.max + 1 if task.action else 1,
+        )
+        for i, task in enumerate(plan(pipeline))
+    ]
+    return TaskRun.objects.bulk_create(rows, batch_size=500)
+
+
+def start_queued_runs(project_id: int) -> list[int]:
+    """Start the project's oldest queued runs while it has fewer running than the limit."""
+    from apps.projects.models import Project
+
+    with transaction.atomic():
+        # Serialises the starters of one project (PostgreSQL row lock; SQLite's IMMEDIATE
+        # transactions serialise every writer anyway).
+        list(Project.objects.select_for_update().filter(pk=project_id).values_list("pk"))
+        runs = PipelineRun.objects.filter(application__project_id=project_id)
+        free = max_runs_per_project() - runs.filter(status=RunStatus.RUNNING).count()
+        started = []
+        if free > 0:
+            for run in runs.filter(status=RunStatus.QUEUED).order_by("created", "id")[:free]:
+                if states.move_run(run, RunStatus.RUNNING, "started"):
+                    started.append(run.pk)
+    for run_id in started:
+        dispatch(run_id)
+    return started
+
+
+# ---- dispatch ------------------------------------------------------------------------------
+
+
+def dispatch(run_id: int) -> list[int]:
+    """Skip what can no longer run, claim every ready task (dependencies finished, backoff over,
+    a slot free) and send it to run_task; finish the run when nothing is left. Returns the ids sent."""
+    run = PipelineRun.objects.filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.RUNNING:
+        return []
+    rows = list(TaskRun.objects.filter(run_id=run_id).only(
+        "id", "run_id", "alias", "status", "needs", "attempt", "not_before", "upstream_blocked", "position"))
+    by_alias = {task.alias: task for task in rows}
+    slots = max_parallel_steps() - sum(task.status == TaskStatus.RUNNING for task in rows)
+    now = timezone.now()
+    claimed: list[int] = []
+    changed = True
+    while changed:
+        changed = False
+        for task in rows:
+            if task.status != TaskStatus.QUEUED:
+                continue
+            deps = [by_alias[alias] for alias in task.needs if alias in by_alias]
+            if any(dep.status not in FINISHED_TASK for dep in deps):
+                continue
+            blocked = next((d for d in deps if d.status in BLOCKING_TASK
+                            or (d.status == TaskStatus.SKIPPED and d.upstream_blocked)), None)
+            if blocked is not None:
+                reason = f"dependency '{blocked.alias}' {blocked.status}"
+                if blocked.status == TaskStatus.SKIPPED:
+                    reason = f"dependency '{blocked.alias}' was skipped because its own dependency failed"
+                changed |= states.move_task(task, TaskStatus.SKIPPED, reason, upstream_blocked=True)
+                continue
+            if task.not_before and task.not_before > now or slots <= 0:
+                continue
+            if states.move_task(task, TaskStatus.RUNNING, f"attempt {task.attempt}: dependencies done"):
+                slots -= 1
+                claimed.append(task.pk)
+    run_task = _tasks().run_task
+    for task_id in claimed:
+        run_task.delay(task_id)
+    if all(task.status in FINISHED_TASK for task in rows):
+        finish_run(run, rows)
+    return claimed
+
+
+def finish_run(run: PipelineRun, rows: list[TaskRun]) -> None:
+    bad = next((t for t in rows if t.status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT)), None)
+    if bad is not None:
+        moved = states.move_run(run, RunStatus.FAILED, f"task '{bad.alias}' {bad.status}")
+    elif any(t.status == TaskStatus.CANCELLED for t in rows):
+        moved = states.move_run(run, RunStatus.CANCELLED, "a task was cancelled")
+    else:
+        moved = states.move_run(run, RunStatus.SUCCESS, "every task succeeded or was skipped")
+    if moved:
+        start_queued_runs(run.application.project_id)
+
+
+# ---- one task -------------------------------------------------------------------------------
+
+
+def _load(task_id: int) -> TaskRun | None:
+    return TaskRun.objects.select_related("run__application__project__organization").filter(pk=task_id).first()
+
+
+def start_task(task_id: int) -> None:
+    """Run a claimed task: evaluate `if`, resolve params, then start its step on the cluster (or
+    the built-in action in the worker). Safe to repeat: the job is created only if absent."""
+    task = _load(task_id)
+    if task is None or task.status != TaskStatus.RUNNING or task.run.status != RunStatus.RUNNING:
+        return
+    run = task.run
+    pipeline = steps.pipeline_of(run)
+    action = pipeline.action(task.alias)
+    ctx, masker = steps.context_for(run, pipeline)
+    if action.disable:
+        _skip(task, "disabled")
+        return
+    try:
+        if action.condition and not expressions.evaluate(action.condition, ctx):
+            _skip(task, f"if: {action.condition} is false")
+            return
+        params = expressions.substitute_value(dict(action.params), ctx)
+    except expressions.ResolveError as exc:
+        conclude(task, TaskStatus.FAILED, f"cannot resolve references: {exc}", retry=False)
+        dispatch(run.pk)
+        return
+    if task.executor == Executor.WORKER:
+        from apps.pipelines import builtin
+
+        builtin.start(task, run, action, params, ctx, masker)
+        return
+    expected = steps.job_name(run.pk, task.alias, task.attempt)
+    now = timezone.now()
+    try:
+        executor = steps.executor_for(run)
+        ref_name = steps.cluster_of(run).name
+    except Exception as exc:
+        conclude(task, TaskStatus.FAILED, f"no cluster for workspace {run.workspace}: {exc}")
+        dispatch(run.pk)
+        return
+    if task.job_name != expected:
+        TaskRun.objects.filter(pk=task.pk, attempt=task.attempt).update(
+            job_name=expected, started=task.started or now, params=masker.value(params), cluster=ref_name)
+        task.job_name, task.started = expected, task.started or now
+    from apps.pipelines import monitor
+
+    spec = steps.step_spec(task, run, action, pipeline, ctx, masker, params, monitor.address())
+    try:
+        steps.launch(executor, run, task, spec, action)
+    except ExecutorError as exc:
+        conclude(task, TaskStatus.FAILED, f"the step could not start: {exc}")
+        dispatch(run.pk)
+        return
+    monitor.watch(task.pk)
+
+
+def _skip(task: TaskRun, reason: str) -> None:
+    states.move_task(task, TaskStatus.SKIPPED, reason)
+    dispatch(task.run_id)
+
+
+def conclude(task: TaskRun, status: str, reason: str = "", *, outputs: dict | None = None,
+             exit_code: int | None = None, finished: dt.datetime | None = None, retry: bool = True) -> bool:
+    """End the task's current attempt: retry it after its backoff when attempts are left and it
+    failed or timed out, else move it to `status`. The caller dispatches the run afterwards."""
+    if status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT) and retry and task.attempt < task.max_attempts:
+        pipeline = steps.pipeline_of(task.run)
+        backoff = pipeline.action(task.alias).retry.backoff
+        moved = states.move_task(
+            task, TaskStatus.QUEUED, f"attempt {task.attempt} {status}: {reason}; retrying in {backoff:g}s",
+            attempt=task.attempt + 1, not_before=timezone.now() + dt.timedelta(seconds=backoff),
+            job_name="", log_cursor=0, exit_code=exit_code, finished=None,
+        )
+        if moved:
+            steps.append_lines(task, [f"attempt {task.attempt - 1} {status}: {reason}; retry in {backoff:g}s"])
+            _tasks().dispatch_run.apply_async((task.run_id,), countdown=backoff)
+        return moved
+    fields = {"exit_code": exit_code, "finished": finished or timezone.now()}
+    if outputs is not None:
+        fields["outputs"] = outputs
+    return states.move_task(task, status, reason, **fields)
+
+
+def collect(task_id: int) -> None:
+    """A step may have finished: read its result (or its job's status), persist the rest of its
+    log, conclude it, and dispatch what is ready next."""
+    task = _load(task_id)
+    if task is None:
+        return
+    run = task.run
+    if task.status == TaskStatus.RUNNING and task.executor == Executor.CLUSTER and task.job_name:
+        _collect_step(task, run)
+    dispatch(run.pk)
+
+
+def _collect_step(task: TaskRun, run: PipelineRun) -> None:
+    executor = steps.executor_for(run)
+    result = steps.read_result(task)
+    status = None
+    if result is None:
+        status = steps.job_state(executor, run, task)
+        if not status.state.finished:
+            return
+        result = steps.read_result(task)  # written just before the process ended?
+    _, masker = steps.project_configs(run.application.project_id)
+    if result is not None:
+        _wait_for_lines(executor, run, task, int(result.get("lines") or 0))
+    steps.pump_logs(executor, run, task, masker)
+    if result is not None:
+        code = int(result.get("exit_code", 1))
+        finished = _utc(result.get("finished"))
+        outputs = {str(k): masker(str(v)) for k, v in (result.get("outputs") or {}).items()}
+        if code == 0:
+            _record_caches(task, run, result.get("caches") or [])
+            conclude(task, TaskStatus.SUCCESS, "exit code 0", outputs=outputs, exit_code=0, finished=finished)
+        elif result.get("timed_out"):
+            timeout = steps.pipeline_of(run).action(task.alias).timeout
+            conclude(task, TaskStatus.TIMED_OUT, f"timed out after {timeout}s", outputs=outputs,
+                     exit_code=code, finished=finished)
+        else:
+            why = result.get("error") or f"exit code {code}"
+            conclude(task, TaskStatus.FAILED, why, outputs=outputs, exit_code=code, finished=finished)
+        return
+    finished = _utc(status.finished)
+    if status.state is JobState.CANCELLED:
+        conclude(task, TaskStatus.FAILED, "the job was cancelled on the cluster", exit_code=status.exit_code,
+                 finished=finished)
+    elif "timed out" in status.message:
+        conclude(task, TaskStatus.TIMED_OUT, status.message, exit_code=status.exit_code, finished=finished)
+    else:
+        conclude(task, TaskStatus.FAILED, f"the step ended without a result: {status.message or status.state}",
+                 exit_code=status.exit_code, finished=finished)
+
+
+def _wait_for_lines(executor, run: PipelineRun, task: TaskRun, count: int, timeout: float = 0.5) -> None:
+    """The agent wrote its result after its last line; the job's log may lag a moment behind."""
+    if count <= 0:
+        return
+    marker = f'{{"n": {count},'
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        lines = list(executor.job_logs(task.job_name, steps.job_namespace(run)))
+        if any(line.text.startswith(marker) for line in reversed(lines)):
+            return
+        time.sleep(0.01)
+
+
+def _record_caches(task: TaskRun, run: PipelineRun, caches: list[dict]) -> None:
+    for cache in caches:
+        CacheEntry.objects.update_or_create(
+            project_id=run.application.project_id, key=str(cache.get("key"))[:300],
+            defaults={"archive": str(cache.get("archive")), "size": int(cache.get("size") or 0), "task_run": task},
+        )
+
+
+# ---- cancel, review -------------------------------------------------------------------------
+
+
+def cancel_run(run: PipelineRun, reason: str = "cancelled") -> bool:
+    """Cancel the run: queued tasks never start, running steps are stopped on their cluster."""
+    for _ in range(10):  # the run may start between our read and our write: read again
+        run.refresh_from_db(fields=["status"])
+        if run.status not in (RunStatus.QUEUED, RunStatus.RUNNING):
+            return False
+        if states.move_run(run, RunStatus.CANCELLED, reason):
+            break
+    else:
+        return False
+    executor = None
+    for task in TaskRun.objects.filter(run_id=run.pk, status__in=[TaskStatus.QUEUED, TaskStatus.RUNNING]):
+        if task.status == TaskStatus.RUNNING and task.executor == Executor.CLUSTER and task.job_name:
+            try:
+                executor = executor or steps.executor_for(run)
+                executor.cancel_job(task.job_name, steps.job_namespace(run))
+            except ExecutorError as exc:
+                log.warning("cancel of job %s failed: %s", task.job_name, exc)
+        states.move_task(task, TaskStatus.CANCELLED, reason)
+    start_queued_runs(run.application.project_id)
+    return True
+
+
+def review(task: TaskRun, approved: bool, reviewer: str, comment: str = "") -> bool:
+    """Approve or reject a manual-review task that is waiting."""
+    fields = {"review": "approved" if approved else "rejected", "reviewed_by": reviewer}
+    TaskRun.objects.filter(pk=task.pk).update(**fields)
+    verdict = "approved" if approved else "rejected"
+    steps.append_lines(task, [f"{verdict} by {reviewer}" + (f": {comment}" if comment else "")])
+    if approved:
+        done = conclude(task, TaskStatus.SUCCESS, f"approved by {reviewer}", outputs={"reviewer": reviewer})
+    else:
+        done = conclude(task, TaskStatus.FAILED, f"rejected by {reviewer}", retry=False)
+    dispatch(task.run_id)
+    return done
+
+
+# ---- reconciliation -------------------------------------------------------------------------
+
+
+def reconcile() -> dict:
+    """Compare the database with the clusters and repair: launch claimed tasks whose job never
+    started, collect steps that finished while nobody listened, time out worker actions, dispatch
+    what is ready, start queued runs. Running steps are re-adopted, never run again."""
+    from apps.pipelines import builtin, monitor
+
+    report = {"relaunched": 0, "collected": 0, "adopted": 0, "runs": 0}
+    for run in PipelineRun.objects.filter(status=RunStatus.RUNNING).select_related("application__project"):
+        report["runs"] += 1
+        executor = None
+        for task in TaskRun.objects.filter(run_id=run.pk, status=TaskStatus.RUNNING):
+            task.run = run
+            if task.executor == Executor.WORKER:
+                builtin.reconcile(task, run)
+                continue
+            expected = steps.job_name(run.pk, task.alias, task.attempt)
+            try:
+                executor = executor or steps.executor_for(run)
+                state = steps.job_state(executor, run, task).state if task.job_name == expected else None
+            except ExecutorError as exc:
+                log.warning("reconcile: cluster of run %s unavailable: %s", run.pk, exc)
+                break
+            if state is None or state is JobState.MISSING:
+                report["relaunched"] += 1
+                _tasks().run_task.delay(task.pk)
+            elif state.finished or steps.read_result(task) is not None:
+                report["collected"] += 1
+                _tasks().on_task_finished.delay(task.pk)
+            else:
+                report["adopted"] += 1
+                monitor.watch(task.pk)
+        dispatch(run.pk)
+    projects = set(PipelineRun.objects.filter(status=RunStatus.QUEUED).values_list("application__project_id", flat=True))
+    for project_id in projects:
+        start_queued_runs(project_id)
+    return report

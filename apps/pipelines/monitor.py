@@ -1,0 +1,150 @@
+"""The step monitor: one thread per worker process that hears agents finish and pumps step logs.
+
+Agents send a UDP datagram to `address()` when they have written their result; the monitor turns
+it into `on_task_finished` at once (no polling interval between steps). Every PASS seconds it also
+persists the new log lines of running steps and notices steps that ended without a word (killed,
+timed out by the cluster, or reporting to a monitor that died in a restart).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import select
+import socket
+import threading
+import time
+
+from django.conf import settings
+from django.db import close_old_connections
+
+log = logging.getLogger(__name__)
+
+PASS = 0.5  # seconds between log pumps and liveness checks
+RESEND_AFTER = 5.0  # seconds before a finished-looking step is reported again
+IDLE_AFTER = 60.0  # seconds without running steps after which passes stop until the next watch()
+
+_lock = threading.Lock()
+_monitor: StepMonitor | None = None
+
+
+class StepMonitor:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((host, port))
+        self.sock.setblocking(False)
+        self.host, self.port = self.sock.getsockname()[:2]
+        self._stop = threading.Event()
+        self._reported: dict[int, float] = {}
+        self.busy_until = 0.0  # passes touch the database only while steps may be running
+        self.thread = threading.Thread(target=self._loop, name="dice-step-monitor", daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"udp://{self.host}:{self.port}"
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self.thread.join(5)
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+    def _loop(self) -> None:
+        next_pass = time.monotonic() + PASS
+        while not self._stop.is_set():
+            wait = max(0.0, next_pass - time.monotonic())
+            try:
+                ready, _, _ = select.select([self.sock], [], [], min(wait, 0.1))
+            except (OSError, ValueError):
+                return
+            if ready:
+                self._receive()
+            now = time.monotonic()
+            if now >= next_pass:
+                next_pass = now + PASS
+                if now < self.busy_until:
+                    try:
+                        self._pass()
+                    except Exception:
+                        log.exception("step monitor pass failed")
+                    finally:
+                        close_old_connections()
+
+    def _receive(self) -> None:
+        from apps.pipelines.tasks import on_task_finished
+
+        while True:
+            try:
+                data, _ = self.sock.recvfrom(65536)
+            except (BlockingIOError, OSError):
+                return
+            with contextlib.suppress(ValueError, TypeError, KeyError):
+                task_id = int(json.loads(data)["task_run"])
+                self._reported[task_id] = time.monotonic()
+                on_task_finished.delay(task_id)
+
+    def _pass(self) -> None:
+        from apps.pipelines import steps
+        from apps.pipelines.choices import Executor, TaskStatus
+        from apps.pipelines.models import TaskRun
+        from apps.pipelines.tasks import on_task_finished
+
+        running = TaskRun.objects.filter(status=TaskStatus.RUNNING, executor=Executor.CLUSTER).exclude(
+            job_name="").select_related("run__application")
+        executors: dict[int, object] = {}
+        maskers: dict[int, object] = {}
+        now = time.monotonic()
+        alive = set()
+        for task in running:
+            self.busy_until = max(self.busy_until, now + IDLE_AFTER)
+            alive.add(task.pk)
+            run = task.run
+            try:
+                executor = executors.get(run.pk) or steps.executor_for(run)
+                executors[run.pk] = executor
+                if run.pk not in maskers:
+                    maskers[run.pk] = steps.project_configs(run.application.project_id)[1]
+                steps.pump_logs(executor, run, task, maskers[run.pk])
+                done = steps.read_result(task) is not None or steps.job_state(executor, run, task).state.finished
+            except Exception as exc:
+                log.warning("monitor: task %s: %s", task.pk, exc)
+                continue
+            if done and now - self._reported.get(task.pk, 0) > RESEND_AFTER:
+                self._reported[task.pk] = now
+                on_task_finished.delay(task.pk)
+        for task_id in list(self._reported):
+            if task_id not in alive:
+                del self._reported[task_id]
+
+
+def ensure_started() -> StepMonitor:
+    global _monitor
+    with _lock:
+        if _monitor is None or not _monitor.thread.is_alive():
+            port = int(getattr(settings, "DICE_PIPELINE_NOTIFY_PORT", 0) or 0)
+            _monitor = StepMonitor(port=port)
+            _monitor.start()
+        return _monitor
+
+
+def address() -> str:
+    return ensure_started().address
+
+
+def watch(task_id: int) -> None:
+    """A step of this task is running: make sure this process watches steps."""
+    monitor = ensure_started()
+    monitor.busy_until = max(monitor.busy_until, time.monotonic() + IDLE_AFTER)
+
+
+def stop() -> None:
+    """Stop this process's monitor (worker shutdown, tests simulating a crash)."""
+    global _monitor
+    with _lock:
+        if _monitor is not None:
+            _monitor.stop()
+            _monitor = None

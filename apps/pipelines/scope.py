@@ -1,0 +1,54 @@
+"""The tenant scope of the pipeline models, registered with apps.projects.scope at start-up."""
+
+from __future__ import annotations
+
+from django.db.models import QuerySet
+
+from apps.pipelines.models import (
+    BranchRule,
+    CacheEntry,
+    PipelineDefinition,
+    PipelineRun,
+    ProjectConfig,
+    TaskLog,
+    TaskRun,
+)
+from apps.projects import scope
+
+
+def definitions_for(user) -> QuerySet[PipelineDefinition]:
+    return PipelineDefinition.objects.filter(application__in=scope.applications_for(user))
+
+
+def runs_for(user) -> QuerySet[PipelineRun]:
+    return PipelineRun.objects.filter(application__in=scope.applications_for(user))
+
+
+def task_runs_for(user) -> QuerySet[TaskRun]:
+    return TaskRun.objects.filter(run__application__in=scope.applications_for(user))
+
+
+def task_logs_for(user) -> QuerySet[TaskLog]:
+    return TaskLog.objects.filter(task_run__run__application__in=scope.applications_for(user))
+
+
+def configs_for(user) -> QuerySet[ProjectConfig]:
+    return ProjectConfig.objects.filter(project__in=scope.projects_for(user))
+
+
+def caches_for(user) -> QuerySet[CacheEntry]:
+    return CacheEntry.objects.filter(project__in=scope.projects_for(user))
+
+
+def branch_rules_for(user) -> QuerySet[BranchRule]:
+    return BranchRule.objects.filter(project__in=scope.projects_for(user))
+
+
+def register() -> None:
+    scope.register(PipelineDefinition, definitions_for)
+    scope.register(PipelineRun, runs_for)
+    scope.register(TaskRun, task_runs_for)
+    scope.register(TaskLog, task_logs_for)
+    scope.register(ProjectConfig, configs_for)
+    scope.register(CacheEntry, caches_for)
+    scope.register(BranchRule, branch_rules_for)

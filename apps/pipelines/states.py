@@ -1,0 +1,64 @@
+"""The two state machines: moves are compare-and-set updates, refused when not allowed, and recorded."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from apps.pipelines.choices import RUN_TRANSITIONS, TASK_TRANSITIONS
+from apps.pipelines.models import PipelineRun, PipelineRunTransition, TaskRun, TaskRunTransition
+
+
+class IllegalTransition(Exception):
+    """A status change the state machine does not allow."""
+
+
+def check(table: dict, what: str, current: str, to: str) -> None:
+    if to not in table.get(current, frozenset()):
+        allowed = ", ".join(sorted(table.get(current, ()))) or "nothing (it is finished)"
+        raise IllegalTransition(f"{what} cannot go from {current} to {to}; from {current} it may go to {allowed}")
+
+
+def move_task(task: TaskRun, to: str, reason: str = "", **fields) -> bool:
+    """Move `task` from the status it has in memory to `to`. False (and nothing written) when the
+    row has moved meanwhile: someone else won the race. IllegalTransition when not allowed."""
+    current = task.status
+    check(TASK_TRANSITIONS, f"task {task.alias}", current, to)
+    if to in ("success", "failed", "cancelled", "skipped", "timed-out") and "finished" not in fields:
+        fields["finished"] = timezone.now()
+    if reason and "reason" not in fields and to != "running":
+        fields["reason"] = reason
+    with transaction.atomic():
+        updated = TaskRun.objects.filter(pk=task.pk, status=current, attempt=task.attempt).update(status=to, **fields)
+        if not updated:
+            return False
+        TaskRunTransition.objects.create(
+            task_run_id=task.pk, from_status=current, to_status=to, attempt=fields.get("attempt", task.attempt),
+            reason=reason[:2000],
+        )
+    task.status = to
+    for key, value in fields.items():
+        setattr(task, key, value)
+    return True
+
+
+def move_run(run: PipelineRun, to: str, reason: str = "", **fields) -> bool:
+    """Move `run` to `to` (compare-and-set on its current status); see move_task."""
+    current = run.status
+    check(RUN_TRANSITIONS, f"run {run.pk}", current, to)
+    now = timezone.now()
+    if to == "running" and "started" not in fields:
+        fields["started"] = now
+    if to in ("success", "failed", "cancelled", "timed-out") and "finished" not in fields:
+        fields["finished"] = now
+    if reason and to != "running":
+        fields.setdefault("reason", reason)
+    with transaction.atomic():
+        updated = PipelineRun.objects.filter(pk=run.pk, status=current).update(status=to, **fields)
+        if not updated:
+            return False
+        PipelineRunTransition.objects.create(run_id=run.pk, from_status=current, to_status=to, reason=reason[:2000])
+    run.status = to
+    for key, value in fields.items():
+        setattr(run, key, value)
+    return True

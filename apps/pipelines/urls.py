@@ -1,0 +1,16 @@
+"""Page URLs of the pipelines app (under an application's URL)."""
+
+from django.urls import path
+
+from apps.pipelines import views
+
+app_name = "pipelines"
+
+_APP = "orgs/<slug:org>/<slug:project>/<slug:app>/pipelines/"
+
+urlpatterns = [
+    path(_APP, views.PipelineListView.as_view(), name="list"),
+    path(f"{_APP}runs/<int:run_id>/", views.RunView.as_view(), name="run"),
+    path(f"{_APP}runs/<int:run_id>/<str:verb>/", views.RunActionView.as_view(), name="run_action"),
+    path(f"{_APP}tasks/<int:task_id>/log/", views.TaskLogView.as_view(), name="task_log"),
+]

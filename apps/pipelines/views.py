@@ -1,0 +1,144 @@
+"""Pipeline pages: an application's definitions and recent runs (with a Run form), one run with
+its task graph (refreshed by htmx polling while it runs), its actions, and a task's log."""
+
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import redirect, render
+from django.utils.safestring import mark_safe
+from django.views import View
+
+from apps.pipelines import services
+from apps.pipelines.choices import FINISHED_RUN
+from apps.pipelines.dag import run_svg
+from apps.pipelines.models import PipelineDefinition, PipelineRun, TaskRun
+from apps.projects import permissions, scope
+from apps.projects.choices import WorkspaceKind
+from dice_console.views import ScopedMixin, get_scoped_or_404
+
+LOG_LINES_SHOWN = 5000
+POLL_SECONDS = 1.5
+
+
+class AppMixin(ScopedMixin):
+    model = PipelineRun
+
+    def get_app(self):
+        if not hasattr(self, "_app"):
+            self._app = get_scoped_or_404(
+                scope.applications_for(self.request.user).select_related("project__organization"),
+                project__organization__slug=self.kwargs["org"], project__slug=self.kwargs["project"],
+                slug=self.kwargs["app"])
+        return self._app
+
+    def get_run(self):
+        return get_scoped_or_404(
+            scope.scoped(self.request.user, PipelineRun).filter(application=self.get_app())
+            .select_related("application__project__organization"), pk=self.kwargs["run_id"])
+
+
+def _params_from_text(text: str) -> dict:
+    params = {}
+    for line in text.splitlines():
+        if line.strip():
+            key, sep, value = line.partition("=")
+            if not sep:
+                raise ValidationError({"params": f"each line is KEY=VALUE, got {line!r}"})
+            params[key.strip()] = value.strip()
+    return params
+
+
+class PipelineListView(AppMixin, View):
+    def context(self, **extra):
+        app = self.get_app()
+        return {
+            "app": app,
+            "definitions": scope.scoped(self.request.user, PipelineDefinition).filter(application=app),
+            "runs": scope.scoped(self.request.user, PipelineRun).filter(application=app).defer("source")[:25],
+            "workspaces": WorkspaceKind.values,
+            "can_change": scope.has_perm(self.request.user, permissions.CHANGE, app),
+            **extra,
+        }
+
+    def get(self, request, *args, **kwargs):
+        return render(request, "pipelines/list.html", self.context())
+
+    def post(self, request, *args, **kwargs):
+        app = self.get_app()
+        data = request.POST
+        try:
+            definition = None
+            if data.get("definition"):
+                definition = get_scoped_or_404(
+                    scope.scoped(request.user, PipelineDefinition).filter(application=app), pk=data["definition"])
+            if data.get("save") and data.get("source"):
+                definition = services.save_definition(request.user, app, source=data["source"],
+                                                      name=data.get("name", ""), branch=data.get("branch", ""))
+                messages.success(request, f"Saved pipeline {definition.name}.")
+                return redirect("pipelines:list", app.project.organization.slug, app.project.slug, app.slug)
+            run = services.start_run(request.user, app, definition=definition, source=data.get("source") or None,
+                                     workspace=data.get("workspace") or "DEV",
+                                     params=_params_from_text(data.get("params", "")))
+        except ValidationError as exc:
+            errors = exc.messages
+            return render(request, "pipelines/list.html", self.context(errors=errors, form=data), status=422)
+        except PermissionDenied as exc:
+            raise PermissionDenied(str(exc))
+        return redirect(run.get_absolute_url())
+
+
+class RunView(AppMixin, View):
+    def get(self, request, *args, **kwargs):
+        run = self.get_run()
+        tasks = list(run.tasks.order_by("position"))
+        context = {
+            "app": self.get_app(), "run": run, "tasks": tasks, "svg": mark_safe(run_svg(tasks)),
+            "live": run.status not in FINISHED_RUN, "poll": POLL_SECONDS,
+            "transitions": run.transitions.all(),
+            "can_change": scope.has_perm(request.user, permissions.CHANGE, run.application),
+            "can_review": scope.has_perm(request.user, permissions.deploy_perm(run.workspace), run.application),
+            "params_json": json.dumps(run.params, indent=1),
+        }
+        if request.htmx or request.GET.get("partial"):
+            return render(request, "pipelines/_run_body.html", context)
+        return render(request, "pipelines/run.html", context)
+
+
+class RunActionView(AppMixin, View):
+    """POST cancel, rerun, approve or reject."""
+
+    def post(self, request, *args, **kwargs):
+        run = self.get_run()
+        verb = kwargs["verb"]
+        try:
+            if verb == "cancel":
+                services.cancel_run(request.user, run)
+                messages.success(request, f"Cancelled run {run.pk}.")
+            elif verb == "rerun":
+                run = services.rerun(request.user, run)
+                messages.success(request, f"Started run {run.pk}.")
+            elif verb in ("approve", "reject"):
+                task = services.find_review_task(run, request.POST.get("task") or None)
+                services.review_task(request.user, task, approve=verb == "approve",
+                                     comment=request.POST.get("comment", ""))
+                messages.success(request, f"{verb.capitalize()}d {task.alias}.")
+            else:
+                raise PermissionDenied(f"unknown action {verb!r}")
+        except ValidationError as exc:
+            messages.error(request, "; ".join(exc.messages))
+        return redirect(run.get_absolute_url())
+
+
+class TaskLogView(AppMixin, View):
+    def get(self, request, *args, **kwargs):
+        task = get_scoped_or_404(
+            scope.scoped(request.user, TaskRun).filter(run__application=self.get_app()).select_related("run"),
+            pk=kwargs["task_id"])
+        lines = list(task.log_lines.order_by("number")[:LOG_LINES_SHOWN])
+        return render(request, "pipelines/task_log.html", {
+            "app": self.get_app(), "task": task, "run": task.run, "lines": lines,
+            "truncated": task.last_line > len(lines), "transitions": task.transitions.all(),
+        })

@@ -1,0 +1,151 @@
+"""Bench: dispatch latency of the pipeline engine on the local cluster (figures, not pass/fail).
+
+A 1,000-task pipeline of no-op steps (`true`, each a real process: the shim and the agent) runs
+with an embedded Celery worker on a fresh SQLite database (WAL, as in standalone mode):
+- deep: a chain, each task needs the previous one;
+- wide: 10 stages of 100 tasks, each task needs the whole previous stage.
+Printed: plan time (parse + plan + task rows), and the delay from a task's predecessors finishing
+(the last one's agent result time) to the task starting (its job launched): median, p90, p99, max.
+
+Run: .venv/bin/python bench/bench_pipeline_dispatch.py [--variant deep|wide|both] [--tasks 1000]
+     [--width 100] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def deep_source(tasks: int) -> str:
+    lines = ['version: "1.1"', "stages:"]
+    for i in range(tasks):
+        lines += ["  - stage:", "      - custom-script:", f"          alias: t{i}", '          commands: ["true"]']
+    return "\n".join(lines) + "\n"
+
+
+def wide_source(tasks: int, width: int) -> str:
+    lines = ['version: "1.1"', "stages:"]
+    for i in range(tasks):
+        if i % width == 0:
+            lines.append("  - stage:")
+        lines += ["      - custom-script:", f"          alias: t{i}", '          commands: ["true"]']
+    return "\n".join(lines) + "\n"
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def measure(run_id: int) -> tuple[list[float], list[float]]:
+    """(predecessors finished -> job launched, predecessors finished -> task claimed by dispatch)."""
+    from apps.pipelines.models import TaskRun, TaskRunTransition
+
+    rows = {t.alias: t for t in TaskRun.objects.filter(run_id=run_id)}
+    claimed = dict(TaskRunTransition.objects.filter(task_run__run_id=run_id, to_status="running", attempt=1)
+                   .values_list("task_run_id", "created"))
+    delays, claims = [], []
+    for task in rows.values():
+        if not task.needs or task.started is None:
+            continue
+        ready = max(rows[a].finished for a in task.needs)
+        delays.append((task.started - ready).total_seconds() * 1000)
+        if task.pk in claimed:
+            claims.append((claimed[task.pk] - ready).total_seconds() * 1000)
+    return delays, claims
+
+
+def bench(name: str, source: str, owner, app, timeout: float) -> None:
+    from apps.pipelines import services
+    from apps.pipelines.models import PipelineRun
+    from apps.pipelines.spec import parse_pipeline_yml, plan
+
+    started = time.perf_counter()
+    plan(parse_pipeline_yml(source))
+    plan_ms = (time.perf_counter() - started) * 1000
+    started = time.perf_counter()
+    run = services.start_run(owner, app, source=source)
+    create_ms = (time.perf_counter() - started) * 1000
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status in ("success", "failed", "cancelled"):
+            break
+        time.sleep(0.5)
+    total = (run.finished - run.started).total_seconds() if run.finished else float("nan")
+    delays, claims = measure(run.pk)
+    count = run.tasks.count()
+    print(f"{name}: {count} tasks, status {run.status}, wall {total:.1f}s; plan {plan_ms:.0f} ms "
+          f"(parse+plan), start_run {create_ms:.0f} ms (plan + {count} task rows)")
+    if delays:
+        print(f"  predecessors finished -> task started, over {len(delays)} tasks: median {statistics.median(delays):.1f} ms, "
+              f"p90 {percentile(delays, 90):.1f} ms, p99 {percentile(delays, 99):.1f} ms, max {max(delays):.1f} ms")
+        print(f"  predecessors finished -> task claimed by dispatch: median {statistics.median(claims):.1f} ms, "
+              f"p90 {percentile(claims, 90):.1f} ms, p99 {percentile(claims, 99):.1f} ms, max {max(claims):.1f} ms")
+    assert PipelineRun.objects.filter(pk=run.pk, status="success").exists(), run.reason
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--variant", choices=("deep", "wide", "both"), default="both")
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--width", type=int, default=100)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=1800)
+    args = parser.parse_args()
+
+    tmp = tempfile.mkdtemp(prefix="dice-bench-")
+    os.environ["DICE_DATA_DIR"] = tmp
+    os.environ["DICE_LOCAL_ROOT"] = str(Path(tmp) / "local")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dice_console.settings")
+    import django
+
+    django.setup()
+    from django.conf import settings
+    from django.contrib.auth import get_user_model
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = 1000
+    settings.DICE_LOCAL_ROOT = str(Path(tmp) / "local")
+
+    from apps.projects import services as project_services
+    from dice_console.celery import app as celery_app
+    from dice_console.embedded import EmbeddedWorker
+
+    owner = get_user_model().objects.create_user("bench")
+    org = project_services.create_organization(owner, slug="bench")
+    project = project_services.create_project(owner, org, slug="bench")
+    app = project_services.create_application(owner, project, slug="noop")
+    worker = EmbeddedWorker(celery_app, with_beat=False, concurrency=args.concurrency)
+    worker.start()
+    try:
+        print(f"data dir {tmp}; worker threads {args.concurrency}; cpus {os.cpu_count()}")
+        if args.variant in ("deep", "both"):
+            bench("deep", deep_source(args.tasks), owner, app, args.timeout)
+        if args.variant in ("wide", "both"):
+            bench(f"wide ({args.tasks // args.width} stages x {args.width})", wide_source(args.tasks, args.width),
+                  owner, app, args.timeout)
+    finally:
+        worker.stop()
+        from apps.pipelines import monitor
+        from scheduler.local import _EXECUTORS
+
+        monitor.stop()
+        for executor in list(_EXECUTORS.values()):
+            executor.destroy_all()
+            executor.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,67 @@
+# ruff: noqa: F811
+"""`dice pipeline run` against a live console with an embedded worker on local."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dice_cli.main import main
+from tests.pipelines_helpers import engine  # noqa: F401
+
+
+@pytest.fixture
+def cli(engine, live_server, tmp_path, monkeypatch, capsys):
+    from django.contrib.auth import get_user_model
+
+    from apps.projects import services
+
+    user = get_user_model().objects.create_user("pia")
+    _, key = services.create_token(user, name="cli")
+    org = services.create_organization(user, slug="acme")
+    project = services.create_project(user, org, slug="shop")
+    services.create_application(user, project, slug="web")
+    monkeypatch.setenv("DICE_CONFIG", str(tmp_path / "config.json"))
+    monkeypatch.setenv("DICE_SERVER", live_server.url)
+    monkeypatch.setenv("DICE_TOKEN", key)
+
+    def run(*argv):
+        code = main(list(argv))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+def test_run_wait_json_prints_tasks_and_outputs(cli, tmp_path):
+    good = tmp_path / "ci.yml"
+    good.write_text("""
+version: "1.1"
+params: [{name: who, default: world}]
+stages:
+  - stage:
+      - custom-script:
+          alias: hello
+          commands: ['echo "greeting=hello ${{ params.who }}" >> $METAFILE']
+  - stage:
+      - echo: {params: {msg: "${{ outputs.hello.greeting }}"}}
+""")
+    code, out, err = cli("pipeline", "run", "acme/shop/web", str(good), "--param", "who=pia", "--wait",
+                         "--format", "json")
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["status"] == "success" and isinstance(body["id"], int)
+    assert body["tasks"] == [
+        {"alias": "hello", "status": "success", "outputs": {"greeting": "hello pia"}},
+        {"alias": "echo", "status": "success", "outputs": {}},
+    ]
+
+    bad = tmp_path / "bad.yml"
+    bad.write_text('version: "1.1"\nstages:\n  - stage:\n      - custom-script: {commands: ["exit 4"]}\n')
+    code, out, _ = cli("pipeline", "run", "acme/shop/web", str(bad), "--wait", "--format", "json")
+    assert code == 1
+    assert json.loads(out)["tasks"][0]["status"] == "failed"
+
+    code, _, err = cli("pipeline", "run", "acme/shop/web", str(bad), "--param", "nokey")
+    assert code == 2 and "KEY=VALUE" in err
