@@ -108,3 +108,36 @@ class Client:
             offset += len(page["results"])
             if not page.get("next") or not page["results"]:
                 return items
+
+
+def post_spec(client: Client, path: str, data: dict, *, filename: str, timeout: float | None = None) -> dict | None:
+    """POST something that carries a dice.yml (a release, a deployment). Returns the created
+    object, or None when the server refused the spec: its errors are printed to stderr as
+    `file:line: path: message`, one per line, as `dice spec validate` prints them."""
+    import sys
+
+    from speckit.errors import SpecError
+    from speckit.report import render_errors
+
+    try:
+        response = client.session.post(
+            f"{client.server}/api/{path.lstrip('/')}", json=data, timeout=timeout or client.timeout
+        )
+    except requests.RequestException as exc:
+        raise CliError(f"cannot reach {client.server}: {exc.__class__.__name__}") from None
+    if response.status_code == 400:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {}
+        if isinstance(body, dict) and body.get("errors"):
+            errors = [SpecError(e.get("path", ""), e.get("line"), e.get("message", "")) for e in body["errors"]]
+            print(render_errors(errors, filename=filename, fmt="text"), file=sys.stderr)
+            return None
+    if response.status_code == 401:
+        raise CliError(f"{client.server} refused the token: {_message(response)}")
+    if response.status_code == 403:
+        raise CliError(f"permission denied: {_message(response)}")
+    if response.status_code >= 400:
+        raise CliError(_message(response))
+    return response.json()

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-
-import requests
-
 from dice_cli.api_commands import find_application
-from dice_cli.client import Client, _message
+from dice_cli.client import Client, post_spec
 from dice_cli.errors import CliError
 from dice_cli.output import add_format_option, emit
 from dice_cli.spec_commands import read_spec_file
-from speckit.errors import SpecError
-from speckit.report import render_errors
 
 LIST_COLUMNS = ["id", "version", "description", "hash", "created_by", "created"]
 
@@ -36,28 +30,8 @@ def _short(release: dict) -> dict:
 
 
 def _post_release(client: Client, data: dict, filename: str) -> dict | None:
-    """POST /api/releases/; None when the server refused the spec (its errors printed to stderr
-    as `file:line: path: message`, one per line)."""
-    try:
-        response = client.session.post(f"{client.server}/api/releases/", json=data, timeout=client.timeout)
-    except requests.RequestException as exc:
-        raise CliError(f"cannot reach {client.server}: {exc.__class__.__name__}") from None
-    if response.status_code == 400:
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if isinstance(body, dict) and body.get("errors"):
-            errors = [SpecError(e.get("path", ""), e.get("line"), e.get("message", "")) for e in body["errors"]]
-            print(render_errors(errors, filename=filename, fmt="text"), file=sys.stderr)
-            return None
-    if response.status_code == 401:
-        raise CliError(f"{client.server} refused the token: {_message(response)}")
-    if response.status_code == 403:
-        raise CliError(f"permission denied: {_message(response)}")
-    if response.status_code >= 400:
-        raise CliError(_message(response))
-    return response.json()
+    """POST /api/releases/; None when the server refused the spec (errors printed)."""
+    return post_spec(client, "releases/", data, filename=filename)
 
 
 def cmd_create(args):
