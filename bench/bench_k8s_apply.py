@@ -1,0 +1,306 @@
+"""Bench: a generated 200-service dice.yml applied through the Kubernetes driver to a real control
+plane (tools/ktestenv + kwok fake nodes): render, server-side apply, and the time until every
+Deployment is available (the driver's watch-based wait_until), then destroy. Prints figures.
+
+    .venv/bin/python bench/bench_k8s_apply.py [--services 200] [--replicas 1] [--nodes 4]
+
+Needs tools/ktestenv/bin (`make ktestenv`). Everything it starts (ktestenv up, etcd, apiserver,
+controller-manager, scheduler, kwok) is stopped on exit, Ctrl-C and SIGTERM included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import copy
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+# The k8s tier's cluster class and node body (tests/k8s/conftest.py), reused as they are.
+from tests.k8s.conftest import (  # noqa: E402
+    KTESTENV,
+    KWOK,
+    KWOK_CONFIG,
+    K8sCluster,
+    _node_body,
+    _node_ready,
+    wait_for,
+)
+
+
+def _raise_on_sigterm() -> None:
+    """SIGTERM (e.g. `timeout`) unwinds like Ctrl-C, so the cluster is stopped in `finally`."""
+
+    def handler(signum, frame):
+        raise SystemExit(f"stopped by signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def ktestenv(nodes: int = 2, cpu: str = "16", memory: str = "64Gi", pods: str = "110",
+             start_timeout: float = 120.0, quiet: bool = False) -> Iterator[K8sCluster]:
+    """A fresh ktestenv control plane + kwok with `nodes` fake Ready nodes; stopped (every process
+    it started, by PID) and its directory removed on exit. `cluster.startup_seconds` and
+    `cluster.peak_rss` (VmHWM KiB per process, read just before the stop) are filled in."""
+    missing = [str(p) for p in (KTESTENV, KWOK, KWOK_CONFIG) if not p.exists()]
+    if missing:
+        raise SystemExit(f"{', '.join(missing)} not built: run `make ktestenv` (needs Go)")
+    _raise_on_sigterm()
+    workdir = Path(tempfile.mkdtemp(prefix="bench-ktestenv-"))
+    out_path, err_path = workdir / "up.stdout", workdir / "up.stderr"
+    t0 = time.monotonic()
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [str(KTESTENV), "up", "--dir", str(workdir / "cluster"),
+             "--kwok-bin", str(KWOK), "--kwok-config", str(KWOK_CONFIG),
+             "--timeout", f"{start_timeout:.0f}s", "--exit-with-parent"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+        )
+    cluster = K8sCluster(workdir / "cluster", proc, out_path, err_path)
+    cluster.peak_rss = {}
+    try:
+        try:
+            cluster.wait_started(start_timeout)
+            core = cluster.core
+            names = [f"kwok-node-{i}" for i in range(nodes)]
+            resources = {"cpu": cpu, "memory": memory, "pods": pods, "ephemeral-storage": "1Ti"}
+            for name in names:
+                body = copy.deepcopy(_node_body(name))
+                body["status"]["allocatable"] = dict(resources)
+                body["status"]["capacity"] = dict(resources)
+                core.create_node(body)
+            cluster.nodes = names
+            wait_for(lambda: all(_node_ready(core.read_node(n)) for n in names), 60,
+                     "kwok to mark the fake nodes Ready")
+            wait_for(lambda: core.read_namespaced_service_account("default", "default"), 60,
+                     "the default ServiceAccount")
+        except Exception as exc:
+            raise SystemExit(f"ktestenv failed to start: {exc}\n{cluster.log_tail()}") from None
+        cluster.startup_seconds = time.monotonic() - t0
+        if not quiet:
+            print(f"cluster: up with {nodes} kwok nodes in {cluster.startup_seconds:.1f}s "
+                  f"({cluster.server})", flush=True)
+        yield cluster
+    finally:
+        with contextlib.suppress(Exception):
+            cluster.peak_rss = cluster.rss_kib("VmHWM")
+        cluster.stop()
+        alive = [f"{n}={p}" for n, p in cluster.pids().items() if _alive(p)]
+        if alive:
+            print(f"WARNING: still alive after stop: {', '.join(alive)}", file=sys.stderr)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    from tests.k8s.conftest import _pid_alive
+
+    return _pid_alive(pid)
+
+
+def rss_line(rss: dict[str, int]) -> str:
+    if not rss:
+        return "n/a"
+    parts = ", ".join(f"{k}={v / 1024:.0f}" for k, v in sorted(rss.items()) if k != "ktestenv-up")
+    return f"{parts}; sum={sum(rss.values()) / 1024:.0f} MiB"
+
+
+def bench_spec(services: int, replicas: int, addon: bool) -> str:
+    """bench_render's generated spec (bench_diceyml.generated) with the replica count fixed and,
+    unless `addon`, without its mysql addon (its StatefulSet needs a volume kwok cannot provide)."""
+    from bench.bench_diceyml import generated
+
+    text = generated(services).replace("${replicas:2}", str(replicas))
+    if not addon:
+        text = text.split("addons:\n", 1)[0]
+    return text
+
+
+class DeploymentWatch:
+    """Ground truth, independent of the driver: watches the namespace's Deployments and records
+    when each first became available (updated = ready = available = desired, generation observed)."""
+
+    def __init__(self, apps_api, namespace: str):
+        self.apps_api, self.namespace = apps_api, namespace
+        self.available: dict[str, float] = {}
+        self.desired: dict[str, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True, name="bench-deploy-watch")
+
+    def start(self) -> DeploymentWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        from kubernetes import watch
+
+        while not self._stop.is_set():
+            w = watch.Watch()
+            try:
+                for ev in w.stream(self.apps_api.list_namespaced_deployment, self.namespace, timeout_seconds=5):
+                    d = ev["object"]
+                    now = time.perf_counter()
+                    name, want = d.metadata.name, d.spec.replicas or 0
+                    st = d.status
+                    self.desired[name] = want
+                    done = ((st.observed_generation or 0) >= (d.metadata.generation or 0)
+                            and (st.updated_replicas or 0) >= want and (st.ready_replicas or 0) >= want
+                            and (st.available_replicas or 0) >= want)
+                    if done and name not in self.available:
+                        self.available[name] = now
+                    if self._stop.is_set():
+                        w.stop()
+                        return
+            except Exception:
+                self._stop.wait(0.2)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--services", type=int, default=200)
+    parser.add_argument("--replicas", type=int, default=1, help="per service (default 1: 200 pods)")
+    parser.add_argument("--nodes", type=int, default=4)
+    parser.add_argument("--node-cpu", default="64")
+    parser.add_argument("--node-memory", default="256Gi")
+    parser.add_argument("--node-pods", default="250")
+    parser.add_argument("--addon", action="store_true", help="keep the spec's mysql addon (stays Pending under kwok)")
+    parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for availability")
+    args = parser.parse_args()
+
+    from kubernetes import client as k8s
+
+    from apps.deploy.spec import parse_dice_yml
+    from scheduler import registry
+    from scheduler.base import ClusterRef, Health, RuntimeRef, ServiceGroup
+    from scheduler.kubernetes.addons import generate_addon_secrets
+
+    spec = parse_dice_yml(bench_spec(args.services, args.replicas, args.addon), workspace="DEV")
+    runtime = RuntimeRef("acme", "bench", "app", "DEV", "main")
+    group = ServiceGroup(runtime, spec, release="v1", addon_secrets=generate_addon_secrets(spec))
+    rows: list[tuple[str, str]] = []
+
+    def row(key: str, value: str) -> None:
+        rows.append((key, value))
+        print(f"  {key}: {value}", flush=True)
+
+    with ktestenv(args.nodes, args.node_cpu, args.node_memory, args.node_pods) as cluster:
+        row("cluster start (ktestenv up + nodes Ready)", f"{cluster.startup_seconds:.1f} s")
+        ref = ClusterRef("bench", "kubernetes", config={"kubeconfig": cluster.kubeconfig})
+        executor = registry.get_executor(ref)
+        apps_api = k8s.AppsV1Api(cluster.api_client)
+
+        start = time.perf_counter()
+        operators = executor.operators()
+        row("operators() (list CRDs)", f"{(time.perf_counter() - start) * 1000:.0f} ms")
+        renders = []
+        for _ in range(5):
+            start = time.perf_counter()
+            manifests = executor.render(group, operators=operators)
+            renders.append(time.perf_counter() - start)
+        kinds: dict[str, int] = {}
+        for m in manifests:
+            kinds[m["kind"]] = kinds.get(m["kind"], 0) + 1
+        row(f"render {args.services} services ({len(manifests)} objects: "
+            + ", ".join(f"{v} {k}" for k, v in kinds.items()) + ")",
+            f"median {statistics.median(renders) * 1000:.0f} ms")
+
+        truth = DeploymentWatch(apps_api, runtime.namespace)
+        t_apply = time.perf_counter()
+        executor.apply(group)
+        apply_s = time.perf_counter() - t_apply
+        truth.start()
+        row("apply (operators + render + server-side apply of every object + prune)",
+            f"{apply_s:.2f} s ({apply_s / len(manifests) * 1000:.1f} ms/object)")
+
+        calls, status_times = [0], []
+        real_status = executor.status
+
+        def timed_status(rt):
+            start = time.perf_counter()
+            try:
+                return real_status(rt)
+            finally:
+                status_times.append(time.perf_counter() - start)
+
+        executor.status = timed_status  # count the driver's re-evaluations inside wait_until
+
+        def all_available(st) -> bool:
+            calls[0] += 1
+            svcs = st.services
+            return len(svcs) == args.services and all(s.health == Health.HEALTHY for s in svcs.values())
+
+        try:
+            final = executor.wait_until(runtime, all_available, args.timeout)
+            waited = time.perf_counter() - t_apply
+            row(f"apply start -> all {args.services} Deployments available (driver wait_until)", f"{waited:.2f} s")
+            row("  after apply returned", f"{waited - apply_s:.2f} s")
+            row("  group health", f"{final.health} {final.reason}".strip())
+        except TimeoutError as exc:
+            waited = float("nan")
+            row("wait_until", f"TIMED OUT: {exc}")
+        finally:
+            executor.status = real_status
+        wait_for(lambda: len(truth.available) >= args.services, 30, "the bench's own watch to catch up")
+        truth.stop()
+        last = max(truth.available.values())
+        row("  same, seen by a plain Deployment watch", f"{last - t_apply:.2f} s "
+            f"(driver noticed {waited - (last - t_apply):.2f} s later)")
+        if status_times:
+            row("  status() evaluations inside wait_until", f"{calls[0]} (each median "
+                f"{statistics.median(status_times) * 1000:.0f} ms, max {max(status_times) * 1000:.0f} ms; "
+                f"{sum(status_times):.1f} s in total)")
+        samples = []
+        for _ in range(3):
+            start = time.perf_counter()
+            st = executor.status(runtime)
+            samples.append(time.perf_counter() - start)
+        pods = sum(len(s.replicas) for s in st.services.values())
+        row(f"status() of the settled runtime ({pods} pods)", f"median {statistics.median(samples) * 1000:.0f} ms")
+
+        start = time.perf_counter()
+        executor.apply(group)
+        row("re-apply, nothing changed", f"{time.perf_counter() - start:.2f} s")
+
+        rss = cluster.rss_kib("VmHWM")
+        start = time.perf_counter()
+        executor.destroy(runtime)
+        core = cluster.core
+
+        def namespace_gone() -> bool:
+            try:
+                core.read_namespace(runtime.namespace)
+            except k8s.ApiException as exc:
+                return exc.status == 404
+            return False
+
+        try:
+            wait_for(namespace_gone, 120, "the namespace to be deleted", interval=0.25)
+            row("destroy -> namespace gone", f"{time.perf_counter() - start:.2f} s")
+        except TimeoutError:
+            row("destroy -> namespace gone", "not within 120 s")
+    row("peak RSS (VmHWM) MiB", rss_line(cluster.peak_rss or rss))
+
+    print()
+    width = max(len(k) for k, _ in rows)
+    for key, value in rows:
+        print(f"{key.ljust(width)}  {value}")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()
