@@ -120,6 +120,9 @@ def workload_status(name: str, obj: dict | None, pods: list[dict], events: list[
             reason = reason or f"rollout stalled: {cond.get('message', '')}"
     settled = int(st.get("observedGeneration") or 0) >= int((obj.get("metadata") or {}).get("generation") or 0)
     done = settled and ready >= desired and available >= desired and updated >= desired
+    if kind != "DaemonSet" and int(st.get("replicas") or 0) > updated:
+        # Old replicas are still terminating: not rolled out yet (as `kubectl rollout status`).
+        done = False
     if done and not pods_exceed(pods, desired):
         health, reason = Health.HEALTHY, ""
     else:

@@ -78,3 +78,13 @@ def test_group_health_is_the_worst_with_reason():
     assert g.addons["db"].health is Health.HEALTHY
     assert group_status(RT, False, [], [], []).health is Health.MISSING
     assert group_status(RT, True, [deployment()], [pod(), pod("web-2")], []).health is Health.HEALTHY
+
+
+def test_old_replicas_still_terminating_are_not_healthy():
+    """Scaled 4 -> 3: ready 4 >= 3, but one old replica is still there (status.replicas 4)."""
+    obj = deployment(replicas=3, ready=4, updated=3, available=4)
+    obj["status"]["replicas"] = 4
+    st = workload_status("web", obj, [pod("web-1"), pod("web-2"), pod("web-3")], [])
+    assert st.health is Health.PROGRESSING
+    obj["status"]["replicas"] = 3
+    assert workload_status("web", obj, [pod("web-1"), pod("web-2"), pod("web-3")], []).health is Health.HEALTHY
