@@ -1,6 +1,8 @@
 """The step agent: runs one pipeline step and reports what happened (standard library only).
 
-    python -m agent run --spec step.json
+    python -m agent run --spec step.json       # local: the job's command
+    python -m agent restore --spec step.json   # Kubernetes: init container
+    python -m agent sidecar --spec step.json   # Kubernetes: native sidecar
 
 What it does, in order:
 1. restores the context: creates the step's working directory and checks that the directories
@@ -22,7 +24,7 @@ What it does, in order:
    {"task_run": id, "job": name}; `http(s)://...`: a POST of the result). The message is only a
    hint to look now: the console always reads the result itself, so a lost one costs only delay.
 
-On the local cluster the agent is the job's command. On Kubernetes (not built yet) the same
+On the local cluster the agent is the job's command. On Kubernetes (agent/pod.py) the same
 agent runs beside the step, so step images need only /bin/sh: an init container running
 `agent restore` fills the shared context volume (earlier steps' directories and caches), the
 step container runs the commands with stdout captured to the shared volume, and a native sidecar

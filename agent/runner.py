@@ -291,9 +291,22 @@ def run(spec: dict, out=None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m agent")
     commands = parser.add_subparsers(dest="command", required=True)
-    run_cmd = commands.add_parser("run", help="run one step from its spec file")
-    run_cmd.add_argument("--spec", required=True, help="path of the step spec (JSON)")
+    for name, text in (
+        ("run", "run one step from its spec file"),
+        ("restore", "on Kubernetes, as an init container: restore the step's context"),
+        ("sidecar", "on Kubernetes, as a native sidecar: follow, collect, store and report"),
+    ):
+        commands.add_parser(name, help=text).add_argument("--spec", required=True, help="the step spec (JSON)")
     args = parser.parse_args(argv)
     spec = json.loads(Path(args.spec).read_text())
+    if args.command == "restore":
+        from agent.pod import restore_context
+
+        return restore_context(spec)
+    if args.command == "sidecar":
+        from agent.pod import sidecar
+
+        sidecar(spec)
+        return 0
     result = run(spec)
     return 0 if result["exit_code"] == 0 else 1
