@@ -4,21 +4,17 @@ from __future__ import annotations
 
 import base64
 import io
-import sys
 import tarfile
 import time
 from pathlib import Path
 
-import requests
-
+from dice_cli import log_commands
 from dice_cli.api_commands import find_application
-from dice_cli.client import Client, _message
+from dice_cli.client import Client, post_spec
 from dice_cli.errors import CliError
 from dice_cli.output import add_format_option, emit
 from dice_cli.release_commands import parse_images
 from dice_cli.spec_commands import read_spec_file
-from speckit.errors import SpecError
-from speckit.report import render_errors
 
 MAX_BUNDLE = 50 * 1024 * 1024  # the console's limit for a compressed folder
 SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules", ".mypy_cache", ".pytest_cache"}
@@ -105,29 +101,8 @@ def _finish(client: Client, deployment: dict, args) -> int:
 
 
 def _post_deploy(client: Client, data: dict, filename: str) -> dict | None:
-    """POST /api/deployments/; None when the server refused the spec (its errors printed to stderr
-    as `file:line: path: message`, as `dice release create` does)."""
-    try:
-        response = client.session.post(f"{client.server}/api/deployments/", json=data,
-                                       timeout=max(client.timeout, 300.0))
-    except requests.RequestException as exc:
-        raise CliError(f"cannot reach {client.server}: {exc.__class__.__name__}") from None
-    if response.status_code == 400:
-        try:
-            body = response.json()
-        except ValueError:
-            body = {}
-        if isinstance(body, dict) and body.get("errors"):
-            errors = [SpecError(e.get("path", ""), e.get("line"), e.get("message", "")) for e in body["errors"]]
-            print(render_errors(errors, filename=filename, fmt="text"), file=sys.stderr)
-            return None
-    if response.status_code == 401:
-        raise CliError(f"{client.server} refused the token: {_message(response)}")
-    if response.status_code == 403:
-        raise CliError(f"permission denied: {_message(response)}")
-    if response.status_code >= 400:
-        raise CliError(_message(response))
-    return response.json()
+    """POST /api/deployments/ (a deploy may take a while to accept); None when the spec was refused."""
+    return post_spec(client, "deployments/", data, filename=filename, timeout=max(client.timeout, 300.0))
 
 
 def cmd_deploy(args) -> int:
@@ -307,4 +282,5 @@ def register(subparsers) -> None:
     p = runtime.add_parser("delete", help="remove everything the runtime runs, and the runtime")
     _target(p)
     p.set_defaults(func=cmd_delete)
+    log_commands.register_runtime(runtime, _target)
 

@@ -9,6 +9,7 @@ from dice_cli import (
     api_commands,
     cluster_commands,
     deploy_commands,
+    log_commands,
     pipeline_commands,
     release_commands,
     spec_commands,
@@ -18,6 +19,7 @@ from dice_cli.errors import CliError
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
     spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
+    log_commands,
 )
 
 

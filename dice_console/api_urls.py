@@ -21,6 +21,7 @@ urlpatterns = [
     path("permissions/", projects_api.permission_table, name="permissions"),
     path("", include("apps.deploy.api.urls")),
     path("", include("apps.pipelines.api.urls")),
+    path("", include("apps.logs.api_urls")),
     path("", include("apps.clusters.api.urls")),
     path("", include("apps.cmdb.api.urls")),
     path("", include(router.urls)),

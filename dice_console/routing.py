@@ -3,9 +3,11 @@
 from django.urls import path
 
 from apps.deploy.consumers import RuntimeProgressConsumer
+from apps.logs.consumers import LogsConsumer
 from dice_console.consumers import EventsConsumer
 
 websocket_urlpatterns = [
     path("ws/events/", EventsConsumer.as_asgi()),
     path("ws/runtimes/<int:runtime_id>/", RuntimeProgressConsumer.as_asgi()),
+    path("ws/logs/", LogsConsumer.as_asgi()),
 ]

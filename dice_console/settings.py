@@ -58,6 +58,7 @@ INSTALLED_APPS = [
     "apps.deploy",
     "apps.pipelines",
     "apps.cmdb",
+    "apps.logs",
 ]
 
 MIDDLEWARE = [
@@ -155,7 +156,11 @@ CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_BEAT_SCHEDULE = {
     # Re-adopt running pipeline steps and collect finished ones after a worker or console restart.
     "pipelines-reconcile": {"task": "dice.pipelines.reconcile", "schedule": 60.0},
+    # Drop task-run logs older than DICE_LOG_RETENTION_DAYS.
+    "logs-expire": {"task": "dice.logs.expire", "schedule": 3600.0},
 }
+# Days a finished task run's log is kept (0: forever).
+DICE_LOG_RETENTION_DAYS = env.int("DICE_LOG_RETENTION_DAYS", default=30)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_ALWAYS_EAGER = env.bool("DICE_CELERY_EAGER", default=False)
 

@@ -19,6 +19,7 @@ urlpatterns = [
     path("api/", include("dice_console.api_urls")),
     path("", include("apps.deploy.urls")),
     path("", include("apps.pipelines.urls")),
+    path("", include("apps.logs.urls")),
     path("", include("apps.clusters.urls")),
     path("", include("apps.cmdb.urls")),
     path("", include("apps.projects.urls")),

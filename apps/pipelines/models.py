@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
-from apps.pipelines.choices import Executor, LogStream, RunStatus, TaskStatus, TriggerKind
+from apps.pipelines.choices import Executor, RunStatus, TaskStatus, TriggerKind
 from apps.projects.choices import WorkspaceKind
 
 
@@ -185,24 +185,6 @@ class TaskRunTransition(models.Model):
 
     def __str__(self):
         return f"{self.task_run_id}: {self.from_status or '-'} -> {self.to_status}"
-
-
-class TaskLog(models.Model):
-    """One numbered line of a task run's log, persisted as it arrives (secrets masked)."""
-
-    task_run = models.ForeignKey(TaskRun, on_delete=models.CASCADE, related_name="log_lines")
-    number = models.PositiveIntegerField()
-    attempt = models.PositiveIntegerField(default=1)
-    timestamp = models.DateTimeField()
-    stream = models.CharField(max_length=10, choices=LogStream.choices, default=LogStream.STDOUT)
-    text = models.TextField()
-
-    class Meta:
-        ordering = ["task_run", "number"]
-        constraints = [models.UniqueConstraint(fields=["task_run", "number"], name="log_line_number_per_task")]
-
-    def __str__(self):
-        return f"{self.task_run_id}#{self.number}"
 
 
 class ProjectConfig(models.Model):

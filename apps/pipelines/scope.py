@@ -10,7 +10,6 @@ from apps.pipelines.models import (
     PipelineDefinition,
     PipelineRun,
     ProjectConfig,
-    TaskLog,
     TaskRun,
 )
 from apps.projects import scope
@@ -26,10 +25,6 @@ def runs_for(user) -> QuerySet[PipelineRun]:
 
 def task_runs_for(user) -> QuerySet[TaskRun]:
     return TaskRun.objects.filter(run__application__in=scope.applications_for(user))
-
-
-def task_logs_for(user) -> QuerySet[TaskLog]:
-    return TaskLog.objects.filter(task_run__run__application__in=scope.applications_for(user))
 
 
 def configs_for(user) -> QuerySet[ProjectConfig]:
@@ -48,7 +43,6 @@ def register() -> None:
     scope.register(PipelineDefinition, definitions_for)
     scope.register(PipelineRun, runs_for)
     scope.register(TaskRun, task_runs_for)
-    scope.register(TaskLog, task_logs_for)
     scope.register(ProjectConfig, configs_for)
     scope.register(CacheEntry, caches_for)
     scope.register(BranchRule, branch_rules_for)

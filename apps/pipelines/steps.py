@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import json
 import os
@@ -12,9 +11,10 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
+from apps.logs import services as log_services
 from apps.pipelines import expressions, secrets
 from apps.pipelines.choices import LogStream
-from apps.pipelines.models import PipelineRun, ProjectConfig, TaskLog, TaskRun
+from apps.pipelines.models import PipelineRun, ProjectConfig, TaskRun
 from apps.pipelines.spec import Action, PipelineYml, parse_pipeline_yml
 from scheduler.base import ClusterRef, Executor, JobSpec, JobState, JobStatus, dns_label
 
@@ -180,6 +180,8 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
         with os.fdopen(fd, "w") as fh:
             json.dump(spec, fh)
         os.replace(tmp, spec_path)
+    if getattr(executor, "kind", "") == "kubernetes":
+        return launch_kubernetes(executor, run, task, spec, action)
     Path(spec["workdir"]).mkdir(parents=True, exist_ok=True)
     timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None
     job = JobSpec(
@@ -208,7 +210,10 @@ def read_result(task: TaskRun) -> dict | None:
 
 
 def job_state(executor: Executor, run: PipelineRun, task: TaskRun) -> JobStatus:
-    return executor.job_status(task.job_name, job_namespace(run))
+    status = executor.job_status(task.job_name, job_namespace(run))
+    if getattr(executor, "kind", "") == "kubernetes" and status.state in (JobState.SUCCEEDED, JobState.FAILED):
+        record_kubernetes_result(executor, run, task, status)
+    return status
 
 
 def _parse(raw_text: str, fallback_ts: float, fallback_stream: str) -> tuple[float, str, str]:
@@ -240,13 +245,11 @@ def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secr
     if not fresh:
         return 0
     rows = []
-    number = task.last_line
     for line in fresh:
         stamp, stream, text = _parse(line.text, line.timestamp, line.stream)
-        number += 1
         stream = stream if stream in LogStream.values else LogStream.STDOUT
-        rows.append(TaskLog(task_run_id=task.pk, number=number, attempt=task.attempt, stream=stream,
-                            timestamp=dt.datetime.fromtimestamp(stamp, tz=dt.UTC), text=masker(text)))
+        rows.append((stamp, stream, task.attempt, masker(text)))
+    number = task.last_line + len(rows)
     cursor = fresh[-1].number
     try:
         with transaction.atomic():
@@ -254,7 +257,7 @@ def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secr
                 log_cursor=cursor, last_line=number)
             if not moved:
                 raise _LostRace
-            TaskLog.objects.bulk_create(rows)
+            log_services.append_task_lines(task.pk, task.last_line + 1, rows)
     except _LostRace:
         task.refresh_from_db(fields=["log_cursor", "last_line"])
         return None
@@ -270,21 +273,243 @@ def append_lines(task: TaskRun, texts: list[str], stream: str = LogStream.SYSTEM
     """Lines written by the console itself (built-in actions, attempts, results)."""
     if not texts:
         return
+    import time
+
     from django.db.models import F
-    from django.utils import timezone
 
     with transaction.atomic():
         locked = TaskRun.objects.select_for_update().filter(pk=task.pk)
         current = locked.values_list("last_line", flat=True).first() or 0
-        now = timezone.now()
-        TaskLog.objects.bulk_create(
-            TaskLog(task_run_id=task.pk, number=current + i, attempt=task.attempt, stream=stream,
-                    timestamp=now, text=text)
-            for i, text in enumerate(texts, 1)
-        )
+        now = time.time()
+        log_services.append_task_lines(task.pk, current + 1, [(now, stream, task.attempt, text) for text in texts])
         TaskRun.objects.filter(pk=task.pk).update(last_line=F("last_line") + len(texts))
     task.last_line = current + len(texts)
 
 
 def finished_job(status: JobStatus) -> bool:
     return status.state.finished or status.state is JobState.MISSING
+
+
+# ---- steps on Kubernetes ------------------------------------------------------------------------
+#
+# A step becomes a Job named job_name(run, alias, attempt) in the namespace pipelines-<project>,
+# created only if absent, with the agent beside the step so that step images need only /bin/sh:
+#
+#   initContainer `restore` (agent image): `python -m agent restore` fills the context volume
+#       (earlier steps' directories, caches) from the step spec;
+#   initContainer `agent` (restartPolicy: Always, a native sidecar): `python -m agent sidecar`
+#       streams the step's output files as numbered JSON lines, collects outputs ($METAFILE and
+#       `action meta:` lines), stores caches and context, writes /dice/step/result.json and
+#       /dice/step/stored, and reports to the console;
+#   container `step` (the action's image, default alpine:3): /bin/sh /dice/spec/run.sh runs the
+#       commands with stdout and stderr captured to /dice/step/, waits (bounded) for the sidecar
+#       to have stored, and hands the result JSON to Kubernetes as its termination message.
+#
+# The spec, the generated scripts, the agent's own source (standard library only) and the values
+# of env vars that hold secrets live in a Secret `<job>-spec` owned by the Job. The context volume
+# is mounted at the same path as the run's directories on the console, so `${{ dirs.x }}` means
+# the same inside the pod. The console reads a finished Job's result from the step container's
+# termination message (record_kubernetes_result); without one (e.g. kwok, which runs nothing)
+# the Job's own status and exit code are the result.
+
+STEP_IMAGE = "alpine:3"
+GIT_IMAGE = "alpine/git:latest"
+SPEC_MOUNT = "/dice/spec"
+STEP_MOUNT = "/dice/step"
+AGENT_MOUNT = "/dice/agent"
+STORED_WAIT = 600  # seconds the step container waits for the sidecar to have stored
+
+
+def agent_image() -> str:
+    return str(getattr(settings, "DICE_PIPELINE_AGENT_IMAGE", "") or os.environ.get("DICE_PIPELINE_AGENT_IMAGE", "")
+               or "python:3.11-alpine")
+
+
+def _q(text: str) -> str:
+    """Single-quoted for /bin/sh."""
+    return "'" + str(text).replace("'", "'\\''") + "'"
+
+
+def _k8s_script(spec: dict) -> str:
+    """The step's own work as a shell script (what `agent run` would do locally)."""
+    if spec.get("type") == "git-checkout":
+        params = spec.get("params") or {}
+        url = params.get("url") or params.get("uri") or ""
+        args = ["git", "-c", "advice.detachedHead=false", "clone", "--quiet"]
+        if params.get("depth") and not params.get("commit"):
+            args += ["--depth", str(int(params["depth"]))]
+        if params.get("branch") and not params.get("commit"):
+            args += ["--branch", str(params["branch"])]
+        lines = ["set -e", " ".join(_q(a) for a in [*args, "--", url, "."])]
+        if params.get("commit"):
+            lines.append(f"git -c advice.detachedHead=false checkout --quiet {_q(params['commit'])}")
+        lines += ['echo "commit=$(git rev-parse HEAD)" >> "$METAFILE"',
+                  'echo "message=$(git log -1 --format=%s)" >> "$METAFILE"',
+                  'echo "author=$(git log -1 --format=\'%an <%ae>\')" >> "$METAFILE"']
+        return "\n".join(lines) + "\n"
+    commands = [c for c in spec.get("commands") or [] if c.strip()]
+    return "set -e\n" + "\n".join(commands) + "\n"
+
+
+def _k8s_run_sh(spec: dict) -> str:
+    shell = spec.get("shell") or "/bin/sh"
+    return "\n".join([
+        "#!/bin/sh",
+        "# generated by the console: run the step, leave its exit code for the agent sidecar",
+        f'mkdir -p "$WORKDIR" "{STEP_MOUNT}" && cd "$WORKDIR" || exit 1',
+        'touch "$METAFILE"',
+        f'{_q(shell)} {SPEC_MOUNT}/script.sh >"{STEP_MOUNT}/stdout.log" 2>"{STEP_MOUNT}/stderr.log"',
+        "code=$?",
+        f'echo "$code" >"{STEP_MOUNT}/exit"',
+        "i=0",
+        f'while [ ! -f "{STEP_MOUNT}/stored" ] && [ "$i" -lt {STORED_WAIT} ]; do sleep 1; i=$((i+1)); done',
+        f'[ -f "{STEP_MOUNT}/result.json" ] && cat "{STEP_MOUNT}/result.json" >/dev/termination-log',
+        'exit "$code"',
+        "",
+    ])
+
+
+def _pod_spec(spec: dict) -> dict:
+    """The step spec as the agent inside the pod sees it: its own files under /dice/step."""
+    return {**spec, "metafile": f"{STEP_MOUNT}/metafile", "result": f"{STEP_MOUNT}/result.json",
+            "output": {"stdout": f"{STEP_MOUNT}/stdout.log", "stderr": f"{STEP_MOUNT}/stderr.log",
+                       "exit": f"{STEP_MOUNT}/exit", "stored": f"{STEP_MOUNT}/stored"}}
+
+
+def _agent_sources() -> dict[str, str]:
+    root = Path(AGENT_ROOT) / "agent"
+    return {f"agent.{path.name}": path.read_text(encoding="utf-8") for path in sorted(root.glob("*.py"))}
+
+
+def kubernetes_step_objects(run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> tuple[dict, dict]:
+    """The Job of a step and the Secret it mounts (see the comment above)."""
+    from scheduler.kubernetes.jobrun import job_manifest
+
+    namespace = job_namespace(run)
+    name = dns_label(task.job_name)
+    secret_name = f"{name[:58]}-spec"
+    masked = set(spec.get("mask") or [])
+    env, secret_env = [], {}
+    for key, value in {**spec["envs"], "METAFILE": f"{STEP_MOUNT}/metafile", "WORKDIR": spec["workdir"],
+                       "PIPELINE_TASK_ALIAS": task.alias, "PIPELINE_TASK_RUN_ID": str(task.pk)}.items():
+        if any(secret and secret in str(value) for secret in masked):
+            secret_env[f"env.{key}"] = str(value)
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": f"env.{key}"}}})
+        else:
+            env.append({"name": key, "value": str(value)})
+    image = action.image or (GIT_IMAGE if task.type == "git-checkout" else STEP_IMAGE)
+    timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None
+    labels = {"dice.io/pipeline-run": str(run.pk), "dice.io/task": dns_label(task.alias),
+              "dice.io/attempt": str(task.attempt), "dice.io/task-run": str(task.pk)}
+    job = job_manifest(JobSpec(
+        name=name, image=image, command=["/bin/sh", f"{SPEC_MOUNT}/run.sh"], workdir=spec["workdir"],
+        cpu=action.resources.cpu or 0.1, mem=action.resources.mem or 256, timeout=timeout, labels=labels,
+        namespace=namespace,
+    ), namespace)
+    pod = job["spec"]["template"]["spec"]
+    step = pod["containers"][0]
+    step["name"] = "step"
+    step["env"] = env
+    if action.resources.max_cpu:
+        step["resources"]["limits"]["cpu"] = str(action.resources.max_cpu)
+    context_path = str(run_dir(run.pk) / "dirs")
+    mounts = [{"name": "spec", "mountPath": SPEC_MOUNT, "readOnly": True},
+              {"name": "step", "mountPath": STEP_MOUNT},
+              {"name": "context", "mountPath": context_path}]
+    step["volumeMounts"] = mounts
+    step["terminationMessagePolicy"] = "File"
+    agent_env = [{"name": "PYTHONPATH", "value": AGENT_MOUNT}, {"name": "PYTHONDONTWRITEBYTECODE", "value": "1"}]
+    agent_mounts = [*mounts, {"name": "agent", "mountPath": f"{AGENT_MOUNT}/agent", "readOnly": True}]
+    small = {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+    pod["initContainers"] = [
+        {"name": "restore", "image": agent_image(), "env": agent_env, "volumeMounts": agent_mounts,
+         "command": ["python3", "-m", "agent", "restore", "--spec", f"{SPEC_MOUNT}/step.json"], "resources": small},
+        {"name": "agent", "image": agent_image(), "restartPolicy": "Always", "env": agent_env,
+         "volumeMounts": agent_mounts, "resources": small,
+         "command": ["python3", "-m", "agent", "sidecar", "--spec", f"{SPEC_MOUNT}/step.json"]},
+    ]
+    sources = _agent_sources()
+    pod["volumes"] = [
+        {"name": "spec", "secret": {"secretName": secret_name, "defaultMode": 0o555, "items": [
+            {"key": "step.json", "path": "step.json"}, {"key": "run.sh", "path": "run.sh"},
+            {"key": "script.sh", "path": "script.sh"}]}},
+        {"name": "agent", "secret": {"secretName": secret_name, "defaultMode": 0o444, "items": [
+            {"key": key, "path": key.removeprefix("agent.")} for key in sources]}},
+        {"name": "step", "emptyDir": {}},
+        {"name": "context", "emptyDir": {}},
+    ]
+    pod["terminationGracePeriodSeconds"] = 60
+    secret = {
+        "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+        "metadata": {"name": secret_name, "namespace": namespace, "labels": dict(job["metadata"]["labels"])},
+        "stringData": {"step.json": json.dumps(_pod_spec(spec)), "run.sh": _k8s_run_sh(spec),
+                       "script.sh": _k8s_script(spec), **sources, **secret_env},
+    }
+    return job, secret
+
+
+def launch_kubernetes(executor, run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> JobStatus:
+    """Create the step's namespace, Job and Secret, each only if absent; then read the Job."""
+    from kubernetes.client.rest import ApiException
+
+    from scheduler.base import ExecutorError
+    from scheduler.kubernetes.meta import FIELD_MANAGER
+
+    job, secret = kubernetes_step_objects(run, task, spec, action)
+    namespace = job["metadata"]["namespace"]
+    core, batch = executor.core, executor.batch
+
+    def create(fn, *args):
+        try:
+            return fn(*args, field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            if exc.status != 409:  # it exists already: the point of deterministic names
+                raise ExecutorError(f"creating {args[-1]['kind']} {args[-1]['metadata'].get('name')}: "
+                                    f"{exc.reason} {exc.body or ''}".strip()) from None
+            return None
+
+    create(core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": namespace, "labels": {"app.kubernetes.io/managed-by": "dice", "dice.io/pipelines": "true"}}})
+    created = create(batch.create_namespaced_job, namespace, job)
+    uid = created.metadata.uid if created is not None else batch.read_namespaced_job(
+        job["metadata"]["name"], namespace).metadata.uid
+    secret["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": job["metadata"]["name"],
+                                              "uid": uid, "blockOwnerDeletion": False}]
+    create(core.create_namespaced_secret, namespace, secret)
+    return executor.job_status(task.job_name, namespace)
+
+
+def record_kubernetes_result(executor, run: PipelineRun, task: TaskRun, status: JobStatus) -> dict | None:
+    """Write result.json for a finished Kubernetes step, once: the step container's termination
+    message when the agent left one, else what the Job says (exit code, deadline)."""
+    path = step_dir(task) / "result.json"
+    if path.exists():
+        return read_result(task)
+    result = None
+    try:
+        pods = executor.core.list_namespaced_pod(
+            job_namespace(run), label_selector=f"batch.kubernetes.io/job-name={dns_label(task.job_name)}").items
+    except Exception:
+        pods = []
+    for pod in pods:
+        for container in (pod.status.container_statuses if pod.status else None) or []:
+            term = container.state.terminated if container.state else None
+            if container.name == "step" and term is not None and (term.message or "").startswith("{"):
+                try:
+                    result = json.loads(term.message)
+                except ValueError:
+                    result = None
+    if result is None:
+        timed_out = "deadline" in (status.message or "").lower()
+        code = status.exit_code if status.exit_code is not None else (0 if status.state is JobState.SUCCEEDED else 1)
+        if status.state is JobState.FAILED and code == 0:
+            code = 124 if timed_out else 1
+        result = {"exit_code": code, "outputs": {}, "started": status.started, "finished": status.finished,
+                  "timed_out": timed_out, "caches": [], "lines": 0,
+                  "error": "" if code == 0 else (status.message or f"job {status.state}")}
+    result.setdefault("lines", 0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(".result.json.tmp")
+    tmp.write_text(json.dumps(result))
+    os.replace(tmp, path)
+    return result

@@ -19,7 +19,6 @@ from apps.projects import permissions, scope
 from apps.projects.choices import WorkspaceKind
 from dice_console.views import ScopedMixin, get_scoped_or_404
 
-LOG_LINES_SHOWN = 5000
 POLL_SECONDS = 1.5
 
 
@@ -137,8 +136,9 @@ class TaskLogView(AppMixin, View):
         task = get_scoped_or_404(
             scope.scoped(request.user, TaskRun).filter(run__application=self.get_app()).select_related("run"),
             pk=kwargs["task_id"])
-        lines = list(task.log_lines.order_by("number")[:LOG_LINES_SHOWN])
+        from apps.logs.services import task_panel_context
+
         return render(request, "pipelines/task_log.html", {
-            "app": self.get_app(), "task": task, "run": task.run, "lines": lines,
-            "truncated": task.last_line > len(lines), "transitions": task.transitions.all(),
+            "app": self.get_app(), "task": task, "run": task.run, "transitions": task.transitions.all(),
+            **task_panel_context(task),
         })

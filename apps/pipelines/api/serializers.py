@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskLog, TaskRun
+from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
 from apps.pipelines.secrets import MASK
 from apps.projects import scope
 
@@ -91,10 +91,19 @@ class ReviewSerializer(serializers.Serializer):
     comment = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class TaskLogSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = TaskLog
-        fields = ["number", "attempt", "timestamp", "stream", "text"]
+class TaskLogSerializer(serializers.Serializer):
+    """One stored line of a task run's log (apps.logs keeps them in chunks)."""
+
+    number = serializers.IntegerField()
+    attempt = serializers.IntegerField()
+    timestamp = serializers.SerializerMethodField()
+    stream = serializers.CharField()
+    text = serializers.CharField()
+
+    def get_timestamp(self, line) -> str:
+        import datetime as dt
+
+        return dt.datetime.fromtimestamp(line.timestamp, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 class ProjectConfigSerializer(_Scoped):

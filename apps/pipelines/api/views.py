@@ -120,8 +120,10 @@ class TaskRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGen
         after = request.query_params.get("after", "0")
         if not after.isdigit():
             raise ValidationError({"after": "a line number"})
-        lines = list(task.log_lines.filter(number__gt=int(after)).order_by("number")[:LOG_PAGE])
+        from apps.logs import services as log_services
         from apps.pipelines.choices import FINISHED_TASK
+
+        lines = log_services.read_task_lines(task.pk, int(after), LOG_PAGE)
 
         complete = task.status in FINISHED_TASK and (not lines or lines[-1].number >= task.last_line)
         return Response({

@@ -1,0 +1,208 @@
+"""Figures for live logs: lines handed to the persistence + push entry point (steps.append_lines,
+what the step monitor's pump and the engine use) until they arrive at WebSocket clients of a real
+ASGI server (uvicorn, /ws/logs/) on loopback, in a separate process. Prints a table; not pass/fail.
+
+Each line carries the time it was handed over; latency = arrival at the client - that time, so
+it includes the bulk insert, the commit, the pusher's and the consumer's coalescing (100 ms
+each at most), the channel layer and the socket. Every client also checks it got every line
+exactly once and in order.
+
+    .venv/bin/python bench/bench_logs.py                      # SQLite + in-process channel layer
+    DATABASE_URL=postgres://dice:dice@127.0.0.1:55999/dice_bench REDIS_URL=redis://127.0.0.1:56999/0 \\
+        .venv/bin/python bench/bench_logs.py                  # PostgreSQL + Redis
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing
+import os
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PAYLOAD = " \x1b[32mINFO\x1b[0m worker: processed item, all good here " + "x" * 40  # ~100-byte lines
+
+
+def setup_django(data_dir: str) -> None:
+    os.environ["DICE_DATA_DIR"] = data_dir
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dice_console.settings")
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(port: int):
+    """uvicorn with the console's ASGI app in a thread; its loop is registered for group_send."""
+    import uvicorn
+
+    from dice_console import realtime
+
+    config = uvicorn.Config("dice_console.asgi:application", host="127.0.0.1", port=port, lifespan="off",
+                            log_level="warning", ws="websockets-sansio")
+    server = uvicorn.Server(config)
+
+    async def serve():
+        realtime.register_server_loop(asyncio.get_running_loop())
+        await server.serve()
+
+    thread = threading.Thread(target=lambda: asyncio.run(serve()), daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    return server, thread
+
+
+# ---- the client process ------------------------------------------------------------------------
+
+
+def client_main(port: int, token: str, streams: list[str], expected: int, results) -> None:
+    asyncio.run(_clients(port, token, streams, expected, results))
+
+
+async def _clients(port, token, streams, expected, results):
+    from websockets.asyncio.client import connect
+
+    stats = {s: {"next": 1, "bad": 0, "lat": [], "last_at": 0.0} for s in streams}
+    sockets = []
+    for stream in streams:
+        ws = await connect(f"ws://127.0.0.1:{port}/ws/logs/?token={token}", origin=f"http://127.0.0.1:{port}",
+                           max_size=None)
+        await ws.send(json.dumps({"type": "subscribe", "stream": stream, "from": 0}))
+        sockets.append((stream, ws))
+    results.put(("ready", None))
+
+    async def read(stream, ws):
+        st = stats[stream]
+        while st["next"] <= expected:
+            message = json.loads(await ws.recv())
+            now = time.time()
+            if message["type"] != "lines":
+                continue
+            for number, _ts, _stream, text in message["lines"]:
+                if number != st["next"]:
+                    st["bad"] += 1
+                st["next"] = number + 1
+                st["lat"].append(now - float(text.split(" ", 1)[0]))
+            st["last_at"] = now
+        await ws.close()
+
+    await asyncio.gather(*(read(s, ws) for s, ws in sockets))
+    lat = [x for st in stats.values() for x in st["lat"]]
+    results.put(("done", {"lat": lat, "bad": sum(st["bad"] for st in stats.values()),
+                          "received": sum(st["next"] - 1 for st in stats.values()),
+                          "last_at": max(st["last_at"] for st in stats.values())}))
+
+
+# ---- one scenario ------------------------------------------------------------------------------
+
+
+def scenario(port, token, tenant_app, *, streams: int, lines: int, rate: float | None, batch: int) -> dict:
+    """`streams` task runs get `lines` lines each, in batches of `batch`, at `rate` lines/s per
+    stream (None: as fast as the database takes them)."""
+    from apps.pipelines import steps
+    from apps.pipelines.models import PipelineRun, TaskRun
+
+    run = PipelineRun.objects.create(application=tenant_app, source="x", status="running")
+    tasks = [TaskRun.objects.create(run=run, alias=f"t{i}", type="custom-script", status="running")
+             for i in range(streams)]
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=client_main, args=(port, token, [f"task:{t.pk}" for t in tasks], lines, results))
+    proc.start()
+    assert results.get(timeout=60)[0] == "ready"
+    time.sleep(0.3)
+    start = time.time()
+    written = 0
+    tick = batch / rate if rate else 0.0
+    next_at = time.monotonic()
+    while written < lines:
+        count = min(batch, lines - written)
+        for task in tasks:
+            stamp = f"{time.time():.6f}"
+            steps.append_lines(task, [stamp + PAYLOAD] * count, "stdout")
+        written += count
+        if tick:
+            next_at += tick
+            delay = next_at - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+    produced = time.time() - start
+    kind, data = results.get(timeout=300)
+    proc.join(30)
+    lat = sorted(data["lat"])
+    total = streams * lines
+    return {
+        "streams": streams, "lines": total, "rate": f"{rate * streams:,.0f}/s" if rate else "max",
+        "produce_s": produced, "lines_per_s": data["received"] / (data["last_at"] - start),
+        "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+        "max_ms": lat[-1] * 1000, "exactly_once": data["received"] == total and data["bad"] == 0,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lines", type=int, default=100_000, help="lines of the one-stream runs")
+    parser.add_argument("--streams", type=int, default=50)
+    parser.add_argument("--stream-lines", type=int, default=10_000, help="lines per stream of the many-stream runs")
+    parser.add_argument("--rate", type=float, default=20_000, help="lines/s of the paced one-stream run")
+    parser.add_argument("--only", type=int, nargs="*", help="run only these scenarios (1-4)")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        setup_django(tmp)
+        from django.conf import settings
+        from django.contrib.auth import get_user_model
+
+        from apps.projects import services
+
+        tag = f"bench-logs-{os.getpid()}"  # a PostgreSQL bench database outlives the run
+        user = get_user_model().objects.create_user(tag)
+        org = services.create_organization(user, slug=tag)
+        project = services.create_project(user, org, slug="p")
+        app = services.create_application(user, project, slug="a")
+        _, token = services.create_token(user, name="bench")
+        port = free_port()
+        server, _ = start_server(port)
+        db = "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "SQLite (WAL)"
+        layer = "Redis" if settings.REDIS_URL else "in-process"
+        print(f"database: {db}; channel layer: {layer}; lines ~{len(PAYLOAD) + 17} bytes")
+        rows = [
+            ("1 stream, as fast as possible", {"streams": 1, "lines": args.lines, "rate": None, "batch": 1000}),
+            (f"1 stream at {args.rate:,.0f} lines/s", {"streams": 1, "lines": args.lines, "rate": args.rate, "batch": 500}),
+            (f"{args.streams} streams, as fast as possible",
+             {"streams": args.streams, "lines": args.stream_lines, "rate": None, "batch": 200}),
+            (f"{args.streams} streams at {args.rate / args.streams:,.0f} lines/s each",
+             {"streams": args.streams, "lines": args.stream_lines, "rate": args.rate / args.streams, "batch": 40}),
+        ]
+        header = f"{'scenario':40} {'lines':>8} {'lines/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'once':>5}"
+        print(header)
+        print("-" * len(header))
+        for i, (name, kwargs) in enumerate(rows, 1):
+            if args.only and i not in args.only:
+                continue
+            r = scenario(port, token, app, **kwargs)
+            print(f"{name:40} {r['lines']:>8,} {r['lines_per_s']:>9,.0f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} "
+                  f"{r['max_ms']:>8.0f} {'yes' if r['exactly_once'] else 'NO':>5}", flush=True)
+        server.should_exit = True
+
+
+if __name__ == "__main__":
+    main()
