@@ -158,7 +158,8 @@ def _record_cmdb(cluster: Cluster, snap: dict, source: str) -> None:
         org_label = a["labels"].get("dice.io/org", "")
         addons[key]["item"] = cmdb.record_item(
             ItemKind.ADDON, key, a["attributes"], source, name=a["name"], cluster=cluster,
-            organization=orgs.get(org_label), org_slug=org_label, relations=runs_on(key))
+            organization=orgs.get(org_label), org_slug=org_label, relations=runs_on(key),
+            keep=cmdb.DEPLOY_KEYS, keep_relations=(RelationKind.BELONGS_TO,))
     for key, rt in runtimes.items():
         labels = rt["labels"]
         org_label = labels.get("dice.io/org", "")
@@ -173,12 +174,16 @@ def _record_cmdb(cluster: Cluster, snap: dict, source: str) -> None:
             "services": dict(sorted(rt["services"].items())), "addons": sorted(set(rt["addons"])),
         }, source, name=f"{labels.get('dice.io/app', '')}/{labels.get('dice.io/workspace', '')}/"
                         f"{labels.get('dice.io/runtime', '')}",
-            cluster=cluster, organization=orgs.get(org_label), org_slug=org_label, relations=relations)
+            cluster=cluster, organization=orgs.get(org_label), org_slug=org_label, relations=relations,
+            keep=cmdb.DEPLOY_KEYS, keep_relations=(RelationKind.DEPENDS_ON,))
     for key, s in services.items():
         org_label = s["labels"].get("dice.io/org", "")
         cmdb.record_item(ItemKind.SERVICE, key, s["attributes"], source, name=s["name"], cluster=cluster,
                          organization=orgs.get(org_label), org_slug=org_label,
-                         relations=[(RelationKind.BELONGS_TO, runtimes[s["runtime"]]["item"]), *runs_on(key)])
+                         relations=[(RelationKind.BELONGS_TO, runtimes[s["runtime"]]["item"]), *runs_on(key)],
+                         keep=cmdb.DEPLOY_KEYS, keep_relations=(RelationKind.DEPENDS_ON,))
+    if cluster.kind == ClusterKind.LOCAL:
+        return  # the local snapshot lists no workloads: its runtimes come from deploys only
     cmdb.mark_absent(ItemKind.RUNTIME, runtimes, source, cluster=cluster)
     cmdb.mark_absent(ItemKind.SERVICE, services, source, cluster=cluster)
     cmdb.mark_absent(ItemKind.ADDON, addons, source, cluster=cluster)

@@ -1,8 +1,9 @@
 """Celery tasks of the clusters app: the periodic sync and inspection. Each takes ids, re-reads its
 rows and is idempotent. The beat schedule is created by migration 0004 (django-celery-beat).
 
-The "scheduled ops pipeline" of the inspection waits for pipelines; for now the beat entry
-`dice.clusters.inspect_all` runs the inspection itself.
+The beat entry `dice.clusters.inspect_all` inspects every Kubernetes cluster hourly; a scheduled
+ops pipeline (a pipeline.yml with `cron` and the `cluster-inspect` action, examples/ops/inspect.yml,
+apps.clusters.ops_pipeline) does the same for one cluster inside a project's pipelines.
 """
 
 from __future__ import annotations

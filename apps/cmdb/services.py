@@ -17,6 +17,10 @@ from scheduler.base import dns_label
 
 _MISSING = object()
 
+# Attribute keys the deploy code reports on runtimes, services and addons (apps.deploy.cmdb_feed):
+# the cluster sync keeps them when it records the same items, so neither erases the other.
+DEPLOY_KEYS = ("release", "release_id", "deployment", "deployment_status", "depends_on", "plan", "image", "type")
+
 
 # ---- keys: one spelling for every reporter ------------------------------------------------------
 
@@ -97,11 +101,15 @@ def record_item(
     organization: Organization | None = None,
     org_slug: str = "",
     relations: Iterable[tuple[str, Any]] | None = None,
+    keep: Iterable[str] | bool = (),
+    keep_relations: Iterable[str] = (),
 ) -> ConfigurationItem:
     """Create or update one item; write a Change only when attributes (or presence) changed.
 
     `relations`: (relation kind, target) pairs, the target an item or a (kind, key) pair; when
-    given they replace the item's outgoing relations (an unknown target is skipped).
+    given they replace the item's outgoing relations (an unknown target is skipped), except
+    those of the kinds in `keep_relations` (another reporter's). `keep`: attribute keys another
+    reporter owns, kept from the stored item when `attributes` lacks them (True: every key).
     """
     if kind not in ItemKind.values:
         raise ValueError(f"unknown configuration item kind {kind!r}")
@@ -116,6 +124,10 @@ def record_item(
         )
         Change.objects.create(item=item, source=source, action=ChangeAction.CREATED, diff=diff({}, attributes))
     else:
+        if keep:
+            stored = item.attributes or {}
+            kept = stored if keep is True else {k: stored[k] for k in keep if k in stored}
+            attributes = {**kept, **attributes}
         changes = diff(item.attributes, attributes)
         action = ChangeAction.RESTORED if not item.present else (ChangeAction.UPDATED if changes else None)
         if action:
@@ -132,11 +144,11 @@ def record_item(
             item.organization, item.org_slug = organization, org_slug
         item.save()
     if relations is not None:
-        set_relations(item, relations)
+        set_relations(item, relations, keep=keep_relations)
     return item
 
 
-def set_relations(item: ConfigurationItem, relations: Iterable[tuple[str, Any]]) -> None:
+def set_relations(item: ConfigurationItem, relations: Iterable[tuple[str, Any]], keep: Iterable[str] = ()) -> None:
     wanted = set()
     for rel_kind, ref in relations:
         if rel_kind not in RelationKind.values:
@@ -144,7 +156,7 @@ def set_relations(item: ConfigurationItem, relations: Iterable[tuple[str, Any]])
         target = _target(ref)
         if target is not None and target.pk != item.pk:
             wanted.add((rel_kind, target.pk))
-    existing = {(r.kind, r.target_id): r.pk for r in item.relations_out.all()}
+    existing = {(r.kind, r.target_id): r.pk for r in item.relations_out.exclude(kind__in=list(keep))}
     Relation.objects.filter(pk__in=[pk for k, pk in existing.items() if k not in wanted]).delete()
     Relation.objects.bulk_create(
         [Relation(source=item, kind=k, target_id=t) for k, t in wanted if (k, t) not in existing]

@@ -22,9 +22,11 @@ STALE_AFTER = 120  # seconds without a heartbeat before a rollout counts as orph
 @shared_task(name="dice.deploy.run_deployment", acks_late=True)
 def run_deployment(deployment_id: int) -> dict:
     """Apply the deployment's release and follow it to healthy or failed (apps.deploy.rollout)."""
-    from apps.deploy import rollout
+    from apps.deploy import cmdb_feed, rollout
 
-    return rollout.run(deployment_id)
+    result = rollout.run(deployment_id)
+    cmdb_feed.record_quietly(deployment_id)  # only an ended deployment is recorded
+    return result
 
 
 @shared_task(name="dice.deploy.reconcile")

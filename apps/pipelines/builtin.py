@@ -13,6 +13,10 @@ on the console itself: echo, wait, manual-review, release and dice.
   of the run's workspace (param `workspace` to pick another) through apps.deploy.deployments,
   then follows the deployment every second (a Celery countdown) until it is healthy (success)
   or failed; outputs runtime_id and deployment_id.
+- cluster-inspect: inspects a cluster now (param `cluster`, default the cluster of the run's
+  workspace) through apps.clusters.ops_pipeline, stores the report, logs each finding the run's
+  actor may see and outputs their counts by severity (critical, warning, info, unknown) plus
+  report_id; with `fail_on: critical` (or `warning`) the step fails when such findings exist.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ def start(task: TaskRun, run: PipelineRun, action, params: dict, ctx, masker) ->
     task.started = task.started or now
     handler = {
         "echo": _echo, "wait": _wait, "manual-review": _manual_review, "release": _release, "dice": _dice,
+        "cluster-inspect": _cluster_inspect,
     }[task.type]
     try:
         handler(task, run, action, params, ctx, masker)
@@ -117,7 +122,7 @@ def reconcile(task: TaskRun, run: PipelineRun) -> None:
         _tasks().finish_wait.apply_async((task.pk, task.attempt), countdown=left)
     elif task.type == "dice" and (task.outputs or {}).get("deployment_id"):
         _tasks().check_deployment.apply_async((task.pk, task.attempt), countdown=0)
-    elif task.type in ("echo", "release", "dice") and task.started is None:
+    elif task.type in ("echo", "release", "dice", "cluster-inspect") and task.started is None:
         _tasks().run_task.delay(task.pk)
 
 
@@ -214,3 +219,26 @@ def check_deployment(task_id: int, attempt: int) -> None:
         _tasks().check_deployment.apply_async((task_id, attempt), countdown=1)
         return
     engine.dispatch(task.run_id)
+
+
+def _cluster_inspect(task, run, action, params, ctx, masker) -> None:
+    from apps.clusters import ops_pipeline
+
+    project = run.application.project
+    name = str(params.get("cluster") or ops_pipeline.workspace_cluster(project, run.workspace))
+    result = ops_pipeline.inspect_for_pipeline(_actor(run), project, name, str(params.get("fail_on") or ""))
+    lines = [f"inspected cluster {result.cluster}: report {result.report_id}"]
+    if result.error:
+        lines.append(f"the inspection could not finish: {result.error}")
+    lines += [f"{f['severity'].upper()} {f['check']} {f['object']}: {f['message']}" for f in result.findings]
+    lines.append(", ".join(f"{count} {severity}" for severity, count in result.counts.items()))
+    steps.append_lines(task, [masker(line) for line in lines], stream="stdout")
+    outputs = {**{k: str(v) for k, v in result.counts.items()}, "report_id": str(result.report_id),
+               "cluster": result.cluster}
+    if result.failed_on:
+        level = str(params.get("fail_on")).lower()
+        engine.conclude(task, TaskStatus.FAILED, f"{result.failed_on} finding(s) at {level} or worse",
+                        outputs=outputs, exit_code=1, retry=False)
+        engine.dispatch(run.pk)
+        return
+    _done(task, outputs, f"{sum(result.counts.values())} finding(s)")

@@ -55,6 +55,10 @@ BUILTIN_ACTIONS: dict[str, ActionTypeSpec] = {
             "wait", "sleep for a while", params=("wait_time_sec",), outputs=(), int_params=("wait_time_sec",)
         ),
         _spec("echo", "print a message", params=("msg",), outputs=()),
+        _spec(
+            "cluster-inspect", "inspect a cluster and store the report",
+            params=("cluster", "fail_on"), outputs=("critical", "warning", "info", "unknown", "report_id", "cluster"),
+        ),
     )
 }
 

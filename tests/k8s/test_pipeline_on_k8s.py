@@ -1,0 +1,162 @@
+# ruff: noqa: F811
+"""Pipeline steps as Kubernetes Jobs on the ktestenv control plane (kwok nodes run nothing, but
+mark Job pods Succeeded): the run of a workspace bound to a Kubernetes cluster makes one Job per
+step attempt, named from run, alias and attempt, with the agent beside the step (init container
+restore + native sidecar) and the step container running /bin/sh; the engine sees the Jobs
+succeed, a second launch makes no second Job, and cancel suspends the Job."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from apps.clusters import services as clusters
+from apps.pipelines import engine as pipeline_engine
+from apps.pipelines import steps
+from apps.projects import services as projects
+from tests.pipelines_helpers import engine, wait_until  # noqa: F401
+
+from .conftest import K8sCluster
+
+pytestmark = [pytest.mark.k8s, pytest.mark.django_db(transaction=True)]
+
+PIPELINE = """
+version: "1.1"
+envs:
+  GREETING: hello
+stages:
+  - stage:
+      - custom-script:
+          alias: build
+          image: busybox:1.36
+          commands:
+            - echo "$GREETING from $DICE_APPLICATION_NAME"
+            - echo "built=yes" >> $METAFILE
+          resources: {cpu: 0.2, mem: 128}
+  - stage:
+      - custom-script:
+          alias: test
+          commands: ["ls ${{ dirs.build }}"]
+"""
+
+
+@pytest.fixture
+def on_k8s(tenant_a, k8s_cluster: K8sCluster):
+    cluster = clusters.register_cluster(
+        tenant_a.owner, name=f"kt-{uuid.uuid4().hex[:6]}", kubeconfig=Path(k8s_cluster.kubeconfig).read_text()
+    )
+    dev = tenant_a.project.workspaces.get(kind="DEV")
+    projects.update_workspace(tenant_a.owner, dev, cluster=cluster)
+    return cluster
+
+
+def _jobs(k8s_cluster: K8sCluster, run) -> dict:
+    namespace = f"pipelines-{run.application.project_id}"
+    found = k8s_cluster.batch.list_namespaced_job(namespace, label_selector=f"dice.io/pipeline-run={run.pk}").items
+    return {job.metadata.name: job for job in found}
+
+
+def test_steps_run_as_jobs_with_the_agent_beside_them(engine, tenant_a, on_k8s, k8s_cluster: K8sCluster):
+    run = engine.wait(engine.run(tenant_a, PIPELINE), timeout=90)
+    assert run.status == "success", run.reason
+    tasks = engine.tasks(run)
+    assert {t.status for t in tasks.values()} == {"success"}
+    assert tasks["build"].cluster == on_k8s.name
+
+    names = {alias: steps.job_name(run.pk, alias, 1) for alias in ("build", "test")}
+    jobs = _jobs(k8s_cluster, run)
+    assert set(jobs) == set(names.values())
+    for alias, name in names.items():
+        assert tasks[alias].job_name == name
+        job = jobs[name]
+        assert job.metadata.namespace == f"pipelines-{tenant_a.project.pk}"
+        labels = job.spec.template.metadata.labels
+        assert labels["dice.io/pipeline-run"] == str(run.pk)
+        assert labels["dice.io/task"] == alias and labels["dice.io/attempt"] == "1"
+        assert job.status.succeeded == 1
+
+    pod = jobs[names["build"]].spec.template.spec
+    restore, sidecar = pod.init_containers
+    assert restore.name == "restore" and restore.restart_policy is None
+    assert restore.command[:4] == ["python3", "-m", "agent", "restore"]
+    assert sidecar.name == "agent" and sidecar.restart_policy == "Always"  # a native sidecar
+    assert sidecar.command[:4] == ["python3", "-m", "agent", "sidecar"]
+    (step,) = pod.containers
+    assert step.name == "step" and step.image == "busybox:1.36"
+    assert step.command == ["/bin/sh", "/dice/spec/run.sh"]
+    env = {e.name: e.value for e in step.env}
+    assert env["GREETING"] == "hello" and env["DICE_APPLICATION_NAME"] == tenant_a.app.slug
+    assert step.resources.requests == {"cpu": "200m", "memory": "128Mi"}
+    assert pod.restart_policy == "Never"
+    # the default image, and the context volume where ${{ dirs.x }} points on the console too
+    test_step = jobs[names["test"]].spec.template.spec.containers[0]
+    assert test_step.image == steps.STEP_IMAGE
+    assert str(steps.run_dir(run.pk) / "dirs") in {m.mount_path for m in test_step.volume_mounts}
+
+    # the commands, the run script and the agent's source travel in the step's Secret
+    import base64
+
+    secret = k8s_cluster.core.read_namespaced_secret(f"{names['build']}-spec", f"pipelines-{tenant_a.project.pk}")
+    data = {k: base64.b64decode(v).decode() for k, v in secret.data.items()}
+    assert 'echo "$GREETING from $DICE_APPLICATION_NAME"' in data["script.sh"]
+    assert data["run.sh"].startswith("#!/bin/sh")
+    assert "agent.runner.py" in data
+    assert secret.metadata.owner_references[0].name == names["build"]
+
+    # launching the same attempt again finds the Job: no second one
+    task = tasks["build"]
+    pipeline = steps.pipeline_of(run)
+    action = pipeline.action("build")
+    ctx, masker = steps.context_for(run, pipeline)
+    spec = steps.step_spec(task, run, action, pipeline, ctx, masker, {}, None)
+    uid = jobs[names["build"]].metadata.uid
+    status = steps.launch(steps.executor_for(run), run, task, spec, action)
+    assert status.state == "succeeded"
+    again = _jobs(k8s_cluster, run)
+    assert set(again) == set(names.values()) and again[names["build"]].metadata.uid == uid
+    pipeline_engine.dispatch(run.pk)
+    assert set(_jobs(k8s_cluster, run)) == set(names.values())
+
+
+def test_cancel_suspends_the_job(engine, tenant_a, on_k8s, k8s_cluster: K8sCluster):
+    src = """
+version: "1.1"
+stages:
+  - stage:
+      - custom-script:
+          alias: big
+          commands: ["sleep 600"]
+          resources: {cpu: 100}
+"""  # no kwok node has 100 CPUs: the pod stays Pending, so the step stays running
+    run = engine.run(tenant_a, src)
+    name = steps.job_name(run.pk, "big", 1)
+    wait_until(lambda: name in _jobs(k8s_cluster, run), 60, "the step's Job")
+    run.refresh_from_db()
+    assert run.status == "running"
+    assert pipeline_engine.cancel_run(run, "stop it")
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    assert engine.tasks(run)["big"].status == "cancelled"
+    job = _jobs(k8s_cluster, run)[name]
+    assert job.spec.suspend is True
+    assert job.metadata.annotations["dice.io/cancelled"] == "true"
+
+
+def test_cluster_inspect_on_the_bound_cluster(engine, tenant_a, on_k8s):
+    src = """
+version: "1.1"
+stages:
+  - stage:
+      - cluster-inspect:
+          alias: inspect
+"""
+    run = engine.wait(engine.run(tenant_a, src), timeout=60)
+    assert run.status == "success", run.reason
+    task = engine.tasks(run)["inspect"]
+    assert task.outputs["cluster"] == on_k8s.name
+    from apps.clusters.models import InspectionReport
+
+    report = InspectionReport.objects.get(pk=int(task.outputs["report_id"]))
+    assert report.cluster == on_k8s and report.error == ""
