@@ -4,6 +4,7 @@ its dependency diagram, the comparison, and 404 for another organization on ever
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
@@ -171,3 +172,32 @@ def test_a_guest_sees_releases_but_cannot_make_one(tenant_a):
     assert client.get(urls["new"]).status_code == 403
     assert client.post(urls["new"], {"spec_text": SPEC}).status_code == 403
     assert Release.objects.count() == 1
+
+
+def test_the_form_takes_the_spec_folder_as_files_for_the_local_cluster(tenant_a, settings, tmp_path):
+    """The browser path of the local runtime: dice.yml plus a tar.gz of its folder."""
+    from apps.deploy import bundles
+    from apps.deploy.models import ReleaseBundle
+    from tests.conftest import ROOT
+
+    settings.DICE_DEPLOY_FILES = tmp_path / "deploy"
+    folder = ROOT / "examples" / "guestbook"
+    client = tenant_a.browser_client()
+    archive = SimpleUploadedFile("guestbook.tgz", bundles.make_archive(folder), content_type="application/gzip")
+    response = client.post(_urls(tenant_a)["new"], {
+        "spec_text": (folder / "dice.yml").read_text(), "images": "", "files": archive,
+    })
+    assert response.status_code == 302, response.content.decode()[:2000]
+    bundle = ReleaseBundle.objects.get(release=Release.objects.get())
+    assert bundle.files >= 3
+    workdir = bundles.release_workdir(bundle.release)
+    assert (Path(workdir) / "front.py").is_file() and (Path(workdir) / "api.py").is_file()
+
+
+def test_a_bad_files_archive_is_refused_next_to_the_field(tenant_a):
+    client = tenant_a.browser_client()
+    junk = SimpleUploadedFile("app.tgz", b"not an archive", content_type="application/gzip")
+    response = client.post(_urls(tenant_a)["new"], {"spec_text": SPEC, "images": "", "files": junk})
+    assert response.status_code == 200
+    assert "not a readable tar.gz archive" in response.content.decode()
+    assert not Release.objects.exists()

@@ -35,6 +35,12 @@ class ReleaseForm(forms.Form):
         help_text="Paste the file, or upload it below.",
     )
     spec_file = forms.FileField(label="…or upload a dice.yml", required=False)
+    files = forms.FileField(
+        label="Files (optional)",
+        required=False,
+        help_text="A .tar.gz of the spec's folder: on the local cluster the services run from these "
+                  "files (unless the application has a repository), e.g. tar czf app.tgz -C examples/guestbook .",
+    )
     images = forms.CharField(
         label="Image overrides",
         required=False,
@@ -49,6 +55,21 @@ class ReleaseForm(forms.Form):
         if problems:
             raise forms.ValidationError(problems)
         return images
+
+    def clean_files(self):
+        from django.core.exceptions import ValidationError
+
+        from apps.deploy.bundles import MAX_ARCHIVE, check_archive
+
+        upload = self.cleaned_data.get("files")
+        if not upload:
+            return None
+        data = upload.read(MAX_ARCHIVE + 1)
+        try:
+            check_archive(data)
+        except ValidationError as exc:
+            raise forms.ValidationError(exc.message_dict.get("files", exc.messages)) from None
+        return data
 
     def clean(self):
         cleaned = super().clean()

@@ -4,11 +4,12 @@ with its summary and dependency diagram, and the comparison of two releases per 
 from __future__ import annotations
 
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.shortcuts import render
 from django.utils.safestring import mark_safe
 from django.views import View
 
-from apps.deploy import filtersets, services, tables
+from apps.deploy import bundles, filtersets, services, tables
 from apps.deploy.diagram import dependency_svg
 from apps.deploy.diff import workspace_diff
 from apps.deploy.forms import CompareForm, ReleaseForm, parse_image_lines
@@ -121,14 +122,18 @@ class ReleaseCreateView(AppReleasesMixin, ServiceFormView):
     def perform(self, form, target):
         data = form.cleaned_data
         try:
-            return services.create_release(
-                self.request.user,
-                target,
-                spec_text=data["spec_text"],
-                images=data["images"],
-                source_name=data["source_name"],
-                description=data["description"],
-            )
+            with transaction.atomic():
+                release = services.create_release(
+                    self.request.user,
+                    target,
+                    spec_text=data["spec_text"],
+                    images=data["images"],
+                    source_name=data["source_name"],
+                    description=data["description"],
+                )
+                if data.get("files"):
+                    bundles.attach_bundle(release, data["files"])
+                return release
         except ValidationError:
             form.spec_check = spec_check_context(data["spec_text"], form.data.get("images", ""))
             raise
