@@ -4,9 +4,10 @@ runtime's lock, then follow the executor's status until healthy, failed or timed
 Order of what starts: addons first, then services in depends_on order. The local executor does
 that itself (a service's replicas wait until what it depends on is ready). On Kubernetes the
 whole group is applied in one server-side-apply pass in the renderer's order (Secrets, addon
-objects, Services, workloads, Jobs, Ingresses); the pods of every service then start together
-and a service whose dependency is not ready yet fails its readiness probe (or restarts) until it
-is. Either way the deployment is healthy only when every addon and every service is ready.
+objects, Services, workloads, Jobs, Ingresses), and each service's pods start with an init
+container that waits until the runtime's addons and the services it depends on accept
+connections (scheduler/kubernetes/services.py: wait_for_dependencies). Either way the
+deployment is healthy only when every addon and every service is ready.
 
 Safe to run twice and to resume: it re-reads the row, refuses work that is no longer active,
 re-applies idempotently, and measures its timeout from when the rollout first started."""

@@ -20,6 +20,7 @@ class RenderContext:
     warnings: list[str] = field(default_factory=list)
     # Filled by the renderer before workloads are made:
     discovery: dict[str, str] = field(default_factory=dict)
+    endpoints: dict[str, Endpoint] = field(default_factory=dict)
     addon_plain: dict[str, str] = field(default_factory=dict)
     addon_secret_refs: dict[str, tuple[str, str]] = field(default_factory=dict)  # env -> (secret, key)
 
@@ -42,6 +43,7 @@ class RenderContext:
         return any(n in self.operators for n in names)
 
     def set_discovery(self, endpoints: dict[str, Endpoint]) -> None:
+        self.endpoints = dict(endpoints)
         self.discovery = discovery_envs(endpoints)
 
     def env(

@@ -51,6 +51,9 @@ def render_service(ctx: RenderContext, name: str, svc: Service, out: ServiceObje
     container.update(probes(svc.health_check))
     sidecars = [pod.extra_container(n, c) for n, c in svc.sidecars.items()]
     inits = [pod.extra_container(n, c) for n, c in svc.init.items()]
+    waiting = wait_for_dependencies(ctx, svc)
+    if waiting is not None:
+        inits.insert(0, waiting)
     spec = pod.pod_spec(container, sidecars, inits)
     spec["containers"][0] = merge_snippet(spec["containers"][0], svc)
     affinity = placement(svc, selector)
@@ -144,3 +147,43 @@ def render_ingress(ctx: RenderContext, name: str, svc: Service, labels: dict[str
     if ctx.cluster.ingress_class:
         spec = {"ingressClassName": ctx.cluster.ingress_class, **spec}
     return manifest("networking.k8s.io/v1", "Ingress", name, ctx.namespace, labels, spec=spec)
+
+
+WAIT_IMAGE = "busybox:1.36"
+WAIT_CONTAINER = "wait-for-dependencies"
+
+
+def dependency_targets(ctx: RenderContext, svc: Service) -> list[tuple[str, int]]:
+    """host:port of every addon of the runtime and of each service the service depends on."""
+    targets: list[tuple[str, int]] = []
+    for key, host in sorted(ctx.addon_plain.items()):
+        port = ctx.addon_plain.get(key[: -len("_HOST")] + "_PORT", "") if key.endswith("_HOST") else ""
+        if port.isdigit():
+            targets.append((host, int(port)))
+    for dep in svc.depends_on:
+        endpoint = ctx.endpoints.get(dep)
+        if endpoint is not None and endpoint.ports:
+            targets.append((endpoint.host, endpoint.ports[0]))
+    return list(dict.fromkeys(targets))
+
+
+def wait_for_dependencies(ctx: RenderContext, svc: Service) -> dict[str, Any] | None:
+    """An init container that holds the service's pods until its addons and the services it
+    depends on accept connections: a Service only routes to ready pods, so a connection means
+    a ready replica. This is how "addons first, then services in depends_on order, each waiting
+    for its dependencies" holds on Kubernetes, where the whole group is applied in one pass."""
+    targets = dependency_targets(ctx, svc)
+    if not targets:
+        return None
+    listed = " ".join(f"{host}:{port}" for host, port in targets)
+    script = (
+        f'for t in {listed}; do '
+        'until nc -z -w 2 "${t%:*}" "${t##*:}"; do echo "waiting for $t"; sleep 2; done; '
+        'echo "$t is ready"; done'
+    )
+    return {
+        "name": WAIT_CONTAINER,
+        "image": str(ctx.cluster.config.get("wait_image") or WAIT_IMAGE),
+        "command": ["sh", "-c", script],
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"cpu": "100m", "memory": "32Mi"}},
+    }

@@ -219,7 +219,8 @@ def test_sidecars_init_shared_dirs_and_snippet(full):
     spec = pod(by[("Deployment", "web")])
     main, logger = spec["containers"]
     assert logger["name"] == "logger" and logger["command"] == ["sh", "-c", "tail -f /logs/app.log"]
-    assert spec["initContainers"][0]["name"] == "prepare"
+    # The dependency wait (web uses the addons) runs before the file's own init containers.
+    assert [c["name"] for c in spec["initContainers"]] == ["wait-for-dependencies", "prepare"]
     shared = next(v["name"] for v in spec["volumes"] if "emptyDir" in v)
     assert {"name": shared, "mountPath": "/var/app/logs"} in main["volumeMounts"]
     assert logger["volumeMounts"] == [{"name": shared, "mountPath": "/logs"}]
@@ -407,3 +408,41 @@ def test_addon_name_clash_with_service():
     text = 'version: "2.0"\nservices:\n  db:\n    image: a:1\naddons:\n  db: {plan: "redis:basic"}\n'
     with pytest.raises(RenderError, match="addon 'db'"):
         render(text)
+
+
+DEPENDENT = """
+version: "2.0"
+services:
+  front:
+    image: front:1
+    ports: [8080]
+    depends_on: [api]
+  api:
+    image: api:1
+    ports: [8000, 8001]
+  lone:
+    image: lone:1
+addons:
+  cache: {plan: "redis:basic"}
+"""
+
+
+def test_services_wait_for_addons_and_dependencies():
+    by_name, _ = render(DEPENDENT, operators=())
+    ns = by_name[("Deployment", "front")]["metadata"]["namespace"]
+    front = pod(by_name[("Deployment", "front")])["initContainers"][0]
+    assert front["name"] == "wait-for-dependencies"
+    script = front["command"][-1]
+    assert f"api.{ns}.svc.cluster.local:8000" in script
+    redis_host = env_of(pod(by_name[("Deployment", "api")])["containers"][0])["REDIS_HOST"]
+    assert f"{redis_host}:6379" in script
+    # api waits only for the addon; order in the script: addons first, then dependencies.
+    api_script = pod(by_name[("Deployment", "api")])["initContainers"][0]["command"][-1]
+    assert "svc.cluster.local:8000" not in api_script and f"{redis_host}:6379" in api_script
+    assert script.index(redis_host) < script.index(f"api.{ns}")
+
+
+def test_no_wait_container_without_dependencies():
+    by_name, _ = render(DEPENDENT.replace("addons:\n  cache: {plan: \"redis:basic\"}\n", ""), operators=())
+    assert "initContainers" not in pod(by_name[("Deployment", "lone")])
+    assert pod(by_name[("Deployment", "front")])["initContainers"][0]["name"] == "wait-for-dependencies"
