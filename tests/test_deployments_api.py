@@ -477,3 +477,22 @@ def test_deploy_a_spec_with_its_files_as_multipart(tenant_a, fake_cluster, fake)
     workdir = Path(release_workdir(bundle.release))
     assert (workdir / "app.py").read_text() == "print('hi')\n"
     assert release_workdir(bundle.release) == str(workdir)  # unpacked once, reused
+
+
+def test_scale_restart_and_stop_tell_the_runtime_viewers(tenant_a, fake_cluster, monkeypatch,
+                                                         django_capture_on_commit_callbacks):
+    from apps.deploy import deployments
+    from dice_console import realtime
+
+    d = deploy(tenant_a, fake_cluster)
+    run_deployment(d.pk)
+    runtime = Runtime.objects.get(pk=d.runtime_id)
+    sent = []
+    monkeypatch.setattr(realtime, "group_send", lambda group, message: sent.append((group, message)))
+    with django_capture_on_commit_callbacks(execute=True):
+        deployments.scale(tenant_a.owner, runtime, "web", 1)
+        deployments.restart(tenant_a.owner, runtime, "web")
+        deployments.stop(tenant_a.owner, runtime)
+    assert [(g, m["type"], m["action"]) for g, m in sent if g.startswith("runtime-")] == [
+        (f"runtime-{runtime.pk}", "runtime.changed", action) for action in ("scale", "restart", "stop")
+    ]

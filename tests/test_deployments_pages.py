@@ -48,7 +48,7 @@ def test_deploy_from_the_release_page_then_see_the_runtime(tenant_a, fake_cluste
     for action in ("scale", "restart", "stop", "rollback"):
         assert reverse(f"deploy:runtime_{action}", args=[*_args(tenant_a), "DEV", "main"]) in page
     live = client.get(reverse("deploy:runtime_live", args=[*_args(tenant_a), "DEV", "main"]), HTTP_HX_REQUEST="true")
-    assert live.status_code == 200 and 'hx-trigger="every 10s"' in live.content.decode()
+    assert live.status_code == 200 and 'hx-trigger="every 10s,' in live.content.decode()
 
     app_page = client.get(tenant_a.app.get_absolute_url()).content.decode()
     assert "Runtimes" in app_page and runtime.get_absolute_url() in app_page and "Healthy" in app_page
@@ -69,7 +69,7 @@ def test_buttons_act_and_report(tenant_a, fake_cluster, fake):
     r = client.post(url("rollback"), {"release": release.pk}, follow=True)
     assert "Rolling back to v1" in r.content.decode()
     active = runtime.deployments.filter(status="queued").get()
-    assert 'hx-trigger="every 2s"' in r.content.decode()  # polls fast while a rollout is under way
+    assert 'hx-trigger="every 2s,' in r.content.decode()  # polls fast while a rollout is under way
     r = client.post(url("cancel"), {"deployment": active.pk}, follow=True)
     assert f"Cancelled deployment #{active.pk}." in r.content.decode()
     assert client.get(url("delete")).status_code == 200

@@ -32,6 +32,9 @@ class RuntimeProgressConsumer(AsyncJsonWebsocketConsumer):
     async def deployment_progress(self, message):
         await self.send_json({k: v for k, v in message.items() if k != "type"} | {"type": "progress"})
 
+    async def runtime_changed(self, message):
+        await self.send_json({k: v for k, v in message.items() if k != "type"} | {"type": "changed"})
+
     @database_sync_to_async
     def _visible(self, user, runtime_id: int) -> bool:
         return scope.scoped(user, Runtime).filter(pk=runtime_id).exists()

@@ -96,6 +96,19 @@ def _push(deployment: Deployment) -> None:
     transaction.on_commit(send)
 
 
+def _push_changed(runtime_id: int, action: str) -> None:
+    """Tell the runtime's viewers, after the commit, that an operation changed it (scale...)."""
+    payload = {"type": "runtime.changed", "runtime": runtime_id, "action": action}
+    group = runtime_group(runtime_id)
+
+    def send():
+        from dice_console.realtime import group_send
+
+        group_send(group, payload)
+
+    transaction.on_commit(send)
+
+
 def record_progress(deployment: Deployment, progress: dict) -> None:
     """Store the per-service progress (only while the deployment is active) and push it."""
     with transaction.atomic():
@@ -313,6 +326,7 @@ def scale(user, runtime: Runtime, service: str, replicas: int) -> Runtime:
         locked.replicas = wanted
         locked.save(update_fields=["replicas", "updated"])
         audit.record(user, "scale", locked, before=before, after=_runtime_snapshot(locked))
+        _push_changed(locked.pk, "scale")
     runtime.replicas = locked.replicas
     return runtime
 
@@ -324,6 +338,7 @@ def restart(user, runtime: Runtime, service: str) -> Runtime:
     _check_service(runtime, service)
     _executor_call(executor_for(runtime.cluster).restart, runtime_ref(runtime), service)
     audit.record(user, "restart", runtime, after={"id": runtime.pk, "service": service})
+    _push_changed(runtime.pk, "restart")
     return runtime
 
 
@@ -340,6 +355,7 @@ def stop(user, runtime: Runtime) -> Runtime:
         locked.replicas = dict.fromkeys(names, 0)
         locked.save(update_fields=["replicas", "updated"])
         audit.record(user, "stop", locked, before=before, after=_runtime_snapshot(locked))
+        _push_changed(locked.pk, "stop")
     runtime.replicas = locked.replicas
     return runtime
 
