@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -36,6 +35,7 @@ from tests.k8s.conftest import (  # noqa: E402
     K8sCluster,
     _node_body,
     _node_ready,
+    launch_up,
     wait_for,
 )
 
@@ -60,16 +60,8 @@ def ktestenv(nodes: int = 2, cpu: str = "16", memory: str = "64Gi", pods: str = 
         raise SystemExit(f"{', '.join(missing)} not built: run `make ktestenv` (needs Go)")
     _raise_on_sigterm()
     workdir = Path(tempfile.mkdtemp(prefix="bench-ktestenv-"))
-    out_path, err_path = workdir / "up.stdout", workdir / "up.stderr"
     t0 = time.monotonic()
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(
-            [str(KTESTENV), "up", "--dir", str(workdir / "cluster"),
-             "--kwok-bin", str(KWOK), "--kwok-config", str(KWOK_CONFIG),
-             "--timeout", f"{start_timeout:.0f}s", "--exit-with-parent"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-        )
-    cluster = K8sCluster(workdir / "cluster", proc, out_path, err_path)
+    cluster = launch_up(workdir, start_timeout)
     cluster.peak_rss = {}
     try:
         try:

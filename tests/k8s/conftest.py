@@ -282,6 +282,20 @@ def _node_ready(node) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in (node.status.conditions or []))
 
 
+def launch_up(workdir: Path, start_timeout: float) -> K8sCluster:
+    """Start `ktestenv up` (control plane + kwok) in workdir; its output goes to files there.
+    Shared by the fixture and the benchmarks, which wait for it the same way."""
+    out_path, err_path = workdir / "up.stdout", workdir / "up.stderr"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        proc = subprocess.Popen(
+            [str(KTESTENV), "up", "--dir", str(workdir / "cluster"),
+             "--kwok-bin", str(KWOK), "--kwok-config", str(KWOK_CONFIG),
+             "--timeout", f"{start_timeout:.0f}s", "--exit-with-parent"],
+            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
+        )
+    return K8sCluster(workdir / "cluster", proc, out_path, err_path)
+
+
 @pytest.fixture(scope="session")
 def k8s_cluster() -> Iterator[K8sCluster]:
     missing = [str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
@@ -293,16 +307,8 @@ def k8s_cluster() -> Iterator[K8sCluster]:
         pytest.skip(f"k8s tier skipped: {reason}")
 
     workdir = Path(tempfile.mkdtemp(prefix="ktestenv-"))
-    out_path, err_path = workdir / "up.stdout", workdir / "up.stderr"
     t0 = time.monotonic()
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        proc = subprocess.Popen(
-            [str(KTESTENV), "up", "--dir", str(workdir / "cluster"),
-             "--kwok-bin", str(KWOK), "--kwok-config", str(KWOK_CONFIG),
-             "--timeout", f"{START_TIMEOUT:.0f}s", "--exit-with-parent"],
-            stdin=subprocess.DEVNULL, stdout=out, stderr=err, start_new_session=True,
-        )
-    cluster = K8sCluster(workdir / "cluster", proc, out_path, err_path)
+    cluster = launch_up(workdir, START_TIMEOUT)
     keep = _truthy(os.environ.get("DICE_K8S_KEEP_DIR"))
     try:
         try:
