@@ -108,6 +108,9 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Tests use a file too: an in-memory database shares one cache whose table locks fail
+            # at once ("database table is locked") instead of waiting like the console's file does.
+            "TEST": {"NAME": str(DATA_DIR / "test_dice.sqlite3")},
         }
     }
 

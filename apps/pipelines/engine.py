@@ -140,7 +140,18 @@ def finish_run(run: PipelineRun, rows: list[TaskRun]) -> None:
     else:
         moved = states.move_run(run, RunStatus.SUCCESS, "every task succeeded or was skipped")
     if moved:
-        start_queued_runs(run.application.project_id)
+        _start_next(run.application.project_id)
+
+
+def _start_next(project_id: int) -> None:
+    """A run of the project ended: start its queued runs. Done inline, and when that fails (a busy
+    database) handed to the retried `start_runs` task: the run has already moved, so a retry of
+    the caller would find nothing to do and the queued run would wait for the reconciler."""
+    try:
+        start_queued_runs(project_id)
+    except Exception:
+        log.warning("starting the queued runs of project %s failed; retrying in a task", project_id, exc_info=True)
+        _tasks().start_runs.delay(project_id)
 
 
 # ---- one task -------------------------------------------------------------------------------
@@ -323,7 +334,7 @@ def cancel_run(run: PipelineRun, reason: str = "cancelled") -> bool:
             except ExecutorError as exc:
                 log.warning("cancel of job %s failed: %s", task.job_name, exc)
         states.move_task(task, TaskStatus.CANCELLED, reason)
-    start_queued_runs(run.application.project_id)
+    _start_next(run.application.project_id)
     return True
 
 
