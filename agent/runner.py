@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import os
@@ -10,12 +9,9 @@ import signal
 import socket
 import subprocess
 import sys
-import tarfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 META_PREFIX = "action meta:"
@@ -92,12 +88,14 @@ def restore(spec: dict, log: LogOut) -> None:
             log.system(f"cache {cache['key']}: nothing stored yet")
             continue
         target.mkdir(parents=True, exist_ok=True)
+        import tarfile  # imported when needed: most steps have no cache, and every step starts an agent
+
         with tarfile.open(archive, "r:gz") as tar:
             tar.extractall(target, filter="data")
         log.system(f"cache {cache['key']}: restored into {target}")
 
 
-def store_caches(spec: dict, log: LogOut) -> list[dict[str, Any]]:
+def store_caches(spec: dict, log: LogOut) -> list[dict]:
     stored = []
     for cache in spec.get("caches") or []:
         source = Path(cache["path"])
@@ -107,6 +105,8 @@ def store_caches(spec: dict, log: LogOut) -> list[dict[str, Any]]:
         archive = Path(cache["archive"])
         archive.parent.mkdir(parents=True, exist_ok=True)
         tmp = archive.with_name(f".{archive.name}.{os.getpid()}.tmp")
+        import tarfile
+
         with tarfile.open(tmp, "w:gz") as tar:
             tar.add(source, arcname=".")
         os.replace(tmp, archive)
@@ -253,6 +253,8 @@ def notify(address: str | None, payload: dict) -> None:
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
                 sock.sendto(json.dumps(hint).encode(), (host, int(port)))
         elif address.startswith(("http://", "https://")):
+            import urllib.request  # 15 ms of imports only the Kubernetes sidecar needs
+
             request = urllib.request.Request(address, data=json.dumps(payload).encode(),
                                              headers={"Content-Type": "application/json"}, method="POST")
             urllib.request.urlopen(request, timeout=10).close()
@@ -289,6 +291,8 @@ def run(spec: dict, out=None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import argparse  # here, not at the top: every step starts an agent, and most imports cost
+
     parser = argparse.ArgumentParser(prog="python -m agent")
     commands = parser.add_subparsers(dest="command", required=True)
     for name, text in (

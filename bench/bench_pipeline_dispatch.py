@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -69,6 +70,7 @@ def bench(name: str, source: str, owner, app, timeout: float) -> None:
     from apps.pipelines.models import PipelineRun
     from apps.pipelines.spec import parse_pipeline_yml, plan
 
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     plan(parse_pipeline_yml(source))
     plan_ms = (time.perf_counter() - started) * 1000
@@ -86,6 +88,9 @@ def bench(name: str, source: str, owner, app, timeout: float) -> None:
     count = run.tasks.count()
     print(f"{name}: {count} tasks, status {run.status}, wall {total:.1f}s; plan {plan_ms:.0f} ms "
           f"(parse+plan), start_run {create_ms:.0f} ms (plan + {count} task rows)")
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    print(f"  cpu: console process {me.ru_utime + me.ru_stime - sum(cpu_before[0][:2]):.1f}s, "
+          f"step processes {kids.ru_utime + kids.ru_stime - sum(cpu_before[1][:2]):.1f}s")
     if delays:
         print(f"  predecessors finished -> task started, over {len(delays)} tasks: median {statistics.median(delays):.1f} ms, "
               f"p90 {percentile(delays, 90):.1f} ms, p99 {percentile(delays, 99):.1f} ms, max {max(delays):.1f} ms")

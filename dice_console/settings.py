@@ -108,6 +108,10 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
+            # Worker threads keep their connection between tasks (opening one costs more than a
+            # step's whole dispatch).
+            "CONN_MAX_AGE": 600,
+            "CONN_HEALTH_CHECKS": True,
             # Tests use a file too: an in-memory database shares one cache whose table locks fail
             # at once ("database table is locked") instead of waiting like the console's file does.
             "TEST": {"NAME": str(DATA_DIR / "test_dice.sqlite3")},
@@ -154,6 +158,9 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# Celery closes the thread's database connection around every task unless told to reuse it;
+# reconnecting cost more than a pipeline step's dispatch. CONN_MAX_AGE still bounds a connection.
+CELERY_DB_REUSE_MAX = env.int("DICE_CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Fixed periodic work (django-celery-beat copies these into its tables at start).
 CELERY_BEAT_SCHEDULE = {

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
 from django.db import transaction
@@ -89,23 +91,32 @@ def start_queued_runs(project_id: int) -> list[int]:
 # ---- dispatch ------------------------------------------------------------------------------
 
 
+def start_batch() -> int:
+    return max(1, int(getattr(settings, "DICE_PIPELINE_START_BATCH", 50)))
+
+
 def dispatch(run_id: int) -> list[int]:
     """Skip what can no longer run, claim every ready task (dependencies finished, backoff over,
-    a slot free) and send it to run_task; finish the run when nothing is left. Returns the ids sent."""
+    a slot free) in one transaction and start them; finish the run when nothing is left. Returns
+    the ids claimed.
+
+    Claimed cluster steps start in batches of DICE_PIPELINE_START_BATCH: the first batch right
+    here (no hop through the broker), the others as start_tasks messages for other workers."""
     run = PipelineRun.objects.filter(pk=run_id).first()
     if run is None or run.status != RunStatus.RUNNING:
         return []
     rows = list(TaskRun.objects.filter(run_id=run_id).only(
-        "id", "run_id", "alias", "status", "needs", "attempt", "not_before", "upstream_blocked", "position"))
+        "id", "run_id", "alias", "status", "needs", "attempt", "not_before", "upstream_blocked", "position",
+        "executor"))
     by_alias = {task.alias: task for task in rows}
     slots = max_parallel_steps() - sum(task.status == TaskStatus.RUNNING for task in rows)
     now = timezone.now()
-    claimed: list[int] = []
+    ready: dict[int, TaskRun] = {}
     changed = True
     while changed:
         changed = False
         for task in rows:
-            if task.status != TaskStatus.QUEUED:
+            if task.status != TaskStatus.QUEUED or task.pk in ready:
                 continue
             deps = [by_alias[alias] for alias in task.needs if alias in by_alias]
             if any(dep.status not in FINISHED_TASK for dep in deps):
@@ -120,15 +131,31 @@ def dispatch(run_id: int) -> list[int]:
                 continue
             if task.not_before and task.not_before > now or slots <= 0:
                 continue
-            if states.move_task(task, TaskStatus.RUNNING, f"attempt {task.attempt}: dependencies done"):
-                slots -= 1
-                claimed.append(task.pk)
-    run_task = _tasks().run_task
-    for task_id in claimed:
-        run_task.delay(task_id)
+            ready[task.pk] = task
+            slots -= 1
+    claimed = states.move_tasks(list(ready.values()), TaskStatus.RUNNING,
+                                lambda task: f"attempt {task.attempt}: dependencies done")
+    tasks = _tasks()
+    steps_to_start = []
+    for task in claimed:
+        if task.executor == Executor.WORKER:
+            tasks.run_task.delay(task.pk)
+        else:
+            steps_to_start.append(task.pk)
+    size = start_batch()
+    batches = [steps_to_start[i:i + size] for i in range(0, len(steps_to_start), size)]
+    for batch in batches[1:]:
+        tasks.start_tasks.delay(run_id, batch)
+    if batches:
+        try:
+            start_tasks(run_id, batches[0])
+        except Exception:  # the claims are committed: a retry of our caller would not start them
+            log.warning("starting tasks %s of run %s here failed; retrying in a task", batches[0], run_id,
+                        exc_info=True)
+            tasks.start_tasks.delay(run_id, batches[0])
     if all(task.status in FINISHED_TASK for task in rows):
         finish_run(run, rows)
-    return claimed
+    return [task.pk for task in claimed]
 
 
 def finish_run(run: PipelineRun, rows: list[TaskRun]) -> None:
@@ -162,60 +189,138 @@ def _load(task_id: int) -> TaskRun | None:
 
 
 def start_task(task_id: int) -> None:
-    """Run a claimed task: evaluate `if`, resolve params, then start its step on the cluster (or
-    the built-in action in the worker). Safe to repeat: the job is created only if absent."""
-    task = _load(task_id)
-    if task is None or task.status != TaskStatus.RUNNING or task.run.status != RunStatus.RUNNING:
+    """Run one claimed task (see start_tasks)."""
+    task = TaskRun.objects.filter(pk=task_id).only("run_id").first()
+    if task is not None:
+        start_tasks(task.run_id, [task_id])
+
+
+class _Batch:
+    """What the tasks of one run being started together share: the parsed pipeline, the reference
+    context (one query for every output), the secrets, the cluster and its executor."""
+
+    def __init__(self, run: PipelineRun) -> None:
+        self.run = run
+        self.pipeline = steps.pipeline_of(run)
+        self.ctx, self.masker = steps.context_for(run, self.pipeline)
+        self._executor = None
+
+    def executor(self):
+        if self._executor is None:
+            self._executor = steps.executor_for(self.run), steps.cluster_of(self.run).name
+        return self._executor
+
+
+def start_tasks(run_id: int, task_ids: list[int]) -> None:
+    """Run claimed tasks of one run: evaluate `if`, resolve params, then start each step on the
+    cluster (or the built-in action in the worker). Safe to repeat: a job is created only if
+    absent. The run is dispatched again afterwards only if a task ended here (skipped, failed)."""
+    run = PipelineRun.objects.select_related("application__project__organization").filter(pk=run_id).first()
+    if run is None or run.status != RunStatus.RUNNING:
         return
-    run = task.run
-    pipeline = steps.pipeline_of(run)
-    action = pipeline.action(task.alias)
-    ctx, masker = steps.context_for(run, pipeline)
+    todo = list(TaskRun.objects.filter(run_id=run_id, pk__in=task_ids, status=TaskStatus.RUNNING).order_by("position"))
+    if not todo:
+        return
+    batch = _Batch(run)
+    launches: list[tuple[TaskRun, object, dict]] = []
+    ended = False
+    for task in todo:
+        task.run = run
+        prepared = _prepare(task, batch)
+        if prepared is None:
+            ended = True
+        elif task.executor == Executor.WORKER:
+            from apps.pipelines import builtin
+
+            builtin.start(task, run, prepared[0], prepared[1], batch.ctx, batch.masker)
+        else:
+            launches.append((task, *prepared))
+    if launches:
+        ended |= _launch(batch, launches)
+    if ended:
+        dispatch(run.pk)
+
+
+def _prepare(task: TaskRun, batch: _Batch):
+    """(action, params) of a task about to start, or None when it ended here (disabled, `if`
+    false, references that do not resolve)."""
+    action = batch.pipeline.action(task.alias)
     if action.disable:
-        _skip(task, "disabled")
-        return
+        states.move_task(task, TaskStatus.SKIPPED, "disabled")
+        return None
     try:
-        if action.condition and not expressions.evaluate(action.condition, ctx):
-            _skip(task, f"if: {action.condition} is false")
-            return
-        params = expressions.substitute_value(dict(action.params), ctx)
+        if action.condition and not expressions.evaluate(action.condition, batch.ctx):
+            states.move_task(task, TaskStatus.SKIPPED, f"if: {action.condition} is false")
+            return None
+        return action, expressions.substitute_value(dict(action.params), batch.ctx)
     except expressions.ResolveError as exc:
         conclude(task, TaskStatus.FAILED, f"cannot resolve references: {exc}", retry=False)
-        dispatch(run.pk)
-        return
-    if task.executor == Executor.WORKER:
-        from apps.pipelines import builtin
+        return None
 
-        builtin.start(task, run, action, params, ctx, masker)
-        return
-    expected = steps.job_name(run.pk, task.alias, task.attempt)
-    now = timezone.now()
-    try:
-        executor = steps.executor_for(run)
-        ref_name = steps.cluster_of(run).name
-    except Exception as exc:
-        conclude(task, TaskStatus.FAILED, f"no cluster for workspace {run.workspace}: {exc}")
-        dispatch(run.pk)
-        return
-    if task.job_name != expected:
-        TaskRun.objects.filter(pk=task.pk, attempt=task.attempt).update(
-            job_name=expected, started=task.started or now, params=masker.value(params), cluster=ref_name)
-        task.job_name, task.started = expected, task.started or now
+
+_LAUNCHER: ThreadPoolExecutor | None = None
+_LAUNCHER_LOCK = threading.Lock()
+
+
+def _launcher() -> ThreadPoolExecutor:
+    """Threads that submit steps to their cluster: a job start is mostly waiting (fork/exec on
+    local, an API call on Kubernetes), so a wide stage's starts overlap instead of queueing."""
+    global _LAUNCHER
+    with _LAUNCHER_LOCK:
+        if _LAUNCHER is None:
+            workers = max(1, int(getattr(settings, "DICE_PIPELINE_LAUNCH_THREADS", 8)))
+            _LAUNCHER = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dice-step-launch")
+        return _LAUNCHER
+
+
+def _launch(batch: _Batch, launches: list) -> bool:
+    """Hand the steps' jobs to the launcher threads and return: the worker goes back to
+    collecting finished steps while the cluster starts these. Job names are stored first (one
+    transaction), so a step that finishes at once is collected, and a worker that dies before
+    its launches ran leaves tasks the reconciler relaunches (job missing). Each task's `started`
+    is the moment its job was submitted. True when a step ended here (no cluster)."""
     from apps.pipelines import monitor
 
-    spec = steps.step_spec(task, run, action, pipeline, ctx, masker, params, monitor.address())
+    run = batch.run
     try:
-        steps.launch(executor, run, task, spec, action)
-    except ExecutorError as exc:
-        conclude(task, TaskStatus.FAILED, f"the step could not start: {exc}")
-        dispatch(run.pk)
-        return
-    monitor.watch(task.pk)
+        executor, cluster = batch.executor()
+    except Exception as exc:
+        for task, _, _ in launches:
+            conclude(task, TaskStatus.FAILED, f"no cluster for workspace {run.workspace}: {exc}")
+        return True
+    with transaction.atomic():
+        for task, _, params in launches:
+            expected = steps.job_name(run.pk, task.alias, task.attempt)
+            if task.job_name != expected:
+                TaskRun.objects.filter(pk=task.pk, attempt=task.attempt).update(
+                    job_name=expected, params=batch.masker.value(params), cluster=cluster)
+                task.job_name = expected
+    notify = monitor.address()
+    monitor.watch(0)
+    for task, action, params in launches:
+        spec = steps.step_spec(task, run, action, batch.pipeline, batch.ctx, batch.masker, params, notify)
+        _launcher().submit(_launch_one, executor, run, task, action, spec)
+    return False
 
 
-def _skip(task: TaskRun, reason: str) -> None:
-    states.move_task(task, TaskStatus.SKIPPED, reason)
-    dispatch(task.run_id)
+def _launch_one(executor, run: PipelineRun, task: TaskRun, action, spec: dict) -> None:
+    """In a launcher thread: submit one step's job, then record when it started (or why not)."""
+    from django.db import close_old_connections
+
+    try:
+        try:
+            steps.launch(executor, run, task, spec, action)
+        except ExecutorError as exc:
+            if conclude(task, TaskStatus.FAILED, f"the step could not start: {exc}"):
+                dispatch(run.pk)
+            return
+        stamp = timezone.now()
+        if task.started is None and TaskRun.objects.filter(pk=task.pk, started__isnull=True).update(started=stamp):
+            task.started = stamp
+    except Exception:
+        log.exception("launching task %s of run %s failed; the reconciler retries it", task.alias, run.pk)
+    finally:
+        close_old_connections()
 
 
 def conclude(task: TaskRun, status: str, reason: str = "", *, outputs: dict | None = None,
@@ -241,19 +346,33 @@ def conclude(task: TaskRun, status: str, reason: str = "", *, outputs: dict | No
 
 
 def collect(task_id: int) -> None:
-    """A step may have finished: read its result (or its job's status), persist the rest of its
-    log, conclude it, and dispatch what is ready next."""
-    task = _load(task_id)
-    if task is None:
-        return
-    run = task.run
-    if task.status == TaskStatus.RUNNING and task.executor == Executor.CLUSTER and task.job_name:
-        _collect_step(task, run)
-    dispatch(run.pk)
+    collect_many([task_id])
 
 
-def _collect_step(task: TaskRun, run: PipelineRun) -> None:
-    executor = steps.executor_for(run)
+def collect_many(task_ids: list[int]) -> None:
+    """Steps may have finished: read each one's result (or its job's status), persist the rest of
+    its log, conclude it; then dispatch each of their runs once."""
+    tasks = list(TaskRun.objects.select_related("run__application__project__organization").filter(pk__in=task_ids))
+    by_run: dict[int, list[TaskRun]] = {}
+    for task in tasks:
+        by_run.setdefault(task.run_id, []).append(task)
+    for run_tasks in by_run.values():
+        run = run_tasks[0].run
+        shared: dict = {}
+        for task in run_tasks:
+            task.run = run
+            if task.status == TaskStatus.RUNNING and task.executor == Executor.CLUSTER and task.job_name:
+                try:
+                    _collect_step(task, run, shared)
+                except ExecutorError as exc:
+                    log.warning("collecting task %s of run %s: %s", task.alias, run.pk, exc)
+        dispatch(run.pk)
+
+
+def _collect_step(task: TaskRun, run: PipelineRun, shared: dict) -> None:
+    if "executor" not in shared:
+        shared["executor"] = steps.executor_for(run)
+    executor = shared["executor"]
     result = steps.read_result(task)
     status = None
     if result is None:
@@ -261,7 +380,9 @@ def _collect_step(task: TaskRun, run: PipelineRun) -> None:
         if not status.state.finished:
             return
         result = steps.read_result(task)  # written just before the process ended?
-    _, masker = steps.project_configs(run.application.project_id)
+    if "masker" not in shared:
+        shared["masker"] = steps.project_configs(run.application.project_id)[1]
+    masker = shared["masker"]
     if result is not None:
         _wait_for_lines(executor, run, task, int(result.get("lines") or 0))
     steps.pump_logs(executor, run, task, masker)

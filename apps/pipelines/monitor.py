@@ -1,7 +1,7 @@
 """The step monitor: one thread per worker process that hears agents finish and pumps step logs.
 
 Agents send a UDP datagram to `address()` when they have written their result; the monitor turns
-it into `on_task_finished` at once (no polling interval between steps). Every PASS seconds it also
+it into `on_tasks_finished` at once (no polling interval between steps). Every PASS seconds it also
 persists the new log lines of running steps and notices steps that ended without a word (killed,
 timed out by the cluster, or reporting to a monitor that died in a restart).
 """
@@ -75,23 +75,29 @@ class StepMonitor:
                         close_old_connections()
 
     def _receive(self) -> None:
-        from apps.pipelines.tasks import on_task_finished
+        """Every datagram waiting now becomes one on_tasks_finished message: the steps of a wide
+        stage that end together are collected together, and their run dispatched once."""
+        from apps.pipelines.tasks import on_tasks_finished
 
+        finished: list[int] = []
         while True:
             try:
                 data, _ = self.sock.recvfrom(65536)
             except (BlockingIOError, OSError):
-                return
+                break
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 task_id = int(json.loads(data)["task_run"])
                 self._reported[task_id] = time.monotonic()
-                on_task_finished.delay(task_id)
+                if task_id not in finished:
+                    finished.append(task_id)
+        if finished:
+            on_tasks_finished.delay(finished)
 
     def _pass(self) -> None:
         from apps.pipelines import steps
         from apps.pipelines.choices import Executor, TaskStatus
         from apps.pipelines.models import TaskRun
-        from apps.pipelines.tasks import on_task_finished
+        from apps.pipelines.tasks import on_tasks_finished
 
         running = TaskRun.objects.filter(status=TaskStatus.RUNNING, executor=Executor.CLUSTER).exclude(
             job_name="").select_related("run__application")
@@ -99,6 +105,7 @@ class StepMonitor:
         maskers: dict[int, object] = {}
         now = time.monotonic()
         alive = set()
+        finished: list[int] = []
         for task in running:
             self.busy_until = max(self.busy_until, now + IDLE_AFTER)
             alive.add(task.pk)
@@ -115,7 +122,9 @@ class StepMonitor:
                 continue
             if done and now - self._reported.get(task.pk, 0) > RESEND_AFTER:
                 self._reported[task.pk] = now
-                on_task_finished.delay(task.pk)
+                finished.append(task.pk)
+        if finished:
+            on_tasks_finished.delay(finished)
         for task_id in list(self._reported):
             if task_id not in alive:
                 del self._reported[task_id]

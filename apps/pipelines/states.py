@@ -62,3 +62,28 @@ def move_run(run: PipelineRun, to: str, reason: str = "", **fields) -> bool:
     for key, value in fields.items():
         setattr(run, key, value)
     return True
+
+
+def move_tasks(tasks: list[TaskRun], to: str, reason) -> list[TaskRun]:
+    """move_task for many tasks in one transaction (the claim of a wide stage): each row is still
+    compare-and-set on its own status and attempt; returns the tasks that moved. `reason` is a
+    string or a function of the task."""
+    if to != "running":
+        raise ValueError("move_tasks only claims (to running); other moves set fields: use move_task")
+    if not tasks:
+        return []
+    for task in tasks:
+        check(TASK_TRANSITIONS, f"task {task.alias}", task.status, to)
+    moved: list[TaskRun] = []
+    with transaction.atomic():
+        for task in tasks:
+            if TaskRun.objects.filter(pk=task.pk, status=task.status, attempt=task.attempt).update(status=to):
+                moved.append(task)
+        TaskRunTransition.objects.bulk_create([
+            TaskRunTransition(task_run_id=task.pk, from_status=task.status, to_status=to, attempt=task.attempt,
+                              reason=(reason(task) if callable(reason) else reason)[:2000])
+            for task in moved
+        ])
+    for task in moved:
+        task.status = to
+    return moved

@@ -131,6 +131,7 @@ def step_spec(task: TaskRun, run: PipelineRun, action: Action, pipeline: Pipelin
         "PIPELINE_ID": str(run.pk), "DICE_WORKSPACE": run.workspace,
         "DICE_PROJECT_NAME": run.application.project.slug, "DICE_APPLICATION_NAME": run.application.slug,
     })
+    reachable = set(task.needs) | _ancestors(task, pipeline)
     caches = []
     for cache in action.caches:
         path = expressions.substitute(cache.path, ctx)
@@ -144,7 +145,7 @@ def step_spec(task: TaskRun, run: PipelineRun, action: Action, pipeline: Pipelin
         "alias": task.alias,
         "type": task.type,
         "workdir": str(workdir),
-        "dirs": {alias: path for alias, path in ctx.dirs.items() if alias in set(task.needs) | _ancestors(task, pipeline)},
+        "dirs": {alias: path for alias, path in ctx.dirs.items() if alias in reachable},
         "commands": [expressions.substitute(c, ctx) for c in action.commands],
         "shell": action.shell or "/bin/sh",
         "params": params,
@@ -187,7 +188,7 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
     job = JobSpec(
         name=task.job_name,
         image=action.image or "",
-        command=[sys.executable, "-m", "agent", "run", "--spec", str(spec_path)],
+        command=[sys.executable, "-S", "-m", "agent", "run", "--spec", str(spec_path)],  # stdlib only
         envs={"PYTHONPATH": AGENT_ROOT},
         workdir=spec["workdir"],
         cpu=action.resources.cpu or 0.1,

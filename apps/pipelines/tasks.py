@@ -32,6 +32,20 @@ def run_task(task_run_id: int) -> None:
     engine.start_task(task_run_id)
 
 
+@shared_task(name="dice.pipelines.start_tasks", **RETRY)
+def start_tasks(run_id: int, task_run_ids: list[int]) -> None:
+    from apps.pipelines import engine
+
+    engine.start_tasks(run_id, task_run_ids)
+
+
+@shared_task(name="dice.pipelines.on_tasks_finished", **RETRY)
+def on_tasks_finished(task_run_ids: list[int]) -> None:
+    from apps.pipelines import engine
+
+    engine.collect_many(task_run_ids)
+
+
 @shared_task(name="dice.pipelines.on_task_finished", **RETRY)
 def on_task_finished(task_run_id: int) -> None:
     from apps.pipelines import engine
