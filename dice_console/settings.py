@@ -1,5 +1,6 @@
 """Settings, read from the environment (django-environ) with safe defaults for standalone mode."""
 
+import os
 import warnings
 from pathlib import Path
 
@@ -114,7 +115,8 @@ else:
             "CONN_HEALTH_CHECKS": True,
             # Tests use a file too: an in-memory database shares one cache whose table locks fail
             # at once ("database table is locked") instead of waiting like the console's file does.
-            "TEST": {"NAME": str(DATA_DIR / "test_dice.sqlite3")},
+            # One file per test process: two pytest sessions on one checkout must not share it.
+            "TEST": {"NAME": str(DATA_DIR / f"test_dice_{os.getpid()}.sqlite3")},
         }
     }
 
