@@ -120,7 +120,11 @@ class StepMonitor:
             except Exception as exc:
                 log.warning("monitor: task %s: %s", task.pk, exc)
                 continue
-            if done and now - self._reported.get(task.pk, 0) > RESEND_AFTER:
+            if done and task.pk not in self._reported:
+                # First seen finished by a pass: its datagram is probably on its way, and two
+                # collections of one step only waste work. Report it at the next pass if not.
+                self._reported[task.pk] = now - RESEND_AFTER + PASS
+            elif done and now - self._reported[task.pk] > RESEND_AFTER:
                 self._reported[task.pk] = now
                 finished.append(task.pk)
         if finished:

@@ -18,7 +18,7 @@ def finished(executor, name, namespace=""):
 def test_job_status_and_logs(executor):
     job = JobSpec(name="run-7-build-1", command=["/bin/sh", "-c", "echo hello; echo oops >&2; exit 3"])
     first = executor.run_job(job)
-    assert first.state is JobState.RUNNING
+    assert first.state in (JobState.PENDING, JobState.RUNNING)  # accepted; a starter thread forks it
     status = finished(executor, job.name)
     assert status.state is JobState.FAILED and status.exit_code == 3 and "exit 3" in status.message
     assert status.started and status.finished and status.finished >= status.started
@@ -50,6 +50,49 @@ def test_cancel_and_timeout(executor):
     executor.run_job(JobSpec(name="slow", command=["sleep", "60"], timeout=1))
     status = finished(executor, "slow")
     assert status.state is JobState.FAILED and "timed out" in status.message
+
+
+def test_a_job_cancelled_before_it_started_never_runs(executor, tmp_path, monkeypatch):
+    import threading
+
+    from scheduler.local import executor as executor_mod
+
+    gate = threading.Event()
+    real_spawn = executor_mod.spawn
+
+    def held_spawn(*args, **kwargs):
+        gate.wait(10)
+        return real_spawn(*args, **kwargs)
+
+    monkeypatch.setattr(executor_mod, "spawn", held_spawn)  # hold the starter: the job stays pending
+    marker = tmp_path / "ran"
+    status = executor.run_job(JobSpec(name="held", command=["/bin/sh", "-c", f"touch {marker}"]))
+    assert status.state is JobState.PENDING
+    assert executor.job_status("held").state is JobState.PENDING
+    executor.cancel_job("held")
+    gate.set()
+    assert finished(executor, "held").state is JobState.CANCELLED
+    executor._starter.submit(lambda: None).result(5)  # the starter has looked at it
+    assert not marker.exists()
+
+
+def test_a_pending_job_of_a_stopped_process_is_forgotten_and_can_start_again(tmp_path, monkeypatch):
+    """The console accepted a job and stopped before starting it: the next one re-adopting the
+    root reports it MISSING (the engine then starts it again), never half-started."""
+    from scheduler.local import LocalExecutor
+
+    first = LocalExecutor(tmp_path / "root", search_path=[])
+    monkeypatch.setattr(first, "_spawn_job", lambda *args: None)  # the process "stops" before the start
+    assert first.run_job(JobSpec(name="step", command=["true"])).state is JobState.PENDING
+    first.close()
+    second = LocalExecutor(tmp_path / "root", search_path=[])
+    try:
+        assert second.job_status("step").state is JobState.MISSING
+        second.run_job(JobSpec(name="step", command=["true"]))
+        assert finished(second, "step").state is JobState.SUCCEEDED
+    finally:
+        second.destroy_all()
+        second.close()
 
 
 def test_job_without_command(executor):
