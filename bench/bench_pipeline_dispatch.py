@@ -4,8 +4,12 @@ A 1,000-task pipeline of no-op steps (`true`, each a real process: the shim and 
 with an embedded Celery worker on a fresh SQLite database (WAL, as in standalone mode):
 - deep: a chain, each task needs the previous one;
 - wide: 10 stages of 100 tasks, each task needs the whole previous stage.
-Printed: plan time (parse + plan + task rows), and the delay from a task's predecessors finishing
-(the last one's agent result time) to the task starting (its job launched): median, p90, p99, max.
+Printed: plan time (parse + plan + task rows), CPU of the console and of the step processes, and
+the delay from a task's predecessors finishing (the last one's agent result time) to: the task
+started (its job submitted to the cluster; on local the job is accepted at once and forked by
+the executor's starter threads, as Kubernetes accepts a Job before a kubelet starts its pod), the
+task claimed by dispatch, and the step's process running (the agent's own start stamp, which
+includes the fork/exec of the shim and the agent): median, p90, p99, max.
 
 Run: .venv/bin/python bench/bench_pipeline_dispatch.py [--variant deep|wide|both] [--tasks 1000]
      [--width 100] [--concurrency 8]
@@ -47,14 +51,20 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def measure(run_id: int) -> tuple[list[float], list[float]]:
-    """(predecessors finished -> job launched, predecessors finished -> task claimed by dispatch)."""
+def measure(run_id: int) -> tuple[list[float], list[float], list[float]]:
+    """Delays from a task's predecessors finishing (the last one's agent result time) to:
+    its job submitted to the cluster (`started`: on local, the job accepted, as Kubernetes
+    accepts a Job before a kubelet starts its pod), the task claimed by dispatch, and its agent
+    process actually running (the agent's own start stamp)."""
+    import json
+
+    from apps.pipelines import steps
     from apps.pipelines.models import TaskRun, TaskRunTransition
 
     rows = {t.alias: t for t in TaskRun.objects.filter(run_id=run_id)}
     claimed = dict(TaskRunTransition.objects.filter(task_run__run_id=run_id, to_status="running", attempt=1)
                    .values_list("task_run_id", "created"))
-    delays, claims = [], []
+    delays, claims, running = [], [], []
     for task in rows.values():
         if not task.needs or task.started is None:
             continue
@@ -62,7 +72,17 @@ def measure(run_id: int) -> tuple[list[float], list[float]]:
         delays.append((task.started - ready).total_seconds() * 1000)
         if task.pk in claimed:
             claims.append((claimed[task.pk] - ready).total_seconds() * 1000)
-    return delays, claims
+        try:
+            agent_started = json.loads((steps.step_dir(task) / "result.json").read_text())["started"]
+            running.append((agent_started - ready.timestamp()) * 1000)
+        except (OSError, ValueError, KeyError):
+            pass
+    return delays, claims, running
+
+
+def summary(values: list[float]) -> str:
+    return (f"median {statistics.median(values):.1f} ms, p90 {percentile(values, 90):.1f} ms, "
+            f"p99 {percentile(values, 99):.1f} ms, max {max(values):.1f} ms")
 
 
 def bench(name: str, source: str, owner, app, timeout: float) -> None:
@@ -84,7 +104,7 @@ def bench(name: str, source: str, owner, app, timeout: float) -> None:
             break
         time.sleep(0.5)
     total = (run.finished - run.started).total_seconds() if run.finished else float("nan")
-    delays, claims = measure(run.pk)
+    delays, claims, running = measure(run.pk)
     count = run.tasks.count()
     print(f"{name}: {count} tasks, status {run.status}, wall {total:.1f}s; plan {plan_ms:.0f} ms "
           f"(parse+plan), start_run {create_ms:.0f} ms (plan + {count} task rows)")
@@ -92,10 +112,10 @@ def bench(name: str, source: str, owner, app, timeout: float) -> None:
     print(f"  cpu: console process {me.ru_utime + me.ru_stime - sum(cpu_before[0][:2]):.1f}s, "
           f"step processes {kids.ru_utime + kids.ru_stime - sum(cpu_before[1][:2]):.1f}s")
     if delays:
-        print(f"  predecessors finished -> task started, over {len(delays)} tasks: median {statistics.median(delays):.1f} ms, "
-              f"p90 {percentile(delays, 90):.1f} ms, p99 {percentile(delays, 99):.1f} ms, max {max(delays):.1f} ms")
-        print(f"  predecessors finished -> task claimed by dispatch: median {statistics.median(claims):.1f} ms, "
-              f"p90 {percentile(claims, 90):.1f} ms, p99 {percentile(claims, 99):.1f} ms, max {max(claims):.1f} ms")
+        print(f"  predecessors finished -> task started (job submitted), {len(delays)} tasks: {summary(delays)}")
+        print(f"  predecessors finished -> task claimed by dispatch: {summary(claims)}")
+    if running:
+        print(f"  predecessors finished -> step process running (agent start): {summary(running)}")
     assert PipelineRun.objects.filter(pk=run.pk, status="success").exists(), run.reason
 
 
