@@ -3,6 +3,7 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from apps.pipelines import context_store
 from apps.projects.api import views as projects_api
 
 router = DefaultRouter()
@@ -21,6 +22,9 @@ urlpatterns = [
     path("permissions/", projects_api.permission_table, name="permissions"),
     path("", include("apps.deploy.api.urls")),
     path("", include("apps.pipelines.api.urls")),
+    # for the agent in a step's pod, authenticated by the run's context token (not the user API's auth)
+    path("pipeline-context/<int:run_id>/dirs/<str:alias>/", context_store.step_dir_view, name="pipeline-context-dir"),
+    path("pipeline-context/<int:run_id>/caches/", context_store.cache_view, name="pipeline-context-cache"),
     path("", include("apps.logs.api_urls")),
     path("", include("apps.clusters.api.urls")),
     path("", include("apps.cmdb.api.urls")),

@@ -8,7 +8,7 @@ import threading
 import time
 from pathlib import Path
 
-from agent.pod import restore_context, sidecar
+from agent.pod import NOT_CARRIED, human, restore_context, sidecar
 from tests.conftest import ROOT
 
 
@@ -46,7 +46,15 @@ def test_restore_makes_the_context(tmp_path, capsys):
     spec = _spec(tmp_path)
     assert restore_context(spec) == 0
     assert Path(spec["workdir"]).is_dir() and Path(spec["dirs"]["checkout"]).is_dir()
-    assert "nothing stored yet" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "nothing stored yet" in out
+    # no context store in the spec (the console has no DICE_CONSOLE_URL): the log says so
+    assert json.loads(out.splitlines()[0])["text"] == NOT_CARRIED and "DICE_CONSOLE_URL" in NOT_CARRIED
+
+
+def test_sizes_read_as_people_write_them():
+    assert [human(n) for n in (0, 1023, 1536, 3.4 * 1024 * 1024, 5 * 1024**3)] == [
+        "0 B", "1023 B", "1.5 KiB", "3.4 MiB", "5.0 GiB"]
 
 
 def test_sidecar_follows_collects_stores_and_reports(tmp_path):

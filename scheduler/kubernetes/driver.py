@@ -438,7 +438,11 @@ class KubernetesExecutor:
     def job_logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]:
         ns, name = self._job_ns(namespace), dns_label(name)
         pods = self.core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
-        return jobrun.pod_logs(self.core, ns, [p.metadata.name for p in pods], None, follow, None)
+        # A pod may name the container whose log is the job's (pipeline steps: the agent sidecar,
+        # as the step container's output goes to files the agent numbers and streams).
+        container = next((p.metadata.annotations.get(jobrun.LOG_CONTAINER) for p in pods
+                          if p.metadata.annotations and p.metadata.annotations.get(jobrun.LOG_CONTAINER)), None)
+        return jobrun.pod_logs(self.core, ns, [p.metadata.name for p in pods], container, follow, None)
 
 
 def _reason(exc: ApiException) -> str:

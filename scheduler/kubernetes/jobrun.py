@@ -99,6 +99,9 @@ def _parse_line(raw: str) -> tuple[float, str]:
         return 0.0, raw
 
 
+LOG_CONTAINER = "dice.io/log-container"  # pod annotation: the container whose log is the job's
+
+
 def pod_logs(core, namespace: str, pods: list[str], container: str | None, follow: bool, tail: int | None) -> Iterator[LogLine]:
     """Lines of every pod, tagged with the pod's name: sorted by time, or as they come with follow."""
     kwargs: dict[str, Any] = {"timestamps": True}

@@ -3,7 +3,11 @@
 mark Job pods Succeeded): the run of a workspace bound to a Kubernetes cluster makes one Job per
 step attempt, named from run, alias and attempt, with the agent beside the step (init container
 restore + native sidecar) and the step container running /bin/sh; the engine sees the Jobs
-succeed, a second launch makes no second Job, and cancel suspends the Job."""
+succeed, a second launch makes no second Job, and cancel suspends the Job.
+
+The context store (DICE_CONSOLE_URL) is checked here only as far as the Secret goes: kwok runs no
+containers, so no pod ever restores or stores; tests/test_pipeline_context.py runs the agent's
+restore and sidecar against a live console."""
 
 from __future__ import annotations
 
@@ -58,7 +62,8 @@ def _jobs(k8s_cluster: K8sCluster, run) -> dict:
     return {job.metadata.name: job for job in found}
 
 
-def test_steps_run_as_jobs_with_the_agent_beside_them(engine, tenant_a, on_k8s, k8s_cluster: K8sCluster):
+def test_steps_run_as_jobs_with_the_agent_beside_them(engine, tenant_a, on_k8s, k8s_cluster: K8sCluster, settings):
+    settings.DICE_CONSOLE_URL = "http://dice-console.dice.svc:8000"
     run = engine.wait(engine.run(tenant_a, PIPELINE), timeout=90)
     assert run.status == "success", run.reason
     tasks = engine.tasks(run)
@@ -85,6 +90,13 @@ def test_steps_run_as_jobs_with_the_agent_beside_them(engine, tenant_a, on_k8s, 
     assert sidecar.command[:4] == ["python3", "-m", "agent", "sidecar"]
     (step,) = pod.containers
     assert step.name == "step" and step.image == "busybox:1.36"
+    # the job's log is the agent's: the driver reads the container the pods name
+    from scheduler.kubernetes.jobrun import LOG_CONTAINER
+
+    assert jobs[names["build"]].spec.template.metadata.annotations[LOG_CONTAINER] == "agent"
+    pods = k8s_cluster.core.list_namespaced_pod(
+        f"pipelines-{tenant_a.project.pk}", label_selector=f"batch.kubernetes.io/job-name={names['build']}").items
+    assert pods and all(p.metadata.annotations[LOG_CONTAINER] == "agent" for p in pods)
     assert step.command == ["/bin/sh", "/dice/spec/run.sh"]
     env = {e.name: e.value for e in step.env}
     assert env["GREETING"] == "hello" and env["DICE_APPLICATION_NAME"] == tenant_a.app.slug
@@ -104,6 +116,23 @@ def test_steps_run_as_jobs_with_the_agent_beside_them(engine, tenant_a, on_k8s, 
     assert data["run.sh"].startswith("#!/bin/sh")
     assert "agent.runner.py" in data
     assert secret.metadata.owner_references[0].name == names["build"]
+
+    # the context store's address and the run's token: in step.json of the Secret, nowhere else
+    import json
+
+    from apps.pipelines import context_store
+
+    token = context_store.run_token(run.pk)
+    assert json.loads(data["step.json"])["context"] == {
+        "url": f"http://dice-console.dice.svc:8000/api/pipeline-context/{run.pk}/", "token": token,
+        "max_bytes": context_store.max_bytes()}
+    assert all(token not in value for key, value in data.items() if key != "step.json")
+    job_text = json.dumps(k8s_cluster.batch.api_client.sanitize_for_serialization(jobs[names["build"]]))
+    assert token not in job_text
+    spec_volume = next(v for v in pod.volumes if v.name == "spec")
+    assert {item.key for item in spec_volume.secret.items} == {"run.sh", "script.sh"}  # the step's view
+    assert {m.name for m in step.volume_mounts} >= {"spec", "step", "context"}
+    assert "agent-spec" in {m.name for m in restore.volume_mounts} | {m.name for m in sidecar.volume_mounts}
 
     # launching the same attempt again finds the Job: no second one
     task = tasks["build"]
