@@ -116,3 +116,50 @@ def tenant_a(db):
 @pytest.fixture
 def tenant_b(db):
     return Tenant("b")
+
+
+class CliRunner:
+    """`dice ARGS...` run in-process against the live console; returns (exit code, stdout, stderr)."""
+
+    def __init__(self, capsys, *, server: str, token: str, dir: Path) -> None:
+        self.capsys, self.server, self.token, self.dir = capsys, server, token, dir
+
+    def __call__(self, *argv: str) -> tuple[int, str, str]:
+        from dice_cli.main import main
+
+        code = main(list(argv))
+        out, err = self.capsys.readouterr()
+        return code, out, err
+
+
+@pytest.fixture
+def dice_cli(live_server, tmp_path, monkeypatch, capsys):
+    """A factory: dice_cli(user) gives the user a token and a CliRunner using it (through
+    DICE_SERVER/DICE_TOKEN, or with logged_in=False only a fresh config, for `dice login`)."""
+
+    def make(user, *, logged_in: bool = True) -> CliRunner:
+        from apps.projects import services
+
+        _, key = services.create_token(user, name="cli")
+        monkeypatch.setenv("DICE_CONFIG", str(tmp_path / "config.json"))
+        if logged_in:
+            monkeypatch.setenv("DICE_SERVER", live_server.url)
+            monkeypatch.setenv("DICE_TOKEN", key)
+        else:
+            monkeypatch.delenv("DICE_SERVER", raising=False)
+            monkeypatch.delenv("DICE_TOKEN", raising=False)
+        return CliRunner(capsys, server=live_server.url, token=key, dir=tmp_path)
+
+    return make
+
+
+def make_user_with_app(username: str, org: str = "acme", project: str = "shop", app: str = "web"):
+    """A user owning ORG/PROJECT/APP (the CLI tests' usual tenant)."""
+    from django.contrib.auth import get_user_model
+
+    from apps.projects import services
+
+    user = get_user_model().objects.create_user(username)
+    organization = services.create_organization(user, slug=org)
+    services.create_application(user, services.create_project(user, organization, slug=project), slug=app)
+    return user

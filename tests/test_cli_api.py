@@ -4,31 +4,12 @@ import json
 
 import pytest
 
-from dice_cli.main import main
-
 
 @pytest.fixture
-def cli(live_server, transactional_db, tmp_path, monkeypatch, capsys):
+def cli(transactional_db, dice_cli):
     from django.contrib.auth import get_user_model
 
-    from apps.projects import services
-
-    monkeypatch.setenv("DICE_CONFIG", str(tmp_path / "config.json"))
-    monkeypatch.delenv("DICE_SERVER", raising=False)
-    monkeypatch.delenv("DICE_TOKEN", raising=False)
-    user = get_user_model().objects.create_user("erin")
-    _, key = services.create_token(user, name="cli")
-
-    class Runner:
-        server = live_server.url
-        token = key
-
-        def __call__(self, *argv):
-            code = main(list(argv))
-            out, err = capsys.readouterr()
-            return code, out, err
-
-    return Runner()
+    return dice_cli(get_user_model().objects.create_user("erin"), logged_in=False)
 
 
 def test_login_then_create_and_list(cli):

@@ -4,12 +4,11 @@ import json
 
 import pytest
 
-from dice_cli.main import main
 from tests.test_clusters import DEAD_SERVER, SECRET_TOKEN, kubeconfig
 
 
 @pytest.fixture
-def cli(live_server, transactional_db, tmp_path, monkeypatch, capsys):
+def cli(transactional_db, dice_cli):
     from django.contrib.auth import get_user_model
 
     from apps.clusters.models import Cluster
@@ -19,21 +18,12 @@ def cli(live_server, transactional_db, tmp_path, monkeypatch, capsys):
     Cluster.local()  # a transactional test before this one may have flushed the migration's row
     owner = get_user_model().objects.create_user("olga")
     services.create_organization(owner, slug="ops-org")
-    _, key = services.create_token(owner, name="cli")
     dev = get_user_model().objects.create_user("dave")
     services.add_member(owner, services.Organization.objects.get(slug="ops-org"), username="dave",
                         role=Role.DEVELOPER)
     _, dev_key = services.create_token(dev, name="cli")
-    monkeypatch.setenv("DICE_SERVER", live_server.url)
-    monkeypatch.setenv("DICE_TOKEN", key)
-
-    def run(*argv):
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    run.dev_key = dev_key
-    run.tmp = tmp_path
+    run = dice_cli(owner)
+    run.dev_key, run.tmp = dev_key, run.dir
     return run
 
 

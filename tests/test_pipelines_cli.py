@@ -7,31 +7,13 @@ import json
 
 import pytest
 
-from dice_cli.main import main
+from tests.conftest import make_user_with_app
 from tests.pipelines_helpers import engine  # noqa: F401
 
 
 @pytest.fixture
-def cli(engine, live_server, tmp_path, monkeypatch, capsys):
-    from django.contrib.auth import get_user_model
-
-    from apps.projects import services
-
-    user = get_user_model().objects.create_user("pia")
-    _, key = services.create_token(user, name="cli")
-    org = services.create_organization(user, slug="acme")
-    project = services.create_project(user, org, slug="shop")
-    services.create_application(user, project, slug="web")
-    monkeypatch.setenv("DICE_CONFIG", str(tmp_path / "config.json"))
-    monkeypatch.setenv("DICE_SERVER", live_server.url)
-    monkeypatch.setenv("DICE_TOKEN", key)
-
-    def run(*argv):
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def cli(engine, dice_cli):
+    return dice_cli(make_user_with_app("pia"))
 
 
 def test_run_wait_json_prints_tasks_and_outputs(cli, tmp_path):

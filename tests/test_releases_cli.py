@@ -6,36 +6,14 @@ import json
 
 import pytest
 
-from dice_cli.main import main
-from tests.conftest import SHARED
+from tests.conftest import SHARED, make_user_with_app
 
 SAMPLE = SHARED / "conformance" / "erda" / "dice" / "pkg_parser_diceyml_samples_dice.yml"
 
 
 @pytest.fixture
-def cli(live_server, transactional_db, tmp_path, monkeypatch, capsys):
-    from django.contrib.auth import get_user_model
-
-    from apps.projects import services
-
-    user = get_user_model().objects.create_user("erin")
-    _, key = services.create_token(user, name="cli")
-    org = services.create_organization(user, slug="acme")
-    project = services.create_project(user, org, slug="shop")
-    services.create_application(user, project, slug="web")
-    monkeypatch.setenv("DICE_CONFIG", str(tmp_path / "config.json"))
-    monkeypatch.setenv("DICE_SERVER", live_server.url)
-    monkeypatch.setenv("DICE_TOKEN", key)
-
-    class Runner:
-        dir = tmp_path
-
-        def __call__(self, *argv):
-            code = main(list(argv))
-            out, err = capsys.readouterr()
-            return code, out, err
-
-    return Runner()
+def cli(transactional_db, dice_cli):
+    return dice_cli(make_user_with_app("erin"))
 
 
 def test_create_list_show(cli):

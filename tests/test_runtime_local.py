@@ -215,21 +215,8 @@ def test_a_crashing_service_fails_the_rollout_with_the_reason(local_cluster, sho
 
 
 @pytest.fixture
-def cli(live_server, local_cluster, shop, tmp_path, monkeypatch, capsys):
-    from apps.projects import services
-    from dice_cli.main import main
-
-    _, key = services.create_token(shop["user"], name="cli")
-    monkeypatch.setenv("DICE_CONFIG", str(tmp_path / "config.json"))
-    monkeypatch.setenv("DICE_SERVER", live_server.url)
-    monkeypatch.setenv("DICE_TOKEN", key)
-
-    def run(*argv):
-        code = main(list(argv))
-        out, err = capsys.readouterr()
-        return code, out, err
-
-    return run
+def cli(local_cluster, shop, dice_cli):
+    return dice_cli(shop["user"])
 
 
 def test_dice_deploy_wait_then_runtime_status(cli, tmp_path):
