@@ -50,12 +50,31 @@ def _params_from_text(text: str) -> dict:
     return params
 
 
+def _params_from_post(data) -> dict:
+    """The KEY=VALUE lines of the free form, then the one-field-per-param inputs of a definition's row."""
+    params = _params_from_text(data.get("params", ""))
+    params.update({key.removeprefix("param."): value.strip() for key, value in data.items()
+                   if key.startswith("param.") and value.strip()})
+    return params
+
+
+def _declared_params(definition: PipelineDefinition) -> list:
+    """The params a definition's Run form asks for (none when its stored source no longer parses)."""
+    try:
+        return list(services.parse_source(definition.source, definition.path).params)
+    except ValidationError:
+        return []
+
+
 class PipelineListView(AppMixin, View):
     def context(self, **extra):
         app = self.get_app()
+        definitions = list(scope.scoped(self.request.user, PipelineDefinition).filter(application=app))
+        for definition in definitions:
+            definition.run_params = _declared_params(definition)
         return {
             "app": app,
-            "definitions": scope.scoped(self.request.user, PipelineDefinition).filter(application=app),
+            "definitions": definitions,
             "runs": scope.scoped(self.request.user, PipelineRun).filter(application=app).defer("source")[:25],
             "workspaces": WorkspaceKind.values,
             "can_change": scope.has_perm(self.request.user, permissions.CHANGE, app),
@@ -80,7 +99,7 @@ class PipelineListView(AppMixin, View):
                 return redirect("pipelines:list", app.project.organization.slug, app.project.slug, app.slug)
             run = services.start_run(request.user, app, definition=definition, source=data.get("source") or None,
                                      workspace=data.get("workspace") or "DEV",
-                                     params=_params_from_text(data.get("params", "")))
+                                     params=_params_from_post(data))
         except ValidationError as exc:
             errors = exc.messages
             return render(request, "pipelines/list.html", self.context(errors=errors, form=data), status=422)
