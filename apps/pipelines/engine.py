@@ -91,6 +91,21 @@ def start_queued_runs(project_id: int) -> list[int]:
 # ---- dispatch ------------------------------------------------------------------------------
 
 
+class _Row:
+    """What dispatch needs of a task run; states.move_task(s) accept it like a TaskRun."""
+
+    FIELDS = ("id", "alias", "status", "needs", "attempt", "not_before", "upstream_blocked", "executor")
+    __slots__ = ("run_id", *FIELDS, "reason", "finished")
+
+    def __init__(self, run_id, id, alias, status, needs, attempt, not_before, upstream_blocked, executor):
+        self.run_id, self.id, self.alias, self.status, self.needs = run_id, id, alias, status, needs
+        self.attempt, self.not_before, self.upstream_blocked, self.executor = attempt, not_before, upstream_blocked, executor
+
+    @property
+    def pk(self) -> int:
+        return self.id
+
+
 def start_batch() -> int:
     return max(1, int(getattr(settings, "DICE_PIPELINE_START_BATCH", 50)))
 
@@ -105,9 +120,9 @@ def dispatch(run_id: int) -> list[int]:
     run = PipelineRun.objects.filter(pk=run_id).first()
     if run is None or run.status != RunStatus.RUNNING:
         return []
-    rows = list(TaskRun.objects.filter(run_id=run_id).only(
-        "id", "run_id", "alias", "status", "needs", "attempt", "not_before", "upstream_blocked", "position",
-        "executor"))
+    # Plain rows, not model instances: a 1,000-task run is read at every dispatch.
+    rows = [_Row(run_id, *values) for values in
+            TaskRun.objects.filter(run_id=run_id).order_by("position").values_list(*_Row.FIELDS)]
     by_alias = {task.alias: task for task in rows}
     slots = max_parallel_steps() - sum(task.status == TaskStatus.RUNNING for task in rows)
     now = timezone.now()
@@ -199,10 +214,10 @@ class _Batch:
     """What the tasks of one run being started together share: the parsed pipeline, the reference
     context (one query for every output), the secrets, the cluster and its executor."""
 
-    def __init__(self, run: PipelineRun) -> None:
+    def __init__(self, run: PipelineRun, aliases: list[str]) -> None:
         self.run = run
         self.pipeline = steps.pipeline_of(run)
-        self.ctx, self.masker = steps.context_for(run, self.pipeline)
+        self.ctx, self.masker = steps.context_for(run, self.pipeline, aliases)
         self._executor = None
 
     def executor(self):
@@ -221,7 +236,7 @@ def start_tasks(run_id: int, task_ids: list[int]) -> None:
     todo = list(TaskRun.objects.filter(run_id=run_id, pk__in=task_ids, status=TaskStatus.RUNNING).order_by("position"))
     if not todo:
         return
-    batch = _Batch(run)
+    batch = _Batch(run, [task.alias for task in todo])
     launches: list[tuple[TaskRun, object, dict]] = []
     ended = False
     for task in todo:

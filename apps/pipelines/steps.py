@@ -102,13 +102,20 @@ def project_configs(project_id: int) -> tuple[dict[str, str], secrets.Masker]:
     return values, secrets.Masker(hidden)
 
 
-def context_for(run: PipelineRun, pipeline: PipelineYml) -> tuple[expressions.Context, secrets.Masker]:
+def referenced(pipeline: PipelineYml, aliases, kind: str) -> set[str]:
+    """The actions whose `kind` (outputs, dirs) the given actions refer to."""
+    return {ref.target for alias in aliases for ref in pipeline.action(alias).references if ref.kind == kind}
+
+
+def context_for(run: PipelineRun, pipeline: PipelineYml, for_aliases=None) -> tuple[expressions.Context, secrets.Masker]:
+    """The reference context of the run. With `for_aliases`, only the outputs those actions refer
+    to are read (a step of a 1,000-task run need not decode 999 outputs it never uses)."""
     configs, masker = project_configs(run.application.project_id)
     aliases = [a.alias for a in pipeline.actions]
-    outputs = {
-        alias: outputs or {}
-        for alias, outputs in TaskRun.objects.filter(run_id=run.pk, status="success").values_list("alias", "outputs")
-    }
+    finished = TaskRun.objects.filter(run_id=run.pk, status="success")
+    if for_aliases is not None:
+        finished = finished.filter(alias__in=referenced(pipeline, for_aliases, "outputs"))
+    outputs = {alias: outputs or {} for alias, outputs in finished.values_list("alias", "outputs")}
     payload = run.trigger_payload or {}
     ctx = expressions.Context(
         params=dict(run.params or {}),
@@ -131,7 +138,9 @@ def step_spec(task: TaskRun, run: PipelineRun, action: Action, pipeline: Pipelin
         "PIPELINE_ID": str(run.pk), "DICE_WORKSPACE": run.workspace,
         "DICE_PROJECT_NAME": run.application.project.slug, "DICE_APPLICATION_NAME": run.application.slug,
     })
-    reachable = set(task.needs) | _ancestors(task, pipeline)
+    # The directories a step gets (restored on Kubernetes): those of the steps it needs and of the
+    # steps it refers to; every earlier step's would make a wide or deep pipeline quadratic.
+    reachable = set(task.needs) | referenced(pipeline, [task.alias], "dirs")
     caches = []
     for cache in action.caches:
         path = expressions.substitute(cache.path, ctx)
@@ -157,17 +166,6 @@ def step_spec(task: TaskRun, run: PipelineRun, action: Action, pipeline: Pipelin
         "mask": masker.secrets,
         "notify": notify,
     }
-
-
-def _ancestors(task: TaskRun, pipeline: PipelineYml) -> set[str]:
-    seen: set[str] = set()
-    stack = list(pipeline.dependencies.get(task.alias, ()))
-    while stack:
-        alias = stack.pop()
-        if alias not in seen:
-            seen.add(alias)
-            stack.extend(pipeline.dependencies.get(alias, ()))
-    return seen
 
 
 def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> JobStatus:
