@@ -312,28 +312,41 @@ def _launch(batch: _Batch, launches: list) -> bool:
                 task.job_name = expected
     notify = monitor.address()
     monitor.watch(0)
-    for task, action, params in launches:
-        spec = steps.step_spec(task, run, action, batch.pipeline, batch.ctx, batch.masker, params, notify)
-        _launcher().submit(_launch_one, executor, run, task, action, spec)
+    items = [(task, action, steps.step_spec(task, run, action, batch.pipeline, batch.ctx, batch.masker, params, notify))
+             for task, action, params in launches]
+    if getattr(executor, "kind", "") == "local":
+        # Accepting a local job is a few file writes: one thread does the batch (a thread per
+        # job would cost more in handoffs than the work), and stores `started` once.
+        _launcher().submit(_launch_all, executor, run, items)
+    else:  # an API call each: in parallel
+        for item in items:
+            _launcher().submit(_launch_all, executor, run, [item])
     return False
 
 
-def _launch_one(executor, run: PipelineRun, task: TaskRun, action, spec: dict) -> None:
-    """In a launcher thread: submit one step's job, then record when it started (or why not)."""
+def _launch_all(executor, run: PipelineRun, items: list) -> None:
+    """In a launcher thread: submit the steps' jobs, then record when each started (or why not)."""
     from django.db import close_old_connections
 
     try:
-        try:
-            steps.launch(executor, run, task, spec, action)
-        except ExecutorError as exc:
-            if conclude(task, TaskStatus.FAILED, f"the step could not start: {exc}"):
-                dispatch(run.pk)
-            return
-        stamp = timezone.now()
-        if task.started is None and TaskRun.objects.filter(pk=task.pk, started__isnull=True).update(started=stamp):
-            task.started = stamp
+        started: list[tuple[TaskRun, dt.datetime]] = []
+        failed = False
+        for task, action, spec in items:
+            try:
+                steps.launch(executor, run, task, spec, action)
+            except ExecutorError as exc:
+                failed |= conclude(task, TaskStatus.FAILED, f"the step could not start: {exc}")
+                continue
+            if task.started is None:
+                started.append((task, timezone.now()))
+        with transaction.atomic():
+            for task, stamp in started:
+                if TaskRun.objects.filter(pk=task.pk, started__isnull=True).update(started=stamp):
+                    task.started = stamp
+        if failed:
+            dispatch(run.pk)
     except Exception:
-        log.exception("launching task %s of run %s failed; the reconciler retries it", task.alias, run.pk)
+        log.exception("launching tasks of run %s failed; the reconciler retries them", run.pk)
     finally:
         close_old_connections()
 

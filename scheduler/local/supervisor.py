@@ -31,6 +31,7 @@ from scheduler.local.state import (
 )
 
 SHIM = str(Path(__file__).with_name("shim.py"))
+SPAWNER = str(Path(__file__).with_name("spawner.py"))
 
 
 def priority_prefix(priority: str) -> list[str]:
@@ -73,6 +74,62 @@ def exit_text(info: dict | None) -> str:
     return f"exit {info.get('code')}"
 
 
+class Starter:
+    """The console's link to its process starter (spawner.py), started on first use and again if
+    it died. Without it (DICE_LOCAL_SPAWNER=0, or it cannot start) processes are forked here."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self.enabled = os.environ.get("DICE_LOCAL_SPAWNER", "1") not in ("0", "false", "no")
+
+    def start(self, argv: list[str], env: dict[str, str]) -> int:
+        if self.enabled:
+            with self.lock:
+                for _ in range(2):  # a starter that died is replaced once
+                    answer = self._ask(argv, env)
+                    if answer is not None:
+                        if "error" in answer:
+                            raise OSError(answer["error"])
+                        return int(answer["pid"])
+        popen = subprocess.Popen(
+            argv, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+        )
+        CHILDREN[popen.pid] = popen
+        return popen.pid
+
+    def _ask(self, argv: list[str], env: dict[str, str]) -> dict | None:
+        try:
+            if self.proc is None or self.proc.poll() is not None:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-S", SPAWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
+                )
+            self.proc.stdin.write(json.dumps({"argv": argv, "env": env}).encode() + b"\n")
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+        except OSError:
+            line = b""
+        if not line:
+            self.close()
+            return None
+        return json.loads(line)
+
+    def close(self) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None:
+            with contextlib.suppress(OSError):
+                proc.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(2)
+            with contextlib.suppress(OSError):
+                proc.stdout.close()
+
+
+STARTER = Starter()
+
+
 def spawn(
     argv: list[str],
     *,
@@ -103,14 +160,10 @@ def spawn(
         "--user", user, "--cwd", cwd, "--", *argv,
     ]
     shim = [*priority_prefix(priority), *shim]
-    popen = subprocess.Popen(
-        shim, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
-    )
-    CHILDREN[popen.pid] = popen
+    pid = STARTER.start(shim, env)
     return {
-        "pid": popen.pid,
-        "start_time": proc_start_time(popen.pid),
+        "pid": pid,
+        "start_time": proc_start_time(pid),
         "pidfile": pidfile,
         "exitfile": exitfile,
         "started": time.time(),
