@@ -153,3 +153,43 @@ def test_cron_parser():
     start = dt.datetime(2026, 3, 2, 11, 58).timestamp()
     assert due_minute(parse_cron("*/5 * * * *"), start, at.timestamp()) == at
     assert due_minute(parse_cron("30 * * * *"), start, at.timestamp()) is None
+
+
+def _ppid(pid: int) -> int:
+    from pathlib import Path
+
+    raw = Path(f"/proc/{pid}/stat").read_text()
+    return int(raw[raw.rfind(")") + 2:].split()[1])
+
+
+def test_processes_are_started_by_the_starter_which_is_replaced_when_it_dies(executor):
+    """The console never forks: the shims' parent is the starter process; a starter killed with
+    SIGKILL is replaced at the next start, and what it started keeps running."""
+    import os
+    import signal
+
+    from scheduler.local.supervisor import STARTER
+
+    executor.run_job(JobSpec(name="first", command=["sleep", "30"]))
+    first = wait_for(lambda: executor.jobs[("", "first")].get("pid"), what="the first job's process")
+    assert STARTER.proc is not None and _ppid(first) == STARTER.proc.pid != os.getpid()
+    old = STARTER.proc.pid
+    os.kill(old, signal.SIGKILL)
+    STARTER.proc.wait(5)
+    executor.run_job(JobSpec(name="second", command=["/bin/sh", "-c", "echo again"]))
+    assert finished(executor, "second").state is JobState.SUCCEEDED
+    assert STARTER.proc.pid != old
+    assert executor.job_status("first").state is JobState.RUNNING  # survived its starter
+    executor.cancel_job("first")
+    assert finished(executor, "first").state is JobState.CANCELLED
+
+
+def test_a_job_that_cannot_start_fails_with_the_reason(executor, monkeypatch):
+    from scheduler.local import supervisor
+
+    monkeypatch.setattr(supervisor, "SHIM", "/nonexistent/shim.py")  # the shim's python cannot open it
+    monkeypatch.setattr(supervisor, "priority_prefix", lambda priority: ["/nonexistent/chrt"])
+    executor.run_job(JobSpec(name="broken", command=["true"]))
+    status = finished(executor, "broken")
+    assert status.state is JobState.FAILED and "could not start" in status.message
+    assert "No such file" in status.message or "nonexistent" in status.message
