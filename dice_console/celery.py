@@ -9,3 +9,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dice_console.settings")
 app = Celery("dice_console")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
+
+# Worker threads keep their database connection across tasks and drop it only when it broke.
+from celery.signals import task_postrun  # noqa: E402
+
+from dice_console.dbconn import drop_broken_connections  # noqa: E402
+
+task_postrun.connect(drop_broken_connections, weak=False, dispatch_uid="dice-drop-broken-connections")

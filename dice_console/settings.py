@@ -96,7 +96,8 @@ TEMPLATES = [
 DATABASE_URL = env.str("DATABASE_URL", default="")
 if DATABASE_URL:
     DATABASES = {"default": env.db_url_config(DATABASE_URL)}
-    DATABASES["default"].setdefault("CONN_MAX_AGE", 60)
+    # Requests close their connection (see dice_console/dbconn.py); worker threads keep theirs.
+    DATABASES["default"]["CONN_MAX_AGE"] = env.int("DICE_DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
@@ -109,9 +110,8 @@ else:
                 "transaction_mode": "IMMEDIATE",
                 "timeout": 20,
             },
-            # Worker threads keep their connection between tasks (opening one costs more than a
-            # step's whole dispatch).
-            "CONN_MAX_AGE": 600,
+            # Requests close their connection (see dice_console/dbconn.py); worker threads keep theirs.
+            "CONN_MAX_AGE": env.int("DICE_DB_CONN_MAX_AGE", default=0),
             "CONN_HEALTH_CHECKS": True,
             # Tests use a file too: an in-memory database shares one cache whose table locks fail
             # at once ("database table is locked") instead of waiting like the console's file does.
@@ -161,7 +161,8 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 # Celery closes the thread's database connection around every task unless told to reuse it;
-# reconnecting cost more than a pipeline step's dispatch. CONN_MAX_AGE still bounds a connection.
+# reconnecting cost more than a pipeline step's dispatch. Broken connections are dropped after
+# each task (dice_console/dbconn.py), and Celery still closes them every 2 x this many tasks.
 CELERY_DB_REUSE_MAX = env.int("DICE_CELERY_DB_REUSE_MAX", default=1000)
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Fixed periodic work (django-celery-beat copies these into its tables at start).

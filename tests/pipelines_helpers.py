@@ -54,6 +54,24 @@ def retry_locked(fn, *args, **kwargs):
             time.sleep(0.02)
 
 
+def describe(run) -> str:
+    """Each task of the run: status, reason, job and the job's state on its cluster, transitions."""
+    from apps.pipelines import steps
+
+    lines = [f"run {run.pk}: {run.status} {run.reason!r}"]
+    for task in run.tasks.order_by("position"):
+        job = ""
+        if task.job_name:
+            try:
+                job = steps.job_state(steps.executor_for(run), run, task).state.value
+            except Exception as exc:
+                job = f"? {exc}"
+        moves = " > ".join(f"{t.to_status}({t.reason[:60]})" for t in task.transitions.all())
+        lines.append(f"  {task.alias}: {task.status} job={task.job_name or '-'}:{job} started={task.started} "
+                     f"result={steps.read_result(task) is not None} | {moves}")
+    return "\n".join(lines)
+
+
 class Engine:
     """The embedded worker plus the roots; start() and stop() simulate a worker (re)start."""
 
@@ -90,7 +108,10 @@ class Engine:
             run.refresh_from_db()
             return run.status in statuses and run
 
-        return wait_until(done, timeout, f"run {run.pk} to finish")
+        try:
+            return wait_until(done, timeout, f"run {run.pk} to finish")
+        except AssertionError as exc:  # say where it stuck: each task's state and its job's
+            raise AssertionError(f"{exc}\n{describe(run)}") from None
 
     def tasks(self, run) -> dict:
         return {t.alias: t for t in run.tasks.all()}

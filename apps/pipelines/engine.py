@@ -168,8 +168,13 @@ def dispatch(run_id: int) -> list[int]:
             log.warning("starting tasks %s of run %s here failed; retrying in a task", batches[0], run_id,
                         exc_info=True)
             tasks.start_tasks.delay(run_id, batches[0])
-    if all(task.status in FINISHED_TASK for task in rows):
-        finish_run(run, rows)
+    # Whether the run is over is read again, after this dispatch's own moves were committed: two
+    # dispatches at once (one skipping the last queued tasks, one concluding the last running
+    # task) each saw the other's task unfinished in the rows they read first, and neither
+    # finished the run. Whichever reads last now sees both. (EXISTS stops at the first one.)
+    if not TaskRun.objects.filter(run_id=run_id).exclude(status__in=FINISHED_TASK).exists():
+        finish_run(run, [_Row(run_id, *values) for values in
+                         TaskRun.objects.filter(run_id=run_id).order_by("position").values_list(*_Row.FIELDS)])
     return [task.pk for task in claimed]
 
 
@@ -326,7 +331,7 @@ def _launch(batch: _Batch, launches: list) -> bool:
 
 def _launch_all(executor, run: PipelineRun, items: list) -> None:
     """In a launcher thread: submit the steps' jobs, then record when each started (or why not)."""
-    from django.db import close_old_connections
+    from django.db import connection
 
     try:
         started: list[tuple[TaskRun, dt.datetime]] = []
@@ -348,7 +353,7 @@ def _launch_all(executor, run: PipelineRun, items: list) -> None:
     except Exception:
         log.exception("launching tasks of run %s failed; the reconciler retries them", run.pk)
     finally:
-        close_old_connections()
+        connection.close()  # launcher threads idle between bursts: hold no database session
 
 
 def conclude(task: TaskRun, status: str, reason: str = "", *, outputs: dict | None = None,

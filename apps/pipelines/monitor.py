@@ -17,7 +17,8 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import close_old_connections
+
+from dice_console.dbconn import drop_broken_connections
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +73,7 @@ class StepMonitor:
                     except Exception:
                         log.exception("step monitor pass failed")
                     finally:
-                        close_old_connections()
+                        drop_broken_connections()
 
     def _receive(self) -> None:
         """Every datagram waiting now becomes one on_tasks_finished message: the steps of a wide
