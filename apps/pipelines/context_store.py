@@ -41,6 +41,7 @@ from django.http import FileResponse, HttpResponse, HttpResponseNotAllowed, Json
 from django.urls import get_script_prefix, reverse
 from django.views.decorators.csrf import csrf_exempt
 
+from agent.pod import _Unpacker as AgentUnpacker
 from apps.pipelines import steps
 from apps.pipelines.choices import FINISHED_RUN
 from apps.pipelines.models import PipelineRun
@@ -163,23 +164,17 @@ def _receive(request, folder: Path, name: str) -> Path:
     return tmp
 
 
-class _Unpacker:
-    """The "data" filter, skipping (not aborting on) refused entries, counting files and bytes."""
+class _Unpacker(AgentUnpacker):
+    """The agent's unpacker ("data" filter, refused entries skipped and counted), with a limit."""
 
     def __init__(self, limit: int):
-        self.limit, self.files, self.bytes, self.skipped = limit, 0, 0, []
+        super().__init__()
+        self.limit = limit
 
     def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-        try:
-            member = tarfile.data_filter(member, dest)
-        except tarfile.FilterError as exc:
-            self.skipped.append(str(exc))
-            return None
-        if member.isfile():
-            self.files += 1
-            self.bytes += member.size
-            if self.bytes > self.limit:
-                raise _Refused(f"it unpacks to more than {self.limit} bytes", 413)
+        member = super().__call__(member, dest)
+        if self.bytes > self.limit:
+            raise _Refused(f"it unpacks to more than {self.limit} bytes", 413)
         return member
 
 
@@ -231,16 +226,10 @@ def step_dir_view(request, run_id: int, alias: str):
     archive = context_archive(run_id, alias)
     if request.method != "PUT":
         return _send(archive)
-    tmp = None
-    try:
-        tmp = _receive(request, archive.parent, archive.name)
-        unpacked = _unpack_dir(tmp, steps.action_dir(run_id, alias))
-        size = tmp.stat().st_size
-        os.replace(tmp, archive)
-    except _Refused as exc:
-        if tmp is not None:
-            tmp.unlink(missing_ok=True)
-        return _detail(str(exc), exc.status)
+    stored = _store(request, archive, lambda tmp: _unpack_dir(tmp, steps.action_dir(run_id, alias)))
+    if isinstance(stored, HttpResponse):
+        return stored
+    size, unpacked = stored
     return JsonResponse({"alias": alias, "size": size, "files": unpacked.files, "bytes": unpacked.bytes,
                          "skipped": unpacked.skipped[:20]})
 
@@ -257,14 +246,24 @@ def cache_view(request, run_id: int):
     archive = steps.cache_archive(run.application.project_id, key)
     if request.method != "PUT":
         return _send(archive)
+    stored = _store(request, archive, _check_tar)
+    if isinstance(stored, HttpResponse):
+        return stored
+    size, entries = stored
+    return JsonResponse({"key": key, "size": size, "entries": entries})
+
+
+def _store(request, archive: Path, check):
+    """Receive the upload, check it (`check(tmp)` may refuse it), then rename it into place.
+    Returns (size, what check returned), or the refusal's response; a refused upload leaves nothing."""
     tmp = None
     try:
         tmp = _receive(request, archive.parent, archive.name)
-        entries = _check_tar(tmp)
+        checked = check(tmp)
         size = tmp.stat().st_size
         os.replace(tmp, archive)
     except _Refused as exc:
         if tmp is not None:
             tmp.unlink(missing_ok=True)
         return _detail(str(exc), exc.status)
-    return JsonResponse({"key": key, "size": size, "entries": entries})
+    return size, checked
