@@ -165,6 +165,9 @@ def _release(task, run, action, params, ctx, masker) -> None:
                                       description__startswith=marker).first()
     if existing is None:
         path = _dice_yml_path(params, ctx)
+        if not path.is_file():
+            raise ValueError(f"no dice.yml at {path}: the step that should have left it there did not "
+                             f"(on Kubernetes, is DICE_CONSOLE_URL set so steps upload their directories?)")
         text = path.read_text(encoding="utf-8")
         extra = str(params.get("description") or "").strip()
         existing = deploy_services.create_release(

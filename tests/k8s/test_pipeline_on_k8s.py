@@ -20,6 +20,7 @@ from apps.clusters import services as clusters
 from apps.pipelines import engine as pipeline_engine
 from apps.pipelines import steps
 from apps.projects import services as projects
+from tests.guestbook_helpers import guestbook  # noqa: F401
 from tests.pipelines_helpers import engine, wait_until  # noqa: F401
 
 from .conftest import K8sCluster
@@ -189,3 +190,40 @@ stages:
 
     report = InspectionReport.objects.get(pk=int(task.outputs["report_id"]))
     assert report.cluster == on_k8s and report.error == ""
+
+
+def test_the_guestbook_pipeline_runs_its_steps_as_jobs(engine, guestbook, on_k8s, k8s_cluster: K8sCluster, settings):
+    """examples/guestbook/pipeline.yml with DEV bound to the ktestenv cluster: checkout and test
+    become Jobs in the git and the default image, with the commands the console would run. kwok
+    runs no container, so the checkout uploads no directory: `release` finds no dice.yml and fails
+    saying so, and `deploy` is skipped. The whole pipeline on a
+    cluster that runs pods is tested on local (tests/test_pipelines_guestbook.py, and in
+    Chromium: tests/browser/test_pipeline_run_page.py)."""
+    import base64
+
+    settings.DICE_CONSOLE_URL = "http://dice-console.dice.svc:8000"
+    run = engine.wait(engine.run(guestbook.tenant, guestbook.source, params={"repo": str(guestbook.repo)}),
+                      timeout=120)
+    tasks = engine.tasks(run)
+    assert tasks["checkout"].status == tasks["test"].status == "success"
+    assert tasks["checkout"].cluster == tasks["test"].cluster == on_k8s.name
+    assert tasks["release"].status == "failed"
+    assert tasks["release"].reason.startswith(f"no dice.yml at {steps.action_dir(run.pk, 'checkout')}/dice.yml")
+    assert tasks["deploy"].status == "skipped" and run.status == "failed"
+
+    jobs = _jobs(k8s_cluster, run)
+    names = {alias: steps.job_name(run.pk, alias, 1) for alias in ("checkout", "test")}
+    assert set(jobs) == set(names.values())  # release and deploy run in the console, not as Jobs
+    namespace = f"pipelines-{guestbook.tenant.project.pk}"
+
+    def script(alias: str) -> str:
+        secret = k8s_cluster.core.read_namespaced_secret(f"{names[alias]}-spec", namespace)
+        return base64.b64decode(secret.data["script.sh"]).decode()
+
+    checkout = jobs[names["checkout"]].spec.template.spec.containers[0]
+    assert checkout.image == steps.GIT_IMAGE
+    assert f"'--depth' '1' '--branch' 'main' '--' '{guestbook.repo}' '.'" in script("checkout")
+    test = jobs[names["test"]].spec.template.spec.containers[0]
+    assert test.image == steps.STEP_IMAGE
+    assert f"cd {steps.action_dir(run.pk, 'checkout')}" in script("test")
+    assert "python3 -m py_compile api.py front.py resp.py" in script("test")
