@@ -106,6 +106,12 @@ class _Row:
         return self.id
 
 
+def _rows(run_id: int) -> list[_Row]:
+    """The run's tasks as plain rows, not model instances: a 1,000-task run is read at every dispatch."""
+    return [_Row(run_id, *values) for values in
+            TaskRun.objects.filter(run_id=run_id).order_by("position").values_list(*_Row.FIELDS)]
+
+
 def start_batch() -> int:
     return max(1, int(getattr(settings, "DICE_PIPELINE_START_BATCH", 50)))
 
@@ -120,13 +126,11 @@ def dispatch(run_id: int) -> list[int]:
     run = PipelineRun.objects.filter(pk=run_id).first()
     if run is None or run.status != RunStatus.RUNNING:
         return []
-    # Plain rows, not model instances: a 1,000-task run is read at every dispatch.
-    rows = [_Row(run_id, *values) for values in
-            TaskRun.objects.filter(run_id=run_id).order_by("position").values_list(*_Row.FIELDS)]
+    rows = _rows(run_id)
     by_alias = {task.alias: task for task in rows}
     slots = max_parallel_steps() - sum(task.status == TaskStatus.RUNNING for task in rows)
     now = timezone.now()
-    ready: dict[int, TaskRun] = {}
+    ready: dict[int, _Row] = {}
     changed = True
     while changed:
         changed = False
@@ -173,8 +177,7 @@ def dispatch(run_id: int) -> list[int]:
     # task) each saw the other's task unfinished in the rows they read first, and neither
     # finished the run. Whichever reads last now sees both. (EXISTS stops at the first one.)
     if not TaskRun.objects.filter(run_id=run_id).exclude(status__in=FINISHED_TASK).exists():
-        finish_run(run, [_Row(run_id, *values) for values in
-                         TaskRun.objects.filter(run_id=run_id).order_by("position").values_list(*_Row.FIELDS)])
+        finish_run(run, _rows(run_id))
     return [task.pk for task in claimed]
 
 
@@ -202,10 +205,6 @@ def _start_next(project_id: int) -> None:
 
 
 # ---- one task -------------------------------------------------------------------------------
-
-
-def _load(task_id: int) -> TaskRun | None:
-    return TaskRun.objects.select_related("run__application__project__organization").filter(pk=task_id).first()
 
 
 def start_task(task_id: int) -> None:
