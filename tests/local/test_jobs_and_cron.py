@@ -193,3 +193,18 @@ def test_a_job_that_cannot_start_fails_with_the_reason(executor, monkeypatch):
     status = finished(executor, "broken")
     assert status.state is JobState.FAILED and "could not start" in status.message
     assert "No such file" in status.message or "nonexistent" in status.message
+
+
+def test_jobs_run_at_idle_priority_and_a_bad_priority_is_refused(executor, tmp_path):
+    import os
+
+    executor.run_job(JobSpec(name="idle", command=["sleep", "30"]))
+    pid = wait_for(lambda: executor.jobs[("", "idle")].get("pid"), what="the job's process")
+    assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # the shim, and all it starts, yield to the console
+    executor.cancel_job("idle")
+    assert finished(executor, "idle").state is JobState.CANCELLED
+
+    from scheduler.local import LocalExecutor
+
+    with pytest.raises(ValueError, match="job priority 'urgent': use idle, normal or a nice value 1-19"):
+        LocalExecutor(tmp_path / "other", search_path=[], job_priority="urgent")
