@@ -16,13 +16,12 @@ from apps.pipelines import filtersets, services, triggers
 from apps.pipelines.api import serializers
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
 from apps.projects.models import Application
-from dice_console.api import ScopedGenericViewSet
+from dice_console.api import ScopedGenericViewSet, ScopedModelViewSet
 
 LOG_PAGE = 1000
 
 
-class PipelineDefinitionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                                mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet):
+class PipelineDefinitionViewSet(ScopedModelViewSet):
     """Pipeline definitions (pipeline.yml texts) of the applications in scope."""
 
     model = PipelineDefinition
@@ -132,8 +131,7 @@ class TaskRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGen
         })
 
 
-class ProjectConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                           mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet):
+class ProjectConfigViewSet(ScopedModelViewSet):
     """Project configs read by ${{ configs.<key> }}; secret values are write-only."""
 
     model = ProjectConfig
@@ -161,8 +159,7 @@ class ProjectConfigViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mix
         services.delete_config(self.request.user, instance)
 
 
-class BranchRuleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
-                        mixins.UpdateModelMixin, mixins.DestroyModelMixin, ScopedGenericViewSet):
+class BranchRuleViewSet(ScopedModelViewSet):
     """Branch pattern -> workspace rules of the projects in scope (push-triggered runs)."""
 
     model = BranchRule
