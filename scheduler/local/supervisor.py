@@ -4,6 +4,7 @@ rolls them on change, feeds the front proxies and fires cron jobs."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import shutil
@@ -34,20 +35,22 @@ SHIM = str(Path(__file__).with_name("shim.py"))
 SPAWNER = str(Path(__file__).with_name("spawner.py"))
 
 
-def priority_prefix(priority: str) -> list[str]:
-    """The command that starts a process at `priority` ("" normal, "idle", or a nice value)."""
+@functools.cache
+def priority_prefix(priority: str) -> tuple[str, ...]:
+    """The command that starts a process at `priority` ("" normal, "idle", or a nice value).
+    Cached: it is looked up on PATH, and every process start asks."""
     priority = str(priority or "").strip()
     if priority in ("", "0", "normal"):
-        return []
+        return ()
     if priority == "idle":
         chrt = shutil.which("chrt")
         if chrt:
-            return [chrt, "--idle", "0"]
+            return (chrt, "--idle", "0")
         priority = "19"  # no util-linux: the lowest nice value is the nearest thing
     if not priority.isdigit() or not 1 <= int(priority) <= 19:
         raise ValueError(f"job priority {priority!r}: use idle, normal or a nice value 1-19")
     nice = shutil.which("nice")
-    return [nice, "-n", priority] if nice else []
+    return (nice, "-n", priority) if nice else ()
 TICK = 0.2  # seconds between supervision passes
 BACKOFF_BASE = 0.5  # seconds before the first restart; doubles per consecutive failure
 BACKOFF_CAP = 30.0
