@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from dice_console import broker  # noqa: F401 - registers the dice-memory:// transport
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dice_console.settings")
 
 app = Celery("dice_console")
