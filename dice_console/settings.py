@@ -151,10 +151,10 @@ if REDIS_URL:
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     }
 else:
-    CELERY_BROKER_URL = "memory://"
+    # kombu's memory transport, with consumers woken by each message instead of polling
+    # (dice_console/broker.py): a pipeline step's end reaches its successors through three hops.
+    CELERY_BROKER_URL = "dice-memory://"
     CELERY_RESULT_BACKEND = "cache+memory://"
-    # The memory transport polls once a second by default; 5 ms starts tasks within ~50 ms.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.005}
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -179,6 +179,12 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("DICE_CELERY_EAGER", default=False)
 
 # Deployments: the local cluster's state, release files (bundles, checkouts), rollout limits (seconds).
 DICE_LOCAL_ROOT = Path(env.str("DICE_LOCAL_ROOT", default=str(DATA_DIR / "local")))
+# Pipelines (README "Pipelines"): limits and the dispatch's batch sizes.
+DICE_PIPELINE_MAX_RUNS_PER_PROJECT = env.int("DICE_PIPELINE_MAX_RUNS_PER_PROJECT", default=5)
+DICE_PIPELINE_MAX_PARALLEL_STEPS = env.int("DICE_PIPELINE_MAX_PARALLEL_STEPS", default=200)
+DICE_PIPELINE_START_BATCH = env.int("DICE_PIPELINE_START_BATCH", default=50)
+DICE_PIPELINE_LAUNCH_THREADS = env.int("DICE_PIPELINE_LAUNCH_THREADS", default=8)
+DICE_PIPELINE_NOTIFY_PORT = env.int("DICE_PIPELINE_NOTIFY_PORT", default=0)
 DICE_DEPLOY_FILES = Path(env.str("DICE_DEPLOY_FILES", default=str(DATA_DIR / "deploy")))
 DICE_DEPLOY_TIMEOUT = env.int("DICE_DEPLOY_TIMEOUT", default=300)
 DICE_DEPLOY_TIMEOUT_MAX = env.int("DICE_DEPLOY_TIMEOUT_MAX", default=1800)
@@ -216,6 +222,6 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env.str("DICE_LOG_LEVEL", default="WARNING")},
-    # The memory:// broker has no hostname and kombu warns about it at every connection.
+    # The in-memory broker has no hostname and kombu warns about it at every connection.
     "loggers": {"kombu.connection": {"level": "ERROR"}},
 }
