@@ -1,9 +1,10 @@
-"""The step monitor: one thread per worker process that hears agents finish and pumps step logs.
+"""The step monitor: per worker process, a thread that hears agents finish and one that pumps logs.
 
 Agents send a UDP datagram to `address()` when they have written their result; the monitor turns
-it into `on_tasks_finished` at once (no polling interval between steps). Every PASS seconds it also
-persists the new log lines of running steps and notices steps that ended without a word (killed,
-timed out by the cluster, or reporting to a monitor that died in a restart).
+it into `on_tasks_finished` at once (no polling interval between steps). Every PASS seconds its
+second thread persists the new log lines of running steps (only those whose log changed, where the
+cluster can tell) and notices steps that ended without a word (killed, timed out by the cluster,
+or reporting to a monitor that died in a restart).
 """
 
 from __future__ import annotations
@@ -37,9 +38,14 @@ class StepMonitor:
         self.sock.setblocking(False)
         self.host, self.port = self.sock.getsockname()[:2]
         self._stop = threading.Event()
+        self._lock = threading.Lock()  # _reported is shared by the two threads
         self._reported: dict[int, float] = {}
+        self._log_marks: dict[int, tuple] = {}  # task -> its job log's mark at the last pump
         self.busy_until = 0.0  # passes touch the database only while steps may be running
+        # Two threads: a pass over 100 running steps takes tens of milliseconds, and a datagram
+        # that arrives meanwhile must not wait for it (it is the signal a stage's successors wait for).
         self.thread = threading.Thread(target=self._loop, name="dice-step-monitor", daemon=True)
+        self.pass_thread = threading.Thread(target=self._pass_loop, name="dice-step-monitor-pass", daemon=True)
 
     @property
     def address(self) -> str:
@@ -47,33 +53,36 @@ class StepMonitor:
 
     def start(self) -> None:
         self.thread.start()
+        self.pass_thread.start()
+
+    def alive(self) -> bool:
+        return self.thread.is_alive() and self.pass_thread.is_alive()
 
     def stop(self) -> None:
         self._stop.set()
         self.thread.join(5)
+        self.pass_thread.join(5)
         with contextlib.suppress(OSError):
             self.sock.close()
 
     def _loop(self) -> None:
-        next_pass = time.monotonic() + PASS
         while not self._stop.is_set():
-            wait = max(0.0, next_pass - time.monotonic())
             try:
-                ready, _, _ = select.select([self.sock], [], [], min(wait, 0.1))
+                ready, _, _ = select.select([self.sock], [], [], 0.1)
             except (OSError, ValueError):
                 return
             if ready:
                 self._receive()
-            now = time.monotonic()
-            if now >= next_pass:
-                next_pass = now + PASS
-                if now < self.busy_until:
-                    try:
-                        self._pass()
-                    except Exception:
-                        log.exception("step monitor pass failed")
-                    finally:
-                        drop_broken_connections()
+
+    def _pass_loop(self) -> None:
+        while not self._stop.wait(PASS):
+            if time.monotonic() < self.busy_until:
+                try:
+                    self._pass()
+                except Exception:
+                    log.exception("step monitor pass failed")
+                finally:
+                    drop_broken_connections()
 
     def _receive(self) -> None:
         """Every datagram waiting now becomes one on_tasks_finished message: the steps of a wide
@@ -88,7 +97,8 @@ class StepMonitor:
                 break
             with contextlib.suppress(ValueError, TypeError, KeyError):
                 task_id = int(json.loads(data)["task_run"])
-                self._reported[task_id] = time.monotonic()
+                with self._lock:
+                    self._reported[task_id] = time.monotonic()
                 if task_id not in finished:
                     finished.append(task_id)
         if finished:
@@ -116,29 +126,43 @@ class StepMonitor:
                 executors[run.pk] = executor
                 if run.pk not in maskers:
                     maskers[run.pk] = steps.project_configs(run.application.project_id)[1]
-                steps.pump_logs(executor, run, task, maskers[run.pk])
+                # A pass reads only the logs that changed since the last one (where the cluster can
+                # tell): 100 running steps of a wide stage are otherwise 100 log reads every pass.
+                mark_of = getattr(executor, "job_log_mark", None)
+                mark = mark_of(task.job_name, steps.job_namespace(run)) if mark_of else None
+                if mark is None or self._log_marks.get(task.pk) != mark:
+                    steps.pump_logs(executor, run, task, maskers[run.pk])
+                    if mark is not None:
+                        self._log_marks[task.pk] = mark
                 done = steps.read_result(task) is not None or steps.job_state(executor, run, task).state.finished
             except Exception as exc:
                 log.warning("monitor: task %s: %s", task.pk, exc)
                 continue
-            if done and task.pk not in self._reported:
-                # First seen finished by a pass: its datagram is probably on its way, and two
-                # collections of one step only waste work. Report it at the next pass if not.
-                self._reported[task.pk] = now - RESEND_AFTER + PASS
-            elif done and now - self._reported[task.pk] > RESEND_AFTER:
-                self._reported[task.pk] = now
-                finished.append(task.pk)
+            if not done:
+                continue
+            with self._lock:
+                if task.pk not in self._reported:
+                    # First seen finished by a pass: its datagram is probably on its way, and two
+                    # collections of one step only waste work. Report it at the next pass if not.
+                    self._reported[task.pk] = now - RESEND_AFTER + PASS
+                elif now - self._reported[task.pk] > RESEND_AFTER:
+                    self._reported[task.pk] = now
+                    finished.append(task.pk)
         if finished:
             on_tasks_finished.delay(finished)
-        for task_id in list(self._reported):
-            if task_id not in alive:
+        with self._lock:
+            for task_id in [task_id for task_id in self._reported if task_id not in alive]:
                 del self._reported[task_id]
+        for task_id in [task_id for task_id in self._log_marks if task_id not in alive]:
+            del self._log_marks[task_id]
 
 
 def ensure_started() -> StepMonitor:
     global _monitor
     with _lock:
-        if _monitor is None or not _monitor.thread.is_alive():
+        if _monitor is None or not _monitor.alive():
+            if _monitor is not None:  # one of its threads died: stop the other, free the port
+                _monitor.stop()
             port = int(getattr(settings, "DICE_PIPELINE_NOTIFY_PORT", 0) or 0)
             _monitor = StepMonitor(port=port)
             _monitor.start()

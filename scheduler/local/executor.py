@@ -9,9 +9,11 @@ import os
 import re
 import shutil
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 from scheduler.base import (
@@ -86,6 +88,7 @@ class LocalExecutor:
         self.sup = Supervisor(self, clock)
         self.jobs: dict[tuple[str, str], dict] = {}
         self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-job-start")
+        self._held = threading.local()  # starts held back by accepting(), per thread
         self._lock = RootLock(self.root)
         self._supervise = supervise
         self._closed = False
@@ -376,6 +379,23 @@ class LocalExecutor:
         self._ensure_leader()
         return self._start_job(job)
 
+    @contextmanager
+    def accepting(self) -> Iterator[None]:
+        """Accept a burst of jobs first, then start their processes: the jobs run_job accepts in
+        this thread inside the block go to the starter threads when it ends. Otherwise the
+        starts of a burst's first jobs compete (for the interpreter lock) with accepting the rest,
+        and the burst's last job is accepted later than the whole burst needs."""
+        if getattr(self._held, "starts", None) is not None:  # nested: the outer block starts them
+            yield
+            return
+        self._held.starts = []
+        try:
+            yield
+        finally:
+            starts, self._held.starts = self._held.starts, None
+            for args in starts:
+                self._starter.submit(self._spawn_job, *args)
+
     def _start_job(self, job: JobSpec) -> JobStatus:
         """Accept the job unless one of that name exists: its record is written at once (state
         pending) and its process is started by the starter threads, as a kubelet starts the pods
@@ -398,7 +418,11 @@ class LocalExecutor:
                       "accepted": time.time()}
             self.jobs[key] = record
             write_json(jdir / "job.json", record)
-        self._starter.submit(self._spawn_job, key, record, dict(job.envs), job.mem)
+        held = getattr(self._held, "starts", None)
+        if held is not None:
+            held.append((key, record, dict(job.envs), job.mem))
+        else:
+            self._starter.submit(self._spawn_job, key, record, dict(job.envs), job.mem)
         return self._job_status(record)
 
     def _spawn_job(self, key: tuple[str, str], record: dict, envs: dict, mem: int) -> None:
@@ -490,6 +514,15 @@ class LocalExecutor:
                 self._stop_job(job, JobState.CANCELLED, "cancelled")
                 write_json(self._job_dir(namespace, name) / "job.json", job)
         self.sup.wake.set()
+
+    def job_log_mark(self, name: str, namespace: str = "") -> tuple | None:
+        """Changes whenever the job's log does (size and modification time of its file): a reader
+        polling many jobs reads only the logs that grew. None when there is no log yet."""
+        try:
+            st = (self._job_dir(namespace, name) / "job.log").stat()
+        except OSError:
+            return None
+        return st.st_size, st.st_mtime_ns, st.st_ino
 
     def job_logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]:
         path = self._job_dir(namespace, name) / "job.log"

@@ -33,7 +33,9 @@ def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as fh:
-        json.dump(data, fh, indent=1, sort_keys=True)
+        # One line: json.dump, or any indent, takes the pure-Python encoder (5x slower); a burst of
+        # 100 job starts writes 100 of these while its stage waits.
+        fh.write(json.dumps(data, sort_keys=True))
     os.replace(tmp, path)
 
 
