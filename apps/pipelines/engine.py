@@ -7,6 +7,7 @@ Every function takes ids or re-reads its rows and is idempotent: moves are compa
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import threading
@@ -14,7 +15,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from apps.pipelines import expressions, states, steps
@@ -94,29 +95,98 @@ def start_queued_runs(project_id: int) -> list[int]:
 class _Row:
     """What dispatch needs of a task run; states.move_task(s) accept it like a TaskRun."""
 
-    FIELDS = ("id", "alias", "status", "needs", "attempt", "not_before", "upstream_blocked", "executor")
-    __slots__ = ("run_id", *FIELDS, "reason", "finished")
+    STATIC = ("id", "alias", "needs", "executor")  # fixed when the run is planned
+    DYNAMIC = ("id", "status", "attempt", "not_before", "upstream_blocked")
+    __slots__ = ("run_id", "id", "alias", "needs", "executor", "status", "attempt", "not_before",
+                 "upstream_blocked", "reason", "finished")
 
-    def __init__(self, run_id, id, alias, status, needs, attempt, not_before, upstream_blocked, executor):
-        self.run_id, self.id, self.alias, self.status, self.needs = run_id, id, alias, status, needs
-        self.attempt, self.not_before, self.upstream_blocked, self.executor = attempt, not_before, upstream_blocked, executor
+    def __init__(self, run_id, static, status, attempt, not_before, upstream_blocked):
+        self.run_id, (self.id, self.alias, self.needs, self.executor) = run_id, static
+        self.status, self.attempt, self.not_before, self.upstream_blocked = status, attempt, not_before, upstream_blocked
 
     @property
     def pk(self) -> int:
         return self.id
 
 
-def _rows(run_id: int) -> list[_Row]:
-    """The run's tasks as plain rows, not model instances: a 1,000-task run is read at every dispatch."""
-    return [_Row(run_id, *values) for values in
-            TaskRun.objects.filter(run_id=run_id).order_by("position").values_list(*_Row.FIELDS)]
+# Per run: each task's id, alias, needs and executor, which never change once planned. A wide
+# stage's tasks each need the whole previous stage: decoding 1,000 JSON lists of 100 aliases at
+# every dispatch cost more than the rest of it. Equal needs share one tuple of shared strings.
+# Keyed by the run's id and creation time: a test database that reuses ids holds another run.
+_STATIC: dict[tuple, dict[int, tuple]] = {}
+_STATIC_LOCK = threading.Lock()
+_STATIC_RUNS = 32
+
+
+def _static(run: PipelineRun, ids) -> dict[int, tuple]:
+    key = (run.pk, run.created)
+    with _STATIC_LOCK:
+        known = _STATIC.get(key)
+    if known is not None and all(pk in known for pk in ids):
+        return known
+    aliases: dict[str, str] = {}
+    shared: dict[tuple, tuple] = {}
+    known = {}
+    for pk, alias, needs, executor in TaskRun.objects.filter(run_id=run.pk).values_list(*_Row.STATIC):
+        alias = aliases.setdefault(alias, alias)
+        needs = tuple(aliases.setdefault(a, a) for a in needs or ())
+        known[pk] = (pk, alias, shared.setdefault(needs, needs), executor)
+    with _STATIC_LOCK:
+        if len(_STATIC) >= _STATIC_RUNS:
+            _STATIC.pop(next(iter(_STATIC)))
+        _STATIC[key] = known
+    return known
+
+
+def _rows(run: PipelineRun) -> list[_Row]:
+    """The run's tasks as plain rows, not model instances: a 1,000-task run is read at every
+    dispatch, and only the columns that change are read each time."""
+    dynamic = list(TaskRun.objects.filter(run_id=run.pk).order_by("position").values_list(*_Row.DYNAMIC))
+    static = _static(run, [values[0] for values in dynamic])
+    return [_Row(run.pk, static[pk], *rest) for pk, *rest in dynamic]
 
 
 def start_batch() -> int:
     return max(1, int(getattr(settings, "DICE_PIPELINE_START_BATCH", 50)))
 
 
+# Runs being dispatched in this process -> whether someone asked again meanwhile. When a wide
+# stage ends, its last steps are collected by several worker threads at once; each used to read
+# and judge the whole run while the others did the same, fighting for the interpreter lock.
+_DISPATCHING: dict[int, bool] = {}
+_DISPATCHING_LOCK = threading.Lock()
+
+
 def dispatch(run_id: int) -> list[int]:
+    """Dispatch the run (see _dispatch), once at a time per run in this process: a request that
+    arrives while the run is being dispatched marks it, and the dispatch under way goes round
+    again after it ends, so the request is served once its caller's changes are committed. A
+    caller inside a transaction is served at once (its changes are not visible to the others)."""
+    if connection.in_atomic_block:
+        return _dispatch(run_id)
+    with _DISPATCHING_LOCK:
+        if run_id in _DISPATCHING:
+            _DISPATCHING[run_id] = True
+            return []
+        _DISPATCHING[run_id] = False
+    claimed: list[int] = []
+    try:
+        while True:
+            claimed += _dispatch(run_id)
+            with _DISPATCHING_LOCK:
+                if not _DISPATCHING[run_id]:
+                    del _DISPATCHING[run_id]
+                    return claimed
+                _DISPATCHING[run_id] = False
+    except BaseException:
+        with _DISPATCHING_LOCK:
+            asked = _DISPATCHING.pop(run_id, False)
+        if asked:  # the requests this dispatch took over must not fail with it
+            _tasks().dispatch_run.delay(run_id)
+        raise
+
+
+def _dispatch(run_id: int) -> list[int]:
     """Skip what can no longer run, claim every ready task (dependencies finished, backoff over,
     a slot free) in one transaction and start them; finish the run when nothing is left. Returns
     the ids claimed.
@@ -126,7 +196,7 @@ def dispatch(run_id: int) -> list[int]:
     run = PipelineRun.objects.filter(pk=run_id).first()
     if run is None or run.status != RunStatus.RUNNING:
         return []
-    rows = _rows(run_id)
+    rows = _rows(run)
     by_alias = {task.alias: task for task in rows}
     slots = max_parallel_steps() - sum(task.status == TaskStatus.RUNNING for task in rows)
     now = timezone.now()
@@ -134,14 +204,20 @@ def dispatch(run_id: int) -> list[int]:
     changed = True
     while changed:
         changed = False
+        verdicts: dict[int, tuple] = {}  # per needs tuple (shared by a stage): (all finished, blocked by)
         for task in rows:
             if task.status != TaskStatus.QUEUED or task.pk in ready:
                 continue
-            deps = [by_alias[alias] for alias in task.needs if alias in by_alias]
-            if any(dep.status not in FINISHED_TASK for dep in deps):
+            verdict = verdicts.get(id(task.needs))
+            if verdict is None:
+                deps = [by_alias[alias] for alias in task.needs if alias in by_alias]
+                done = all(dep.status in FINISHED_TASK for dep in deps)
+                blocking = next((d for d in deps if d.status in BLOCKING_TASK
+                                 or (d.status == TaskStatus.SKIPPED and d.upstream_blocked)), None) if done else None
+                verdict = verdicts[id(task.needs)] = (done, blocking)
+            done, blocked = verdict
+            if not done:
                 continue
-            blocked = next((d for d in deps if d.status in BLOCKING_TASK
-                            or (d.status == TaskStatus.SKIPPED and d.upstream_blocked)), None)
             if blocked is not None:
                 reason = f"dependency '{blocked.alias}' {blocked.status}"
                 if blocked.status == TaskStatus.SKIPPED:
@@ -177,7 +253,7 @@ def dispatch(run_id: int) -> list[int]:
     # task) each saw the other's task unfinished in the rows they read first, and neither
     # finished the run. Whichever reads last now sees both. (EXISTS stops at the first one.)
     if not TaskRun.objects.filter(run_id=run_id).exclude(status__in=FINISHED_TASK).exists():
-        finish_run(run, _rows(run_id))
+        finish_run(run, _rows(run))
     return [task.pk for task in claimed]
 
 
@@ -307,13 +383,14 @@ def _launch(batch: _Batch, launches: list) -> bool:
         for task, _, _ in launches:
             conclude(task, TaskStatus.FAILED, f"no cluster for workspace {run.workspace}: {exc}")
         return True
-    with transaction.atomic():
-        for task, _, params in launches:
-            expected = steps.job_name(run.pk, task.alias, task.attempt)
-            if task.job_name != expected:
-                TaskRun.objects.filter(pk=task.pk, attempt=task.attempt).update(
-                    job_name=expected, params=batch.masker.value(params), cluster=cluster)
-                task.job_name = expected
+    named = {}
+    for task, _, params in launches:
+        expected = steps.job_name(run.pk, task.alias, task.attempt)
+        if task.job_name != expected:
+            named[task] = {"job_name": expected, "params": batch.masker.value(params), "cluster": cluster}
+    _update_each(named)
+    for task, fields in named.items():
+        task.job_name = fields["job_name"]
     notify = monitor.address()
     monitor.watch(0)
     items = [(task, action, steps.step_spec(task, run, action, batch.pipeline, batch.ctx, batch.masker, params, notify))
@@ -328,25 +405,38 @@ def _launch(batch: _Batch, launches: list) -> bool:
     return False
 
 
+def _update_each(changes: dict, *, unset: str = "") -> None:
+    """Give each task its own values ({task: {field: value}}, the same fields for every task) in
+    one executemany, for the rows still at the task's attempt (and with `unset` still null): a
+    wide stage's 100 rows cost one statement's preparation, not 100 querysets."""
+    if not changes:
+        return
+    meta, quote = TaskRun._meta, connection.ops.quote_name
+    fields = [meta.get_field(name) for name in next(iter(changes.values()))]
+    sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+           + f" WHERE {quote(meta.pk.column)} = %s AND {quote(meta.get_field('attempt').column)} = %s"
+           + (f" AND {quote(meta.get_field(unset).column)} IS NULL" if unset else ""))
+    rows = [[f.get_db_prep_save(values[f.name], connection) for f in fields] + [task.pk, task.attempt]
+            for task, values in changes.items()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
 def _launch_all(executor, run: PipelineRun, items: list) -> None:
     """In a launcher thread: submit the steps' jobs, then record when each started (or why not)."""
-    from django.db import connection
-
     try:
         started: list[tuple[TaskRun, dt.datetime]] = []
         failed = False
-        for task, action, spec in items:
-            try:
-                steps.launch(executor, run, task, spec, action)
-            except ExecutorError as exc:
-                failed |= conclude(task, TaskStatus.FAILED, f"the step could not start: {exc}")
-                continue
-            if task.started is None:
-                started.append((task, timezone.now()))
-        with transaction.atomic():
-            for task, stamp in started:
-                if TaskRun.objects.filter(pk=task.pk, started__isnull=True).update(started=stamp):
-                    task.started = stamp
+        with getattr(executor, "accepting", contextlib.nullcontext)():  # local: the whole batch, then the forks
+            for task, action, spec in items:
+                try:
+                    steps.launch(executor, run, task, spec, action)
+                except ExecutorError as exc:
+                    failed |= conclude(task, TaskStatus.FAILED, f"the step could not start: {exc}")
+                    continue
+                if task.started is None:
+                    started.append((task, timezone.now()))
+        _update_each({task: {"started": stamp} for task, stamp in started}, unset="started")
         if failed:
             dispatch(run.pk)
     except Exception:
@@ -381,9 +471,46 @@ def collect(task_id: int) -> None:
     collect_many([task_id])
 
 
+# Steps waiting for this process's collector, or None when none is collecting. One thread at a
+# time collects: the steps of a wide stage end within milliseconds of each other, and eight worker
+# threads collecting at once mostly waited for each other (on SQLite, in its busy handler's
+# sleeps of up to 100 ms). Whatever arrives meanwhile is taken in the collector's next round.
+_COLLECT_PENDING: set[int] | None = None
+_COLLECT_LOCK = threading.Lock()
+
+
 def collect_many(task_ids: list[int]) -> None:
-    """Steps may have finished: read each one's result (or its job's status), persist the rest of
-    its log, conclude it; then dispatch each of their runs once."""
+    """Steps may have finished: collect them (see _collect_many), in this thread or, when another
+    thread is collecting, in that one's next round. A caller inside a transaction collects here."""
+    global _COLLECT_PENDING
+    if connection.in_atomic_block:
+        return _collect_many(task_ids)
+    with _COLLECT_LOCK:
+        if _COLLECT_PENDING is not None:
+            _COLLECT_PENDING.update(task_ids)
+            return
+        _COLLECT_PENDING = set()
+    todo = list(task_ids)
+    try:
+        while True:
+            _collect_many(todo)
+            with _COLLECT_LOCK:
+                if not _COLLECT_PENDING:
+                    _COLLECT_PENDING = None
+                    return
+                todo, _COLLECT_PENDING = sorted(_COLLECT_PENDING), set()
+    except BaseException:
+        with _COLLECT_LOCK:
+            left = sorted(_COLLECT_PENDING or ())
+            _COLLECT_PENDING = None
+        if left:  # handed to us by other messages: they must not be lost with this one
+            _tasks().on_tasks_finished.delay(left)
+        raise
+
+
+def _collect_many(task_ids: list[int]) -> None:
+    """Read each step's result (or its job's status), persist the rest of its log, conclude it;
+    then dispatch each of their runs once."""
     tasks = list(TaskRun.objects.select_related("run__application__project__organization").filter(pk__in=task_ids))
     by_run: dict[int, list[TaskRun]] = {}
     for task in tasks:

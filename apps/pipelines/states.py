@@ -74,11 +74,17 @@ def move_tasks(tasks: list[TaskRun], to: str, reason) -> list[TaskRun]:
         return []
     for task in tasks:
         check(TASK_TRANSITIONS, f"task {task.alias}", task.status, to)
-    moved: list[TaskRun] = []
+    wanted = {task.pk: task for task in tasks}
     with transaction.atomic():
-        for task in tasks:
-            if TaskRun.objects.filter(pk=task.pk, status=task.status, attempt=task.attempt).update(status=to):
-                moved.append(task)
+        # One locking read and one UPDATE instead of a compare-and-set per row: the rows are locked
+        # (PostgreSQL; SQLite's IMMEDIATE transaction already excludes every other writer) in id
+        # order, so what the read saw is what the UPDATE changes.
+        current = (TaskRun.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+                   .values_list("pk", "status", "attempt"))
+        moved = [wanted[pk] for pk, status, attempt in current
+                 if status == wanted[pk].status and attempt == wanted[pk].attempt]
+        if moved:
+            TaskRun.objects.filter(pk__in=[task.pk for task in moved]).update(status=to)
         TaskRunTransition.objects.bulk_create([
             TaskRunTransition(task_run_id=task.pk, from_status=task.status, to_status=to, attempt=task.attempt,
                               reason=(reason(task) if callable(reason) else reason)[:2000])

@@ -117,11 +117,12 @@ def context_for(run: PipelineRun, pipeline: PipelineYml, for_aliases=None) -> tu
         finished = finished.filter(alias__in=referenced(pipeline, for_aliases, "outputs"))
     outputs = {alias: outputs or {} for alias, outputs in finished.values_list("alias", "outputs")}
     payload = run.trigger_payload or {}
+    dirs = str(action_dir(run.pk, "-").parent)
     ctx = expressions.Context(
         params=dict(run.params or {}),
         configs=configs,
         outputs=outputs,
-        dirs={alias: str(action_dir(run.pk, alias)) for alias in aliases},
+        dirs={alias: os.path.join(dirs, alias) for alias in aliases},  # action_dir, as text
         triggers={payload["event"]: payload} if payload.get("event") else {},
         aliases=set(aliases),
     )
@@ -154,7 +155,7 @@ def step_spec(task: TaskRun, run: PipelineRun, action: Action, pipeline: Pipelin
         "alias": task.alias,
         "type": task.type,
         "workdir": str(workdir),
-        "dirs": {alias: path for alias, path in ctx.dirs.items() if alias in reachable},
+        "dirs": {alias: ctx.dirs[alias] for alias in sorted(reachable) if alias in ctx.dirs},
         "commands": [expressions.substitute(c, ctx) for c in action.commands],
         "shell": action.shell or "/bin/sh",
         "params": params,
@@ -177,7 +178,7 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
         tmp = folder / ".spec.json.tmp"
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds resolved secrets
         with os.fdopen(fd, "w") as fh:
-            json.dump(spec, fh)
+            fh.write(json.dumps(spec))  # json.dump never uses the C encoder
         os.replace(tmp, spec_path)
     if getattr(executor, "kind", "") == "kubernetes":
         return launch_kubernetes(executor, run, task, spec, action)

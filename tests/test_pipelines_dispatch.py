@@ -1,0 +1,142 @@
+"""The dispatch's bulk paths: the claim of a ready set, per-task updates in one statement, the
+per-run cache of what never changes, and one dispatch / one collector at a time per process."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+
+import pytest
+from django.utils import timezone
+
+from apps.pipelines import engine, services, states
+from apps.pipelines.models import TaskRun, TaskRunTransition
+
+WIDE = """
+version: "1.1"
+stages:
+  - stage:
+      - custom-script: {alias: a, commands: ["true"]}
+      - custom-script: {alias: b, commands: ["true"]}
+      - custom-script: {alias: c, commands: ["true"]}
+  - stage:
+      - custom-script: {alias: d, commands: ["true"]}
+      - custom-script: {alias: e, commands: ["true"]}
+"""
+
+
+def _run(tenant):
+    return services.start_run(tenant.owner, tenant.app, source=WIDE)  # queued: nothing starts it here
+
+
+@pytest.mark.django_db
+def test_the_claim_takes_only_rows_still_at_the_status_and_attempt_dispatch_read(tenant_a):
+    run = _run(tenant_a)
+    rows = {row.alias: row for row in engine._rows(run)}
+    # Meanwhile someone else moved b (a retry: attempt 2) and c (skipped).
+    TaskRun.objects.filter(run=run, alias="b").update(attempt=2)
+    TaskRun.objects.filter(run=run, alias="c").update(status="skipped")
+    moved = states.move_tasks([rows["a"], rows["b"], rows["c"]], "running", lambda t: f"go {t.alias}")
+    assert [task.alias for task in moved] == ["a"]
+    now = dict(TaskRun.objects.filter(run=run).values_list("alias", "status"))
+    assert now == {"a": "running", "b": "queued", "c": "skipped", "d": "queued", "e": "queued"}
+    assert list(TaskRunTransition.objects.filter(task_run__run=run).values_list("task_run__alias", "reason")) == [
+        ("a", "go a")]
+    with pytest.raises(states.IllegalTransition, match="task c cannot go from skipped to running"):
+        rows["c"].status = "skipped"
+        states.move_tasks([rows["c"]], "running", "again")
+
+
+@pytest.mark.django_db
+def test_each_task_gets_its_own_values_in_one_statement_unless_its_attempt_moved(tenant_a):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    run = _run(tenant_a)
+    tasks = {task.alias: task for task in run.tasks.all()}
+    TaskRun.objects.filter(pk=tasks["c"].pk).update(attempt=2)  # c's attempt 1 is over
+    TaskRun.objects.filter(pk=tasks["b"].pk).update(started=timezone.now() - dt.timedelta(hours=1))
+    stamp = timezone.now()
+    changes = {tasks[alias]: {"job_name": f"job-{alias}", "params": {"n": alias}, "started": stamp} for alias in "abc"}
+    with CaptureQueriesContext(connection) as queries:
+        engine._update_each(changes, unset="started")
+    # one statement (executemany: logged as "3 times: UPDATE ...")
+    assert [q["sql"].split(": ", 1)[-1].split()[0] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]] == ["UPDATE"]
+    after = {t.alias: t for t in run.tasks.all()}
+    assert (after["a"].job_name, after["a"].params, after["a"].started) == ("job-a", {"n": "a"}, stamp)
+    assert after["b"].job_name == "" and after["b"].started < stamp  # already started: untouched
+    assert after["c"].job_name == "" and after["c"].started is None  # another attempt: untouched
+
+
+@pytest.mark.django_db
+def test_the_rows_cache_follows_the_run_and_shares_equal_needs(tenant_a):
+    run = _run(tenant_a)
+    rows = {row.alias: row for row in engine._rows(run)}
+    assert rows["d"].needs == ("a", "b", "c") and rows["d"].needs is rows["e"].needs
+    assert rows["a"].needs == () and rows["a"].status == "queued"
+    TaskRun.objects.filter(run=run, alias="a").update(status="running")
+    assert {row.alias: row.status for row in engine._rows(run)}["a"] == "running"  # statuses are read fresh
+    # A task added later (ids the cache does not know) makes it read the run again.
+    TaskRun.objects.create(run=run, alias="f", type="custom-script", position=9, needs=["e"])
+    assert {row.alias: row.needs for row in engine._rows(run)}["f"] == ("e",)
+
+
+def test_a_dispatch_asked_for_while_one_runs_is_done_by_it_afterwards(monkeypatch):
+    rounds = []
+
+    def fake(run_id):
+        rounds.append(run_id)
+        if len(rounds) == 1:  # another thread asks while this one dispatches
+            other = threading.Thread(target=lambda: rounds.append(("asked", engine.dispatch(run_id))))
+            other.start()
+            other.join()
+        return [len(rounds)]
+
+    monkeypatch.setattr(engine, "_dispatch", fake)
+    assert engine.dispatch(7) == [2, 3]  # two rounds (ids claimed by each), the asker returned at once
+    assert rounds == [7, ("asked", []), 7]
+    assert engine._DISPATCHING == {}
+
+
+def test_a_failed_dispatch_hands_on_the_requests_it_took_over(monkeypatch):
+    queued = []
+
+    def fake(run_id):
+        threading.Thread(target=engine.dispatch, args=(run_id,)).start()  # noqa: the asker returns at once
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(engine, "_dispatch", fake)
+    monkeypatch.setattr(engine._tasks().dispatch_run, "delay", lambda run_id: queued.append(run_id))
+    with pytest.raises(RuntimeError):
+        engine.dispatch(8)
+    assert queued == [8] and engine._DISPATCHING == {}
+
+
+def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_round(monkeypatch):
+    rounds, queued = [], []
+
+    def fake(ids):
+        rounds.append(list(ids))
+        if len(rounds) == 1:
+            for more in ([5, 3], [4]):
+                asker = threading.Thread(target=engine.collect_many, args=(more,))
+                asker.start()
+                asker.join()
+        return None
+
+    monkeypatch.setattr(engine, "_collect_many", fake)
+    engine.collect_many([1, 2])
+    assert rounds == [[1, 2], [3, 4, 5]] and engine._COLLECT_PENDING is None
+
+    def failing(ids):
+        rounds.append(list(ids))
+        asker = threading.Thread(target=engine.collect_many, args=([9],))
+        asker.start()
+        asker.join()
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(engine, "_collect_many", failing)
+    monkeypatch.setattr(engine._tasks().on_tasks_finished, "delay", lambda ids: queued.append(ids))
+    with pytest.raises(RuntimeError):
+        engine.collect_many([6])
+    assert queued == [[9]] and engine._COLLECT_PENDING is None
