@@ -17,6 +17,18 @@ log = logging.getLogger(__name__)
 _server_loop: asyncio.AbstractEventLoop | None = None
 
 
+# Threads without a loop send on one private loop each, kept: async_to_sync started a thread and
+# an event loop for every send (~2 ms), and a finished pipeline step sends two.
+_thread = threading.local()
+
+
+def _own_loop() -> asyncio.AbstractEventLoop:
+    loop = getattr(_thread, "loop", None)
+    if loop is None or loop.is_closed():
+        loop = _thread.loop = asyncio.new_event_loop()
+    return loop
+
+
 def register_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
     global _server_loop
     _server_loop = loop
@@ -42,7 +54,7 @@ def group_send(group: str, message: dict) -> None:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                async_to_sync(layer.group_send)(group, message)
+                _own_loop().run_until_complete(layer.group_send(group, message))
             else:
                 # A loop runs in this thread (async code, or a test's browser driver): async_to_sync
                 # refuses to block it, so send from a short-lived thread of its own.
