@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from types import MappingProxyType
 from typing import Any
 
@@ -243,17 +244,21 @@ class PipelineYml:
     dependencies: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY, compare=False)
     order: tuple[str, ...] = field(default=(), compare=False)  # aliases, topologically sorted
 
-    @property
+    @cached_property  # computed once: the engine asks for actions of a 1,000-action run per step
     def actions(self) -> tuple[Action, ...]:
         """Every action, in file order."""
         return tuple(action for stage in self.stages for action in stage.actions)
 
+    @cached_property
+    def _by_alias(self) -> dict[str, Action]:
+        found: dict[str, Action] = {}
+        for candidate in self.actions:
+            found.setdefault(candidate.alias, candidate)  # the first, as a search in file order finds
+        return found
+
     def action(self, alias: str) -> Action:
         """The action with this alias; KeyError when there is none."""
-        for candidate in self.actions:
-            if candidate.alias == alias:
-                return candidate
-        raise KeyError(alias)
+        return self._by_alias[alias]
 
 
 @dataclass(frozen=True)
