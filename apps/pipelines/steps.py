@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -24,11 +25,21 @@ TIMEOUT_GRACE = 30  # seconds the cluster waits beyond the agent's own timeout b
 
 def pipelines_root() -> Path:
     explicit = getattr(settings, "DICE_PIPELINE_ROOT", "") or os.environ.get("DICE_PIPELINE_ROOT", "")
-    return Path(explicit) if explicit else Path(settings.DATA_DIR) / "pipelines"
+    return _root(str(explicit), str(settings.DATA_DIR))
+
+
+@functools.lru_cache(maxsize=16)
+def _root(explicit: str, data_dir: str) -> Path:
+    return Path(explicit) if explicit else Path(data_dir) / "pipelines"
 
 
 def run_dir(run_id: int) -> Path:
-    return pipelines_root() / "runs" / str(run_id)
+    return _run_dir(pipelines_root(), run_id)
+
+
+@functools.lru_cache(maxsize=256)  # a step's paths all start here: built once per run, not per call
+def _run_dir(root: Path, run_id: int) -> Path:
+    return root / "runs" / str(run_id)
 
 
 def action_dir(run_id: int, alias: str) -> Path:
@@ -182,7 +193,6 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
         os.replace(tmp, spec_path)
     if getattr(executor, "kind", "") == "kubernetes":
         return launch_kubernetes(executor, run, task, spec, action)
-    Path(spec["workdir"]).mkdir(parents=True, exist_ok=True)
     timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None
     job = JobSpec(
         name=task.job_name,

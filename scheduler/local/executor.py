@@ -411,7 +411,8 @@ class LocalExecutor:
             if not job.command:
                 raise ExecutorError(f"job {job.name!r} has no command: the local cluster runs commands, not images")
             jdir = self._job_dir(*key)
-            workdir = str(Path(job.workdir).resolve()) if job.workdir else str(jdir / "work")
+            # abspath, not resolve(): the same directory for a cwd, without an lstat per component
+            workdir = os.path.abspath(job.workdir) if job.workdir else str(jdir / "work")
             record = {"name": job.name, "namespace": job.namespace, "labels": dict(job.labels),
                       "image": job.image, "command": list(job.command), "workdir": workdir,
                       "timeout": job.timeout, "state": JobState.PENDING.value, "message": "",
