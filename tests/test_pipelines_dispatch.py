@@ -140,3 +140,60 @@ def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_rou
     with pytest.raises(RuntimeError):
         engine.collect_many([6])
     assert queued == [[9]] and engine._COLLECT_PENDING is None
+
+
+@pytest.mark.django_db
+def test_finishing_many_tasks_moves_only_those_still_running_and_announces_each(tenant_a):
+    from django.db.models.signals import post_save
+
+    run = _run(tenant_a)
+    TaskRun.objects.filter(run=run, alias__in="abc").update(status="running")
+    tasks = {task.alias: task for task in run.tasks.all()}
+    TaskRun.objects.filter(pk=tasks["c"].pk).update(status="cancelled")  # cancelled meanwhile
+    heard = []
+
+    def listen(sender, instance, created, **kwargs):
+        heard.append((instance.task_run_id, instance.to_status, created))
+
+    post_save.connect(listen, sender=TaskRunTransition, dispatch_uid="test-finish-tasks")
+    try:
+        moved = states.finish_tasks([
+            (tasks["a"], "success", "exit code 0", {"outputs": {"k": "v"}, "exit_code": 0}),
+            (tasks["b"], "failed", "exit code 3", {"exit_code": 3}),
+            (tasks["c"], "success", "exit code 0", {"outputs": {}, "exit_code": 0}),
+        ])
+    finally:
+        post_save.disconnect(dispatch_uid="test-finish-tasks", sender=TaskRunTransition)
+    assert sorted(task.alias for task in moved) == ["a", "b"]
+    after = {task.alias: task for task in run.tasks.all()}
+    assert (after["a"].status, after["a"].outputs, after["a"].exit_code, after["a"].reason) == (
+        "success", {"k": "v"}, 0, "exit code 0")
+    assert (after["b"].status, after["b"].outputs, after["b"].exit_code) == ("failed", {}, 3)  # outputs kept
+    assert after["a"].finished is not None and after["c"].status == "cancelled" and after["c"].exit_code is None
+    assert sorted(heard) == sorted([(tasks["a"].pk, "success", True), (tasks["b"].pk, "failed", True)])
+    with pytest.raises(ValueError, match="finished statuses only"):
+        states.finish_tasks([(after["d"], "running", "", {})])
+
+
+@pytest.mark.django_db
+def test_a_dispatch_is_skipped_only_while_every_waiting_task_still_needs_another(tenant_a, settings):
+    settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = 10
+    run = _run(tenant_a)
+    TaskRun.objects.filter(run=run, alias__in="abc").update(status="running")
+    tasks = {task.alias: task for task in run.tasks.all()}
+
+    def ended(alias, status="success"):
+        TaskRun.objects.filter(pk=tasks[alias].pk).update(status=status)
+        tasks[alias].status = status
+        return tasks[alias]
+
+    assert not engine._may_advance(run, [ended("a")])  # d and e still need b and c
+    assert engine._may_advance(run, [ended("b", "failed")])  # a failure: skips to propagate
+    TaskRun.objects.filter(pk=tasks["b"].pk).update(status="success")
+    assert engine._may_advance(run, [ended("c")])  # d and e are ready
+    TaskRun.objects.filter(pk=tasks["c"].pk).update(status="running")
+    assert not engine._may_advance(run, [ended("a")])  # c runs: d and e wait for it
+    settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = 2  # c running and a just ended: the run was full
+    assert engine._may_advance(run, [ended("a")])  # someone may wait for the slot
+    settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = 10
+    assert engine._may_advance(run, [ended("d")])  # nothing needs d: the run may be over

@@ -522,8 +522,9 @@ def collect_many(task_ids: list[int]) -> None:
 
 
 def _collect_many(task_ids: list[int]) -> None:
-    """Read each step's result (or its job's status), persist the rest of its log, conclude it;
-    then dispatch each of their runs once."""
+    """Read each step's result (or its job's status) and persist the rest of its log; conclude
+    them together (one transaction for the final ones, retries one by one); then dispatch each
+    of their runs once."""
     tasks = list(TaskRun.objects.select_related("run__application__project__organization").filter(pk__in=task_ids))
     by_run: dict[int, list[TaskRun]] = {}
     for task in tasks:
@@ -531,17 +532,53 @@ def _collect_many(task_ids: list[int]) -> None:
     for run_tasks in by_run.values():
         run = run_tasks[0].run
         shared: dict = {}
+        ends = []
         for task in run_tasks:
             task.run = run
             if task.status == TaskStatus.RUNNING and task.executor == Executor.CLUSTER and task.job_name:
                 try:
-                    _collect_step(task, run, shared)
+                    end = _collect_step(task, run, shared)
                 except ExecutorError as exc:
                     log.warning("collecting task %s of run %s: %s", task.alias, run.pk, exc)
-        dispatch(run.pk)
+                    continue
+                if end is not None:
+                    ends.append(end)
+        final = []
+        for task, status, reason, fields in ends:
+            if status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT) and task.attempt < task.max_attempts:
+                conclude(task, status, reason, **fields)  # a retry: back to queued, after its backoff
+            else:
+                fields = {k: v for k, v in fields.items() if v is not None or k == "exit_code"}
+                final.append((task, status, reason, fields))
+        moved = states.finish_tasks(final)
+        if len(moved) < len(final) or len(moved) < len(ends) or _may_advance(run, moved):
+            dispatch(run.pk)
 
 
-def _collect_step(task: TaskRun, run: PipelineRun, shared: dict) -> None:
+def _may_advance(run: PipelineRun, concluded: list[TaskRun]) -> bool:
+    """Whether dispatching the run after these tasks ended could do anything. False only when
+    each ended with success, each task that needs one of them still needs another unfinished task,
+    and the run was below its parallel-step limit (nobody waits for a slot): then the whole read
+    and judgment of the run (a 1,000-task run's rows) is skipped. When a wide stage ends, all but
+    its last steps are collected so. Safe against collectors elsewhere: each checks after its own
+    commit, so the one concluding the last unfinished need sees them all finished."""
+    if not concluded or any(task.status != TaskStatus.SUCCESS for task in concluded):
+        return True
+    ended = {task.alias for task in concluded}
+    waiting = {needs for _, _, needs, _ in _static(run, [task.pk for task in concluded]).values()
+               if not ended.isdisjoint(needs)}
+    if not waiting:
+        return True  # nothing needs them: the run may be over, or its tasks have no order
+    running = TaskRun.objects.filter(run_id=run.pk, status=TaskStatus.RUNNING).count()
+    if running + len(concluded) >= max_parallel_steps():
+        return True
+    unfinished = TaskRun.objects.filter(run_id=run.pk).exclude(status__in=FINISHED_TASK)
+    return any(not unfinished.filter(alias__in=needs).exists() for needs in waiting)
+
+
+def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
+    """How the step ended, (task, status, reason, fields for conclude), after persisting its log;
+    None while it runs."""
     if "executor" not in shared:
         shared["executor"] = steps.executor_for(run)
     executor = shared["executor"]
@@ -550,7 +587,7 @@ def _collect_step(task: TaskRun, run: PipelineRun, shared: dict) -> None:
     if result is None:
         status = steps.job_state(executor, run, task)
         if not status.state.finished:
-            return
+            return None
         result = steps.read_result(task)  # written just before the process ended?
     if "masker" not in shared:
         shared["masker"] = steps.project_configs(run.application.project_id)[1]
@@ -560,28 +597,21 @@ def _collect_step(task: TaskRun, run: PipelineRun, shared: dict) -> None:
     steps.pump_logs(executor, run, task, masker)
     if result is not None:
         code = int(result.get("exit_code", 1))
-        finished = _utc(result.get("finished"))
-        outputs = {str(k): masker(str(v)) for k, v in (result.get("outputs") or {}).items()}
+        fields = {"outputs": {str(k): masker(str(v)) for k, v in (result.get("outputs") or {}).items()},
+                  "exit_code": code, "finished": _utc(result.get("finished"))}
         if code == 0:
             _record_caches(task, run, result.get("caches") or [])
-            conclude(task, TaskStatus.SUCCESS, "exit code 0", outputs=outputs, exit_code=0, finished=finished)
-        elif result.get("timed_out"):
+            return task, TaskStatus.SUCCESS, "exit code 0", fields
+        if result.get("timed_out"):
             timeout = steps.pipeline_of(run).action(task.alias).timeout
-            conclude(task, TaskStatus.TIMED_OUT, f"timed out after {timeout}s", outputs=outputs,
-                     exit_code=code, finished=finished)
-        else:
-            why = result.get("error") or f"exit code {code}"
-            conclude(task, TaskStatus.FAILED, why, outputs=outputs, exit_code=code, finished=finished)
-        return
-    finished = _utc(status.finished)
+            return task, TaskStatus.TIMED_OUT, f"timed out after {timeout}s", fields
+        return task, TaskStatus.FAILED, result.get("error") or f"exit code {code}", fields
+    fields = {"outputs": None, "exit_code": status.exit_code, "finished": _utc(status.finished)}
     if status.state is JobState.CANCELLED:
-        conclude(task, TaskStatus.FAILED, "the job was cancelled on the cluster", exit_code=status.exit_code,
-                 finished=finished)
-    elif "timed out" in status.message:
-        conclude(task, TaskStatus.TIMED_OUT, status.message, exit_code=status.exit_code, finished=finished)
-    else:
-        conclude(task, TaskStatus.FAILED, f"the step ended without a result: {status.message or status.state}",
-                 exit_code=status.exit_code, finished=finished)
+        return task, TaskStatus.FAILED, "the job was cancelled on the cluster", fields
+    if "timed out" in status.message:
+        return task, TaskStatus.TIMED_OUT, status.message, fields
+    return task, TaskStatus.FAILED, f"the step ended without a result: {status.message or status.state}", fields
 
 
 def _wait_for_lines(executor, run: PipelineRun, task: TaskRun, count: int, timeout: float = 0.5) -> None:

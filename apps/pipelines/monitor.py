@@ -124,17 +124,19 @@ class StepMonitor:
             try:
                 executor = executors.get(run.pk) or steps.executor_for(run)
                 executors[run.pk] = executor
-                if run.pk not in maskers:
-                    maskers[run.pk] = steps.project_configs(run.application.project_id)[1]
+                done = steps.read_result(task) is not None or steps.job_state(executor, run, task).state.finished
                 # A pass reads only the logs that changed since the last one (where the cluster can
                 # tell): 100 running steps of a wide stage are otherwise 100 log reads every pass.
+                # A finished step's log is the collector's to persist: pumping it here too took the
+                # database's write lock from under the collector when a stage ended.
                 mark_of = getattr(executor, "job_log_mark", None)
-                mark = mark_of(task.job_name, steps.job_namespace(run)) if mark_of else None
-                if mark is None or self._log_marks.get(task.pk) != mark:
+                mark = mark_of(task.job_name, steps.job_namespace(run)) if mark_of and not done else None
+                if not done and (mark is None or self._log_marks.get(task.pk) != mark):
+                    if run.pk not in maskers:
+                        maskers[run.pk] = steps.project_configs(run.application.project_id)[1]
                     steps.pump_logs(executor, run, task, maskers[run.pk])
                     if mark is not None:
                         self._log_marks[task.pk] = mark
-                done = steps.read_result(task) is not None or steps.job_state(executor, run, task).state.finished
             except Exception as exc:
                 log.warning("monitor: task %s: %s", task.pk, exc)
                 continue

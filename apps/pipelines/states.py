@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.signals import post_save
 from django.utils import timezone
 
 from apps.pipelines.choices import RUN_TRANSITIONS, TASK_TRANSITIONS
@@ -93,3 +94,49 @@ def move_tasks(tasks: list[TaskRun], to: str, reason) -> list[TaskRun]:
     for task in moved:
         task.status = to
     return moved
+
+
+def finish_tasks(moves: list[tuple[TaskRun, str, str, dict]]) -> list[TaskRun]:
+    """move_task for many tasks moving to a finished status in one transaction (the steps of a
+    wide stage collected together): (task, to, reason, fields) each; a field one move sets and
+    another does not keeps that task's value. Compare-and-set on each task's status and attempt,
+    as move_task. Returns the tasks that moved. Their transitions are created in bulk and
+    announced (post_save) as move_task's are."""
+    if not moves:
+        return []
+    names = sorted({name for _, _, _, fields in moves for name in fields} | {"finished", "reason"})
+    now = timezone.now()
+    for task, to, _, _ in moves:
+        check(TASK_TRANSITIONS, f"task {task.alias}", task.status, to)
+        if to not in ("success", "failed", "cancelled", "skipped", "timed-out"):
+            raise ValueError(f"finish_tasks moves to finished statuses only, not {to}")
+    wanted = {task.pk: (task, to, reason, {"finished": now, "reason": reason, **fields})
+              for task, to, reason, fields in moves}
+    meta, quote = TaskRun._meta, connection.ops.quote_name
+    columns = [meta.get_field(name) for name in names]
+    sql = (f"UPDATE {quote(meta.db_table)} SET {quote(meta.get_field('status').column)} = %s, "
+           + ", ".join(f"{quote(f.column)} = %s" for f in columns) + f" WHERE {quote(meta.pk.column)} = %s")
+    with transaction.atomic():
+        current = (TaskRun.objects.select_for_update().filter(pk__in=wanted).order_by("pk")
+                   .values_list("pk", "status", "attempt"))
+        moved = [wanted[pk] for pk, status, attempt in current
+                 if status == wanted[pk][0].status and attempt == wanted[pk][0].attempt]
+        if not moved:
+            return []
+        with connection.cursor() as cursor:
+            cursor.executemany(sql, [[to] + [f.get_db_prep_save(values.get(f.name, getattr(task, f.attname)), connection)
+                                            for f in columns] + [task.pk]
+                                     for task, to, reason, values in moved])
+        transitions = TaskRunTransition.objects.bulk_create([
+            TaskRunTransition(task_run_id=task.pk, from_status=task.status, to_status=to, attempt=task.attempt,
+                              reason=reason[:2000])
+            for task, to, reason, _ in moved
+        ])
+        for transition in transitions:  # what move_task's create() announces (the log's end push)
+            post_save.send(sender=TaskRunTransition, instance=transition, created=True, update_fields=None,
+                           raw=False, using=connection.alias)
+    for task, to, _, values in moved:
+        task.status = to
+        for key, value in values.items():
+            setattr(task, key, value)
+    return [task for task, _, _, _ in moved]
