@@ -102,7 +102,7 @@ def test_a_failed_dispatch_hands_on_the_requests_it_took_over(monkeypatch):
     queued = []
 
     def fake(run_id):
-        threading.Thread(target=engine.dispatch, args=(run_id,)).start()  # noqa: the asker returns at once
+        threading.Thread(target=engine.dispatch, args=(run_id,)).start()  # the asker returns at once
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(engine, "_dispatch", fake)
