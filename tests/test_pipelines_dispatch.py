@@ -102,7 +102,9 @@ def test_a_failed_dispatch_hands_on_the_requests_it_took_over(monkeypatch):
     queued = []
 
     def fake(run_id):
-        threading.Thread(target=engine.dispatch, args=(run_id,)).start()  # the asker returns at once
+        asker = threading.Thread(target=engine.dispatch, args=(run_id,))  # returns at once: we run
+        asker.start()
+        asker.join()
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(engine, "_dispatch", fake)
