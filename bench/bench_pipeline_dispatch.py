@@ -154,7 +154,7 @@ def main() -> int:
 
     from apps.projects import services as project_services
     from dice_console.celery import app as celery_app
-    from dice_console.embedded import EmbeddedWorker
+    from dice_console.embedded import EmbeddedWorker, settle_heap
 
     owner = get_user_model().objects.create_user("bench")
     org = project_services.create_organization(owner, slug="bench")
@@ -162,6 +162,7 @@ def main() -> int:
     app = project_services.create_application(owner, project, slug="noop")
     worker = EmbeddedWorker(celery_app, with_beat=False, concurrency=args.concurrency)
     worker.start()
+    settle_heap()  # as `manage.py standalone` does once started
     try:
         print(f"data dir {tmp}; worker threads {args.concurrency}; cpus {os.cpu_count()}")
         if args.variant in ("deep", "both"):

@@ -18,3 +18,10 @@ from celery.signals import task_postrun  # noqa: E402
 from dice_console.dbconn import drop_broken_connections  # noqa: E402
 
 task_postrun.connect(drop_broken_connections, weak=False, dispatch_uid="dice-drop-broken-connections")
+
+# A worker child (prefork) settles its heap once started; see dice_console.embedded.settle_heap.
+from celery.signals import worker_process_init  # noqa: E402
+
+from dice_console.embedded import settle_heap  # noqa: E402
+
+worker_process_init.connect(lambda **kwargs: settle_heap(), weak=False, dispatch_uid="dice-settle-heap")

@@ -492,6 +492,16 @@ _COLLECT_PENDING: set[int] | None = None
 _COLLECT_LOCK = threading.Lock()
 
 
+def offer_to_collector(task_ids: list[int]) -> bool:
+    """Hand finished steps straight to this process's collector if one is collecting (they join
+    its next round, no trip through the broker); False when none is, and the caller sends them."""
+    with _COLLECT_LOCK:
+        if _COLLECT_PENDING is None:
+            return False
+        _COLLECT_PENDING.update(task_ids)
+        return True
+
+
 def collect_many(task_ids: list[int]) -> None:
     """Steps may have finished: collect them (see _collect_many), in this thread or, when another
     thread is collecting, in that one's next round. A caller inside a transaction collects here."""
@@ -624,7 +634,7 @@ def _wait_for_lines(executor, run: PipelineRun, task: TaskRun, count: int, timeo
         lines = list(executor.job_logs(task.job_name, steps.job_namespace(run)))
         if any(line.text.startswith(marker) for line in reversed(lines)):
             return
-        time.sleep(0.01)
+        time.sleep(0.002)
 
 
 def _record_caches(task: TaskRun, run: PipelineRun, caches: list[dict]) -> None:

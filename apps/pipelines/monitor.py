@@ -87,6 +87,7 @@ class StepMonitor:
     def _receive(self) -> None:
         """Every datagram waiting now becomes one on_tasks_finished message: the steps of a wide
         stage that end together are collected together, and their run dispatched once."""
+        from apps.pipelines import engine
         from apps.pipelines.tasks import on_tasks_finished
 
         finished: list[int] = []
@@ -101,7 +102,8 @@ class StepMonitor:
                     self._reported[task_id] = time.monotonic()
                 if task_id not in finished:
                     finished.append(task_id)
-        if finished:
+        # While this process's collector is collecting (a stage ending), they join its next round.
+        if finished and not engine.offer_to_collector(finished):
             on_tasks_finished.delay(finished)
 
     def _pass(self) -> None:

@@ -25,7 +25,7 @@ class Command(BaseCommand):
         from apps.projects.bootstrap import ensure_admin
         from dice_console import realtime
         from dice_console.celery import app as celery_app
-        from dice_console.embedded import EmbeddedWorker
+        from dice_console.embedded import EmbeddedWorker, settle_heap
 
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
@@ -35,6 +35,7 @@ class Command(BaseCommand):
         if not no_worker:
             worker = EmbeddedWorker(celery_app, beat_scheduler=settings.CELERY_BEAT_SCHEDULER)
             worker.start()
+        settle_heap()
 
         config = uvicorn.Config(
             "dice_console.asgi:application", host=host, port=port, lifespan="off",
