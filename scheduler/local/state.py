@@ -29,8 +29,9 @@ def read_json(path: Path, default: Any = None) -> Any:
 
 def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
     """Atomic replace, so a reader (or a console killed mid-write) never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    folder, name = os.path.split(os.fspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as fh:
         # One line: json.dump, or any indent, takes the pure-Python encoder (5x slower); a burst of
