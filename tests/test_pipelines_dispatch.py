@@ -81,15 +81,22 @@ def test_the_rows_cache_follows_the_run_and_shares_equal_needs(tenant_a):
     assert {row.alias: row.needs for row in engine._rows(run)}["f"] == ("e",)
 
 
+def _from_another_thread(fn, *args):
+    """What another worker thread would do meanwhile; returns fn's result."""
+    out = []
+    thread = threading.Thread(target=lambda: out.append(fn(*args)))
+    thread.start()
+    thread.join(10)
+    return out[0]
+
+
 def test_a_dispatch_asked_for_while_one_runs_is_done_by_it_afterwards(monkeypatch):
     rounds = []
 
     def fake(run_id):
         rounds.append(run_id)
         if len(rounds) == 1:  # another thread asks while this one dispatches
-            other = threading.Thread(target=lambda: rounds.append(("asked", engine.dispatch(run_id))))
-            other.start()
-            other.join()
+            rounds.append(("asked", _from_another_thread(engine.dispatch, run_id)))
         return [len(rounds)]
 
     monkeypatch.setattr(engine, "_dispatch", fake)
@@ -102,9 +109,7 @@ def test_a_failed_dispatch_hands_on_the_requests_it_took_over(monkeypatch):
     queued = []
 
     def fake(run_id):
-        asker = threading.Thread(target=engine.dispatch, args=(run_id,))  # returns at once: we run
-        asker.start()
-        asker.join()
+        assert _from_another_thread(engine.dispatch, run_id) == []  # at once: this one is running
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(engine, "_dispatch", fake)
@@ -120,21 +125,18 @@ def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_rou
     def fake(ids):
         rounds.append(list(ids))
         if len(rounds) == 1:
-            for more in ([5, 3], [4]):
-                asker = threading.Thread(target=engine.collect_many, args=(more,))
-                asker.start()
-                asker.join()
+            _from_another_thread(engine.collect_many, [5, 3])
+            assert _from_another_thread(engine.offer_to_collector, [4])  # the monitor's shortcut
         return None
 
     monkeypatch.setattr(engine, "_collect_many", fake)
     engine.collect_many([1, 2])
     assert rounds == [[1, 2], [3, 4, 5]] and engine._COLLECT_PENDING is None
+    assert not engine.offer_to_collector([7])  # nobody collecting: the monitor sends a message
 
     def failing(ids):
         rounds.append(list(ids))
-        asker = threading.Thread(target=engine.collect_many, args=([9],))
-        asker.start()
-        asker.join()
+        _from_another_thread(engine.collect_many, [9])
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(engine, "_collect_many", failing)
