@@ -586,6 +586,26 @@ def _may_advance(run: PipelineRun, concluded: list[TaskRun]) -> bool:
     return any(not unfinished.filter(alias__in=needs).exists() for needs in waiting)
 
 
+# The project secrets the collector masks a run's logs with (keyed by the run's id and creation
+# time: a test database reuses ids), kept RECENT seconds: the rounds of a stage's end come
+# milliseconds apart, and each read and decrypted them again. A secret added mid-run is masked
+# RECENT seconds later here (the agent masks what the step prints with those of its own start).
+RECENT = 2.0
+_RECENT: dict[tuple, tuple[float, object]] = {}
+
+
+def _recent(key: tuple, make):
+    now = time.monotonic()
+    found = _RECENT.get(key)
+    if found is not None and now - found[0] < RECENT:
+        return found[1]
+    if len(_RECENT) > 256:
+        _RECENT.clear()
+    value = make()
+    _RECENT[key] = (now, value)
+    return value
+
+
 def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
     """How the step ended, (task, status, reason, fields for conclude), after persisting its log;
     None while it runs."""
@@ -600,7 +620,8 @@ def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
             return None
         result = steps.read_result(task)  # written just before the process ended?
     if "masker" not in shared:
-        shared["masker"] = steps.project_configs(run.application.project_id)[1]
+        shared["masker"] = _recent(("masker", run.pk, run.created),
+                                   lambda: steps.project_configs(run.application.project_id)[1])
     masker = shared["masker"]
     if result is not None:
         _wait_for_lines(executor, run, task, int(result.get("lines") or 0))

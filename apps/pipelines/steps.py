@@ -180,17 +180,35 @@ def step_spec(task: TaskRun, run: PipelineRun, action: Action, pipeline: Pipelin
     }
 
 
+def _write_spec(path: str, spec: dict) -> None:
+    """Write the attempt's spec unless a whole one is there (a relaunch keeps the first). Created
+    in place (O_EXCL, mode 0600: it holds resolved secrets); a half file left by a crash does not
+    parse and is replaced atomically."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        try:
+            with open(path) as fh:
+                json.load(fh)
+            return
+        except ValueError:
+            pass
+        tmp = f"{path}.{os.getpid()}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(spec))
+        os.replace(tmp, path)
+        return
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(spec))  # json.dump never uses the C encoder
+
+
 def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> JobStatus:
     """Write the spec and start the job unless a job of that name exists (then only read it)."""
     folder = os.fspath(step_dir(task))  # text paths: a stage of 100 starts in one thread, each µs counts
     os.makedirs(folder, exist_ok=True)
     spec_path = os.path.join(folder, "spec.json")
-    if not os.path.exists(spec_path):
-        tmp = os.path.join(folder, ".spec.json.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds resolved secrets
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(spec))  # json.dump never uses the C encoder
-        os.replace(tmp, spec_path)
+    _write_spec(spec_path, spec)
     if getattr(executor, "kind", "") == "kubernetes":
         return launch_kubernetes(executor, run, task, spec, action)
     timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None

@@ -33,7 +33,7 @@ from scheduler.local import addons as addon_mod
 from scheduler.local import logs as log_mod
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.plan import check_group, plan_group
-from scheduler.local.state import PortBook, RootLock, alive, read_json, terminate, write_json
+from scheduler.local.state import PortBook, RootLock, alive, create_json, read_json, terminate, write_json
 from scheduler.local.status import group_status
 from scheduler.local.supervisor import Supervisor, base_env, exit_text, priority_prefix, spawn
 
@@ -418,7 +418,7 @@ class LocalExecutor:
                       "timeout": job.timeout, "state": JobState.PENDING.value, "message": "",
                       "accepted": time.time()}
             self.jobs[key] = record
-            write_json(jdir / "job.json", record)
+            create_json(jdir / "job.json", record)
         held = getattr(self._held, "starts", None)
         if held is not None:
             held.append((key, record, dict(job.envs), job.mem))

@@ -27,6 +27,23 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
+def create_json(path: Path, data: Any, mode: int = 0o644) -> None:
+    """Write a file that does not exist yet in place (O_EXCL), without write_json's temporary
+    file and rename: a new job's record, written while a stage of 100 jobs is accepted. A console
+    killed mid-write leaves half a file, which read_json takes for none: what a pending job is
+    after a restart anyway (forgotten, started again by its owner). An existing file is replaced
+    atomically, as write_json does."""
+    folder = os.path.dirname(os.fspath(path))
+    os.makedirs(folder, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    except FileExistsError:
+        write_json(path, data, mode)
+        return
+    with os.fdopen(fd, "w") as fh:
+        fh.write(json.dumps(data, sort_keys=True))
+
+
 def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
     """Atomic replace, so a reader (or a console killed mid-write) never sees half a file."""
     folder, name = os.path.split(os.fspath(path))
