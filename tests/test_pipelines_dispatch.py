@@ -59,7 +59,7 @@ def test_each_task_gets_its_own_values_in_one_statement_unless_its_attempt_moved
     stamp = timezone.now()
     changes = {tasks[alias]: {"job_name": f"job-{alias}", "params": {"n": alias}, "started": stamp} for alias in "abc"}
     with CaptureQueriesContext(connection) as queries:
-        engine._update_each(changes, unset="started")
+        states.update_each(changes, unset="started")
     # one statement (executemany: logged as "3 times: UPDATE ...")
     assert [q["sql"].split(": ", 1)[-1].split()[0] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]] == ["UPDATE"]
     after = {t.alias: t for t in run.tasks.all()}
@@ -102,7 +102,7 @@ def test_a_dispatch_asked_for_while_one_runs_is_done_by_it_afterwards(monkeypatc
     monkeypatch.setattr(engine, "_dispatch", fake)
     assert engine.dispatch(7) == [2, 3]  # two rounds (ids claimed by each), the asker returned at once
     assert rounds == [7, ("asked", []), 7]
-    assert engine._DISPATCHING == {}
+    assert not engine._DISPATCHES.busy(7)
 
 
 def test_a_failed_dispatch_hands_on_the_requests_it_took_over(monkeypatch):
@@ -116,7 +116,7 @@ def test_a_failed_dispatch_hands_on_the_requests_it_took_over(monkeypatch):
     monkeypatch.setattr(engine._tasks().dispatch_run, "delay", lambda run_id: queued.append(run_id))
     with pytest.raises(RuntimeError):
         engine.dispatch(8)
-    assert queued == [8] and engine._DISPATCHING == {}
+    assert queued == [8] and not engine._DISPATCHES.busy(8)
 
 
 def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_round(monkeypatch):
@@ -131,7 +131,7 @@ def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_rou
 
     monkeypatch.setattr(engine, "_collect_many", fake)
     engine.collect_many([1, 2])
-    assert rounds == [[1, 2], [3, 4, 5]] and engine._COLLECT_PENDING is None
+    assert rounds == [[1, 2], [3, 4, 5]] and not engine._COLLECTOR.busy(None)
     assert not engine.offer_to_collector([7])  # nobody collecting: the monitor sends a message
 
     def failing(ids):
@@ -143,7 +143,7 @@ def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_rou
     monkeypatch.setattr(engine._tasks().on_tasks_finished, "delay", lambda ids: queued.append(ids))
     with pytest.raises(RuntimeError):
         engine.collect_many([6])
-    assert queued == [[9]] and engine._COLLECT_PENDING is None
+    assert queued == [[9]] and not engine._COLLECTOR.busy(None)
 
 
 @pytest.mark.django_db

@@ -150,40 +150,68 @@ def start_batch() -> int:
     return max(1, int(getattr(settings, "DICE_PIPELINE_START_BATCH", 100)))
 
 
-# Runs being dispatched in this process -> whether someone asked again meanwhile. When a wide
-# stage ends, its last steps are collected by several worker threads at once; each used to read
-# and judge the whole run while the others did the same, fighting for the interpreter lock.
-_DISPATCHING: dict[int, bool] = {}
-_DISPATCHING_LOCK = threading.Lock()
+class _Rounds:
+    """Work on a key done by one thread of this process at a time. A caller that arrives while
+    another thread works on its key hands its items over and returns at once; the working thread
+    goes round again with them, after its own round, so they are served once their callers'
+    changes are committed. When a round fails, the items handed over are passed to `requeue`
+    (a message), not lost with it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict = {}  # key being worked on -> items handed over for its next round
+
+    def offer(self, key, items) -> bool:
+        """Hand the items to the thread working on `key`; False when none is."""
+        with self._lock:
+            if key not in self._pending:
+                return False
+            self._pending[key].update(items)
+            return True
+
+    def busy(self, key) -> bool:
+        with self._lock:
+            return key in self._pending
+
+    def run(self, key, items, work, requeue) -> list:
+        """work(items) for each round this thread does; [] when the items were handed over."""
+        with self._lock:
+            if key in self._pending:
+                self._pending[key].update(items)
+                return []
+            self._pending[key] = set()
+        results, todo = [], sorted(items)
+        try:
+            while True:
+                results.append(work(todo))
+                with self._lock:
+                    if not self._pending[key]:
+                        del self._pending[key]
+                        return results
+                    todo, self._pending[key] = sorted(self._pending[key]), set()
+        except BaseException:
+            with self._lock:
+                left = sorted(self._pending.pop(key, ()))
+            if left:
+                requeue(left)
+            raise
+
+
+# A run is dispatched by one thread at a time. When a wide stage ends, its last steps were
+# collected by several worker threads at once; each read and judged the whole run while the
+# others did the same, fighting for the interpreter lock.
+_DISPATCHES = _Rounds()
 
 
 def dispatch(run_id: int) -> list[int]:
-    """Dispatch the run (see _dispatch), once at a time per run in this process: a request that
-    arrives while the run is being dispatched marks it, and the dispatch under way goes round
-    again after it ends, so the request is served once its caller's changes are committed. A
-    caller inside a transaction is served at once (its changes are not visible to the others)."""
+    """Dispatch the run (see _dispatch), by one thread at a time in this process (_Rounds): a
+    request arriving meanwhile is served by another round of the dispatch under way. A caller
+    inside a transaction is served at once (its changes are not visible to the others)."""
     if connection.in_atomic_block:
         return _dispatch(run_id)
-    with _DISPATCHING_LOCK:
-        if run_id in _DISPATCHING:
-            _DISPATCHING[run_id] = True
-            return []
-        _DISPATCHING[run_id] = False
-    claimed: list[int] = []
-    try:
-        while True:
-            claimed += _dispatch(run_id)
-            with _DISPATCHING_LOCK:
-                if not _DISPATCHING[run_id]:
-                    del _DISPATCHING[run_id]
-                    return claimed
-                _DISPATCHING[run_id] = False
-    except BaseException:
-        with _DISPATCHING_LOCK:
-            asked = _DISPATCHING.pop(run_id, False)
-        if asked:  # the requests this dispatch took over must not fail with it
-            _tasks().dispatch_run.delay(run_id)
-        raise
+    rounds = _DISPATCHES.run(run_id, {run_id}, lambda _: _dispatch(run_id),
+                             lambda _: _tasks().dispatch_run.delay(run_id))
+    return [task_id for claimed in rounds for task_id in claimed]
 
 
 def _dispatch(run_id: int) -> list[int]:
@@ -397,7 +425,7 @@ def _launch(batch: _Batch, launches: list) -> bool:
         expected = steps.job_name(run.pk, task.alias, task.attempt)
         if task.job_name != expected:
             named[task] = {"job_name": expected, "params": batch.masker.value(params), "cluster": cluster}
-    _update_each(named)
+    states.update_each(named)
     for task, fields in named.items():
         task.job_name = fields["job_name"]
     notify = monitor.address()
@@ -416,23 +444,6 @@ def _launch(batch: _Batch, launches: list) -> bool:
     return False
 
 
-def _update_each(changes: dict, *, unset: str = "") -> None:
-    """Give each task its own values ({task: {field: value}}, the same fields for every task) in
-    one executemany, for the rows still at the task's attempt (and with `unset` still null): a
-    wide stage's 100 rows cost one statement's preparation, not 100 querysets."""
-    if not changes:
-        return
-    meta, quote = TaskRun._meta, connection.ops.quote_name
-    fields = [meta.get_field(name) for name in next(iter(changes.values()))]
-    sql = (f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in fields)
-           + f" WHERE {quote(meta.pk.column)} = %s AND {quote(meta.get_field('attempt').column)} = %s"
-           + (f" AND {quote(meta.get_field(unset).column)} IS NULL" if unset else ""))
-    rows = [[f.get_db_prep_save(values[f.name], connection) for f in fields] + [task.pk, task.attempt]
-            for task, values in changes.items()]
-    with transaction.atomic(), connection.cursor() as cursor:
-        cursor.executemany(sql, rows)
-
-
 def _launch_all(executor, run: PipelineRun, items: list, in_worker: bool = False) -> None:
     """Submit the steps' jobs ((task, action, spec function) each), then record when each started
     (or why not). Failures are logged: the reconciler relaunches what did not start."""
@@ -448,7 +459,7 @@ def _launch_all(executor, run: PipelineRun, items: list, in_worker: bool = False
                     continue
                 if task.started is None:
                     started.append((task, timezone.now()))
-        _update_each({task: {"started": stamp} for task, stamp in started}, unset="started")
+        states.update_each({task: {"started": stamp} for task, stamp in started}, unset="started")
         if failed:
             dispatch(run.pk)
     except Exception:
@@ -484,51 +495,25 @@ def collect(task_id: int) -> None:
     collect_many([task_id])
 
 
-# Steps waiting for this process's collector, or None when none is collecting. One thread at a
-# time collects: the steps of a wide stage end within milliseconds of each other, and eight worker
-# threads collecting at once mostly waited for each other (on SQLite, in its busy handler's
-# sleeps of up to 100 ms). Whatever arrives meanwhile is taken in the collector's next round.
-_COLLECT_PENDING: set[int] | None = None
-_COLLECT_LOCK = threading.Lock()
+# One thread at a time collects (_Rounds, one key for the process): the steps of a wide stage
+# end within milliseconds of each other, and eight worker threads collecting at once mostly
+# waited for each other (on SQLite, in its busy handler's sleeps of up to 100 ms).
+_COLLECTOR = _Rounds()
 
 
 def offer_to_collector(task_ids: list[int]) -> bool:
     """Hand finished steps straight to this process's collector if one is collecting (they join
     its next round, no trip through the broker); False when none is, and the caller sends them."""
-    with _COLLECT_LOCK:
-        if _COLLECT_PENDING is None:
-            return False
-        _COLLECT_PENDING.update(task_ids)
-        return True
+    return _COLLECTOR.offer(None, task_ids)
 
 
 def collect_many(task_ids: list[int]) -> None:
     """Steps may have finished: collect them (see _collect_many), in this thread or, when another
     thread is collecting, in that one's next round. A caller inside a transaction collects here."""
-    global _COLLECT_PENDING
     if connection.in_atomic_block:
-        return _collect_many(task_ids)
-    with _COLLECT_LOCK:
-        if _COLLECT_PENDING is not None:
-            _COLLECT_PENDING.update(task_ids)
-            return
-        _COLLECT_PENDING = set()
-    todo = list(task_ids)
-    try:
-        while True:
-            _collect_many(todo)
-            with _COLLECT_LOCK:
-                if not _COLLECT_PENDING:
-                    _COLLECT_PENDING = None
-                    return
-                todo, _COLLECT_PENDING = sorted(_COLLECT_PENDING), set()
-    except BaseException:
-        with _COLLECT_LOCK:
-            left = sorted(_COLLECT_PENDING or ())
-            _COLLECT_PENDING = None
-        if left:  # handed to us by other messages: they must not be lost with this one
-            _tasks().on_tasks_finished.delay(left)
-        raise
+        _collect_many(task_ids)
+        return
+    _COLLECTOR.run(None, task_ids, _collect_many, lambda left: _tasks().on_tasks_finished.delay(left))
 
 
 def _collect_many(task_ids: list[int]) -> None:
