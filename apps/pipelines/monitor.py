@@ -131,13 +131,13 @@ class StepMonitor:
                 # tell): 100 running steps of a wide stage are otherwise 100 log reads every pass.
                 # A finished step's log is the collector's to persist: pumping it here too took the
                 # database's write lock from under the collector when a stage ended.
-                mark_of = getattr(executor, "job_log_mark", None)
-                mark = mark_of(task.job_name, steps.job_namespace(run)) if mark_of and not done else None
-                if not done and (mark is None or self._log_marks.get(task.pk) != mark):
-                    if run.pk not in maskers:
-                        maskers[run.pk] = steps.project_configs(run.application.project_id)[1]
-                    steps.pump_logs(executor, run, task, maskers[run.pk])
-                    if mark is not None:
+                if not done:
+                    mark_of = getattr(executor, "job_log_mark", None)
+                    mark = mark_of(task.job_name, steps.job_namespace(run)) if mark_of else None
+                    if mark is None or self._log_marks.get(task.pk) != mark:
+                        if run.pk not in maskers:
+                            maskers[run.pk] = steps.project_configs(run.application.project_id)[1]
+                        steps.pump_logs(executor, run, task, maskers[run.pk])
                         self._log_marks[task.pk] = mark
             except Exception as exc:
                 log.warning("monitor: task %s: %s", task.pk, exc)

@@ -18,6 +18,7 @@ from apps.pipelines.choices import LogStream
 from apps.pipelines.models import PipelineRun, ProjectConfig, TaskRun
 from apps.pipelines.spec import Action, PipelineYml, parse_pipeline_yml
 from scheduler.base import ClusterRef, Executor, JobSpec, JobState, JobStatus, dns_label
+from scheduler.local.state import write_json
 
 AGENT_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `agent` package
 TIMEOUT_GRACE = 30  # seconds the cluster waits beyond the agent's own timeout before killing the job
@@ -42,9 +43,13 @@ def _run_dir(root: Path, run_id: int) -> Path:
     return root / "runs" / str(run_id)
 
 
+def dirs_root(run_id: int) -> Path:
+    return run_dir(run_id) / "dirs"
+
+
 def action_dir(run_id: int, alias: str) -> Path:
     """`${{ dirs.<alias> }}`: the action's working directory, shared with later steps."""
-    return run_dir(run_id) / "dirs" / alias
+    return dirs_root(run_id) / alias
 
 
 def step_dir(task: TaskRun) -> Path:
@@ -128,7 +133,7 @@ def context_for(run: PipelineRun, pipeline: PipelineYml, for_aliases=None) -> tu
         finished = finished.filter(alias__in=referenced(pipeline, for_aliases, "outputs"))
     outputs = {alias: outputs or {} for alias, outputs in finished.values_list("alias", "outputs")}
     payload = run.trigger_payload or {}
-    dirs = str(action_dir(run.pk, "-").parent)
+    dirs = str(dirs_root(run.pk))
     ctx = expressions.Context(
         params=dict(run.params or {}),
         configs=configs,
@@ -190,14 +195,8 @@ def _write_spec(path: str, spec: dict) -> None:
         try:
             with open(path) as fh:
                 json.load(fh)
-            return
         except ValueError:
-            pass
-        tmp = f"{path}.{os.getpid()}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(spec))
-        os.replace(tmp, path)
+            write_json(path, spec, mode=0o600)
         return
     with os.fdopen(fd, "w") as fh:
         fh.write(json.dumps(spec))  # json.dump never uses the C encoder
