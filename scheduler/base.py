@@ -116,6 +116,11 @@ class JobSpec:
     timeout: int | None = None
     labels: dict[str, str] = field(default_factory=dict)
     namespace: str = ""
+    # Files the command reads, placed before it starts (absolute path -> text, mode 0600: they
+    # may hold secrets), as a Secret volume is mounted before a pod's containers start; a file
+    # already there is kept (a job started again reads what its first start placed). The local
+    # cluster only: on Kubernetes, put them in a Secret and mount it.
+    files: dict[str, str] = field(default_factory=dict)
 
 
 # ---- what comes back ------------------------------------------------------------------------

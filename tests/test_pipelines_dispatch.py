@@ -201,26 +201,3 @@ def test_a_dispatch_is_skipped_only_while_every_waiting_task_still_needs_another
     assert engine._may_advance(run, [ended("a")])  # someone may wait for the slot
     settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = 10
     assert engine._may_advance(run, [ended("d")])  # nothing needs d: the run may be over
-
-
-def test_new_job_records_and_specs_are_written_in_place_and_half_files_replaced(tmp_path):
-    import json
-    import os
-
-    from apps.pipelines.steps import _write_spec
-    from scheduler.local.state import create_json, read_json
-
-    record = tmp_path / "jobs" / "ns" / "job-1" / "job.json"
-    create_json(record, {"state": "pending"})
-    assert read_json(record) == {"state": "pending"}
-    create_json(record, {"state": "running"})  # exists: replaced whole
-    assert read_json(record) == {"state": "running"} and os.listdir(record.parent) == ["job.json"]
-
-    spec = tmp_path / "spec.json"
-    _write_spec(str(spec), {"n": 1})
-    assert json.loads(spec.read_text()) == {"n": 1} and oct(spec.stat().st_mode & 0o777) == "0o600"
-    _write_spec(str(spec), {"n": 2})  # a relaunch keeps the attempt's first spec
-    assert json.loads(spec.read_text()) == {"n": 1}
-    spec.write_text('{"n": 1, "comm')  # what a crash in the middle of the first write leaves
-    _write_spec(str(spec), {"n": 3})
-    assert json.loads(spec.read_text()) == {"n": 3} and sorted(os.listdir(tmp_path)) == ["jobs", "spec.json"]

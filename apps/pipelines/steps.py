@@ -18,7 +18,6 @@ from apps.pipelines.choices import LogStream
 from apps.pipelines.models import PipelineRun, ProjectConfig, TaskRun
 from apps.pipelines.spec import Action, PipelineYml, parse_pipeline_yml
 from scheduler.base import ClusterRef, Executor, JobSpec, JobState, JobStatus, dns_label
-from scheduler.local.state import write_json
 
 AGENT_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `agent` package
 TIMEOUT_GRACE = 30  # seconds the cluster waits beyond the agent's own timeout before killing the job
@@ -185,31 +184,14 @@ def step_spec(task: TaskRun, run: PipelineRun, action: Action, pipeline: Pipelin
     }
 
 
-def _write_spec(path: str, spec: dict) -> None:
-    """Write the attempt's spec unless a whole one is there (a relaunch keeps the first). Created
-    in place (O_EXCL, mode 0600: it holds resolved secrets); a half file left by a crash does not
-    parse and is replaced atomically."""
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        try:
-            with open(path) as fh:
-                json.load(fh)
-        except ValueError:
-            write_json(path, spec, mode=0o600)
-        return
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(spec))  # json.dump never uses the C encoder
-
-
 def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> JobStatus:
-    """Write the spec and start the job unless a job of that name exists (then only read it)."""
-    folder = os.fspath(step_dir(task))  # text paths: a stage of 100 starts in one thread, each µs counts
-    os.makedirs(folder, exist_ok=True)
-    spec_path = os.path.join(folder, "spec.json")
-    _write_spec(spec_path, spec)
+    """Start the step's job unless a job of that name exists (then only read it). The agent reads
+    its spec from the step's folder: on local the cluster places it there before the process
+    starts (a relaunch keeps the attempt's first); on Kubernetes it is a Secret mounted in the pod."""
     if getattr(executor, "kind", "") == "kubernetes":
         return launch_kubernetes(executor, run, task, spec, action)
+    # text paths and no file written here: a stage of 100 is accepted in one thread, each µs counts
+    spec_path = os.path.join(os.fspath(step_dir(task)), "spec.json")
     timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None
     job = JobSpec(
         name=task.job_name,
@@ -222,6 +204,7 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
         timeout=timeout,
         labels={"dice.io/pipeline-run": str(run.pk), "dice.io/task": dns_label(task.alias)},
         namespace=job_namespace(run),
+        files={spec_path: json.dumps(spec)},  # json.dump never uses the C encoder
     )
     return executor.run_job(job)
 

@@ -384,6 +384,9 @@ class KubernetesExecutor:
         return namespace or self.cluster.config.get("namespace", "") or "default"
 
     def run_job(self, job: JobSpec) -> JobStatus:
+        if job.files:
+            raise ExecutorError(f"job {job.name!r}: files ({', '.join(sorted(job.files))}) are placed on the local "
+                                "cluster only; on Kubernetes put them in a Secret and mount it")
         ns = self._job_ns(job.namespace)
         body = jobrun.job_manifest(job, ns)
         try:

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -27,21 +28,22 @@ def read_json(path: Path, default: Any = None) -> Any:
         return default
 
 
-def create_json(path: Path, data: Any, mode: int = 0o644) -> None:
-    """Write a file that does not exist yet in place (O_EXCL), without write_json's temporary
-    file and rename: a new job's record, written while a stage of 100 jobs is accepted. A console
-    killed mid-write leaves half a file, which read_json takes for none: what a pending job is
-    after a restart anyway (forgotten, started again by its owner). An existing file is replaced
-    atomically, as write_json does."""
-    folder = os.path.dirname(os.fspath(path))
+def place_file(path: str, text: str, mode: int = 0o600) -> None:
+    """Put a file the way a volume is mounted before a container starts: written whole (a
+    temporary file linked into place, so no reader sees half of it), and only when absent: a job
+    started again reads what its first start placed there."""
+    folder, name = os.path.split(path)
     os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.link(tmp, path)
     except FileExistsError:
-        write_json(path, data, mode)
-        return
-    with os.fdopen(fd, "w") as fh:
-        fh.write(json.dumps(data, sort_keys=True))
+        pass
+    finally:
+        os.unlink(tmp)
 
 
 def write_json(path: Path, data: Any, mode: int = 0o644) -> None:

@@ -10,7 +10,7 @@ import yaml
 from kubernetes.client.rest import ApiException
 
 from apps.deploy.spec import parse_dice_yml
-from scheduler.base import ClusterRef, Health, JobSpec, JobState, RuntimeRef, ServiceGroup
+from scheduler.base import ClusterRef, ExecutorError, Health, JobSpec, JobState, RuntimeRef, ServiceGroup
 from scheduler.kubernetes.addons import generate_addon_secrets
 from scheduler.kubernetes.driver import KubernetesExecutor
 from tests.k8s.conftest import wait_for
@@ -160,6 +160,11 @@ def test_jobs_in_spec_and_run_job(executor, k8s_cluster):
     assert executor.job_status(spec.name, ns).state is JobState.SUCCEEDED
     assert executor.job_status("nope", ns).state is JobState.MISSING
     executor.cancel_job(spec.name + "-x", ns)  # missing is fine
+    placed = JobSpec(name=f"run-{uuid.uuid4().hex[:6]}-f1", image="registry.example/step:1", command=["true"],
+                     namespace=ns, files={"/work/spec.json": "{}"})
+    with pytest.raises(ExecutorError, match="local cluster only; on Kubernetes put them in a Secret"):
+        executor.run_job(placed)
+    assert executor.job_status(placed.name, ns).state is JobState.MISSING  # refused: nothing created
     executor.destroy(rt)
 
 

@@ -95,6 +95,51 @@ def test_a_pending_job_of_a_stopped_process_is_forgotten_and_can_start_again(tmp
         second.close()
 
 
+def test_placed_files_are_written_whole_only_when_absent(tmp_path):
+    import os
+    import threading
+
+    from scheduler.local.state import place_file
+
+    spec = tmp_path / "steps" / "a-1" / "spec.json"
+    place_file(str(spec), '{"n": 1}')  # the folder is made
+    assert spec.read_text() == '{"n": 1}' and oct(spec.stat().st_mode & 0o777) == "0o600"
+    place_file(str(spec), '{"n": 2}')  # a relaunch keeps the attempt's first spec
+    assert spec.read_text() == '{"n": 1}'
+    assert os.listdir(spec.parent) == ["spec.json"]  # no temporary file left behind
+
+    racing = tmp_path / "race.json"
+    barrier = threading.Barrier(4)
+
+    def put(n):
+        barrier.wait()
+        place_file(str(racing), str(n) * 10_000)
+
+    threads = [threading.Thread(target=put, args=(n,)) for n in range(4)]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    text = racing.read_text()
+    assert len(text) == 10_000 and len(set(text)) == 1  # one writer's whole file, never a mix
+    assert sorted(os.listdir(tmp_path)) == ["race.json", "steps"]
+
+
+def test_a_jobs_files_are_placed_before_it_starts_and_kept_when_it_starts_again(executor, tmp_path):
+    """A step's spec reaches the agent as a placed file (mode 0600: it holds secrets), written by
+    the starter threads, not by the caller accepting the job."""
+    spec = tmp_path / "steps" / "a-1" / "spec.json"
+    job = JobSpec(name="reads", command=["/bin/sh", "-c", f"cat {spec}; echo; stat -c %a {spec}"],
+                  files={str(spec): '{"n": 1}'})
+    executor.run_job(job)
+    assert finished(executor, "reads").state is JobState.SUCCEEDED
+    assert [line.text for line in executor.job_logs("reads")] == ['{"n": 1}', "600"]
+    executor.run_job(JobSpec(name="reads-2", command=["cat", str(spec)], files={str(spec): '{"n": 2}'}))
+    assert finished(executor, "reads-2").state is JobState.SUCCEEDED
+    assert [line.text for line in executor.job_logs("reads-2")] == ['{"n": 1}']  # the first placed stays
+    with pytest.raises(ExecutorError, match="must be absolute, not spec.json"):
+        executor.run_job(JobSpec(name="relative", command=["true"], files={"spec.json": "{}"}))
+    assert executor.job_status("relative").state is JobState.MISSING  # refused: nothing accepted
+
+
 def test_job_without_command(executor):
     with pytest.raises(ExecutorError, match="no command"):
         executor.run_job(JobSpec(name="empty", image="busybox"))
