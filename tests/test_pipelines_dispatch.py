@@ -201,3 +201,55 @@ def test_a_dispatch_is_skipped_only_while_every_waiting_task_still_needs_another
     assert engine._may_advance(run, [ended("a")])  # someone may wait for the slot
     settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = 10
     assert engine._may_advance(run, [ended("d")])  # nothing needs d: the run may be over
+
+
+@pytest.mark.django_db
+def test_the_logs_of_steps_that_ended_together_are_stored_in_one_transaction(tenant_a, settings, tmp_path):
+    """The collector persists the last lines of a round's steps with one commit and one insert;
+    a cursor another writer moved meanwhile makes it store each on its own, never a line twice."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from apps.logs.services import read_task_lines
+    from apps.pipelines import secrets, steps
+    from scheduler.base import JobSpec
+    from tests.pipelines_helpers import close_local_executors, wait_until
+
+    settings.DICE_LOCAL_ROOT = str(tmp_path / "local")
+    run = _run(tenant_a)
+    masker = secrets.Masker(["hunter2"])
+    executor = steps.executor_for(run)
+    try:
+        tasks = {task.alias: task for task in run.tasks.all()}
+        printed = {"a": "echo one; echo two hunter2; echo three", "b": "echo four; echo five", "c": "true",
+                   "d": "echo six", "e": "echo seven"}
+        for alias, script in printed.items():
+            tasks[alias].job_name = f"job-{alias}"
+            tasks[alias].save(update_fields=["job_name"])
+            executor.run_job(JobSpec(name=f"job-{alias}", command=["/bin/sh", "-c", script],
+                                     namespace=steps.job_namespace(run)))
+        for alias in printed:
+            wait_until(lambda alias=alias: executor.job_status(f"job-{alias}", steps.job_namespace(run)).state.finished,
+                       10, f"job {alias}")
+        steps.append_lines(tasks["b"], ["the console said this first"])  # b's log has a chunk already
+
+        with CaptureQueriesContext(connection) as queries:
+            steps.pump_many(executor, run, [tasks["a"], tasks["b"], tasks["c"], tasks["e"]], masker)
+        inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "logs_logchunk"')]
+        assert len(inserts) == 1  # a's and e's new chunks (b's lines join its last chunk)
+        texts = {alias: [(line.number, line.text) for line in read_task_lines(tasks[alias].pk)] for alias in "abce"}
+        assert texts == {"a": [(1, "one"), (2, "two ******"), (3, "three")],
+                         "b": [(1, "the console said this first"), (2, "four"), (3, "five")], "c": [],
+                         "e": [(1, "seven")]}
+        assert (tasks["a"].log_cursor, tasks["a"].last_line, tasks["b"].last_line) == (3, 3, 3)
+
+        stale = TaskRun.objects.get(pk=tasks["d"].pk)
+        steps.pump_logs(executor, run, tasks["d"], masker)  # another writer stored d's line meanwhile
+        tasks["a"].log_cursor = tasks["a"].last_line = 0  # and a's copy is stale too
+        steps.pump_many(executor, run, [tasks["a"], stale], masker)
+        assert [(line.number, line.text) for line in read_task_lines(stale.pk)] == [(1, "six")]
+        assert len(read_task_lines(tasks["a"].pk)) == 3
+        assert (stale.log_cursor, stale.last_line, tasks["a"].last_line) == (1, 1, 3)
+    finally:
+        executor.destroy_all()
+        close_local_executors()

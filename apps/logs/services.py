@@ -11,7 +11,7 @@ from apps.logs import ansi, push, store
 from apps.logs.models import LogChunk
 from apps.logs.store import Entry, Line
 
-__all__ = ["Entry", "Line", "append_task_lines", "expire_logs", "read_task_lines", "task_log_text", "task_panel_context"]
+__all__ = ["Entry", "Line", "append_many_task_lines", "append_task_lines", "expire_logs", "read_task_lines", "task_log_text", "task_panel_context"]
 
 NOSCRIPT_LINES = 2000  # lines rendered into the page for browsers without JavaScript
 
@@ -19,8 +19,14 @@ NOSCRIPT_LINES = 2000  # lines rendered into the page for browsers without JavaS
 def append_task_lines(task_run_id: int, first: int, entries: list[Entry]) -> None:
     """Store lines numbered first.. of a task run and push them after the commit. Call it inside
     the transaction that moved TaskRun.last_line past them (that is what makes the numbers yours)."""
-    store.append(task_run_id, first, entries)
-    push.lines_saved(task_run_id, [[first + i, e[0], e[1], e[3]] for i, e in enumerate(entries)])
+    append_many_task_lines([(task_run_id, first, entries)])
+
+
+def append_many_task_lines(items: list[tuple[int, int, list[Entry]]]) -> None:
+    """append_task_lines for several task runs ((id, first, entries) each) in one insert."""
+    store.append_many(items)
+    for task_run_id, first, entries in items:
+        push.lines_saved(task_run_id, [[first + i, e[0], e[1], e[3]] for i, e in enumerate(entries)])
 
 
 def read_task_lines(task_run_id: int, after: int = 0, limit: int | None = None) -> list[Line]:

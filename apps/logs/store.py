@@ -31,29 +31,37 @@ def _cost(entry: Entry) -> int:
 def append(task_run_id: int, first: int, entries: list[Entry]) -> None:
     """Store lines first..first+len-1. The caller owns that range (it moved TaskRun.last_line in the
     same transaction), so no other writer touches the last chunk meanwhile."""
-    if not entries:
-        return
-    entries = [list(e) for e in entries]
-    position = 0
-    tail = LogChunk.objects.filter(task_run_id=task_run_id).order_by("-first").first()
-    if tail is not None and tail.last >= first:
-        raise ValueError(f"task run {task_run_id}: line {first} is already stored (chunk {tail})")
-    if tail is not None and not tail.full and tail.last + 1 == first:
-        size, count = tail.size, tail.last - tail.first + 1
-        while position < len(entries) and count < CHUNK_LINES and size < CHUNK_BYTES:
-            size += _cost(entries[position])
-            count += 1
-            position += 1
-        LogChunk.objects.filter(pk=tail.pk).update(
-            lines=tail.lines + entries[:position], last=first + position - 1, size=size)
+    append_many([(task_run_id, first, entries)])
+
+
+def append_many(items: list[tuple[int, int, list[Entry]]]) -> None:
+    """append() for several task runs ((task run id, first, entries) each), their new chunks
+    inserted by one statement: the steps of a wide stage end together. A log's first lines need
+    no read of its last chunk: it has none (the range the caller owns starts at line 1)."""
     chunks = []
-    while position < len(entries):
-        start, size = position, 0
-        while position < len(entries) and position - start < CHUNK_LINES and size < CHUNK_BYTES:
-            size += _cost(entries[position])
-            position += 1
-        chunks.append(LogChunk(task_run_id=task_run_id, first=first + start, last=first + position - 1,
-                               size=size, lines=entries[start:position]))
+    for task_run_id, first, entries in items:
+        if not entries:
+            continue
+        entries = [list(e) for e in entries]
+        position = 0
+        tail = None if first == 1 else LogChunk.objects.filter(task_run_id=task_run_id).order_by("-first").first()
+        if tail is not None and tail.last >= first:
+            raise ValueError(f"task run {task_run_id}: line {first} is already stored (chunk {tail})")
+        if tail is not None and not tail.full and tail.last + 1 == first:
+            size, count = tail.size, tail.last - tail.first + 1
+            while position < len(entries) and count < CHUNK_LINES and size < CHUNK_BYTES:
+                size += _cost(entries[position])
+                count += 1
+                position += 1
+            LogChunk.objects.filter(pk=tail.pk).update(
+                lines=tail.lines + entries[:position], last=first + position - 1, size=size)
+        while position < len(entries):
+            start, size = position, 0
+            while position < len(entries) and position - start < CHUNK_LINES and size < CHUNK_BYTES:
+                size += _cost(entries[position])
+                position += 1
+            chunks.append(LogChunk(task_run_id=task_run_id, first=first + start, last=first + position - 1,
+                                   size=size, lines=entries[start:position]))
     if chunks:
         LogChunk.objects.bulk_create(chunks)
 

@@ -538,6 +538,7 @@ def _collect_many(task_ids: list[int]) -> None:
                     continue
                 if end is not None:
                     ends.append(end)
+        ends = _pump_ends(run, ends, shared)
         final = []
         for task, status, reason, fields in ends:
             if status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT) and task.attempt < task.max_attempts:
@@ -548,6 +549,26 @@ def _collect_many(task_ids: list[int]) -> None:
         moved = states.finish_tasks(final)
         if len(moved) < len(final) or len(moved) < len(ends) or _may_advance(run, moved):
             dispatch(run.pk)
+
+
+def _pump_ends(run: PipelineRun, ends: list, shared: dict) -> list:
+    """Persist the rest of the logs of the steps that ended (one transaction for them all), before
+    they are concluded; those whose log cannot be read now are left for a later round."""
+    if not ends:
+        return ends
+    executor, masker = shared["executor"], shared["masker"]
+    try:
+        steps.pump_many(executor, run, [end[0] for end in ends], masker)
+        return ends
+    except ExecutorError:
+        kept = []
+        for end in ends:
+            try:
+                steps.pump_logs(executor, run, end[0], masker)
+                kept.append(end)
+            except ExecutorError as exc:
+                log.warning("collecting task %s of run %s: %s", end[0].alias, run.pk, exc)
+        return kept
 
 
 def _may_advance(run: PipelineRun, concluded: list[TaskRun]) -> bool:
@@ -592,8 +613,8 @@ def _recent(key: tuple, make):
 
 
 def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
-    """How the step ended, (task, status, reason, fields for conclude), after persisting its log;
-    None while it runs."""
+    """How the step ended, (task, status, reason, fields for conclude), once its log is all there
+    to persist (_pump_ends); None while it runs."""
     if "executor" not in shared:
         shared["executor"] = steps.executor_for(run)
     executor = shared["executor"]
@@ -610,8 +631,6 @@ def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
     masker = shared["masker"]
     if result is not None:
         _wait_for_lines(executor, run, task, int(result.get("lines") or 0))
-    steps.pump_logs(executor, run, task, masker)
-    if result is not None:
         code = int(result.get("exit_code", 1))
         fields = {"outputs": {str(k): masker(str(v)) for k, v in (result.get("outputs") or {}).items()},
                   "exit_code": code, "finished": _utc(result.get("finished"))}

@@ -250,28 +250,64 @@ def pump_logs(executor: Executor, run: PipelineRun, task: TaskRun, masker: secre
     return 0
 
 
-def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker) -> int | None:
+def pump_many(executor: Executor, run: PipelineRun, tasks: list[TaskRun], masker: secrets.Masker) -> None:
+    """pump_logs for several steps of the run in one transaction (the steps of a wide stage end
+    together: one commit for them all, not one each). When another writer moved one of their
+    cursors meanwhile, nothing of it is kept and each is pumped on its own."""
+    pending = [(task, fresh) for task in tasks if task.job_name
+               for fresh in [_fresh_lines(executor, run, task, masker)] if fresh is not None]
+    if not pending:
+        return
+    try:
+        with transaction.atomic():
+            for task, (rows, cursor) in pending:
+                _move_cursor(task, cursor, len(rows))
+            log_services.append_many_task_lines([(task.pk, task.last_line + 1, rows) for task, (rows, _) in pending])
+    except _LostRace:
+        for task, _ in pending:
+            task.refresh_from_db(fields=["log_cursor", "last_line"])
+            pump_logs(executor, run, task, masker)
+        return
+    for task, (rows, cursor) in pending:
+        task.log_cursor, task.last_line = cursor, task.last_line + len(rows)
+
+
+def _fresh_lines(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker):
+    """The job's lines after the task's cursor as log entries, and the cursor after them; None
+    when there are none."""
     fresh = [line for line in executor.job_logs(task.job_name, job_namespace(run)) if line.number > task.log_cursor]
     if not fresh:
-        return 0
+        return None
     rows = []
     for line in fresh:
         stamp, stream, text = _parse(line.text, line.timestamp, line.stream)
         stream = stream if stream in LogStream.values else LogStream.STDOUT
         rows.append((stamp, stream, task.attempt, masker(text)))
-    number = task.last_line + len(rows)
-    cursor = fresh[-1].number
+    return rows, fresh[-1].number
+
+
+def _move_cursor(task: TaskRun, cursor: int, count: int) -> None:
+    """Compare-and-set the task's log cursor and last line number (inside the caller's transaction,
+    which stores the lines); _LostRace when another writer moved them first."""
+    moved = TaskRun.objects.filter(pk=task.pk, log_cursor=task.log_cursor, last_line=task.last_line).update(
+        log_cursor=cursor, last_line=task.last_line + count)
+    if not moved:
+        raise _LostRace
+
+
+def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker) -> int | None:
+    fresh = _fresh_lines(executor, run, task, masker)
+    if fresh is None:
+        return 0
+    rows, cursor = fresh
     try:
         with transaction.atomic():
-            moved = TaskRun.objects.filter(pk=task.pk, log_cursor=task.log_cursor, last_line=task.last_line).update(
-                log_cursor=cursor, last_line=number)
-            if not moved:
-                raise _LostRace
+            _move_cursor(task, cursor, len(rows))
             log_services.append_task_lines(task.pk, task.last_line + 1, rows)
     except _LostRace:
         task.refresh_from_db(fields=["log_cursor", "last_line"])
         return None
-    task.log_cursor, task.last_line = cursor, number
+    task.log_cursor, task.last_line = cursor, task.last_line + len(rows)
     return len(rows)
 
 
