@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 
 import pytest
 from django.utils import timezone
@@ -132,7 +133,7 @@ def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_rou
     monkeypatch.setattr(engine, "_collect_many", fake)
     engine.collect_many([1, 2])
     assert rounds == [[1, 2], [3, 4, 5]] and not engine._COLLECTOR.busy(None)
-    assert not engine.offer_to_collector([7])  # nobody collecting: the monitor sends a message
+    assert not engine.offer_to_collector([7])  # nobody collecting: the monitor collects them itself
 
     def failing(ids):
         rounds.append(list(ids))
@@ -144,6 +145,63 @@ def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_rou
     with pytest.raises(RuntimeError):
         engine.collect_many([6])
     assert queued == [[9]] and not engine._COLLECTOR.busy(None)
+
+
+def test_the_monitor_collects_what_it_hears_in_its_own_thread_and_hands_over_what_fails(monkeypatch):
+    import json
+    import socket
+
+    from apps.pipelines import monitor
+
+    watcher = monitor.StepMonitor()  # not started: _receive is called here, as its thread would
+    collected, queued = [], []
+    monkeypatch.setattr(engine._tasks().on_tasks_finished, "delay", lambda ids: queued.append(ids))
+
+    def hear(*task_ids):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            for task_id in task_ids:
+                sock.sendto(json.dumps({"task_run": task_id, "job": "j"}).encode(), (watcher.host, watcher.port))
+        time.sleep(0.05)
+        watcher._receive()
+
+    try:
+        monkeypatch.setattr(engine, "collect_many", lambda ids: collected.append((list(ids), threading.get_ident())))
+        hear(11, 12, 11)
+        assert collected == [([11, 12], threading.get_ident())] and queued == []  # one round, no message
+
+        def busy_database(ids):
+            raise RuntimeError("database is locked")
+
+        monkeypatch.setattr(engine, "collect_many", busy_database)
+        hear(13)
+        assert queued == [[13]]  # the retried task takes them over
+    finally:
+        watcher.sock.close()
+
+
+def test_a_monitor_thread_gets_its_own_monitor_even_while_it_is_being_stopped():
+    """Collecting in the monitor's thread starts steps, which asks for the monitor's address: that
+    must neither wait for the stop (which waits for the thread) nor start a second monitor."""
+    from apps.pipelines import monitor
+
+    first = monitor.ensure_started()
+    seen = []
+    release = threading.Event()
+
+    def collecting():  # what the receive thread does while stop() joins it
+        release.wait(5)
+        seen.append(monitor.ensure_started())
+
+    thread = threading.Thread(target=collecting)
+    thread.dice_monitor = first
+    thread.start()
+    stopper = threading.Thread(target=monitor.stop)
+    stopper.start()
+    release.set()
+    thread.join(5)
+    stopper.join(5)
+    assert seen == [first] and monitor._monitor is None
+    assert not first.alive()
 
 
 @pytest.mark.django_db
