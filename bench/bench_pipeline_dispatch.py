@@ -6,8 +6,9 @@ with an embedded Celery worker on a fresh SQLite database (WAL, as in standalone
 - wide: 10 stages of 100 tasks, each task needs the whole previous stage.
 Printed: plan time (parse + plan + task rows), CPU of the console and of the step processes, and
 the delay from a task's predecessors finishing (the last one's agent result time) to: the task
-started (its job submitted to the cluster; on local the job is accepted at once and forked by
-the executor's starter threads, as Kubernetes accepts a Job before a kubelet starts its pod), the
+started (its job submitted to the cluster; on local the job is accepted at once, in memory, and
+the executor's starter threads place its spec file, write its record and fork it, as Kubernetes
+accepts a Job before a kubelet mounts its volumes and starts its pod), the
 task claimed by dispatch, and the step's process running (the agent's own start stamp, which
 includes the fork/exec of the shim and the agent): median, p90, p99, max.
 
