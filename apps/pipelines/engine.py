@@ -330,7 +330,8 @@ class _Batch:
 
     def executor(self):
         if self._executor is None:
-            self._executor = steps.executor_for(self.run), steps.cluster_of(self.run).name
+            executor, cluster = steps.executor_and_cluster(self.run)
+            self._executor = executor, cluster.name
         return self._executor
 
 
