@@ -165,7 +165,7 @@ def step_spec(task: TaskRun, run: PipelineRun, action: Action, pipeline: Pipelin
               ctx: expressions.Context, masker: secrets.Masker, params: dict, notify: str | None) -> dict:
     """The agent's step.json for the task's current attempt."""
     folder = step_folder(task)
-    workdir = f"{_run_text(pipelines_root(), run.pk)}/dirs/{task.alias}"  # action_dir, as text
+    workdir = ctx.dirs[task.alias]  # action_dir, as text
     envs = {k: expressions.substitute(v, ctx) for k, v in pipeline.envs.items()}
     envs.update({
         "PIPELINE_ID": str(run.pk), "DICE_WORKSPACE": run.workspace,
