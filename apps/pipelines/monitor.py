@@ -2,10 +2,10 @@
 
 Agents send a UDP datagram to `address()` when they have written their result; the monitor
 collects those steps at once, in its own thread (no polling interval between steps, no trip
-through the broker; when that fails, they go to the retried `on_tasks_finished`). Every PASS seconds its
-second thread persists the new log lines of running steps (only those whose log changed, where the
-cluster can tell) and notices steps that ended without a word (killed, timed out by the cluster,
-or reporting to a monitor that died in a restart).
+through the broker; when that fails, they go to the retried `on_tasks_finished`). Every PASS
+seconds its second thread persists the new log lines of running steps (only those whose log
+changed, where the cluster can tell) and notices steps that ended without a word (killed, timed
+out by the cluster, or reporting to a monitor that died in a restart).
 """
 
 from __future__ import annotations
@@ -204,7 +204,7 @@ def watch(task_id: int) -> None:
 def stop() -> None:
     """Stop this process's monitor (worker shutdown, tests simulating a crash)."""
     global _monitor
-    with _lock:
-        monitor, _monitor = _monitor, None
-    if monitor is not None:
-        monitor.stop()  # outside the lock: its threads may be finishing a collection
+    with _lock:  # its threads finishing a collection meanwhile get their own monitor, without the lock
+        if _monitor is not None:
+            _monitor.stop()
+            _monitor = None
