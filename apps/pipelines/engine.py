@@ -407,10 +407,10 @@ def _launch(batch: _Batch, launches: list) -> bool:
     leaves tasks the reconciler relaunches (job missing). Each task's `started` is the moment its
     job was submitted. True when a step ended here (no cluster).
 
-    On local, accepting a job is a few file writes (~0.2 ms): it is done here, each step's spec
-    built just before its job is accepted, so the first steps of a wide stage start before the
-    last spec is built, and no handoff to another thread is paid (a launcher thread waited for
-    the interpreter lock behind this one). On Kubernetes each job is an API call: launcher threads
+    On local, accepting a job is an entry in the cluster's memory (its starter threads place the
+    spec and fork the process): it is done here, each step's spec built just before its job is
+    accepted, and no handoff to another thread is paid (a launcher thread waited for the
+    interpreter lock behind this one). On Kubernetes each job is an API call: launcher threads
     submit them in parallel while the worker goes back to collecting."""
     from apps.pipelines import monitor
 
@@ -504,7 +504,7 @@ _COLLECTOR = _Rounds()
 
 def offer_to_collector(task_ids: list[int]) -> bool:
     """Hand finished steps straight to this process's collector if one is collecting (they join
-    its next round, no trip through the broker); False when none is, and the caller sends them."""
+    its next round, no trip through the broker); False when none is, and the caller collects them."""
     return _COLLECTOR.offer(None, task_ids)
 
 

@@ -32,13 +32,8 @@ def place_file(path: str, text: str, mode: int = 0o600) -> None:
     """Put a file the way a volume is mounted before a container starts: written whole (a
     temporary file linked into place, so no reader sees half of it), and only when absent: a job
     started again reads what its first start placed there."""
-    folder, name = os.path.split(path)
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    tmp = _written_beside(path, text, mode)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
         os.link(tmp, path)
     except FileExistsError:
         pass
@@ -48,15 +43,20 @@ def place_file(path: str, text: str, mode: int = 0o600) -> None:
 
 def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
     """Atomic replace, so a reader (or a console killed mid-write) never sees half a file."""
-    folder, name = os.path.split(os.fspath(path))
+    # One line: json.dump, or any indent, takes the pure-Python encoder (5x slower); the starter
+    # threads write one of these for every job they start.
+    os.replace(_written_beside(os.fspath(path), json.dumps(data, sort_keys=True), mode), path)
+
+
+def _written_beside(path: str, text: str, mode: int) -> str:
+    """A temporary file in `path`'s folder (made if missing) holding `text`; its path."""
+    folder, name = os.path.split(path)
     os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "w") as fh:
-        # One line: json.dump, or any indent, takes the pure-Python encoder (5x slower); a burst of
-        # 100 job starts writes 100 of these while its stage waits.
-        fh.write(json.dumps(data, sort_keys=True))
-    os.replace(tmp, path)
+        fh.write(text)
+    return tmp
 
 
 def default_root() -> Path:
