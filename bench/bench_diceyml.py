@@ -12,7 +12,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from apps.deploy.spec import parse_dice_yml  # noqa: E402
+from diceyml import parse_dice_yml  # noqa: E402
 
 ERDA = ROOT.parent / "shared" / "conformance" / "erda" / "dice" / "erda.yml"
 

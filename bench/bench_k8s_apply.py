@@ -176,7 +176,7 @@ def main() -> None:
 
     from kubernetes import client as k8s
 
-    from apps.deploy.spec import parse_dice_yml
+    from diceyml import parse_dice_yml
     from scheduler import registry
     from scheduler.base import ClusterRef, Health, RuntimeRef, ServiceGroup
     from scheduler.kubernetes.addons import generate_addon_secrets

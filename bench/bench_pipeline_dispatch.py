@@ -96,7 +96,7 @@ def summary(values: list[float]) -> str:
 def bench(name: str, source: str, owner, app, timeout: float) -> None:
     from apps.pipelines import services
     from apps.pipelines.models import PipelineRun
-    from apps.pipelines.spec import parse_pipeline_yml, plan
+    from pipelineyml import parse_pipeline_yml, plan
 
     cpu_before = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
     started = time.perf_counter()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from apps.pipelines.spec import parse_pipeline_yml, plan
+from pipelineyml import parse_pipeline_yml, plan
 from speckit import load_yaml
 
 

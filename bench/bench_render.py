@@ -11,9 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from apps.deploy.spec import parse_dice_yml  # noqa: E402
 from bench.bench_diceyml import generated  # noqa: E402
 from dice_cli.render_command import dump_manifests  # noqa: E402
+from diceyml import parse_dice_yml  # noqa: E402
 from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup  # noqa: E402
 from scheduler.kubernetes.addons import generate_addon_secrets  # noqa: E402
 from scheduler.kubernetes.render import render_group  # noqa: E402

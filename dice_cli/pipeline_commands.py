@@ -9,8 +9,8 @@ import sys
 import time
 from pathlib import Path
 
-from apps.pipelines.spec import PlannedTask, parse_pipeline_yml, plan
 from dice_cli.errors import CliError
+from pipelineyml import PlannedTask, parse_pipeline_yml, plan
 from speckit import SpecInvalid, render_errors, sort_errors
 
 FORMATS = ("text", "json")

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import yaml
 
-from apps.deploy.spec import parse_dice_yml
 from dice_cli.errors import CliError
+from diceyml import parse_dice_yml
 from speckit.errors import SpecInvalid
 from speckit.report import render_errors
 

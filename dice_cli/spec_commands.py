@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from apps.deploy.spec import normalize_workspace, validate_dice_yml
 from dice_cli.errors import CliError
+from diceyml import normalize_workspace, validate_dice_yml
 from speckit.report import FORMATS, render_errors
 
 MAX_READ = 1024 * 1024 + 1  # one byte over the parser's limit, so it reports the size itself

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from apps.deploy.spec import DiceYml
+from diceyml import DiceYml
 
 # ---- what to run ----------------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ import secrets
 
 from apps.clusters import crypto
 from apps.deploy.models import AddonInstance, Runtime
-from apps.deploy.spec import DiceYml
+from diceyml import DiceYml
 
 
 def _generate(name: str) -> dict[str, str]:

@@ -17,11 +17,11 @@ from apps.deploy import quota
 from apps.deploy.choices import ACTIVE_STATUSES, FINAL_STATUSES, DeploymentStatus
 from apps.deploy.executors import executor_for, runtime_ref
 from apps.deploy.models import Deployment, DeploymentTransition, Release, Runtime
-from apps.deploy.spec import DiceYml, parse_dice_yml
 from apps.projects import audit, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application, Workspace
+from diceyml import DiceYml, parse_dice_yml
 from scheduler.base import ExecutorError
 from speckit.errors import SpecInvalid
 

@@ -8,9 +8,9 @@ import difflib
 import yaml
 
 from apps.deploy.models import Release
-from apps.deploy.spec import normalize_workspace
 from apps.deploy.summary import effective_for
 from apps.projects.choices import WORKSPACE_ENVIRONMENT, WorkspaceKind
+from diceyml import normalize_workspace
 from speckit.errors import SpecInvalid
 
 _MISSING = object()

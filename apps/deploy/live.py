@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from apps.deploy.executors import executor_for, runtime_ref
 from apps.deploy.models import Runtime
-from apps.deploy.spec import parse_dice_yml
+from diceyml import parse_dice_yml
 from scheduler.base import ExecutorError, GroupStatus, Health, ServiceStatus
 from speckit.errors import SpecInvalid
 

@@ -11,7 +11,7 @@ from django.core.exceptions import ValidationError
 from apps.deploy.choices import ACTIVE_STATUSES
 from apps.deploy.executors import overcommit_for
 from apps.deploy.models import Deployment, Runtime
-from apps.deploy.spec import DiceYml, parse_dice_yml
+from diceyml import DiceYml, parse_dice_yml
 from scheduler.base import ExecutorError
 from scheduler.resources import allocate_resources
 from speckit.errors import SpecInvalid

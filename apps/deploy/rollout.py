@@ -28,7 +28,7 @@ from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
 from apps.deploy.deployments import IllegalTransition, parse_for, record_progress, transition
 from apps.deploy.executors import cluster_ref, executor_for, overcommit_for, runtime_ref
 from apps.deploy.models import Deployment, Runtime
-from apps.deploy.spec import DiceYml
+from diceyml import DiceYml
 from scheduler.base import ExecutorError, GroupStatus, Health, ServiceGroup, ServiceStatus
 
 log = logging.getLogger(__name__)

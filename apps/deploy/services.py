@@ -10,10 +10,10 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from apps.deploy.models import Release
-from apps.deploy.spec import DiceYml, parse_dice_yml
 from apps.projects import audit, scope
 from apps.projects import permissions as perms
 from apps.projects.models import Application
+from diceyml import DiceYml, parse_dice_yml
 from speckit.errors import SpecError, SpecInvalid
 from speckit.suggest import did_you_mean
 

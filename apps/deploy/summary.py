@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from apps.deploy.models import Release
-from apps.deploy.spec import DiceYml, effective_spec, parse_dice_yml
+from diceyml import DiceYml, effective_spec, parse_dice_yml
 from speckit.errors import SpecInvalid
 
 

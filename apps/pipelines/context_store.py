@@ -49,7 +49,7 @@ from apps.pipelines.models import PipelineRun
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 UNPACKED_FACTOR = 16  # a step directory may unpack to at most this many times the upload limit
 CHUNK = 1024 * 1024
-_ALIAS = re.compile(r"^\w[\w-]*$")  # as the spec allows (apps/pipelines/spec/actions.py)
+_ALIAS = re.compile(r"^\w[\w-]*$")  # as the spec allows (pipelineyml/actions.py)
 
 
 # ---- settings and the token -------------------------------------------------------------------

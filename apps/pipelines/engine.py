@@ -27,7 +27,7 @@ from apps.pipelines.choices import (
     TaskStatus,
 )
 from apps.pipelines.models import CacheEntry, PipelineRun, TaskRun
-from apps.pipelines.spec import PipelineYml, plan
+from pipelineyml import PipelineYml, plan
 from scheduler.base import ExecutorError, JobState
 
 log = logging.getLogger(__name__)

@@ -9,11 +9,11 @@ from django.db import transaction
 from apps.pipelines import engine, secrets
 from apps.pipelines.choices import RunStatus, TaskStatus, TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
-from apps.pipelines.spec import PipelineYml, parse_pipeline_yml
 from apps.projects import audit, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application, Project
+from pipelineyml import PipelineYml, parse_pipeline_yml
 from speckit import SpecInvalid
 
 MAX_SOURCE = 1024 * 1024

@@ -16,7 +16,7 @@ from apps.logs import services as log_services
 from apps.pipelines import expressions, secrets
 from apps.pipelines.choices import LogStream
 from apps.pipelines.models import PipelineRun, ProjectConfig, TaskRun
-from apps.pipelines.spec import Action, PipelineYml, parse_pipeline_yml
+from pipelineyml import Action, PipelineYml, parse_pipeline_yml
 from scheduler.base import ClusterRef, Executor, JobSpec, JobState, JobStatus, dns_label
 
 AGENT_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `agent` package

@@ -16,7 +16,7 @@ import json
 
 from apps.pipelines.choices import TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig
-from apps.pipelines.spec import PipelineYml
+from pipelineyml import PipelineYml
 
 WEBHOOK_SECRET_KEY = "webhook_secret"
 PROVIDERS = ("github", "gitlab", "gitea")

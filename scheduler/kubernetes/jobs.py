@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.deploy.spec import Job
+from diceyml import Job
 from scheduler.kubernetes.addons import OPERATORS
 from scheduler.kubernetes.context import RenderContext
 from scheduler.kubernetes.meta import JOB_LABEL, RenderError, manifest, object_name, short_hash, split_labels

@@ -7,8 +7,8 @@ import json
 import math
 from typing import Any
 
-from apps.deploy.spec import HealthCheck, Job, Port, Service
-from apps.deploy.spec.models import InitContainer
+from diceyml import HealthCheck, Job, Port, Service
+from diceyml.models import InitContainer
 from scheduler.kubernetes.context import RenderContext
 from scheduler.kubernetes.meta import RenderError, deep_merge, manifest, object_name
 from scheduler.resources import Allocation, allocate_resources

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from apps.deploy.spec import Service
+from diceyml import Service
 from scheduler.kubernetes.context import RenderContext
 from scheduler.kubernetes.meta import SERVICE_LABEL, RenderError, dns_label, manifest, split_labels
 from scheduler.kubernetes.pods import (

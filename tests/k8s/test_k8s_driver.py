@@ -9,7 +9,7 @@ import pytest
 import yaml
 from kubernetes.client.rest import ApiException
 
-from apps.deploy.spec import parse_dice_yml
+from diceyml import parse_dice_yml
 from scheduler.base import ClusterRef, ExecutorError, Health, JobSpec, JobState, RuntimeRef, ServiceGroup
 from scheduler.kubernetes.addons import generate_addon_secrets
 from scheduler.kubernetes.driver import KubernetesExecutor

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.deploy.spec import parse_dice_yml
+from diceyml import parse_dice_yml
 from scheduler.base import RuntimeRef, ServiceGroup
 from scheduler.local import LocalExecutor
 from scheduler.local.state import proc_start_time

@@ -122,7 +122,7 @@ def test_registry_gives_one_executor_per_root(local_root):
 
 def test_guestbook_renders_for_kubernetes():
     """The same dice.yml has images for every service and job."""
-    from apps.deploy.spec import parse_dice_yml
+    from diceyml import parse_dice_yml
 
     spec = parse_dice_yml((GUESTBOOK / "dice.yml").read_text(), workspace="PROD")
     assert all(s.image for s in spec.services.values()) and all(j.image for j in spec.jobs.values())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.deploy.spec import effective_spec, merge_overlay, parse_dice_yml, validate_dice_yml
+from diceyml import effective_spec, merge_overlay, parse_dice_yml, validate_dice_yml
 from speckit import SpecInvalid
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from apps.deploy.spec import parse_dice_yml, validate_dice_yml
+from diceyml import parse_dice_yml, validate_dice_yml
 from speckit import SpecInvalid
 
 

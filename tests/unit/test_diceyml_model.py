@@ -9,14 +9,14 @@ import textwrap
 
 import pytest
 
-from apps.deploy.spec import (
+from diceyml import (
     MAX_SERVICES,
     dice_yml_json_schema,
     effective_spec,
     normalize_workspace,
     parse_dice_yml,
 )
-from apps.deploy.spec.models import DEFAULT_CPU, DEFAULT_MEM
+from diceyml.models import DEFAULT_CPU, DEFAULT_MEM
 
 
 def spec(body: str) -> str:
@@ -234,5 +234,5 @@ def test_many_services_up_to_the_limit():
 
 
 def test_no_django_import():
-    code = "import sys, apps.deploy.spec, speckit, speckit.pydantic_errors; sys.exit('django' in sys.modules)"
+    code = "import sys, diceyml, speckit, speckit.pydantic_errors; sys.exit('django' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], check=False).returncode == 0

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.deploy.spec import merge_overlay, parse_dice_yml
+from diceyml import merge_overlay, parse_dice_yml
 from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
 from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets
 from scheduler.kubernetes.render import KIND_ORDER, render_group

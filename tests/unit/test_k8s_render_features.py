@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from apps.deploy.spec import parse_dice_yml
+from diceyml import parse_dice_yml
 from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
 from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets
 from scheduler.kubernetes.meta import RenderError

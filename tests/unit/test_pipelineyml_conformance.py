@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from apps.pipelines.spec import parse_pipeline_yml, plan, validate_pipeline_yml
+from pipelineyml import parse_pipeline_yml, plan, validate_pipeline_yml
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "pipeline"
 FILES = sorted(p for p in CORPUS.glob("*") if p.suffix in (".yml", ".yaml"))

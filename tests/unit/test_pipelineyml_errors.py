@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from apps.pipelines.spec import parse_pipeline_yml, pipeline_from_data, validate_pipeline_yml
+from pipelineyml import parse_pipeline_yml, pipeline_from_data, validate_pipeline_yml
 from speckit import SpecInvalid
 
 

@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from apps.pipelines.spec import parse_pipeline_yml, plan, validate_pipeline_yml
+from pipelineyml import parse_pipeline_yml, plan, validate_pipeline_yml
 
 
 def parse(text: str):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from apps.deploy.spec import Resources
+from diceyml import Resources
 from scheduler.base import ExecutorError, Overcommit
 from scheduler.resources import (
     OvercommitRefused,

@@ -11,8 +11,8 @@ from apps.deploy import filtersets, services
 from apps.deploy.api import serializers
 from apps.deploy.diff import release_diff
 from apps.deploy.models import Release
-from apps.deploy.spec import dice_yml_json_schema, validate_dice_yml
 from dice_console.api import ScopedGenericViewSet
+from diceyml import dice_yml_json_schema, validate_dice_yml
 
 
 class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedGenericViewSet):

@@ -38,7 +38,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from apps.deploy.spec import Addon, DiceYml
+from diceyml import Addon, DiceYml
 from scheduler.envvars import ADDON_VARIABLES, SECRET_FIELDS, env_name
 from scheduler.kubernetes.context import RenderContext
 from scheduler.kubernetes.meta import ADDON_LABEL, RenderError, manifest

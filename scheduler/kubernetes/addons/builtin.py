@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from apps.deploy.spec import Addon
+from diceyml import Addon
 from scheduler.kubernetes.addons import (
     AddonProvider,
     plan_size,

@@ -1,7 +1,7 @@
 """dice.yml: parse, validate and type an application spec, free of Django (see SPEC.md)."""
 
-from apps.deploy.spec.environments import ENVIRONMENTS, environment_name, normalize_workspace
-from apps.deploy.spec.models import (
+from diceyml.environments import ENVIRONMENTS, environment_name, normalize_workspace
+from diceyml.models import (
     Addon,
     Bind,
     DiceYml,
@@ -13,7 +13,7 @@ from apps.deploy.spec.models import (
     Service,
     Volume,
 )
-from apps.deploy.spec.parser import (
+from diceyml.parser import (
     MAX_SERVICES,
     check_document,
     effective_spec,
@@ -21,7 +21,7 @@ from apps.deploy.spec.parser import (
     parse_dice_yml,
     validate_dice_yml,
 )
-from apps.deploy.spec.schema import dice_yml_json_schema
+from diceyml.schema import dice_yml_json_schema
 
 __all__ = [
     "ENVIRONMENTS",

@@ -1,14 +1,14 @@
 """pipeline.yml (version "1.1") without Django: parse, validate and plan a pipeline's tasks."""
 
-from apps.pipelines.spec.graph import plan
-from apps.pipelines.spec.models import (
+from pipelineyml.graph import plan
+from pipelineyml.models import (
     Action,
     PipelineYml,
     PlannedTask,
     Reference,
     Stage,
 )
-from apps.pipelines.spec.parser import parse_pipeline_yml, pipeline_from_data, validate_pipeline_yml
+from pipelineyml.parser import parse_pipeline_yml, pipeline_from_data, validate_pipeline_yml
 
 __all__ = [
     "Action",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from apps.pipelines.spec import catalog
-from apps.pipelines.spec.models import (
+from pipelineyml import catalog
+from pipelineyml.models import (
     DEFAULT_TIMEOUT,
     NO_TIMEOUT,
     Action,
@@ -19,7 +19,7 @@ from apps.pipelines.spec.models import (
     SnippetConfig,
     frozen_map,
 )
-from apps.pipelines.spec.values import Reader, kind_of
+from pipelineyml.values import Reader, kind_of
 from speckit import did_you_mean
 
 ACTION_KEYS = (

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from apps.deploy.spec import rules
-from apps.deploy.spec.environments import (
+from diceyml import rules
+from diceyml.environments import (
     OriginLines,
     deep_merge,
     environment_name,
@@ -15,7 +15,7 @@ from apps.deploy.spec.environments import (
     normalize_workspace,
     unfilled,
 )
-from apps.deploy.spec.models import Addon, DiceYml, Job, Resources, Service
+from diceyml.models import Addon, DiceYml, Job, Resources, Service
 from speckit.errors import SpecError, SpecInvalid, sort_errors
 from speckit.paths import format_path
 from speckit.pydantic_errors import describe, translate_raw

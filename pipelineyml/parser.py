@@ -7,10 +7,10 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
-from apps.pipelines.spec.actions import ActionReader
-from apps.pipelines.spec.cron import cron_problems
-from apps.pipelines.spec.graph import build_graph
-from apps.pipelines.spec.models import (
+from pipelineyml.actions import ActionReader
+from pipelineyml.cron import cron_problems
+from pipelineyml.graph import build_graph
+from pipelineyml.models import (
     SUPPORTED_VERSION,
     Action,
     CronCompensator,
@@ -27,8 +27,8 @@ from apps.pipelines.spec.models import (
     Trigger,
     frozen_map,
 )
-from apps.pipelines.spec.refs import RefScope, check_reference, scan_text, scan_value
-from apps.pipelines.spec.values import Reader, kind_of, scalar_text
+from pipelineyml.refs import RefScope, check_reference, scan_text, scan_value
+from pipelineyml.values import Reader, kind_of, scalar_text
 from speckit import LineMap, SpecError, SpecInvalid, did_you_mean, format_path, load_yaml, sort_errors
 
 TOP_KEYS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Callable, Mapping, Sequence
 
-from apps.pipelines.spec.models import Action, PipelineYml, PlannedTask, Reference
+from pipelineyml.models import Action, PipelineYml, PlannedTask, Reference
 from speckit import did_you_mean
 
 Report = Callable[[tuple, str], None]

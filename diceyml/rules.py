@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from apps.deploy.spec.environments import PRODUCTION
-from apps.deploy.spec.models import Addon, Job, Resources, Service
+from diceyml.environments import PRODUCTION
+from diceyml.models import Addon, Job, Resources, Service
 from speckit.suggest import did_you_mean
 
 Problem = tuple[tuple, str]  # (path, message)

@@ -18,7 +18,7 @@ from pydantic import (
     model_validator,
 )
 
-from apps.deploy.spec import normalize as nz
+from diceyml import normalize as nz
 
 DEFAULT_CPU = 0.1  # cores, when a service gives none
 DEFAULT_MEM = 128  # MiB, when a service gives none

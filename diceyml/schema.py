@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from apps.deploy.spec.models import DiceYml, EnvironmentOverlay
+from diceyml.models import DiceYml, EnvironmentOverlay
 
 _EnvName = Literal["development", "test", "staging", "production", "DEV", "TEST", "STAGING", "PROD"]
 

@@ -7,8 +7,8 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from apps.pipelines.spec import catalog
-from apps.pipelines.spec.models import Reference
+from pipelineyml import catalog
+from pipelineyml.models import Reference
 from speckit import did_you_mean
 
 NAMESPACES = ("outputs", "params", "configs", "triggers", "dirs")
