@@ -22,11 +22,11 @@ def read(name: str) -> str:
 
 
 def test_examples_are_there():
-    assert {"bookshop.yml", "legacy.yml", "platform.yml"} <= set(FILES)
+    assert {"blog.yml", "bookshop.yml", "legacy.yml", "platform.yml"} <= set(FILES)
 
 
-# legacy.yml has a basic addon: refused in PROD (test_basic_addon_refused_in_prod_naming_the_line).
-CASES = [(n, w) for n in FILES for w in WORKSPACES if not (n == "legacy.yml" and w == "PROD")]
+# legacy.yml and blog.yml have basic addons: refused in PROD (test_basic_addon_refused_in_prod_naming_the_line).
+CASES = [(n, w) for n in FILES for w in WORKSPACES if not (n in ("legacy.yml", "blog.yml") and w == "PROD")]
 
 
 @pytest.mark.parametrize(("name", "workspace"), CASES)
