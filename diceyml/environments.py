@@ -12,8 +12,10 @@ from speckit.yamlload import LineMap
 ENVIRONMENTS = ("development", "test", "staging", "production")
 WORKSPACES = {"dev": "development", "test": "test", "staging": "staging", "prod": "production"}
 PRODUCTION = "production"
-# `${key}` / `${key:default}`; `${env.X}` is matched too but left for run time.
+# `${key}` / `${key:default}`; `${env.X}` is matched too but left for run time, and
+# `${platform.DICE_*}` for deploy time (filled by the executors from the runtime's facts).
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)(?::([^}]*))?\}")
+LATER_PREFIXES = ("env.", "platform.")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -98,7 +100,7 @@ def fill_values(data: object, values: dict | None) -> object:
 
     def one(match: re.Match) -> tuple[bool, object]:
         key, default = match.group(1), match.group(2)
-        if key.startswith("env."):
+        if key.startswith(LATER_PREFIXES):
             return False, match.group(0)
         if key in values:
             return True, values[key]
@@ -125,4 +127,4 @@ def fill_values(data: object, values: dict | None) -> object:
 
 def unfilled(text: str) -> list[str]:
     """Placeholder keys in `text` that were left unfilled (not `${env.X}`)."""
-    return [m.group(1) for m in _PLACEHOLDER.finditer(text) if not m.group(1).startswith("env.")]
+    return [m.group(1) for m in _PLACEHOLDER.finditer(text) if not m.group(1).startswith(LATER_PREFIXES)]

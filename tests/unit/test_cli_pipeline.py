@@ -9,7 +9,10 @@ import pytest
 
 from dice_cli.main import main
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "pipeline"
+CORPUS = next(  # the shared corpus beside the checkout (main) or its worktrees
+    (d / "shared" for d in Path(__file__).resolve().parents if (d / "shared" / "conformance").is_dir()),
+    Path(__file__).resolve().parents[2].parent / "shared",
+) / "conformance" / "erda" / "pipeline"
 
 VALID = """\
 version: "1.1"

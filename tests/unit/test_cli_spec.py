@@ -11,7 +11,10 @@ import pytest
 
 from dice_cli.main import main
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
+CORPUS = next(  # the shared corpus beside the checkout (main) or its worktrees
+    (d / "shared" for d in Path(__file__).resolve().parents if (d / "shared" / "conformance").is_dir()),
+    Path(__file__).resolve().parents[2].parent / "shared",
+) / "conformance" / "erda" / "dice"
 ERDA = str(CORPUS / "erda.yml")
 BAD = 'version: "2.0"\nservices:\n  api:\n    resources:\n      cpu: 2\n      max_cpu: 1\n'
 

@@ -10,7 +10,10 @@ import pytest
 from diceyml import effective_spec, merge_overlay, parse_dice_yml, validate_dice_yml
 from speckit import SpecInvalid
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
+CORPUS = next(  # the shared corpus beside the checkout (main) or its worktrees
+    (d / "shared" for d in Path(__file__).resolve().parents if (d / "shared" / "conformance").is_dir()),
+    Path(__file__).resolve().parents[2].parent / "shared",
+) / "conformance" / "erda" / "dice"
 OVERLAY = "pkg_parser_diceyml_samples_dice_test.yml"
 OVERLAY_BASE = "pkg_parser_diceyml_samples_dice.yml"
 FILES = sorted(p.name for p in CORPUS.glob("*.yml") if p.name != OVERLAY)

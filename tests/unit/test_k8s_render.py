@@ -14,7 +14,10 @@ from scheduler.kubernetes.render import KIND_ORDER, render_group
 from speckit.errors import SpecInvalid
 from tests.unit.test_k8s_render_schemas import validate_all
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
+CORPUS = next(  # the shared corpus beside the checkout (main) or its worktrees
+    (d / "shared" for d in Path(__file__).resolve().parents if (d / "shared" / "conformance").is_dir()),
+    Path(__file__).resolve().parents[2].parent / "shared",
+) / "conformance" / "erda" / "dice"
 WORKSPACES = ("DEV", "TEST", "STAGING", "PROD")
 ALL_OPERATORS = frozenset(crd for crds in OPERATORS.values() for crd in crds)
 CLUSTER = ClusterRef(

@@ -10,7 +10,10 @@ import yaml
 from dice_cli.main import main
 from tests.unit.test_k8s_render_schemas import validate_all
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
+CORPUS = next(  # the shared corpus beside the checkout (main) or its worktrees
+    (d / "shared" for d in Path(__file__).resolve().parents if (d / "shared" / "conformance").is_dir()),
+    Path(__file__).resolve().parents[2].parent / "shared",
+) / "conformance" / "erda" / "dice"
 SAMPLE = str(CORPUS / "pkg_parser_diceyml_samples_dice.yml")
 ERDA = str(CORPUS / "erda.yml")
 ORCH = str(CORPUS / "internal_tools_orchestrator_dice.yml")

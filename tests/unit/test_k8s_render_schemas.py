@@ -13,7 +13,10 @@ import pytest
 import yaml
 
 K8S_VERSION = "1.36"
-CRDS = Path(__file__).resolve().parents[2].parent / "shared" / "crds"
+CRDS = next(  # the shared corpus beside the checkout (main) or its worktrees
+    (d / "shared" for d in Path(__file__).resolve().parents if (d / "shared" / "conformance").is_dir()),
+    Path(__file__).resolve().parents[2].parent / "shared",
+) / "crds"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Custom resources whose CRD is not among ../shared/crds (checked by hand against Strimzi's docs).
 BUILTIN_GROUPS = ("apps/", "batch/", "networking.k8s.io/", "policy/")
