@@ -60,9 +60,9 @@ def run_validate(args: argparse.Namespace) -> int:
     try:
         parse_pipeline_yml(text, source=args.file)
     except SpecInvalid as exc:
-        print(render_errors(sort_errors(exc.errors), filename=args.file, fmt=args.format))
+        print(render_errors(sort_errors(exc.errors), filename=args.file, fmt=args.format, warnings=[]))
         return 1
-    print(render_errors([], filename=args.file, fmt=args.format))
+    print(render_errors([], filename=args.file, fmt=args.format, warnings=[]))
     return 0
 
 

@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from diceyml import normalize as nz
+from pipelineyml.cron import cron_problems
 
 DEFAULT_CPU = 0.1  # cores, when a service gives none
 DEFAULT_MEM = 128  # MiB, when a service gives none
@@ -498,14 +499,26 @@ class Job(_Workload):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
+        """The same cron rules as a pipeline's `cron` (pipelineyml.cron), limited to what a
+        CronJob runs: 5 fields (minute hour day-of-month month day-of-week) or @hourly ... @yearly."""
         if value is None:
             return None
         value = " ".join(value.split())
-        if re.fullmatch(r"@(yearly|annually|monthly|weekly|daily|midnight|hourly)", value):
-            return value
-        fields = value.split(" ")
-        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-?]+", f) for f in fields):
-            raise nz.fail("schedule", f"schedule must be a 5-field cron expression, got '{value}'")
+        if value.startswith("@every"):
+            raise nz.fail(
+                "schedule",
+                f"'{value}': a job schedule is a 5-field cron expression or @hourly, "
+                "@daily, @weekly, @monthly, @yearly (no @every)",
+            )
+        if not value.startswith("@") and len(value.split(" ")) != 5:
+            raise nz.fail(
+                "schedule",
+                f"schedule must be a 5-field cron expression "
+                f"(minute hour day-of-month month day-of-week), got '{value}'",
+            )
+        problems = cron_problems(value)
+        if problems:
+            raise nz.fail("schedule", f"schedule '{value}': {problems[0]}")
         return value
 
 

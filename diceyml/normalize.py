@@ -199,6 +199,9 @@ def canonical_plan(value: object) -> object:
     if not sep:
         return addon_type
     size = LEGACY_SIZES.get(size, size)
+    if addon_type not in ADDON_TYPES and _ADDON_TYPE.fullmatch(size):
+        # Another type's sizes are its provider's business (Erda files carry `monitor:dev`).
+        return f"{addon_type}:{size}"
     if size not in ADDON_SIZES:
         hint = did_you_mean_hint(size, (*ADDON_SIZES, *LEGACY_SIZES))
         raise fail(

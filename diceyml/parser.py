@@ -304,7 +304,7 @@ def check_document(
     filled, view_lines = view(environment)
     doc, found = _validate_typed(filled, environment, check_prod=True, values=values)
     problems += _relocate(found, view_lines)
-    seen = set(found)
+    seen_paths = {path for path, _ in found}
     # Without a workspace, every environment is checked merged (errors only it causes are reported).
     checked = [e for e in ENVIRONMENTS if e in overlays or e in values]
     for env in checked if environment is None else ():
@@ -316,9 +316,9 @@ def check_document(
             else f" (with values.{values[env][0]})"
         )
         for path, message in found:
-            if (path, message) in seen:
-                continue
-            seen.add((path, message))
+            if path in seen_paths:
+                continue  # one error per place: the base view's (or an earlier environment's) stands
+            seen_paths.add(path)
             moved = _relocate([(path, message)], env_lines)[0]
             problems.append(moved if moved[0] != path else (path, message + suffix))
     problems += _platform_problems(data)
@@ -373,11 +373,19 @@ def validate_dice_yml(
     text: str | bytes, *, source: str = "dice.yml", workspace: str | None = None
 ) -> list[SpecError]:
     """Every error of a complete dice.yml (empty list when valid)."""
+    return check_dice_yml(text, source=source, workspace=workspace)[0]
+
+
+def check_dice_yml(
+    text: str | bytes, *, source: str = "dice.yml", workspace: str | None = None
+) -> tuple[list[SpecError], list[SpecError]]:
+    """(errors, warnings) of a complete dice.yml; warnings (deprecated forms still read) are
+    reported only when the file is valid."""
     try:
-        parse_dice_yml(text, source=source, workspace=workspace)
+        doc = parse_dice_yml(text, source=source, workspace=workspace)
     except SpecInvalid as exc:
-        return exc.errors
-    return []
+        return exc.errors, []
+    return [], list(doc.warnings)
 
 
 def merge_overlay(

@@ -63,7 +63,7 @@ def test_validate_valid_text(capsys, write):
 
 def test_validate_valid_json(capsys, write):
     code, out, _ = run(capsys, "pipeline", "validate", write(VALID), "--format", "json")
-    assert code == 0 and json.loads(out) == {"valid": True, "errors": []}
+    assert code == 0 and json.loads(out) == {"valid": True, "errors": [], "warnings": []}
 
 
 def test_validate_invalid_text_lists_every_error(capsys, write):
