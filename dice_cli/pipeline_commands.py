@@ -75,7 +75,10 @@ def render_plan(tasks: list[PlannedTask], *, fmt: str) -> str:
     position = {task.alias: i for i, task in enumerate(tasks)}
     rows = sorted(tasks, key=lambda t: (t.stage, t.action.index if t.action else 0, position[t.alias]))
     header = ("STAGE", "ALIAS", "TYPE", "NEEDS")
-    table = [header] + [(str(t.stage), t.alias, t.type, ", ".join(t.needs) or "-") for t in rows]
+    table = [header] + [
+        (str(t.stage), t.alias, t.type, (", ".join(t.needs) or "-") + ("  (disabled: skipped)" if t.disabled else ""))
+        for t in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     lines = []
     previous_stage = None

@@ -118,9 +118,9 @@ def test_plan_json(capsys, write):
     assert code == 0
     assert json.loads(out) == {
         "tasks": [
-            {"alias": "repo", "type": "git-checkout", "needs": [], "stage": 0},
-            {"alias": "build", "type": "custom-script", "needs": ["repo"], "stage": 1},
-            {"alias": "lint", "type": "custom-script", "needs": ["repo"], "stage": 1},
+            {"alias": "repo", "type": "git-checkout", "needs": [], "stage": 0, "disabled": False},
+            {"alias": "build", "type": "custom-script", "needs": ["repo"], "stage": 1, "disabled": False},
+            {"alias": "lint", "type": "custom-script", "needs": ["repo"], "stage": 1, "disabled": False},
         ]
     }
 
@@ -157,7 +157,7 @@ def test_plan_real_file(capsys):
     code, out, _ = run(capsys, "pipeline", "plan", str(path), "--format", "json")
     tasks = json.loads(out)["tasks"]
     assert code == 0 and tasks[0]["alias"] == "raw-erda"
-    assert tasks[-1] == {"alias": "dice", "type": "dice", "needs": ["release-erda"], "stage": 7}
+    assert tasks[-1] == {"alias": "dice", "type": "dice", "needs": ["release-erda"], "stage": 7, "disabled": False}
 
 
 @pytest.mark.parametrize(
