@@ -302,15 +302,11 @@ class RateLimitPolicy(SpecModel):
 
 
 class EndpointPolicies(SpecModel):
-    """Policies of an endpoint (Erda's gateway policies)."""
+    """Policies of an endpoint (Erda's gateway policies); `cors: {}` allows any origin, `cors:`
+    with nothing (null) is no CORS policy, as in Erda."""
 
     cors: CorsPolicy | None = None
     rate_limit: RateLimitPolicy | None = None
-
-    @field_validator("cors", mode="before")
-    @classmethod
-    def _empty_cors(cls, value: Any) -> Any:
-        return {} if value is None else value
 
 
 class TrafficSecurity(SpecModel):

@@ -82,6 +82,7 @@ def _data(doc: DiceYml) -> dict:
     return doc.model_dump(
         mode="json",
         by_alias=True,
+        exclude_none=True,  # every None is a default: absent reads back the same
         exclude={"addons": {"__all__": {"type", "size"}}},
     )
 

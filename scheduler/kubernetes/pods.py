@@ -103,8 +103,16 @@ class PodBuilder:
                 )
 
     def extra_container(self, cname: str, spec: InitContainer) -> dict[str, Any]:
-        """A sidecar or init container as given; shared_dirs become emptyDir volumes."""
-        container: dict[str, Any] = {"name": cname, "image": spec.image}
+        """A sidecar or init container as given; shared_dirs become emptyDir volumes. A sidecar
+        without `image` takes it from the release's image map: `<service>.<sidecar>`, else `<sidecar>`."""
+        images = self.ctx.group.images
+        image = spec.image or images.get(f"{self.name}.{cname}") or images.get(cname)
+        if not image:
+            raise RenderError(
+                f"service '{self.name}': sidecar '{cname}' has no image: give one in dice.yml or the "
+                f"release's image map ('{self.name}.{cname}')"
+            )
+        container: dict[str, Any] = {"name": cname, "image": image}
         if spec.cmd:
             container["command"] = shell(spec.cmd)
         allocation = allocation_of(self.ctx, spec)

@@ -200,7 +200,11 @@ def render_addons(ctx: RenderContext) -> tuple[list[dict], list[dict]]:
             raise RenderError(f"addon '{name}' has the name of a service or job; rename one of them")
         provider = provider_for(addon.type)
         if provider is None:
-            raise RenderError(f"addon '{name}': no provider for addon type '{addon.type}' on Kubernetes")
+            cluster = ctx.group.cluster_name or ctx.cluster.name
+            raise RenderError(
+                f"addon '{name}': cluster '{cluster}' cannot provide addon type '{addon.type}' "
+                "(no provider for it on Kubernetes); use a cluster that provides it, or a custom addon"
+            )
         operator = provider.check_available(ctx, name)
         creds = provider.credentials(name, addon, given)
         values = provider.connection(ctx, name, addon, creds, operator)
