@@ -223,12 +223,15 @@ def render_addons(ctx: RenderContext) -> tuple[list[dict], list[dict]]:
 
 
 def _custom(ctx: RenderContext, name: str, addon: Addon, prefix: str, given: dict[str, str]) -> dict | None:
-    """A custom addon: the user's values become <PREFIX>_<KEY>; secret-looking ones go to a Secret."""
+    """A custom addon: its options and the values given to the console become <PREFIX>_<KEY>;
+    the console's values and secret-looking options are read from a Secret."""
     values = {**addon.options, **given}
     hidden = {}
     for key, value in values.items():
         var = f"{prefix}_{env_name(key)}"
-        if any(word in key.lower() for word in SECRET_WORDS):
+        # Values given to the console are kept secret whatever their name; the file's options
+        # only when their name says so.
+        if key in given or any(word in key.lower() for word in SECRET_WORDS):
             hidden[key] = value
             ctx.addon_secret_refs[var] = (secret_name(name), key)
         else:
