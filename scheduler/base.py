@@ -87,6 +87,7 @@ class ServiceGroup:
     `images` maps service/job name to the image reference of the release (overrides spec images).
     `workdir` is where the local driver runs commands from (the release's files), if any.
     `addon_secrets` maps addon name to its generated credentials, kept by the console across deploys.
+    `secret_configs` holds the project configs named by `((KEY))` in the spec's envs.
     """
 
     runtime: RuntimeRef
@@ -97,6 +98,8 @@ class ServiceGroup:
     overcommit: Overcommit = Overcommit()
     addon_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     cluster_name: str = ""
+    # Values of the project configs that the spec's `((KEY))` placeholders name (kept secret).
+    secret_configs: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass(frozen=True)

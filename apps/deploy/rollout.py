@@ -28,7 +28,9 @@ from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
 from apps.deploy.deployments import IllegalTransition, parse_for, record_progress, transition
 from apps.deploy.executors import cluster_ref, executor_for, overcommit_for, runtime_ref
 from apps.deploy.models import Deployment, Runtime
+from apps.pipelines import services as pipeline_services
 from diceyml import DiceYml
+from diceyml.placeholders import secret_keys
 from scheduler.base import ExecutorError, GroupStatus, Health, ServiceGroup, ServiceStatus
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,9 @@ def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
         overcommit=overcommit_for(cluster, runtime.workspace.kind),
         addon_secrets=addon_secrets(runtime, doc),
         cluster_name=cluster_ref(cluster).name,
+        # Project configs that the spec's ((KEY)) placeholders name; a missing one is refused
+        # by the executor with its name.
+        secret_configs=pipeline_services.config_values(runtime.application.project_id, secret_keys(doc)),
     )
 
 

@@ -8,11 +8,12 @@ from typing import Any
 from scheduler.base import ClusterRef, ServiceGroup
 from scheduler.envvars import Endpoint
 from scheduler.kubernetes.addons import render_addons
-from scheduler.kubernetes.context import RenderContext
+from scheduler.kubernetes.context import RenderContext, config_secret
 from scheduler.kubernetes.jobs import render_job
 from scheduler.kubernetes.meta import manifest
 from scheduler.kubernetes.services import ServiceObjects, render_service
 from scheduler.resources import check_overcommit
+from scheduler.specfill import check_secret_placeholders, with_platform_values
 
 # Apply order of the kinds (anything else goes with the addons).
 KIND_ORDER = (
@@ -60,6 +61,8 @@ def render_group(
     Raises RenderError (no image, a missing operator...) or OvercommitRefused.
     """
     check_overcommit(group.runtime.workspace, group.overcommit)
+    group = with_platform_values(group, cluster.name)
+    check_secret_placeholders(group)
     ctx = RenderContext(group, cluster, namespace or group.runtime.namespace, frozenset(operators))
     ctx.set_discovery(endpoints(ctx))
     addon_secrets, addon_objects = render_addons(ctx)
@@ -75,9 +78,11 @@ def render_group(
         jobs += objs
 
     ns = manifest("v1", "Namespace", ctx.namespace, None, ctx.labels(group.runtime.app, "runtime"))
+    configs = [config_secret(ctx)] if ctx.config_values else []
     out = [
         ns,
         *addon_secrets,
+        *configs,
         *services.secrets,
         *services.claims,
         *addon_objects,
