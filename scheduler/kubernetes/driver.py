@@ -33,6 +33,8 @@ from scheduler.base import (
     dns_label,
 )
 from scheduler.kubernetes import jobrun
+from scheduler.kubernetes.addons import health as addon_health
+from scheduler.kubernetes.changes import NamespaceChanges
 from scheduler.kubernetes.meta import (
     FIELD_MANAGER,
     MANAGED_BY,
@@ -179,6 +181,9 @@ class KubernetesExecutor:
         operators = self.operators()
         manifests = self.render(group, operators=operators)
         namespace = manifests[0]["metadata"]["name"]
+        # status() reads the operators' resources listed here (one GET each, no discovery).
+        manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
+            addon_health.addon_resources(manifests), separators=(",", ":"))
         applied: set[tuple[str, str, str]] = set()
         for obj in manifests:
             self._apply_one(obj)
@@ -226,7 +231,7 @@ class KubernetesExecutor:
     def _snapshot(self, runtime: RuntimeRef) -> GroupStatus:
         ns = runtime.namespace
         try:
-            self.core.read_namespace(ns)
+            namespace = json.loads(self.core.read_namespace(ns, _preload_content=False).data)
         except ApiException as exc:
             if exc.status == 404:
                 return group_status(runtime, False, [], [], [])
@@ -234,7 +239,47 @@ class KubernetesExecutor:
         workloads = self._workloads(ns)
         pods = _items(self.core.list_namespaced_pod, ns)
         events = _items(self.core.list_namespaced_event, ns)
-        return group_status(runtime, True, workloads, pods, events)
+        custom = {addon: self._custom_status(ns, kind, name, addon)
+                  for kind, name, addon in addon_health.recorded(namespace)}
+        return group_status(runtime, True, workloads, pods, events, custom=custom)
+
+    def _read(self, reader, *args) -> dict | None:
+        try:
+            return json.loads(reader(*args, _preload_content=False).data)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _custom_status(self, ns: str, kind: addon_health.CustomKind, name: str, addon: str):
+        """An operator-backed addon's status from its resource (and, for operators that report
+        nothing, the StatefulSet they made of the same name)."""
+        custom = client.CustomObjectsApi(self.api)
+        obj = self._read(custom.get_namespaced_custom_object, kind.group, kind.version, ns, kind.plural, name)
+        sts = None
+        if obj is not None and kind.kind in ("Redis", "RedisReplication"):
+            sts = self._read(self.apps.read_namespaced_stateful_set, name, ns)
+        return addon_health.custom_status(addon, kind, obj, sts)
+
+    def watch_status(self, runtime: RuntimeRef) -> NamespaceChanges:
+        """Wake-ups on every change of what status() reads: the namespace's workloads, pods and
+        events, and the addons' custom resources."""
+        ns = runtime.namespace
+        listers: list[tuple[Callable, tuple]] = [
+            (self.apps.list_namespaced_deployment, (ns,)),
+            (self.apps.list_namespaced_daemon_set, (ns,)),
+            (self.apps.list_namespaced_stateful_set, (ns,)),
+            (self.core.list_namespaced_pod, (ns,)),
+            (self.core.list_namespaced_event, (ns,)),
+        ]
+        try:
+            namespace = self._read(self.core.read_namespace, ns) or {}
+        except ApiException:
+            namespace = {}
+        custom = client.CustomObjectsApi(self.api)
+        for kind in {k for k, _, _ in addon_health.recorded(namespace)}:
+            listers.append((custom.list_namespaced_custom_object, (kind.group, kind.version, ns, kind.plural)))
+        return NamespaceChanges(listers, ns)
 
     def _workloads(self, ns: str) -> list[dict]:
         out = []

@@ -153,8 +153,10 @@ def group_status(
     pods: Iterable[dict],
     events: Iterable[dict],
     expected: Iterable[str] = (),
+    custom: dict[str, ServiceStatus] | None = None,
 ) -> GroupStatus:
-    """The runtime's status: each service and built-in addon, the worst health with its reason."""
+    """The runtime's status: each service and addon (built-in from its StatefulSet, operator-backed
+    from its custom resource: `custom`), the worst health with its reason."""
     if not namespace_exists:
         return GroupStatus(runtime=runtime, health=Health.MISSING, reason="namespace not found")
     events = list(events)
@@ -178,6 +180,7 @@ def group_status(
             addons[name] = workload_status(name, obj, by_addon.get(name, []), events)
     for name in expected:
         services.setdefault(name, workload_status(name, None, [], events))
+    addons.update(custom or {})
     health, reason = Health.HEALTHY, ""
     for kind, group in (("service", services), ("addon", addons)):
         for name, st in sorted(group.items()):
