@@ -98,6 +98,9 @@ class ServiceGroup:
     overcommit: Overcommit = Overcommit()
     addon_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     cluster_name: str = ""
+    # Node labels the cluster's operators require of each kind of workload ("stateless":
+    # services, "stateful": addons, "job": jobs), e.g. {"stateless": {"dice/stateless": "true"}}.
+    node_selectors: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -122,6 +125,8 @@ class JobSpec:
     # already there is kept (a job started again reads what its first start placed). The local
     # cluster only: on Kubernetes, put them in a Secret and mount it.
     files: dict[str, str] = field(default_factory=dict)
+    # Node labels the job's pods require (Kubernetes nodeSelector); ignored by the local cluster.
+    node_selector: dict[str, str] = field(default_factory=dict)
 
 
 # ---- what comes back ------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from apps.deploy import bundles
 from apps.deploy.addons import addon_secrets
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
 from apps.deploy.deployments import IllegalTransition, parse_for, record_progress, transition
-from apps.deploy.executors import cluster_ref, executor_for, overcommit_for, runtime_ref
+from apps.deploy.executors import cluster_ref, executor_for, node_selectors_for, overcommit_for, runtime_ref
 from apps.deploy.models import Deployment, Runtime
 from diceyml import DiceYml
 from scheduler.base import ExecutorError, GroupStatus, Health, ServiceGroup, ServiceStatus, status_changes
@@ -80,6 +80,7 @@ def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
         overcommit=overcommit_for(cluster, runtime.workspace.kind),
         addon_secrets=addon_secrets(runtime, doc),
         cluster_name=cluster_ref(cluster).name,
+        node_selectors=node_selectors_for(cluster, runtime.workspace.kind),
     )
 
 

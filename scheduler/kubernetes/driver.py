@@ -36,6 +36,7 @@ from scheduler.kubernetes import jobrun
 from scheduler.kubernetes.addons import health as addon_health
 from scheduler.kubernetes.changes import NamespaceChanges
 from scheduler.kubernetes.meta import (
+    ADDON_LABEL,
     FIELD_MANAGER,
     MANAGED_BY,
     RESTART_ANNOTATION,
@@ -175,7 +176,21 @@ class KubernetesExecutor:
     ) -> list[dict]:
         if operators is None:
             operators = self.operators()
-        return render_group(group, self.cluster, operators=operators, warnings=warnings)
+        return render_group(group, self.cluster, operators=operators, warnings=warnings,
+                            keep_builtin=self.builtin_addons(group.runtime.namespace))
+
+    def builtin_addons(self, ns: str) -> set[str]:
+        """Addons of the namespace that run as our built-in StatefulSet (ours: labelled, not owned
+        by an operator's resource). They stay built-in when an operator's CRD appears later: the
+        operator would start an empty database beside the data (and its Secret type differs)."""
+        try:
+            items = _items(self.apps.list_namespaced_stateful_set, ns, label_selector=f"{SELECTOR},{ADDON_LABEL}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return set()
+            raise ExecutorError(f"listing the StatefulSets of {ns}: {_reason(exc)}")
+        return {item["metadata"]["labels"][ADDON_LABEL] for item in items
+                if not item["metadata"].get("ownerReferences")}
 
     def apply(self, group: ServiceGroup) -> None:
         operators = self.operators()
@@ -241,7 +256,8 @@ class KubernetesExecutor:
         events = _items(self.core.list_namespaced_event, ns)
         custom = {addon: self._custom_status(ns, kind, name, addon)
                   for kind, name, addon in addon_health.recorded(namespace)}
-        return group_status(runtime, True, workloads, pods, events, custom=custom)
+        ingresses = _items(client.NetworkingV1Api(self.api).list_namespaced_ingress, ns, label_selector=SELECTOR)
+        return group_status(runtime, True, workloads, pods, events, custom=custom, ingresses=ingresses)
 
     def _read(self, reader, *args) -> dict | None:
         try:
