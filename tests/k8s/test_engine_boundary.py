@@ -27,14 +27,18 @@ from apps.deploy.models import Deployment
 from apps.deploy.services import create_release
 from apps.deploy.tasks import run_deployment
 from apps.projects import services as projects
+from tests.conftest import DATA, SHARED_CRDS
 
 from .conftest import NODE_NAMES, K8sCluster, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.django_db(transaction=True)]
 
-CRDS = Path(__file__).resolve().parents[2].parent / "shared" / "crds"
-CNPG = ("clusters.postgresql.cnpg.io", CRDS / "cloudnative-pg" / "postgresql.cnpg.io_clusters.yaml")
-KRUISE = ("broadcastjobs.apps.kruise.io", CRDS / "kruise" / "apps.kruise.io_broadcastjobs.yaml")
+CNPG = "clusters.postgresql.cnpg.io"
+KRUISE = "broadcastjobs.apps.kruise.io"
+# Our minimal CNPG CRD (tests/data/crds), and in the conformance tier the operator's real one.
+CNPG_FILES = [DATA / "crds" / "cnpg.yaml",
+              pytest.param(SHARED_CRDS / "cloudnative-pg" / "postgresql.cnpg.io_clusters.yaml",
+                           marks=pytest.mark.conformance)]
 STORAGE_CLASS = "dice-kwok-boundary"
 
 
@@ -60,17 +64,19 @@ def _crd_installed(k8s_cluster: K8sCluster, name: str) -> bool:
         raise
 
 
-def install_crd(k8s_cluster: K8sCluster, crd: tuple[str, Path]) -> None:
-    name, path = crd
-    for doc in yaml.safe_load_all(path.read_text()):
-        with contextlib.suppress(ApiException):
-            k8s_cluster.apiextensions.create_custom_resource_definition(doc)
+def install_crd(k8s_cluster: K8sCluster, path: Path) -> str:
+    """Install the CRD of the file (replacing another version of it); returns its name."""
+    (doc,) = [d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "CustomResourceDefinition"]
+    name = doc["metadata"]["name"]
+    remove_crd(k8s_cluster, name)
+    k8s_cluster.apiextensions.create_custom_resource_definition(doc)
 
     def served():
         found = k8s_cluster.apiextensions.read_custom_resource_definition(name)
         return any(c.type == "Established" and c.status == "True" for c in found.status.conditions or [])
 
     wait_for(served, 60, f"CRD {name} to be served")
+    return name
 
 
 def remove_crd(k8s_cluster: K8sCluster, name: str) -> None:
@@ -80,19 +86,23 @@ def remove_crd(k8s_cluster: K8sCluster, name: str) -> None:
 
 
 @pytest.fixture
-def without(k8s_cluster: K8sCluster):
-    """Remove CRDs for the test (other tests of the session may have installed them); put back
-    afterwards what was there before."""
-    removed: list[tuple[str, Path]] = []
+def crds(k8s_cluster: K8sCluster):
+    """install(path) / remove(name) for the test; whatever it installed is removed afterwards, so
+    the session's other tests find the cluster as they expect (each installs what it needs)."""
+    installed: list[str] = []
 
-    def remove(crd: tuple[str, Path]) -> None:
-        if _crd_installed(k8s_cluster, crd[0]):
-            removed.append(crd)
-        remove_crd(k8s_cluster, crd[0])
+    class Crds:
+        @staticmethod
+        def install(path: Path) -> None:
+            installed.append(install_crd(k8s_cluster, path))
 
-    yield remove
-    for crd in removed:
-        install_crd(k8s_cluster, crd)
+        @staticmethod
+        def remove(name: str) -> None:
+            remove_crd(k8s_cluster, name)
+
+    yield Crds
+    for name in installed:
+        remove_crd(k8s_cluster, name)
 
 
 def volumes(k8s_cluster: K8sCluster, count: int) -> None:
@@ -115,6 +125,10 @@ def deploy(tenant, text: str, runtime: str = "main"):
     namespace takes a while to go."""
     release = create_release(tenant.owner, tenant.app, spec_text=text)
     return deployments.deploy(tenant.owner, tenant.app, "DEV", release=release, runtime_name=runtime)
+
+
+def fresh(name: str) -> str:
+    return f"{name}-{uuid.uuid4().hex[:4]}"
 
 
 def rollout_in_thread(deployment_id: int) -> tuple[threading.Thread, dict]:
@@ -176,7 +190,7 @@ def test_node_labels_set_in_the_console_become_node_selectors(tenant_a, bound, k
         node = k8s_cluster.core.read_node(labelled.name)
         assert {k: v for k, v in node.metadata.labels.items() if k.startswith("dice/")} == dict.fromkeys(roles, "true")
 
-        d = deploy(tenant_a, LABELLED, "labelled")
+        d = deploy(tenant_a, LABELLED, fresh("labelled"))
         assert run_deployment(d.pk)["status"] == "healthy", Deployment.objects.get(pk=d.pk).message
         ns = runtime_ref(d.runtime).namespace
         objects = {}
@@ -234,10 +248,11 @@ addons:
 """
 
 
+@pytest.mark.parametrize("crd", CNPG_FILES, ids=["own", "operator"])
 def test_a_deployment_is_not_healthy_while_its_operator_database_is_not(
-        tenant_a, bound, k8s_cluster: K8sCluster, dice_cli):
-    install_crd(k8s_cluster, CNPG)
-    d = deploy(tenant_a, WITH_DATABASE, "operator")
+        tenant_a, bound, k8s_cluster: K8sCluster, dice_cli, crds, crd):
+    crds.install(crd)
+    d = deploy(tenant_a, WITH_DATABASE, fresh("operator"))
     thread, outcome = rollout_in_thread(d.pk)
     ns = runtime_ref(d.runtime).namespace
     custom = k8s_cluster.custom
@@ -263,7 +278,7 @@ def test_a_deployment_is_not_healthy_while_its_operator_database_is_not(
     assert "waiting for the operator" in row.progress["addons"]["db"]["reason"]
 
     cli = dice_cli(tenant_a.owner)
-    code, out, err = cli("runtime", "status", app_path(tenant_a), "--workspace", "DEV", "--runtime", "operator",
+    code, out, err = cli("runtime", "status", app_path(tenant_a), "--workspace", "DEV", "--runtime", d.runtime.name,
                          "--format", "json")
     assert code == 0, err
     status = json.loads(out)
@@ -287,7 +302,7 @@ def test_a_deployment_is_not_healthy_while_its_operator_database_is_not(
     assert outcome.get("status") == "healthy", (outcome, Deployment.objects.get(pk=d.pk).message)
     assert elapsed < 5, f"the rollout heard the Cluster's status {elapsed:.1f}s late: it must follow events"
 
-    code, out, err = cli("runtime", "status", app_path(tenant_a), "--workspace", "DEV", "--runtime", "operator")
+    code, out, err = cli("runtime", "status", app_path(tenant_a), "--workspace", "DEV", "--runtime", d.runtime.name)
     assert code == 0, err
     line = next(ln for ln in out.splitlines() if ln.startswith("db (addon)"))
     assert "Healthy" in line and "1/1" in line
@@ -297,19 +312,21 @@ def test_a_deployment_is_not_healthy_while_its_operator_database_is_not(
 # ---- built-in first, operator later -------------------------------------------------------------
 
 
+@pytest.mark.parametrize("crd", CNPG_FILES, ids=["own", "operator"])
 def test_a_built_in_addon_keeps_working_when_the_operator_crd_appears(
-        tenant_a, bound, k8s_cluster: K8sCluster, without):
-    without(CNPG)
+        tenant_a, bound, k8s_cluster: K8sCluster, crds, crd):
+    crds.remove(CNPG)
     volumes(k8s_cluster, 1)
-    d = deploy(tenant_a, WITH_DATABASE, "builtin")
+    builtin_rt = fresh("builtin")
+    d = deploy(tenant_a, WITH_DATABASE, builtin_rt)
     assert run_deployment(d.pk)["status"] == "healthy", Deployment.objects.get(pk=d.pk).message
     ns = runtime_ref(d.runtime).namespace
     assert k8s_cluster.apps.read_namespaced_stateful_set("db", ns)
     secret = k8s_cluster.core.read_namespaced_secret("db-credentials", ns)
     assert secret.type == "Opaque"
 
-    install_crd(k8s_cluster, CNPG)
-    d2 = deploy(tenant_a, WITH_DATABASE.replace("web:1", "web:2"), "builtin")
+    crds.install(crd)
+    d2 = deploy(tenant_a, WITH_DATABASE.replace("web:1", "web:2"), builtin_rt)
     assert run_deployment(d2.pk)["status"] == "healthy", Deployment.objects.get(pk=d2.pk).message
     # The StatefulSet (and its data) stays; no Cluster starts empty beside it.
     assert k8s_cluster.apps.read_namespaced_stateful_set("db", ns)
@@ -318,7 +335,7 @@ def test_a_built_in_addon_keeps_working_when_the_operator_crd_appears(
     deployments.delete_runtime(tenant_a.owner, d2.runtime)
 
     # A new runtime, with the operator there from the start, gets the operator's Cluster.
-    d3 = deploy(tenant_a, WITH_DATABASE, "fresh")
+    d3 = deploy(tenant_a, WITH_DATABASE, fresh("fresh"))
     thread, _ = rollout_in_thread(d3.pk)
     ns3 = runtime_ref(d3.runtime).namespace
     wait_for(lambda: k8s_cluster.custom.get_namespaced_custom_object("postgresql.cnpg.io", "v1", ns3, "clusters", "db"),
@@ -339,9 +356,9 @@ jobs:
 """
 
 
-def test_broadcast_without_openkruise_runs_as_a_daemonset(tenant_a, bound, k8s_cluster: K8sCluster, without):
-    without(KRUISE)
-    d = deploy(tenant_a, BROADCAST, "broadcast")
+def test_broadcast_without_openkruise_runs_as_a_daemonset(tenant_a, bound, k8s_cluster: K8sCluster, crds):
+    crds.remove(KRUISE)
+    d = deploy(tenant_a, BROADCAST, fresh("broadcast"))
     assert run_deployment(d.pk)["status"] == "healthy", Deployment.objects.get(pk=d.pk).message
     ns = runtime_ref(d.runtime).namespace
     (ds,) = [x for x in k8s_cluster.apps.list_namespaced_daemon_set(ns).items
@@ -370,22 +387,22 @@ services:
 
 
 def test_an_ingress_url_shows_in_runtime_status(tenant_a, bound, k8s_cluster: K8sCluster, dice_cli, client):
-    d = deploy(tenant_a, EXPOSED, "exposed")
+    d = deploy(tenant_a, EXPOSED, fresh("exposed"))
     assert run_deployment(d.pk)["status"] == "healthy", Deployment.objects.get(pk=d.pk).message
-    url = "http://web-exposed.apps.boundary.test/"
+    url = f"http://web-{d.runtime.name}.apps.boundary.test/"
     ns = runtime_ref(d.runtime).namespace
     ingress = k8s.NetworkingV1Api(k8s_cluster.api_client).read_namespaced_ingress("web", ns)
-    assert ingress.spec.rules[0].host == "web-exposed.apps.boundary.test"
+    assert ingress.spec.rules[0].host == f"web-{d.runtime.name}.apps.boundary.test"
 
     client.force_login(tenant_a.owner)
     body = client.get(f"/api/runtimes/{d.runtime_id}/").json()
     services = {s["name"]: s for s in body["status"]["services"]}
     assert services["web"]["url"] == url and services["api"]["url"] == ""
-    page = client.get(f"/orgs/{tenant_a.org.slug}/{tenant_a.project.slug}/{tenant_a.app.slug}/runtimes/DEV/exposed/live/")
+    page = client.get(f"/orgs/{tenant_a.org.slug}/{tenant_a.project.slug}/{tenant_a.app.slug}/runtimes/DEV/{d.runtime.name}/live/")
     assert page.status_code == 200 and url in page.content.decode()
 
     cli = dice_cli(tenant_a.owner)
-    code, out, err = cli("runtime", "status", app_path(tenant_a), "--workspace", "DEV", "--runtime", "exposed")
+    code, out, err = cli("runtime", "status", app_path(tenant_a), "--workspace", "DEV", "--runtime", d.runtime.name)
     assert code == 0, err
     assert url in out
     deployments.delete_runtime(tenant_a.owner, d.runtime)
