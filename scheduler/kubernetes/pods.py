@@ -10,11 +10,12 @@ from typing import Any
 from diceyml import HealthCheck, Job, Port, Service
 from diceyml.models import InitContainer
 from scheduler.kubernetes.context import RenderContext
-from scheduler.kubernetes.meta import RenderError, deep_merge, manifest, object_name
+from scheduler.kubernetes.meta import RenderError, deep_merge, is_label_key, manifest, object_name
 from scheduler.resources import Allocation, allocate_resources
 from scheduler.specfill import has_secret, secret_env
 
 Workload = Service | Job
+LOCATION_PREFIX = "dice/location-"  # Erda's node labels for `selectors: {location: NAME}`
 STARTUP_PERIOD = 5  # seconds between startup probes; failureThreshold * this >= duration
 
 
@@ -193,14 +194,26 @@ def placement(service: Service, selector: dict[str, str]) -> dict[str, Any]:
         affinity["podAffinity"] = {
             "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]
         }
-    expressions = [
-        {"key": key, "operator": "In", "values": values} if values else {"key": key, "operator": "Exists"}
-        for key, values in sorted(service.deployments.selectors.items())
-    ]
-    if expressions:
-        affinity["nodeAffinity"] = {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
-        }
+    expressions, locations = [], []
+    for key, values in sorted(service.deployments.selectors.items()):
+        if key == "location" and values:
+            # Erda's location selector: nodes labelled dice/location-<value>=true (set on the
+            # cluster page); several values are alternatives.
+            bad = [v for v in values if not is_label_key(f"{LOCATION_PREFIX}{v}")]
+            if bad:
+                raise RenderError(f"deployments.selectors.location: {', '.join(map(repr, bad))} cannot be "
+                                  "part of a node label name (letters, digits, '-', '.', '_'; at most 54)")
+            locations = values
+        elif values:
+            expressions.append({"key": key, "operator": "In", "values": values})
+        else:
+            expressions.append({"key": key, "operator": "Exists"})
+    terms = [{"matchExpressions": [*expressions, {"key": f"{LOCATION_PREFIX}{loc}", "operator": "In",
+                                                   "values": ["true"]}]} for loc in locations]
+    if not terms and expressions:
+        terms = [{"matchExpressions": expressions}]
+    if terms:
+        affinity["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}
     return affinity
 
 
