@@ -121,6 +121,12 @@ class JobSpec:
     # already there is kept (a job started again reads what its first start placed). The local
     # cluster only: on Kubernetes, put them in a Secret and mount it.
     files: dict[str, str] = field(default_factory=dict)
+    # Whose code this is (an organization): on the local cluster, the sandbox's uid. Empty: the
+    # namespace is the tenant.
+    tenant: str = ""
+    # Host directories the job works in (absolute path -> "rw" or "ro"): on the local cluster, the
+    # only host paths its sandbox shows besides the system's, its workdir and its placed files.
+    mounts: dict[str, str] = field(default_factory=dict)
 
 
 # ---- what comes back ------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from pipelineyml import Action, PipelineYml, parse_pipeline_yml
 from scheduler.base import ClusterRef, Executor, JobSpec, JobState, JobStatus, dns_label
 
 AGENT_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `agent` package
+AGENT_DIR = os.path.join(AGENT_ROOT, "agent")
 TIMEOUT_GRACE = 30  # seconds the cluster waits beyond the agent's own timeout before killing the job
 
 
@@ -208,8 +209,14 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
     if getattr(executor, "kind", "") == "kubernetes":
         return launch_kubernetes(executor, run, task, spec, action)
     # text paths and no file written here: a stage of 100 is accepted in one thread, each µs counts
-    spec_path = f"{step_folder(task)}/spec.json"
+    folder = step_folder(task)
+    spec_path = f"{folder}/spec.json"
     timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None
+    # What the step's sandbox shows of the host (the local cluster's): its folder (spec, metafile,
+    # result), its directory and those it may use, its project's cache archives, the agent's code.
+    mounts = {folder: "rw", **dict.fromkeys(spec["dirs"].values(), "rw"), AGENT_DIR: "ro"}
+    for cache in spec["caches"]:
+        mounts[os.path.dirname(cache["archive"])] = "rw"
     job = JobSpec(
         name=task.job_name,
         image=action.image or "",
@@ -222,6 +229,8 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
         labels={"dice.io/pipeline-run": str(run.pk), "dice.io/task": dns_label(task.alias)},
         namespace=job_namespace(run),
         files={spec_path: json.dumps(spec)},  # json.dump never uses the C encoder
+        tenant=run.application.project.organization.slug,
+        mounts=mounts,
     )
     return executor.run_job(job)
 

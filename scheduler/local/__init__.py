@@ -41,7 +41,8 @@ def executor_for(cluster: ClusterRef) -> LocalExecutor:
     with _GUARD:
         found = _EXECUTORS.get(root)
         if found is None or found._closed:
-            options = {k: cluster.config[k] for k in ("addon_user", "log_max_bytes", "log_keep", "job_priority") if k in cluster.config}
+            options = {k: cluster.config[k] for k in ("addon_user", "log_max_bytes", "log_keep", "job_priority",
+                                                     "allow_shared_tenancy") if k in cluster.config}
             if "search_path" in cluster.config:
                 options["search_path"] = list(cluster.config["search_path"])
             found = _EXECUTORS[root] = LocalExecutor(

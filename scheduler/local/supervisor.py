@@ -20,6 +20,7 @@ from typing import Any
 
 from scheduler.local import health
 from scheduler.local.proxy import FrontProxy
+from scheduler.local.sandbox import foreground_argv, write_spec
 from scheduler.local.state import (
     CHILDREN,
     _reap,
@@ -145,11 +146,13 @@ def spawn(
     log_max_bytes: int,
     log_keep: int,
     priority: str = "",
+    sandbox: dict | None = None,
 ) -> dict[str, Any]:
     """Start argv under a shim in its own session; returns the record that identifies it.
     `priority` lowers the CPU priority of the shim and everything it starts: "idle" (Linux
     SCHED_IDLE: runs only on CPU time nothing else wants) or a nice value "1".."19". The
-    util-linux `chrt` or coreutils `nice` execs into the shim, so the pid is the shim's."""
+    util-linux `chrt` or coreutils `nice` execs into the shim, so the pid is the shim's.
+    With `sandbox` (sandbox.Sandboxes.spec) the command runs in a sandbox of its own (jail.py)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     run_prefix.parent.mkdir(parents=True, exist_ok=True)
     pidfile, exitfile = f"{run_prefix}.pid", f"{run_prefix}.exit"
@@ -160,7 +163,8 @@ def spawn(
         # -S: the shim is standard library only; skipping site-packages saves ~10 ms per start
         sys.executable, "-S", SHIM, "--log", str(log), "--pidfile", pidfile, "--exitfile", exitfile,
         "--max-bytes", str(log_max_bytes), "--keep", str(log_keep), "--mem-mib", str(mem_mib),
-        "--user", user, "--cwd", cwd, "--", *argv,
+        "--user", user, "--cwd", cwd,
+        *(["--sandbox", write_spec(f"{run_prefix}.sandbox.json", sandbox)] if sandbox else []), "--", *argv,
     ]
     shim = [*priority_prefix(priority), *shim]
     pid = STARTER.start(shim, env)
@@ -368,6 +372,7 @@ class Supervisor:
                 unit["argv"], env=env, cwd=unit["cwd"], log=rt_dir / "logs" / f"{name}.log",
                 run_prefix=rt_dir / "run" / f"{name}-{seq}", mem_mib=unit.get("mem_mib", 0),
                 user=unit.get("user", ""), log_max_bytes=self.owner.log_max_bytes, log_keep=self.owner.log_keep,
+                sandbox=self.owner.unit_sandbox(unit, name),
             )
         except OSError as exc:  # the shim itself could not start: count it as a crash
             rec = {"pid": 0, "start_time": None, "pidfile": "", "exitfile": "", "started": time.time()}
@@ -411,7 +416,12 @@ class Supervisor:
         ):
             rec["last_probe"] = time.time()
             env = {**base_env(), **unit["env"]}
-            self.probes[fkey] = self.pool.submit(health.check, probe, rec["ports"], unit["cwd"], env)
+            wrap = None
+            if probe.kind == "exec" and unit.get("sandbox"):  # tenant code: in a sandbox like the replica's
+                spec = write_spec(str(self.owner.runtime_dir(ns) / "run" / f"{name}-probe.sandbox.json"),
+                                  self.owner.unit_sandbox(unit, name))
+                wrap = foreground_argv(spec, ["/bin/sh", "-c", probe.command], unit["cwd"])
+            self.probes[fkey] = self.pool.submit(health.check, probe, rec["ports"], unit["cwd"], env, wrap)
 
     # ---- front proxies ---------------------------------------------------------------------
 
