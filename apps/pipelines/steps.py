@@ -21,6 +21,10 @@ from scheduler.base import ClusterRef, Executor, JobSpec, JobState, JobStatus, d
 
 AGENT_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `agent` package
 AGENT_DIR = os.path.join(AGENT_ROOT, "agent")
+# The agent's interpreter: the console's own, without its virtualenv (the agent is standard library
+# only), and the installation it needs (mounted read-only in a local step's sandbox unless /usr has it).
+AGENT_PYTHON = os.path.realpath(sys.executable)
+AGENT_MOUNTS = {AGENT_DIR: "ro", **({} if sys.base_prefix.startswith("/usr/") else {sys.base_prefix: "ro"})}
 TIMEOUT_GRACE = 30  # seconds the cluster waits beyond the agent's own timeout before killing the job
 
 
@@ -214,13 +218,13 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
     timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None
     # What the step's sandbox shows of the host (the local cluster's): its folder (spec, metafile,
     # result), its directory and those it may use, its project's cache archives, the agent's code.
-    mounts = {folder: "rw", **dict.fromkeys(spec["dirs"].values(), "rw"), AGENT_DIR: "ro"}
+    mounts = {folder: "rw", **dict.fromkeys(spec["dirs"].values(), "rw"), **AGENT_MOUNTS}
     for cache in spec["caches"]:
         mounts[os.path.dirname(cache["archive"])] = "rw"
     job = JobSpec(
         name=task.job_name,
         image=action.image or "",
-        command=[sys.executable, "-S", "-m", "agent", "run", "--spec", spec_path],  # stdlib only
+        command=[AGENT_PYTHON, "-S", "-m", "agent", "run", "--spec", spec_path],  # stdlib only
         envs={"PYTHONPATH": AGENT_ROOT},
         workdir=spec["workdir"],
         cpu=action.resources.cpu or 0.1,

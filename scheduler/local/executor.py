@@ -33,7 +33,7 @@ from scheduler.local import addons as addon_mod
 from scheduler.local import logs as log_mod
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.plan import check_group, plan_group
-from scheduler.local.sandbox import SYSTEM_PREFIXES, Sandboxes, TenantBox
+from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
 from scheduler.local.state import PortBook, RootLock, alive, place_file, read_json, terminate, write_json
 from scheduler.local.status import group_status
 from scheduler.local.supervisor import Supervisor, base_env, exit_text, priority_prefix, spawn
@@ -72,6 +72,7 @@ class LocalExecutor:
         job_priority: str | None = None,
         supervise: bool = True,
         allow_shared_tenancy: bool = False,
+        isolation: Isolation | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -87,7 +88,7 @@ class LocalExecutor:
         self.job_priority = os.environ.get("DICE_LOCAL_JOB_PRIORITY", "idle") if job_priority is None else job_priority
         priority_prefix(self.job_priority)  # refuse a bad value now, not at the first job
         self.ports = PortBook(self.root / "ports.json")
-        self.sandboxes = Sandboxes(self.root)
+        self.sandboxes = Sandboxes(self.root, isolation)  # None: what this machine allows
         # Without a sandbox every tenant sees the others: one organization only, unless allowed.
         self.allow_shared_tenancy = allow_shared_tenancy
         self.sup = Supervisor(self, clock)

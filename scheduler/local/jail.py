@@ -240,6 +240,8 @@ def bwrap_argv(spec: dict, argv: list[str], cwd: str | None, info_fd: int | None
         out += ["--bind" if mode == "rw" else "--ro-bind", f"{STAGE}/{index}" if staged else source, dest]
     for path in spec.get("dirs") or []:
         out += ["--dir", path]
+    # The root itself (and the parents bwrap made for the binds) read-only: only binds and tmpfs take writes.
+    out += ["--remount-ro", "/"]
     if cwd:
         out += ["--chdir", cwd]
     if info_fd is not None:
