@@ -298,6 +298,8 @@ def cluster_ref(cluster: Cluster) -> ClusterRef:
     else:
         root = str(getattr(settings, "DICE_LOCAL_ROOT", "") or "")
         config = {"root": root} if root else {}  # empty: the local driver's default_root()
+        if cluster.allow_shared_tenancy:
+            config["allow_shared_tenancy"] = True
     return ClusterRef(
         name=cluster.name, kind=cluster.kind, config=config, wildcard_domain=cluster.wildcard_domain,
         ingress_class=cluster.ingress_class, storage_class=cluster.storage_class,
@@ -334,3 +336,18 @@ def node_selector_for(cluster: Cluster, workspace: str, kind: str) -> dict[str, 
     if NODE_KINDS[kind] in used:
         selector[str(NODE_KINDS[kind])] = "true"
     return selector
+
+
+def isolation_warning() -> str:
+    """The warning the console's first page shows when a cluster in use runs tenant code without
+    isolating tenants from the console and each other ("" when none does)."""
+    from scheduler import registry
+
+    for cluster in Cluster.objects.order_by("name"):
+        report = registry.isolation(cluster.kind)
+        if report and report.get("isolation") == "none":
+            shared = ("a staff user allowed several organizations on it" if cluster.allow_shared_tenancy
+                      else "it runs the code of one organization at a time")
+            return (f"Cluster {cluster.name} has no sandbox on this machine ({report.get('reason', '')}): "
+                    f"tenant code runs as the console's user and can read its data; {shared}.")
+    return ""
