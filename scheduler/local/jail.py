@@ -144,6 +144,30 @@ class Cgroup:
                     time.sleep(0.02)
 
 
+def sweep_cgroups(version: str) -> int:
+    """Remove the empty cgroups of shims that were killed before they could (their pid, in the
+    name, is gone); a cgroup still holding processes refuses rmdir and stays. Returns how many went."""
+    if version == "v2":
+        parents = [f"{CGROUP_ROOT}{_own_cgroup('').rstrip('/')}"]
+    elif version == "v1":
+        parents = [f"{CGROUP_ROOT}/{c}{_own_cgroup(c).rstrip('/')}" for c in ("memory", "cpu", "pids")]
+    else:
+        return 0
+    removed = 0
+    for parent in parents:
+        try:
+            names = [n for n in os.listdir(parent) if n.startswith("dice-") and n[5:].isdigit()]
+        except OSError:
+            continue
+        for name in names:
+            if os.path.exists(f"/proc/{name[5:]}"):
+                continue
+            with contextlib.suppress(OSError):
+                os.rmdir(f"{parent}/{name}")
+                removed += 1
+    return removed
+
+
 def _v1_memory(mem_mib: int) -> dict:
     if mem_mib <= 0:
         return {}

@@ -228,6 +228,10 @@ class Sandboxes:
                        "nofile": _env_int("DICE_LOCAL_MAX_OPEN_FILES", DEFAULT_NOFILE)},
         }
 
+    def sweep(self) -> int:
+        """Remove cgroups left by shims that were killed (SIGKILL) before removing their own."""
+        return jail.sweep_cgroups(self.isolation.cgroups) if self.enabled and self.isolation.cgroups else 0
+
     def own(self, path: str | Path, tenant: str, recursive: bool = False) -> None:
         """Give the tenant's uid a directory or file (and, recursive, all under it)."""
         uid = self.uid(tenant)

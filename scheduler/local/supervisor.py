@@ -57,6 +57,7 @@ BACKOFF_BASE = 0.5  # seconds before the first restart; doubles per consecutive 
 BACKOFF_CAP = 30.0
 STABLE_AFTER = 60.0  # a replica up this long resets its failure count
 STOP_GRACE = 5.0  # seconds between the stop signal and SIGKILL
+SWEEP_EVERY = 60.0  # seconds between sweeps of the cgroups of shims killed outright
 # Variables passed through from the console's environment; nothing else leaks into services.
 PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
 
@@ -194,6 +195,7 @@ class Supervisor:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._swept = 0.0
 
     # ---- loop -------------------------------------------------------------------------------
 
@@ -234,6 +236,9 @@ class Supervisor:
                 if json.dumps(rt, sort_keys=True, default=str) != before:
                     self.owner.save_runtime(ns)
         self.owner.supervise_jobs()  # takes the lock itself, only to record what changed
+        if time.monotonic() - self._swept > SWEEP_EVERY:
+            self._swept = time.monotonic()
+            self.owner.sandboxes.sweep()
 
     # ---- stopping ---------------------------------------------------------------------------
 
