@@ -281,12 +281,18 @@ def sandbox_env(spec: dict, env: dict[str, str]) -> dict[str, str]:
 
 
 def command_pid(init_pid: int, timeout: float = 5.0) -> int | None:
-    """The host pid of the sandboxed command: the child of the sandbox's init (pid 1 inside)."""
+    """The host pid of the sandboxed command: the child of the sandbox's init (pid 1 inside).
+    None when init is gone or a zombie (a command that already ended)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with open(f"/proc/{init_pid}/task/{init_pid}/children") as fh:
                 kids = fh.read().split()
+            if not kids:
+                with open(f"/proc/{init_pid}/stat") as fh:
+                    stat = fh.read()
+                if stat[stat.rfind(")") + 2:][:1] in ("Z", "X"):
+                    return None
         except OSError:
             return None  # init is gone: so is the command
         if kids:
