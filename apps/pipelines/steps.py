@@ -243,8 +243,12 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
 
 
 def read_result(task: TaskRun) -> dict | None:
+    """The agent's result file. The step's uid owns its folder: a link there is refused, so a step
+    cannot make the console read another file (another run's result, the console's own)."""
     try:
-        return json.loads((step_dir(task) / "result.json").read_text())
+        fd = os.open(step_dir(task) / "result.json", os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as fh:
+            return json.loads(fh.read())
     except (OSError, ValueError):
         return None
 
