@@ -24,8 +24,10 @@ reaping init, drops every capability, sets no_new_privs, forbids nested user nam
 the sandbox with its parent, all in one exec of a small C program (about 2 ms). It is Debian's
 `bubblewrap` package, the sandbox of Flatpak.
 
-Switched off by DICE_LOCAL_SANDBOX=0, and off by itself when the machine cannot do it (not root,
-no bwrap, namespaces refused): then isolation_report() says "none" and the executor serves one
+A console that does not run as root still gets the sandbox through an unprivileged user namespace,
+but every tenant runs as the console's own uid and without cgroups (rlimits only): the report says
+so. Switched off by DICE_LOCAL_SANDBOX=0, and off by itself when the machine cannot do it (no
+bwrap, namespaces refused): then isolation_report() says "none" and the executor serves one
 organization only unless the cluster's `allow_shared_tenancy` is set.
 """
 
@@ -40,7 +42,8 @@ import pwd
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from scheduler.local import jail
@@ -66,7 +69,7 @@ class Isolation:
     cgroups: str = ""  # "v2", "v1" or "" (rlimits)
     uid_base: int = DEFAULT_UID_BASE
     uid_count: int = DEFAULT_UID_COUNT
-    notes: tuple[str, ...] = field(default_factory=tuple)
+    own_uids: bool = True  # a uid per tenant (the console runs as root); else the console's uid
 
     def report(self) -> dict:
         """As a capability report shows it (plain data)."""
@@ -82,7 +85,10 @@ class Isolation:
         return {
             "isolation": "sandbox",
             "tool": f"bubblewrap ({self.bwrap})",
-            "user": f"a uid per organization from {self.uid_base}-{self.uid_base + self.uid_count - 1}",
+            "user": (f"a uid per organization from {self.uid_base}-{self.uid_base + self.uid_count - 1}"
+                     if self.own_uids else
+                     "the console's own uid (it does not run as root): tenants are kept apart by their "
+                     "namespaces only, and what they write belongs to the console's user"),
             "filesystem": "own root: system read-only, own directories writable, private /tmp; "
                           "the console's data directory and other tenants' directories are absent",
             "processes": "own PID, IPC, UTS and cgroup namespaces; no capabilities, no nested user namespaces",
@@ -105,27 +111,30 @@ def isolation() -> Isolation:
     base, count = _env_int("DICE_LOCAL_UID_BASE", DEFAULT_UID_BASE), _env_int("DICE_LOCAL_UID_COUNT", DEFAULT_UID_COUNT)
     if os.environ.get("DICE_LOCAL_SANDBOX", "1").strip().lower() in ("0", "false", "no", "off"):
         return Isolation(False, "switched off (DICE_LOCAL_SANDBOX=0)", uid_base=base, uid_count=count)
-    if os.geteuid() != 0:
-        return Isolation(False, "the console does not run as root, so it cannot give tenants uids of their own",
-                         uid_base=base, uid_count=count)
     bwrap = shutil.which("bwrap") or ""
     if not bwrap:
         return Isolation(False, "bubblewrap is not installed (apt-get install bubblewrap)", uid_base=base, uid_count=count)
-    cgroups = jail.cgroup_version()
-    isol = Isolation(True, "", bwrap=bwrap, cgroups=cgroups, uid_base=base, uid_count=count)
+    root = os.geteuid() == 0
+    # Not root: bubblewrap in an unprivileged user namespace, as the console's uid, without cgroups.
+    cgroups = jail.cgroup_version() if root else ""
+    isol = Isolation(True, "", bwrap=bwrap, cgroups=cgroups, uid_base=base, uid_count=count, own_uids=root)
     failure = _trial(isol)
     if failure:
-        return Isolation(False, f"a trial sandbox failed: {failure}", bwrap=bwrap, uid_base=base, uid_count=count)
+        hint = "" if root else " (unprivileged user namespaces refused? run the console as root)"
+        return Isolation(False, f"a trial sandbox failed{hint}: {failure}", bwrap=bwrap, uid_base=base,
+                         uid_count=count)
     return isol
 
 
 def _trial(isol: Isolation) -> str:
     """Run `true` in a sandbox as the first uid of the range; the error text, or ""."""
-    os.makedirs(jail.STAGE, exist_ok=True)
-    spec = {"bwrap": isol.bwrap, "uid": isol.uid_base + isol.uid_count - 1, "gid": isol.uid_base + isol.uid_count - 1,
-            "limits": {}, "cgroup": ""}
-    path = f"/run/dice-sandbox-trial-{os.getpid()}.json"
+    uid = isol.uid_base + isol.uid_count - 1 if isol.own_uids else os.geteuid()
+    spec = {"bwrap": isol.bwrap, "uid": uid, "gid": uid if isol.own_uids else os.getegid(), "limits": {}, "cgroup": ""}
+    fd, path = tempfile.mkstemp(prefix="dice-sandbox-trial-", suffix=".json")
+    os.close(fd)
     try:
+        if isol.own_uids:
+            os.makedirs(jail.STAGE, exist_ok=True)
         with open(path, "w") as fh:
             json.dump(spec, fh)
         done = subprocess.run([sys.executable, "-S", SHIM, "--foreground", "--sandbox", path, "--", "/bin/true"],
@@ -154,8 +163,9 @@ class Sandboxes:
         self._cache: dict[str, int] = {}
         if self.isolation.enabled:
             self.dir.mkdir(parents=True, exist_ok=True)
-            os.chmod(self.dir, 0o755)  # the shim reads it as root; bwrap binds passwd files from it
-            os.makedirs(jail.STAGE, exist_ok=True)
+            if self.isolation.own_uids:
+                os.chmod(self.dir, 0o755)  # the shim reads it as root; bwrap binds passwd files from it
+                os.makedirs(jail.STAGE, exist_ok=True)
 
     @property
     def enabled(self) -> bool:
@@ -166,6 +176,10 @@ class Sandboxes:
         found = self._cache.get(tenant)
         if found is not None:
             return found
+        if not self.isolation.own_uids:  # not root: every tenant runs as the console's uid
+            self._cache[tenant] = os.geteuid()
+            self._identity_files(os.geteuid())
+            return os.geteuid()
         book_path = self.dir / "uids.json"
         with open(self.dir / "uids.lock", "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -191,11 +205,12 @@ class Sandboxes:
 
     def _identity_files(self, uid: int) -> None:
         name = user_name(uid)
+        gid = uid if self.isolation.own_uids else os.getegid()
         files = {
             f"passwd-{uid}": f"root:x:0:0:root:/root:/usr/sbin/nologin\n"
                              f"nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n"
-                             f"{name}:x:{uid}:{uid}:dice tenant:{HOME}:/bin/sh\n",
-            f"group-{uid}": f"root:x:0:\nnogroup:x:65534:\n{name}:x:{uid}:\n",
+                             f"{name}:x:{uid}:{gid}:dice tenant:{HOME}:/bin/sh\n",
+            f"group-{uid}": f"root:x:0:\nnogroup:x:65534:\n{name}:x:{gid}:\n",
         }
         for fname, text in files.items():
             path = self.dir / fname
@@ -212,7 +227,7 @@ class Sandboxes:
         return {
             "bwrap": self.isolation.bwrap,
             "uid": uid,
-            "gid": uid,
+            "gid": uid if self.isolation.own_uids else os.getegid(),
             "user": user_name(uid),
             "home": HOME,
             "hostname": (hostname or "sandbox")[:63],
@@ -235,6 +250,8 @@ class Sandboxes:
     def own(self, path: str | Path, tenant: str, recursive: bool = False) -> None:
         """Give the tenant's uid a directory or file (and, recursive, all under it)."""
         uid = self.uid(tenant)
+        if not self.isolation.own_uids:
+            return  # the console's own files already
         top = os.lstat(path)
         if top.st_uid == uid and not recursive:
             return
