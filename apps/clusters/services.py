@@ -338,6 +338,17 @@ def node_selector_for(cluster: Cluster, workspace: str, kind: str) -> dict[str, 
     return selector
 
 
+def isolation_of(cluster: Cluster) -> dict | None:
+    """How the cluster's kind isolates tenants here (None: it does not say), with whether this
+    cluster allows several organizations without isolation."""
+    from scheduler import registry
+
+    report = registry.isolation(cluster.kind)
+    if report is not None and report.get("isolation") == "none":
+        report = {**report, "shared_tenancy": "allowed by a staff user" if cluster.allow_shared_tenancy else "refused"}
+    return report
+
+
 def isolation_warning() -> str:
     """The warning the console's first page shows when a cluster in use runs tenant code without
     isolating tenants from the console and each other ("" when none does)."""

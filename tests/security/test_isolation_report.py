@@ -56,3 +56,13 @@ def test_first_page_warns_when_tenants_are_not_isolated(tenant_a, monkeypatch):
     page = client.get(reverse("projects:organizations")).content.decode()
     assert "Cluster local has no sandbox on this machine" in page
     assert "apt-get install bubblewrap" in page and "one organization at a time" in page
+
+
+def test_cluster_page_shows_the_isolation(tenant_a, monkeypatch):
+    client = tenant_a.browser_client()
+    page = client.get(reverse("clusters:cluster", args=["local"])).content.decode()
+    assert 'id="isolation"' in page
+    assert ("sandbox" if sandbox.isolation().enabled else "none") in page
+    monkeypatch.setattr(sandbox, "isolation", lambda: sandbox.Isolation(False, "switched off by the test"))
+    page = client.get(reverse("clusters:cluster", args=["local"])).content.decode()
+    assert "isolation: none." in page and "switched off by the test" in page and "refused" in page
