@@ -3,7 +3,7 @@
 Starts the same steps and services on the local cluster with the sandbox and with it switched
 off, one at a time, and prints for each the delay from the start request to the command's first
 output line (median, p99), and the memory of the processes the sandbox adds to a running
-service (bubblewrap's monitor and the sandbox's init: RSS and PSS).
+service (bubblewrap's monitor and the sandbox's init: RSS and PSS), and the CPU one start costs.
 
 Run (as root, with bubblewrap): .venv/bin/python bench/bench_sandbox.py [--steps 40] [--services 15]
 """
@@ -11,7 +11,9 @@ Run (as root, with bubblewrap): .venv/bin/python bench/bench_sandbox.py [--steps
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -91,6 +93,29 @@ def sandbox_memory(executor: LocalExecutor) -> tuple[float, float]:
         executor.destroy(runtime)
 
 
+def shim_cpu(tmp: Path, count: int) -> dict[str, float]:
+    """CPU (user + system, ms) of one shim start and its command (`sleep 0.05`), with and without
+    the sandbox: a figure the machine's load does not blur as it blurs delays."""
+    from scheduler.local.sandbox import SHIM, Sandboxes, write_spec
+
+    work = tmp / "cpu-work"
+    work.mkdir()
+    boxes = Sandboxes(tmp / "cpu-root")
+    spec = write_spec(str(tmp / "cpu.sandbox.json"),
+                      boxes.spec("bench-org", binds=[(str(work), str(work), "rw")], mem_mib=128, cpu=1))
+    boxes.own(work, "bench-org")
+    out = {}
+    for mode, extra in (("no sandbox", []), ("sandbox", ["--sandbox", spec])):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        for _ in range(count):
+            subprocess.run([sys.executable, "-S", SHIM, "--log", str(tmp / "cpu.log"), "--pidfile", str(tmp / "cpu.pid"),
+                            "--exitfile", str(tmp / "cpu.exit"), "--cwd", str(work), *extra, "--",
+                            "/bin/sh", "-c", "sleep 0.05"], check=True)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        out[mode] = (after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) / count * 1000
+    return out
+
+
 def summary(name: str, values: list[float]) -> str:
     ordered = sorted(values)
     p99 = ordered[min(len(ordered) - 1, int(round(0.99 * (len(ordered) - 1))))]
@@ -122,6 +147,7 @@ def main() -> int:
                     if i < args.services:
                         results[mode][1].append(one_service(executors[mode], i))
             rss, pss = sandbox_memory(executors["sandbox"])
+            cpu = shim_cpu(Path(tmp), args.steps)
         finally:
             for executor in executors.values():
                 executor.destroy_all()
@@ -134,6 +160,9 @@ def main() -> int:
         with_box = statistics.median(results["sandbox"][index])
         without = statistics.median(results["no sandbox"][index])
         print(f"sandbox cost per {what} start (difference of medians): {with_box - without:.1f} ms")
+    print(f"CPU of one start (shim + command), {args.steps} starts: "
+          + ", ".join(f"{mode} {ms:.1f} ms" for mode, ms in cpu.items())
+          + f"; the sandbox adds {cpu['sandbox'] - cpu['no sandbox']:.1f} ms")
     print(f"memory the sandbox adds to a running service (bwrap monitor + init): RSS {rss:.0f} KiB, PSS {pss:.0f} KiB")
     return 0
 
