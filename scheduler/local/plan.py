@@ -128,8 +128,13 @@ def plan_group(
             "values": {k: v for k, v in plan.values.items() if k != "password"},
         }
         if box is not None:
-            addon_dir = str(runtime_dir / "addons" / name)
-            units[name]["sandbox"] = {"tenant": box.tenant, "binds": [[addon_dir, addon_dir, "rw"]]}
+            addon_dir = runtime_dir / "addons" / name
+            binds = [[str(addon_dir), str(addon_dir), "rw"]]
+            data = addon_dir / "data"
+            if data.is_symlink():  # kept outside the state directory before the sandbox: mount it too
+                target = str(data.resolve())
+                binds.append([target, target, "rw"])
+            units[name]["sandbox"] = {"tenant": box.tenant, "binds": binds}
         units[name]["hash"] = _hash(plan.argv, plan.user, plan.cwd)
 
     workdir = str(Path(group.workdir).resolve()) if group.workdir else str(runtime_dir / "work")
