@@ -150,6 +150,8 @@ def plan_addon(
         plan = _mysql(name, addon_dir, port, creds, bins, prefix, values, box)
     if box is not None:
         box.own(addon_dir, recursive=True)  # config written here as root, data from before the sandbox
+        if (addon_dir / "data").is_symlink():  # data kept outside the state directory before
+            box.own((addon_dir / "data").resolve(), recursive=True)
     return plan
 
 
