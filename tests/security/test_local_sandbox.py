@@ -267,3 +267,35 @@ def _processes_of(uid: int) -> list[int]:
             except OSError:
                 continue
     return found
+
+
+def test_a_service_gets_its_limits(make_executor):
+    from scheduler.base import RuntimeRef
+
+    executor = make_executor()
+    runtime = RuntimeRef("acme", "shop", "limits", "DEV", "main")
+    spec = ('version: "2.0"\nservices:\n  web:\n    cmd: echo "nofile=$(ulimit -n)"; exec sleep 600\n'
+            '    resources: {cpu: 0.5, mem: 96}\n')
+    executor.apply(group_of(spec, runtime))
+    line = wait_for(lambda: [entry.text for entry in executor.logs(runtime, "web")], 20, "output")[0]
+    assert line == "nofile=4096"
+    pid = wait_for(lambda: executor.pids(runtime).get("web-0", {}).get("process"), 20, "the process")
+    cgroups = _cgroup_files(pid)
+    if executor.sandboxes.isolation.cgroups == "v1":
+        assert cgroups["memory"]("memory.limit_in_bytes") == str(96 * 1024 * 1024)
+        assert cgroups["cpu"]("cpu.cfs_quota_us") == "50000" and cgroups["cpu"]("cpu.cfs_period_us") == "100000"
+        assert cgroups["pids"]("pids.max") == "512"
+    elif executor.sandboxes.isolation.cgroups == "v2":
+        assert cgroups[""]("memory.max") == str(96 * 1024 * 1024)
+        assert cgroups[""]("cpu.max") == "50000 100000" and cgroups[""]("pids.max") == "512"
+
+
+def _cgroup_files(pid: int) -> dict:
+    """controller -> reader of that controller's files for the cgroup `pid` is in (from the host)."""
+    found = {}
+    for entry in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = entry.split(":", 2)
+        for name in names.split(",") if names else [""]:
+            base = Path("/sys/fs/cgroup") / name / path.lstrip("/") if name else Path("/sys/fs/cgroup") / path.lstrip("/")
+            found[name] = lambda file, base=base: (base / file).read_text().strip()
+    return found
