@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -47,6 +48,12 @@ def _safe(name: str) -> str:
     if clean != name:
         clean += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return clean
+
+
+@functools.lru_cache(maxsize=256)
+def _realpath(path: str) -> str:
+    """Read-only mounts are the console's own code and interpreter: resolved once, not per step."""
+    return os.path.realpath(path)
 
 
 class LocalExecutor:
@@ -502,8 +509,7 @@ class LocalExecutor:
         program = record["command"][0] if record["command"] else ""
         if os.path.isabs(program) and not program.startswith(SYSTEM_PREFIXES) and os.path.exists(program):
             binds.setdefault(program, "ro")
-        spec_binds = [(os.path.realpath(p) if binds[p] == "ro" else p, p, binds[p])
-                      for p in sorted(binds, key=len)]
+        spec_binds = [(_realpath(p) if binds[p] == "ro" else p, p, binds[p]) for p in sorted(binds, key=len)]
         memory = mem or int(os.environ.get("DICE_LOCAL_JOB_MEM_MIB", "0") or 0)
         # A step's `cpu` is small by default (0.1): as a hard quota it would make every step's
         # interpreter start ten times slower; jobs already yield to everything (SCHED_IDLE), so
