@@ -52,10 +52,12 @@ def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int
 
 
 def cgroup_version() -> str:
-    """"v2" when the unified hierarchy at /sys/fs/cgroup has the memory, cpu and pids
-    controllers, "v1" when those controllers are mounted as v1 hierarchies, else ""."""
+    """"v2" when the unified hierarchy at /sys/fs/cgroup gives this process's cgroup's children
+    the memory and pids controllers, "v1" when memory, cpu and pids are v1 hierarchies, else ""."""
     try:
-        with open(f"{CGROUP_ROOT}/cgroup.controllers") as fh:
+        # v2: only where this process's cgroup hands memory and pids down to its children (a
+        # delegated subtree); elsewhere its sandboxes could not be limited there.
+        with open(f"{CGROUP_ROOT}{_own_cgroup('').rstrip('/')}/cgroup.subtree_control") as fh:
             if {"memory", "pids"} <= set(fh.read().split()):
                 return "v2"
     except OSError:
