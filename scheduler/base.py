@@ -130,6 +130,12 @@ class JobSpec:
     files: dict[str, str] = field(default_factory=dict)
     # Node labels the job's pods require (Kubernetes nodeSelector); ignored by the local cluster.
     node_selector: dict[str, str] = field(default_factory=dict)
+    # Whose code this is (an organization): on the local cluster, the sandbox's uid. Empty: the
+    # namespace is the tenant.
+    tenant: str = ""
+    # Host directories the job works in (absolute path -> "rw" or "ro"): on the local cluster, the
+    # only host paths its sandbox shows besides the system's, its workdir and its placed files.
+    mounts: dict[str, str] = field(default_factory=dict)
 
 
 # ---- what comes back ------------------------------------------------------------------------

@@ -304,6 +304,8 @@ def cluster_ref(cluster: Cluster) -> ClusterRef:
     else:
         root = str(getattr(settings, "DICE_LOCAL_ROOT", "") or "")
         config = {"root": root} if root else {}  # empty: the local driver's default_root()
+        if cluster.allow_shared_tenancy:
+            config["allow_shared_tenancy"] = True
     return ClusterRef(
         name=cluster.name, kind=cluster.kind, config=config, wildcard_domain=cluster.wildcard_domain,
         ingress_class=cluster.ingress_class, storage_class=cluster.storage_class,
@@ -340,3 +342,29 @@ def node_selector_for(cluster: Cluster, workspace: str, kind: str) -> dict[str, 
     if NODE_KINDS[kind] in used:
         selector[str(NODE_KINDS[kind])] = "true"
     return selector
+
+
+def isolation_of(cluster: Cluster) -> dict | None:
+    """How the cluster's kind isolates tenants here (None: it does not say), with whether this
+    cluster allows several organizations without isolation."""
+    from scheduler import registry
+
+    report = registry.isolation(cluster.kind)
+    if report is not None and report.get("isolation") == "none":
+        report = {**report, "shared_tenancy": "allowed by a staff user" if cluster.allow_shared_tenancy else "refused"}
+    return report
+
+
+def isolation_warning() -> str:
+    """The warning the console's first page shows when a cluster in use runs tenant code without
+    isolating tenants from the console and each other ("" when none does)."""
+    from scheduler import registry
+
+    for cluster in Cluster.objects.order_by("name"):
+        report = registry.isolation(cluster.kind)
+        if report and report.get("isolation") == "none":
+            shared = ("a staff user allowed several organizations on it" if cluster.allow_shared_tenancy
+                      else "it runs the code of one organization at a time")
+            return (f"Cluster {cluster.name} has no sandbox on this machine ({report.get('reason', '')}): "
+                    f"tenant code runs as the console's user and can read its data; {shared}.")
+    return ""

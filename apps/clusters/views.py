@@ -85,6 +85,7 @@ class ClusterView(ClusterLookup, View):
             "workspaces": cluster.workspaces.select_related("project__organization").filter(
                 project__in=scope.projects_for(request.user)),
             "roles": NodeRole.choices, "last_inspection": cluster.inspections.first(),
+            "isolation": services.isolation_of(cluster),
         })
 
 
