@@ -132,3 +132,10 @@ class BranchRuleSerializer(_Scoped):
         fields = ["id", "project", "pattern", "workspace", "priority", "created"]
         read_only_fields = ["id", "created"]
         validators = []
+
+
+class WebhookAnswerSerializer(serializers.Serializer):
+    """What a webhook delivery did: the runs it started (202 when any), and why others did not."""
+
+    runs = serializers.ListField(child=serializers.IntegerField())
+    notes = serializers.ListField(child=serializers.CharField())
