@@ -26,6 +26,8 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is not None and isinstance(response.data, list):
         response.data = {"non_field_errors": response.data}
+    if response is not None and isinstance(response.data, dict) and isinstance(response.data.get("detail"), list):
+        response.data["detail"] = "; ".join(str(m) for m in response.data["detail"])  # `detail` is one string
     return response
 
 

@@ -61,20 +61,15 @@ class AutoSchema(SpectacularAutoSchema):
     def _error_codes(self) -> list[str]:
         view = self.view
         public = any(isinstance(p, permissions.AllowAny) for p in view.get_permissions())
-        codes = ["400"]
+        codes = ["400", "403", "404"]
         if not public:
-            codes += ["401", "403"]
-        if self._has_path_parameters() or not public:
-            codes.append("404")
+            codes.append("401")
         extra = getattr(view, "error_responses", ())
         by_action = getattr(view, "error_responses_by_action", {}).get(getattr(view, "action", None), ())
         codes += [str(c) for c in (*extra, *by_action)]
         if getattr(view, "throttle_classes", None):
             codes.append("429")
         return sorted(set(codes))
-
-    def _has_path_parameters(self) -> bool:
-        return "{" in self.path
 
     def _get_response_bodies(self, direction="response"):
         responses = super()._get_response_bodies(direction)

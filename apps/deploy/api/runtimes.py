@@ -117,7 +117,7 @@ class RuntimeSerializer(serializers.ModelSerializer):
     application_name = serializers.CharField(source="application.__str__", read_only=True)
     workspace = serializers.CharField(source="workspace.kind", read_only=True)
     cluster = serializers.CharField(source="cluster.name", read_only=True)
-    version = serializers.IntegerField(source="release.version", read_only=True, default=None)
+    version = serializers.IntegerField(source="release.version", read_only=True, default=None, allow_null=True)
     page = serializers.CharField(source="get_absolute_url", read_only=True)
 
     class Meta:

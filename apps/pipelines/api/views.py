@@ -7,7 +7,8 @@ import secrets
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status
 from rest_framework.decorators import (
     action,
@@ -23,6 +24,7 @@ from apps.pipelines.api import serializers
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
 from apps.projects.models import Application
 from dice_console.api import ScopedGenericViewSet, ScopedModelViewSet
+from dice_console.api_input import INT64_MAX
 
 LOG_PAGE = 1000
 
@@ -92,7 +94,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         run = services.cancel_run(request.user, self.get_object())
         return Response(serializers.PipelineRunSerializer(run, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses={201: serializers.PipelineRunSerializer})
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
         run = services.rerun(request.user, self.get_object())
@@ -119,12 +121,18 @@ class TaskRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGen
     serializer_class = serializers.TaskRunSerializer
     filterset_class = filtersets.TaskRunFilterSet
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        parameters=[OpenApiParameter("after", OpenApiTypes.INT, description="give the lines numbered above this")],
+        responses={200: serializers.TaskLogPageSerializer},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def log(self, request, pk=None):
+        """The persisted lines numbered above `after`, at most 1,000; `complete` once the step has
+        finished and every line has been read."""
         task = self.get_object()
         after = request.query_params.get("after", "0")
-        if not after.isdigit():
-            raise ValidationError({"after": "a line number"})
+        if not after.isdigit() or int(after) > INT64_MAX:
+            raise ValidationError({"after": "a line number (0 or more)"})
         from apps.logs import services as log_services
         from apps.pipelines.choices import FINISHED_TASK
 
