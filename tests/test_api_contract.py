@@ -8,7 +8,7 @@ per operation and mode. Operations on one object run twice: with generated path 
 404s) and on an object seeded for that operation alone, so that PUT, PATCH, DELETE and the actions
 (cancel, rerun, scale, stop...) act on real rows without destroying what other operations use.
 
-DICE_CONTRACT_EXAMPLES sets the examples per operation and mode (default 6)."""
+DICE_CONTRACT_EXAMPLES sets the examples per operation and mode (default 4)."""
 
 from __future__ import annotations
 
@@ -31,7 +31,7 @@ from schemathesis.specs.openapi.checks import (
 from tests.conftest import Tenant
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
-EXAMPLES = int(os.environ.get("DICE_CONTRACT_EXAMPLES", "6"))
+EXAMPLES = int(os.environ.get("DICE_CONTRACT_EXAMPLES", "4"))
 
 PIPELINE = """\
 version: "1.1"
