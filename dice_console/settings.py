@@ -208,7 +208,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PAGINATION_CLASS": "dice_console.api_input.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "dice_console.schema.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "dice_console.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dice_console.api.exception_handler",
 }
 
