@@ -189,7 +189,8 @@ DICE_DEPLOY_FILES = Path(env.str("DICE_DEPLOY_FILES", default=str(DATA_DIR / "de
 DICE_DEPLOY_TIMEOUT = env.int("DICE_DEPLOY_TIMEOUT", default=300)
 DICE_DEPLOY_TIMEOUT_MAX = env.int("DICE_DEPLOY_TIMEOUT_MAX", default=1800)
 DICE_DEPLOY_DEGRADED_GRACE = env.int("DICE_DEPLOY_DEGRADED_GRACE", default=60)
-DICE_DEPLOY_POLL_INTERVAL = env.float("DICE_DEPLOY_POLL_INTERVAL", default=1.0)
+DICE_DEPLOY_POLL_INTERVAL = env.float("DICE_DEPLOY_POLL_INTERVAL", default=1.0)  # kinds without watch_status
+DICE_DEPLOY_RECHECK_INTERVAL = env.float("DICE_DEPLOY_RECHECK_INTERVAL", default=5.0)
 
 # The most results one API page gives (`limit` above it is a 400 naming `limit`).
 DICE_API_MAX_PAGE_SIZE = env.int("DICE_API_MAX_PAGE_SIZE", default=1000)
