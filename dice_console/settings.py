@@ -125,6 +125,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Who may create organizations: "staff" (superusers) or "anyone" signed in (self-service).
+DICE_ORG_CREATION = env.str("DICE_ORG_CREATION", default="staff")
+if DICE_ORG_CREATION not in ("staff", "anyone"):
+    raise environ.ImproperlyConfigured(f"DICE_ORG_CREATION must be 'staff' or 'anyone', not {DICE_ORG_CREATION!r}")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

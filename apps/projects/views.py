@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -73,6 +74,11 @@ class OrganizationListView(ObjectListView):
 
     def get_queryset(self):
         return super().get_queryset().annotate(project_count=Count("projects"))
+
+    def extra_context(self):
+        if not services.may_create_organizations(self.request.user):
+            return {"add_url_name": None}
+        return {}
 
 
 class ProjectListView(ObjectListView):
@@ -188,6 +194,10 @@ class OrganizationCreateView(ServiceFormView):
     form_class = OrganizationForm
     title = "New organization"
 
+    def check(self, target):
+        if not services.may_create_organizations(self.request.user):
+            raise PermissionDenied("only staff create organizations here; ask one")
+
     def perform(self, form, target):
         return services.create_organization(self.request.user, **form.cleaned_data)
 
@@ -251,6 +261,9 @@ class WorkspaceEditView(ProjectLookup, ServiceFormView):
 
     def get_initial(self, target):
         return {"cluster": target.cluster, "cpu_quota": target.cpu_quota, "mem_quota": target.mem_quota}
+
+    def form_kwargs(self, target):
+        return {"organization": target.organization}
 
     def perform(self, form, target):
         return services.update_workspace(self.request.user, target, **form.cleaned_data)

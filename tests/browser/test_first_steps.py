@@ -2,6 +2,8 @@
 
 import pytest
 
+from tests.conftest import make_org
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
@@ -59,7 +61,7 @@ def test_search_filters_the_table_with_htmx(live_server, page):
     from apps.projects import services
 
     user = get_user_model().objects.create_user("searcher", password="a-long-password")
-    org = services.create_organization(user, slug="zeta")
+    org = make_org(user, "zeta")
     for slug in ("alpha", "beta", "gamma"):
         services.create_project(user, org, slug=slug)
     page.goto(f"{live_server.url}/login/?next=/projects/")

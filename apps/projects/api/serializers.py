@@ -2,6 +2,7 @@
 
 from rest_framework import serializers
 
+from apps.clusters.models import Cluster
 from apps.projects.choices import Role
 from apps.projects.models import ApiToken, Application, AuditEvent, Member, Organization, Project, Workspace
 from dice_console.api import ScopedSlugRelatedField
@@ -25,7 +26,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
-    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Workspace._meta.get_field("cluster").related_model.objects.all())
+    cluster = ScopedSlugRelatedField(Cluster, slug_field="name")
     project = serializers.StringRelatedField()
 
     class Meta:
@@ -89,7 +90,7 @@ class MemberSerializer(serializers.ModelSerializer):
     application = serializers.PrimaryKeyRelatedField(
         queryset=Application.objects.none(), required=False, allow_null=True
     )
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.GUEST)
     level = serializers.CharField(read_only=True)
 
     class Meta:
