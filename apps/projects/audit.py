@@ -107,3 +107,12 @@ def record(actor, action: str, obj, *, before: dict | None = None, after: dict |
 
         transaction.on_commit(push)
     return event
+
+
+def record_lockout(sender=None, request=None, username: str = "", ip_address: str = "", **kwargs) -> AuditEvent:
+    """django-axes locked sign-ins out for a username or an address: an event staff see in the log."""
+    return AuditEvent.objects.create(
+        actor=None, actor_name="system", organization=None, action="lockout", object_type="user",
+        object_id="", object_repr=(username or ip_address or "")[:200],
+        after={"username": username or "", "ip_address": ip_address or ""},
+    )

@@ -4,6 +4,7 @@ access at once (closing with 4403 when it is gone)."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils import timezone
 
@@ -33,6 +34,6 @@ def credentials_valid(user, token_digest: str | None) -> bool:
     if user is None or not user.is_authenticated:
         return False
     if token_digest is None:
-        return type(user).objects.filter(pk=user.pk, is_active=True).exists()
+        return get_user_model().objects.filter(pk=user.pk, is_active=True).exists()
     token = ApiToken.objects.filter(digest=token_digest, user_id=user.pk, user__is_active=True).only("expires").first()
     return token is not None and (token.expires is None or token.expires > timezone.now())

@@ -7,9 +7,10 @@ from tests.conftest import make_org
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_sign_in_and_create_org_project_app(live_server, page):
+def test_sign_in_and_create_org_project_app(live_server, page, settings):
     from django.contrib.auth import get_user_model
 
+    settings.DICE_ORG_CREATION = "anyone"  # self-service: a newcomer creates their organization
     from apps.projects.models import Application, Project
 
     get_user_model().objects.create_user("newcomer", password="a-long-password")

@@ -43,9 +43,11 @@ class Org:
 class World:
     def __init__(self):
         from django.contrib.auth import get_user_model
+        from django.contrib.auth.hashers import make_password
 
         self.User = get_user_model()
         self.keys: dict[int, str] = {}
+        self._hash = make_password(PASSWORD)  # hashed once: every user of the world shares it
         self.staff = self._user("staff", superuser=True)
         self.outsider = self._user("outsider")
         self.a = self._org("alpha")
@@ -54,10 +56,8 @@ class World:
     def _user(self, username: str, *, superuser: bool = False):
         from apps.projects import services
 
-        if superuser:
-            user = self.User.objects.create_superuser(username, f"{username}@example.test", PASSWORD)
-        else:
-            user = self.User.objects.create_user(username, f"{username}@example.test", PASSWORD)
+        user = self.User.objects.create(username=username, email=f"{username}@example.test", password=self._hash,
+                                        is_superuser=superuser, is_staff=superuser)
         _, self.keys[user.pk] = services.create_token(user, name="security-tests")
         return user
 
