@@ -47,6 +47,9 @@ class WorkspaceForm(forms.Form):
                                      help_text="Clusters the organization owns or has been granted")
     cpu_quota = forms.DecimalField(min_value=0, max_digits=8, decimal_places=2, label="CPU quota (cores)")
     mem_quota = forms.IntegerField(min_value=0, label="Memory quota (MiB)")
+    protected = forms.BooleanField(
+        required=False, help_text="Pipeline deploys into this workspace wait for a review by someone allowed to "
+                                  "deploy here")
 
     def __init__(self, *args, organization=None, **kwargs):
         super().__init__(*args, **kwargs)

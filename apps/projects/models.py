@@ -89,6 +89,10 @@ class Workspace(models.Model):
         max_digits=8, decimal_places=2, default=8, validators=[MinValueValidator(0)], help_text="CPU cores"
     )
     mem_quota = models.PositiveIntegerField(default=16384, help_text="Memory in MiB")
+    protected = models.BooleanField(
+        default=False,
+        help_text="Pipeline deploy steps into this workspace wait for a review by someone allowed to deploy here",
+    )
 
     class Meta:
         ordering = ["project", "kind"]

@@ -158,8 +158,12 @@ def update_workspace(user, workspace: Workspace, **changes) -> Workspace:
         if not cluster_scope.usable_by(workspace.organization).filter(pk=cluster.pk).exists():
             raise ValidationError({"cluster": f"{workspace.organization} may not use cluster {cluster.name}: "
                                               "bind to one it owns or has been granted"})
+    if "protected" in changes and bool(changes["protected"]) != workspace.protected:
+        # Protecting or unprotecting: a lead or owner who may deploy there.
+        _require(user, perms.MANAGE_MEMBERS, workspace.project)
+        _require(user, perms.deploy_perm(workspace.kind), workspace.project)
     before = audit.snapshot(workspace)
-    unknown = set(changes) - {"cluster", "cpu_quota", "mem_quota"}
+    unknown = set(changes) - {"cluster", "cpu_quota", "mem_quota", "protected"}
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "this field cannot be changed"))
     for key, value in changes.items():

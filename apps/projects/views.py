@@ -260,7 +260,8 @@ class WorkspaceEditView(ProjectLookup, ServiceFormView):
         require(self.request.user, permissions.CHANGE, target.project)
 
     def get_initial(self, target):
-        return {"cluster": target.cluster, "cpu_quota": target.cpu_quota, "mem_quota": target.mem_quota}
+        return {"cluster": target.cluster, "cpu_quota": target.cpu_quota, "mem_quota": target.mem_quota,
+                "protected": target.protected}
 
     def form_kwargs(self, target):
         return {"organization": target.organization}

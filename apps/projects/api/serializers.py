@@ -31,7 +31,7 @@ class WorkspaceSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Workspace
-        fields = ["id", "project", "kind", "cluster", "cpu_quota", "mem_quota"]
+        fields = ["id", "project", "kind", "cluster", "cpu_quota", "mem_quota", "protected"]
         read_only_fields = ["id", "project", "kind"]
 
 
