@@ -58,3 +58,20 @@ class WorkspaceForm(forms.Form):
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100)
+
+
+class InviteForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.GUEST)
+
+
+class PasswordChoiceForm(forms.Form):
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "the two passwords differ")
+        return data

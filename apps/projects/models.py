@@ -176,6 +176,30 @@ class ApiToken(models.Model):
         return hashlib.sha256(key.encode()).hexdigest()
 
 
+class Invitation(models.Model):
+    """A person asked to join: their account exists (inactive, no password) until they open the
+    one-time link and choose a password; then it is active, with the role given (if any)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.GUEST)
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of the link's key")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    accepted = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"invitation of {self.user}" + (f" to {self.organization}" if self.organization_id else "")
+
+
 class AuditEvent(models.Model):
     """One state change: who did what to which object, when, with the values before and after."""
 

@@ -258,6 +258,16 @@ def add_member(user, target, *, username: str, role: str = Role.GUEST) -> Member
     return member
 
 
+def add_member_invited(user, organization: Organization, member_user, role: str) -> Member:
+    """The organization role of a person being invited (accounts.invite): same grant rules."""
+    _require(user, perms.MANAGE_MEMBERS, organization)
+    _check_role(role)
+    _check_grant(user, organization, role, "grant")
+    member = Member.objects.create(user=member_user, organization=organization, role=role)
+    audit.record(user, "add_member", member, after=audit.snapshot(member))
+    return member
+
+
 @transaction.atomic
 def change_member_role(user, member: Member, role: str) -> Member:
     _require(user, perms.MANAGE_MEMBERS, member.target)
