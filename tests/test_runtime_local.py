@@ -25,6 +25,7 @@ import pytest
 
 from apps.deploy.bundles import make_archive
 from scheduler.base import ClusterRef
+from tests.conftest import make_org
 from tests.local.conftest import _recorded_processes, pid_alive, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +86,7 @@ def shop(transactional_db):
     from apps.projects import services
 
     user = get_user_model().objects.create_user("erin")
-    org = services.create_organization(user, slug="acme")
+    org = make_org(user, "acme")
     project = services.create_project(user, org, slug="shop")
     app = services.create_application(user, project, slug="guestbook")
     api = APIClient()
