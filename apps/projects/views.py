@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
+from apps.clusters import services as cluster_services
 from apps.projects import accounts, filtersets, permissions, scope, services, tables
 from apps.projects.choices import Role
 from apps.projects.forms import (
@@ -79,9 +80,11 @@ class OrganizationListView(ObjectListView):
         return super().get_queryset().annotate(project_count=Count("projects"))
 
     def extra_context(self):
+        # The console's first page: say so when tenant code is not kept from the console and each other.
+        context = {"isolation_warning": cluster_services.isolation_warning()}
         if not services.may_create_organizations(self.request.user):
-            return {"add_url_name": None}
-        return {}
+            context["add_url_name"] = None
+        return context
 
 
 class ProjectListView(ObjectListView):
