@@ -11,7 +11,7 @@ from django.db.models import Q, QuerySet
 from apps.clusters.models import Cluster, InspectionReport, Node, WorkspaceOvercommit
 from apps.projects import permissions as perms
 from apps.projects import scope
-from apps.projects.models import Member
+from apps.projects.models import Member, Organization
 
 
 def _usable_q(org_ids) -> Q:
@@ -31,6 +31,15 @@ def clusters_for(user) -> QuerySet[Cluster]:
 def usable_by(organization) -> QuerySet[Cluster]:
     """Clusters the organization's workspaces may be bound to."""
     return Cluster.objects.filter(pk__in=Cluster.objects.filter(_usable_q([organization.pk])).values("pk"))
+
+
+def usable_by_organizations(cluster: Cluster) -> QuerySet:
+    """Ids of the organizations that may use the cluster."""
+    if cluster.organization_id is not None:
+        return Organization.objects.filter(pk=cluster.organization_id).values("pk")
+    if cluster.all_organizations:
+        return Organization.objects.values("pk")
+    return cluster.granted_to.values("pk")
 
 
 def managed_organizations(user) -> QuerySet:

@@ -238,6 +238,7 @@ def update_cluster(user, cluster: Cluster, *, overcommit: dict | None = None, ch
         cluster.save()
         if granted_to is not None:
             cluster.granted_to.set(granted_to)
+        _check_bound_workspaces(cluster)
         _apply_overcommit(cluster, overcommit or {})
         after = audit.snapshot(cluster)
         if overcommit:
@@ -246,6 +247,18 @@ def update_cluster(user, cluster: Cluster, *, overcommit: dict | None = None, ch
     if check and cluster.credentials_fingerprint != old_fingerprint:
         run_check(cluster)
     return cluster
+
+
+def _check_bound_workspaces(cluster: Cluster) -> None:
+    """A grant cannot be withdrawn from an organization whose workspaces are still bound to the
+    cluster: every bound workspace stays on a cluster its organization may use."""
+    bound = (cluster.workspaces.select_related("project__organization")
+             .exclude(project__organization__in=Organization.objects.filter(
+                 pk__in=cluster_scope.usable_by_organizations(cluster))))
+    stranded = sorted({str(w) for w in bound[:20]})
+    if stranded:
+        raise ValidationError({"granted_to": f"workspaces still bound to {cluster} would lose it: "
+                                             f"{', '.join(stranded)}; bind them elsewhere first"})
 
 
 def delete_cluster(user, cluster: Cluster) -> None:

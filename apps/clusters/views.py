@@ -51,7 +51,7 @@ class ClusterListView(ObjectListView):
     title = "Clusters"
 
     def get_queryset(self):
-        return super().get_queryset().annotate(node_count=Count("nodes"))
+        return super().get_queryset().select_related("organization").annotate(node_count=Count("nodes"))
 
     def extra_context(self):
         can = scope.can_manage_clusters(self.request.user)

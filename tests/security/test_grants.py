@@ -194,3 +194,22 @@ def test_the_members_page_refuses_the_same_grants(live, world, page_role):
     from apps.projects.models import Member
 
     assert not Member.objects.filter(user=world.outsider).exists(), r.status_code
+
+
+def test_a_grant_in_use_cannot_be_withdrawn(live, world):
+    from django.core.exceptions import ValidationError
+
+    from apps.clusters import services as cluster_services
+    from apps.projects import services as project_services
+
+    staff, owner = world.staff, world.a.users["owner"]
+    shared = cluster_services.register_cluster(staff, name="shared-x", kubeconfig=kubeconfig(),
+                                               granted_to=[world.a.org], check=False)
+    ws = world.a.project.workspaces.get(kind="TEST")
+    project_services.update_workspace(owner, ws, cluster=shared)
+    with pytest.raises(ValidationError, match="still bound"):
+        cluster_services.update_cluster(staff, shared, granted_to=[world.b.org], check=False)
+    assert list(shared.granted_to.all()) == [world.a.org]
+    project_services.update_workspace(owner, ws, cluster=shared.__class__.local())
+    cluster_services.update_cluster(staff, shared, granted_to=[world.b.org], check=False)
+    assert list(shared.granted_to.all()) == [world.b.org]
