@@ -298,7 +298,10 @@ def check_document(
         # Without a workspace, a key that every environment's values give is filled (with the
         # first one's value, for type checks); each environment is then checked with its own.
         env_values = values.get(env, (None, {}))[1] if env else common
-        filled = {k: (v if k == "values" else fill_values(v, env_values)) for k, v in merged.items()}
+        filled = {
+            k: (v if k == "values" else fill_values(v, env_values, defaults_first=env is None))
+            for k, v in merged.items()
+        }
         return filled, view_lines
 
     filled, view_lines = view(environment)
