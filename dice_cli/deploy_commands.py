@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import io
 import json
 import tarfile
@@ -101,9 +100,10 @@ def _finish(client: Client, deployment: dict, args) -> int:
 # ---- dice deploy -------------------------------------------------------------------------------------
 
 
-def _post_deploy(client: Client, data: dict, filename: str) -> dict | None:
+def _post_deploy(client: Client, data: dict, filename: str, archive: bytes | None = None) -> dict | None:
     """POST /api/deployments/ (a deploy may take a while to accept); None when the spec was refused."""
-    return post_spec(client, "deployments/", data, filename=filename, timeout=max(client.timeout, 300.0))
+    return post_spec(client, "deployments/", data, filename=filename, timeout=max(client.timeout, 300.0),
+                     archive=archive)
 
 
 def cmd_deploy(args) -> int:
@@ -112,6 +112,7 @@ def cmd_deploy(args) -> int:
     client = Client.from_login()
     app = find_application(client, args.app)
     data = {"application": app["id"], "workspace": args.workspace.upper(), "runtime": args.runtime}
+    archive = None
     if args.release:
         data["release"] = _release_id(client, app, args.release)
     else:
@@ -123,8 +124,8 @@ def cmd_deploy(args) -> int:
         data.update(spec_text=text, images=parse_images(args.image), description=args.description,
                     source_name="stdin" if args.spec == "-" else Path(args.spec).name)
         if args.spec != "-" and not app.get("repo_url") and not args.no_files:
-            data["files_base64"] = base64.b64encode(folder_archive(Path(args.spec).resolve().parent)).decode()
-    deployment = _post_deploy(client, data, args.spec or "dice.yml")
+            archive = folder_archive(Path(args.spec).resolve().parent)
+    deployment = _post_deploy(client, data, args.spec or "dice.yml", archive)
     if deployment is None:
         return 1
     return _finish(client, deployment, args)

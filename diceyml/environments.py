@@ -90,24 +90,26 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def fill_values(data: object, values: dict | None, *, defaults_first: bool = False) -> object:
-    """Replace `${key}` / `${key:default}` from `values` (or the default) in every string value.
+def fill_values(data: object, values: dict | None, fallback: dict | None = None) -> object:
+    """Replace `${key}` / `${key:default}` from `values` (or the default, or else `fallback`) in every
+    string value.
 
     A string that is one placeholder takes the value's type (`cpu: ${cpu:0.5}` is a number).
     `${env.X}` and placeholders with neither a value nor a default are kept as written.
-    With `defaults_first` a placeholder's own default wins over `values` (the base view without
-    a workspace: `values` are then only the keys every environment gives).
     """
     values = values or {}
+    fallback = fallback or {}
 
     def one(match: re.Match) -> tuple[bool, object]:
         key, default = match.group(1), match.group(2)
         if key.startswith(LATER_PREFIXES):
             return False, match.group(0)
-        if key in values and not (defaults_first and default is not None):
+        if key in values:
             return True, values[key]
         if default is not None:
             return True, _typed(default)
+        if key in fallback:
+            return True, fallback[key]
         return False, match.group(0)
 
     def walk(node: object) -> object:

@@ -295,13 +295,12 @@ def check_document(
             )
         else:
             merged, view_lines = base, OriginLines(lines)
-        # Without a workspace, a key that every environment's values give is filled (with the
-        # first one's value, for type checks); each environment is then checked with its own.
-        env_values = values.get(env, (None, {}))[1] if env else common
-        filled = {
-            k: (v if k == "values" else fill_values(v, env_values, defaults_first=env is None))
-            for k, v in merged.items()
-        }
+        # Without a workspace, a placeholder keeps its default; one without a default that every
+        # environment's values give is filled with the first one's value (for type checks); each
+        # environment is then checked with its own.
+        env_values = values.get(env, (None, {}))[1] if env else {}
+        fallback = None if env else common
+        filled = {k: (v if k == "values" else fill_values(v, env_values, fallback)) for k, v in merged.items()}
         return filled, view_lines
 
     filled, view_lines = view(environment)

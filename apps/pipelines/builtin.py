@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from django.utils import timezone
@@ -150,6 +151,19 @@ def _dice_yml_path(params: dict, ctx) -> Path:
     raise ValueError("no dice.yml: give the param dice_yml (e.g. ${{ dirs.checkout }}/dice.yml)")
 
 
+def _read_step_file(path: Path, dirs: Path) -> str:
+    """A file a step left in the run's directories, read by the console (as its own user): only
+    from there, never through a link leading elsewhere (a step could point it at the console's
+    keys or another tenant's files)."""
+    real, base = os.path.realpath(path), os.path.realpath(dirs)
+    if os.path.commonpath([real, base]) != base:
+        raise ValueError(f"{path} is not in the run's directories ({dirs}): the console reads a step's files "
+                         "only from there")
+    fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, encoding="utf-8") as fh:
+        return fh.read()
+
+
 def _images(params: dict) -> dict:
     raw = params.get("images", params.get("image")) or {}
     if isinstance(raw, str):
@@ -171,7 +185,7 @@ def _release(task, run, action, params, ctx, masker) -> None:
         if not path.is_file():
             raise ValueError(f"no dice.yml at {path}: the step that should have left it there did not "
                              f"(on Kubernetes, is DICE_CONSOLE_URL set so steps upload their directories?)")
-        text = path.read_text(encoding="utf-8")
+        text = _read_step_file(path, steps.dirs_root(run.pk))
         extra = str(params.get("description") or "").strip()
         existing = deploy_services.create_release(
             _actor(run), run.application, spec_text=text, images=_images(params), source_name=path.name,

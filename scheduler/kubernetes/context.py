@@ -29,6 +29,9 @@ class RenderContext:
     namespace: str
     operators: frozenset[str] = frozenset()
     warnings: list[str] = field(default_factory=list)
+    # Addons that run as the built-in StatefulSet already: they stay built-in even when the
+    # operator's CRD has appeared since (moving the data is an explicit migration).
+    keep_builtin: frozenset[str] = frozenset()
     # Filled by the renderer before workloads are made:
     discovery: dict[str, str] = field(default_factory=dict)
     endpoints: dict[str, Endpoint] = field(default_factory=dict)
@@ -51,6 +54,11 @@ class RenderContext:
     def host(self, name: str) -> str:
         """The in-cluster DNS name of a Service of this runtime."""
         return f"{name}.{self.namespace}.svc.cluster.local"
+
+    def node_selector(self, kind: str) -> dict[str, str]:
+        """The node labels a workload of `kind` ("stateless", "stateful", "job") must land on:
+        what the cluster's operators require (ServiceGroup.node_selectors)."""
+        return dict(self.group.node_selectors.get(kind) or {})
 
     def has_operator(self, *names: str) -> bool:
         return any(n in self.operators for n in names)

@@ -56,6 +56,7 @@ def render_group(
     operators: Collection[str] = (),
     namespace: str | None = None,
     warnings: list[str] | None = None,
+    keep_builtin: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """The manifests of a runtime, in the order to apply them.
 
@@ -63,13 +64,15 @@ def render_group(
     `group/version/kind`; addons whose operator is present become its custom resources.
     `namespace` overrides the runtime's namespace (the CLI's --namespace). Notes that do not stop
     the render (an exposed port without a domain to route it) are appended to `warnings`.
+    `keep_builtin` names addons that already run as the built-in StatefulSet: they stay so.
     Raises RenderError (no image, a missing operator...) or OvercommitRefused.
     """
     check_overcommit(group.runtime.workspace, group.overcommit)
     group = with_platform_values(group, cluster.name)
     check_secret_placeholders(group)
     group = with_addon_options(with_registry_credentials(group))
-    ctx = RenderContext(group, cluster, namespace or group.runtime.namespace, frozenset(operators))
+    ctx = RenderContext(group, cluster, namespace or group.runtime.namespace, frozenset(operators),
+                        keep_builtin=frozenset(keep_builtin))
     ctx.set_discovery(endpoints(ctx))
     addon_secrets, addon_objects = render_addons(ctx)
 

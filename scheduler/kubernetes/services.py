@@ -57,6 +57,9 @@ def render_service(ctx: RenderContext, name: str, svc: Service, out: ServiceObje
         inits.insert(0, waiting)
     spec = pod.pod_spec(container, sidecars, inits)
     spec["containers"][0] = merge_snippet(spec["containers"][0], svc)
+    node_selector = ctx.node_selector("stateless")
+    if node_selector:
+        spec["nodeSelector"] = node_selector
     affinity = placement(svc, selector)
     if affinity and not (per_node and not svc.deployments.selectors):
         if per_node:  # one pod per node already: only the node selection applies

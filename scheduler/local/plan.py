@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from scheduler.envvars import Endpoint, discovery_envs, self_envs
 from scheduler.local import addons as addon_mod
 from scheduler.local.cron import parse_cron
 from scheduler.local.health import Probe
+from scheduler.local.sandbox import TenantBox
 from scheduler.local.state import PortBook
 from scheduler.resources import allocate_resources
 from scheduler.specfill import (
@@ -90,8 +92,10 @@ def plan_group(
     search_path: list[str],
     addon_user: str,
     cluster_name: str,
+    box: TenantBox | None = None,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
-    """(units, cron entries) of the group. Units are services and addons, as the supervisor runs them.
+    """(units, cron entries) of the group. Units are services and addons, as the supervisor runs
+    them; with `box` (the organization's sandbox) each unit says what its sandbox binds.
 
     `${platform.X}` is filled from the runtime; `((KEY))` in envs from group.secret_configs (the
     process's environment is its own: the value is not written anywhere else)."""
@@ -105,7 +109,8 @@ def plan_group(
     for name, addon in spec.addons.items():
         port = ports.get(f"{ns}/addon/{name}/0") if addon.type != "custom" else 0
         addon_plans[name] = addon_mod.plan_addon(
-            name, addon, runtime_dir / "addons" / name, port, group.addon_secrets.get(name), search_path, addon_user
+            name, addon, runtime_dir / "addons" / name, port, group.addon_secrets.get(name), search_path, addon_user,
+            box,
         )
     addon_env: dict[str, str] = {}
     for plan in addon_plans.values():
@@ -142,10 +147,21 @@ def plan_group(
             "depends_on": [],
             "values": {k: v for k, v in plan.values.items() if k != "password"},
         }
+        if box is not None:
+            addon_dir = runtime_dir / "addons" / name
+            binds = [[str(addon_dir), str(addon_dir), "rw"]]
+            data = addon_dir / "data"
+            if data.is_symlink():  # kept outside the state directory before the sandbox: mount it too
+                target = str(data.resolve())
+                binds.append([target, target, "rw"])
+            units[name]["sandbox"] = {"tenant": box.tenant, "binds": binds}
         units[name]["hash"] = _hash(plan.argv, plan.user, plan.cwd)
 
     workdir = str(Path(group.workdir).resolve()) if group.workdir else str(runtime_dir / "work")
     Path(workdir).mkdir(parents=True, exist_ok=True)
+    if box is not None:  # the release's files, unpacked by the console: the tenant's to write
+        box.own(workdir, recursive=os.lstat(workdir).st_uid != box.uid)
+    sandbox = {"tenant": box.tenant, "binds": [[workdir, workdir, "rw"]]} if box is not None else None
     for name, svc in spec.services.items():
         alloc = allocate_resources(svc.resources, group.overcommit, runtime.workspace)
         env = _configs(
@@ -178,8 +194,11 @@ def plan_group(
             "replicas": svc.deployments.replicas,
             "probe": probe.to_dict(),
             "mem_mib": alloc.mem_limit,
+            "cpu": alloc.cpu_limit,
             "depends_on": [*svc.depends_on, *(a for a in addon_plans if addon_plans[a].argv)],
         }
+        if sandbox is not None:
+            units[name]["sandbox"] = sandbox
         units[name]["hash"] = _hash(argv, workdir, env, declared, probe.to_dict(), alloc.mem_limit)
 
     cron: dict[str, dict] = {}
@@ -196,5 +215,6 @@ def plan_group(
             "mem": alloc.mem_limit,
             "cpu": alloc.cpu_limit,
             "timeout": job.active_deadline,
+            "tenant": runtime.org,
         }
     return units, cron

@@ -205,7 +205,13 @@ def render_addons(ctx: RenderContext) -> tuple[list[dict], list[dict]]:
                 f"addon '{name}': cluster '{cluster}' cannot provide addon type '{addon.type}' "
                 "(no provider for it on Kubernetes); use a cluster that provides it, or a custom addon"
             )
-        operator = provider.check_available(ctx, name)
+        if name in ctx.keep_builtin and provider.builtin:
+            operator = False
+            if provider.use_operator(ctx):
+                ctx.warnings.append(f"addon '{name}' keeps its built-in StatefulSet although the operator's CRD "
+                                    "is installed now: moving its data is an explicit migration (README)")
+        else:
+            operator = provider.check_available(ctx, name)
         creds = provider.credentials(name, addon, given)
         values = provider.connection(ctx, name, addon, creds, operator)
         for suffix, field in ADDON_VARIABLES.get(addon.type, {}).items():
