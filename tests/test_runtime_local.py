@@ -172,7 +172,7 @@ def _git(*args, cwd):
                         "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example"})
 
 
-def test_an_application_with_a_repository_runs_from_a_clone(local_cluster, shop, tmp_path):
+def test_an_application_with_a_repository_runs_from_a_clone(local_cluster, shop, tmp_path, settings):
     from apps.deploy import deployments
     from apps.deploy.models import Deployment
     from apps.deploy.services import create_release
@@ -183,6 +183,7 @@ def test_an_application_with_a_repository_runs_from_a_clone(local_cluster, shop,
     _git("init", "-q", "-b", "main", cwd=repo)
     _git("add", ".", cwd=repo)
     _git("commit", "-q", "-m", "guestbook", cwd=repo)
+    settings.DICE_REPO_ALLOW_LOCAL_PATHS = True  # a single-user console may clone from its own disk
     app = services.update_application(shop["user"], shop["app"], repo_url=f"file://{repo}")
     release = create_release(shop["user"], app, spec_text=(repo / "dice.yml").read_text())
     d = deployments.deploy(shop["user"], app, "DEV", release=release)  # eager: runs after commit

@@ -10,7 +10,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.clusters.models import Cluster
-from apps.projects import audit, scope
+from apps.projects import audit, repourls, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import Role, WorkspaceKind
 from apps.projects.models import ApiToken, Application, Member, Organization, Project, Workspace
@@ -148,6 +148,7 @@ def create_application(
 ) -> Application:
     _require(user, perms.CHANGE, project)
     _check_slug(slug, "application")
+    repourls.validate(repo_url)
     if project.applications.filter(slug=slug).exists():
         raise ValidationError({"slug": f"application {project}/{slug} already exists"})
     app = _save_new(
@@ -161,6 +162,8 @@ def create_application(
 @transaction.atomic
 def update_application(user, app: Application, **changes) -> Application:
     _require(user, perms.CHANGE, app)
+    if "repo_url" in changes:
+        repourls.validate(changes["repo_url"] or "")
     return _apply_changes(user, app, changes, {"name", "description", "repo_url"})
 
 
