@@ -77,9 +77,6 @@ class Masker:
         self._splittable = [s for s in self.secrets if len(s) >= 2]
         self._pending: dict[str, list[tuple[str, int]]] = {}  # stream -> (secret, length of its start seen)
 
-    def __bool__(self) -> bool:
-        return bool(self.secrets)
-
     def __call__(self, text: str) -> str:
         if self._pattern is None:
             return text
