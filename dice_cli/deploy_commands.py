@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import tarfile
 import time
 from pathlib import Path
@@ -194,6 +195,35 @@ def cmd_scale(args) -> int:
     return 0
 
 
+def cmd_custom_addon(args) -> int:
+    """List the runtime's custom addons (with the keys given), or replace one's values."""
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    path = f"runtimes/{runtime['id']}/custom-addons/"
+    if args.addon is None:
+        if args.values:
+            raise CliError("--set needs --addon NAME", 2)
+        found = client.get(path)
+    else:
+        values: dict[str, str] = {}
+        for item in args.values:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise CliError(f"expected KEY=VALUE, got {item!r}", 2)
+            values[key] = value
+        found = client.post(path, {"addon": args.addon, "values": values})
+        print(f"Set {', '.join(sorted(values)) or 'no values'} of custom addon {args.addon}; deploy again to use them")
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps(found))
+    elif args.addon is None:
+        for name, keys in found.items():
+            print(f"{name}: {', '.join(keys) or '(no values given)'}")
+        if not found:
+            print("no custom addons in this runtime's spec")
+    return 0
+
+
 def cmd_restart(args) -> int:
     _runtime_action(args, "restart", {"service": args.service})
     print(f"Restarting {args.service}")
@@ -271,6 +301,18 @@ def register(subparsers) -> None:
     _target(p)
     p.add_argument("service")
     p.set_defaults(func=cmd_restart)
+    p = runtime.add_parser(
+        "custom-addon",
+        help="list custom addons, or give one its connection values (secret; used from the next deploy)",
+    )
+    _target(p)
+    p.add_argument("--addon", metavar="NAME", help="the custom addon to give values (omit to list them)")
+    p.add_argument(
+        "--set", dest="values", action="append", default=[], metavar="KEY=VALUE",
+        help="a value of --addon (repeatable; together they replace its previous values)",
+    )
+    add_format_option(p)
+    p.set_defaults(func=cmd_custom_addon)
     p = runtime.add_parser("stop", help="scale every service to zero")
     _target(p)
     p.set_defaults(func=cmd_stop)

@@ -5,6 +5,7 @@ Also what the deploy code reads: `cluster_ref`, `overcommit_for`, `node_selector
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -25,6 +26,9 @@ SETTINGS_FIELDS = {"description", "wildcard_domain", "ingress_class", "storage_c
 CREDENTIAL_FIELDS = {"kubeconfig", "context", "server", "ca", "token"}
 # Names that would shadow page URLs (/clusters/new/ and so on).
 RESERVED_NAMES = frozenset({LOCAL_CLUSTER_NAME, "new", "kubeconfig-contexts"})
+# Erda's location labels: a service with `deployments.selectors: {location: NAME}` lands on them.
+LOCATION_LABEL = re.compile(r"dice/location-[a-z0-9]([-a-z0-9]{0,52}[a-z0-9])?")
+
 NODE_KINDS = {
     "stateless": NodeRole.STATELESS,
     "stateful": NodeRole.STATEFUL,
@@ -260,10 +264,12 @@ def run_check(cluster: Cluster, user=None) -> dict:
 def set_node_roles(user, node: Node, roles: list[str]) -> Node:
     """Make the node's `dice/` labels exactly `roles` (each "true"), on the Kubernetes node and here."""
     require_manage(user)
-    unknown = set(roles) - set(NodeRole.values)
+    unknown = {r for r in roles if r not in NodeRole.values and not LOCATION_LABEL.fullmatch(r)}
     if unknown:
         raise ValidationError({"labels": f"unknown dice label(s): {', '.join(sorted(unknown))}; "
-                                         f"use {', '.join(NodeRole.values)}"})
+                                         f"use {', '.join(NodeRole.values)} or dice/location-<name> "
+                                         "(lowercase letters, digits, '-'; what dice.yml's "
+                                         "`selectors: {location: <name>}` asks for)"})
     wanted = dict.fromkeys(roles, "true")
     patch: dict[str, str | None] = dict(wanted)
     for key in node.labels:

@@ -192,6 +192,15 @@ def set_config(user, project: Project, *, key: str, value: str, secret: bool = F
 
 
 @transaction.atomic
+def config_values(project_id: int, keys) -> dict[str, str]:
+    """The plain values of the project's configs among `keys` (for a deployment's ((KEY)) envs:
+    the deploy code hands them to the cluster, never to a page or the audit log)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    return {c.key: c.plain_value() for c in ProjectConfig.objects.filter(project_id=project_id, key__in=wanted)}
+
+
 def delete_config(user, config: ProjectConfig) -> None:
     _require(user, perms.CHANGE, config.project)
     audit.record(user, "delete", config, before={"id": config.pk, "key": config.key})

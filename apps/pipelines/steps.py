@@ -96,6 +96,17 @@ def cluster_of(run: PipelineRun) -> ClusterRef:
     return cluster_ref(workspace.cluster)
 
 
+def step_node_selector(run: PipelineRun) -> dict[str, str]:
+    """The node labels a step's pod requires: the run's workspace's and the job role's `dice/`
+    labels, when nodes of the cluster carry them (apps.clusters.services.node_selector_for)."""
+    from apps.clusters.services import node_selector_for
+    from apps.projects.models import Workspace
+
+    workspace = Workspace.objects.select_related("cluster").get(project_id=run.application.project_id,
+                                                                kind=run.workspace)
+    return node_selector_for(workspace.cluster, run.workspace, "job")
+
+
 def executor_for(run: PipelineRun) -> Executor:
     return executor_and_cluster(run)[0]
 
@@ -479,7 +490,7 @@ def kubernetes_step_objects(run: PipelineRun, task: TaskRun, spec: dict, action:
     job = job_manifest(JobSpec(
         name=name, image=image, command=["/bin/sh", f"{SPEC_MOUNT}/run.sh"], workdir=spec["workdir"],
         cpu=action.resources.cpu or 0.1, mem=action.resources.mem or 256, timeout=timeout, labels=labels,
-        namespace=namespace,
+        namespace=namespace, node_selector=step_node_selector(run),
     ), namespace)
     pod = job["spec"]["template"]["spec"]
     step = pod["containers"][0]

@@ -80,7 +80,7 @@ class AddonPlan:
         return cls(**data)
 
 
-def check_available(addons: dict, search_path: list[str]) -> None:
+def check_available(addons: dict, search_path: list[str], cluster: str = "local") -> None:
     """Fail before anything starts when an addon type is unsupported here or its binary missing."""
     for name, addon in addons.items():
         kind = addon.type
@@ -88,8 +88,8 @@ def check_available(addons: dict, search_path: list[str]) -> None:
             continue
         if kind not in SUPPORTED:
             raise ExecutorUnavailable(
-                f"addon {name!r} ({kind}) cannot run on the local cluster: it runs "
-                f"{', '.join(SUPPORTED)} and custom addons; deploy to a Kubernetes cluster instead"
+                f"addon {name!r}: cluster {cluster!r} cannot provide addon type {kind!r}: the local kind runs "
+                f"{', '.join(SUPPORTED)} and custom addons; deploy to a cluster that provides it"
             )
         if find_binaries(kind, search_path) is None:
             wanted = " or ".join("/".join(names) for names in BINARIES[kind])
@@ -125,7 +125,10 @@ def plan_addon(
 ) -> AddonPlan:
     """Prepare the data directory (first time only) and say how to run the addon."""
     if addon.type == "custom":
-        return AddonPlan(name=name, type="custom", prefix=addon.env_prefix, values=dict(addon.options))
+        # The file's options, then the connection values the user gave the console for it.
+        return AddonPlan(
+            name=name, type="custom", prefix=addon.env_prefix, values={**addon.options, **(given or {})}
+        )
     addon_dir.mkdir(parents=True, exist_ok=True)
     creds = credentials(addon_dir, name, given)
     values = {"host": "127.0.0.1", "port": str(port), **creds}

@@ -35,7 +35,7 @@ from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.plan import check_group, plan_group
 from scheduler.local.state import PortBook, RootLock, alive, place_file, read_json, terminate, write_json
 from scheduler.local.status import group_status
-from scheduler.local.supervisor import Supervisor, base_env, exit_text, priority_prefix, spawn
+from scheduler.local.supervisor import TICK, Supervisor, base_env, exit_text, priority_prefix, spawn
 
 EVENTS_KEEP = 2000  # events kept per runtime (the file is trimmed past twice that)
 
@@ -46,6 +46,34 @@ def _safe(name: str) -> str:
     if clean != name:
         clean += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return clean
+
+
+class LocalChanges:
+    """Wakes on the supervisor's saves of one runtime's state. In a process that does not
+    supervise the root (another one holds its lock), state.json is read every TICK instead."""
+
+    def __init__(self, executor: LocalExecutor, ns: str):
+        self.executor, self.ns = executor, ns
+        with executor._changed:
+            self._seen = executor._generations.get(ns, 0)
+        self._closed = False
+
+    def wait(self, timeout: float) -> bool:
+        ex = self.executor
+        if self._closed:
+            return False
+        if not ex.leader:
+            time.sleep(max(0.0, min(timeout, TICK)))
+            return True
+        with ex._changed:
+            ex._changed.wait_for(lambda: ex._generations.get(self.ns, 0) != self._seen or self._closed,
+                                 timeout=max(0.0, timeout))
+            changed = ex._generations.get(self.ns, 0) != self._seen
+            self._seen = ex._generations.get(self.ns, 0)
+            return changed
+
+    def close(self) -> None:
+        self._closed = True
 
 
 class LocalExecutor:
@@ -92,6 +120,9 @@ class LocalExecutor:
         self._lock = RootLock(self.root)
         self._supervise = supervise
         self._closed = False
+        # Followers of a runtime's status (watch_status) wait here for the supervisor's saves.
+        self._changed = threading.Condition()
+        self._generations: dict[str, int] = {}
         self._ensure_leader(required=False)
 
     # ---- leadership and persistence ----------------------------------------------------------
@@ -151,6 +182,18 @@ class LocalExecutor:
         rt = self.sup.runtimes.get(ns)
         if rt is not None:
             write_json(self.runtime_dir(ns) / "state.json", rt, mode=0o600)
+        self.notify_changed(ns)
+
+    def notify_changed(self, ns: str) -> None:
+        """Wake the followers of runtime `ns` (its state changed: a replica started, became
+        ready, exited; desired state was edited)."""
+        with self._changed:
+            self._generations[ns] = self._generations.get(ns, 0) + 1
+            self._changed.notify_all()
+
+    def watch_status(self, runtime: RuntimeRef) -> LocalChanges:
+        """The supervisor's own notifications of the runtime's changes (scheduler.base.StatusChanges)."""
+        return LocalChanges(self, runtime.namespace)
 
     def _runtime_state(self, ns: str) -> dict | None:
         if self.leader:

@@ -10,11 +10,14 @@ from dataclasses import dataclass
 PROBE_TIMEOUT = 2.0  # seconds one probe may take
 PROBE_PERIOD = 1.0  # seconds between probes of one replica
 FAILURE_THRESHOLD = 3  # consecutive failures before a ready replica is no longer ready
+# A replica without a health check (and no port) is ready once it has been up this long: one that
+# exits at once is never reported ready, however soon after its start the status is read.
+UP_WITHOUT_CHECK = 1.0
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What to check: kind is http, exec, tcp or none (ready once started)."""
+    """What to check: kind is http, exec, tcp or none (ready once up UP_WITHOUT_CHECK seconds)."""
 
     kind: str
     port_index: int = 0  # which of the replica's allocated ports (http, tcp)

@@ -14,12 +14,15 @@ from scheduler.local.cron import parse_cron
 from scheduler.local.health import Probe
 from scheduler.local.state import PortBook
 from scheduler.resources import allocate_resources
+from scheduler.specfill import check_secret_placeholders, has_secret, secret_env, with_platform_values
 
 HOST = "127.0.0.1"
 
 
 def check_group(group: ServiceGroup, search_path: list[str]) -> None:
     """Everything that can be refused is refused before anything starts."""
+    group = with_platform_values(group, "local")
+    check_secret_placeholders(group)
     spec = group.spec
     for name, svc in spec.services.items():
         if not svc.cmd.strip():
@@ -36,7 +39,7 @@ def check_group(group: ServiceGroup, search_path: list[str]) -> None:
             if not job.cmd.strip():
                 raise ExecutorError(f"job {name!r} has no cmd: the local cluster runs commands, not images")
             parse_cron(job.schedule)
-    addon_mod.check_available(spec.addons, search_path)
+    addon_mod.check_available(spec.addons, search_path, group.cluster_name or "local")
 
 
 def _probe(svc) -> Probe:
@@ -61,6 +64,13 @@ def _default_index(svc) -> int:
     return next(i for i, p in enumerate(svc.ports) if p is default) if default is not None else 0
 
 
+def _configs(group: ServiceGroup, workload: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` with `((KEY))` placeholders filled from the project configs the console gave."""
+    return {
+        k: secret_env(v, group.secret_configs, f"{workload}: env {k}") if has_secret(v) else v for k, v in env.items()
+    }
+
+
 def _hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -75,7 +85,11 @@ def plan_group(
     addon_user: str,
     cluster_name: str,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
-    """(units, cron entries) of the group. Units are services and addons, as the supervisor runs them."""
+    """(units, cron entries) of the group. Units are services and addons, as the supervisor runs them.
+
+    `${platform.X}` is filled from the runtime; `((KEY))` in envs from group.secret_configs (the
+    process's environment is its own: the value is not written anywhere else)."""
+    group = with_platform_values(group, cluster_name)
     spec = group.spec
     runtime = group.runtime
     cluster = group.cluster_name or cluster_name
@@ -128,12 +142,16 @@ def plan_group(
     Path(workdir).mkdir(parents=True, exist_ok=True)
     for name, svc in spec.services.items():
         alloc = allocate_resources(svc.resources, group.overcommit, runtime.workspace)
-        env = {
-            **discovery,
-            **addon_env,
-            **spec.service_envs(name),
-            **self_envs(runtime, name, HOST, None, cluster, alloc),
-        }
+        env = _configs(
+            group,
+            name,
+            {
+                **discovery,
+                **addon_env,
+                **spec.service_envs(name),
+                **self_envs(runtime, name, HOST, None, cluster, alloc),
+            },
+        )
         declared = [p.port for p in svc.ports]
         if declared:
             # Declared ports keep their numbers in the file; locally each replica gets free ones.
@@ -166,8 +184,8 @@ def plan_group(
         cron[name] = {
             "schedule": job.schedule,
             "command": ["/bin/sh", "-c", job.cmd],
-            "envs": {**discovery, **addon_env, **spec.service_envs(name),
-                     **self_envs(runtime, name, HOST, None, cluster, alloc)},
+            "envs": _configs(group, name, {**discovery, **addon_env, **spec.service_envs(name),
+                                           **self_envs(runtime, name, HOST, None, cluster, alloc)}),
             "workdir": workdir,
             "mem": alloc.mem_limit,
             "cpu": alloc.cpu_limit,

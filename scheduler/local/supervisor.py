@@ -389,7 +389,11 @@ class Supervisor:
             except Exception as exc:  # a probe bug must not stop supervision
                 ok, message = False, str(exc)
             rec["probe_message"] = message
-            if ok:
+            if ok and probe.kind == "none" and time.time() - rec["started"] < health.UP_WITHOUT_CHECK:
+                ok = None  # nothing to check: ready once it has stayed up a moment, as minReadySeconds
+            if ok is None:
+                pass
+            elif ok:
                 rec["probe_failures"] = 0
                 if not rec["ready"]:
                     rec["ready"] = rec["ever_ready"] = True

@@ -223,6 +223,13 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
                                              context=self.get_serializer_context()).data)
 
 
+class AddonValuesSerializer(serializers.Serializer):
+    """Connection values of a custom addon: {"addon": "ext", "values": {"URL": "...", "TOKEN": "..."}}."""
+
+    addon = serializers.CharField(max_length=100)
+    values = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=8192))
+
+
 class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                      ScopedGenericViewSet):
     """Runtimes in the user's scope; reading one asks its cluster for the live status. DELETE removes
@@ -242,6 +249,8 @@ class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
             return ServiceSerializer
         if self.action == "rollback":
             return RollbackSerializer
+        if self.action == "custom_addons":
+            return AddonValuesSerializer
         return RuntimeSerializer
 
     def perform_destroy(self, instance):
@@ -273,6 +282,23 @@ class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         data = self._input(request)
         deployments.restart(request.user, runtime, data["service"])
         return self._detail(runtime)
+
+    @extend_schema(
+        methods=["GET"], request=None, responses={200: dict},
+        description="The runtime's custom addons, each with the keys of the values given to the console.",
+    )
+    @extend_schema(methods=["POST"], request=AddonValuesSerializer, responses={200: dict})
+    @action(detail=True, methods=["get", "post"], url_path="custom-addons")
+    def custom_addons(self, request, pk=None):
+        """GET: {addon: [keys given]}. POST {addon, values: {KEY: value}}: replace a custom addon's
+        connection values (secret at rest, never shown back), used from the next deployment on."""
+        from apps.deploy import addons
+
+        runtime = self.get_object()
+        if request.method == "POST":
+            data = self._input(request)
+            addons.set_custom_values(request.user, runtime, data["addon"], data["values"])
+        return Response(addons.custom_addons(runtime))
 
     @extend_schema(request=None, responses={200: RuntimeDetailSerializer})
     @action(detail=True, methods=["post"])
