@@ -203,7 +203,10 @@ def test_a_crashing_service_fails_the_rollout_with_the_reason(local_cluster, sho
     from apps.deploy.models import Deployment
     from apps.deploy.services import create_release
 
-    text = 'version: "2.0"\nservices:\n  broken:\n    cmd: python3 -c "import sys; sys.exit(3)"\n'
+    # A replica without a health check is ready once it has been up 1 s (UP_WITHOUT_CHECK): the
+    # crash must come before that. python3 -c took over 1 s just to start on a loaded machine
+    # (the rollout went healthy, then the process exited 3); the shell exits within milliseconds.
+    text = 'version: "2.0"\nservices:\n  broken:\n    cmd: exit 3\n'
     release = create_release(shop["user"], shop["app"], spec_text=text)
     d = deployments.deploy(shop["user"], shop["app"], "DEV", release=release)
     d = Deployment.objects.get(pk=d.pk)
