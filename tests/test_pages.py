@@ -76,7 +76,7 @@ def test_create_org_project_app_through_forms(db, settings):
     assert r.status_code == 302 and r["Location"] == "/orgs/acme/"
     r = client.post(reverse("projects:project_add", args=["acme"]), {"slug": "shop"})
     assert r["Location"] == "/orgs/acme/shop/"
-    r = client.post(reverse("projects:application_add", args=["acme", "shop"]), {"slug": "web", "repo_url": "x"})
+    r = client.post(reverse("projects:application_add", args=["acme", "shop"]), {"slug": "web", "repo_url": "https://git.example/web.git"})
     assert r["Location"] == "/orgs/acme/shop/web/"
     assert Application.objects.get(slug="web").project.organization.members.get().user == user
     # A duplicate gets the error next to the field, and nothing changes.

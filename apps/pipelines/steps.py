@@ -318,7 +318,7 @@ def _fresh_lines(executor: Executor, run: PipelineRun, task: TaskRun, masker: se
     for line in fresh:
         stamp, stream, text = _parse(line.text, line.timestamp, line.stream)
         stream = stream if stream in LogStream.values else LogStream.STDOUT
-        rows.append((stamp, stream, task.attempt, masker(text)))
+        rows.append((stamp, stream, task.attempt, masker.line(text, f"{task.pk}/{stream}")))
     return rows, fresh[-1].number
 
 

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from apps.clusters import scope as cluster_scope
 from apps.clusters.models import LOCAL_CLUSTER_NAME, Cluster
-from apps.projects import audit, revocation, scope
+from apps.projects import audit, repourls, revocation, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import Role, WorkspaceKind
 from apps.projects.models import ApiToken, Application, Member, Organization, Project, Workspace
@@ -183,6 +183,7 @@ def create_application(
 ) -> Application:
     _require(user, perms.CHANGE, project)
     _check_slug(slug, "application")
+    repourls.validate(repo_url)
     if project.applications.filter(slug=slug).exists():
         raise ValidationError({"slug": f"application {project}/{slug} already exists"})
     app = _save_new(
@@ -196,6 +197,8 @@ def create_application(
 @transaction.atomic
 def update_application(user, app: Application, **changes) -> Application:
     _require(user, perms.CHANGE, app)
+    if "repo_url" in changes:
+        repourls.validate(changes["repo_url"] or "")
     return _apply_changes(user, app, changes, {"name", "description", "repo_url"})
 
 
