@@ -32,6 +32,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/python tools/import_cycles.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 ktestenv:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 
-from apps.pipelines import engine, secrets
+from apps.pipelines import engine, queue, schedules, secrets
 from apps.pipelines.choices import RunStatus, TaskStatus, TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
 from apps.projects import audit, scope
@@ -76,9 +76,7 @@ def save_definition(user, application: Application, *, source: str, name: str = 
         defaults={"source": source, "path": path or "pipeline.yml", "branch": branch,
                   **({"created_by": user} if user is not None and user.is_authenticated else {})},
     )
-    from apps.pipelines import triggers
-
-    triggers.sync_cron(definition, pipeline)
+    schedules.sync_cron(definition, pipeline)
     audit.record(user, "create" if created else "update", definition,
                  after={"id": definition.pk, "name": name, "path": definition.path, "branch": branch})
     return definition
@@ -87,9 +85,7 @@ def save_definition(user, application: Application, *, source: str, name: str = 
 @transaction.atomic
 def delete_definition(user, definition: PipelineDefinition) -> None:
     _require(user, perms.CHANGE, definition.application)
-    from apps.pipelines import triggers
-
-    triggers.remove_cron(definition)
+    schedules.remove_cron(definition)
     audit.record(user, "delete", definition, before={"id": definition.pk, "name": definition.name})
     definition.delete()
 
@@ -130,9 +126,7 @@ def start_run(user, application: Application, *, source: str | None = None,
 
 
 def _start_soon(project_id: int) -> None:
-    from apps.pipelines.tasks import start_runs
-
-    start_runs.delay(project_id)
+    queue.send("start_runs", project_id)
 
 
 def cancel_run(user, run: PipelineRun) -> PipelineRun:

@@ -1,4 +1,4 @@
-"""Triggers other than a person: cron (one django-celery-beat PeriodicTask per definition) and git
+"""Triggers other than a person: cron runs (their schedules are apps.pipelines.schedules) and git
 push webhooks (GitHub, GitLab, Gitea), matched against `on.push` and the project's branch rules.
 
 Webhook secret: the project config `webhook_secret` (make it secret). A push is matched like this:
@@ -12,55 +12,14 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import hmac
-import json
 
+from apps.pipelines import reference, services
 from apps.pipelines.choices import TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig
 from pipelineyml import PipelineYml
 
 WEBHOOK_SECRET_KEY = "webhook_secret"
 PROVIDERS = ("github", "gitlab", "gitea")
-
-
-# ---- cron ------------------------------------------------------------------------------------
-
-
-def cron_task_name(definition: PipelineDefinition) -> str:
-    return f"pipeline-definition-{definition.pk}"
-
-
-def crontab_fields(cron: str) -> dict[str, str]:
-    """5 fields (minute hour day month weekday), or 6 with seconds first (dropped); `?` is `*`."""
-    if cron.startswith("@"):
-        presets = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-                   "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
-        cron = presets.get(cron, cron)
-    parts = [p.replace("?", "*") for p in cron.split()]
-    if len(parts) == 6:
-        parts = parts[1:]
-    minute, hour, day, month, weekday = parts
-    return {"minute": minute, "hour": hour, "day_of_month": day, "month_of_year": month, "day_of_week": weekday}
-
-
-def sync_cron(definition: PipelineDefinition, pipeline: PipelineYml) -> None:
-    """Create, update or remove the definition's periodic task to match its `cron`."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
-
-    if not pipeline.cron:
-        remove_cron(definition)
-        return
-    schedule, _ = CrontabSchedule.objects.get_or_create(**crontab_fields(pipeline.cron), timezone="UTC")
-    PeriodicTask.objects.update_or_create(
-        name=cron_task_name(definition),
-        defaults={"task": "dice.pipelines.cron_run", "crontab": schedule, "interval": None,
-                  "args": json.dumps([definition.pk]), "enabled": True},
-    )
-
-
-def remove_cron(definition: PipelineDefinition) -> None:
-    from django_celery_beat.models import PeriodicTask
-
-    PeriodicTask.objects.filter(name=cron_task_name(definition)).delete()
 
 
 def workspace_for_branch(project_id: int, branch: str | None) -> str | None:
@@ -74,8 +33,6 @@ def workspace_for_branch(project_id: int, branch: str | None) -> str | None:
 
 
 def run_from_cron(definition_id: int) -> PipelineRun | None:
-    from apps.pipelines import services
-
     definition = PipelineDefinition.objects.select_related("application").filter(pk=definition_id).first()
     if definition is None:
         return None
@@ -149,13 +106,11 @@ def matches_push(pipeline: PipelineYml, push: dict) -> bool:
 
 def runs_for_push(application, push: dict) -> tuple[list[PipelineRun], list[str]]:
     """Start a run of every definition of the application whose `on.push` matches."""
-    from apps.pipelines import services, steps
-
     started, notes = [], []
     for definition in PipelineDefinition.objects.filter(application=application):
         fake_run = PipelineRun(source=definition.source, name=definition.name)
         try:
-            pipeline = steps.pipeline_of(fake_run)
+            pipeline = reference.pipeline_of(fake_run)
         except Exception:
             notes.append(f"{definition.name}: invalid pipeline.yml")
             continue

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from diceyml import Job
-from scheduler.kubernetes.addons import OPERATORS
+from scheduler.kubernetes.catalog import OPERATORS
 from scheduler.kubernetes.context import RenderContext
 from scheduler.kubernetes.meta import JOB_LABEL, RenderError, manifest, object_name, short_hash, split_labels
 from scheduler.kubernetes.pods import PodBuilder, allocation_of, image_of, main_container
@@ -30,7 +30,7 @@ def render_job(ctx: RenderContext, name: str, job: Job) -> tuple[list[dict], lis
         template["metadata"]["annotations"] = notes
 
     if job.broadcast:
-        if not ctx.has_operator(*OPERATORS["kruise"], "kruise"):
+        if not ctx.has_operator(*OPERATORS["kruise"].crds, "kruise"):
             raise RenderError(
                 f"job '{name}' has broadcast: true, which needs OpenKruise: install the CRD "
                 "broadcastjobs.apps.kruise.io (operator 'kruise')"

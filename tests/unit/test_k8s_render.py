@@ -9,14 +9,15 @@ import pytest
 
 from diceyml import merge_overlay, parse_dice_yml
 from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
-from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets
+from scheduler.kubernetes.addons import generate_addon_secrets
+from scheduler.kubernetes.catalog import all_crds
 from scheduler.kubernetes.render import KIND_ORDER, render_group
 from speckit.errors import SpecInvalid
 from tests.unit.test_k8s_render_schemas import validate_all
 
 CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
 WORKSPACES = ("DEV", "TEST", "STAGING", "PROD")
-ALL_OPERATORS = frozenset(crd for crds in OPERATORS.values() for crd in crds)
+ALL_OPERATORS = all_crds()
 CLUSTER = ClusterRef(
     "c1", "kubernetes", wildcard_domain="apps.example.com", ingress_class="nginx", storage_class="fast"
 )
