@@ -25,8 +25,13 @@ import json
 import logging
 from pathlib import Path
 
+from django.db import transaction
 from django.utils import timezone
 
+from apps.clusters import ops_pipeline
+from apps.deploy import deployments
+from apps.deploy import services as deploy_services
+from apps.deploy.models import Deployment, Release
 from apps.pipelines import queue, reference, steplogs
 from apps.pipelines.attempts import conclude
 from apps.pipelines.choices import TaskStatus
@@ -161,9 +166,6 @@ def _images(params: dict) -> dict:
 
 
 def _release(task, run, action, params, ctx, masker) -> bool:
-    from apps.deploy import services as deploy_services
-    from apps.deploy.models import Release
-
     marker = f"pipeline run {run.pk}, task {task.alias}"
     existing = Release.objects.filter(application_id=run.application_id, pipeline_run_id=run.pk,
                                       description__startswith=marker).first()
@@ -183,11 +185,6 @@ def _release(task, run, action, params, ctx, masker) -> bool:
 
 
 def _dice(task, run, action, params, ctx, masker) -> bool:
-    from django.db import transaction
-
-    from apps.deploy import deployments
-    from apps.deploy.models import Release
-
     release_id = params.get("release_id")
     if not release_id:
         raise ValueError("dice needs the param release_id (e.g. ${{ outputs.release.release_id }})")
@@ -206,8 +203,6 @@ def _dice(task, run, action, params, ctx, masker) -> bool:
 
 def check_deployment(task_id: int, attempt: int) -> int | None:
     """Follow the deployment of a `dice` task until it is final (every second, via Celery)."""
-    from apps.deploy.models import Deployment
-
     task = TaskRun.objects.select_related("run").filter(pk=task_id, attempt=attempt).first()
     if task is None or task.status != TaskStatus.RUNNING:
         return None
@@ -229,8 +224,6 @@ def check_deployment(task_id: int, attempt: int) -> int | None:
 
 
 def _cluster_inspect(task, run, action, params, ctx, masker) -> bool:
-    from apps.clusters import ops_pipeline
-
     project = run.application.project
     name = str(params.get("cluster") or ops_pipeline.workspace_cluster(project, run.workspace))
     result = ops_pipeline.inspect_for_pipeline(_actor(run), project, name, str(params.get("fail_on") or ""))

@@ -79,6 +79,8 @@ CUSTOM_KINDS = (
 def _api_client(cluster: ClusterRef) -> client.ApiClient:
     cfg = cluster.config or {}
     kubeconfig, context = cfg.get("kubeconfig"), cfg.get("context")
+    if "kubeconfig" in cfg and not kubeconfig:  # a cluster registered with credentials has lost them
+        raise ExecutorUnavailable(f"cluster {cluster.name}: no credentials to connect with")
     configuration = client.Configuration()
     try:
         if kubeconfig and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("apiVersion")):

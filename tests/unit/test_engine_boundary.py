@@ -88,3 +88,26 @@ def test_a_kind_registered_at_run_time_is_asked_like_the_others():
         assert registry.executor_for(ClusterRef(name="p", kind="probe-kind")) == "an executor"
     finally:
         registry._REGISTERED.pop("probe-kind")
+
+
+def test_a_kubernetes_cluster_without_credentials_is_refused_not_connected_in_cluster():
+    inspector = registry.inspector_for(ClusterRef(name="bare", kind="kubernetes", config={"kubeconfig": ""}))
+    report = inspector.check()
+    assert not report["reachable"] and report["error"] == "cluster bare: no credentials to connect with"
+
+
+@pytest.mark.parametrize("text", ["500m", "2Gi", "1e3", "4", "1.5", "100Mi", "3k", "1E", "0.5Ki", "12n", "+7M"])
+def test_quantities_are_read_as_kubernetes_reads_them(text):
+    from kubernetes.utils import parse_quantity as theirs
+
+    from scheduler.resources import parse_quantity
+
+    assert parse_quantity(text) == theirs(text)
+
+
+@pytest.mark.parametrize("text", ["", "2GB", "m", "1..2", "ten"])
+def test_a_bad_quantity_is_a_value_error(text):
+    from scheduler.resources import parse_quantity
+
+    with pytest.raises(ValueError, match="is not a quantity"):
+        parse_quantity(text)
