@@ -1,6 +1,6 @@
 """The capability report on a real API server: an operator counts as installed only when every
-CRD the renderer needs from it is there (CRDs from ../shared/crds), and only then does the
-renderer get to use it."""
+CRD the renderer needs from it is there, and only then does the renderer get to use it. Our own
+minimal CRDs (tests/data/crds); in the conformance tier the OT Redis operator's real ones too."""
 
 from __future__ import annotations
 
@@ -14,79 +14,72 @@ from kubernetes.client.rest import ApiException
 from apps.clusters import services
 from scheduler import registry
 from scheduler.base import ClusterRef
-from tests.conftest import SHARED
+from tests.conftest import DATA, SHARED_CRDS
 
 from .conftest import K8sCluster, wait_for
 
 pytestmark = pytest.mark.k8s
 
-KAFKA_CRD = SHARED / "crds" / "strimzi" / "040-Crd-kafka.yaml"
-REDIS_CRD = SHARED / "crds" / "ot-redis-operator" / "redis.redis.opstreelabs.in_redis.yaml"
-REPLICATION_CRD = SHARED / "crds" / "ot-redis-operator" / "redis.redis.opstreelabs.in_redisreplications.yaml"
-# ../shared/crds has no KafkaNodePool CRD: the smallest one the API server accepts.
-NODE_POOL_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "kafkanodepools.kafka.strimzi.io"},
-    "spec": {"group": "kafka.strimzi.io", "scope": "Namespaced",
-             "names": {"kind": "KafkaNodePool", "plural": "kafkanodepools", "singular": "kafkanodepool",
-                       "listKind": "KafkaNodePoolList"},
-             "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
-                 "type": "object", "x-kubernetes-preserve-unknown-fields": True}}}]},
-}
+OWN = {"strimzi": DATA / "crds" / "strimzi.yaml", "ot-redis": DATA / "crds" / "ot-redis.yaml"}
+REAL_REDIS = [SHARED_CRDS / "ot-redis-operator" / "redis.redis.opstreelabs.in_redis.yaml",
+              SHARED_CRDS / "ot-redis-operator" / "redis.redis.opstreelabs.in_redisreplications.yaml"]
 
 
-def _install(k8s: K8sCluster, doc: dict) -> None:
-    try:
-        k8s.apiextensions.create_custom_resource_definition(doc)
-    except ApiException as exc:
-        if exc.status != 409:
-            raise
+def _docs(*paths: Path) -> list[dict]:
+    return [d for path in paths for d in yaml.safe_load_all(path.read_text())
+            if d and d.get("kind") == "CustomResourceDefinition"]
 
 
-def _crd(path: Path) -> dict:
-    return next(d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "CustomResourceDefinition")
+def _remove(k8s: K8sCluster, names: list[str]) -> None:
+    ext = k8s.apiextensions
+    for name in names:
+        try:
+            ext.delete_custom_resource_definition(name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+    wait_for(lambda: not {c.metadata.name for c in ext.list_custom_resource_definition().items} & set(names),
+             60, "the CRDs to be removed")
 
 
 def _operator(report: dict, key: str) -> dict:
     return next(o for o in report["operators"] if o["key"] == key)
 
 
-def test_an_operator_is_installed_only_with_every_crd_it_needs(tenant_a, k8s_cluster: K8sCluster):
+@pytest.mark.parametrize("redis_files", [[OWN["ot-redis"]], pytest.param(REAL_REDIS, marks=pytest.mark.conformance)],
+                         ids=["own", "operators"])
+def test_an_operator_is_installed_only_with_every_crd_it_needs(tenant_a, k8s_cluster: K8sCluster, redis_files):
     cluster = services.register_cluster(tenant_a.owner, name=f"kt-{uuid.uuid4().hex[:6]}",
                                         kubeconfig=Path(k8s_cluster.kubeconfig).read_text(), check=False)
-    _install(k8s_cluster, _crd(KAFKA_CRD))
-    _install(k8s_cluster, _crd(REDIS_CRD))
+    kafka, pools = _docs(OWN["strimzi"])  # Kafka, KafkaNodePool
+    redis, replications = _docs(*redis_files)  # Redis, RedisReplication
+    names = [d["metadata"]["name"] for d in (kafka, pools, redis, replications)]
+    _remove(k8s_cluster, names)  # another test of the session may have installed some of them
     try:
-        k8s_cluster.apiextensions.delete_custom_resource_definition("kafkanodepools.kafka.strimzi.io")
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-    wait_for(lambda: "kafkanodepools.kafka.strimzi.io" not in
-             {c.metadata.name for c in k8s_cluster.apiextensions.list_custom_resource_definition().items}, 30,
-             "the KafkaNodePool CRD to be gone")
-
-    report = services.run_check(cluster)
-    strimzi = _operator(report, "strimzi")
-    assert strimzi["installed"] is False  # the Kafka CRD alone is not the operator the renderer needs
-    assert strimzi["missing_crds"] == ["kafkanodepools.kafka.strimzi.io"]
-    assert "Strimzi (Kafka)" in report["missing_operators"]
-    cluster.refresh_from_db()
-    assert "kafkas.kafka.strimzi.io" not in cluster.operators  # so the renderer builds no Kafka
-
-    _install(k8s_cluster, NODE_POOL_CRD)
-    _install(k8s_cluster, _crd(REPLICATION_CRD))
-    try:
+        k8s_cluster.apiextensions.create_custom_resource_definition(kafka)
+        k8s_cluster.apiextensions.create_custom_resource_definition(redis)
         report = services.run_check(cluster)
-        assert _operator(report, "strimzi")["installed"] is True
-        assert _operator(report, "ot-redis")["installed"] is True and _operator(report, "ot-redis")["missing_crds"] == []
-        assert "kafka" in report["features"]["operator_addons"] and "redis" in report["features"]["operator_addons"]
+        for key, missing in (("strimzi", pools), ("ot-redis", replications)):
+            operator = _operator(report, key)
+            assert operator["installed"] is False, operator  # one CRD of two is not the operator
+            assert operator["missing_crds"] == [missing["metadata"]["name"]]
+            assert operator["label"] in report["missing_operators"]
+        cluster.refresh_from_db()
+        assert "kafkas.kafka.strimzi.io" not in cluster.operators  # so the renderer makes no Kafka
+        page = tenant_a.browser_client().get(cluster.get_absolute_url()).content.decode()
+        assert "missing <code>kafkanodepools.kafka.strimzi.io</code>" in page
+
+        k8s_cluster.apiextensions.create_custom_resource_definition(pools)
+        k8s_cluster.apiextensions.create_custom_resource_definition(replications)
+        report = services.run_check(cluster)
+        for key in ("strimzi", "ot-redis"):
+            assert _operator(report, key)["installed"] is True and _operator(report, key)["missing_crds"] == []
+        assert {"kafka", "redis"} <= set(report["features"]["operator_addons"])
         assert report["features"]["ingress"] and report["features"]["images"]
         cluster.refresh_from_db()
-        assert {"kafkas.kafka.strimzi.io", "kafkanodepools.kafka.strimzi.io"} <= set(cluster.operators)
-        page = tenant_a.browser_client().get(cluster.get_absolute_url()).content.decode()
-        assert "kafkanodepools.kafka.strimzi.io" in page  # the page names every CRD of an operator
+        assert set(names) <= set(cluster.operators)  # every CRD of each complete operator, for the renderer
     finally:
-        k8s_cluster.apiextensions.delete_custom_resource_definition("kafkanodepools.kafka.strimzi.io")
+        _remove(k8s_cluster, names)
 
 
 def test_the_snapshot_and_check_go_through_the_registry(k8s_cluster: K8sCluster):
