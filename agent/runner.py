@@ -182,6 +182,7 @@ def run_script(spec: dict, log: LogOut, env: dict[str, str]) -> tuple[int, bool]
         return 0, False
     script = Path(spec["metafile"]).with_name("script.sh")
     script.write_text(text)
+    script.chmod(0o600)  # it may hold a secret (a checkout's credentials), as spec.json does
     shell = spec.get("shell") or "/bin/sh"
     return run_process([shell, str(script)], cwd=spec["workdir"], env=env, log=log, timeout=spec.get("timeout"))
 

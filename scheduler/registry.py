@@ -1,7 +1,7 @@
 """The cluster kinds and their drivers: the one place that maps a cluster to its Executor.
 
-A kind is one package under scheduler/ with three names at its top: `CAPABILITIES` (what the
-kind can do, scheduler.base.Capabilities), `create_executor(cluster: ClusterRef) -> Executor` and
+A kind is one package under scheduler/ with four names at its top: `LABEL` (what the console
+calls it), `CAPABILITIES` (what the kind can do, scheduler.base.Capabilities), `create_executor(cluster: ClusterRef) -> Executor` and
 `create_inspector(cluster: ClusterRef) -> Inspector` (the check, snapshot and inspection, without what
 running work costs). Adding a
 kind is that package, its tests, and one entry in KINDS. Drivers are imported lazily, so the
@@ -21,13 +21,14 @@ KINDS: dict[str, str] = {
     "kubernetes": "scheduler.kubernetes",
 }
 
-# Kinds registered at run time (test doubles, plugins): kind -> (factory, capabilities).
-_REGISTERED: dict[str, tuple[Callable[[ClusterRef], Executor], Capabilities]] = {}
+# Kinds registered at run time (test doubles, plugins): kind -> (factory, capabilities, label).
+_REGISTERED: dict[str, tuple[Callable[[ClusterRef], Executor], Capabilities, str]] = {}
 
 
-def register(kind: str, factory: Callable[[ClusterRef], Executor], capabilities: Capabilities | None = None) -> None:
+def register(kind: str, factory: Callable[[ClusterRef], Executor], capabilities: Capabilities | None = None,
+             label: str = "") -> None:
     """A kind whose driver lives outside scheduler/ (a test double)."""
-    _REGISTERED[kind] = (factory, capabilities or Capabilities())
+    _REGISTERED[kind] = (factory, capabilities or Capabilities(), label or kind)
 
 
 def kinds() -> list[str]:
@@ -36,12 +37,12 @@ def kinds() -> list[str]:
 
 def _driver(kind: str):
     if kind in _REGISTERED:
-        factory, caps = _REGISTERED[kind]
-        return factory, caps, factory
+        factory, caps, label = _REGISTERED[kind]
+        return factory, caps, factory, label
     if kind not in KINDS:
         raise ExecutorError(f"no driver for cluster kind {kind!r} (known: {', '.join(kinds())})")
     module = importlib.import_module(KINDS[kind])
-    return module.create_executor, module.CAPABILITIES, module.create_inspector
+    return module.create_executor, module.CAPABILITIES, module.create_inspector, module.LABEL
 
 
 def executor_for(cluster: ClusterRef) -> Executor:
@@ -57,3 +58,8 @@ def capabilities(kind: str) -> Capabilities:
 def inspector_for(cluster: ClusterRef) -> Inspector:
     """What answers the check, the sync's snapshot, node labels and the inspection of a cluster."""
     return _driver(cluster.kind)[2](cluster)
+
+
+def choices() -> list[tuple[str, str]]:
+    """(kind, label) of every kind: what a cluster row may be (apps.clusters' model choices)."""
+    return [(kind, _driver(kind)[3]) for kind in kinds()]

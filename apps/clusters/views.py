@@ -14,7 +14,7 @@ from django.utils.html import escape
 from django.views import View
 
 from apps.clusters import services, tables
-from apps.clusters.choices import ClusterKind, NodeRole
+from apps.clusters.choices import NodeRole
 from apps.clusters.filtersets import ClusterFilterSet
 from apps.clusters.forms import ClusterEditForm, ClusterRegisterForm, NodeRolesForm
 from apps.clusters.inspection import inspect_cluster, visible_findings
@@ -254,5 +254,4 @@ class ResourceReportView(ScopedMixin, View):
         return render(request, "clusters/resources.html", {
             "rows": rows, "projects": projects, "chosen": chosen,
             "clusters": Cluster.objects.all(), "chosen_cluster": request.GET.get("cluster", ""),
-            "local": ClusterKind.LOCAL,
         })

@@ -6,7 +6,9 @@ from __future__ import annotations
 from scheduler.base import ClusterRef, Executor
 from scheduler.kubernetes.meta import CAPABILITIES
 
-__all__ = ["CAPABILITIES", "create_executor", "create_inspector"]
+__all__ = ["CAPABILITIES", "LABEL", "create_executor", "create_inspector"]
+
+LABEL = "Kubernetes"
 
 
 def create_executor(cluster: ClusterRef) -> Executor:

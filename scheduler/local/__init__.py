@@ -29,7 +29,9 @@ from scheduler.local.executor import LocalExecutor
 from scheduler.local.inspect import CAPABILITIES, INSPECTOR, LocalInspector
 from scheduler.local.state import default_root
 
-__all__ = ["CAPABILITIES", "LocalExecutor", "create_executor", "create_inspector"]
+__all__ = ["CAPABILITIES", "LABEL", "LocalExecutor", "create_executor", "create_inspector"]
+
+LABEL = "Local processes"
 
 _EXECUTORS: dict[Path, LocalExecutor] = {}
 _GUARD = threading.Lock()

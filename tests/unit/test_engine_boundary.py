@@ -111,3 +111,19 @@ def test_a_bad_quantity_is_a_value_error(text):
 
     with pytest.raises(ValueError, match="is not a quantity"):
         parse_quantity(text)
+
+
+@pytest.mark.django_db
+def test_a_kind_the_registry_knows_is_a_valid_cluster_kind_without_touching_apps():
+    from apps.clusters.choices import cluster_kinds
+    from apps.clusters.models import Cluster
+
+    assert ("kubernetes", "Kubernetes") in cluster_kinds() and ("local", "Local processes") in cluster_kinds()
+    with pytest.raises(Exception, match="is not a valid choice"):
+        Cluster(name="p1", kind="probe-kind").full_clean()
+    registry.register("probe-kind", lambda cluster: None, Capabilities(), "Probe")
+    try:
+        Cluster(name="p1", kind="probe-kind").full_clean()
+        assert ("probe-kind", "Probe") in cluster_kinds()
+    finally:
+        registry._REGISTERED.pop("probe-kind")
