@@ -203,6 +203,7 @@ class Capabilities:
     files: bool = False  # JobSpec.files are placed before a job starts
     node_selectors: bool = False  # work is placed by node labels
     in_memory_jobs: bool = False  # accepting a job is an in-memory entry (cheap: submit from the worker)
+    console_filesystem: bool = False  # steps run on the console's filesystem: their directories need no carrying
 
     def as_dict(self) -> dict[str, bool]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

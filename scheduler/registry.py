@@ -1,9 +1,9 @@
 """The cluster kinds and their drivers: the one place that maps a cluster to its Executor.
 
 A kind is one package under scheduler/ with four names at its top: `LABEL` (what the console
-calls it), `CAPABILITIES` (what the kind can do, scheduler.base.Capabilities), `create_executor(cluster: ClusterRef) -> Executor` and
-`create_inspector(cluster: ClusterRef) -> Inspector` (the check, snapshot and inspection, without what
-running work costs). Adding a
+calls it), `CAPABILITIES` (what the kind can do, scheduler.base.Capabilities),
+`create_executor(cluster: ClusterRef) -> Executor` and `create_inspector(cluster: ClusterRef)
+-> Inspector` (the check, snapshot and inspection, without what running work costs). Adding a
 kind is that package, its tests, and one entry in KINDS. Drivers are imported lazily, so the
 Kubernetes client is imported only when a Kubernetes cluster is used.
 """

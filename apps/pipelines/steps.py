@@ -90,8 +90,10 @@ def agent_image() -> str:
     return str(getattr(settings, "DICE_PIPELINE_AGENT_IMAGE", "") or os.environ.get("DICE_PIPELINE_AGENT_IMAGE", ""))
 
 
-def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> StepJob:
-    """The step as the cluster runs it (see scheduler.base.StepJob)."""
+def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, carry_context: bool = True) -> StepJob:
+    """The step as the cluster runs it (see scheduler.base.StepJob). With `carry_context` (a
+    cluster whose steps do not share the console's filesystem) it says where the context store
+    is and where earlier steps' directories go."""
     return StepJob(
         name=task.job_name,
         namespace=job_namespace(run),
@@ -106,14 +108,15 @@ def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> Ste
         labels={"dice.io/pipeline-run": str(run.pk), "dice.io/task": dns_label(task.alias),
                 "dice.io/attempt": str(task.attempt), "dice.io/task-run": str(task.pk)},
         secrets=tuple(spec.get("mask") or ()),
-        context=pod_context(run.pk),
-        context_path=os.fspath(dirs_root(run.pk)),
+        context=pod_context(run.pk) if carry_context else None,
+        context_path=os.fspath(dirs_root(run.pk)) if carry_context else "",
     )
 
 
 def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> JobStatus:
     """Start the step unless a job of that name exists (then only read it)."""
-    return executor.start_step(step_job(run, task, spec, action))
+    carry = not executor.capabilities.console_filesystem
+    return executor.start_step(step_job(run, task, spec, action, carry_context=carry))
 
 
 # ---- how it ended ---------------------------------------------------------------------------------
