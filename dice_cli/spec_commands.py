@@ -6,14 +6,14 @@ import argparse
 
 from dice_cli import render_command
 from dice_cli.inputs import read_spec_file, workspace_arg
-from diceyml import validate_dice_yml
+from diceyml import check_dice_yml
 from speckit.report import FORMATS, render_errors
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
     text = read_spec_file(args.file)
-    errors = validate_dice_yml(text, source=args.file, workspace=args.workspace)
-    print(render_errors(errors, filename=args.file, fmt=args.format))
+    errors, warnings = check_dice_yml(text, source=args.file, workspace=args.workspace)
+    print(render_errors(errors, filename=args.file, fmt=args.format, warnings=warnings))
     return 1 if errors else 0
 
 

@@ -3,7 +3,8 @@
 A kind is one package under scheduler/ with four names at its top: `LABEL` (what the console
 calls it), `CAPABILITIES` (what the kind can do, scheduler.base.Capabilities),
 `create_executor(cluster: ClusterRef) -> Executor` and `create_inspector(cluster: ClusterRef)
--> Inspector` (the check, snapshot and inspection, without what running work costs). Adding a
+-> Inspector` (the check, snapshot and inspection, without what running work costs), and
+optionally `isolation_report() -> dict` (how it isolates tenants on this machine). Adding a
 kind is that package, its tests, and one entry in KINDS. Drivers are imported lazily, so the
 Kubernetes client is imported only when a Kubernetes cluster is used.
 """
@@ -23,12 +24,29 @@ KINDS: dict[str, str] = {
 
 # Kinds registered at run time (test doubles, plugins): kind -> (factory, capabilities, label).
 _REGISTERED: dict[str, tuple[Callable[[ClusterRef], Executor], Capabilities, str]] = {}
+_ISOLATION: dict[str, Callable[[], dict]] = {}
 
 
 def register(kind: str, factory: Callable[[ClusterRef], Executor], capabilities: Capabilities | None = None,
              label: str = "") -> None:
     """A kind whose driver lives outside scheduler/ (a test double)."""
     _REGISTERED[kind] = (factory, capabilities or Capabilities(), label or kind)
+
+
+def register_isolation(kind: str, describe: Callable[[], dict]) -> None:
+    """How a kind registered at run time isolates tenants (a kind's package says it with its
+    optional `isolation_report()`)."""
+    _ISOLATION[kind] = describe
+
+
+def isolation(kind: str) -> dict | None:
+    """How a kind isolates tenants on this machine, as plain data with at least `isolation`
+    ("none" when tenant code shares the console's user and view of the machine); None when the
+    kind does not say (a Kubernetes cluster's pods)."""
+    describe = _ISOLATION.get(kind)
+    if describe is None and kind in KINDS:
+        describe = getattr(importlib.import_module(KINDS[kind]), "isolation_report", None)
+    return describe() if describe is not None else None
 
 
 def kinds() -> list[str]:

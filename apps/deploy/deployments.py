@@ -1,22 +1,23 @@
 """The one place that changes runtimes and deployments: deploy, rollback, cancel, scale, restart,
 stop and delete (views, API, CLI, pipelines and tasks all come through here).
 
-A deployment's status moves only through transition() (apps.deploy.lifecycle), which checks
-ALLOWED_TRANSITIONS under a row lock and records the change; the rollout itself runs in
-apps.deploy.tasks.run_deployment."""
+A deployment's status moves only through transition() (apps.deploy.lifecycle, on the shared
+state-machine mechanism dice_console.statemachine: ALLOWED_TRANSITIONS checked under the row's
+lock, the change recorded and pushed after commit); the rollout itself is apps.deploy.rollout."""
 
 from __future__ import annotations
 
 import logging
 import re
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.clusters.services import capabilities, cluster_executor
 from apps.deploy import bundles, quota
+from apps.deploy.access import require_deploy
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
-from apps.deploy.lifecycle import (  # noqa: F401 - IllegalTransition, runtime_group: part of this module's API
+from apps.deploy.lifecycle import (  # noqa: F401 (IllegalTransition, runtime_group: re-exported)
     IllegalTransition,
     parse_for,
     push_changed,
@@ -27,8 +28,7 @@ from apps.deploy.models import Deployment, DeploymentTransition, Release, Runtim
 from apps.deploy.refs import runtime_ref
 from apps.deploy.services import create_release
 from apps.deploy.tasks import run_deployment
-from apps.projects import audit, scope
-from apps.projects import permissions as perms
+from apps.projects import audit
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application, Workspace
 from scheduler.base import ExecutorError, dns_label
@@ -40,11 +40,6 @@ MAX_REPLICAS = 100
 
 
 # ---- checks ---------------------------------------------------------------------------------------
-
-
-def require_deploy(user, application: Application, workspace_kind: str) -> None:
-    if not scope.has_perm(user, perms.deploy_perm(workspace_kind), application):
-        raise PermissionDenied(f"you may not deploy to {workspace_kind} of application {application}")
 
 
 def workspace_of(application: Application, kind: str) -> Workspace:

@@ -14,6 +14,7 @@ from apps.projects import permissions as perms
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application, Project
 from pipelineyml import PipelineYml, parse_pipeline_yml
+from pipelineyml.globs import check_glob
 from speckit import SpecInvalid
 
 MAX_SOURCE = 1024 * 1024
@@ -185,7 +186,6 @@ def set_config(user, project: Project, *, key: str, value: str, secret: bool = F
     return config
 
 
-@transaction.atomic
 def delete_config(user, config: ProjectConfig) -> None:
     _require(user, perms.CHANGE, config.project)
     audit.record(user, "delete", config, before={"id": config.pk, "key": config.key})
@@ -198,7 +198,9 @@ def save_branch_rule(user, project: Project, *, pattern: str, workspace: str, pr
     _require(user, perms.CHANGE, project)
     pattern = pattern.strip()
     if not pattern:
-        raise ValidationError({"pattern": "give a branch pattern (fnmatch), e.g. main or feature/*"})
+        raise ValidationError({"pattern": "give a branch pattern (glob), e.g. main, feature/* or release/**"})
+    if (problem := check_glob(pattern)) is not None:
+        raise ValidationError({"pattern": problem})
     rule = rule or BranchRule(project=project)
     rule.pattern, rule.workspace, rule.priority = pattern, workspace_kind(workspace), priority
     if BranchRule.objects.filter(project=project, pattern=pattern).exclude(pk=rule.pk).exists():

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.clusters.services import cluster_ref
+from apps.clusters.services import cluster_ref, node_selector_for
 from apps.pipelines import expressions, secrets
 from apps.pipelines.context_store import pod_context
 from apps.pipelines.models import PipelineRun, TaskRun
@@ -30,6 +30,14 @@ def cluster_of(run: PipelineRun) -> ClusterRef:
     workspace = Workspace.objects.select_related("cluster").get(project_id=run.application.project_id,
                                                                 kind=run.workspace)
     return cluster_ref(workspace.cluster)
+
+
+def step_node_selector(run: PipelineRun) -> dict[str, str]:
+    """The node labels a step requires: the run's workspace's and the job role's `dice/` labels,
+    when nodes of the cluster carry them (apps.clusters.services.node_selector_for)."""
+    workspace = Workspace.objects.select_related("cluster").get(project_id=run.application.project_id,
+                                                                kind=run.workspace)
+    return node_selector_for(workspace.cluster, run.workspace, "job")
 
 
 def run_executor(run: PipelineRun) -> Executor:
@@ -90,7 +98,8 @@ def agent_image() -> str:
     return str(getattr(settings, "DICE_PIPELINE_AGENT_IMAGE", "") or os.environ.get("DICE_PIPELINE_AGENT_IMAGE", ""))
 
 
-def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, carry_context: bool = True) -> StepJob:
+def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, carry_context: bool = True,
+             node_selector: dict[str, str] | None = None) -> StepJob:
     """The step as the cluster runs it (see scheduler.base.StepJob). With `carry_context` (a
     cluster whose steps do not share the console's filesystem) it says where the context store
     is and where earlier steps' directories go."""
@@ -108,6 +117,8 @@ def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, car
         labels={"dice.io/pipeline-run": str(run.pk), "dice.io/task": dns_label(task.alias),
                 "dice.io/attempt": str(task.attempt), "dice.io/task-run": str(task.pk)},
         secrets=tuple(spec.get("mask") or ()),
+        tenant=run.application.project.organization.slug,
+        node_selector=dict(node_selector or {}),
         context=pod_context(run.pk) if carry_context else None,
         context_path=os.fspath(dirs_root(run.pk)) if carry_context else "",
     )
@@ -115,16 +126,22 @@ def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, car
 
 def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, action: Action) -> JobStatus:
     """Start the step unless a job of that name exists (then only read it)."""
-    carry = not executor.capabilities.console_filesystem
-    return executor.start_step(step_job(run, task, spec, action, carry_context=carry))
+    caps = executor.capabilities
+    selector = step_node_selector(run) if caps.node_selectors else None  # one query: only where it counts
+    return executor.start_step(step_job(run, task, spec, action, carry_context=not caps.console_filesystem,
+                                        node_selector=selector))
 
 
 # ---- how it ended ---------------------------------------------------------------------------------
 
 
 def read_result(task: TaskRun) -> dict | None:
+    """The agent's result file. The step's uid owns its folder: a link there is refused, so a step
+    cannot make the console read another file (another run's result, the console's own)."""
     try:
-        return json.loads((step_dir(task) / "result.json").read_text())
+        fd = os.open(step_dir(task) / "result.json", os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as fh:
+            return json.loads(fh.read())
     except (OSError, ValueError):
         return None
 

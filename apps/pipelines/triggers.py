@@ -1,25 +1,36 @@
-"""Triggers other than a person: cron runs (their schedules are apps.pipelines.schedules) and git
-push webhooks (GitHub, GitLab, Gitea), matched against `on.push` and the project's branch rules.
+"""Triggers other than a person: cron runs (their schedules: apps.pipelines.schedules) and git
+webhooks (GitHub, GitLab, Gitea; read by apps.pipelines.webhooks), matched against `on.push`,
+`on.merge` and the project's branch rules.
 
 Webhook secret: the project config `webhook_secret` (make it secret). A push is matched like this:
-the definition's `on.push.branches` (or `tags`) fnmatch the pushed branch (tag); then the
-project's branch rules, lowest priority first, give the workspace. A project without any branch
-rule runs pushes in DEV; a project with rules runs nothing for a branch no rule matches.
+the definition's `on.push.branches` (or `tags`) match the pushed branch (tag) by the providers'
+glob rules (pipelineyml.globs: `*` stops at `/`, `**` does not); then the project's branch
+rules, lowest priority first, give the workspace. A project without any branch rule runs pushes
+in DEV; a project with rules runs nothing for a branch no rule matches. A merge request whose
+target branch `on.merge.branches` lists runs in DEV (its code is not reviewed yet). A push that
+deletes a branch starts nothing: it removes the branch's runtime in DEV or TEST, if one runs.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-import hmac
+import logging
+from datetime import timedelta
 
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from apps.deploy import deployments
+from apps.deploy.models import Runtime
 from apps.pipelines import reference, services
 from apps.pipelines.choices import TriggerKind
-from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig
+from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, WebhookDelivery
+from apps.pipelines.webhooks import GitEvent
 from pipelineyml import PipelineYml
+from pipelineyml.globs import glob_match, matches_any
 
 WEBHOOK_SECRET_KEY = "webhook_secret"
-PROVIDERS = ("github", "gitlab", "gitea")
+DELIVERY_MEMORY = timedelta(days=1)  # a delivery id seen within this is a replay
+log = logging.getLogger(__name__)
 
 
 def workspace_for_branch(project_id: int, branch: str | None) -> str | None:
@@ -27,7 +38,7 @@ def workspace_for_branch(project_id: int, branch: str | None) -> str | None:
     if not rules:
         return "DEV"
     for rule in rules:
-        if branch is not None and fnmatch.fnmatchcase(branch, rule.pattern):
+        if branch is not None and glob_match(rule.pattern, branch):
             return rule.workspace
     return None
 
@@ -47,81 +58,121 @@ def run_from_cron(definition_id: int) -> PipelineRun | None:
 # ---- webhooks --------------------------------------------------------------------------------
 
 
-class BadSignature(Exception):
-    """The request is not signed with the project's webhook secret."""
-
-
 def webhook_secret(project_id: int) -> str | None:
     config = ProjectConfig.objects.filter(project_id=project_id, key=WEBHOOK_SECRET_KEY).first()
     return config.plain_value() if config else None
 
 
-def verify(provider: str, secret: str | None, headers, body: bytes) -> None:
-    if not secret:
-        raise BadSignature("the project has no webhook_secret config")
-    if provider == "github":
-        given = headers.get("X-Hub-Signature-256", "")
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    elif provider == "gitea":
-        given = headers.get("X-Gitea-Signature", "")
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    elif provider == "gitlab":
-        given, expected = headers.get("X-Gitlab-Token", ""), secret
-    else:
-        raise BadSignature(f"unknown provider {provider!r}")
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise BadSignature("signature mismatch")
+def remember_delivery(application, provider: str, delivery: str) -> WebhookDelivery | None:
+    """Record a delivery id; None when the same id came within DELIVERY_MEMORY (a replay).
 
-
-def push_event(provider: str, headers, payload: dict) -> dict | None:
-    """The push as trigger values (event, provider, branch or tag, commit, repo, author, message);
-    None for other events."""
-    event = (headers.get("X-GitHub-Event") or headers.get("X-Gitea-Event") or headers.get("X-Gitlab-Event") or "")
-    if event.lower() not in ("push", "push hook", "tag push hook"):
+    Old ids are forgotten as new ones arrive, so the table holds about a day of deliveries."""
+    now = timezone.now()
+    WebhookDelivery.objects.filter(received__lt=now - DELIVERY_MEMORY).delete()
+    try:
+        with transaction.atomic():
+            return WebhookDelivery.objects.create(application=application, provider=provider,
+                                                  delivery_id=delivery, received=now)
+    except IntegrityError:
         return None
-    ref = str(payload.get("ref") or "")
-    branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
-    tag = ref.removeprefix("refs/tags/") if ref.startswith("refs/tags/") else None
-    repo = payload.get("repository") or payload.get("project") or {}
-    head = payload.get("head_commit") or (payload.get("commits") or [{}])[-1] or {}
-    author = (head.get("author") or {}).get("name") or payload.get("user_name") or (payload.get("pusher") or {}).get("name", "")
-    return {
-        "event": "push", "provider": provider, "ref": ref, "branch": branch or "", "tag": tag or "",
-        "commit": payload.get("after") or payload.get("checkout_sha") or "",
-        "repo": repo.get("clone_url") or repo.get("git_http_url") or repo.get("http_url") or "",
-        "author": author, "message": head.get("message", ""),
-    }
 
 
-def matches_push(pipeline: PipelineYml, push: dict) -> bool:
+def matches_push(pipeline: PipelineYml, push: GitEvent) -> bool:
     on = pipeline.on.push if pipeline.on else None
     if on is None:
         return False
-    if push["branch"]:
-        return any(fnmatch.fnmatchcase(push["branch"], pattern) for pattern in on.branches)
-    if push["tag"]:
-        return any(fnmatch.fnmatchcase(push["tag"], pattern) for pattern in on.tags)
+    if push.branch:
+        return matches_any(on.branches, push.branch)
+    if push.tag:
+        return matches_any(on.tags, push.tag)
     return False
 
 
-def runs_for_push(application, push: dict) -> tuple[list[PipelineRun], list[str]]:
-    """Start a run of every definition of the application whose `on.push` matches."""
-    started, notes = [], []
-    for definition in PipelineDefinition.objects.filter(application=application):
-        fake_run = PipelineRun(source=definition.source, name=definition.name)
+def matches_merge(pipeline: PipelineYml, merge: GitEvent) -> bool:
+    on = pipeline.on.merge if pipeline.on else None
+    return on is not None and matches_any(on.branches, merge.target_branch)
+
+
+def _definitions(application, notes: list[str]):
+    for definition in PipelineDefinition.objects.filter(application=application).select_related("created_by"):
         try:
-            pipeline = reference.pipeline_of(fake_run)
+            pipeline = reference.pipeline_of(PipelineRun(source=definition.source, name=definition.name))
         except Exception:
             notes.append(f"{definition.name}: invalid pipeline.yml")
             continue
+        yield definition, pipeline
+
+
+def runs_for_push(application, push: GitEvent) -> tuple[list[PipelineRun], list[str]]:
+    """Start a run of every definition of the application whose `on.push` matches."""
+    started, notes = [], []
+    for definition, pipeline in _definitions(application, notes):
         if not matches_push(pipeline, push):
-            notes.append(f"{definition.name}: on.push does not match {push['branch'] or push['tag']}")
+            notes.append(f"{definition.name}: on.push does not match {push.branch or push.tag}")
             continue
-        workspace = workspace_for_branch(application.project_id, push["branch"] or None)
+        workspace = workspace_for_branch(application.project_id, push.branch or None)
         if workspace is None:
-            notes.append(f"{definition.name}: no branch rule matches {push['branch']}")
+            notes.append(f"{definition.name}: no branch rule matches {push.branch}")
             continue
         started.append(services.start_run(
             definition.created_by, application, definition=definition, workspace=workspace,
-            trigger=TriggerKind.PUSH, trigger_payload=push, check_perms=False))
+            trigger=TriggerKind.PUSH, trigger_payload=push.payload(), check_perms=False))
     return started, notes
+
+
+def runs_for_merge(application, merge: GitEvent) -> tuple[list[PipelineRun], list[str]]:
+    """Start a run (in DEV) of every definition whose `on.merge.branches` lists the target branch."""
+    started, notes = [], []
+    for definition, pipeline in _definitions(application, notes):
+        if not matches_merge(pipeline, merge):
+            notes.append(f"{definition.name}: on.merge does not match {merge.target_branch}")
+            continue
+        started.append(services.start_run(
+            definition.created_by, application, definition=definition, workspace="DEV",
+            trigger=TriggerKind.MERGE, trigger_payload=merge.payload(), check_perms=False))
+    return started, notes
+
+
+def branch_runtime_name(branch: str) -> str:
+    """The runtime a branch's pipeline deploys to (the `dice` action's default name)."""
+    return branch.lower().replace("/", "-")
+
+
+# Workspaces whose runtimes a branch deletion may remove; STAGING and PROD are left to people.
+TEARDOWN_WORKSPACES = ("DEV", "TEST")
+
+
+def teardown_for_deletion(application, deletion: GitEvent) -> list[str]:
+    """A deleted branch starts nothing; the runtime its pipelines deployed (named after it, in the
+    workspace its branch rule gives) is removed when that is DEV or TEST. Returns what was done."""
+    if not deletion.branch:
+        return [f"tag {deletion.tag} deleted: nothing to run"]
+    name = branch_runtime_name(deletion.branch)
+    notes = [f"branch {deletion.branch} deleted: no run started"]
+    workspace = workspace_for_branch(application.project_id, deletion.branch)
+    runtime = None
+    if workspace is not None and name != "main":
+        runtime = (Runtime.objects.filter(application=application, workspace__kind=workspace, name=name)
+                   .select_related("workspace", "application__project__organization").first())
+    if runtime is None:
+        notes.append(f"no runtime {name!r} of this branch runs: nothing to remove")
+        return notes
+    if workspace not in TEARDOWN_WORKSPACES:
+        notes.append(f"runtime {name} in {workspace} left running: a branch deletion removes only "
+                     f"{' and '.join(TEARDOWN_WORKSPACES)} runtimes")
+        return notes
+    actor = _runtime_actor(runtime)
+    try:
+        deployments.delete_runtime(actor, runtime)
+    except Exception as exc:  # a refused permission or an unreachable cluster: say so, start nothing
+        log.warning("webhook: could not remove runtime %s: %s", runtime.pk, exc)
+        notes.append(f"runtime {name} in {workspace} could not be removed: {exc}")
+        return notes
+    notes.append(f"runtime {name} in {workspace} removed")
+    return notes
+
+
+def _runtime_actor(runtime):
+    """Who removes it: whoever made its latest deployment (they deployed it, so they may remove it)."""
+    latest = runtime.deployments.exclude(created_by=None).select_related("created_by").first()
+    return latest.created_by if latest else None

@@ -100,7 +100,7 @@ def step_objects(step: StepJob) -> tuple[dict[str, Any], dict[str, Any]]:
         name=name, image=image, command=["/bin/sh", f"{SPEC_MOUNT}/run.sh"], workdir=spec["workdir"],
         cpu=step.cpu or 0.1, mem=step.mem or 256,
         timeout=step.timeout + STEP_TIMEOUT_GRACE if step.timeout else None,
-        labels=dict(step.labels), namespace=step.namespace,
+        labels=dict(step.labels), namespace=step.namespace, node_selector=dict(step.node_selector),
     ), step.namespace)
     pod = job["spec"]["template"]["spec"]
     container = pod["containers"][0]

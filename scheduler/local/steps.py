@@ -5,19 +5,31 @@ containers start) and writing its result there."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 
 import agent
 from scheduler.base import STEP_TIMEOUT_GRACE, JobSpec, StepJob
 
+AGENT_DIR = os.path.join(agent.ROOT, "agent")
+# The agent's interpreter: the console's own, without its virtualenv (the agent is standard library
+# only), and the installation it needs (mounted read-only in a step's sandbox unless /usr has it).
+AGENT_PYTHON = os.path.realpath(sys.executable)
+AGENT_MOUNTS = {AGENT_DIR: "ro", **({} if sys.base_prefix.startswith("/usr/") else {sys.base_prefix: "ro"})}
+
 
 def step_job(step: StepJob) -> JobSpec:
     """The job that runs the step's agent (`python -m agent run`: standard library only)."""
     spec_path = f"{step.folder}/spec.json"  # text paths: a stage of 100 is accepted in one thread
+    # What the step's sandbox shows of the host: its folder (spec, metafile, result), its directory
+    # and those it may use, its project's cache archives, the agent's code.
+    mounts = {step.folder: "rw", **dict.fromkeys(step.spec["dirs"].values(), "rw"), **AGENT_MOUNTS}
+    for cache in step.spec["caches"]:
+        mounts[os.path.dirname(cache["archive"])] = "rw"
     return JobSpec(
         name=step.name,
         image=step.image,
-        command=[sys.executable, "-S", "-m", "agent", "run", "--spec", spec_path],
+        command=[AGENT_PYTHON, "-S", "-m", "agent", "run", "--spec", spec_path],
         envs={"PYTHONPATH": agent.ROOT},
         workdir=step.spec["workdir"],
         cpu=step.cpu,
@@ -26,4 +38,6 @@ def step_job(step: StepJob) -> JobSpec:
         labels=dict(step.labels),
         namespace=step.namespace,
         files={spec_path: json.dumps(step.spec)},  # json.dump never uses the C encoder
+        tenant=step.tenant,
+        mounts=mounts,
     )

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('clusters', '0004_beat_schedule'),
+        ('clusters', '0005_cluster_allow_shared_tenancy'),
     ]
 
     operations = [
