@@ -31,6 +31,7 @@ test: install
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/lint-imports
+	$(BIN)/python tools/import_cycles.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
 
 ktestenv:

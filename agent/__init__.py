@@ -37,10 +37,50 @@ envs, caches [{key, path, archive}], metafile, result, timeout (seconds or null)
 
 from __future__ import annotations
 
-__all__ = ["main"]
+import os
+
+__all__ = ["ROOT", "main", "sources"]
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the directory holding the package
+
+
+def sources() -> dict[str, str]:
+    """The package's own modules (file name -> text): what a pod mounts to run the agent."""
+    here = os.path.join(ROOT, "agent")
+    out = {}
+    for name in sorted(os.listdir(here)):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name), encoding="utf-8") as fh:
+                out[name] = fh.read()
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agent.runner import main as run_main
+    import argparse  # here, not at the top: every step starts an agent, and most imports cost
+    import json
 
-    return run_main(argv)
+    parser = argparse.ArgumentParser(prog="python -m agent")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for name, text in (
+        ("run", "run one step from its spec file"),
+        ("restore", "on Kubernetes, as an init container: restore the step's context"),
+        ("sidecar", "on Kubernetes, as a native sidecar: follow, collect, store and report"),
+    ):
+        commands.add_parser(name, help=text).add_argument("--spec", required=True, help="the step spec (JSON)")
+    args = parser.parse_args(argv)
+    with open(args.spec, encoding="utf-8") as fh:
+        spec = json.load(fh)
+    if args.command == "restore":
+        from agent.pod import restore_context
+
+        return restore_context(spec)
+    if args.command == "sidecar":
+        from agent.pod import sidecar
+
+        sidecar(spec)
+        return 0
+    from agent.runner import run
+
+    result = run(spec)
+    return 0 if result["exit_code"] == 0 else 1

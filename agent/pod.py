@@ -41,6 +41,7 @@ import zlib
 from pathlib import Path
 from urllib.parse import quote
 
+from agent.archive import Unpacker, unpack
 from agent.runner import LogOut, notify, read_metafile, restore, store_caches, write_json_atomic
 
 POLL = 0.2  # seconds between looks at the step's files
@@ -78,24 +79,6 @@ class _NoRedirect(urllib.request.HTTPRedirectHandler):
         return None
 
 
-class _Unpacker:
-    """The "data" filter, skipping refused entries rather than stopping, and counting what it lets by."""
-
-    def __init__(self) -> None:
-        self.files, self.bytes, self.skipped = 0, 0, []
-
-    def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-        try:
-            member = tarfile.data_filter(member, dest)
-        except tarfile.FilterError as exc:
-            self.skipped.append(str(exc))
-            return None
-        if member.isfile():
-            self.files += 1
-            self.bytes += member.size
-        return member
-
-
 class Store:
     """The console's context store for one run: GET and PUT of tar.gz archives."""
 
@@ -128,21 +111,18 @@ class Store:
                 last = str(getattr(exc, "reason", None) or exc) or type(exc).__name__
         raise StoreError(f"no answer after {ATTEMPTS} tries: {last}")
 
-    def download(self, path: str, target: Path, what: str) -> _Unpacker | None:
+    def download(self, path: str, target: Path, what: str) -> Unpacker | None:
         """Unpack the archive at path into target (made when there is one); None when none is stored."""
 
-        def once() -> _Unpacker | None:
+        def once() -> Unpacker | None:
             try:
                 response = self.opener.open(self._request(path), timeout=TIMEOUT)
             except urllib.error.HTTPError as exc:
                 if exc.code == 404:
                     return None
                 raise
-            unpacker = _Unpacker()
             with response, tarfile.open(fileobj=response, mode="r|gz") as tar:
-                target.mkdir(parents=True, exist_ok=True)
-                tar.extractall(target, filter=unpacker)
-            return unpacker
+                return unpack(tar, target)
 
         return self._retrying(what, once)
 
@@ -193,7 +173,7 @@ def _cache_path(key: str) -> str:
     return f"caches/?key={quote(key, safe='')}"
 
 
-def _skipped(log: LogOut, what: str, unpacker: _Unpacker) -> None:
+def _skipped(log: LogOut, what: str, unpacker: Unpacker) -> None:
     for reason in unpacker.skipped[:10]:
         log.system(f"context: {what}: skipped an entry: {reason}")
     if len(unpacker.skipped) > 10:

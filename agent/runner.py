@@ -12,8 +12,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
+from agent.checkout import step_script
 from agent.masking import Masker
 
 META_PREFIX = "action meta:"
@@ -171,75 +171,18 @@ def step_env(spec: dict) -> dict[str, str]:
     return env
 
 
-def run_commands(spec: dict, log: LogOut, env: dict[str, str]) -> tuple[int, bool]:
-    commands = [c for c in spec.get("commands") or [] if c.strip()]
-    if not commands:
+def run_script(spec: dict, log: LogOut, env: dict[str, str]) -> tuple[int, bool]:
+    """The step's script (its commands, or the built-in git-checkout: agent.checkout) under
+    `shell`, in the working directory."""
+    text = step_script(spec)
+    if text is None:
         log.system("no commands to run")
         return 0, False
     script = Path(spec["metafile"]).with_name("script.sh")
-    script.write_text("set -e\n" + "\n".join(commands) + "\n")
+    script.write_text(text)
+    script.chmod(0o600)  # it may hold a secret (a checkout's credentials), as spec.json does
     shell = spec.get("shell") or "/bin/sh"
     return run_process([shell, str(script)], cwd=spec["workdir"], env=env, log=log, timeout=spec.get("timeout"))
-
-
-def _with_credentials(url: str, username: str | None, password: str | None) -> str:
-    if not username:
-        return url
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https"):
-        return url
-    from urllib.parse import quote
-
-    netloc = f"{quote(username, safe='')}:{quote(password or '', safe='')}@{parts.hostname}"
-    if parts.port:
-        netloc += f":{parts.port}"
-    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
-
-
-def git_checkout(spec: dict, log: LogOut, env: dict[str, str]) -> tuple[int, bool]:
-    """Clone `url`/`uri` into the working directory at `branch` or `commit`; outputs commit,
-    branch, author and message."""
-    params = spec.get("params") or {}
-    url = params.get("url") or params.get("uri")
-    if not url:
-        log.system("git-checkout needs the param `url` (or `uri`)")
-        return 2, False
-    url = _with_credentials(str(url), params.get("username"), params.get("password"))
-    workdir = spec["workdir"]
-    branch, commit, depth = params.get("branch"), params.get("commit"), params.get("depth")
-    env = {**env, "GIT_TERMINAL_PROMPT": "0"}
-    argv = ["git", "-c", "advice.detachedHead=false", "clone", "--quiet"]
-    if depth and not commit:
-        argv += ["--depth", str(int(depth))]
-    if branch and not commit:
-        argv += ["--branch", str(branch)]
-    argv += ["--", url, "."]
-    log.system(f"git clone {params.get('url') or params.get('uri')}" + (f" (branch {branch})" if branch else ""))
-    code, timed_out = run_process(argv, cwd=workdir, env=env, log=log, timeout=spec.get("timeout"))
-    if code != 0 or timed_out:
-        return code, timed_out
-    if commit:
-        code, timed_out = run_process(["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", str(commit)],
-                                      cwd=workdir, env=env, log=log, timeout=spec.get("timeout"))
-        if code != 0 or timed_out:
-            return code, timed_out
-
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=workdir, env=env, capture_output=True, text=True).stdout.strip()
-
-    head = git("log", "-1", "--format=%H%x00%an <%ae>%x00%s").split("\0")
-    current = git("rev-parse", "--abbrev-ref", "HEAD")
-    outputs = {
-        "commit": head[0] if head else "",
-        "author": head[1] if len(head) > 1 else "",
-        "message": head[2] if len(head) > 2 else "",
-        "branch": str(branch) if branch else ("" if current == "HEAD" else current),
-    }
-    with open(spec["metafile"], "a", encoding="utf-8") as fh:
-        for key, value in outputs.items():
-            fh.write(f"{key}={value}\n")
-    log.system(f"checked out {outputs['commit'][:12]} {outputs['message']}")
-    return 0, False
 
 
 def notify(address: str | None, payload: dict) -> None:
@@ -269,10 +212,7 @@ def run(spec: dict, out=None) -> dict:
         Path(spec["metafile"]).parent.mkdir(parents=True, exist_ok=True)
         Path(spec["metafile"]).touch()
         env = step_env(spec)
-        if spec.get("type") == "git-checkout":
-            code, timed_out = git_checkout(spec, log, env)
-        else:
-            code, timed_out = run_commands(spec, log, env)
+        code, timed_out = run_script(spec, log, env)
         if code == 0:
             stored = store_caches(spec, log)
     except Exception as exc:  # the result must always be written
@@ -287,29 +227,3 @@ def run(spec: dict, out=None) -> dict:
     write_json_atomic(spec["result"], result)
     notify(spec.get("notify"), {"task_run": spec.get("task_run"), "job": spec.get("job"), "result": result})
     return result
-
-
-def main(argv: list[str] | None = None) -> int:
-    import argparse  # here, not at the top: every step starts an agent, and most imports cost
-
-    parser = argparse.ArgumentParser(prog="python -m agent")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("run", "run one step from its spec file"),
-        ("restore", "on Kubernetes, as an init container: restore the step's context"),
-        ("sidecar", "on Kubernetes, as a native sidecar: follow, collect, store and report"),
-    ):
-        commands.add_parser(name, help=text).add_argument("--spec", required=True, help="the step spec (JSON)")
-    args = parser.parse_args(argv)
-    spec = json.loads(Path(args.spec).read_text())
-    if args.command == "restore":
-        from agent.pod import restore_context
-
-        return restore_context(spec)
-    if args.command == "sidecar":
-        from agent.pod import sidecar
-
-        sidecar(spec)
-        return 0
-    result = run(spec)
-    return 0 if result["exit_code"] == 0 else 1

@@ -193,7 +193,7 @@ def main() -> None:
     with ktestenv(args.nodes, args.node_cpu, args.node_memory, args.node_pods) as cluster:
         row("cluster start (ktestenv up + nodes Ready)", f"{cluster.startup_seconds:.1f} s")
         ref = ClusterRef("bench", "kubernetes", config={"kubeconfig": cluster.kubeconfig})
-        executor = registry.get_executor(ref)
+        executor = registry.executor_for(ref)
         apps_api = k8s.AppsV1Api(cluster.api_client)
 
         start = time.perf_counter()

@@ -1,4 +1,4 @@
-"""Figures for live logs: lines handed to the persistence + push entry point (steps.append_lines,
+"""Figures for live logs: lines handed to the persistence + push entry point (steplogs.append_lines,
 what the step monitor's pump and the engine use) until they arrive at WebSocket clients of a real
 ASGI server (uvicorn, /ws/logs/) on loopback, in a separate process. Prints a table; not pass/fail.
 
@@ -118,7 +118,7 @@ async def _clients(port, token, streams, expected, results):
 def scenario(port, token, tenant_app, *, streams: int, lines: int, rate: float | None, batch: int) -> dict:
     """`streams` task runs get `lines` lines each, in batches of `batch`, at `rate` lines/s per
     stream (None: as fast as the database takes them)."""
-    from apps.pipelines import steps
+    from apps.pipelines import steplogs
     from apps.pipelines.models import PipelineRun, TaskRun
 
     run = PipelineRun.objects.create(application=tenant_app, source="x", status="running")
@@ -138,7 +138,7 @@ def scenario(port, token, tenant_app, *, streams: int, lines: int, rate: float |
         count = min(batch, lines - written)
         for task in tasks:
             stamp = f"{time.time():.6f}"
-            steps.append_lines(task, [stamp + PAYLOAD] * count, "stdout")
+            steplogs.append_lines(task, [stamp + PAYLOAD] * count, "stdout")
         written += count
         if tick:
             next_at += tick

@@ -66,7 +66,7 @@ def measure(run_id: int) -> tuple[list[float], list[float], list[float]]:
     process actually running (the agent's own start stamp)."""
     import json
 
-    from apps.pipelines import steps
+    from apps.pipelines import paths
     from apps.pipelines.models import TaskRun, TaskRunTransition
 
     rows = {t.alias: t for t in TaskRun.objects.filter(run_id=run_id)}
@@ -81,7 +81,7 @@ def measure(run_id: int) -> tuple[list[float], list[float], list[float]]:
         if task.pk in claimed:
             claims.append((claimed[task.pk] - ready).total_seconds() * 1000)
         try:
-            agent_started = json.loads((steps.step_dir(task) / "result.json").read_text())["started"]
+            agent_started = json.loads((paths.step_dir(task) / "result.json").read_text())["started"]
             running.append((agent_started - ready.timestamp()) * 1000)
         except (OSError, ValueError, KeyError):
             pass

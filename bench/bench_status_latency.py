@@ -215,8 +215,8 @@ def main() -> None:
 
         from apps.clusters import services as clusters
         from apps.deploy import deployments
-        from apps.deploy.executors import runtime_ref
         from apps.deploy.models import Deployment
+        from apps.deploy.refs import runtime_ref
         from apps.deploy.services import create_release
         from apps.deploy.tasks import run_deployment
         from apps.projects import services as projects

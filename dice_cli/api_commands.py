@@ -37,6 +37,14 @@ def find_application(client: Client, name: str) -> dict:
     return found[0]
 
 
+def find_runtime(client: Client, app: dict, workspace: str, name: str) -> dict:
+    """The application's runtime `name` in `workspace`, as its API record."""
+    found = client.get("runtimes/", application=app["id"], workspace=workspace, name=name)["results"]
+    if not found:
+        raise CliError(f"{app['full_name']} has no runtime {name!r} in {workspace.upper()}")
+    return found[0]
+
+
 # ---- handlers --------------------------------------------------------------------------
 
 

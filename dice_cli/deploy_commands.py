@@ -9,12 +9,12 @@ import time
 from pathlib import Path
 
 from dice_cli import log_commands
-from dice_cli.api_commands import find_application
+from dice_cli.api_commands import find_application, find_runtime
 from dice_cli.client import Client, post_spec
 from dice_cli.errors import CliError
+from dice_cli.inputs import read_spec_file
 from dice_cli.output import add_format_option, emit
 from dice_cli.release_commands import parse_images
-from dice_cli.spec_commands import read_spec_file
 
 MAX_BUNDLE = 50 * 1024 * 1024  # the console's limit for a compressed folder
 SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules", ".mypy_cache", ".pytest_cache"}
@@ -46,13 +46,6 @@ def _release_id(client: Client, app: dict, value: str) -> int:
     if not value.isdigit():
         raise CliError(f"--release must be a release id or vN, got {value!r}", 2)
     return int(value)
-
-
-def _find_runtime(client: Client, app: dict, workspace: str, name: str) -> dict:
-    found = client.get("runtimes/", application=app["id"], workspace=workspace, name=name)["results"]
-    if not found:
-        raise CliError(f"{app['full_name']} has no runtime {name!r} in {workspace.upper()}")
-    return found[0]
 
 
 def _progress_lines(progress: dict) -> list[str]:
@@ -150,7 +143,7 @@ def _runtime_rows(runtime: dict) -> list[dict]:
 def cmd_status(args) -> int:
     client = Client.from_login()
     app = find_application(client, args.app)
-    runtime = client.get(f"runtimes/{_find_runtime(client, app, args.workspace, args.runtime)['id']}/")
+    runtime = client.get(f"runtimes/{find_runtime(client, app, args.workspace, args.runtime)['id']}/")
     if args.format == "json":
         emit({
             "runtime": runtime["name"], "workspace": runtime["workspace"], "cluster": runtime["cluster"],
@@ -184,7 +177,7 @@ def cmd_list(args) -> int:
 def _runtime_action(args, action: str, data: dict | None = None) -> dict:
     client = Client.from_login()
     app = find_application(client, args.app)
-    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    runtime = find_runtime(client, app, args.workspace, args.runtime)
     return client.post(f"runtimes/{runtime['id']}/{action}/", data or {})
 
 
@@ -200,7 +193,7 @@ def cmd_custom_addon(args) -> int:
     """List the runtime's custom addons (with the keys given), or replace one's values."""
     client = Client.from_login()
     app = find_application(client, args.app)
-    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    runtime = find_runtime(client, app, args.workspace, args.runtime)
     path = f"runtimes/{runtime['id']}/custom-addons/"
     if args.addon is None:
         if args.values:
@@ -240,7 +233,7 @@ def cmd_stop(args) -> int:
 def cmd_rollback(args) -> int:
     client = Client.from_login()
     app = find_application(client, args.app)
-    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    runtime = find_runtime(client, app, args.workspace, args.runtime)
     deployment = client.post(f"runtimes/{runtime['id']}/rollback/",
                              {"release": _release_id(client, app, args.release)})
     return _finish(client, deployment, args)
@@ -249,7 +242,7 @@ def cmd_rollback(args) -> int:
 def cmd_delete(args) -> int:
     client = Client.from_login()
     app = find_application(client, args.app)
-    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    runtime = find_runtime(client, app, args.workspace, args.runtime)
     client.request("DELETE", f"runtimes/{runtime['id']}/")
     print(f"Deleted runtime {args.workspace.upper()}/{args.runtime} of {app['full_name']}")
     return 0

@@ -12,6 +12,7 @@ import json
 import sys
 import time
 
+from dice_cli.api_commands import find_application, find_runtime
 from dice_cli.client import Client, load_login
 from dice_cli.errors import CliError
 
@@ -105,11 +106,8 @@ def cmd_logs(args) -> int:
 
 
 def _runtime(client: Client, args) -> dict:
-    from dice_cli.api_commands import find_application
-    from dice_cli.deploy_commands import _find_runtime
-
     app = find_application(client, args.app)
-    return _find_runtime(client, app, args.workspace, args.runtime)
+    return find_runtime(client, app, args.workspace, args.runtime)
 
 
 def _print_runtime_line(line: list) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dice_cli.api_commands import find_application
 from dice_cli.client import Client, post_spec
 from dice_cli.errors import CliError
+from dice_cli.inputs import read_spec_file
 from dice_cli.output import add_format_option, emit
-from dice_cli.spec_commands import read_spec_file
 
 LIST_COLUMNS = ["id", "version", "description", "hash", "created_by", "created"]
 

@@ -9,7 +9,9 @@ from pathlib import Path
 import yaml
 
 from dice_cli.errors import CliError
+from dice_cli.inputs import read_spec_file, workspace_arg
 from diceyml import parse_dice_yml
+from scheduler.kubernetes.catalog import OPERATORS, crds_of
 from speckit.errors import SpecInvalid
 from speckit.report import render_errors
 
@@ -41,8 +43,6 @@ def config_arg(value: str) -> tuple[str, str]:
 
 
 def operators_arg(value: str) -> list[str]:
-    from scheduler.kubernetes.addons import OPERATORS
-
     names = [v.strip() for v in value.split(",") if v.strip()]
     unknown = [n for n in names if n not in OPERATORS and "." not in n]
     if unknown:
@@ -69,9 +69,8 @@ def dump_manifests(manifests: list[dict]) -> str:
 
 
 def cmd_render(args: argparse.Namespace) -> int:
-    from dice_cli.spec_commands import read_spec_file
     from scheduler.base import ClusterRef, ExecutorError, Overcommit, RuntimeRef, ServiceGroup, dns_label
-    from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets
+    from scheduler.kubernetes.addons import generate_addon_secrets
     from scheduler.kubernetes.render import render_group
 
     text = read_spec_file(args.file)
@@ -80,9 +79,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     except SpecInvalid as exc:
         print(render_errors(exc.errors, filename=args.file, fmt="text"), file=sys.stderr)
         return 1
-    operators: set[str] = set()
-    for name in args.operators or ():
-        operators.update(OPERATORS.get(name, (name,)))
+    operators = crds_of(args.operators or ())
     app = dns_label(Path(args.file).resolve().parent.name if args.file != "-" else "app")
     runtime = RuntimeRef(org="local", project=app, app=app, workspace=WORKSPACE_OF[args.workspace], name=args.runtime)
     group = ServiceGroup(
@@ -116,8 +113,6 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def register(commands) -> None:
-    from dice_cli.spec_commands import workspace_arg
-
     render = commands.add_parser(
         "render",
         help="print the Kubernetes manifests of a dice.yml (exit 0 ok, 1 invalid or refused, 2 usage)",

@@ -3,33 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from dice_cli.errors import CliError
-from diceyml import check_dice_yml, normalize_workspace
+from dice_cli import render_command
+from dice_cli.inputs import read_spec_file, workspace_arg
+from diceyml import check_dice_yml
 from speckit.report import FORMATS, render_errors
-
-MAX_READ = 1024 * 1024 + 1  # one byte over the parser's limit, so it reports the size itself
-
-
-def workspace_arg(value: str) -> str:
-    """argparse type for --workspace: DEV/TEST/STAGING/PROD or development/... in any case."""
-    try:
-        return normalize_workspace(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc))
-
-
-def read_spec_file(path: str) -> bytes:
-    """The bytes of FILE ('-' is stdin); a CliError (exit 1) when it cannot be read."""
-    try:
-        if path == "-":
-            return sys.stdin.buffer.read(MAX_READ)
-        with open(path, "rb") as handle:
-            return handle.read(MAX_READ)
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise CliError(f"cannot read {path}: {reason}", exit_code=1)
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -60,7 +38,5 @@ def register(subparsers) -> None:
     )
     validate.add_argument("--format", choices=FORMATS, default="text", help="text (default) or json")
     validate.set_defaults(func=cmd_validate)
-
-    from dice_cli import render_command
 
     render_command.register(commands)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import hashlib
 import re
 import time
 from collections.abc import Iterator
@@ -63,8 +65,6 @@ class RuntimeRef:
     def namespace(self) -> str:
         """One namespace per runtime: stable, readable, a valid DNS label."""
         base = dns_label(f"{self.project}-{self.app}-{self.workspace}-{self.name}", 52)
-        import hashlib
-
         digest = hashlib.sha1(
             f"{self.org}/{self.project}/{self.app}/{self.workspace}/{self.name}".encode()
         ).hexdigest()[:8]
@@ -136,6 +136,94 @@ class JobSpec:
     # Host directories the job works in (absolute path -> "rw" or "ro"): on the local cluster, the
     # only host paths its sandbox shows besides the system's, its workdir and its placed files.
     mounts: dict[str, str] = field(default_factory=dict)
+
+
+STEP_TIMEOUT_GRACE = 30  # seconds a cluster lets a step run beyond the agent's own timeout before killing it
+
+
+@dataclass(frozen=True)
+class StepJob:
+    """One pipeline step as the console hands it to a cluster: the agent's spec (commands or a
+    built-in action such as git-checkout, envs, params, caches, outputs), and what the cluster
+    needs to run it. The driver decides how: a supervised agent process (local), or a Job with the
+    agent beside the step container (Kubernetes). `name` is deterministic (run, alias, attempt):
+    starting it twice is harmless.
+
+    `folder` is the step's folder on the console's machine (the local agent reads its spec there
+    and writes its result there); `context` ({"url", "token", "max_bytes"}) is where a pod reaches
+    the console's context store, and `context_path` the directory earlier steps' directories live
+    under (the same path inside a pod, so `${{ dirs.x }}` means the same everywhere). Values of
+    `secrets` never appear in plain text in what the driver creates (a Kubernetes Secret holds them).
+    """
+
+    name: str
+    namespace: str
+    spec: dict[str, Any] = field(hash=False, compare=False)
+    folder: str = ""
+    image: str = ""
+    agent_image: str = ""
+    cpu: float = 0.1
+    max_cpu: float = 0.0
+    mem: int = 256
+    timeout: int | None = None
+    labels: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+    secrets: tuple[str, ...] = ()
+    context: dict[str, Any] | None = field(default=None, hash=False, compare=False)
+    context_path: str = ""
+    tenant: str = ""  # the organization whose code this is (JobSpec.tenant)
+    node_selector: dict[str, str] = field(default_factory=dict, hash=False, compare=False)
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """How a step ended, as the agent reports it (its result file / termination message)."""
+
+    exit_code: int
+    outputs: dict[str, str] = field(default_factory=dict)
+    started: float | None = None
+    finished: float | None = None
+    timed_out: bool = False
+    caches: list[dict[str, Any]] = field(default_factory=list)
+    lines: int = 0  # how many log lines the agent printed (the console waits for them)
+    error: str = ""  # why it failed, fit to show (a termination message, "DeadlineExceeded: ...")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"exit_code": self.exit_code, "outputs": dict(self.outputs), "started": self.started,
+                "finished": self.finished, "timed_out": self.timed_out, "caches": list(self.caches),
+                "lines": self.lines, "error": self.error}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> StepResult:
+        return cls(exit_code=int(data.get("exit_code", 1)), outputs=dict(data.get("outputs") or {}),
+                   started=data.get("started"), finished=data.get("finished"),
+                   timed_out=bool(data.get("timed_out")), caches=list(data.get("caches") or []),
+                   lines=int(data.get("lines") or 0), error=str(data.get("error") or ""))
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a cluster kind can do, as data: the console asks these questions instead of testing
+    a cluster's kind. Static per kind; what depends on the cluster's contents (operators found,
+    permissions) is in the capability report (Executor.check)."""
+
+    images: bool = False  # runs container images: every service and job needs one
+    hosts: bool = False  # its nodes are plain machines (the CMDB records hosts, not cluster nodes)
+    release_files: bool = False  # runs services from the release's files (ServiceGroup.workdir)
+    namespaces: bool = False  # each runtime gets a namespace of its own (RuntimeRef.namespace)
+    credentials: bool = False  # is reached with credentials the console keeps (a kubeconfig)
+    node_labels: bool = False  # node labels live on the cluster (set_node_labels); else the console keeps them
+    workloads: bool = False  # snapshot() lists the runtimes' workloads and pods, so the sync can prune by it
+    inspection: bool = False  # inspection_data() has something to look at
+    broadcast: bool = False  # `broadcast: true`: one replica per node
+    ingress: bool = False  # exposed services answer under the cluster's wildcard domain
+    operators: bool = False  # addons through operators' custom resources, when the cluster has them
+    files: bool = False  # JobSpec.files are placed before a job starts
+    node_selectors: bool = False  # work is placed by node labels
+    in_memory_jobs: bool = False  # accepting a job is an in-memory entry (cheap: submit from the worker)
+    console_filesystem: bool = False  # steps run on the console's filesystem: their directories need no carrying
+
+    def as_dict(self) -> dict[str, bool]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 # ---- what comes back ------------------------------------------------------------------------
@@ -277,11 +365,38 @@ def status_changes(executor: Any, runtime: RuntimeRef, poll_interval: float) -> 
 
 
 @runtime_checkable
-class Executor(Protocol):
+class Inspector(Protocol):
+    """What the console asks a cluster about itself (the connectivity check, the sync, node
+    labels, the inspection). Every Executor is one; scheduler.registry.inspector_for gives one
+    without what running work costs (the local kind's supervision)."""
+
+    capabilities: Capabilities
+
+    def check(self) -> dict[str, Any]:
+        """The capability report: reachable, server_version, error, permissions and
+        missing_permissions, operators (each installed only when every CRD it needs is there) and
+        missing_operators, and `features` (Capabilities.as_dict() refined by what was found)."""
+
+    def snapshot(self) -> dict[str, Any]:
+        """Nodes (capacity, allocatable, requests, labels, conditions), namespaces with usage and
+        quota, and the runtimes' workloads and pods, as plain dicts (what the periodic sync records)."""
+
+    def set_node_labels(self, node: str, labels: dict[str, str | None]) -> dict[str, str]:
+        """Patch a node's labels (None removes one); returns its labels afterwards."""
+
+    def inspection_data(self) -> dict[str, Any]:
+        """What the inspection looks at, live: nodes, pods, certificates, volumes, quotas."""
+
+
+@runtime_checkable
+class Executor(Inspector, Protocol):
     """What every cluster kind implements. Calls are idempotent: applying the same group twice,
     running a job whose name already exists, or destroying a missing runtime does no harm."""
 
     kind: str
+    capabilities: Capabilities
+
+    # ---- a runtime (a service group) ---------------------------------------------------------
 
     def apply(self, group: ServiceGroup) -> None:
         """Make the runtime match the group: create/update what it has, prune what it no longer has."""
@@ -307,6 +422,8 @@ class Executor(Protocol):
 
     def events(self, runtime: RuntimeRef, service: str | None = None) -> list[Event]: ...
 
+    # ---- jobs and pipeline steps ---------------------------------------------------------------
+
     def run_job(self, job: JobSpec) -> JobStatus:
         """Start the job unless one of that name exists; returns its status either way."""
 
@@ -315,3 +432,32 @@ class Executor(Protocol):
     def cancel_job(self, name: str, namespace: str = "") -> None: ...
 
     def job_logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]: ...
+
+    def job_log_version(self, name: str, namespace: str = "") -> object | None:
+        """A value that changes whenever the job's log does, so a reader polling many jobs reads
+        only the logs that grew; None when the cluster cannot tell (then every read is a read)."""
+
+    def job_batch(self) -> contextlib.AbstractContextManager[None]:
+        """A block of run_job/start_step calls the driver may start together when it ends."""
+
+    def start_step(self, step: StepJob) -> JobStatus:
+        """Start the step unless a job of its name exists; returns its status either way."""
+
+    def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
+        """The result of a finished step as the cluster holds it (Kubernetes: the step container's
+        termination message, else what the Job says); None where the agent delivers its result
+        to the step's folder itself (local)."""
+
+
+def base_report(reachable: bool, *, version: str = "", error: str = "",
+                capabilities: Capabilities | None = None) -> dict[str, Any]:
+    """A capability report with nothing found yet (the shape Executor.check returns)."""
+    return {"reachable": reachable, "server_version": version, "error": error, "permissions": [],
+            "missing_permissions": [], "operators": [], "missing_operators": [],
+            "features": (capabilities or Capabilities()).as_dict()}
+
+
+@contextlib.contextmanager
+def no_batch() -> Iterator[None]:
+    """Executor.job_batch of a driver that starts each job as it is asked."""
+    yield

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 
 from scheduler.base import ExecutorError, Overcommit
 
@@ -83,3 +85,26 @@ def allocate(
 def allocate_resources(resources, overcommit: Overcommit, workspace: str) -> Allocation:
     """allocate() for a dice.yml Resources model."""
     return allocate(resources.cpu, resources.mem, resources.max_cpu, resources.max_mem, overcommit, workspace)
+
+
+_QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[numkMGTPE]|[KMGTPE]i)?$")
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {"n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"), "": Decimal(1), "k": Decimal("1e3"),
+            "M": Decimal("1e6"), "G": Decimal("1e9"), "T": Decimal("1e12"), "P": Decimal("1e15"), "E": Decimal("1e18")}
+
+
+def parse_quantity(text: object) -> Decimal:
+    """A Kubernetes quantity ("500m", "2Gi", "1e3", "4") as a number; ValueError when it is not one."""
+    match = _QUANTITY.match(str(text).strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a quantity")
+    try:
+        number = Decimal(match.group(1))
+    except InvalidOperation:
+        raise ValueError(f"{text!r} is not a quantity") from None
+    suffix = match.group(2) or ""
+    if suffix in _BINARY:
+        return number * _BINARY[suffix]
+    if suffix[:1] in ("e", "E") and len(suffix) > 1:
+        return number * (Decimal(10) ** int(suffix[1:]))
+    return number * _DECIMAL[suffix]

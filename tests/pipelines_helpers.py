@@ -63,7 +63,7 @@ def describe(run) -> str:
         job = ""
         if task.job_name:
             try:
-                job = steps.job_state(steps.executor_for(run), run, task).state.value
+                job = steps.job_state(steps.run_executor(run), run, task).state.value
             except Exception as exc:
                 job = f"? {exc}"
         moves = " > ".join(f"{t.to_status}({t.reason[:60]})" for t in task.transitions.all())

@@ -415,7 +415,7 @@ def _cert_b64(days: int) -> str:
 
 def test_inspection_findings(db):
     from apps.clusters.inspection import findings_from
-    from apps.clusters.kube import _certificate_expiry
+    from scheduler.kubernetes.inspect import _certificate_expiry
 
     cluster = Cluster.local()
     data = {

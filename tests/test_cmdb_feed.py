@@ -11,7 +11,7 @@ from apps.clusters.sync import _record_cmdb, sync_cluster
 from apps.cmdb import services as cmdb
 from apps.cmdb.models import Change, ConfigurationItem
 from apps.deploy import cmdb_feed, deployments
-from apps.deploy.executors import runtime_ref
+from apps.deploy.refs import runtime_ref
 from apps.deploy.tasks import run_deployment
 from scheduler.base import Health
 from tests import test_deployments_support as support

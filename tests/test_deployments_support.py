@@ -11,6 +11,7 @@ import pytest
 
 from scheduler import registry
 from scheduler.base import (
+    Capabilities,
     ExecutorError,
     GroupStatus,
     Health,
@@ -116,7 +117,8 @@ class FakeExecutor:
 
 
 FAKE = FakeExecutor()
-registry.register("fake", lambda cluster: FAKE)
+# A cluster kind of its own: runtimes get namespaces, services need no images nor release files.
+registry.register("fake", lambda cluster: FAKE, Capabilities(namespaces=True))
 
 
 @pytest.fixture

@@ -10,15 +10,15 @@ import threading
 
 import pytest
 
+from apps.pipelines import steplogs
 from tests.conftest import ROOT
 from tests.logs_helpers import make_task_run
 
 
 def _write(task, count: int, batch: int = 1000, stream: str = "stdout", fmt: str = "line {n}") -> None:
-    from apps.pipelines import steps
 
     for start in range(1, count + 1, batch):
-        steps.append_lines(task, [fmt.format(n=n) for n in range(start, min(count, start + batch - 1) + 1)], stream)
+        steplogs.append_lines(task, [fmt.format(n=n) for n in range(start, min(count, start + batch - 1) + 1)], stream)
 
 
 def test_100k_lines_are_few_rows_and_cheap_to_read_from_any_line(tenant_a, django_assert_max_num_queries):
@@ -40,10 +40,9 @@ def test_100k_lines_are_few_rows_and_cheap_to_read_from_any_line(tenant_a, djang
 
 def test_pump_of_a_step_and_system_lines_share_one_numbering(tenant_a):
     from apps.logs.services import read_task_lines
-    from apps.pipelines import steps
 
     task = make_task_run(tenant_a)
-    steps.append_lines(task, ["restoring caches"])
+    steplogs.append_lines(task, ["restoring caches"])
     _write(task, 3, stream="stderr", fmt="oops {n}")
     lines = read_task_lines(task.pk)
     assert [(ln.number, ln.stream, ln.text) for ln in lines] == [
@@ -96,9 +95,8 @@ def test_secret_masking_happens_before_persistence(tenant_a):
 
     masker = secrets.Masker(["hunter2-secret"])
     task = make_task_run(tenant_a)
-    from apps.pipelines import steps
 
-    steps.append_lines(task, [masker("password is hunter2-secret")])
+    steplogs.append_lines(task, [masker("password is hunter2-secret")])
     stored = json.dumps(list(LogChunk.objects.filter(task_run=task).values_list("lines", flat=True)))
     assert "hunter2-secret" not in stored
 
@@ -157,7 +155,7 @@ def test_retention_deletes_old_finished_logs_only(tenant_a, settings):
 
 @pytest.mark.django_db(transaction=True)
 def test_cli_dice_logs_follows_until_complete(live_server, tenant_a, monkeypatch, capsys):
-    from apps.pipelines import states, steps
+    from apps.pipelines import states
     from dice_cli.main import main
     from tests.pipelines_helpers import retry_locked
 
@@ -179,7 +177,7 @@ def test_cli_dice_logs_follows_until_complete(live_server, tenant_a, monkeypatch
             for i in range(5):
                 for start in range(1, 301, 100):  # one transaction per batch: retrying one is safe
                     texts = [f"b{i}-{n}" for n in range(start, start + 100)]
-                    retry_locked(steps.append_lines, build, texts, "stdout")
+                    retry_locked(steplogs.append_lines, build, texts, "stdout")
                 time.sleep(0.2)
             retry_locked(states.move_task, build, "success", "exit code 0")
         finally:

@@ -9,6 +9,7 @@ import threading
 import pytest
 from asgiref.sync import sync_to_async
 
+from apps.pipelines import steplogs
 from tests.logs_helpers import connect_logs, make_task_run, run_async
 
 TOTAL = 100_000
@@ -16,16 +17,16 @@ BATCH = 500
 
 
 def _produce(task, total: int, batch: int, finish: bool = True) -> None:
-    """Write through steps.append_lines (persist in bulk, push after commit), then finish the task."""
+    """Write through steplogs.append_lines (persist in bulk, push after commit), then finish the task."""
     from django.db import connection
 
-    from apps.pipelines import states, steps
+    from apps.pipelines import states
     from tests.pipelines_helpers import retry_locked
 
     try:
         for start in range(1, total + 1, batch):
             texts = [f"line {n} \x1b[32mok\x1b[0m" for n in range(start, min(total, start + batch - 1) + 1)]
-            retry_locked(steps.append_lines, task, texts, "stdout")
+            retry_locked(steplogs.append_lines, task, texts, "stdout")
         if finish:
             retry_locked(states.move_task, task, "success", "exit code 0")
     finally:
@@ -84,10 +85,9 @@ def test_100k_lines_with_three_reconnects_arrive_exactly_once_in_order(tenant_a)
 
 @pytest.mark.django_db(transaction=True)
 def test_user_of_another_organization_is_refused(tenant_a, tenant_b):
-    from apps.pipelines import steps
 
     task = make_task_run(tenant_a)
-    steps.append_lines(task, ["secret-ish build output"], "stdout")
+    steplogs.append_lines(task, ["secret-ish build output"], "stdout")
 
     async def scenario():
         comm, connected, _ = await connect_logs(tenant_b.owner)
@@ -102,10 +102,9 @@ def test_user_of_another_organization_is_refused(tenant_a, tenant_b):
 
 @pytest.mark.django_db(transaction=True)
 def test_token_auth_query_header_and_subprotocol(tenant_a):
-    from apps.pipelines import steps
 
     task = make_task_run(tenant_a, status="success")
-    steps.append_lines(task, ["one", "two"], "stdout")
+    steplogs.append_lines(task, ["one", "two"], "stdout")
 
     async def scenario():
         results = []
@@ -152,10 +151,9 @@ def test_lines_pushed_while_subscribed_are_live(tenant_a):
             comm, _, _ = await connect_logs(tenant_a.owner)
             await comm.send_json_to({"type": "subscribe", "stream": f"task:{task.pk}", "from": 0})
             assert await comm.receive_nothing(timeout=0.3)
-            from apps.pipelines import steps
 
             for i in range(20):
-                await sync_to_async(steps.append_lines)(task, [f"live {i}"], "stdout")
+                await sync_to_async(steplogs.append_lines)(task, [f"live {i}"], "stdout")
             got = []
             messages = 0
             while len(got) < 20:

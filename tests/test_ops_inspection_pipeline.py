@@ -91,11 +91,11 @@ def test_fail_on_critical_fails_the_step_and_a_foreign_cluster_is_refused(engine
 def test_the_shipped_ops_pipeline_is_scheduled_and_runs(engine, tenant_a):
     from django_celery_beat.models import PeriodicTask
 
-    from apps.pipelines import services, triggers
+    from apps.pipelines import schedules, services, triggers
 
     definition = retry_locked(services.save_definition, tenant_a.owner, tenant_a.app, source=EXAMPLE.read_text(),
                               path="examples/ops/inspect.yml")
-    task = PeriodicTask.objects.get(name=triggers.cron_task_name(definition))
+    task = PeriodicTask.objects.get(name=schedules.cron_task_name(definition))
     assert task.task == "dice.pipelines.cron_run" and json.loads(task.args) == [definition.pk]
     assert (task.crontab.minute, task.crontab.hour) == ("0", "*")
     run = retry_locked(triggers.run_from_cron, definition.pk)

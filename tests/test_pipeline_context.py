@@ -1,7 +1,7 @@
 """The context store of Kubernetes steps, with real parts: a live console (pytest-django's
 live_server), the agent's restore and sidecar on real files, each step in its own "pod" root (a
 temp directory standing for the pod's filesystem: the console's paths re-rooted under it), and
-the step's spec as the Job's Secret carries it (steps.kubernetes_step_objects)."""
+the step's spec as the Job's Secret carries it (scheduler.kubernetes.steps.step_objects)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ from pathlib import Path
 import pytest
 
 from agent import pod as agent_pod
-from apps.pipelines import context_store, engine, steps
+from apps.pipelines import context_store, engine, paths, reference, steps
 from apps.pipelines.models import CacheEntry, PipelineRun, TaskRun
+from scheduler.kubernetes import steps as k8s_steps
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -65,18 +66,18 @@ def console(live_server, settings, tmp_path, tenant_a):
     for position, alias in enumerate(("build", "test")):
         TaskRun.objects.create(run=run, alias=alias, type="custom-script", position=position, stage=position,
                                needs=["build"] if alias == "test" else [], status="running",
-                               job_name=steps.job_name(run.pk, alias, 1))
+                               job_name=paths.job_name(run.pk, alias, 1))
     return run
 
 
 def pod_spec(run: PipelineRun, alias: str, root: Path) -> dict:
     """step.json as the step's Secret holds it, with every path re-rooted under `root` (the pod)."""
     task = run.tasks.get(alias=alias)
-    pipeline = steps.pipeline_of(run)
+    pipeline = reference.pipeline_of(run)
     action = pipeline.action(alias)
-    ctx, masker = steps.context_for(run, pipeline)
+    ctx, masker = reference.context_for(run, pipeline)
     spec = steps.step_spec(task, run, action, pipeline, ctx, masker, {}, None)
-    _, secret = steps.kubernetes_step_objects(run, task, spec, action)
+    _, secret = k8s_steps.step_objects(steps.step_job(run, task, spec, action))
     spec = json.loads(secret["stringData"]["step.json"])
 
     def inside(path: str) -> str:
@@ -158,19 +159,19 @@ def test_a_later_step_gets_the_directory_and_cache_of_an_earlier_one(console, tm
 
     result, lines_a = run_step(spec_a, build)
     assert result["exit_code"] == 0, result["error"]
-    archive = steps.cache_archive(run.application.project_id, "deps")
+    archive = paths.cache_archive(run.application.project_id, "deps")
     assert result["caches"] == [{"key": "deps", "archive": str(archive), "size": archive.stat().st_size}]
     assert any(t.startswith("context: stored dirs.build (3 files") for t in lines_a.texts), lines_a.texts
     # kept on the console: the tarball, its unpacked directory (for steps run by the console), the cache
     assert context_store.context_archive(run.pk, "build").is_file()
-    assert (steps.action_dir(run.pk, "build") / "bin" / "app").read_text().endswith("echo app\n")
+    assert (paths.action_dir(run.pk, "build") / "bin" / "app").read_text().endswith("echo app\n")
     # the engine's contract: a CacheEntry per cache of the result, pointing at the archive
     engine._record_caches(run.tasks.get(alias="build"), run, result["caches"])
     entry = CacheEntry.objects.get(project_id=run.application.project_id, key="deps")
     assert Path(entry.archive) == archive and entry.size == archive.stat().st_size
 
     spec_b = pod_spec(run, "test", tmp_path / "pod-b")  # a fresh pod: nothing of A's on its disk
-    assert spec_b["dirs"] == {"build": str(tmp_path / "pod-b" / str(steps.action_dir(run.pk, "build")).lstrip("/"))}
+    assert spec_b["dirs"] == {"build": str(tmp_path / "pod-b" / str(paths.action_dir(run.pk, "build")).lstrip("/"))}
     seen = {}
     result_b, lines_b = run_step(spec_b, lambda workdir: seen.update(
         build=files_under(Path(spec_b["dirs"]["build"])), deps=(workdir / "deps" / "lib.txt").read_text()),
@@ -185,7 +186,7 @@ def test_a_later_step_gets_the_directory_and_cache_of_an_earlier_one(console, tm
     assert token not in lines_a.text + lines_b.text
     assert spec_b["context"]["token"] == token and token in spec_b["mask"]
     # a local step of the same project finds the cache where it looks for it
-    assert steps.cache_archive(run.application.project_id, "deps") == archive
+    assert paths.cache_archive(run.application.project_id, "deps") == archive
 
 
 def test_the_restore_lines_open_the_step_log(console, tmp_path):
@@ -210,8 +211,8 @@ def test_a_bad_token_is_403_and_stores_nothing(console):
         assert http("PUT", base + "dirs/build/", token, body)[0] == 403
         assert http("PUT", base + "caches/?key=deps", token, body)[0] == 403
         assert http("GET", base + "dirs/build/", token)[0] == 403
-    assert not steps.run_dir(run.pk).exists()
-    assert not steps.cache_archive(run.application.project_id, "deps").exists()
+    assert not paths.run_dir(run.pk).exists()
+    assert not paths.cache_archive(run.application.project_id, "deps").exists()
     # the right token works
     assert http("PUT", base + "dirs/build/", context_store.run_token(run.pk), body)[0] == 200
 
@@ -235,8 +236,8 @@ def test_too_large_is_413_and_stores_nothing(console, settings, tmp_path):
     code, body = http("PUT", base + "dirs/build/", token, big)
     assert code == 413 and b"DICE_PIPELINE_CONTEXT_MAX_BYTES" in body
     assert http("PUT", base + "caches/?key=deps", token, big)[0] == 413
-    assert files_under(steps.run_dir(run.pk)) == set()
-    assert not steps.cache_archive(run.application.project_id, "deps").exists()
+    assert files_under(paths.run_dir(run.pk)) == set()
+    assert not paths.cache_archive(run.application.project_id, "deps").exists()
 
     # the agent: refused before sending when it knows the limit, by the console otherwise
     def noise(workdir: Path):
@@ -250,7 +251,7 @@ def test_too_large_is_413_and_stores_nothing(console, settings, tmp_path):
     spec["context"]["max_bytes"] = 0
     result, _ = run_step(spec, noise)
     assert result["exit_code"] == 1 and "HTTP 413" in result["error"], result["error"]
-    assert files_under(steps.run_dir(run.pk)) == set()
+    assert files_under(paths.run_dir(run.pk)) == set()
 
 
 def test_uploads_to_a_finished_run_are_409(console):
@@ -260,7 +261,7 @@ def test_uploads_to_a_finished_run_are_409(console):
     PipelineRun.objects.filter(pk=run.pk).update(status="cancelled")
     assert http("PUT", base + "dirs/build/", token, tgz({"a.txt": b"2"}))[0] == 409
     assert http("PUT", base + "caches/?key=deps", token, tgz({"a.txt": b"2"}))[0] == 409
-    assert (steps.action_dir(run.pk, "build") / "a.txt").read_text() == "1"
+    assert (paths.action_dir(run.pk, "build") / "a.txt").read_text() == "1"
     assert http("GET", base + "dirs/build/", token)[0] == 200  # reading is still fine
 
 
@@ -269,8 +270,8 @@ def test_a_body_that_is_not_a_tarball_is_400(console):
     base, token = context_store.run_url(run.pk), context_store.run_token(run.pk)
     assert http("PUT", base + "dirs/build/", token, b"hello, not gzip")[0] == 400
     assert http("PUT", base + "caches/?key=deps", token, b"\x1f\x8b garbage")[0] == 400
-    assert files_under(steps.run_dir(run.pk)) == set()
-    assert not steps.cache_archive(run.application.project_id, "deps").exists()
+    assert files_under(paths.run_dir(run.pk)) == set()
+    assert not paths.cache_archive(run.application.project_id, "deps").exists()
 
 
 def test_entries_pointing_outside_are_skipped_on_the_console_and_in_the_pod(console, tmp_path):
@@ -282,8 +283,8 @@ def test_entries_pointing_outside_are_skipped_on_the_console_and_in_the_pod(cons
     assert code == 200, body
     answer = json.loads(body)
     assert answer["files"] == 2 and len(answer["skipped"]) >= 4  # ok.txt and abs.txt (made relative)
-    action_dir = steps.action_dir(run.pk, "build")
-    assert files_under(steps.run_dir(run.pk) / "dirs") == {"build/ok.txt", "build/abs.txt"}
+    action_dir = paths.action_dir(run.pk, "build")
+    assert files_under(paths.run_dir(run.pk) / "dirs") == {"build/ok.txt", "build/abs.txt"}
     assert not (action_dir / "passwd").exists() and not (action_dir / "up").exists()
 
     spec = pod_spec(run, "test", tmp_path / "pod")
@@ -337,11 +338,11 @@ def test_without_a_console_url_the_restore_says_nothing_is_carried(console, sett
 
 def _objects(run: PipelineRun, alias: str):
     task = run.tasks.get(alias=alias)
-    pipeline = steps.pipeline_of(run)
+    pipeline = reference.pipeline_of(run)
     action = pipeline.action(alias)
-    ctx, masker = steps.context_for(run, pipeline)
+    ctx, masker = reference.context_for(run, pipeline)
     spec = steps.step_spec(task, run, action, pipeline, ctx, masker, {}, None)
-    return steps.kubernetes_step_objects(run, task, spec, action)
+    return k8s_steps.step_objects(steps.step_job(run, task, spec, action))
 
 
 def test_the_token_travels_only_in_the_secret(console, settings):
@@ -362,8 +363,8 @@ def test_the_token_travels_only_in_the_secret(console, settings):
         assert "step.json" not in {item["key"] for item in volumes[name]["secret"]["items"]}
     for container in pod["initContainers"]:
         mounted = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
-        assert mounted["agent-spec"] == steps.SPEC_MOUNT
-        assert container["command"][-1] == f"{steps.SPEC_MOUNT}/step.json"
+        assert mounted["agent-spec"] == k8s_steps.SPEC_MOUNT
+        assert container["command"][-1] == f"{k8s_steps.SPEC_MOUNT}/step.json"
         assert token not in json.dumps(container)
 
 
@@ -377,13 +378,13 @@ def test_without_a_console_url_the_secret_has_no_context(console, settings):
 
 def test_run_sh_runs_nothing_when_the_restore_failed(console, tmp_path, monkeypatch):
     """run.sh with its mount points moved under tmp_path, run by a real /bin/sh."""
-    monkeypatch.setattr(steps, "STEP_MOUNT", str(tmp_path / "step"))
-    monkeypatch.setattr(steps, "SPEC_MOUNT", str(tmp_path / "spec"))
+    monkeypatch.setattr(k8s_steps, "STEP_MOUNT", str(tmp_path / "step"))
+    monkeypatch.setattr(k8s_steps, "SPEC_MOUNT", str(tmp_path / "spec"))
     (tmp_path / "spec").mkdir()
     (tmp_path / "step").mkdir()
     (tmp_path / "spec" / "script.sh").write_text("echo ran > ran.txt\n")
     spec = {"shell": "/bin/sh"}
-    (tmp_path / "spec" / "run.sh").write_text(steps._k8s_run_sh(spec))
+    (tmp_path / "spec" / "run.sh").write_text(k8s_steps.run_sh(spec))
     (tmp_path / "step" / "stored").touch()  # the sidecar has stored: no waiting
     env = {"PATH": os.environ["PATH"], "WORKDIR": str(tmp_path / "work"), "METAFILE": str(tmp_path / "step" / "meta")}
 

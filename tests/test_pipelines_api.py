@@ -136,10 +136,10 @@ def test_a_guest_cannot_start_or_cancel_runs(tenant_a):
 
 
 def test_task_log_after(tenant_a):
-    from apps.pipelines import steps
+    from apps.pipelines import steplogs
 
     task = _run(tenant_a).tasks.first()
-    steps.append_lines(task, [f"line {i}" for i in range(1, 6)])
+    steplogs.append_lines(task, [f"line {i}" for i in range(1, 6)])
     body = tenant_a.api().get(f"/api/task-runs/{task.pk}/log/", {"after": 3}).json()
     assert [line["number"] for line in body["lines"]] == [4, 5]
     assert body["last_line"] == 5 and body["complete"] is False
@@ -179,10 +179,10 @@ def test_illegal_transitions_are_refused_and_history_is_recorded(tenant_a):
 def test_cron_schedule_is_created_from_the_definition_and_removed_with_it(tenant_a):
     from django_celery_beat.models import PeriodicTask
 
-    from apps.pipelines import services, triggers
+    from apps.pipelines import schedules, services, triggers
 
     definition = _definition(tenant_a)
-    task = PeriodicTask.objects.get(name=triggers.cron_task_name(definition))
+    task = PeriodicTask.objects.get(name=schedules.cron_task_name(definition))
     assert task.task == "dice.pipelines.cron_run" and json.loads(task.args) == [definition.pk]
     assert (task.crontab.minute, task.crontab.hour, task.crontab.day_of_week) == ("*/5", "*", "*")
     services.save_definition(tenant_a.owner, tenant_a.app, name=definition.name,
@@ -192,7 +192,7 @@ def test_cron_schedule_is_created_from_the_definition_and_removed_with_it(tenant
     run = triggers.run_from_cron(definition.pk)
     assert run.trigger == "cron" and run.definition == definition and run.tasks.count() == 1
     services.save_definition(tenant_a.owner, tenant_a.app, name=definition.name, source=SIMPLE.replace("cron:", "#"))
-    assert not PeriodicTask.objects.filter(name=triggers.cron_task_name(definition)).exists()
+    assert not PeriodicTask.objects.filter(name=schedules.cron_task_name(definition)).exists()
 
 
 # ---- webhooks -------------------------------------------------------------------------------------

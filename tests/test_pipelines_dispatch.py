@@ -11,6 +11,7 @@ import pytest
 from django.utils import timezone
 
 from apps.pipelines import engine, services, states
+from apps.pipelines import tasks as pipeline_tasks
 from apps.pipelines.models import TaskRun, TaskRunTransition
 
 WIDE = """
@@ -114,7 +115,7 @@ def test_a_failed_dispatch_hands_on_the_requests_it_took_over(monkeypatch):
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(engine, "_dispatch", fake)
-    monkeypatch.setattr(engine._tasks().dispatch_run, "delay", lambda run_id: queued.append(run_id))
+    monkeypatch.setattr(pipeline_tasks.dispatch_run, "delay", lambda run_id: queued.append(run_id))
     with pytest.raises(RuntimeError):
         engine.dispatch(8)
     assert queued == [8] and not engine._DISPATCHES.busy(8)
@@ -141,7 +142,7 @@ def test_steps_finishing_while_one_thread_collects_are_collected_in_its_next_rou
         raise RuntimeError("database is locked")
 
     monkeypatch.setattr(engine, "_collect_many", failing)
-    monkeypatch.setattr(engine._tasks().on_tasks_finished, "delay", lambda ids: queued.append(ids))
+    monkeypatch.setattr(pipeline_tasks.on_tasks_finished, "delay", lambda ids: queued.append(ids))
     with pytest.raises(RuntimeError):
         engine.collect_many([6])
     assert queued == [[9]] and not engine._COLLECTOR.busy(None)
@@ -155,7 +156,7 @@ def test_the_monitor_collects_what_it_hears_in_its_own_thread_and_hands_over_wha
 
     watcher = monitor.StepMonitor()  # not started: _receive is called here, as its thread would
     collected, queued = [], []
-    monkeypatch.setattr(engine._tasks().on_tasks_finished, "delay", lambda ids: queued.append(ids))
+    monkeypatch.setattr(pipeline_tasks.on_tasks_finished, "delay", lambda ids: queued.append(ids))
 
     def hear(*task_ids):
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
@@ -269,14 +270,14 @@ def test_the_logs_of_steps_that_ended_together_are_stored_in_one_transaction(ten
     from django.test.utils import CaptureQueriesContext
 
     from apps.logs.services import read_task_lines
-    from apps.pipelines import secrets, steps
+    from apps.pipelines import paths, secrets, steplogs, steps
     from scheduler.base import JobSpec
     from tests.pipelines_helpers import close_local_executors, wait_until
 
     settings.DICE_LOCAL_ROOT = str(tmp_path / "local")
     run = _run(tenant_a)
     masker = secrets.Masker(["hunter2"])
-    executor = steps.executor_for(run)
+    executor = steps.run_executor(run)
     try:
         tasks = {task.alias: task for task in run.tasks.all()}
         printed = {"a": "echo one; echo two hunter2; echo three", "b": "echo four; echo five", "c": "true",
@@ -285,14 +286,14 @@ def test_the_logs_of_steps_that_ended_together_are_stored_in_one_transaction(ten
             tasks[alias].job_name = f"job-{alias}"
             tasks[alias].save(update_fields=["job_name"])
             executor.run_job(JobSpec(name=f"job-{alias}", command=["/bin/sh", "-c", script],
-                                     namespace=steps.job_namespace(run)))
+                                     namespace=paths.job_namespace(run)))
         for alias in printed:
-            wait_until(lambda alias=alias: executor.job_status(f"job-{alias}", steps.job_namespace(run)).state.finished,
+            wait_until(lambda alias=alias: executor.job_status(f"job-{alias}", paths.job_namespace(run)).state.finished,
                        10, f"job {alias}")
-        steps.append_lines(tasks["b"], ["the console said this first"])  # b's log has a chunk already
+        steplogs.append_lines(tasks["b"], ["the console said this first"])  # b's log has a chunk already
 
         with CaptureQueriesContext(connection) as queries:
-            steps.pump_many(executor, run, [tasks["a"], tasks["b"], tasks["c"], tasks["e"]], masker)
+            steplogs.pump_many(executor, run, [tasks["a"], tasks["b"], tasks["c"], tasks["e"]], masker)
         inserts = [q["sql"] for q in queries.captured_queries if q["sql"].startswith('INSERT INTO "logs_logchunk"')]
         assert len(inserts) == 1  # a's and e's new chunks (b's lines join its last chunk)
         texts = {alias: [(line.number, line.text) for line in read_task_lines(tasks[alias].pk)] for alias in "abce"}
@@ -302,9 +303,9 @@ def test_the_logs_of_steps_that_ended_together_are_stored_in_one_transaction(ten
         assert (tasks["a"].log_cursor, tasks["a"].last_line, tasks["b"].last_line) == (3, 3, 3)
 
         stale = TaskRun.objects.get(pk=tasks["d"].pk)
-        steps.pump_logs(executor, run, tasks["d"], masker)  # another writer stored d's line meanwhile
+        steplogs.pump_logs(executor, run, tasks["d"], masker)  # another writer stored d's line meanwhile
         tasks["a"].log_cursor = tasks["a"].last_line = 0  # and a's copy is stale too
-        steps.pump_many(executor, run, [tasks["a"], stale], masker)
+        steplogs.pump_many(executor, run, [tasks["a"], stale], masker)
         assert [(line.number, line.text) for line in read_task_lines(stale.pk)] == [(1, "six")]
         assert len(read_task_lines(tasks["a"].pk)) == 3
         assert (stale.log_cursor, stale.last_line, tasks["a"].last_line) == (1, 1, 3)

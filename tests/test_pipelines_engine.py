@@ -144,7 +144,7 @@ stages:
 
 
 def test_cancel_stops_the_running_local_process(unsandboxed, engine, tenant_a, tmp_path):
-    from apps.pipelines import services, steps
+    from apps.pipelines import paths, services, steps
     from scheduler.base import JobState
 
     marker = tmp_path / "started"
@@ -166,8 +166,8 @@ stages:
     assert run.status == "cancelled"
     tasks = engine.tasks(run)
     assert tasks["long"].status == "cancelled" and tasks["echo"].status == "cancelled"
-    executor = steps.executor_for(run)
-    wait_until(lambda: executor.job_status(tasks["long"].job_name, steps.job_namespace(run)).state
+    executor = steps.run_executor(run)
+    wait_until(lambda: executor.job_status(tasks["long"].job_name, paths.job_namespace(run)).state
                is JobState.CANCELLED, 15, "the job to be cancelled")
     import os
 

@@ -21,7 +21,7 @@ def _base(tenant):
 
 
 def test_list_run_and_log_pages(tenant_a, tenant_b):
-    from apps.pipelines import services, states, steps
+    from apps.pipelines import services, states, steplogs
 
     services.save_definition(tenant_a.owner, tenant_a.app, source=SRC, name="ci")
     client = tenant_a.browser_client()
@@ -37,7 +37,7 @@ def test_list_run_and_log_pages(tenant_a, tenant_b):
     if run.status == "queued":
         states.move_run(run, "running")
     states.move_task(build, "running")
-    steps.append_lines(build, ["hello from build"])
+    steplogs.append_lines(build, ["hello from build"])
     states.move_task(build, "success")
     states.move_task(approval, "running")
     type(approval).objects.filter(pk=approval.pk).update(started=run.created)

@@ -25,6 +25,7 @@ import pytest
 
 from apps.deploy.bundles import make_archive
 from scheduler.base import ClusterRef
+from scheduler.local import create_executor as local_executor
 from tests.conftest import make_org
 from tests.local.conftest import _recorded_processes, pid_alive, wait_for
 
@@ -49,7 +50,6 @@ def sign(front: str, text: str) -> None:
 def local_cluster(settings, tmp_path):
     """A tmp state root and files directory, eager rollouts; afterwards every process is gone."""
     from dice_console.celery import app as celery_app
-    from scheduler.local import executor_for
 
     root = tmp_path / "local"
     settings.DICE_LOCAL_ROOT = root
@@ -61,11 +61,11 @@ def local_cluster(settings, tmp_path):
     celery_app.conf.task_always_eager = True
     ref = ClusterRef(name="local", kind="local", config={"root": str(root)})
     try:
-        yield executor_for(ref)
+        yield local_executor(ref)
     finally:
         celery_app.conf.task_always_eager = eager
         known = _recorded_processes(root) if root.exists() else []
-        executor = executor_for(ref)
+        executor = local_executor(ref)
         try:
             executor.destroy_all()
         finally:
@@ -133,7 +133,7 @@ def test_guestbook_deployed_scaled_healed_rolled_back_and_deleted(local_cluster,
 
     # Kill one replica's process: the local cluster restarts it.
     ref = Runtime.objects.get(pk=runtime["id"])
-    from apps.deploy.executors import runtime_ref
+    from apps.deploy.refs import runtime_ref
 
     victim = local_cluster.pids(runtime_ref(ref))["api-1"]["process"]
     os.kill(victim, signal.SIGKILL)

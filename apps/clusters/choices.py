@@ -2,8 +2,17 @@
 
 from django.db import models
 
+from scheduler import registry
+
+
+def cluster_kinds() -> list[tuple[str, str]]:
+    """Every kind the engine has a driver for (scheduler.registry): a new kind needs no change here."""
+    return registry.choices()
+
 
 class ClusterKind(models.TextChoices):
+    """The kinds the console itself names (the local cluster it makes, the clusters it registers)."""
+
     # Processes on the console's own machine (the embedded default).
     LOCAL = "local", "Local processes"
     # A Kubernetes cluster reached through its API server.

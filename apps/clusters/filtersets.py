@@ -2,14 +2,14 @@
 
 import django_filters
 
-from apps.clusters.choices import CheckStatus, ClusterKind
+from apps.clusters.choices import CheckStatus, cluster_kinds
 from apps.clusters.models import Cluster, Node
 from apps.projects.filtersets import SearchFilterSet
 
 
 class ClusterFilterSet(SearchFilterSet):
     search_fields = ("name", "description", "api_server", "wildcard_domain")
-    kind = django_filters.ChoiceFilter(choices=ClusterKind.choices)
+    kind = django_filters.ChoiceFilter(choices=cluster_kinds)
     check_status = django_filters.ChoiceFilter(choices=CheckStatus.choices)
 
     class Meta:

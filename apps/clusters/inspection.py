@@ -8,9 +8,14 @@ from urllib.parse import urlencode
 from django.urls import reverse
 from django.utils import timezone
 
-from apps.clusters import kube
-from apps.clusters.choices import ClusterKind, Severity
+from apps.clusters.choices import Severity
+from apps.clusters.crypto import DecryptionError
 from apps.clusters.models import Cluster, InspectionReport
+from apps.clusters.scope import can_manage_cluster
+from apps.clusters.services import capabilities, cluster_inspector
+from apps.projects import scope
+from scheduler.base import ExecutorError, dns_label
+from scheduler.resources import parse_quantity
 
 PENDING_AFTER = 10 * 60  # seconds a pod may stay Pending before it is reported
 CRASH_RESTARTS = 5
@@ -31,7 +36,7 @@ def _finding(severity, check, obj, message, *, namespace="", org="", link="") ->
 
 
 def findings_from(cluster: Cluster, data: dict) -> list[dict]:
-    """Pure: turn kube.inspection_data() into findings (tests feed it made-up data)."""
+    """Pure: turn Executor.inspection_data() into findings (tests feed it made-up data)."""
     out: list[dict] = []
     ns_org = {ns: labels.get("dice.io/org", "") for ns, labels in data.get("namespaces", {}).items()}
     node_link = cluster.get_absolute_url()
@@ -103,7 +108,7 @@ def findings_from(cluster: Cluster, data: dict) -> list[dict]:
             if used is None:
                 continue
             try:
-                h, u = kube.parse_quantity(hard), kube.parse_quantity(used)
+                h, u = parse_quantity(hard), parse_quantity(used)
             except ValueError:
                 continue
             if h and u > h:
@@ -124,16 +129,10 @@ def findings_from(cluster: Cluster, data: dict) -> list[dict]:
 def inspect_cluster(cluster: Cluster) -> InspectionReport:
     """Inspect the cluster now and keep the report (the last KEEP_REPORTS per cluster)."""
     findings, error = [], ""
-    if cluster.kind == ClusterKind.KUBERNETES:
-        from apps.clusters.services import session_for
-
+    if capabilities(cluster).inspection:
         try:
-            session = session_for(cluster)
-            try:
-                findings = findings_from(cluster, kube.inspection_data(session))
-            finally:
-                session.close()
-        except kube.KubeError as exc:
+            findings = findings_from(cluster, cluster_inspector(cluster).inspection_data())
+        except (ExecutorError, DecryptionError) as exc:
             error = str(exc)
     counts = {s: sum(1 for f in findings if f["severity"] == s) for s in Severity.values}
     report = InspectionReport.objects.create(cluster=cluster, findings=findings, counts=counts, error=error)
@@ -144,10 +143,6 @@ def inspect_cluster(cluster: Cluster) -> InspectionReport:
 
 def visible_findings(user, report: InspectionReport) -> list[dict]:
     """Cluster managers see everything; others see cluster-wide findings and their organizations' ones."""
-    from apps.clusters.scope import can_manage_cluster
-    from apps.projects import scope
-    from scheduler.base import dns_label
-
     if can_manage_cluster(user, report.cluster):
         return report.findings
     mine = {dns_label(o.slug) for o in scope.organizations_for(user)}

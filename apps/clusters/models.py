@@ -5,7 +5,7 @@ from django.core.validators import MinValueValidator
 from django.db import models
 from django.urls import reverse
 
-from apps.clusters.choices import AuthMethod, CheckStatus, ClusterKind
+from apps.clusters.choices import AuthMethod, CheckStatus, ClusterKind, cluster_kinds
 from apps.projects.choices import WorkspaceKind
 
 LOCAL_CLUSTER_NAME = "local"
@@ -29,7 +29,7 @@ class Cluster(models.Model):
     )
     all_organizations = models.BooleanField(
         default=False, help_text="A platform-wide cluster every organization may use")
-    kind = models.CharField(max_length=20, choices=ClusterKind.choices, default=ClusterKind.KUBERNETES)
+    kind = models.CharField(max_length=20, choices=cluster_kinds, default=ClusterKind.KUBERNETES)
     description = models.CharField(max_length=200, blank=True)
     api_server = models.URLField(blank=True, help_text="Kubernetes API server URL")
     wildcard_domain = models.CharField(max_length=253, blank=True, help_text="e.g. apps.example.com")

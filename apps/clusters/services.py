@@ -1,6 +1,7 @@
 """The one place that changes cluster state; views, API, CLI and tasks all come through here.
 
-Also what the deploy code reads: `cluster_ref`, `overcommit_for`, `node_selector_for`, `operators_for`.
+Also what other apps read: `cluster_ref`, `cluster_executor`, `cluster_inspector`, `capabilities`, `overcommit_for`,
+`node_selector_for`, `operators_for`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from django.core.validators import validate_slug
 from django.db import transaction
 from django.utils import timezone
 
-from apps.clusters import crypto, kube
+from apps.clusters import crypto
 from apps.clusters import scope as cluster_scope
 from apps.clusters.choices import AuthMethod, CheckStatus, ClusterKind, NodeRole
 from apps.clusters.kubeconfig import KubeconfigError, Resolved, from_token, parse, resolve
@@ -23,7 +24,16 @@ from apps.projects import audit, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Organization
-from scheduler.base import ClusterRef, Overcommit
+from scheduler import registry
+from scheduler.base import (
+    Capabilities,
+    ClusterRef,
+    Executor,
+    ExecutorError,
+    Inspector,
+    Overcommit,
+    base_report,
+)
 
 SETTINGS_FIELDS = {"description", "wildcard_domain", "ingress_class", "storage_class", "allow_prod_mem_overcommit"}
 CREDENTIAL_FIELDS = {"kubeconfig", "context", "server", "ca", "token"}
@@ -223,8 +233,8 @@ def update_cluster(user, cluster: Cluster, *, overcommit: dict | None = None, ch
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "this field cannot be changed"))
     creds = {k: v for k in CREDENTIAL_FIELDS if (v := changes.pop(k, None))}
-    if creds and cluster.kind == ClusterKind.LOCAL:
-        raise ValidationError({"kubeconfig": "the local cluster has no credentials"})
+    if creds and not capabilities(cluster).credentials:
+        raise ValidationError({"kubeconfig": f"the {cluster.name} cluster has no credentials"})
     if set(creds) == {"context"}:  # another context of the stored kubeconfig
         creds["kubeconfig"] = kubeconfig_text(cluster)
     before = audit.snapshot(cluster)
@@ -276,30 +286,15 @@ def delete_cluster(user, cluster: Cluster) -> None:
 # ---- the connectivity check ----------------------------------------------------------------------
 
 
-def session_for(cluster: Cluster) -> kube.Session:
-    if cluster.kind != ClusterKind.KUBERNETES or not cluster.credentials:
-        raise kube.KubeError(f"{cluster} is not a Kubernetes cluster with credentials")
-    return kube.Session.connect(kubeconfig_text(cluster), cluster.context)
-
-
 def run_check(cluster: Cluster, user=None) -> dict:
-    """Ask the cluster what it is and what we may do there; store and return the report."""
+    """Ask the cluster what it is and what we may do there (its executor's capability report);
+    store and return the report."""
     if user is not None:
         require_manage(user, cluster)
-    if cluster.kind == ClusterKind.LOCAL:
-        report = {"reachable": True, "server_version": "local", "error": "", "permissions": [],
-                  "missing_permissions": [], "operators": [], "missing_operators": []}
-    else:
-        try:
-            session = session_for(cluster)
-        except (kube.KubeError, crypto.DecryptionError) as exc:
-            report = {"reachable": False, "server_version": "", "error": str(exc), "permissions": [],
-                      "missing_permissions": [], "operators": [], "missing_operators": []}
-        else:
-            try:
-                report = kube.check(session)
-            finally:
-                session.close()
+    try:
+        report = cluster_inspector(cluster).check()
+    except (ExecutorError, crypto.DecryptionError) as exc:
+        report = base_report(False, error=str(exc), capabilities=capabilities(cluster))
     if not report["reachable"]:
         status = CheckStatus.ERROR
     elif report["missing_permissions"]:
@@ -312,7 +307,8 @@ def run_check(cluster: Cluster, user=None) -> dict:
     cluster.checked_at = timezone.now()
     if report["reachable"]:
         cluster.server_version = report["server_version"]
-        cluster.operators = [o["crd"] for o in report["operators"] if o.get("installed")]
+        # every CRD of each operator found complete: what the renderer may use
+        cluster.operators = [crd for o in report["operators"] if o.get("installed") for crd in o["crds"]]
     Cluster.objects.filter(pk=cluster.pk).update(
         check_report=report, check_status=status, checked_at=cluster.checked_at,
         server_version=cluster.server_version, operators=cluster.operators,
@@ -339,15 +335,12 @@ def set_node_roles(user, node: Node, roles: list[str]) -> Node:
             patch[key] = None
     before = {"labels": node.dice_labels}
     cluster = node.cluster
-    if cluster.kind == ClusterKind.KUBERNETES:
-        session = session_for(cluster)
+    if capabilities(cluster).node_labels:
         try:
-            labels = kube.set_node_labels(session, node.name, patch)
-        except kube.KubeError as exc:
+            labels = cluster_inspector(cluster).set_node_labels(node.name, patch)
+        except (ExecutorError, crypto.DecryptionError) as exc:
             raise ValidationError({"labels": str(exc)}) from None
-        finally:
-            session.close()
-    else:
+    else:  # the cluster keeps no labels: they live here only
         labels = {k: v for k, v in {**node.labels, **patch}.items() if v is not None}
     node.labels = labels
     node.save(update_fields=["labels"])
@@ -358,20 +351,38 @@ def set_node_roles(user, node: Node, roles: list[str]) -> Node:
 # ---- what the deploy code reads ------------------------------------------------------------------
 
 
+def capabilities(cluster: Cluster) -> Capabilities:
+    """What the cluster's kind can do (scheduler.registry): the question apps ask instead of its kind."""
+    return registry.capabilities(cluster.kind)
+
+
 def cluster_ref(cluster: Cluster) -> ClusterRef:
-    """The scheduler's view of a cluster; for Kubernetes the kubeconfig is decrypted into the config."""
-    if cluster.kind == ClusterKind.KUBERNETES:
-        # The driver takes `kubeconfig` as a path or, as here, the document's text.
-        config = {"kubeconfig": kubeconfig_text(cluster), "context": cluster.context}
+    """The scheduler's view of a cluster: with credentials (a kubeconfig, decrypted: the driver
+    takes it as a path or, as here, the document's text); else DICE_LOCAL_ROOT where the local
+    kind keeps its state (unset: the driver's default) and whether a staff user allowed several
+    organizations on it without isolation."""
+    config: dict = {}
+    if capabilities(cluster).credentials:
+        config = {"kubeconfig": kubeconfig_text(cluster) if cluster.credentials else "", "context": cluster.context}
     else:
-        root = str(getattr(settings, "DICE_LOCAL_ROOT", "") or "")
-        config = {"root": root} if root else {}  # empty: the local driver's default_root()
+        if root := str(getattr(settings, "DICE_LOCAL_ROOT", "") or ""):
+            config["root"] = root
         if cluster.allow_shared_tenancy:
             config["allow_shared_tenancy"] = True
     return ClusterRef(
         name=cluster.name, kind=cluster.kind, config=config, wildcard_domain=cluster.wildcard_domain,
         ingress_class=cluster.ingress_class, storage_class=cluster.storage_class,
     )
+
+
+def cluster_executor(cluster: Cluster) -> Executor:
+    """The cluster's Executor (scheduler.registry.executor_for of its ClusterRef)."""
+    return registry.executor_for(cluster_ref(cluster))
+
+
+def cluster_inspector(cluster: Cluster) -> Inspector:
+    """What answers the cluster's check, snapshot, node labels and inspection."""
+    return registry.inspector_for(cluster_ref(cluster))
 
 
 def overcommit_for(cluster: Cluster, workspace: str) -> Overcommit:
@@ -406,11 +417,15 @@ def node_selector_for(cluster: Cluster, workspace: str, kind: str) -> dict[str, 
     return selector
 
 
+def node_selectors(cluster: Cluster, workspace: str) -> dict[str, dict[str, str]]:
+    """The node labels each kind of workload of the workspace requires on the cluster (its nodes'
+    `dice/` labels, set on the cluster page)."""
+    return {kind: node_selector_for(cluster, workspace, kind) for kind in NODE_KINDS}
+
+
 def isolation_of(cluster: Cluster) -> dict | None:
     """How the cluster's kind isolates tenants here (None: it does not say), with whether this
     cluster allows several organizations without isolation."""
-    from scheduler import registry
-
     report = registry.isolation(cluster.kind)
     if report is not None and report.get("isolation") == "none":
         report = {**report, "shared_tenancy": "allowed by a staff user" if cluster.allow_shared_tenancy else "refused"}
@@ -420,8 +435,6 @@ def isolation_of(cluster: Cluster) -> dict | None:
 def isolation_warning() -> str:
     """The warning the console's first page shows when a cluster in use runs tenant code without
     isolating tenants from the console and each other ("" when none does)."""
-    from scheduler import registry
-
     for cluster in Cluster.objects.order_by("name"):
         report = registry.isolation(cluster.kind)
         if report and report.get("isolation") == "none":

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import platform
-import socket
 from collections import defaultdict
 
 from django.db import transaction
 from django.utils import timezone
 
-from apps.clusters import kube
-from apps.clusters.choices import ClusterKind
 from apps.clusters.models import Cluster, NamespaceUsage, Node
+from apps.clusters.services import capabilities, cluster_inspector
 from apps.cmdb import services as cmdb
 from apps.cmdb.choices import ItemKind, RelationKind
 
@@ -21,16 +17,7 @@ def sync_cluster(cluster: Cluster) -> dict:
     """Record the cluster's nodes, namespaces and dice workloads; returns counts. Idempotent."""
     source = f"sync:{cluster.name}"
     try:
-        if cluster.kind == ClusterKind.LOCAL:
-            snap = _local_snapshot()
-        else:
-            from apps.clusters.services import session_for
-
-            session = session_for(cluster)
-            try:
-                snap = kube.snapshot(session)
-            finally:
-                session.close()
+        snap = cluster_inspector(cluster).snapshot()
     except Exception as exc:  # recorded on the cluster and shown on its page
         Cluster.objects.filter(pk=cluster.pk).update(sync_error=str(exc)[:2000])
         cluster.sync_error = str(exc)
@@ -50,7 +37,7 @@ def _store_nodes(cluster: Cluster, nodes: list[dict], now) -> None:
     fields = ("capacity", "allocatable", "requests", "limits", "labels", "conditions", "ready",
               "unschedulable", "pod_count", "internal_ip", "kubelet_version")
     kept = {}
-    if cluster.kind == ClusterKind.LOCAL:  # no API to hold them: dice/ labels live only here
+    if not capabilities(cluster).node_labels:  # the cluster keeps none: dice/ labels live only here
         kept = {n.name: {k: v for k, v in n.labels.items() if k.startswith("dice/")} for n in cluster.nodes.all()}
     for data in nodes:
         data = {**data, "labels": {**data["labels"], **kept.get(data["name"], {})}}
@@ -85,7 +72,7 @@ def _runtime_of(labels: dict) -> str:
 
 def _record_cmdb(cluster: Cluster, snap: dict, source: str) -> None:
     orgs = cmdb.OrgIndex()
-    node_kind = ItemKind.HOST if cluster.kind == ClusterKind.LOCAL else ItemKind.NODE
+    node_kind = ItemKind.HOST if capabilities(cluster).hosts else ItemKind.NODE
     cluster_item = cmdb.record_item(ItemKind.CLUSTER, cluster.name, {
         "kind": cluster.kind, "api_server": cluster.api_server, "server_version": cluster.server_version,
         "wildcard_domain": cluster.wildcard_domain, "nodes": len(snap["nodes"]),
@@ -182,35 +169,8 @@ def _record_cmdb(cluster: Cluster, snap: dict, source: str) -> None:
                          organization=orgs.get(org_label), org_slug=org_label,
                          relations=[(RelationKind.BELONGS_TO, runtimes[s["runtime"]]["item"]), *runs_on(key)],
                          keep=cmdb.DEPLOY_KEYS, keep_relations=(RelationKind.DEPENDS_ON,))
-    if cluster.kind == ClusterKind.LOCAL:
-        return  # the local snapshot lists no workloads: its runtimes come from deploys only
+    if not capabilities(cluster).workloads:
+        return  # the snapshot lists no workloads: the runtimes come from deploys only
     cmdb.mark_absent(ItemKind.RUNTIME, runtimes, source, cluster=cluster)
     cmdb.mark_absent(ItemKind.SERVICE, services, source, cluster=cluster)
     cmdb.mark_absent(ItemKind.ADDON, addons, source, cluster=cluster)
-
-
-# ---- the local cluster: the console's own machine --------------------------------------------------
-
-
-def _memory_bytes() -> int:
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def _local_snapshot() -> dict:
-    resources = {"cpu": (os.cpu_count() or 1) * 1000, "memory": _memory_bytes()}
-    node = {
-        "name": socket.gethostname(), "capacity": resources, "allocatable": resources,
-        "requests": {"cpu": 0, "memory": 0}, "limits": {"cpu": 0, "memory": 0},
-        "labels": {"kubernetes.io/os": platform.system().lower(), "kubernetes.io/arch": platform.machine()},
-        "conditions": [{"type": "Ready", "status": "True", "reason": "Local", "message": ""}],
-        "ready": True, "unschedulable": False, "pod_count": 0, "internal_ip": "127.0.0.1",
-        "kubelet_version": "",
-    }
-    return {"nodes": [node], "namespaces": [], "pods": [], "workloads": []}

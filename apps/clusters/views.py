@@ -15,7 +15,7 @@ from django.views import View
 
 from apps.clusters import scope as cluster_scope
 from apps.clusters import services, tables
-from apps.clusters.choices import ClusterKind, NodeRole
+from apps.clusters.choices import NodeRole
 from apps.clusters.filtersets import ClusterFilterSet
 from apps.clusters.forms import ClusterEditForm, ClusterRegisterForm, NodeRolesForm
 from apps.clusters.inspection import inspect_cluster, visible_findings
@@ -261,5 +261,4 @@ class ResourceReportView(ScopedMixin, View):
         return render(request, "clusters/resources.html", {
             "rows": rows, "projects": projects, "chosen": chosen,
             "clusters": cluster_scope.clusters_for(request.user), "chosen_cluster": request.GET.get("cluster", ""),
-            "local": ClusterKind.LOCAL,
         })

@@ -11,6 +11,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from apps.clusters import crypto
+from apps.deploy.access import require_deploy
+from apps.deploy.lifecycle import parse_for
 from apps.deploy.models import AddonInstance, Runtime
 from apps.projects import audit
 from diceyml import DiceYml
@@ -56,8 +58,6 @@ def addon_secrets(runtime: Runtime, doc: DiceYml) -> dict[str, dict[str, str]]:
 def custom_addons(runtime: Runtime) -> dict[str, list[str]]:
     """The custom addons of the runtime's current spec, each with the keys of the values given
     to the console (never the values: they may be passwords)."""
-    from apps.deploy.deployments import parse_for
-
     if runtime.release_id is None:
         return {}
     try:
@@ -75,8 +75,6 @@ def custom_addons(runtime: Runtime) -> dict[str, list[str]]:
 def set_custom_values(user, runtime: Runtime, name: str, values: dict) -> list[str]:
     """Replace the connection values of a custom addon of the runtime (used from its next
     deployment on); returns the keys now set. Needs the right to deploy to the workspace."""
-    from apps.deploy.deployments import require_deploy
-
     require_deploy(user, runtime.application, runtime.workspace.kind)
     known = custom_addons(runtime)
     if name not in known:

@@ -15,10 +15,13 @@ from __future__ import annotations
 
 import logging
 
+from apps.clusters.services import capabilities
 from apps.cmdb import services as cmdb
 from apps.cmdb.choices import ItemKind, RelationKind
 from apps.deploy.choices import FINAL_STATUSES
+from apps.deploy.lifecycle import parse_for
 from apps.deploy.models import AddonInstance, Deployment
+from apps.deploy.refs import runtime_ref
 from scheduler.base import dns_label
 
 log = logging.getLogger(__name__)
@@ -35,9 +38,6 @@ def release_key(release) -> str:
 
 def record_deployment(deployment_id: int) -> dict | None:
     """Record the items of a deployment that has ended (healthy, failed, ...); None if it has not."""
-    from apps.deploy.deployments import parse_for
-    from apps.deploy.executors import runtime_ref
-
     deployment = Deployment.objects.select_related(
         "release__application__project__organization", "runtime__application__project__organization",
         "runtime__workspace", "runtime__cluster",
@@ -75,7 +75,7 @@ def record_deployment(deployment_id: int) -> dict | None:
     runtime_item = cmdb.record_item(ItemKind.RUNTIME, rt_key, {
         "org": dns_label(ref.org), "project": dns_label(ref.project), "app": dns_label(ref.app),
         "workspace": ref.workspace.upper(), "runtime": dns_label(ref.name), "cluster": cluster.name,
-        **({"namespace": ref.namespace} if cluster.kind != "local" else {}),
+        **({"namespace": ref.namespace} if capabilities(cluster).namespaces else {}),
         "services": dict(sorted(replicas.items())), "addons": sorted(doc.addons),
         "release": f"v{release.version}", "release_id": release.pk,
         "deployment": deployment.pk, "deployment_status": str(deployment.status),

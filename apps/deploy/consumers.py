@@ -4,7 +4,7 @@
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from apps.deploy.deployments import runtime_group
+from apps.deploy.lifecycle import runtime_group
 from apps.deploy.models import Runtime
 from apps.projects import scope
 from dice_console.wsaccess import FollowsAccess

@@ -1,31 +1,37 @@
 """The one place that changes runtimes and deployments: deploy, rollback, cancel, scale, restart,
 stop and delete (views, API, CLI, pipelines and tasks all come through here).
 
-A deployment's status moves only through transition(), on the shared state-machine mechanism
-(dice_console.statemachine: ALLOWED_TRANSITIONS checked under the row's lock, the change recorded
-and pushed after commit); the rollout itself is apps.deploy.rollout."""
+A deployment's status moves only through transition() (apps.deploy.lifecycle, on the shared
+state-machine mechanism dice_console.statemachine: ALLOWED_TRANSITIONS checked under the row's
+lock, the change recorded and pushed after commit); the rollout itself is apps.deploy.rollout."""
 
 from __future__ import annotations
 
 import logging
 import re
 
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.utils import timezone
 
-from apps.deploy import quota
-from apps.deploy.choices import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, FINAL_STATUSES, DeploymentStatus
-from apps.deploy.executors import executor_for, runtime_ref
+from apps.clusters.services import capabilities, cluster_executor
+from apps.deploy import bundles, quota
+from apps.deploy.access import require_deploy
+from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
+from apps.deploy.lifecycle import (  # noqa: F401 (IllegalTransition, runtime_group: re-exported)
+    IllegalTransition,
+    parse_for,
+    push_changed,
+    runtime_group,
+    transition,
+)
 from apps.deploy.models import Deployment, DeploymentTransition, Release, Runtime
-from apps.projects import audit, scope
-from apps.projects import permissions as perms
+from apps.deploy.refs import runtime_ref
+from apps.deploy.services import create_release
+from apps.deploy.tasks import run_deployment
+from apps.projects import audit
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application, Workspace
-from dice_console.statemachine import IllegalTransition, Machine, Move, push_after_commit  # noqa: F401 (re-exported)
-from diceyml import DiceYml, parse_dice_yml
-from scheduler.base import ExecutorError
-from speckit.errors import SpecInvalid
+from scheduler.base import ExecutorError, dns_label
 
 log = logging.getLogger(__name__)
 
@@ -33,17 +39,7 @@ RUNTIME_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 MAX_REPLICAS = 100
 
 
-def runtime_group(runtime_id: int) -> str:
-    """The Channels group that hears a runtime's deployment progress."""
-    return f"runtime-{runtime_id}"
-
-
 # ---- checks ---------------------------------------------------------------------------------------
-
-
-def require_deploy(user, application: Application, workspace_kind: str) -> None:
-    if not scope.has_perm(user, perms.deploy_perm(workspace_kind), application):
-        raise PermissionDenied(f"you may not deploy to {workspace_kind} of application {application}")
 
 
 def workspace_of(application: Application, kind: str) -> Workspace:
@@ -55,8 +51,6 @@ def workspace_of(application: Application, kind: str) -> Workspace:
 
 def check_runtime_name(name: str) -> str:
     if not RUNTIME_NAME.match(name or ""):
-        from scheduler.base import dns_label
-
         hint = dns_label(name or "", 40)
         raise ValidationError({
             "runtime": f"{name!r} is not a runtime name: use lowercase letters, digits and hyphens "
@@ -65,79 +59,7 @@ def check_runtime_name(name: str) -> str:
     return name
 
 
-def parse_for(release: Release, workspace_kind: str) -> DiceYml:
-    try:
-        return parse_dice_yml(release.spec_text, source=release.source_name, workspace=workspace_kind)
-    except SpecInvalid as exc:
-        raise ValidationError({"release": [str(e) for e in exc.errors]}) from None
-
-
-# ---- the state machine ----------------------------------------------------------------------------
-
-
-def _progress_payload(deployment: Deployment) -> dict:
-    return {
-        "type": "deployment.progress",
-        "deployment": deployment.pk,
-        "status": deployment.status,
-        "message": deployment.message,
-        "progress": deployment.progress,
-    }
-
-
-def _push_changed(runtime_id: int, action: str) -> None:
-    """Tell the runtime's viewers, after the commit, that an operation changed it (scale...)."""
-    push_after_commit(runtime_group(runtime_id), {"type": "runtime.changed", "runtime": runtime_id, "action": action})
-
-
-def record_progress(deployment: Deployment, progress: dict) -> None:
-    """Store the per-service progress (only while the deployment is active) and push it."""
-    with transaction.atomic():
-        updated = Deployment.objects.filter(pk=deployment.pk, status__in=ACTIVE_STATUSES).update(
-            progress=progress, heartbeat=timezone.now()
-        )
-        if updated:
-            deployment.progress = progress
-            push_after_commit(runtime_group(deployment.runtime_id), _progress_payload(deployment))
-
-
-def _pushed_move(deployment: Deployment, before: str, to: str, reason: str) -> tuple[str, dict]:
-    """What a status change tells the runtime's viewers (after the commit)."""
-    return runtime_group(deployment.runtime_id), {**_progress_payload(deployment), "status": to}
-
-
-DEPLOYMENTS = Machine(
-    Deployment, DeploymentTransition, "deployment", ALLOWED_TRANSITIONS,
-    lambda d: f"deployment #{d.pk}", push=_pushed_move,
-)
-
-
-def transition(deployment: Deployment, to: str, reason: str = "") -> Deployment:
-    """Move the deployment to `to` if the state machine allows it from its current (re-read, under
-    the row's lock) status; IllegalTransition otherwise. Records a DeploymentTransition and pushes
-    the change after commit (dice_console.statemachine)."""
-    now = timezone.now()
-    fields: dict = {}
-    if to in FINAL_STATUSES:
-        fields = {"finished": now, "message": reason}
-    with transaction.atomic():
-        current = Deployment.objects.select_for_update().filter(pk=deployment.pk).values_list(
-            "status", "started", "message", "progress").first()
-        if current is None:
-            raise Deployment.DoesNotExist(f"deployment #{deployment.pk} no longer exists")
-        deployment.status, deployment.started, deployment.message, deployment.progress = current
-        if to == DeploymentStatus.DEPLOYING and deployment.started is None:
-            fields["started"] = now
-        if "message" in fields:
-            deployment.message = fields["message"]
-        DEPLOYMENTS.move_many([Move(deployment, to, reason, fields)],
-                              locked={deployment.pk: {"status": deployment.status}})
-    return deployment
-
-
 def _dispatch(deployment_id: int) -> None:
-    from apps.deploy.tasks import run_deployment
-
     run_deployment.delay(deployment_id)
 
 
@@ -179,7 +101,7 @@ def deploy(
             application=application, workspace=workspace, name=runtime_name, cluster=workspace.cluster
         )
     cluster = runtime.cluster
-    if cluster.kind == "kubernetes":
+    if capabilities(cluster).images:
         missing = [n for n, s in {**doc.services, **doc.jobs}.items() if not (release.image_overrides.get(n) or s.image)]
         if missing:
             raise ValidationError({"release": f"no image for {', '.join(sorted(missing))}: a Kubernetes "
@@ -226,9 +148,6 @@ def deploy_spec(
 ) -> Deployment:
     """Make a release from a dice.yml (with its folder's files, for the local cluster) and deploy it,
     all or nothing."""
-    from apps.deploy import bundles
-    from apps.deploy.services import create_release
-
     if not isinstance(workspace, Workspace):
         workspace = workspace_of(application, workspace)
     require_deploy(user, application, workspace.kind)
@@ -309,11 +228,11 @@ def scale(user, runtime: Runtime, service: str, replicas: int) -> Runtime:
         doc = parse_for(locked.release, locked.workspace.kind)
         quota.check_quota(locked.workspace, quota.requests_of(doc, locked.cluster, locked.workspace.kind, wanted),
                           excluding=locked)
-        _executor_call(executor_for(locked.cluster).scale, runtime_ref(locked), service, replicas)
+        _executor_call(cluster_executor(locked.cluster).scale, runtime_ref(locked), service, replicas)
         locked.replicas = wanted
         locked.save(update_fields=["replicas", "updated"])
         audit.record(user, "scale", locked, before=before, after=_runtime_snapshot(locked))
-        _push_changed(locked.pk, "scale")
+        push_changed(locked.pk, "scale")
     runtime.replicas = locked.replicas
     return runtime
 
@@ -323,9 +242,9 @@ def restart(user, runtime: Runtime, service: str) -> Runtime:
     require_deploy(user, runtime.application, runtime.workspace.kind)
     runtime = _fresh(runtime)
     _check_service(runtime, service)
-    _executor_call(executor_for(runtime.cluster).restart, runtime_ref(runtime), service)
+    _executor_call(cluster_executor(runtime.cluster).restart, runtime_ref(runtime), service)
     audit.record(user, "restart", runtime, after={"id": runtime.pk, "service": service})
-    _push_changed(runtime.pk, "restart")
+    push_changed(runtime.pk, "restart")
     return runtime
 
 
@@ -336,13 +255,13 @@ def stop(user, runtime: Runtime) -> Runtime:
         locked = Runtime.objects.select_for_update(of=("self",)).select_related("workspace", "cluster", "release").get(pk=runtime.pk)
         names = _service_names(locked)
         before = _runtime_snapshot(locked)
-        executor, ref = executor_for(locked.cluster), runtime_ref(locked)
+        executor, ref = cluster_executor(locked.cluster), runtime_ref(locked)
         for name in names:
             _executor_call(executor.scale, ref, name, 0)
         locked.replicas = dict.fromkeys(names, 0)
         locked.save(update_fields=["replicas", "updated"])
         audit.record(user, "stop", locked, before=before, after=_runtime_snapshot(locked))
-        _push_changed(locked.pk, "stop")
+        push_changed(locked.pk, "stop")
     runtime.replicas = locked.replicas
     return runtime
 
@@ -355,6 +274,6 @@ def delete_runtime(user, runtime: Runtime) -> None:
         locked = Runtime.objects.select_for_update(of=("self",)).select_related("workspace", "cluster").get(pk=runtime.pk)
         for active in locked.deployments.filter(status__in=ACTIVE_STATUSES):
             transition(active, DeploymentStatus.CANCELLED, "the runtime was deleted")
-        _executor_call(executor_for(locked.cluster).destroy, runtime_ref(locked))
+        _executor_call(cluster_executor(locked.cluster).destroy, runtime_ref(locked))
         audit.record(user, "delete", locked, before=_runtime_snapshot(locked))
         locked.delete()

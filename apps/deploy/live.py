@@ -3,8 +3,9 @@ for the pages, the API and the CLI."""
 
 from __future__ import annotations
 
-from apps.deploy.executors import executor_for, runtime_ref
+from apps.clusters.services import cluster_executor
 from apps.deploy.models import Runtime
+from apps.deploy.refs import runtime_ref
 from diceyml import parse_dice_yml
 from scheduler.base import ExecutorError, GroupStatus, Health, ServiceStatus
 from speckit.errors import SpecInvalid
@@ -55,7 +56,7 @@ def status_dict(runtime: Runtime, status: GroupStatus) -> dict:
 def live_status(runtime: Runtime) -> dict:
     """The executor's status of the runtime; a cluster that cannot be asked gives health Unknown."""
     try:
-        status = executor_for(runtime.cluster).status(runtime_ref(runtime))
+        status = cluster_executor(runtime.cluster).status(runtime_ref(runtime))
     except ExecutorError as exc:
         return {"health": str(Health.UNKNOWN), "reason": str(exc), "services": [], "addons": []}
     return status_dict(runtime, status)
@@ -63,7 +64,7 @@ def live_status(runtime: Runtime) -> dict:
 
 def live_events(runtime: Runtime, limit: int = EVENTS_SHOWN) -> list[dict]:
     try:
-        events = executor_for(runtime.cluster).events(runtime_ref(runtime))
+        events = cluster_executor(runtime.cluster).events(runtime_ref(runtime))
     except ExecutorError:
         return []
     events = sorted(events, key=lambda e: e.timestamp)[-limit:]

@@ -8,8 +8,8 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
+from apps.clusters.services import overcommit_for
 from apps.deploy.choices import ACTIVE_STATUSES
-from apps.deploy.executors import overcommit_for
 from apps.deploy.models import Deployment, Runtime
 from diceyml import DiceYml, parse_dice_yml
 from scheduler.base import ExecutorError

@@ -22,13 +22,14 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from apps.clusters.services import capabilities, cluster_executor, node_selectors, overcommit_for
 from apps.deploy import bundles
 from apps.deploy.addons import addon_secrets
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
-from apps.deploy.deployments import IllegalTransition, parse_for, record_progress, transition
-from apps.deploy.executors import cluster_ref, executor_for, node_selectors_for, overcommit_for, runtime_ref
+from apps.deploy.lifecycle import IllegalTransition, parse_for, record_progress, transition
 from apps.deploy.models import Deployment, Runtime
-from apps.pipelines import services as pipeline_services
+from apps.deploy.refs import runtime_ref
+from apps.pipelines.models import ProjectConfig
 from diceyml import DiceYml
 from diceyml.placeholders import secret_keys
 from scheduler.base import ExecutorError, GroupStatus, Health, ServiceGroup, ServiceStatus, status_changes
@@ -72,7 +73,7 @@ def start_order(doc: DiceYml) -> list[str]:
 def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
     runtime = deployment.runtime
     cluster = runtime.cluster
-    workdir = bundles.release_workdir(deployment.release) if cluster.kind == "local" else None
+    workdir = bundles.release_workdir(deployment.release) if capabilities(cluster).release_files else None
     return ServiceGroup(
         runtime=runtime_ref(runtime),
         spec=doc,
@@ -81,11 +82,11 @@ def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
         workdir=workdir,
         overcommit=overcommit_for(cluster, runtime.workspace.kind),
         addon_secrets=addon_secrets(runtime, doc),
-        cluster_name=cluster_ref(cluster).name,
+        cluster_name=cluster.name,
         # Project configs that the spec's ((KEY)) placeholders name; a missing one is refused
         # by the executor with its name.
-        secret_configs=pipeline_services.config_values(runtime.application.project_id, secret_keys(doc)),
-        node_selectors=node_selectors_for(cluster, runtime.workspace.kind),
+        secret_configs=ProjectConfig.values_of(runtime.application.project_id, secret_keys(doc)),
+        node_selectors=node_selectors(cluster, runtime.workspace.kind),
     )
 
 
@@ -172,7 +173,7 @@ def _apply(deployment_id: int) -> tuple[Deployment, DiceYml] | None:
         current = Deployment.objects.filter(pk=deployment_id).values_list("status", flat=True).first()
         if runtime is None or current != S.DEPLOYING:
             return None
-        executor_for(runtime.cluster).apply(group)
+        cluster_executor(runtime.cluster).apply(group)
         Runtime.objects.filter(pk=runtime.pk).update(release=deployment.release, replicas={}, updated=timezone.now())
         Deployment.objects.filter(pk=deployment.pk).update(
             attempts=deployment.attempts + 1, heartbeat=timezone.now(),
@@ -191,7 +192,7 @@ def _follow(deployment: Deployment, doc: DiceYml) -> dict:
     DICE_DEPLOY_RECHECK_INTERVAL (5 s) for the heartbeat and a deployment cancelled meanwhile.
     An executor that cannot report changes is polled every DICE_DEPLOY_POLL_INTERVAL (1 s)."""
     runtime = deployment.runtime
-    executor, ref = executor_for(runtime.cluster), runtime_ref(runtime)
+    executor, ref = cluster_executor(runtime.cluster), runtime_ref(runtime)
     order = start_order(doc)
     limit = timeout_for(doc)
     started = deployment.started or timezone.now()

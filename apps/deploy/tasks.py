@@ -11,8 +11,13 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
+from apps.clusters.services import cluster_executor
+from apps.deploy import cmdb_feed, rollout
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
+from apps.deploy.lifecycle import IllegalTransition, transition
 from apps.deploy.models import Deployment
+from apps.deploy.refs import runtime_ref
+from scheduler.base import ExecutorError, Health
 
 log = logging.getLogger(__name__)
 
@@ -22,8 +27,6 @@ STALE_AFTER = 120  # seconds without a heartbeat before a rollout counts as orph
 @shared_task(name="dice.deploy.run_deployment", acks_late=True)
 def run_deployment(deployment_id: int) -> dict:
     """Apply the deployment's release and follow it to healthy or failed (apps.deploy.rollout)."""
-    from apps.deploy import cmdb_feed, rollout
-
     result = rollout.run(deployment_id)
     cmdb_feed.record_quietly(deployment_id)  # only an ended deployment is recorded
     return result
@@ -35,10 +38,6 @@ def reconcile_deployments() -> dict:
     worker restart): one the cluster already reports healthy is marked healthy, the others are
     dispatched again (the task resumes them: re-apply is idempotent, the time limit still counts
     from the first start)."""
-    from apps.deploy.deployments import IllegalTransition, transition
-    from apps.deploy.executors import executor_for, runtime_ref
-    from scheduler.base import ExecutorError, Health
-
     stale = timezone.now() - datetime.timedelta(seconds=getattr(settings, "DICE_DEPLOY_STALE_AFTER", STALE_AFTER))
     found = {"healthy": [], "redispatched": []}
     candidates = Deployment.objects.filter(status__in=ACTIVE_STATUSES).select_related(
@@ -50,7 +49,7 @@ def reconcile_deployments() -> dict:
             continue
         if deployment.status == DeploymentStatus.DEPLOYING and deployment.attempts:
             try:
-                status = executor_for(deployment.runtime.cluster).status(runtime_ref(deployment.runtime))
+                status = cluster_executor(deployment.runtime.cluster).status(runtime_ref(deployment.runtime))
             except ExecutorError as exc:
                 log.warning("reconcile: status of %s failed: %s", deployment.runtime, exc)
                 status = None

@@ -158,9 +158,10 @@ def active() -> list[tuple[int, str]]:
 
 
 def _sources(runtime, service: str):
-    from apps.deploy.executors import executor_for, runtime_ref
+    from apps.clusters.services import cluster_executor
+    from apps.deploy.refs import runtime_ref
 
-    executor = executor_for(runtime.cluster)
+    executor = cluster_executor(runtime.cluster)
     ref = runtime_ref(runtime)
 
     def open_logs(tail: int | None) -> Iterator[LogLine]:

@@ -92,11 +92,12 @@ def task_log_raw(request, task_id: int):
 
 
 def _runtime_lines(runtime, service: str, tail: int | None):
-    from apps.deploy.executors import executor_for, runtime_ref
+    from apps.clusters.services import cluster_executor
+    from apps.deploy.refs import runtime_ref
     from scheduler.base import ExecutorError
 
     try:
-        return list(executor_for(runtime.cluster).logs(runtime_ref(runtime), service, follow=False, tail=tail))
+        return list(cluster_executor(runtime.cluster).logs(runtime_ref(runtime), service, follow=False, tail=tail))
     except ExecutorError as exc:
         raise Http404(str(exc)) from None
 

@@ -9,7 +9,8 @@ class PipelinesConfig(AppConfig):
     verbose_name = "Pipelines"
 
     def ready(self):
-        from apps.pipelines import scope, signals
+        from apps.pipelines import monitor, notify, scope, signals
 
         scope.register()
         signals.connect()
+        notify.plug(monitor.address, monitor.watch)  # the engine's steps report to this process's monitor

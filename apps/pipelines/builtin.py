@@ -29,22 +29,25 @@ import logging
 import os
 from pathlib import Path
 
+from django.db import transaction
 from django.utils import timezone
 
-from apps.pipelines import engine, steps
+from apps.clusters import ops_pipeline
+from apps.deploy import deployments
+from apps.deploy import services as deploy_services
+from apps.deploy.models import Deployment, Release
+from apps.pipelines import paths, queue, reference, steplogs
+from apps.pipelines.attempts import conclude
 from apps.pipelines.choices import TaskStatus
 from apps.pipelines.models import PipelineRun, TaskRun
 
 log = logging.getLogger(__name__)
 
 
-def _tasks():
-    from apps.pipelines import tasks
-
-    return tasks
+# Each function returns True when the task ended (its run is to be dispatched by the caller).
 
 
-def start(task: TaskRun, run: PipelineRun, action, params: dict, ctx, masker) -> None:
+def start(task: TaskRun, run: PipelineRun, action, params: dict, ctx, masker) -> bool:
     now = timezone.now()
     TaskRun.objects.filter(pk=task.pk).update(started=task.started or now, params=masker.value(params))
     task.started = task.started or now
@@ -53,27 +56,27 @@ def start(task: TaskRun, run: PipelineRun, action, params: dict, ctx, masker) ->
         "cluster-inspect": _cluster_inspect, "snippet": _snippet,
     }[task.type]
     try:
-        handler(task, run, action, params, ctx, masker)
+        return handler(task, run, action, params, ctx, masker)
     except Exception as exc:  # a built-in's failure is the task's failure, never the worker's
         log.exception("built-in action %s of run %s failed", task.alias, run.pk)
-        steps.append_lines(task, [masker(f"{task.type} failed: {exc}")])
-        engine.conclude(task, TaskStatus.FAILED, masker(str(exc)))
-        engine.dispatch(run.pk)
+        steplogs.append_lines(task, [masker(f"{task.type} failed: {exc}")])
+        conclude(task, TaskStatus.FAILED, masker(str(exc)))
+        return True
 
 
-def _done(task: TaskRun, outputs: dict | None = None, reason: str = "done") -> None:
-    engine.conclude(task, TaskStatus.SUCCESS, reason, outputs=outputs or {}, exit_code=0)
-    engine.dispatch(task.run_id)
+def _done(task: TaskRun, outputs: dict | None = None, reason: str = "done") -> bool:
+    conclude(task, TaskStatus.SUCCESS, reason, outputs=outputs or {}, exit_code=0)
+    return True
 
 
 def _schedule_timeout(task: TaskRun, action) -> None:
     if action.timeout and action.timeout > 0:
-        _tasks().check_timeout.apply_async((task.pk, task.attempt), countdown=action.timeout)
+        queue.send("check_timeout", task.pk, task.attempt, countdown=action.timeout)
 
 
-def _echo(task, run, action, params, ctx, masker) -> None:
-    steps.append_lines(task, [masker(str(params.get("msg", "")))], stream="stdout")
-    _done(task)
+def _echo(task, run, action, params, ctx, masker) -> bool:
+    steplogs.append_lines(task, [masker(str(params.get("msg", "")))], stream="stdout")
+    return _done(task)
 
 
 def wait_seconds(params: dict) -> float:
@@ -84,50 +87,56 @@ def wait_seconds(params: dict) -> float:
         raise ValueError(f"wait_time_sec must be a number of seconds, got {raw!r}") from None
 
 
-def _wait(task, run, action, params, ctx, masker) -> None:
+def _wait(task, run, action, params, ctx, masker) -> bool:
     seconds = wait_seconds(params)
-    steps.append_lines(task, [f"waiting {seconds:g}s"])
+    steplogs.append_lines(task, [f"waiting {seconds:g}s"])
     _schedule_timeout(task, action)
-    _tasks().finish_wait.apply_async((task.pk, task.attempt), countdown=seconds)
+    queue.send("finish_wait", task.pk, task.attempt, countdown=seconds)
+    return False
 
 
-def finish_wait(task_id: int, attempt: int) -> None:
+def finish_wait(task_id: int, attempt: int) -> int | None:
+    """The wait is over: the task succeeds. Returns the run to dispatch (None: nothing changed)."""
     task = TaskRun.objects.select_related("run").filter(pk=task_id, attempt=attempt).first()
     if task is None or task.status != TaskStatus.RUNNING:
-        return
-    steps.append_lines(task, ["waited"])
+        return None
+    steplogs.append_lines(task, ["waited"])
     _done(task)
+    return task.run_id
 
 
-def _manual_review(task, run, action, params, ctx, masker) -> None:
-    steps.append_lines(task, ["waiting for a review: approve or reject it on the run page or the API"])
+def _manual_review(task, run, action, params, ctx, masker) -> bool:
+    steplogs.append_lines(task, ["waiting for a review: approve or reject it on the run page or the API"])
     _schedule_timeout(task, action)
+    return False
 
 
-def check_timeout(task_id: int, attempt: int) -> None:
+def check_timeout(task_id: int, attempt: int) -> int | None:
+    """The task's timeout passed: it times out if still running. Returns the run to dispatch."""
     task = TaskRun.objects.select_related("run").filter(pk=task_id, attempt=attempt).first()
     if task is None or task.status != TaskStatus.RUNNING:
-        return
-    timeout = steps.pipeline_of(task.run).action(task.alias).timeout
-    steps.append_lines(task, [f"timed out after {timeout}s"])
-    engine.conclude(task, TaskStatus.TIMED_OUT, f"timed out after {timeout}s")
-    engine.dispatch(task.run_id)
+        return None
+    timeout = reference.pipeline_of(task.run).action(task.alias).timeout
+    steplogs.append_lines(task, [f"timed out after {timeout}s"])
+    conclude(task, TaskStatus.TIMED_OUT, f"timed out after {timeout}s")
+    return task.run_id
 
 
 def reconcile(task: TaskRun, run: PipelineRun) -> None:
-    """After a restart: finish waits and timeouts that came due while no worker ran them."""
-    action = steps.pipeline_of(run).action(task.alias)
+    """After a restart: finish waits and timeouts that came due while no worker ran them (the
+    caller dispatches the run afterwards)."""
+    action = reference.pipeline_of(run).action(task.alias)
     started = task.started or task.created
     elapsed = (timezone.now() - started).total_seconds()
     if action.timeout and action.timeout > 0 and elapsed >= action.timeout:
         check_timeout(task.pk, task.attempt)
     elif task.type == "wait" and task.started:
         left = max(0.0, wait_seconds(task.params or {}) - elapsed)
-        _tasks().finish_wait.apply_async((task.pk, task.attempt), countdown=left)
+        queue.send("finish_wait", task.pk, task.attempt, countdown=left)
     elif task.type == "dice" and (task.outputs or {}).get("deployment_id"):
-        _tasks().check_deployment.apply_async((task.pk, task.attempt), countdown=0)
+        queue.send("check_deployment", task.pk, task.attempt, countdown=0)
     elif task.type in ("echo", "release", "dice", "cluster-inspect", "snippet") and task.started is None:
-        _tasks().run_task.delay(task.pk)
+        queue.send("run_task", task.pk)
 
 
 def _actor(run: PipelineRun):
@@ -173,10 +182,7 @@ def _images(params: dict) -> dict:
     return {str(k): str(v) for k, v in raw.items()}
 
 
-def _release(task, run, action, params, ctx, masker) -> None:
-    from apps.deploy import services as deploy_services
-    from apps.deploy.models import Release
-
+def _release(task, run, action, params, ctx, masker) -> bool:
     marker = f"pipeline run {run.pk}, task {task.alias}"
     existing = Release.objects.filter(application_id=run.application_id, pipeline_run_id=run.pk,
                                       description__startswith=marker).first()
@@ -185,15 +191,15 @@ def _release(task, run, action, params, ctx, masker) -> None:
         if not path.is_file():
             raise ValueError(f"no dice.yml at {path}: the step that should have left it there did not "
                              f"(on Kubernetes, is DICE_CONSOLE_URL set so steps upload their directories?)")
-        text = _read_step_file(path, steps.dirs_root(run.pk))
+        text = _read_step_file(path, paths.dirs_root(run.pk))
         extra = str(params.get("description") or "").strip()
         existing = deploy_services.create_release(
             _actor(run), run.application, spec_text=text, images=_images(params), source_name=path.name,
             pipeline_run_id=run.pk, description=f"{marker}" + (f": {extra}" if extra else ""),
         )
-        steps.append_lines(task, [f"created release {existing} (id {existing.pk}) from {path}"])
+        steplogs.append_lines(task, [f"created release {existing} (id {existing.pk}) from {path}"])
     release_id = str(existing.pk)
-    _done(task, {"release_id": release_id, "releaseID": release_id, "version": str(existing.version)})
+    return _done(task, {"release_id": release_id, "releaseID": release_id, "version": str(existing.version)})
 
 
 SNIPPET_NOT_RUN = (
@@ -202,21 +208,16 @@ SNIPPET_NOT_RUN = (
 )
 
 
-def _snippet(task, run, action, params, ctx, masker) -> None:
+def _snippet(task, run, action, params, ctx, masker) -> bool:
     config = action.snippet_config
     what = f"'{config.name}'" + (f" from {config.source}" if config.source else "") if config and config.name else "it"
     message = SNIPPET_NOT_RUN.format(what=what)
-    steps.append_lines(task, [message])
-    engine.conclude(task, TaskStatus.FAILED, message, retry=False)
-    engine.dispatch(run.pk)
+    steplogs.append_lines(task, [message])
+    conclude(task, TaskStatus.FAILED, message, retry=False)
+    return True
 
 
-def _dice(task, run, action, params, ctx, masker) -> None:
-    from django.db import transaction
-
-    from apps.deploy import deployments
-    from apps.deploy.models import Release
-
+def _dice(task, run, action, params, ctx, masker) -> bool:
     release_id = params.get("release_id")
     if not release_id:
         raise ValueError("dice needs the param release_id (e.g. ${{ outputs.release.release_id }})")
@@ -225,7 +226,7 @@ def _dice(task, run, action, params, ctx, masker) -> None:
     if task.review != "approved" and _protected(run, workspace):
         # A protected workspace: the deploy waits, like a manual-review, for someone allowed to
         # deploy there to approve it (services.review_task); the approval starts it.
-        steps.append_lines(task, [f"{workspace} is protected: waiting for a review by someone allowed to deploy "
+        steplogs.append_lines(task, [f"{workspace} is protected: waiting for a review by someone allowed to deploy "
                                   "there (approve or reject it on the run page or the API)"])
         TaskRun.objects.filter(pk=task.pk).update(outputs={"awaiting_review": workspace})
         return
@@ -233,10 +234,11 @@ def _dice(task, run, action, params, ctx, masker) -> None:
     name = str(params.get("runtime") or payload.get("branch") or "main").lower().replace("/", "-")
     with transaction.atomic():
         deployment = deployments.deploy(_actor(run), run.application, workspace, release=release, runtime_name=name)
-    steps.append_lines(task, [f"deploying {release} to {workspace} runtime {name} (deployment {deployment.pk})"])
+    steplogs.append_lines(task, [f"deploying {release} to {workspace} runtime {name} (deployment {deployment.pk})"])
     TaskRun.objects.filter(pk=task.pk).update(outputs={"deployment_id": str(deployment.pk)})
     _schedule_timeout(task, action)
-    _tasks().check_deployment.apply_async((task.pk, task.attempt), countdown=1)
+    queue.send("check_deployment", task.pk, task.attempt, countdown=1)
+    return False
 
 
 def _protected(run: PipelineRun, workspace: str) -> bool:
@@ -245,51 +247,48 @@ def _protected(run: PipelineRun, workspace: str) -> bool:
     return Workspace.objects.filter(project_id=run.application.project_id, kind=workspace, protected=True).exists()
 
 
-def resume_after_review(task_id: int) -> None:
-    """An approved deploy into a protected workspace: run it now (same params as when it paused)."""
+def resume_after_review(task_id: int) -> int | None:
+    """An approved deploy into a protected workspace: run it now (same params as when it paused).
+    Returns the run to dispatch when the deploy could not start."""
     task = TaskRun.objects.select_related("run__application", "run__definition").filter(pk=task_id).first()
     if task is None or task.status != TaskStatus.RUNNING or task.review != "approved":
-        return
+        return None
     run = task.run
-    action = steps.pipeline_of(run).action(task.alias)
-    _, masker = steps.project_configs(run.application.project_id)
+    action = reference.pipeline_of(run).action(task.alias)
+    _, masker = reference.project_configs(run.application.project_id)
     try:
         _dice(task, run, action, dict(task.params or {}), None, masker)
     except Exception as exc:  # a built-in's failure is the task's failure, never the worker's
         log.exception("deploy of run %s after its review failed", run.pk)
-        steps.append_lines(task, [f"dice failed: {exc}"])
-        engine.conclude(task, TaskStatus.FAILED, str(exc))
-        engine.dispatch(run.pk)
+        steplogs.append_lines(task, [f"dice failed: {exc}"])
+        conclude(task, TaskStatus.FAILED, str(exc))
+        return run.pk
+    return None
 
 
-def check_deployment(task_id: int, attempt: int) -> None:
+def check_deployment(task_id: int, attempt: int) -> int | None:
     """Follow the deployment of a `dice` task until it is final (every second, via Celery)."""
-    from apps.deploy.models import Deployment
-
     task = TaskRun.objects.select_related("run").filter(pk=task_id, attempt=attempt).first()
     if task is None or task.status != TaskStatus.RUNNING:
-        return
+        return None
     deployment = Deployment.objects.select_related("runtime").filter(
         pk=int((task.outputs or {}).get("deployment_id") or 0)).first()
     if deployment is None:
-        engine.conclude(task, TaskStatus.FAILED, "the deployment disappeared")
+        conclude(task, TaskStatus.FAILED, "the deployment disappeared")
     elif deployment.status == "healthy":
-        steps.append_lines(task, [f"runtime {deployment.runtime} is healthy"])
+        steplogs.append_lines(task, [f"runtime {deployment.runtime} is healthy"])
         _done(task, {"runtime_id": str(deployment.runtime_id), "deployment_id": str(deployment.pk)})
-        return
     elif deployment.status in ("failed", "cancelled", "superseded"):
         message = getattr(deployment, "message", "") or deployment.status
-        steps.append_lines(task, [f"deployment {deployment.pk} {deployment.status}: {message}"])
-        engine.conclude(task, TaskStatus.FAILED, f"deployment {deployment.status}: {message}")
+        steplogs.append_lines(task, [f"deployment {deployment.pk} {deployment.status}: {message}"])
+        conclude(task, TaskStatus.FAILED, f"deployment {deployment.status}: {message}")
     else:
-        _tasks().check_deployment.apply_async((task_id, attempt), countdown=1)
-        return
-    engine.dispatch(task.run_id)
+        queue.send("check_deployment", task_id, attempt, countdown=1)
+        return None
+    return task.run_id
 
 
-def _cluster_inspect(task, run, action, params, ctx, masker) -> None:
-    from apps.clusters import ops_pipeline
-
+def _cluster_inspect(task, run, action, params, ctx, masker) -> bool:
     project = run.application.project
     name = str(params.get("cluster") or ops_pipeline.workspace_cluster(project, run.workspace))
     result = ops_pipeline.inspect_for_pipeline(_actor(run), project, name, str(params.get("fail_on") or ""))
@@ -298,13 +297,12 @@ def _cluster_inspect(task, run, action, params, ctx, masker) -> None:
         lines.append(f"the inspection could not finish: {result.error}")
     lines += [f"{f['severity'].upper()} {f['check']} {f['object']}: {f['message']}" for f in result.findings]
     lines.append(", ".join(f"{count} {severity}" for severity, count in result.counts.items()))
-    steps.append_lines(task, [masker(line) for line in lines], stream="stdout")
+    steplogs.append_lines(task, [masker(line) for line in lines], stream="stdout")
     outputs = {**{k: str(v) for k, v in result.counts.items()}, "report_id": str(result.report_id),
                "cluster": result.cluster}
     if result.failed_on:
         level = str(params.get("fail_on")).lower()
-        engine.conclude(task, TaskStatus.FAILED, f"{result.failed_on} finding(s) at {level} or worse",
-                        outputs=outputs, exit_code=1, retry=False)
-        engine.dispatch(run.pk)
-        return
-    _done(task, outputs, f"{sum(result.counts.values())} finding(s)")
+        conclude(task, TaskStatus.FAILED, f"{result.failed_on} finding(s) at {level} or worse",
+                 outputs=outputs, exit_code=1, retry=False)
+        return True
+    return _done(task, outputs, f"{sum(result.counts.values())} finding(s)")

@@ -14,7 +14,7 @@ On the local cluster every step of a run works on one filesystem, so `${{ dirs.<
 - A step directory is kept at run_dir(run)/context/<alias>.tar.gz and also unpacked into
   action_dir(run, alias), so that steps running on the console itself (`release` reading
   `${{ dirs.checkout }}/dice.yml`) see it as they would on local. A cache is kept at
-  steps.cache_archive(project, key): where local steps keep it, so local and Kubernetes runs of
+  paths.cache_archive(project, key): where local steps keep it, so local and Kubernetes runs of
   the project share their caches (the engine records CacheEntry rows from the step's result).
 - Uploads are written to a temporary file and renamed into place (a reader never sees half a
   tarball); more than DICE_PIPELINE_CONTEXT_MAX_BYTES (default 512 MiB) is 413 and keeps nothing;
@@ -41,8 +41,8 @@ from django.http import FileResponse, HttpResponse, HttpResponseNotAllowed, Json
 from django.urls import get_script_prefix, reverse
 from django.views.decorators.csrf import csrf_exempt
 
-from agent.pod import _Unpacker as AgentUnpacker
-from apps.pipelines import steps
+from agent import archive as tar_archive
+from apps.pipelines import paths, reference
 from apps.pipelines.choices import FINISHED_RUN
 from apps.pipelines.models import PipelineRun
 
@@ -90,7 +90,7 @@ def pod_context(run_id: int) -> dict | None:
 
 
 def context_archive(run_id: int, alias: str) -> Path:
-    return steps.run_dir(run_id) / "context" / f"{alias}.tar.gz"
+    return paths.run_dir(run_id) / "context" / f"{alias}.tar.gz"
 
 
 # ---- the endpoints ------------------------------------------------------------------------------
@@ -164,34 +164,19 @@ def _receive(request, folder: Path, name: str) -> Path:
     return tmp
 
 
-class _Unpacker(AgentUnpacker):
-    """The agent's unpacker ("data" filter, refused entries skipped and counted), with a limit."""
-
-    def __init__(self, limit: int):
-        super().__init__()
-        self.limit = limit
-
-    def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
-        member = super().__call__(member, dest)
-        if self.bytes > self.limit:
-            raise _Refused(f"it unpacks to more than {self.limit} bytes", 413)
-        return member
-
-
 _BAD_TAR = (tarfile.TarError, EOFError, zlib.error, OSError)
 
 
-def _unpack_dir(archive: Path, target: Path) -> _Unpacker:
+def _unpack_dir(tarball: Path, target: Path) -> tar_archive.Unpacker:
     """Unpack into a fresh directory beside target, then swap it into place."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fresh = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.new."))
-    unpacker = _Unpacker(max_bytes() * UNPACKED_FACTOR)
     try:
-        with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(fresh, filter=unpacker)
-    except _Refused:
+        with tarfile.open(tarball, "r:gz") as tar:
+            unpacker = tar_archive.unpack(tar, fresh, limit=max_bytes() * UNPACKED_FACTOR)
+    except tar_archive.TooLarge as exc:
         shutil.rmtree(fresh, ignore_errors=True)
-        raise
+        raise _Refused(str(exc), 413)
     except _BAD_TAR as exc:
         shutil.rmtree(fresh, ignore_errors=True)
         raise _Refused(f"not a tar.gz: {exc}", 400)
@@ -221,12 +206,12 @@ def step_dir_view(request, run_id: int, alias: str):
     run, refused = _check(request, run_id)
     if refused is not None:
         return refused
-    if not _ALIAS.match(alias) or alias not in {a.alias for a in steps.pipeline_of(run).actions}:
+    if not _ALIAS.match(alias) or alias not in {a.alias for a in reference.pipeline_of(run).actions}:
         return _detail(f"run {run_id} has no step {alias!r}", 404)
     archive = context_archive(run_id, alias)
     if request.method != "PUT":
         return _send(archive)
-    stored = _store(request, archive, lambda tmp: _unpack_dir(tmp, steps.action_dir(run_id, alias)))
+    stored = _store(request, archive, lambda tmp: _unpack_dir(tmp, paths.action_dir(run_id, alias)))
     if isinstance(stored, HttpResponse):
         return stored
     size, unpacked = stored
@@ -243,7 +228,7 @@ def cache_view(request, run_id: int):
     key = request.GET.get("key", "")
     if not key or len(key) > 300:
         return _detail("give the cache's key: ?key=... (at most 300 characters)", 400)
-    archive = steps.cache_archive(run.application.project_id, key)
+    archive = paths.cache_archive(run.application.project_id, key)
     if request.method != "PUT":
         return _send(archive)
     stored = _store(request, archive, _check_tar)

@@ -7,7 +7,6 @@ Every function takes ids or re-reads its rows and is idempotent: moves are compa
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import logging
 import threading
@@ -18,7 +17,8 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.pipelines import expressions, states, steps
+from apps.pipelines import builtin, expressions, notify, paths, queue, reference, states, steplogs, steps
+from apps.pipelines.attempts import conclude
 from apps.pipelines.choices import (
     BLOCKING_TASK,
     FINISHED_TASK,
@@ -42,12 +42,6 @@ def max_runs_per_project() -> int:
 
 def max_parallel_steps() -> int:
     return int(getattr(settings, "DICE_PIPELINE_MAX_PARALLEL_STEPS", 200))
-
-
-def _tasks():
-    from apps.pipelines import tasks
-
-    return tasks
 
 
 def _utc(stamp: float | None) -> dt.datetime:
@@ -92,7 +86,7 @@ def start_queued_runs(project_id: int) -> list[int]:
             dispatch(run_id)
         except Exception:
             log.warning("dispatching run %s after starting it failed; retrying in a task", run_id, exc_info=True)
-            _tasks().dispatch_run.delay(run_id)
+            queue.send("dispatch_run", run_id)
     return started
 
 
@@ -217,7 +211,7 @@ def dispatch(run_id: int) -> list[int]:
     if connection.in_atomic_block:
         return _dispatch(run_id)
     rounds = _DISPATCHES.run(run_id, {run_id}, lambda _: _dispatch(run_id),
-                             lambda _: _tasks().dispatch_run.delay(run_id))
+                             lambda _: queue.send("dispatch_run", run_id))
     return [task_id for claimed in rounds for task_id in claimed]
 
 
@@ -265,24 +259,23 @@ def _dispatch(run_id: int) -> list[int]:
             slots -= 1
     claimed = states.move_tasks(list(ready.values()), TaskStatus.RUNNING,
                                 lambda task: f"attempt {task.attempt}: dependencies done")
-    tasks = _tasks()
     steps_to_start = []
     for task in claimed:
         if task.executor == Executor.WORKER:
-            tasks.run_task.delay(task.pk)
+            queue.send("run_task", task.pk)
         else:
             steps_to_start.append(task.pk)
     size = start_batch()
     batches = [steps_to_start[i:i + size] for i in range(0, len(steps_to_start), size)]
     for batch in batches[1:]:
-        tasks.start_tasks.delay(run_id, batch)
+        queue.send("start_tasks", run_id, batch)
     if batches:
         try:
             start_tasks(run_id, batches[0])
         except Exception:  # the claims are committed: a retry of our caller would not start them
             log.warning("starting tasks %s of run %s here failed; retrying in a task", batches[0], run_id,
                         exc_info=True)
-            tasks.start_tasks.delay(run_id, batches[0])
+            queue.send("start_tasks", run_id, batches[0])
     # Whether the run is over is read again, after this dispatch's own moves were committed: two
     # dispatches at once (one skipping the last queued tasks, one concluding the last running
     # task) each saw the other's task unfinished in the rows they read first, and neither
@@ -312,7 +305,7 @@ def _start_next(project_id: int) -> None:
         start_queued_runs(project_id)
     except Exception:
         log.warning("starting the queued runs of project %s failed; retrying in a task", project_id, exc_info=True)
-        _tasks().start_runs.delay(project_id)
+        queue.send("start_runs", project_id)
 
 
 # ---- one task -------------------------------------------------------------------------------
@@ -331,8 +324,8 @@ class _Batch:
 
     def __init__(self, run: PipelineRun, aliases: list[str]) -> None:
         self.run = run
-        self.pipeline = steps.pipeline_of(run)
-        self.ctx, self.masker = steps.context_for(run, self.pipeline, aliases)
+        self.pipeline = reference.pipeline_of(run)
+        self.ctx, self.masker = reference.context_for(run, self.pipeline, aliases)
         self._executor = None
 
     def executor(self):
@@ -365,9 +358,7 @@ def start_tasks(run_id: int, task_ids: list[int]) -> None:
         if prepared is None:
             ended = True
         elif task.executor == Executor.WORKER:
-            from apps.pipelines import builtin
-
-            builtin.start(task, run, prepared[0], prepared[1], batch.ctx, batch.masker)
+            ended |= builtin.start(task, run, prepared[0], prepared[1], batch.ctx, batch.masker)
         else:
             launches.append((task, *prepared))
     if launches:
@@ -414,13 +405,12 @@ def _launch(batch: _Batch, launches: list) -> bool:
     leaves tasks the reconciler relaunches (job missing). Each task's `started` is the moment its
     job was submitted. True when a step ended here (no cluster).
 
-    On local, accepting a job is an entry in the cluster's memory (its starter threads place the
-    spec and fork the process): it is done here, each step's spec built just before its job is
-    accepted, and no handoff to another thread is paid (a launcher thread waited for the
-    interpreter lock behind this one). On Kubernetes each job is an API call: launcher threads
-    submit them in parallel while the worker goes back to collecting."""
-    from apps.pipelines import monitor
-
+    Where accepting a job is an entry in the cluster's memory (capabilities.in_memory_jobs: the
+    local kind's starter threads place the spec and fork the process), it is done here, each
+    step's spec built just before its job is accepted, and no handoff to another thread is paid
+    (a launcher thread waited for the interpreter lock behind this one). Elsewhere (Kubernetes)
+    each job is an API call: launcher threads submit them in parallel while the worker goes back
+    to collecting."""
     run = batch.run
     try:
         executor, cluster = batch.executor()
@@ -430,19 +420,19 @@ def _launch(batch: _Batch, launches: list) -> bool:
         return True
     named = {}
     for task, _, params in launches:
-        expected = steps.job_name(run.pk, task.alias, task.attempt)
+        expected = paths.job_name(run.pk, task.alias, task.attempt)
         if task.job_name != expected:
             named[task] = {"job_name": expected, "params": batch.masker.value(params), "cluster": cluster}
     states.update_each(named)
     for task, fields in named.items():
         task.job_name = fields["job_name"]
-    notify = monitor.address()
-    monitor.watch(0)
+    address = notify.address()
+    notify.watch(0)
 
     def spec_of(task, action, params):
-        return lambda: steps.step_spec(task, run, action, batch.pipeline, batch.ctx, batch.masker, params, notify)
+        return lambda: steps.step_spec(task, run, action, batch.pipeline, batch.ctx, batch.masker, params, address)
 
-    if getattr(executor, "kind", "") == "local":
+    if executor.capabilities.in_memory_jobs:
         _launch_all(executor, run, [(task, action, spec_of(task, action, params)) for task, action, params in launches],
                     in_worker=True)
     else:
@@ -458,7 +448,7 @@ def _launch_all(executor, run: PipelineRun, items: list, in_worker: bool = False
     try:
         started: list[tuple[TaskRun, dt.datetime]] = []
         failed = False
-        with getattr(executor, "accepting", contextlib.nullcontext)():  # local: the whole batch, then the forks
+        with executor.job_batch():  # local: the whole batch, then the forks
             for task, action, spec in items:
                 try:
                     steps.launch(executor, run, task, spec(), action)
@@ -475,28 +465,6 @@ def _launch_all(executor, run: PipelineRun, items: list, in_worker: bool = False
     finally:
         if not in_worker:
             connection.close()  # launcher threads idle between bursts: hold no database session
-
-
-def conclude(task: TaskRun, status: str, reason: str = "", *, outputs: dict | None = None,
-             exit_code: int | None = None, finished: dt.datetime | None = None, retry: bool = True) -> bool:
-    """End the task's current attempt: retry it after its backoff when attempts are left and it
-    failed or timed out, else move it to `status`. The caller dispatches the run afterwards."""
-    if status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT) and retry and task.attempt < task.max_attempts:
-        pipeline = steps.pipeline_of(task.run)
-        backoff = pipeline.action(task.alias).retry.backoff
-        moved = states.move_task(
-            task, TaskStatus.QUEUED, f"attempt {task.attempt} {status}: {reason}; retrying in {backoff:g}s",
-            attempt=task.attempt + 1, not_before=timezone.now() + dt.timedelta(seconds=backoff),
-            job_name="", log_cursor=0, exit_code=exit_code, finished=None,
-        )
-        if moved:
-            steps.append_lines(task, [f"attempt {task.attempt - 1} {status}: {reason}; retry in {backoff:g}s"])
-            _tasks().dispatch_run.apply_async((task.run_id,), countdown=backoff)
-        return moved
-    fields = {"exit_code": exit_code, "finished": finished or timezone.now()}
-    if outputs is not None:
-        fields["outputs"] = outputs
-    return states.move_task(task, status, reason, **fields)
 
 
 def collect(task_id: int) -> None:
@@ -521,7 +489,7 @@ def collect_many(task_ids: list[int]) -> None:
     if connection.in_atomic_block:
         _collect_many(task_ids)
         return
-    _COLLECTOR.run(None, task_ids, _collect_many, lambda left: _tasks().on_tasks_finished.delay(left))
+    _COLLECTOR.run(None, task_ids, _collect_many, lambda left: queue.send("on_tasks_finished", left))
 
 
 def _collect_many(task_ids: list[int]) -> None:
@@ -566,13 +534,13 @@ def _pump_ends(run: PipelineRun, ends: list, shared: dict) -> list:
         return ends
     executor, masker = shared["executor"], shared["masker"]
     try:
-        steps.pump_many(executor, run, [end[0] for end in ends], masker)
+        steplogs.pump_many(executor, run, [end[0] for end in ends], masker)
         return ends
     except ExecutorError:
         kept = []
         for end in ends:
             try:
-                steps.pump_logs(executor, run, end[0], masker)
+                steplogs.pump_logs(executor, run, end[0], masker)
                 kept.append(end)
             except ExecutorError as exc:
                 log.warning("collecting task %s of run %s: %s", end[0].alias, run.pk, exc)
@@ -624,7 +592,7 @@ def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
     """How the step ended, (task, status, reason, fields for conclude), once its log is all there
     to persist (_pump_ends); None while it runs."""
     if "executor" not in shared:
-        shared["executor"] = steps.executor_for(run)
+        shared["executor"] = steps.run_executor(run)
     executor = shared["executor"]
     result = steps.read_result(task)
     status = None
@@ -635,7 +603,7 @@ def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
         result = steps.read_result(task)  # written just before the process ended?
     if "masker" not in shared:
         shared["masker"] = _recent(("masker", run.pk, run.created),
-                                   lambda: steps.project_configs(run.application.project_id)[1])
+                                   lambda: reference.project_configs(run.application.project_id)[1])
     masker = shared["masker"]
     if result is not None:
         _wait_for_lines(executor, run, task, int(result.get("lines") or 0))
@@ -646,7 +614,7 @@ def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
             _record_caches(task, run, result.get("caches") or [])
             return task, TaskStatus.SUCCESS, "exit code 0", fields
         if result.get("timed_out"):
-            timeout = steps.pipeline_of(run).action(task.alias).timeout
+            timeout = reference.pipeline_of(run).action(task.alias).timeout
             return task, TaskStatus.TIMED_OUT, f"timed out after {timeout}s", fields
         return task, TaskStatus.FAILED, result.get("error") or f"exit code {code}", fields
     fields = {"outputs": None, "exit_code": status.exit_code, "finished": _utc(status.finished)}
@@ -664,7 +632,7 @@ def _wait_for_lines(executor, run: PipelineRun, task: TaskRun, count: int, timeo
     marker = f'{{"n": {count},'
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        lines = list(executor.job_logs(task.job_name, steps.job_namespace(run)))
+        lines = list(executor.job_logs(task.job_name, paths.job_namespace(run)))
         if any(line.text.startswith(marker) for line in reversed(lines)):
             return
         time.sleep(0.002)
@@ -695,8 +663,8 @@ def cancel_run(run: PipelineRun, reason: str = "cancelled") -> bool:
     for task in TaskRun.objects.filter(run_id=run.pk, status__in=[TaskStatus.QUEUED, TaskStatus.RUNNING]):
         if task.status == TaskStatus.RUNNING and task.executor == Executor.CLUSTER and task.job_name:
             try:
-                executor = executor or steps.executor_for(run)
-                executor.cancel_job(task.job_name, steps.job_namespace(run))
+                executor = executor or steps.run_executor(run)
+                executor.cancel_job(task.job_name, paths.job_namespace(run))
             except ExecutorError as exc:
                 log.warning("cancel of job %s failed: %s", task.job_name, exc)
         states.move_task(task, TaskStatus.CANCELLED, reason)
@@ -709,7 +677,7 @@ def review(task: TaskRun, approved: bool, reviewer: str, comment: str = "") -> b
     fields = {"review": "approved" if approved else "rejected", "reviewed_by": reviewer}
     TaskRun.objects.filter(pk=task.pk).update(**fields)
     verdict = "approved" if approved else "rejected"
-    steps.append_lines(task, [f"{verdict} by {reviewer}" + (f": {comment}" if comment else "")])
+    steplogs.append_lines(task, [f"{verdict} by {reviewer}" + (f": {comment}" if comment else "")])
     if approved:
         done = conclude(task, TaskStatus.SUCCESS, f"approved by {reviewer}", outputs={"reviewer": reviewer})
     else:
@@ -725,8 +693,6 @@ def reconcile() -> dict:
     """Compare the database with the clusters and repair: launch claimed tasks whose job never
     started, collect steps that finished while nobody listened, time out worker actions, dispatch
     what is ready, start queued runs. Running steps are re-adopted, never run again."""
-    from apps.pipelines import builtin, monitor
-
     report = {"relaunched": 0, "collected": 0, "adopted": 0, "runs": 0}
     for run in PipelineRun.objects.filter(status=RunStatus.RUNNING).select_related("application__project"):
         report["runs"] += 1
@@ -736,22 +702,22 @@ def reconcile() -> dict:
             if task.executor == Executor.WORKER:
                 builtin.reconcile(task, run)
                 continue
-            expected = steps.job_name(run.pk, task.alias, task.attempt)
+            expected = paths.job_name(run.pk, task.alias, task.attempt)
             try:
-                executor = executor or steps.executor_for(run)
+                executor = executor or steps.run_executor(run)
                 state = steps.job_state(executor, run, task).state if task.job_name == expected else None
             except ExecutorError as exc:
                 log.warning("reconcile: cluster of run %s unavailable: %s", run.pk, exc)
                 break
             if state is None or state is JobState.MISSING:
                 report["relaunched"] += 1
-                _tasks().run_task.delay(task.pk)
+                queue.send("run_task", task.pk)
             elif state.finished or steps.read_result(task) is not None:
                 report["collected"] += 1
-                _tasks().on_task_finished.delay(task.pk)
+                queue.send("on_task_finished", task.pk)
             else:
                 report["adopted"] += 1
-                monitor.watch(task.pk)
+                notify.watch(task.pk)
         dispatch(run.pk)
     projects = set(PipelineRun.objects.filter(status=RunStatus.QUEUED).values_list("application__project_id", flat=True))
     for project_id in projects:

@@ -209,6 +209,15 @@ class ProjectConfig(models.Model):
     def organization(self):
         return self.project.organization
 
+    @classmethod
+    def values_of(cls, project_id: int, keys) -> dict[str, str]:
+        """The plain values of the project's configs among `keys` (for a deployment's ((KEY))
+        envs: the deploy code hands them to the cluster, never to a page or the audit log)."""
+        wanted = set(keys)
+        if not wanted:
+            return {}
+        return {c.key: c.plain_value() for c in cls.objects.filter(project_id=project_id, key__in=wanted)}
+
     def plain_value(self) -> str:
         from apps.pipelines import secrets
 

@@ -20,6 +20,9 @@ import time
 
 from django.conf import settings
 
+from apps.pipelines import engine, paths, queue, reference, steplogs, steps
+from apps.pipelines.choices import Executor, TaskStatus
+from apps.pipelines.models import TaskRun
 from dice_console.dbconn import drop_broken_connections
 
 log = logging.getLogger(__name__)
@@ -93,9 +96,6 @@ class StepMonitor:
         next round), else collected here. A message through the broker to a worker thread cost 1
         to 25 ms at each stage's end, while the worker threads were busy or fought for the
         interpreter lock. Datagrams arriving meanwhile wait in the socket for the next call."""
-        from apps.pipelines import engine
-        from apps.pipelines.tasks import on_tasks_finished
-
         finished: list[int] = []
         while True:
             try:
@@ -114,16 +114,11 @@ class StepMonitor:
             engine.collect_many(finished)
         except Exception:  # a busy database, a cluster away: the retried task takes them over
             log.warning("collecting steps %s failed; handing them to a worker", finished, exc_info=True)
-            on_tasks_finished.delay(finished)
+            queue.send("on_tasks_finished", finished)
         finally:
             drop_broken_connections()
 
     def _pass(self) -> None:
-        from apps.pipelines import steps
-        from apps.pipelines.choices import Executor, TaskStatus
-        from apps.pipelines.models import TaskRun
-        from apps.pipelines.tasks import on_tasks_finished
-
         running = TaskRun.objects.filter(status=TaskStatus.RUNNING, executor=Executor.CLUSTER).exclude(
             job_name="").select_related("run__application")
         executors: dict[int, object] = {}
@@ -136,7 +131,7 @@ class StepMonitor:
             alive.add(task.pk)
             run = task.run
             try:
-                executor = executors.get(run.pk) or steps.executor_for(run)
+                executor = executors.get(run.pk) or steps.run_executor(run)
                 executors[run.pk] = executor
                 done = steps.read_result(task) is not None or steps.job_state(executor, run, task).state.finished
                 # A pass reads only the logs that changed since the last one (where the cluster can
@@ -144,12 +139,11 @@ class StepMonitor:
                 # A finished step's log is the collector's to persist: pumping it here too took the
                 # database's write lock from under the collector when a stage ended.
                 if not done:
-                    mark_of = getattr(executor, "job_log_mark", None)
-                    mark = mark_of(task.job_name, steps.job_namespace(run)) if mark_of else None
+                    mark = executor.job_log_version(task.job_name, paths.job_namespace(run))
                     if mark is None or self._log_marks.get(task.pk) != mark:
                         if run.pk not in maskers:
-                            maskers[run.pk] = steps.project_configs(run.application.project_id)[1]
-                        steps.pump_logs(executor, run, task, maskers[run.pk])
+                            maskers[run.pk] = reference.project_configs(run.application.project_id)[1]
+                        steplogs.pump_logs(executor, run, task, maskers[run.pk])
                         self._log_marks[task.pk] = mark
             except Exception as exc:
                 log.warning("monitor: task %s: %s", task.pk, exc)
@@ -165,7 +159,7 @@ class StepMonitor:
                     self._reported[task.pk] = now
                     finished.append(task.pk)
         if finished:
-            on_tasks_finished.delay(finished)
+            queue.send("on_tasks_finished", finished)
         with self._lock:
             for task_id in [task_id for task_id in self._reported if task_id not in alive]:
                 del self._reported[task_id]

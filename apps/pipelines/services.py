@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Q
 
-from apps.pipelines import engine, secrets, steps, triggers
+from apps.pipelines import branches, engine, queue, schedules, secrets, steplogs
 from apps.pipelines.choices import RunStatus, TaskStatus, TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
 from apps.projects import audit, scope
@@ -75,7 +75,7 @@ def save_definition(user, application: Application, *, source: str, name: str = 
     if pipeline.cron:
         # A schedule runs as its author without anyone present: only someone who may deploy to the
         # workspace it runs in sets one.
-        target = triggers.workspace_for_branch(application.project_id, branch or None) or "DEV"
+        target = branches.workspace_for_branch(application.project_id, branch or None) or "DEV"
         _require(user, perms.deploy_perm(target), application)
     name = (name or pipeline.name or path.rsplit("/", 1)[-1].removesuffix(".yml")).strip()[:100]
     definition, created = PipelineDefinition.objects.update_or_create(
@@ -83,7 +83,7 @@ def save_definition(user, application: Application, *, source: str, name: str = 
         defaults={"source": source, "path": path or "pipeline.yml", "branch": branch,
                   **({"created_by": user} if user is not None and user.is_authenticated else {})},
     )
-    triggers.sync_cron(definition, pipeline)
+    schedules.sync_cron(definition, pipeline)
     audit.record(user, "create" if created else "update", definition,
                  after={"id": definition.pk, "name": name, "path": definition.path, "branch": branch})
     return definition
@@ -92,7 +92,7 @@ def save_definition(user, application: Application, *, source: str, name: str = 
 @transaction.atomic
 def delete_definition(user, definition: PipelineDefinition) -> None:
     _require(user, perms.CHANGE, definition.application)
-    triggers.remove_cron(definition)
+    schedules.remove_cron(definition)
     audit.record(user, "delete", definition, before={"id": definition.pk, "name": definition.name})
     definition.delete()
 
@@ -133,9 +133,7 @@ def start_run(user, application: Application, *, source: str | None = None,
 
 
 def _start_soon(project_id: int) -> None:
-    from apps.pipelines.tasks import start_runs
-
-    start_runs.delay(project_id)
+    queue.send("start_runs", project_id)
 
 
 def cancel_run(user, run: PipelineRun) -> PipelineRun:
@@ -182,7 +180,7 @@ def _review_protected_deploy(user, task: TaskRun, *, approve: bool, comment: str
         engine.review(task, False, reviewer, comment)
     else:
         TaskRun.objects.filter(pk=task.pk).update(review="approved", reviewed_by=reviewer)
-        steps.append_lines(task, [f"approved by {reviewer}" + (f": {comment}" if comment else "")])
+        steplogs.append_lines(task, [f"approved by {reviewer}" + (f": {comment}" if comment else "")])
         transaction.on_commit(lambda: _resume(task.pk))
     audit.record(user, "approve" if approve else "reject", run, after={"task": task.alias, "workspace": waiting_for})
     task.refresh_from_db()
@@ -190,9 +188,7 @@ def _review_protected_deploy(user, task: TaskRun, *, approve: bool, comment: str
 
 
 def _resume(task_id: int) -> None:
-    from apps.pipelines.tasks import resume_after_review
-
-    resume_after_review.delay(task_id)
+    queue.send("resume_after_review", task_id)
 
 
 def find_review_task(run: PipelineRun, alias: str | None) -> TaskRun:
@@ -221,7 +217,7 @@ def _require_webhook_rights(user, project: Project) -> None:
 def set_config(user, project: Project, *, key: str, value: str, secret: bool = False) -> ProjectConfig:
     _require(user, perms.CHANGE, project)
     key = key.strip()
-    if key == triggers.WEBHOOK_SECRET_KEY:
+    if key == branches.WEBHOOK_SECRET_KEY:
         _require_webhook_rights(user, project)
     if not key or any(c.isspace() for c in key):
         raise ValidationError({"key": "a config key is a non-empty word (letters, digits, . _ -)"})
@@ -233,19 +229,9 @@ def set_config(user, project: Project, *, key: str, value: str, secret: bool = F
     return config
 
 
-@transaction.atomic
-def config_values(project_id: int, keys) -> dict[str, str]:
-    """The plain values of the project's configs among `keys` (for a deployment's ((KEY)) envs:
-    the deploy code hands them to the cluster, never to a page or the audit log)."""
-    wanted = set(keys)
-    if not wanted:
-        return {}
-    return {c.key: c.plain_value() for c in ProjectConfig.objects.filter(project_id=project_id, key__in=wanted)}
-
-
 def delete_config(user, config: ProjectConfig) -> None:
     _require(user, perms.CHANGE, config.project)
-    if config.key == triggers.WEBHOOK_SECRET_KEY:
+    if config.key == branches.WEBHOOK_SECRET_KEY:
         _require_webhook_rights(user, config.project)
     audit.record(user, "delete", config, before={"id": config.pk, "key": config.key})
     config.delete()

@@ -4,20 +4,17 @@ the step monitor; a stopping worker stops the monitor."""
 from __future__ import annotations
 
 from celery import signals
+from django.conf import settings
+
+from apps.pipelines import monitor, queue
 
 
 def _on_worker_init(sender=None, **kwargs) -> None:
-    from django.conf import settings
-
-    from apps.pipelines.tasks import reconcile
-
     if getattr(settings, "DICE_PIPELINE_RECONCILE_ON_START", True):
-        reconcile.apply_async(countdown=0)
+        queue.send("reconcile", countdown=0)
 
 
 def _on_worker_shutdown(sender=None, **kwargs) -> None:
-    from apps.pipelines import monitor
-
     monitor.stop()
 
 

@@ -1,4 +1,4 @@
-"""Triggers other than a person: cron (one django-celery-beat PeriodicTask per definition) and git
+"""Triggers other than a person: cron runs (their schedules: apps.pipelines.schedules) and git
 webhooks (GitHub, GitLab, Gitea; read by apps.pipelines.webhooks), matched against `on.push`,
 `on.merge` and the project's branch rules.
 
@@ -13,127 +13,24 @@ deletes a branch starts nothing: it removes the branch's runtime in DEV or TEST,
 
 from __future__ import annotations
 
-import json
 import logging
-import re
 from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from apps.deploy import deployments
+from apps.deploy.models import Runtime
+from apps.pipelines import reference, services
+from apps.pipelines.branches import WEBHOOK_SECRET_KEY, rule_for_branch, workspace_for_branch
 from apps.pipelines.choices import TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, WebhookDelivery
 from apps.pipelines.webhooks import GitEvent
 from pipelineyml import PipelineYml
-from pipelineyml.globs import glob_match, matches_any
+from pipelineyml.globs import matches_any
 
-WEBHOOK_SECRET_KEY = "webhook_secret"
 DELIVERY_MEMORY = timedelta(days=1)  # a delivery id seen within this is a replay
 log = logging.getLogger(__name__)
-
-
-# ---- cron ------------------------------------------------------------------------------------
-
-
-def cron_task_name(definition: PipelineDefinition) -> str:
-    return f"pipeline-definition-{definition.pk}"
-
-
-MIN_INTERVAL = 60  # seconds: the shortest `@every` a definition may ask for
-_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
-
-
-def crontab_fields(cron: str) -> dict[str, str]:
-    """5 fields (minute hour day month weekday), 6 with seconds first (dropped: beat ticks by the
-    minute), or 7 with a year last (only `*`/`?`: a crontab cannot name years); `?` is `*`.
-    ValueError naming the problem for anything a crontab schedule cannot express."""
-    if cron.startswith("@"):
-        presets = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
-                   "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
-        if cron not in presets:
-            raise ValueError(f"cron {cron!r}: unknown descriptor")
-        cron = presets[cron]
-    parts = [p.replace("?", "*") for p in cron.split()]
-    if len(parts) == 7:
-        if parts[6] != "*":
-            raise ValueError(f"cron {cron!r}: the year field must be * or ? (a schedule cannot be limited to years)")
-        parts = parts[:6]
-    if len(parts) == 6:
-        parts = parts[1:]
-    if len(parts) != 5:
-        raise ValueError(f"cron {cron!r}: expected 5, 6 or 7 fields, found {len(parts)}")
-    minute, hour, day, month, weekday = parts
-    return {"minute": minute, "hour": hour, "day_of_month": day, "month_of_year": month, "day_of_week": weekday}
-
-
-def every_seconds(cron: str) -> float | None:
-    """`@every 1h30m` as seconds; None when `cron` is not an `@every`."""
-    text = cron.strip()
-    if not text.startswith("@every"):
-        return None
-    duration = text.removeprefix("@every").strip()
-    total, pos = 0.0, 0
-    for match in re.finditer(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", duration):
-        if match.start() != pos:
-            break
-        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
-        pos = match.end()
-    if pos != len(duration) or not duration:
-        raise ValueError(f"cron {cron!r}: `@every` takes a duration such as 30m or 1h30m")
-    return total
-
-
-def sync_cron(definition: PipelineDefinition, pipeline: PipelineYml) -> None:
-    """Create, update or remove the definition's periodic task to match its `cron`.
-
-    ValidationError (a 400 naming `cron`) for a schedule beat cannot run: an `@every` shorter than
-    MIN_INTERVAL, or a Quartz year other than `*`."""
-    from django.core.exceptions import ValidationError
-    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
-
-    if not pipeline.cron:
-        remove_cron(definition)
-        return
-    try:
-        seconds = every_seconds(pipeline.cron)
-        if seconds is not None and seconds < MIN_INTERVAL:
-            raise ValueError(f"cron {pipeline.cron!r}: runs at most once every {MIN_INTERVAL} seconds")
-        fields = crontab_fields(pipeline.cron) if seconds is None else None
-    except ValueError as exc:
-        raise ValidationError({"cron": str(exc)}) from None
-    if seconds is not None:
-        interval, _ = IntervalSchedule.objects.get_or_create(every=int(seconds), period=IntervalSchedule.SECONDS)
-        defaults = {"interval": interval, "crontab": None}
-    else:
-        defaults = {"crontab": CrontabSchedule.objects.get_or_create(**fields, timezone="UTC")[0], "interval": None}
-    PeriodicTask.objects.update_or_create(
-        name=cron_task_name(definition),
-        defaults={"task": "dice.pipelines.cron_run", **defaults,
-                  "args": json.dumps([definition.pk]), "enabled": True},
-    )
-
-
-def remove_cron(definition: PipelineDefinition) -> None:
-    from django_celery_beat.models import PeriodicTask
-
-    PeriodicTask.objects.filter(name=cron_task_name(definition)).delete()
-
-
-def rule_for_branch(project_id: int, branch: str | None) -> tuple[str | None, BranchRule | None]:
-    """(workspace, the rule that chose it): DEV and no rule for a project without rules; (None, None)
-    when the project has rules and none matches."""
-    rules = list(BranchRule.objects.filter(project_id=project_id).select_related("created_by")
-                 .order_by("priority", "id"))
-    if not rules:
-        return "DEV", None
-    for rule in rules:
-        if branch is not None and glob_match(rule.pattern, branch):
-            return rule.workspace, rule
-    return None, None
-
-
-def workspace_for_branch(project_id: int, branch: str | None) -> str | None:
-    return rule_for_branch(project_id, branch)[0]
 
 
 # Automatic runs into these workspaces are checked against the people behind them when they run.
@@ -171,8 +68,6 @@ def _refused(definition: PipelineDefinition, workspace: str, trigger: str, reaso
 
 
 def run_from_cron(definition_id: int) -> PipelineRun | None:
-    from apps.pipelines import services
-
     definition = PipelineDefinition.objects.select_related("application").filter(pk=definition_id).first()
     if definition is None:
         return None
@@ -228,11 +123,9 @@ def matches_merge(pipeline: PipelineYml, merge: GitEvent) -> bool:
 
 
 def _definitions(application, notes: list[str]):
-    from apps.pipelines import steps
-
     for definition in PipelineDefinition.objects.filter(application=application).select_related("created_by"):
         try:
-            pipeline = steps.pipeline_of(PipelineRun(source=definition.source, name=definition.name))
+            pipeline = reference.pipeline_of(PipelineRun(source=definition.source, name=definition.name))
         except Exception:
             notes.append(f"{definition.name}: invalid pipeline.yml")
             continue
@@ -241,8 +134,6 @@ def _definitions(application, notes: list[str]):
 
 def runs_for_push(application, push: GitEvent) -> tuple[list[PipelineRun], list[str]]:
     """Start a run of every definition of the application whose `on.push` matches."""
-    from apps.pipelines import services
-
     started, notes = [], []
     for definition, pipeline in _definitions(application, notes):
         if not matches_push(pipeline, push):
@@ -265,8 +156,6 @@ def runs_for_push(application, push: GitEvent) -> tuple[list[PipelineRun], list[
 
 def runs_for_merge(application, merge: GitEvent) -> tuple[list[PipelineRun], list[str]]:
     """Start a run (in DEV) of every definition whose `on.merge.branches` lists the target branch."""
-    from apps.pipelines import services
-
     started, notes = [], []
     for definition, pipeline in _definitions(application, notes):
         if not matches_merge(pipeline, merge):
@@ -290,9 +179,6 @@ TEARDOWN_WORKSPACES = ("DEV", "TEST")
 def teardown_for_deletion(application, deletion: GitEvent) -> list[str]:
     """A deleted branch starts nothing; the runtime its pipelines deployed (named after it, in the
     workspace its branch rule gives) is removed when that is DEV or TEST. Returns what was done."""
-    from apps.deploy import deployments
-    from apps.deploy.models import Runtime
-
     if not deletion.branch:
         return [f"tag {deletion.tag} deleted: nothing to run"]
     name = branch_runtime_name(deletion.branch)

@@ -30,13 +30,19 @@ from scheduler.base import (
     LogLine,
     RuntimeRef,
     ServiceGroup,
+    StepJob,
+    StepResult,
+    base_report,
     dns_label,
+    no_batch,
 )
-from scheduler.kubernetes import jobrun
+from scheduler.kubernetes import inspect, jobrun, steps
 from scheduler.kubernetes.addons import health as addon_health
+from scheduler.kubernetes.catalog import OPERATORS
 from scheduler.kubernetes.changes import NamespaceChanges
 from scheduler.kubernetes.meta import (
     ADDON_LABEL,
+    CAPABILITIES,
     FIELD_MANAGER,
     MANAGED_BY,
     RESTART_ANNOTATION,
@@ -76,15 +82,21 @@ CUSTOM_KINDS = (
 def _api_client(cluster: ClusterRef) -> client.ApiClient:
     cfg = cluster.config or {}
     kubeconfig, context = cfg.get("kubeconfig"), cfg.get("context")
+    if "kubeconfig" in cfg and not kubeconfig:  # a cluster registered with credentials has lost them
+        raise ExecutorUnavailable(f"cluster {cluster.name}: no credentials to connect with")
+    configuration = client.Configuration()
     try:
         if kubeconfig and ("\n" in kubeconfig or kubeconfig.lstrip().startswith("apiVersion")):
-            return config.new_client_from_config_dict(yaml.safe_load(kubeconfig), context=context)
-        if kubeconfig:
-            return config.new_client_from_config(config_file=kubeconfig, context=context)
-        config.load_incluster_config()
-        return client.ApiClient()
+            config.load_kube_config_from_dict(yaml.safe_load(kubeconfig), context=context or None,
+                                              client_configuration=configuration)
+        elif kubeconfig:
+            config.load_kube_config(config_file=kubeconfig, context=context or None, client_configuration=configuration)
+        else:
+            config.load_incluster_config(client_configuration=configuration)
     except Exception as exc:
         raise ExecutorUnavailable(f"cluster {cluster.name}: cannot load its connection: {exc}")
+    configuration.retries = 1  # an unreachable server is reported at once, not after a round of retries
+    return client.ApiClient(configuration)
 
 
 def _items(lister, *args, **kwargs) -> list[dict]:
@@ -111,6 +123,7 @@ class KubernetesExecutor:
     """One cluster; every call is idempotent (see scheduler.base.Executor)."""
 
     kind = "kubernetes"
+    capabilities = CAPABILITIES
 
     def __init__(self, cluster: ClusterRef, api_client: client.ApiClient | None = None):
         self.cluster = cluster
@@ -515,6 +528,76 @@ class KubernetesExecutor:
 
         return jobrun.pod_logs(self.core, ns, [p.metadata.name for p in pods], container, follow, None,
                                list_pods=names)
+
+
+    def job_log_version(self, name: str, namespace: str = "") -> None:
+        return None  # a pod's log has no cheap version: every read is a read
+
+    def job_batch(self):
+        return no_batch()
+
+    # ---- pipeline steps ------------------------------------------------------------------
+
+    def _create(self, fn, *args) -> Any:
+        """Create an object unless it exists (409: the point of deterministic names); None then."""
+        try:
+            return fn(*args, field_manager=FIELD_MANAGER)
+        except ApiException as exc:
+            if exc.status != 409:
+                body = args[-1]
+                raise ExecutorError(f"creating {body['kind']} {body['metadata'].get('name')}: {_reason(exc)}") from None
+            return None
+
+    def start_step(self, step: StepJob) -> JobStatus:
+        """Create the step's namespace, Job and Secret (owned by the Job), each only if absent;
+        then read the Job."""
+        job, secret = steps.step_objects(step)
+        ns, name = step.namespace, job["metadata"]["name"]
+        self._create(self.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": ns, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "dice.io/pipelines": "true"}}})
+        created = self._create(self.batch.create_namespaced_job, ns, job)
+        try:
+            uid = created.metadata.uid if created is not None else self.batch.read_namespaced_job(name, ns).metadata.uid
+        except ApiException as exc:
+            raise ExecutorError(f"reading job {name}: {_reason(exc)}") from None
+        secret["metadata"]["ownerReferences"] = [{"apiVersion": "batch/v1", "kind": "Job", "name": name,
+                                                  "uid": uid, "blockOwnerDeletion": False}]
+        self._create(self.core.create_namespaced_secret, ns, secret)
+        return self.job_status(step.name, ns)
+
+    def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
+        if status.state not in (JobState.SUCCEEDED, JobState.FAILED):
+            return None
+        try:
+            pods = self.core.list_namespaced_pod(
+                self._job_ns(namespace), label_selector=f"batch.kubernetes.io/job-name={dns_label(name)}").items
+        except Exception:
+            pods = []
+        return steps.result_from(status, pods)
+
+    # ---- inspection ----------------------------------------------------------------------
+
+    def check(self) -> dict[str, Any]:
+        try:
+            api = self.api
+        except ExecutorUnavailable as exc:
+            return base_report(False, error=str(exc))
+        report = inspect.check(api)
+        features = CAPABILITIES.as_dict()
+        installed = {o["key"] for o in report["operators"] if o.get("installed")}
+        features["broadcast_jobs"] = "kruise" in installed  # BroadcastJob through OpenKruise
+        features["operator_addons"] = sorted(OPERATORS[k].makes for k in installed if k != "kruise")
+        report["features"] = features
+        return report
+
+    def snapshot(self) -> dict[str, Any]:
+        return inspect.snapshot(self.api)
+
+    def set_node_labels(self, node: str, labels: dict[str, str | None]) -> dict[str, str]:
+        return inspect.set_node_labels(self.api, node, labels)
+
+    def inspection_data(self) -> dict[str, Any]:
+        return inspect.inspection_data(self.api)
 
 
 def _reason(exc: ApiException) -> str:

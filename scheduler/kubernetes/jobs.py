@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from diceyml import Job
-from scheduler.kubernetes.addons import OPERATORS
+from scheduler.kubernetes.catalog import OPERATORS
 from scheduler.kubernetes.context import RenderContext
 from scheduler.kubernetes.meta import JOB_LABEL, manifest, object_name, short_hash, split_labels
 from scheduler.kubernetes.pods import PodBuilder, allocation_of, image_of, main_container
@@ -32,7 +32,7 @@ def render_job(ctx: RenderContext, name: str, job: Job) -> tuple[list[dict], lis
     if notes:
         template["metadata"]["annotations"] = notes
 
-    if job.broadcast and not ctx.has_operator(*OPERATORS["kruise"], "kruise"):
+    if job.broadcast and not ctx.has_operator(*OPERATORS["kruise"].crds, "kruise"):
         return pod.claims, pod.secrets, [broadcast_daemonset(ctx, name, job, template, labels)]
     if job.broadcast:
         body: dict[str, Any] = {

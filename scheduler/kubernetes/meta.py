@@ -7,7 +7,7 @@ import json
 import re
 from typing import Any
 
-from scheduler.base import ExecutorError, RuntimeRef, dns_label
+from scheduler.base import Capabilities, ExecutorError, RuntimeRef, dns_label
 
 MANAGED_BY = "dice"
 FIELD_MANAGER = "dice-console"
@@ -17,6 +17,12 @@ ADDON_LABEL = "dice.io/addon"
 JOB_LABEL = "dice.io/job"
 RUN_JOB_LABEL = "dice.io/run-job"  # Jobs made by run_job: never pruned by apply
 RESTART_ANNOTATION = "dice.io/restarted-at"
+
+# What a Kubernetes cluster can do (the capability report adds what depends on its operators).
+CAPABILITIES = Capabilities(
+    images=True, namespaces=True, credentials=True, node_labels=True, workloads=True, inspection=True,
+    broadcast=True, ingress=True, operators=True, node_selectors=True,
+)
 
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 _LABEL_NAME = re.compile(r"([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]")

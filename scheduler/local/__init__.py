@@ -25,19 +25,21 @@ import os
 import threading
 from pathlib import Path
 
-from scheduler import registry
 from scheduler.base import ClusterRef
 from scheduler.local.executor import LocalExecutor
+from scheduler.local.inspect import CAPABILITIES, INSPECTOR, LocalInspector
 from scheduler.local.sandbox import isolation_report
 from scheduler.local.state import default_root
 
-__all__ = ["LocalExecutor", "executor_for", "isolation_report"]
+__all__ = ["CAPABILITIES", "LABEL", "LocalExecutor", "create_executor", "create_inspector", "isolation_report"]
+
+LABEL = "Local processes"
 
 _EXECUTORS: dict[Path, LocalExecutor] = {}
 _GUARD = threading.Lock()
 
 
-def executor_for(cluster: ClusterRef) -> LocalExecutor:
+def create_executor(cluster: ClusterRef) -> LocalExecutor:
     """One LocalExecutor per root in this process: it owns the supervision thread and proxies."""
     root = Path(cluster.config.get("root") or default_root()).resolve()
     with _GUARD:
@@ -55,5 +57,6 @@ def executor_for(cluster: ClusterRef) -> LocalExecutor:
         return found
 
 
-registry.register("local", executor_for)
-registry.register_isolation("local", isolation_report)
+def create_inspector(cluster: ClusterRef) -> LocalInspector:
+    """What the console asks about the machine, without supervising the root."""
+    return INSPECTOR

@@ -29,14 +29,18 @@ from scheduler.base import (
     RuntimeRef,
     ServiceGroup,
     ServiceStatus,
+    StepJob,
+    StepResult,
 )
 from scheduler.local import addons as addon_mod
+from scheduler.local import inspect as inspect_mod
 from scheduler.local import logs as log_mod
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.plan import check_group, plan_group
 from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
 from scheduler.local.state import PortBook, RootLock, alive, place_file, read_json, terminate, write_json
 from scheduler.local.status import group_status
+from scheduler.local.steps import step_job
 from scheduler.local.supervisor import TICK, Supervisor, base_env, exit_text, priority_prefix, spawn
 
 EVENTS_KEEP = 2000  # events kept per runtime (the file is trimmed past twice that)
@@ -93,6 +97,7 @@ class LocalExecutor:
     """
 
     kind = "local"
+    capabilities = inspect_mod.CAPABILITIES
 
     def __init__(
         self,
@@ -676,3 +681,31 @@ class LocalExecutor:
             finished=lambda: self.job_status(name, namespace).state.finished
             or self.job_status(name, namespace).state is JobState.MISSING,
         )
+
+    # ---- the protocol's names for what this driver does ---------------------------------------
+
+    def job_log_version(self, name: str, namespace: str = "") -> tuple | None:
+        return self.job_log_mark(name, namespace)
+
+    def job_batch(self):
+        return self.accepting()
+
+    def start_step(self, step: StepJob) -> JobStatus:
+        return self.run_job(step_job(step))
+
+    def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
+        return None  # the agent writes its result to the step's folder itself
+
+    # ---- inspection: the same as the kind's Inspector --------------------------------------------
+
+    def check(self) -> dict:
+        return inspect_mod.INSPECTOR.check()
+
+    def snapshot(self) -> dict:
+        return inspect_mod.INSPECTOR.snapshot()
+
+    def set_node_labels(self, node: str, labels: dict[str, str | None]) -> dict[str, str]:
+        return inspect_mod.INSPECTOR.set_node_labels(node, labels)
+
+    def inspection_data(self) -> dict:
+        return inspect_mod.INSPECTOR.inspection_data()

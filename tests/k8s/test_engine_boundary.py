@@ -22,8 +22,8 @@ from apps.clusters import services as clusters
 from apps.clusters.models import Node
 from apps.clusters.sync import sync_cluster
 from apps.deploy import deployments
-from apps.deploy.executors import runtime_ref
 from apps.deploy.models import Deployment
+from apps.deploy.refs import runtime_ref
 from apps.deploy.services import create_release
 from apps.deploy.tasks import run_deployment
 from apps.projects import services as projects

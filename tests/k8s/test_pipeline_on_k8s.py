@@ -18,8 +18,9 @@ import pytest
 
 from apps.clusters import services as clusters
 from apps.pipelines import engine as pipeline_engine
-from apps.pipelines import steps
+from apps.pipelines import paths, reference, steps
 from apps.projects import services as projects
+from scheduler.kubernetes import steps as k8s_steps
 from tests.guestbook_helpers import guestbook  # noqa: F401
 from tests.pipelines_helpers import engine, wait_until  # noqa: F401
 
@@ -71,7 +72,7 @@ def test_steps_run_as_jobs_with_the_agent_beside_them(engine, tenant_a, on_k8s, 
     assert {t.status for t in tasks.values()} == {"success"}
     assert tasks["build"].cluster == on_k8s.name
 
-    names = {alias: steps.job_name(run.pk, alias, 1) for alias in ("build", "test")}
+    names = {alias: paths.job_name(run.pk, alias, 1) for alias in ("build", "test")}
     jobs = _jobs(k8s_cluster, run)
     assert set(jobs) == set(names.values())
     for alias, name in names.items():
@@ -105,8 +106,8 @@ def test_steps_run_as_jobs_with_the_agent_beside_them(engine, tenant_a, on_k8s, 
     assert pod.restart_policy == "Never"
     # the default image, and the context volume where ${{ dirs.x }} points on the console too
     test_step = jobs[names["test"]].spec.template.spec.containers[0]
-    assert test_step.image == steps.STEP_IMAGE
-    assert str(steps.run_dir(run.pk) / "dirs") in {m.mount_path for m in test_step.volume_mounts}
+    assert test_step.image == k8s_steps.STEP_IMAGE
+    assert str(paths.run_dir(run.pk) / "dirs") in {m.mount_path for m in test_step.volume_mounts}
 
     # the commands, the run script and the agent's source travel in the step's Secret
     import base64
@@ -137,12 +138,12 @@ def test_steps_run_as_jobs_with_the_agent_beside_them(engine, tenant_a, on_k8s, 
 
     # launching the same attempt again finds the Job: no second one
     task = tasks["build"]
-    pipeline = steps.pipeline_of(run)
+    pipeline = reference.pipeline_of(run)
     action = pipeline.action("build")
-    ctx, masker = steps.context_for(run, pipeline)
+    ctx, masker = reference.context_for(run, pipeline)
     spec = steps.step_spec(task, run, action, pipeline, ctx, masker, {}, None)
     uid = jobs[names["build"]].metadata.uid
-    status = steps.launch(steps.executor_for(run), run, task, spec, action)
+    status = steps.launch(steps.run_executor(run), run, task, spec, action)
     assert status.state == "succeeded"
     again = _jobs(k8s_cluster, run)
     assert set(again) == set(names.values()) and again[names["build"]].metadata.uid == uid
@@ -161,7 +162,7 @@ stages:
           resources: {cpu: 100}
 """  # no kwok node has 100 CPUs: the pod stays Pending, so the step stays running
     run = engine.run(tenant_a, src)
-    name = steps.job_name(run.pk, "big", 1)
+    name = paths.job_name(run.pk, "big", 1)
     wait_until(lambda: name in _jobs(k8s_cluster, run), 60, "the step's Job")
     run.refresh_from_db()
     assert run.status == "running"
@@ -208,11 +209,11 @@ def test_the_guestbook_pipeline_runs_its_steps_as_jobs(engine, guestbook, on_k8s
     assert tasks["checkout"].status == tasks["test"].status == "success"
     assert tasks["checkout"].cluster == tasks["test"].cluster == on_k8s.name
     assert tasks["release"].status == "failed"
-    assert tasks["release"].reason.startswith(f"no dice.yml at {steps.action_dir(run.pk, 'checkout')}/dice.yml")
+    assert tasks["release"].reason.startswith(f"no dice.yml at {paths.action_dir(run.pk, 'checkout')}/dice.yml")
     assert tasks["deploy"].status == "skipped" and run.status == "failed"
 
     jobs = _jobs(k8s_cluster, run)
-    names = {alias: steps.job_name(run.pk, alias, 1) for alias in ("checkout", "test")}
+    names = {alias: paths.job_name(run.pk, alias, 1) for alias in ("checkout", "test")}
     assert set(jobs) == set(names.values())  # release and deploy run in the console, not as Jobs
     namespace = f"pipelines-{guestbook.tenant.project.pk}"
 
@@ -221,11 +222,11 @@ def test_the_guestbook_pipeline_runs_its_steps_as_jobs(engine, guestbook, on_k8s
         return base64.b64decode(secret.data["script.sh"]).decode()
 
     checkout = jobs[names["checkout"]].spec.template.spec.containers[0]
-    assert checkout.image == steps.GIT_IMAGE
+    assert checkout.image == k8s_steps.GIT_IMAGE
     assert f"'--depth' '1' '--branch' 'main' '--' '{guestbook.repo}' '.'" in script("checkout")
     test = jobs[names["test"]].spec.template.spec.containers[0]
-    assert test.image == steps.STEP_IMAGE
-    assert f"cd {steps.action_dir(run.pk, 'checkout')}" in script("test")
+    assert test.image == k8s_steps.STEP_IMAGE
+    assert f"cd {paths.action_dir(run.pk, 'checkout')}" in script("test")
     assert "python3 -m py_compile api.py front.py resp.py" in script("test")
 
 
@@ -242,7 +243,7 @@ def test_step_pods_honour_the_dice_node_labels(engine, tenant_a, on_k8s, k8s_clu
         src = 'version: "1.1"\nstages:\n  - stage:\n      - custom-script:\n          alias: only\n          commands: ["true"]\n'
         run = engine.wait(engine.run(tenant_a, src), timeout=90)
         assert run.status == "success", run.reason
-        job = _jobs(k8s_cluster, run)[steps.job_name(run.pk, "only", 1)]
+        job = _jobs(k8s_cluster, run)[paths.job_name(run.pk, "only", 1)]
         assert job.spec.template.spec.node_selector == {"dice/job": "true", "dice/workspace-dev": "true"}
         pods = k8s_cluster.core.list_namespaced_pod(
             job.metadata.namespace, label_selector=f"batch.kubernetes.io/job-name={job.metadata.name}").items

@@ -10,7 +10,7 @@ import pytest
 
 from scheduler.base import ClusterRef, ExecutorError, ExecutorUnavailable, Health
 from scheduler.local import LocalExecutor
-from scheduler.registry import get_executor
+from scheduler.registry import executor_for
 from tests.local.conftest import GUESTBOOK, group_of, wait_for
 
 
@@ -130,9 +130,9 @@ def memory_limit(pid: int) -> int:
 
 def test_registry_gives_one_executor_per_root(local_root):
     cluster = ClusterRef("local", "local", {"root": str(local_root)})
-    first = get_executor(cluster)
+    first = executor_for(cluster)
     try:
-        assert isinstance(first, LocalExecutor) and first is get_executor(cluster)
+        assert isinstance(first, LocalExecutor) and first is executor_for(cluster)
     finally:
         first.close()
 

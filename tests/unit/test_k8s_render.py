@@ -11,7 +11,8 @@ import pytest
 from diceyml import merge_overlay, parse_dice_yml
 from diceyml.placeholders import secret_keys
 from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
-from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets, provider_for
+from scheduler.kubernetes.addons import generate_addon_secrets, provider_for
+from scheduler.kubernetes.catalog import all_crds
 from scheduler.kubernetes.meta import RenderError
 from scheduler.kubernetes.render import KIND_ORDER, render_group
 from speckit.errors import SpecInvalid
@@ -21,7 +22,7 @@ from tests.unit.test_k8s_render_schemas import OWN_CRDS, validate_all
 CORPUS = CONFORMANCE / "dice"
 OWN = DATA / "diceyml"
 WORKSPACES = ("DEV", "TEST", "STAGING", "PROD")
-ALL_OPERATORS = frozenset(crd for crds in OPERATORS.values() for crd in crds)
+ALL_OPERATORS = all_crds()
 CLUSTER = ClusterRef(
     "c1", "kubernetes", wildcard_domain="apps.example.com", ingress_class="nginx", storage_class="fast"
 )

@@ -8,14 +8,15 @@ import pytest
 
 from diceyml import parse_dice_yml
 from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
-from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets
+from scheduler.kubernetes.addons import generate_addon_secrets
+from scheduler.kubernetes.catalog import all_crds
 from scheduler.kubernetes.meta import RenderError
 from scheduler.kubernetes.render import render_group
 from scheduler.resources import OvercommitRefused
 from tests.unit.test_k8s_render_schemas import validate_all
 
 CLUSTER = ClusterRef("c1", "kubernetes", wildcard_domain="apps.example.com", ingress_class="nginx", storage_class="fast")
-ALL_OPERATORS = frozenset(crd for crds in OPERATORS.values() for crd in crds)
+ALL_OPERATORS = all_crds()
 NO_OVERCOMMIT = Overcommit()
 
 SPEC = """

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from diceyml import Addon
-from scheduler.kubernetes.addons import (
+from scheduler.kubernetes.addons.base import (
     AddonProvider,
     plan_size,
-    register_provider,
     secret_name,
 )
 from scheduler.kubernetes.context import RenderContext
@@ -178,5 +177,4 @@ class ZooKeeper(BuiltinProvider):
         }
 
 
-for _provider in (MySQL(), PostgreSQL(), Redis(), ZooKeeper()):
-    register_provider(_provider)
+PROVIDERS = (MySQL(), PostgreSQL(), Redis(), ZooKeeper())

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from scheduler.kubernetes.addons import (
+from scheduler.kubernetes.addons.base import (
     AddonProvider,
     plan_size,
-    register_provider,
     secret_manifest,
     secret_name,
 )
@@ -250,5 +249,4 @@ class RabbitMQ(AddonProvider):
         return [_cr(ctx, "rabbitmq.com/v1beta1", "RabbitmqCluster", name, spec)]
 
 
-for _provider in (CnpgPostgreSQL(), OracleMySQL(), OTRedis(), ECKElasticsearch(), StrimziKafka(), RabbitMQ()):
-    register_provider(_provider)
+PROVIDERS = (CnpgPostgreSQL(), OracleMySQL(), OTRedis(), ECKElasticsearch(), StrimziKafka(), RabbitMQ())

@@ -1,21 +1,23 @@
-"""Talking to a Kubernetes API server: the connectivity check, the sync snapshot and node labels.
+"""Inspecting a Kubernetes cluster: the capability report, the node and usage snapshot, node
+labels and what the inspection looks at (KubernetesExecutor's inspect calls end here).
 
-Free of Django: takes kubeconfig text, returns plain dicts. Quantities are normalised to CPU
-millicores and memory bytes.
+Takes an API client, returns plain dicts. Quantities are normalised to CPU millicores and memory
+bytes.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
 
-import yaml
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.utils import parse_quantity
 from urllib3.exceptions import HTTPError
+
+from scheduler.base import ExecutorUnavailable
+from scheduler.kubernetes.catalog import OPERATORS
 
 TIMEOUT = 10  # seconds per API call
 
@@ -33,22 +35,10 @@ REQUIRED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "nodes", ("list", "patch")),
 )
 
-# Operators whose custom resources the addon renderer can use: key -> (label, CRD name).
-OPERATORS: dict[str, tuple[str, str]] = {
-    "cloudnative-pg": ("CloudNativePG (PostgreSQL)", "clusters.postgresql.cnpg.io"),
-    "mysql-operator": ("MySQL InnoDBCluster", "innodbclusters.mysql.oracle.com"),
-    "ot-redis": ("OT Redis operator", "redis.redis.redis.opstreelabs.in"),
-    "eck": ("ECK (Elasticsearch)", "elasticsearches.elasticsearch.k8s.elastic.co"),
-    "strimzi": ("Strimzi (Kafka)", "kafkas.kafka.strimzi.io"),
-    "rabbitmq": ("RabbitMQ cluster operator", "rabbitmqclusters.rabbitmq.com"),
-    "kruise": ("OpenKruise BroadcastJob", "broadcastjobs.apps.kruise.io"),
-}
-
 DICE_LABELS = ("dice.io/org", "dice.io/project", "dice.io/app", "dice.io/workspace", "dice.io/runtime")
 
 
-class KubeError(Exception):
-    """The cluster could not be asked; the message is fit to show."""
+KubeError = ExecutorUnavailable  # the cluster could not be asked; the message is fit to show
 
 
 def _describe(exc: Exception) -> str:
@@ -56,35 +46,6 @@ def _describe(exc: Exception) -> str:
         return f"HTTP {exc.status} {exc.reason}".strip()
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return text[:300]
-
-
-@dataclass
-class Session:
-    """An API client for one kubeconfig context."""
-
-    api: client.ApiClient
-
-    @classmethod
-    def connect(cls, kubeconfig_text: str, context: str | None = None) -> Session:
-        try:
-            doc = yaml.safe_load(kubeconfig_text)
-            configuration = client.Configuration()
-            config.load_kube_config_from_dict(doc, context=context or None, client_configuration=configuration)
-        except Exception as exc:
-            raise KubeError(f"cannot load the kubeconfig: {_describe(exc)}") from None
-        configuration.retries = 1
-        return cls(client.ApiClient(configuration))
-
-    def close(self) -> None:
-        self.api.close()
-
-    @property
-    def core(self):
-        return client.CoreV1Api(self.api)
-
-    @property
-    def apps(self):
-        return client.AppsV1Api(self.api)
 
 
 def _call(fn, *args, **kwargs):
@@ -99,14 +60,14 @@ def _call(fn, *args, **kwargs):
 # ---- connectivity check -----------------------------------------------------------------------
 
 
-def check(session: Session) -> dict[str, Any]:
+def check(api: client.ApiClient) -> dict[str, Any]:
     """Server version, permissions and operators: a report with what is missing spelled out."""
     report: dict[str, Any] = {
         "reachable": False, "server_version": "", "error": "",
         "permissions": [], "missing_permissions": [], "operators": [], "missing_operators": [],
     }
     try:
-        version = _call(client.VersionApi(session.api).get_code)
+        version = _call(client.VersionApi(api).get_code)
     except (KubeError, ApiException) as exc:
         report["error"] = _describe(exc) if isinstance(exc, ApiException) else str(exc)
         if isinstance(exc, ApiException) and exc.status in (401, 403):
@@ -114,7 +75,7 @@ def check(session: Session) -> dict[str, Any]:
         return report
     report["reachable"] = True
     report["server_version"] = version.git_version
-    auth = client.AuthorizationV1Api(session.api)
+    auth = client.AuthorizationV1Api(api)
     for group, resource, verbs in REQUIRED_PERMISSIONS:
         for verb in verbs:
             body = client.V1SelfSubjectAccessReview(
@@ -131,17 +92,21 @@ def check(session: Session) -> dict[str, Any]:
             if not allowed:
                 report["missing_permissions"].append(f"{verb} {name}")
     try:
-        crds = _call(client.ApiextensionsV1Api(session.api).list_custom_resource_definition)
+        crds = _call(client.ApiextensionsV1Api(api).list_custom_resource_definition)
         installed = {c.metadata.name for c in crds.items}
         crd_error = ""
     except (KubeError, ApiException) as exc:
         installed, crd_error = set(), f"cannot list CRDs: {_describe(exc)}"
-    for key, (label, crd) in OPERATORS.items():
-        found = crd in installed
-        report["operators"].append({"key": key, "label": label, "crd": crd,
-                                    "installed": found if not crd_error else None})
+    for key, operator in OPERATORS.items():
+        # installed only when every CRD the renderer needs is there (None: the CRDs could not be listed)
+        found = operator.installed(installed)
+        report["operators"].append({
+            "key": key, "label": operator.label, "makes": operator.makes, "crds": list(operator.crds),
+            "crd": ", ".join(operator.crds), "missing_crds": operator.missing(installed) if not crd_error else [],
+            "installed": found if not crd_error else None,
+        })
         if not found:
-            report["missing_operators"].append(label)
+            report["missing_operators"].append(operator.label)
     report["crd_error"] = crd_error
     return report
 
@@ -200,9 +165,9 @@ def _dice_labels(labels: dict | None) -> dict[str, str]:
     return {k: v for k, v in (labels or {}).items() if k.startswith("dice.io/")}
 
 
-def snapshot(session: Session) -> dict[str, Any]:
+def snapshot(api: client.ApiClient) -> dict[str, Any]:
     """What the sync records: nodes with requests, namespaces with usage and quota, dice workloads."""
-    core, apps = session.core, session.apps
+    core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
     try:
         nodes = _call(core.list_node).items
         pods = _call(core.list_pod_for_all_namespaces).items
@@ -305,10 +270,10 @@ def snapshot(session: Session) -> dict[str, Any]:
 # ---- node labels ----------------------------------------------------------------------------
 
 
-def set_node_labels(session: Session, node: str, labels: dict[str, str | None]) -> dict[str, str]:
+def set_node_labels(api: client.ApiClient, node: str, labels: dict[str, str | None]) -> dict[str, str]:
     """Patch the node's labels (None removes one); returns the node's labels afterwards."""
     try:
-        result = _call(session.core.patch_node, node, {"metadata": {"labels": labels}})
+        result = _call(client.CoreV1Api(api).patch_node, node, {"metadata": {"labels": labels}})
     except ApiException as exc:
         raise KubeError(f"cannot label node {node}: {_describe(exc)}") from None
     return dict(result.metadata.labels or {})
@@ -317,9 +282,9 @@ def set_node_labels(session: Session, node: str, labels: dict[str, str | None]) 
 # ---- inspection data ------------------------------------------------------------------------
 
 
-def inspection_data(session: Session) -> dict[str, Any]:
+def inspection_data(api: client.ApiClient) -> dict[str, Any]:
     """What the inspection looks at, live: nodes, pods, TLS secrets (expiry only), PVCs, quotas."""
-    core = session.core
+    core = client.CoreV1Api(api)
     try:
         nodes = _call(core.list_node).items
         pods = _call(core.list_pod_for_all_namespaces).items
@@ -359,7 +324,7 @@ def inspection_data(session: Session) -> dict[str, Any]:
             "capacity": mem_b((pvc.status.capacity or {}).get("storage")) if pvc.status else 0,
             "phase": pvc.status.phase if pvc.status else "",
         })
-    out["volume_stats"] = _volume_stats(session, [n.metadata.name for n in nodes]) if pvcs else {}
+    out["volume_stats"] = _volume_stats(core, [n.metadata.name for n in nodes]) if pvcs else {}
     for q in quotas:
         out["quotas"].append({"namespace": q.metadata.namespace, "name": q.metadata.name,
                               "hard": {k: str(v) for k, v in (q.status.hard or {}).items()},
@@ -382,12 +347,12 @@ def _certificate_expiry(data_b64: str | None) -> dict[str, Any]:
             "subject": cert.subject.rfc4514_string()[:200]}
 
 
-def _volume_stats(session: Session, nodes: list[str]) -> dict[str, dict[str, int]]:
+def _volume_stats(core, nodes: list[str]) -> dict[str, dict[str, int]]:
     """PVC usage from the kubelets' /stats/summary; {} when no kubelet answers (kwok, no proxy rights)."""
     stats: dict[str, dict[str, int]] = {}
     for node in nodes:
         try:
-            resp = session.core.connect_get_node_proxy_with_path(
+            resp = core.connect_get_node_proxy_with_path(
                 node, "stats/summary", _request_timeout=3, _preload_content=False)
         except Exception:
             return stats  # one kubelet that does not answer: the others most likely do not either
