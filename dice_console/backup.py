@@ -113,6 +113,21 @@ def _db_name() -> str:
     return str(connection.settings_dict["NAME"])
 
 
+def _key_fingerprints(spec: str) -> list[str]:
+    """Fingerprints of the Fernet keys of a DICE_ENCRYPTION_KEY-style spec (first: the one that encrypts)."""
+    from apps.clusters import crypto
+
+    return [crypto.fingerprint(crypto._as_fernet_key(k).decode()) for k in spec.split(",") if k.strip()]
+
+
+def _encryption_spec(key_file: Path | None) -> str:
+    """The encryption key(s) this console uses: the environment or settings, else the key file."""
+    explicit = os.environ.get("DICE_ENCRYPTION_KEY") or getattr(settings, "DICE_ENCRYPTION_KEY", "")
+    if explicit:
+        return explicit
+    return key_file.read_text().strip() if key_file is not None and key_file.is_file() else ""
+
+
 # ---- the database -------------------------------------------------------------------------------
 
 
@@ -126,6 +141,10 @@ def _applied_migrations() -> dict[str, list[str]]:
 
 
 def _snapshot_sqlite(into: Path) -> None:
+    if not Path(_db_name()).is_file():
+        raise BackupError(f"{_db_name()}: no database there, nothing to back up (is DICE_DATA_DIR right?)")
+    # Read-write, though it only reads: a read-only connection cannot open a WAL database whose
+    # -wal and -shm files are gone (a console stopped cleanly).
     source = sqlite3.connect(_db_name(), timeout=20)
     target = sqlite3.connect(into)
     try:
@@ -147,8 +166,12 @@ def _snapshot_postgres(into: Path) -> None:
         raise BackupError(f"pg_dump failed: {done.stderr.strip()}")
 
 
+def _read_only(path: Path) -> str:
+    return Path(path).resolve().as_uri() + "?mode=ro"
+
+
 def _migrations_of_sqlite_file(path: Path) -> dict[str, list[str]]:
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    db = sqlite3.connect(_read_only(path), uri=True)
     try:
         rows = db.execute("SELECT app, name FROM django_migrations ORDER BY app, name").fetchall()
     finally:
@@ -231,8 +254,12 @@ def backup(target: Path, *, say: Say = print) -> dict:
         trees[section] = str(root)
         say(f"{section}: {count} files, {_mib(size)}")
 
+    spec = _encryption_spec(_data_dir() / "encryption_key")
     manifest = {
         "format": FORMAT,
+        # Which keys encrypted the secrets in the database (fingerprints only): restore refuses a
+        # console that would not hold the current one.
+        "encryption_keys": _key_fingerprints(spec) if spec else [],
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "database": {"vendor": vendor, "file": db_file.name, "name": _db_name()},
         "migrations": migrations,
@@ -339,6 +366,24 @@ def restore(source: Path, *, force: bool = False, say: Say = print) -> dict:
         if name in KEY_ENV and str(where).startswith("environment") and not os.environ.get(KEY_ENV[name]):
             say(f"warning: the backup's {name} came from {KEY_ENV[name]}, which is not set here: "
                 f"set it to the same value before starting the console")
+    wanted = manifest.get("encryption_keys") or []
+    if wanted:
+        saved = manifest["keys"].get("encryption_key") == "keys/encryption_key"
+        spec = _encryption_spec(source / "keys" / "encryption_key" if saved else _data_dir() / "encryption_key")
+        have = _key_fingerprints(spec) if spec else []
+        if wanted[0] not in have:
+            where = "DICE_ENCRYPTION_KEY" if os.environ.get("DICE_ENCRYPTION_KEY") else "its encryption_key file"
+            raise BackupError(f"the backup's secrets are encrypted with key {wanted[0]}; this console would use "
+                              f"{', '.join(have) or 'none'} ({where}): set DICE_ENCRYPTION_KEY to the key the "
+                              "backup was made with")
+        if any(fp not in have for fp in wanted[1:]):
+            say("warning: older encryption keys of the backup are not among this console's: "
+                "secrets still encrypted with them cannot be read")
+    trees = _file_trees()
+    for section, root in trees.items():
+        if root is None and any(e.get("section") == section for e in manifest["files"]):
+            raise BackupError(f"the backup has {section} but this console has no folder for them: "
+                              "configure it first")
 
     # Everything checked: change things from here on.
     t0 = time.monotonic()
@@ -348,7 +393,7 @@ def restore(source: Path, *, force: bool = False, say: Say = print) -> dict:
         connection.close()
         target_path = Path(_db_name())
         target_path.parent.mkdir(parents=True, exist_ok=True)
-        src = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True)
+        src = sqlite3.connect(_read_only(db_path), uri=True)
         dst = sqlite3.connect(target_path, timeout=20)
         try:
             src.backup(dst)  # page by page through SQLite: the target's WAL stays consistent
@@ -386,14 +431,10 @@ def restore(source: Path, *, force: bool = False, say: Say = print) -> dict:
     if "encryption_key" in restored_keys and os.environ.get("DICE_ENCRYPTION_KEY"):
         say("warning: DICE_ENCRYPTION_KEY is set: the restored encryption_key file is not used")
 
-    trees = _file_trees()
     for section, root in trees.items():
         entries = [e for e in manifest["files"] if e.get("section") == section]
-        if not entries:
+        if not entries or root is None:
             continue
-        if root is None:
-            raise BackupError(f"the backup has {section} but this console has no folder for them "
-                              "(the database and keys are restored; set the setting and run restore again)")
         prefix = PurePosixPath("files") / section
         for entry in entries:
             rel = PurePosixPath(entry["path"]).relative_to(prefix)

@@ -155,6 +155,8 @@ def sqlite_only():
 
 
 def test_sqlite_backup_restores_into_an_empty_console(console, tmp_path, sqlite_only, capsys):
+    from apps.clusters import crypto
+
     backup_dir, backup_s, progress = _backup(tmp_path)
     assert "database: sqlite" in progress and "release-files: 1 files" in progress
     assert "repositories: none" in progress and f"backup written to {backup_dir}" in progress
@@ -162,6 +164,7 @@ def test_sqlite_backup_restores_into_an_empty_console(console, tmp_path, sqlite_
     assert manifest["database"]["vendor"] == "sqlite"
     assert "0001_initial" in manifest["migrations"]["projects"]
     assert {f["section"] for f in manifest["files"]} == {"database", "keys", "release-files"}
+    assert manifest["encryption_keys"] == [crypto.fingerprint((console["source"] / "encryption_key").read_text())]
     for entry in manifest["files"]:
         data = (backup_dir / entry["path"]).read_bytes()
         assert len(data) == entry["size"] and hashlib.sha256(data).hexdigest() == entry["sha256"]
@@ -222,6 +225,9 @@ def test_restore_refuses_a_broken_backup_and_changes_nothing(console, tmp_path, 
     migrations = {**manifest["migrations"], "projects": [*manifest["migrations"]["projects"], "9999_future"]}
     (newer / "manifest.json").write_text(json.dumps({**manifest, "migrations": migrations}))
 
+    other_key = _env(target)
+    other_key["DICE_ENCRYPTION_KEY"] = "a key the backup was not made with"
+
     cases = {
         changed: f"{changed / bundle}: sha256 differs from the manifest's",
         truncated: "bytes, the manifest says",
@@ -232,8 +238,8 @@ def test_restore_refuses_a_broken_backup_and_changes_nothing(console, tmp_path, 
         newer: "projects.9999_future",
         tmp_path / "nowhere": "no such folder",
     }
-    for folder, message in cases.items():
-        done = _manage(env, "restore", str(folder))
+    for folder, message in [*cases.items(), (backup_dir, "the backup's secrets are encrypted with key sha256:")]:
+        done = _manage(other_key if folder == backup_dir else env, "restore", str(folder))
         assert done.returncode != 0, (folder, done.stdout)
         assert message in done.stderr, (folder, done.stderr)
         # Nothing changed: no database, no keys restored (settings made the secret key at start).
