@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+from agent.masking import Masker
+
 META_PREFIX = "action meta:"
-MASK = "******"
 TIMEOUT_EXIT = 124
 
 
@@ -23,17 +24,14 @@ class LogOut:
     """Numbered, timestamped, masked JSON lines on stdout, safe from several threads."""
 
     def __init__(self, mask: list[str], out=None) -> None:
-        self.mask = sorted({m for m in mask if m}, key=len, reverse=True)
+        self.masker = Masker(mask)  # the values, their encoded forms, a value split over two lines
         self.out = out or sys.stdout
         self.number = 0
         self.lock = threading.Lock()
         self.meta: dict[str, str] = {}
 
     def masked(self, text: str) -> str:
-        for secret in self.mask:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        return self.masker(text)
 
     def line(self, text: str, stream: str = "stdout") -> None:
         text = text.rstrip("\r\n")
@@ -43,7 +41,8 @@ class LogOut:
                 self.meta[key.strip()] = value.strip()
         with self.lock:
             self.number += 1
-            record = {"n": self.number, "ts": round(time.time(), 6), "stream": stream, "text": self.masked(text)}
+            record = {"n": self.number, "ts": round(time.time(), 6), "stream": stream,
+                      "text": self.masker.line(text, stream)}
             self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
             self.out.flush()
 

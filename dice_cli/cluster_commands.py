@@ -32,6 +32,7 @@ def _show(cluster: dict, fmt: str) -> None:
     creds = cluster.get("credentials") or {}
     lines = [
         f"name:            {cluster['name']} ({cluster['kind']})",
+        f"owner:           {cluster.get('organization') or 'platform-wide (staff)'}",
         f"api server:      {cluster.get('api_server') or '-'}",
         f"credentials:     {'set ' + creds.get('fingerprint', '') if creds.get('set') else 'none'}",
         f"server version:  {cluster.get('server_version') or '-'}",
@@ -73,6 +74,10 @@ def cmd_register(args):
     for key in ("wildcard_domain", "ingress_class", "storage_class", "description"):
         if getattr(args, key):
             body[key] = getattr(args, key)
+    if args.org:
+        body["organization"] = args.org
+    if args.grant:
+        body["granted_to"] = [g for g in args.grant.split(",") if g]
     _show(Client.from_login().post("clusters/", body), args.format)
 
 
@@ -134,6 +139,10 @@ def register(subparsers):
     p.add_argument("--ingress-class", dest="ingress_class", default="")
     p.add_argument("--storage-class", dest="storage_class", default="")
     p.add_argument("--description", default="")
+    p.add_argument("--org", default="", help="the organization that owns it (default: the one whose clusters "
+                                              "you manage; staff without --org: platform-wide)")
+    p.add_argument("--grant", default="", metavar="ORG,...",
+                   help="staff, platform-wide clusters: the organizations that may use it")
     add_format_option(p)
     p.set_defaults(func=cmd_register)
     p = cluster.add_parser("check", help="run the connectivity check now")

@@ -13,13 +13,14 @@ from dice_cli import (
     pipeline_commands,
     release_commands,
     spec_commands,
+    user_commands,
 )
 from dice_cli.errors import CliError
 
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
     spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
-    log_commands,
+    log_commands, user_commands,
 )
 
 

@@ -14,6 +14,8 @@ router.register("workspaces", projects_api.WorkspaceViewSet, basename="workspace
 router.register("members", projects_api.MemberViewSet, basename="member")
 router.register("tokens", projects_api.ApiTokenViewSet, basename="token")
 router.register("audit-events", projects_api.AuditEventViewSet, basename="auditevent")
+router.register("users", projects_api.UserViewSet, basename="user")
+router.register("invitations", projects_api.InvitationViewSet, basename="invitation")
 
 app_name = "api"
 

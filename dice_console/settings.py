@@ -2,9 +2,11 @@
 
 import os
 import warnings
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONCE, NONE, SELF
 
 # WhiteNoise streams files with a sync iterator; under ASGI Django warns on every static file.
 warnings.filterwarnings("ignore", message="StreamingHttpResponse must consume synchronous iterators")
@@ -53,6 +55,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_celery_beat",
     "channels",
+    "axes",
     "dice_console",
     "apps.projects",
     "apps.clusters",
@@ -71,7 +74,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: refuses locked-out sign-ins (429).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "dice_console.urls"
@@ -87,6 +93,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "dice_console.security.csp_nonce",
             ],
         },
     },
@@ -122,9 +129,75 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# ---- sign-in ------------------------------------------------------------------------------------
+# django-axes throttles password sign-ins (login page and admin) by user and by address, separately:
+# DICE_LOGIN_FAILURE_LIMIT failures in a row lock that username, or that address, for
+# DICE_LOGIN_COOLOFF_MINUTES. Locked-out attempts are refused before any password is hashed.
+AUTHENTICATION_BACKENDS = [
+    "dice_console.security.SignInThrottle",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env.int("DICE_LOGIN_FAILURE_LIMIT", default=10)
+AXES_COOLOFF_TIME = timedelta(minutes=env.float("DICE_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "dice_console.security.client_ip"
+AXES_VERBOSE = False
+# Behind N reverse proxies that append to X-Forwarded-For, the client is the Nth address from the end.
+DICE_TRUSTED_PROXY_COUNT = env.int("DICE_TRUSTED_PROXY_COUNT", default=0)
+# Password checks (PBKDF2, ~0.1-0.3 s of CPU each) run on this many threads of their own, so that a
+# burst of sign-ins never holds the thread that serves every other synchronous request.
+DICE_LOGIN_THREADS = env.int("DICE_LOGIN_THREADS", default=2)
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
 ]
+# Who may create organizations: "staff" (superusers) or "anyone" signed in (self-service).
+DICE_ORG_CREATION = env.str("DICE_ORG_CREATION", default="staff")
+if DICE_ORG_CREATION not in ("staff", "anyone"):
+    raise environ.ImproperlyConfigured(f"DICE_ORG_CREATION must be 'staff' or 'anyone', not {DICE_ORG_CREATION!r}")
+# ---- TLS deployments ------------------------------------------------------------------------------
+# DICE_TLS=true (the console is reached over https) turns on secure cookies, HSTS and the redirect to
+# https; each can also be set alone. Behind a TLS-terminating proxy, name the header it sets:
+# DICE_PROXY_TLS_HEADER=X-Forwarded-Proto (only when the proxy always sets or overwrites it).
+DICE_TLS = env.bool("DICE_TLS", default=False)
+SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = env.bool("DICE_SECURE_COOKIES", default=DICE_TLS)
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = CSRF_COOKIE_SAMESITE = "Lax"
+SECURE_HSTS_SECONDS = env.int("DICE_HSTS_SECONDS", default=31536000 if DICE_TLS else 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DICE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DICE_HSTS_PRELOAD", default=False)
+SECURE_SSL_REDIRECT = env.bool("DICE_SSL_REDIRECT", default=DICE_TLS)
+SECURE_REDIRECT_EXEMPT = [r"^healthz/$"]  # probes speak plain http inside the cluster
+_proxy_header = env.str("DICE_PROXY_TLS_HEADER", default="")
+SECURE_PROXY_SSL_HEADER = ("HTTP_" + _proxy_header.upper().replace("-", "_"), "https") if _proxy_header else None
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+# Content-Security-Policy (django-csp): scripts and styles from the console itself, or inline ones
+# carrying the request's nonce; style attributes are allowed (they cannot run code). WebSockets
+# connect to the same origin. DICE_CSP_REPORT_ONLY=true sends it as Content-Security-Policy-Report-Only.
+_CSP = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        "style-src": [SELF, NONCE],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF, "data:"],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+if env.bool("DICE_CSP_REPORT_ONLY", default=False):
+    CONTENT_SECURITY_POLICY_REPORT_ONLY = _CSP
+else:
+    CONTENT_SECURITY_POLICY = _CSP
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

@@ -173,7 +173,9 @@ def health_check(value: object) -> object:
     return out
 
 
-_ADDON_TYPE = re.compile(r"[a-z0-9]([a-z0-9._-]{0,62})")
+# At most 40 and 20 characters: what the console keeps of an addon instance's type and size.
+_ADDON_TYPE = re.compile(r"[a-z0-9][a-z0-9._-]{0,39}")
+_ADDON_SIZE = re.compile(r"[a-z0-9][a-z0-9._-]{0,19}")
 
 
 def canonical_plan(value: object) -> object:
@@ -194,12 +196,13 @@ def canonical_plan(value: object) -> object:
     if not _ADDON_TYPE.fullmatch(addon_type):
         raise fail(
             "plan",
-            f"'{addon_type}' is not an addon type name: use lowercase letters, digits, '-', '_' and '.'",
+            f"'{addon_type}' is not an addon type name: use lowercase letters, digits, '-', '_' and '.' "
+            "(at most 40 characters)",
         )
     if not sep:
         return addon_type
     size = LEGACY_SIZES.get(size, size)
-    if addon_type not in ADDON_TYPES and _ADDON_TYPE.fullmatch(size):
+    if addon_type not in ADDON_TYPES and _ADDON_SIZE.fullmatch(size):
         # Another type's sizes are its provider's business (Erda files carry `monitor:dev`).
         return f"{addon_type}:{size}"
     if size not in ADDON_SIZES:

@@ -94,10 +94,6 @@ def _retyped(doc: DiceYml, data: dict) -> DiceYml:
     return out
 
 
-def uses_platform(doc: DiceYml) -> bool:
-    return any("${platform." in s for s in _strings(_data(doc)))
-
-
 def fill_platform(doc: DiceYml, values: dict[str, str]) -> DiceYml:
     """The spec with every `${platform.X}` replaced by values[X]; PlaceholderError names an unknown X."""
     data = _data(doc)

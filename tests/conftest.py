@@ -85,6 +85,18 @@ def pytest_runtest_setup(item):
 # ---- tenancy fixtures ------------------------------------------------------------------
 
 
+def make_org(owner, slug: str, name: str = ""):
+    """An organization owned by `owner`, as staff would create it for them (only staff create
+    organizations by default: DICE_ORG_CREATION=staff)."""
+    from django.contrib.auth import get_user_model
+
+    from apps.projects import services
+
+    staff, _ = get_user_model().objects.get_or_create(
+        username="test-staff", defaults={"is_superuser": True, "is_staff": True})
+    return services.create_organization(staff, slug=slug, name=name, owner=owner)
+
+
 class Tenant:
     """An organization with an owner, a project and an application, for isolation tests."""
 
@@ -95,7 +107,7 @@ class Tenant:
 
         User = get_user_model()
         self.owner = User.objects.create_user(f"{name}-owner", password="pw-" + name)
-        self.org = services.create_organization(self.owner, slug=f"{name}-org", name=f"{name} org")
+        self.org = make_org(self.owner, f"{name}-org", f"{name} org")
         self.project = services.create_project(self.owner, self.org, slug=f"{name}-proj")
         self.app = services.create_application(self.owner, self.project, slug=f"{name}-app", repo_url="https://git.example/a")
         _, self.token = services.create_token(self.owner, name="tests")
@@ -176,7 +188,7 @@ def make_user_with_app(username: str, org: str = "acme", project: str = "shop", 
     from apps.projects import services
 
     user = get_user_model().objects.create_user(username)
-    organization = services.create_organization(user, slug=org)
+    organization = make_org(user, org)
     services.create_application(user, services.create_project(user, organization, slug=project), slug=app)
     return user
 

@@ -42,8 +42,9 @@ class Guestbook:
 
 
 @pytest.fixture
-def guestbook(tenant_a, tmp_path) -> Guestbook:
+def guestbook(tenant_a, tmp_path, settings) -> Guestbook:
     bare = guestbook_repo(tmp_path)
+    settings.DICE_REPO_ALLOW_LOCAL_PATHS = True  # the repository is a folder of this machine
     type(tenant_a.app).objects.filter(pk=tenant_a.app.pk).update(repo_url=str(bare))
     tenant_a.app.refresh_from_db()
     return Guestbook(tenant=tenant_a, repo=bare, source=(GUESTBOOK / "pipeline.yml").read_text())

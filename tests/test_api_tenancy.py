@@ -1,18 +1,24 @@
 """Every tenancy endpoint gets the shared suite: CRUD, isolation, bounded queries."""
 
+import pytest
 from django.contrib.auth import get_user_model
 
 from apps.projects import services
 from apps.projects.models import AuditEvent
 from tests.api_cases import ScopedAPICases, unique
+from tests.conftest import make_org
 
 
 class TestOrganizationAPI(ScopedAPICases):
     basename = "organization"
     update_data = {"name": "Renamed"}
 
+    @pytest.fixture(autouse=True)
+    def _self_service(self, settings):
+        settings.DICE_ORG_CREATION = "anyone"  # tenants create their own organizations here
+
     def make(self, tenant):
-        return services.create_organization(tenant.owner, slug=unique("org"))
+        return make_org(tenant.owner, unique("org"))
 
     def lookup(self, obj):
         return obj.slug

@@ -4,11 +4,14 @@ import json
 
 import pytest
 
+from tests.conftest import make_org
+
 
 @pytest.fixture
-def cli(transactional_db, dice_cli):
+def cli(transactional_db, dice_cli, settings):
     from django.contrib.auth import get_user_model
 
+    settings.DICE_ORG_CREATION = "anyone"  # self-service: `dice org create` by a plain user
     return dice_cli(get_user_model().objects.create_user("erin"), logged_in=False)
 
 
@@ -62,7 +65,7 @@ def test_missing_permission_is_a_clear_error(cli, monkeypatch):
     from apps.projects import services
 
     owner = get_user_model().objects.create_user("owner")
-    org = services.create_organization(owner, slug="other")
+    org = make_org(owner, "other")
     services.add_member(owner, org, username="erin", role="guest")
     monkeypatch.setenv("DICE_SERVER", cli.server)
     monkeypatch.setenv("DICE_TOKEN", cli.token)

@@ -8,6 +8,7 @@ import datetime
 
 import pytest
 import yaml
+from django.contrib.auth import get_user_model
 from django.db import connection
 from django.urls import reverse
 
@@ -36,7 +37,13 @@ def kubeconfig(token: str = SECRET_TOKEN, server: str = DEAD_SERVER, contexts=("
 
 
 def register(user, name=None, **kwargs):
+    """A cluster owned by the first organization the user manages clusters of (staff: platform-wide)."""
+    from apps.clusters.scope import managed_organizations
+    from apps.projects.models import Organization
+
     kwargs.setdefault("kubeconfig", kubeconfig())
+    if "organization" not in kwargs and not user.is_superuser:
+        kwargs["organization"] = Organization.objects.filter(pk__in=managed_organizations(user)).first()
     return services.register_cluster(user, name=name or unique("c"), **kwargs)
 
 
@@ -66,20 +73,14 @@ class TestClusterAPI(ScopedAPICases):
         return obj.name
 
     def create_data(self, tenant):
-        return {"name": unique("api"), "kubeconfig": kubeconfig(), "wildcard_domain": "x.example.com"}
+        return {"name": unique("api"), "kubeconfig": kubeconfig(), "wildcard_domain": "x.example.com",
+                "organization": tenant.org.slug}
 
-    # Clusters are global: every authenticated user sees every cluster.
+    # An organization's clusters are its own; every organization also sees `local` (granted to all).
     def test_list_shows_only_own_organization(self, tenant_a, tenant_b):
-        theirs = self.make(tenant_b)
+        super().test_list_shows_only_own_organization(tenant_a, tenant_b)
         ids = self._ids(tenant_a.api().get(self.list_url(), {"limit": 1000}))
-        assert theirs.pk in ids and Cluster.local().pk in ids
-
-    def test_other_organization_gets_404(self, tenant_a, tenant_b):
-        theirs = self.make(tenant_b)
-        assert tenant_a.api().get(self.detail_url(theirs)).status_code == 200
-
-    def test_create_inside_another_organization_is_refused(self, tenant_a, tenant_b):
-        """No organization to cross; the refusal that matters is for non-ops users (below)."""
+        assert Cluster.local().pk in ids
 
 
 # ---- encryption at rest -----------------------------------------------------------------------
@@ -288,7 +289,11 @@ def test_local_cluster_always_exists_and_cannot_be_deleted(tenant_a):
     api = tenant_a.api()
     assert api.get("/api/clusters/local/").json()["kind"] == "local"
     r = api.delete("/api/clusters/local/")
-    assert r.status_code == 400 and "cannot be deleted" in str(r.json())
+    assert r.status_code == 403 and "platform-wide" in str(r.json())  # an org's owner does not manage it
+    staff = get_user_model().objects.create_superuser("root-local", password="pw")
+    assert staff.is_superuser
+    with pytest.raises(Exception, match="cannot be deleted"):
+        services.delete_cluster(staff, Cluster.local())
     assert Cluster.objects.filter(name="local").exists()
 
 
@@ -346,11 +351,18 @@ def test_node_labels_on_the_local_cluster_survive_the_sync(tenant_a):
     sync_cluster(local)
     node = local.nodes.get()
     assert node.allocatable["cpu"] >= 1000 and node.ready
-    r = tenant_a.api().put(f"/api/clusters/local/nodes/{node.name}/labels/",
-                           {"labels": ["dice/job", "dice/workspace-dev"]}, format="json")
+    r = tenant_a.api().put(f"/api/clusters/local/nodes/{node.name}/labels/", {"labels": ["dice/job"]},
+                           format="json")
+    assert r.status_code == 403  # local is platform-wide: staff label its node
+    from rest_framework.test import APIClient
+
+    staff = APIClient()
+    staff.force_authenticate(get_user_model().objects.create_superuser("root-labels", password="pw"))
+    r = staff.put(f"/api/clusters/local/nodes/{node.name}/labels/",
+                  {"labels": ["dice/job", "dice/workspace-dev"]}, format="json")
     assert r.status_code == 200, r.content
     assert r.json()["dice_labels"] == ["dice/job", "dice/workspace-dev"]
-    bad = tenant_a.api().put(f"/api/clusters/local/nodes/{node.name}/labels/", {"labels": ["dice/gpu"]},
+    bad = staff.put(f"/api/clusters/local/nodes/{node.name}/labels/", {"labels": ["dice/gpu"]},
                              format="json")
     assert bad.status_code == 400 and "unknown dice label" in str(bad.json())
     sync_cluster(local)
@@ -466,10 +478,18 @@ def test_inspection_findings_of_other_organizations_are_hidden(tenant_a, tenant_
          "message": "", "link": ""},
     ])
     guest = tenant_b.add_user("guest-b", Role.GUEST)
+    assert len(visible_findings(tenant_a.owner, report)) == 3  # owners manage their organization's cluster
+    assert tenant_b.api().get(f"/api/clusters/{cluster.name}/inspection/").status_code == 404
+    # A platform-wide cluster granted to both: only staff manage it, each organization sees its own.
+    staff = get_user_model().objects.create_superuser("root-insp", password="pw")
+    shared = register(staff, check=False, granted_to=[tenant_a.org, tenant_b.org])
+    report.cluster = shared
+    report.save()
     assert [f["object"] for f in visible_findings(guest, report)] == ["n1", "b/x"]
-    assert len(visible_findings(tenant_a.owner, report)) == 3  # owners manage clusters
-    r = tenant_b.api().get(f"/api/clusters/{cluster.name}/inspection/")
-    assert r.status_code == 200 and len(r.json()["findings"]) == 3  # tenant_b's owner manages clusters too
+    assert [f["object"] for f in visible_findings(tenant_a.owner, report)] == ["n1", "a/x"]
+    assert len(visible_findings(staff, report)) == 3
+    r = tenant_b.api().get(f"/api/clusters/{shared.name}/inspection/")
+    assert r.status_code == 200 and [f["object"] for f in r.json()["findings"]] == ["n1", "b/x"]
 
 
 # ---- the resource report ---------------------------------------------------------------------------

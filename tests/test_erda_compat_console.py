@@ -143,3 +143,12 @@ def test_dice_runtime_custom_addon(tenant_a, fake_cluster, fake, dice_cli, setti
     from apps.deploy.addons import credentials
 
     assert credentials(instance) == {"TOKEN": "tk-3", "URL": "https://x"}
+
+
+def test_the_new_release_check_shows_deprecation_warnings(tenant_a):
+    from django.urls import reverse
+
+    url = reverse("deploy:release_validate", args=[tenant_a.org.slug, tenant_a.project.slug, tenant_a.app.slug])
+    text = "version: 2\nservices:\n  blog:\n    image: b\n    volumes:\n      - {storage: nfs, path: /data}\n"
+    page = tenant_a.browser_client().post(url, {"spec_text": text}).content.decode()
+    assert "Valid" in page and "warning: line 6:" in page and "deprecated" in page

@@ -64,10 +64,11 @@ def test_login_required(db):
     assert response.status_code == 302 and "/login/" in response["Location"]
 
 
-def test_create_org_project_app_through_forms(db):
+def test_create_org_project_app_through_forms(db, settings):
     from django.contrib.auth import get_user_model
     from django.test import Client
 
+    settings.DICE_ORG_CREATION = "anyone"  # self-service organizations
     user = get_user_model().objects.create_user("carol", password="pw")
     client = Client()
     assert client.post(reverse("login"), {"username": "carol", "password": "pw"}).status_code == 302
@@ -75,7 +76,7 @@ def test_create_org_project_app_through_forms(db):
     assert r.status_code == 302 and r["Location"] == "/orgs/acme/"
     r = client.post(reverse("projects:project_add", args=["acme"]), {"slug": "shop"})
     assert r["Location"] == "/orgs/acme/shop/"
-    r = client.post(reverse("projects:application_add", args=["acme", "shop"]), {"slug": "web", "repo_url": "x"})
+    r = client.post(reverse("projects:application_add", args=["acme", "shop"]), {"slug": "web", "repo_url": "https://git.example/web.git"})
     assert r["Location"] == "/orgs/acme/shop/web/"
     assert Application.objects.get(slug="web").project.organization.members.get().user == user
     # A duplicate gets the error next to the field, and nothing changes.

@@ -23,7 +23,9 @@ stages:
           commands: ["echo a >> {trace}"]
       - custom-script:
           alias: b
-          commands: ["sleep 0.3; echo b >> {trace}"]
+          # b ends only once c has written (30 s at most): c is first exactly when it did not
+          # wait for b, however slow this machine starts the steps.
+          commands: ["for i in $(seq 300); do grep -qx c {trace} && break; sleep 0.1; done; echo b >> {trace}"]
   - stage:
       - custom-script:
           alias: c

@@ -25,6 +25,7 @@ import pytest
 
 from apps.deploy.bundles import make_archive
 from scheduler.base import ClusterRef
+from tests.conftest import make_org
 from tests.local.conftest import _recorded_processes, pid_alive, wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -85,7 +86,7 @@ def shop(transactional_db):
     from apps.projects import services
 
     user = get_user_model().objects.create_user("erin")
-    org = services.create_organization(user, slug="acme")
+    org = make_org(user, "acme")
     project = services.create_project(user, org, slug="shop")
     app = services.create_application(user, project, slug="guestbook")
     api = APIClient()
@@ -172,7 +173,7 @@ def _git(*args, cwd):
                         "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@example"})
 
 
-def test_an_application_with_a_repository_runs_from_a_clone(local_cluster, shop, tmp_path):
+def test_an_application_with_a_repository_runs_from_a_clone(local_cluster, shop, tmp_path, settings):
     from apps.deploy import deployments
     from apps.deploy.models import Deployment
     from apps.deploy.services import create_release
@@ -183,6 +184,7 @@ def test_an_application_with_a_repository_runs_from_a_clone(local_cluster, shop,
     _git("init", "-q", "-b", "main", cwd=repo)
     _git("add", ".", cwd=repo)
     _git("commit", "-q", "-m", "guestbook", cwd=repo)
+    settings.DICE_REPO_ALLOW_LOCAL_PATHS = True  # a single-user console may clone from its own disk
     app = services.update_application(shop["user"], shop["app"], repo_url=f"file://{repo}")
     release = create_release(shop["user"], app, spec_text=(repo / "dice.yml").read_text())
     d = deployments.deploy(shop["user"], app, "DEV", release=release)  # eager: runs after commit
@@ -202,7 +204,10 @@ def test_a_crashing_service_fails_the_rollout_with_the_reason(local_cluster, sho
     from apps.deploy.models import Deployment
     from apps.deploy.services import create_release
 
-    text = 'version: "2.0"\nservices:\n  broken:\n    cmd: python3 -c "import sys; sys.exit(3)"\n'
+    # A replica without a health check is ready once it has been up 1 s (UP_WITHOUT_CHECK): the
+    # crash must come before that. python3 -c took over 1 s just to start on a loaded machine
+    # (the rollout went healthy, then the process exited 3); the shell exits within milliseconds.
+    text = 'version: "2.0"\nservices:\n  broken:\n    cmd: exit 3\n'
     release = create_release(shop["user"], shop["app"], spec_text=text)
     d = deployments.deploy(shop["user"], shop["app"], "DEV", release=release)
     d = Deployment.objects.get(pk=d.pk)

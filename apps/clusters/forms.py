@@ -4,7 +4,9 @@ from django import forms
 from django.core.validators import validate_slug
 
 from apps.clusters.choices import NodeRole
+from apps.clusters.scope import managed_organizations
 from apps.projects.choices import WorkspaceKind
+from apps.projects.models import Organization
 
 MAX_UPLOAD = 256 * 1024
 
@@ -90,8 +92,20 @@ class CredentialsMixin(forms.Form):
 
 class ClusterRegisterForm(CredentialsMixin, ClusterSettingsForm):
     name = forms.CharField(max_length=63, validators=[validate_slug], help_text="Lowercase letters, digits, -")
+    organization = forms.ModelChoiceField(
+        queryset=None, to_field_name="slug", required=False,
+        help_text="The organization that owns the cluster (may be left empty if you manage only one); "
+                  "empty for staff: platform-wide")
 
-    field_order = ["name"]
+    field_order = ["name", "organization"]
+
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if user is not None and user.is_superuser:
+            self.fields["organization"].queryset = Organization.objects.all()
+        else:
+            self.fields["organization"].queryset = Organization.objects.filter(
+                pk__in=managed_organizations(user)) if user is not None else Organization.objects.none()
 
 
 class ClusterEditForm(CredentialsMixin, ClusterSettingsForm):

@@ -144,10 +144,11 @@ def inspect_cluster(cluster: Cluster) -> InspectionReport:
 
 def visible_findings(user, report: InspectionReport) -> list[dict]:
     """Cluster managers see everything; others see cluster-wide findings and their organizations' ones."""
+    from apps.clusters.scope import can_manage_cluster
     from apps.projects import scope
     from scheduler.base import dns_label
 
-    if scope.can_manage_clusters(user):
+    if can_manage_cluster(user, report.cluster):
         return report.findings
     mine = {dns_label(o.slug) for o in scope.organizations_for(user)}
     return [f for f in report.findings if not f["namespace"] or (f["org"] and f["org"] in mine)]

@@ -12,9 +12,23 @@ LOCAL_CLUSTER_NAME = "local"
 
 
 class Cluster(models.Model):
-    """A place where runtimes and pipeline steps run: the local machine or a Kubernetes cluster."""
+    """A place where runtimes and pipeline steps run: the local machine or a Kubernetes cluster.
+
+    Owned by one organization (managed by its owners and ops, usable by it alone) or, with no
+    organization, platform-wide: managed by staff only, usable by the organizations it is granted to
+    (or by every organization when `all_organizations` is set, as `local` is by default)."""
 
     name = models.SlugField(max_length=63, unique=True)
+    organization = models.ForeignKey(
+        "projects.Organization", null=True, blank=True, on_delete=models.CASCADE, related_name="clusters",
+        help_text="The owning organization; empty: a platform-wide cluster managed by staff",
+    )
+    granted_to = models.ManyToManyField(
+        "projects.Organization", blank=True, related_name="granted_clusters",
+        help_text="Organizations that may bind workspaces to this platform-wide cluster",
+    )
+    all_organizations = models.BooleanField(
+        default=False, help_text="A platform-wide cluster every organization may use")
     kind = models.CharField(max_length=20, choices=ClusterKind.choices, default=ClusterKind.KUBERNETES)
     description = models.CharField(max_length=200, blank=True)
     api_server = models.URLField(blank=True, help_text="Kubernetes API server URL")
@@ -58,6 +72,16 @@ class Cluster(models.Model):
         return self.name == LOCAL_CLUSTER_NAME
 
     @property
+    def platform_wide(self) -> bool:
+        return self.organization_id is None
+
+    def usable_by(self, organization) -> bool:
+        """Whether workspaces of `organization` may be bound to (and deploy to) this cluster."""
+        if self.organization_id is not None:
+            return self.organization_id == organization.pk
+        return self.all_organizations or self.granted_to.filter(pk=organization.pk).exists()
+
+    @property
     def has_credentials(self) -> bool:
         return bool(self.credentials)
 
@@ -65,7 +89,8 @@ class Cluster(models.Model):
     def local(cls) -> "Cluster":
         cluster, _ = cls.objects.get_or_create(
             name=LOCAL_CLUSTER_NAME,
-            defaults={"kind": ClusterKind.LOCAL, "description": "Processes on the console's machine"},
+            defaults={"kind": ClusterKind.LOCAL, "description": "Processes on the console's machine",
+                      "all_organizations": True},
         )
         return cluster
 

@@ -15,11 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.clusters import crypto, kube
+from apps.clusters import scope as cluster_scope
 from apps.clusters.choices import AuthMethod, CheckStatus, ClusterKind, NodeRole
 from apps.clusters.kubeconfig import KubeconfigError, Resolved, from_token, parse, resolve
 from apps.clusters.models import LOCAL_CLUSTER_NAME, Cluster, Node, WorkspaceOvercommit
 from apps.projects import audit, scope
+from apps.projects import permissions as perms
 from apps.projects.choices import WorkspaceKind
+from apps.projects.models import Organization
 from scheduler.base import ClusterRef, Overcommit
 
 SETTINGS_FIELDS = {"description", "wildcard_domain", "ingress_class", "storage_class", "allow_prod_mem_overcommit"}
@@ -36,9 +39,25 @@ NODE_KINDS = {
 }
 
 
-def require_manage(user) -> None:
-    if not scope.can_manage_clusters(user):
-        raise PermissionDenied("you may not manage clusters (needs an organization role with manage_clusters)")
+def require_manage(user, cluster: Cluster | None = None) -> None:
+    """Without a cluster: may the user manage any cluster at all (register one); with one: that one."""
+    if cluster is None:
+        if not scope.can_manage_clusters(user):
+            raise PermissionDenied("you may not manage clusters (needs an organization role with manage_clusters)")
+        return
+    if not cluster_scope.can_manage_cluster(user, cluster):
+        if cluster.organization_id is None:
+            raise PermissionDenied(f"{cluster} is a platform-wide cluster: only staff manage it")
+        raise PermissionDenied(f"you may not manage {cluster}: it needs the owner or ops role in "
+                               f"{cluster.organization}")
+
+
+def _check_grants(user, organization, granted_to, all_organizations) -> None:
+    if organization is not None and (granted_to or all_organizations):
+        raise ValidationError({"granted_to": "an organization's own cluster is usable by that organization "
+                                             "only; grants apply to platform-wide clusters"})
+    if (granted_to is not None or all_organizations) and not user.is_superuser:
+        raise PermissionDenied("only staff grant platform-wide clusters to organizations")
 
 
 # ---- credentials ------------------------------------------------------------------------------
@@ -139,10 +158,28 @@ def register_cluster(
     user, *, name: str, description: str = "", kubeconfig: str | bytes | None = None, context: str | None = None,
     server: str | None = None, ca: str = "", token: str | None = None, wildcard_domain: str = "",
     ingress_class: str = "", storage_class: str = "", allow_prod_mem_overcommit: bool = False,
-    overcommit: dict | None = None, check: bool = True,
+    overcommit: dict | None = None, check: bool = True, organization=None, granted_to=None,
+    all_organizations: bool = False,
 ) -> Cluster:
-    """Register a Kubernetes cluster; the credentials are encrypted, then the connectivity is checked."""
-    require_manage(user)
+    """Register a Kubernetes cluster; the credentials are encrypted, then the connectivity is checked.
+
+    With `organization` the cluster belongs to it (its owners and ops register and manage it);
+    without, it is platform-wide: staff only, usable by `granted_to` (or every organization)."""
+    if organization is None and not user.is_superuser:
+        # Not staff: the cluster belongs to the one organization whose clusters the user manages.
+        managed = list(Organization.objects.filter(pk__in=cluster_scope.managed_organizations(user))[:2])
+        if not managed:
+            raise PermissionDenied("you may not register clusters (needs the owner or ops role in an organization)")
+        if len(managed) > 1:
+            raise ValidationError({"organization": "you manage clusters of several organizations: name the one "
+                                                   "that owns this cluster"})
+        organization = managed[0]
+    if organization is None:
+        pass  # staff: platform-wide
+    elif not scope.has_perm(user, perms.MANAGE_CLUSTERS, organization):
+        raise PermissionDenied(f"you may not register clusters for {organization} "
+                               "(needs the owner or ops role there)")
+    _check_grants(user, organization, granted_to, all_organizations)
     try:
         validate_slug(name)
     except ValidationError:
@@ -157,11 +194,14 @@ def register_cluster(
         cluster = Cluster(
             name=name, kind=ClusterKind.KUBERNETES, description=description, wildcard_domain=wildcard_domain,
             ingress_class=ingress_class, storage_class=storage_class,
-            allow_prod_mem_overcommit=allow_prod_mem_overcommit,
+            allow_prod_mem_overcommit=allow_prod_mem_overcommit, organization=organization,
+            all_organizations=all_organizations,
         )
         _store_credentials(cluster, method, resolved)
         cluster.full_clean(validate_unique=False)
         cluster.save()
+        if granted_to:
+            cluster.granted_to.set(granted_to)
         _apply_overcommit(cluster, overcommit or {})
         audit.record(user, "create", cluster, after=audit.snapshot(cluster))
     if check:
@@ -170,9 +210,16 @@ def register_cluster(
 
 
 def update_cluster(user, cluster: Cluster, *, overcommit: dict | None = None, check: bool = True, **changes) -> Cluster:
-    """Change settings, overcommit ratios or (all at once) the credentials."""
-    require_manage(user)
-    unknown = set(changes) - SETTINGS_FIELDS - CREDENTIAL_FIELDS
+    """Change settings, overcommit ratios, grants (staff, platform-wide clusters) or (all at once)
+    the credentials."""
+    require_manage(user, cluster)
+    granted_to = changes.pop("granted_to", None)
+    all_orgs = changes.pop("all_organizations", None)
+    if granted_to is not None or all_orgs is not None:
+        _check_grants(user, cluster.organization, granted_to, all_orgs)
+        if all_orgs is not None:
+            changes["all_organizations"] = all_orgs
+    unknown = set(changes) - SETTINGS_FIELDS - CREDENTIAL_FIELDS - {"all_organizations"}
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "this field cannot be changed"))
     creds = {k: v for k in CREDENTIAL_FIELDS if (v := changes.pop(k, None))}
@@ -189,6 +236,9 @@ def update_cluster(user, cluster: Cluster, *, overcommit: dict | None = None, ch
             _store_credentials(cluster, *resolve_credentials(**creds))
         cluster.full_clean(validate_unique=False)
         cluster.save()
+        if granted_to is not None:
+            cluster.granted_to.set(granted_to)
+        _check_bound_workspaces(cluster)
         _apply_overcommit(cluster, overcommit or {})
         after = audit.snapshot(cluster)
         if overcommit:
@@ -199,8 +249,20 @@ def update_cluster(user, cluster: Cluster, *, overcommit: dict | None = None, ch
     return cluster
 
 
+def _check_bound_workspaces(cluster: Cluster) -> None:
+    """A grant cannot be withdrawn from an organization whose workspaces are still bound to the
+    cluster: every bound workspace stays on a cluster its organization may use."""
+    bound = (cluster.workspaces.select_related("project__organization")
+             .exclude(project__organization__in=Organization.objects.filter(
+                 pk__in=cluster_scope.usable_by_organizations(cluster))))
+    stranded = sorted({str(w) for w in bound[:20]})
+    if stranded:
+        raise ValidationError({"granted_to": f"workspaces still bound to {cluster} would lose it: "
+                                             f"{', '.join(stranded)}; bind them elsewhere first"})
+
+
 def delete_cluster(user, cluster: Cluster) -> None:
-    require_manage(user)
+    require_manage(user, cluster)
     if cluster.name == LOCAL_CLUSTER_NAME:
         raise ValidationError({"name": "the local cluster always exists and cannot be deleted"})
     bound = cluster.workspaces.count()
@@ -223,7 +285,7 @@ def session_for(cluster: Cluster) -> kube.Session:
 def run_check(cluster: Cluster, user=None) -> dict:
     """Ask the cluster what it is and what we may do there; store and return the report."""
     if user is not None:
-        require_manage(user)
+        require_manage(user, cluster)
     if cluster.kind == ClusterKind.LOCAL:
         report = {"reachable": True, "server_version": "local", "error": "", "permissions": [],
                   "missing_permissions": [], "operators": [], "missing_operators": []}
@@ -263,7 +325,7 @@ def run_check(cluster: Cluster, user=None) -> dict:
 
 def set_node_roles(user, node: Node, roles: list[str]) -> Node:
     """Make the node's `dice/` labels exactly `roles` (each "true"), on the Kubernetes node and here."""
-    require_manage(user)
+    require_manage(user, node.cluster)
     unknown = {r for r in roles if r not in NodeRole.values and not LOCATION_LABEL.fullmatch(r)}
     if unknown:
         raise ValidationError({"labels": f"unknown dice label(s): {', '.join(sorted(unknown))}; "

@@ -11,9 +11,10 @@ class ClusterTable(tables.Table):
         '<span class="check-{{ record.check_status }}">{{ record.get_check_status_display }}</span>',
         verbose_name="Check")
     nodes = tables.Column(accessor="node_count", verbose_name="Nodes", orderable=False)
+    organization = tables.Column(verbose_name="Owner", default="platform-wide")
 
     class Meta:
         model = Cluster
         fields = ("name", "kind", "api_server", "server_version", "wildcard_domain", "check_status", "synced_at")
-        sequence = ("name", "kind", "api_server", "server_version", "nodes", "wildcard_domain", "check_status",
+        sequence = ("name", "organization", "kind", "api_server", "server_version", "nodes", "wildcard_domain", "check_status",
                     "synced_at")

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.views import View
 
+from apps.clusters import scope as cluster_scope
 from apps.clusters import services, tables
 from apps.clusters.choices import ClusterKind, NodeRole
 from apps.clusters.filtersets import ClusterFilterSet
@@ -50,7 +51,7 @@ class ClusterListView(ObjectListView):
     title = "Clusters"
 
     def get_queryset(self):
-        return super().get_queryset().annotate(node_count=Count("nodes"))
+        return super().get_queryset().select_related("organization").annotate(node_count=Count("nodes"))
 
     def extra_context(self):
         can = scope.can_manage_clusters(self.request.user)
@@ -81,7 +82,7 @@ class ClusterView(ClusterLookup, View):
         return render(request, "clusters/cluster.html", {
             "object": cluster, "nodes": nodes, "ratios": ratios,
             "prod_mem_overcommit": ratios[WorkspaceKind.PROD]["mem_ratio"] > 1,
-            "report": report, "can_manage": scope.can_manage_clusters(request.user),
+            "report": report, "can_manage": cluster_scope.can_manage_cluster(request.user, cluster),
             "workspaces": cluster.workspaces.select_related("project__organization").filter(
                 project__in=scope.projects_for(request.user)),
             "roles": NodeRole.choices, "last_inspection": cluster.inspections.first(),
@@ -104,15 +105,16 @@ class ClusterRegisterView(ScopedMixin, View):
 
     def get(self, request):
         services.require_manage(request.user)
-        return render(request, self.template, {"form": ClusterRegisterForm(), "title": "Register a cluster"})
+        return render(request, self.template, {"form": ClusterRegisterForm(user=request.user), "title": "Register a cluster"})
 
     def post(self, request):
         services.require_manage(request.user)
-        form = ClusterRegisterForm(request.POST, request.FILES)
+        form = ClusterRegisterForm(request.POST, request.FILES, user=request.user)
         if form.is_valid():
             try:
                 cluster = services.register_cluster(
                     request.user, name=form.cleaned_data["name"], overcommit=form.overcommit(),
+                    organization=form.cleaned_data.get("organization"),
                     **form.settings(), **form._creds)
             except ValidationError as exc:
                 _form_errors(form, exc)
@@ -134,13 +136,13 @@ class ClusterEditView(ClusterLookup, View):
 
     def get(self, request, name):
         cluster = self.get_cluster()
-        services.require_manage(request.user)
+        services.require_manage(request.user, cluster)
         form = ClusterEditForm(initial=self.initial(cluster))
         return render(request, self.template, {"form": form, "title": f"Edit {cluster}", "object": cluster})
 
     def post(self, request, name):
         cluster = self.get_cluster()
-        services.require_manage(request.user)
+        services.require_manage(request.user, cluster)
         form = ClusterEditForm(request.POST, request.FILES)
         if form.is_valid():
             creds = {k: v for k, v in form._creds.items() if v}
@@ -158,7 +160,7 @@ class ClusterEditView(ClusterLookup, View):
 class ClusterDeleteView(ClusterLookup, ServiceDeleteView):
     def get_target(self):
         cluster = self.get_cluster()
-        services.require_manage(self.request.user)
+        services.require_manage(self.request.user, cluster)
         return cluster
 
     def post(self, request, *args, **kwargs):
@@ -182,7 +184,7 @@ class ClusterActionView(ClusterLookup, View):
 
     def post(self, request, name):
         cluster = self.get_cluster()
-        services.require_manage(request.user)
+        services.require_manage(request.user, cluster)
         try:
             if self.action == "check":
                 report = services.run_check(cluster, request.user)
@@ -223,7 +225,7 @@ class InspectionView(ClusterLookup, View):
         findings = visible_findings(request.user, report) if report else []
         return render(request, "clusters/inspection.html", {
             "object": cluster, "report": report, "findings": findings,
-            "can_manage": scope.can_manage_clusters(request.user),
+            "can_manage": cluster_scope.can_manage_cluster(request.user, cluster),
         })
 
 
@@ -258,6 +260,6 @@ class ResourceReportView(ScopedMixin, View):
         rows = resource_report(workspaces.order_by("project__organization__slug", "project__slug", "kind")[:400])
         return render(request, "clusters/resources.html", {
             "rows": rows, "projects": projects, "chosen": chosen,
-            "clusters": Cluster.objects.all(), "chosen_cluster": request.GET.get("cluster", ""),
+            "clusters": cluster_scope.clusters_for(request.user), "chosen_cluster": request.GET.get("cluster", ""),
             "local": ClusterKind.LOCAL,
         })

@@ -18,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 
 from apps.deploy.models import Release, ReleaseBundle
+from apps.projects import repourls
 
 MAX_ARCHIVE = 50 * 1024 * 1024  # bytes, compressed
 MAX_UNPACKED = 200 * 1024 * 1024  # bytes, all files together
@@ -174,12 +175,16 @@ def _unpack(bundle: ReleaseBundle, into: Path) -> None:
 
 
 def _clone(repo_url: str, into: Path) -> None:
-    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0"}
+    # Checked again here, not only when saved: the setting may have changed, and the host is
+    # resolved now and the clone pinned to what was checked (a name may resolve elsewhere today).
     try:
-        done = subprocess.run(
-            ["git", "clone", "--quiet", "--depth", "1", "--", repo_url, str(into)],
-            capture_output=True, text=True, timeout=CLONE_TIMEOUT, env=env,
-        )
+        target = repourls.check(repo_url, must_resolve=True)
+    except repourls.RepoUrlRefused as exc:
+        raise WorkdirError(f"the repository URL is refused: {exc}") from None
+    argv, git_env = repourls.clone_command(target, str(into))
+    env = {**os.environ, **git_env}
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=CLONE_TIMEOUT, env=env)
     except FileNotFoundError:
         raise WorkdirError("git is not installed on the console's machine (apt-get install git)")
     except subprocess.TimeoutExpired:

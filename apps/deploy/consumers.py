@@ -7,10 +7,12 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from apps.deploy.deployments import runtime_group
 from apps.deploy.models import Runtime
 from apps.projects import scope
+from dice_console.wsaccess import FollowsAccess
 
 
-class RuntimeProgressConsumer(AsyncJsonWebsocketConsumer):
-    """/ws/runtimes/<id>/: refuses anonymous users (4401) and runtimes outside their scope (4404)."""
+class RuntimeProgressConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
+    """/ws/runtimes/<id>/: refuses anonymous users (4401) and runtimes outside their scope (4404);
+    closes (4403) when the user's token or access to the runtime is revoked while it is open."""
 
     async def connect(self):
         user = self.scope.get("user")
@@ -21,11 +23,17 @@ class RuntimeProgressConsumer(AsyncJsonWebsocketConsumer):
         if not await self._visible(user, runtime_id):
             await self.close(code=4404)
             return
+        self.runtime_id = runtime_id
         self.group = runtime_group(runtime_id)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.accept()
+        await self.follow_access()
+
+    def still_allowed_sync(self) -> bool:
+        return scope.scoped(self.scope["user"], Runtime).filter(pk=self.runtime_id).exists()
 
     async def disconnect(self, code):
+        await self.unfollow_access()
         if hasattr(self, "group"):
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

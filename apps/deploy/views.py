@@ -102,6 +102,8 @@ def spec_check_context(text: str, images_text: str, *, source_name: str = "dice.
         "counts": (
             {"services": len(doc.services), "addons": len(doc.addons), "jobs": len(doc.jobs)} if doc else None
         ),
+        # Deprecated forms that are still read (Erda's {storage, path} volumes...).
+        "warnings": list(doc.warnings) if doc is not None else [],
     }
 
 

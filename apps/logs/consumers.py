@@ -9,7 +9,8 @@ Server -> client: {"type": "lines", "stream": s, "lines": [[n, ts, stream, text]
                   {"type": "events", "stream": s, "events": [...]}  runtime service events
                   {"type": "error", "stream": s, "error": "..."}
 Close codes: 4401 not authenticated, 4404 a stream outside the user's organizations (no lines sent),
-4400 a malformed subscription.
+4400 a malformed subscription, 4403 the user's token or access to a subscribed stream was revoked
+while it was open.
 
 Task lines: the consumer joins the task's group before reading the stored lines after N, then
 sends every line exactly once in number order: pushed lines it already sent are dropped, and a
@@ -28,6 +29,7 @@ from django.db import OperationalError
 
 from apps.logs import push, store
 from apps.logs.wsauth import PROTOCOL_PREFIX
+from dice_console.wsaccess import FollowsAccess
 
 FLUSH_INTERVAL = 0.1  # at most ~10 messages a second per stream to the browser
 PAGE = 5000  # lines per message when sending stored lines
@@ -68,7 +70,7 @@ def parse_stream(text) -> tuple[str, int, str] | None:
     return None
 
 
-class LogsConsumer(AsyncJsonWebsocketConsumer):
+class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -78,9 +80,22 @@ class LogsConsumer(AsyncJsonWebsocketConsumer):
         self.runtimes: dict[str, RuntimeStream] = {}
         offered = [p for p in self.scope.get("subprotocols", []) or [] if p.startswith(PROTOCOL_PREFIX)]
         await self.accept(subprotocol=offered[0] if offered else None)
+        await self.follow_access()
         self.watchdog = asyncio.get_running_loop().create_task(self._watch())
 
+    def still_allowed_sync(self) -> bool:
+        from apps.deploy.models import Runtime
+        from apps.pipelines.models import TaskRun
+        from apps.projects import scope
+
+        user = self.scope["user"]
+        tasks = {sub.task_id for sub in list(self.tasks.values())}
+        runtimes = {int(stream.split(":")[1]) for stream in list(self.runtimes)}
+        return (scope.scoped(user, TaskRun).filter(pk__in=tasks).count() == len(tasks)
+                and scope.scoped(user, Runtime).filter(pk__in=runtimes).count() == len(runtimes))
+
     async def disconnect(self, code):
+        await self.unfollow_access()
         if hasattr(self, "watchdog"):
             self.watchdog.cancel()
         for stream in list(getattr(self, "tasks", {})):

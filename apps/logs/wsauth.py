@@ -45,6 +45,10 @@ class TokenAuthMiddleware:
             if key:
                 from django.contrib.auth.models import AnonymousUser
 
+                from apps.projects.models import ApiToken
+
                 user = await _user_of(key)
-                scope = dict(scope, user=user or AnonymousUser(), token_auth=True)
+                # Sockets re-check their token while open (dice_console/wsaccess.py).
+                scope = dict(scope, user=user or AnonymousUser(), token_auth=True,
+                             token_digest=ApiToken.hash_key(key))
         return await self.inner(scope, receive, send)

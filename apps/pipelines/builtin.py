@@ -222,6 +222,13 @@ def _dice(task, run, action, params, ctx, masker) -> None:
         raise ValueError("dice needs the param release_id (e.g. ${{ outputs.release.release_id }})")
     release = Release.objects.get(pk=int(release_id), application_id=run.application_id)
     workspace = str(params.get("workspace") or run.workspace).upper()
+    if task.review != "approved" and _protected(run, workspace):
+        # A protected workspace: the deploy waits, like a manual-review, for someone allowed to
+        # deploy there to approve it (services.review_task); the approval starts it.
+        steps.append_lines(task, [f"{workspace} is protected: waiting for a review by someone allowed to deploy "
+                                  "there (approve or reject it on the run page or the API)"])
+        TaskRun.objects.filter(pk=task.pk).update(outputs={"awaiting_review": workspace})
+        return
     payload = run.trigger_payload or {}
     name = str(params.get("runtime") or payload.get("branch") or "main").lower().replace("/", "-")
     with transaction.atomic():
@@ -230,6 +237,29 @@ def _dice(task, run, action, params, ctx, masker) -> None:
     TaskRun.objects.filter(pk=task.pk).update(outputs={"deployment_id": str(deployment.pk)})
     _schedule_timeout(task, action)
     _tasks().check_deployment.apply_async((task.pk, task.attempt), countdown=1)
+
+
+def _protected(run: PipelineRun, workspace: str) -> bool:
+    from apps.projects.models import Workspace
+
+    return Workspace.objects.filter(project_id=run.application.project_id, kind=workspace, protected=True).exists()
+
+
+def resume_after_review(task_id: int) -> None:
+    """An approved deploy into a protected workspace: run it now (same params as when it paused)."""
+    task = TaskRun.objects.select_related("run__application", "run__definition").filter(pk=task_id).first()
+    if task is None or task.status != TaskStatus.RUNNING or task.review != "approved":
+        return
+    run = task.run
+    action = steps.pipeline_of(run).action(task.alias)
+    _, masker = steps.project_configs(run.application.project_id)
+    try:
+        _dice(task, run, action, dict(task.params or {}), None, masker)
+    except Exception as exc:  # a built-in's failure is the task's failure, never the worker's
+        log.exception("deploy of run %s after its review failed", run.pk)
+        steps.append_lines(task, [f"dice failed: {exc}"])
+        engine.conclude(task, TaskStatus.FAILED, str(exc))
+        engine.dispatch(run.pk)
 
 
 def check_deployment(task_id: int, attempt: int) -> None:

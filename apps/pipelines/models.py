@@ -245,6 +245,10 @@ class BranchRule(models.Model):
     pattern = models.CharField(max_length=200, help_text="glob pattern, e.g. main, feature/* or release/**")
     workspace = models.CharField(max_length=10, choices=WorkspaceKind.choices)
     priority = models.IntegerField(default=100, help_text="Lower is tried first")
+    # Who made (or last changed) the rule: automatic runs into STAGING and PROD it selects are
+    # checked against this user's right to deploy there when they run.
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-MASK = "******"
+from agent import masking
+
+MASK = masking.MASK
 
 
 def encrypt(plain: str) -> str:
@@ -20,18 +22,13 @@ def decrypt(token: str) -> str:
     return crypto.decrypt(token)
 
 
-class Masker:
-    """Replaces every secret value in a text with ******; longest first, so one secret containing
-    another is masked whole."""
+class Masker(masking.Masker):
+    """Replaces every secret value in a text with ******, and its encoded forms (agent/masking.py:
+    the same code the step agent masks its lines with); longest first, so one secret containing
+    another is masked whole. `line(text, stream)` also masks a value split across two lines."""
 
     def __init__(self, secrets: Iterable[str]):
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        super().__init__(secrets)
 
     def value(self, data):
         """Mask every string inside JSON-like data."""

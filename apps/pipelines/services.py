@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Q
 
-from apps.pipelines import engine, secrets
+from apps.pipelines import engine, secrets, steps, triggers
 from apps.pipelines.choices import RunStatus, TaskStatus, TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
 from apps.projects import audit, scope
@@ -71,14 +72,17 @@ def save_definition(user, application: Application, *, source: str, name: str = 
     """Create or replace the application's definition called `name` (default: the file's name)."""
     _require(user, perms.CHANGE, application)
     pipeline = parse_source(source, path)
+    if pipeline.cron:
+        # A schedule runs as its author without anyone present: only someone who may deploy to the
+        # workspace it runs in sets one.
+        target = triggers.workspace_for_branch(application.project_id, branch or None) or "DEV"
+        _require(user, perms.deploy_perm(target), application)
     name = (name or pipeline.name or path.rsplit("/", 1)[-1].removesuffix(".yml")).strip()[:100]
     definition, created = PipelineDefinition.objects.update_or_create(
         application=application, name=name,
         defaults={"source": source, "path": path or "pipeline.yml", "branch": branch,
                   **({"created_by": user} if user is not None and user.is_authenticated else {})},
     )
-    from apps.pipelines import triggers
-
     triggers.sync_cron(definition, pipeline)
     audit.record(user, "create" if created else "update", definition,
                  after={"id": definition.pk, "name": name, "path": definition.path, "branch": branch})
@@ -88,8 +92,6 @@ def save_definition(user, application: Application, *, source: str, name: str = 
 @transaction.atomic
 def delete_definition(user, definition: PipelineDefinition) -> None:
     _require(user, perms.CHANGE, definition.application)
-    from apps.pipelines import triggers
-
     triggers.remove_cron(definition)
     audit.record(user, "delete", definition, before={"id": definition.pk, "name": definition.name})
     definition.delete()
@@ -153,8 +155,11 @@ def rerun(user, run: PipelineRun) -> PipelineRun:
 
 
 def review_task(user, task: TaskRun, *, approve: bool, comment: str = "") -> TaskRun:
+    """Approve or reject a waiting manual-review, or a deploy into a protected workspace."""
     run = task.run
     _require(user, perms.deploy_perm(run.workspace), run.application)
+    if task.type == "dice":
+        return _review_protected_deploy(user, task, approve=approve, comment=comment)
     if task.type != "manual-review":
         raise ValidationError({"task": f"task '{task.alias}' is a {task.type}, not a manual-review"})
     if task.status != TaskStatus.RUNNING or task.started is None:
@@ -165,8 +170,34 @@ def review_task(user, task: TaskRun, *, approve: bool, comment: str = "") -> Tas
     return task
 
 
+def _review_protected_deploy(user, task: TaskRun, *, approve: bool, comment: str) -> TaskRun:
+    run = task.run
+    waiting_for = (task.outputs or {}).get("awaiting_review")
+    if task.status != TaskStatus.RUNNING or not waiting_for or task.review:
+        raise ValidationError({"task": f"task '{task.alias}' is not a deploy waiting for a review"})
+    # The reviewer must be allowed to deploy where the step deploys (it may name another workspace).
+    _require(user, perms.deploy_perm(waiting_for), run.application)
+    reviewer = getattr(user, "username", "") or "system"
+    if not approve:
+        engine.review(task, False, reviewer, comment)
+    else:
+        TaskRun.objects.filter(pk=task.pk).update(review="approved", reviewed_by=reviewer)
+        steps.append_lines(task, [f"approved by {reviewer}" + (f": {comment}" if comment else "")])
+        transaction.on_commit(lambda: _resume(task.pk))
+    audit.record(user, "approve" if approve else "reject", run, after={"task": task.alias, "workspace": waiting_for})
+    task.refresh_from_db()
+    return task
+
+
+def _resume(task_id: int) -> None:
+    from apps.pipelines.tasks import resume_after_review
+
+    resume_after_review.delay(task_id)
+
+
 def find_review_task(run: PipelineRun, alias: str | None) -> TaskRun:
-    waiting = run.tasks.filter(type="manual-review", status=TaskStatus.RUNNING)
+    waiting = run.tasks.filter(Q(type="manual-review") | Q(type="dice", review="", outputs__has_key="awaiting_review"),
+                               status=TaskStatus.RUNNING)
     if alias:
         waiting = waiting.filter(alias=alias)
     task = waiting.first()
@@ -179,9 +210,19 @@ def find_review_task(run: PipelineRun, alias: str | None) -> TaskRun:
 
 
 @transaction.atomic
+def _require_webhook_rights(user, project: Project) -> None:
+    """The webhook secret lets anyone holding it start runs in every workspace the branch rules
+    reach: setting or removing it needs the right to deploy to all of them."""
+    targets = set(BranchRule.objects.filter(project=project).values_list("workspace", flat=True)) or {"DEV"}
+    for workspace in sorted(targets):
+        _require(user, perms.deploy_perm(workspace), project)
+
+
 def set_config(user, project: Project, *, key: str, value: str, secret: bool = False) -> ProjectConfig:
     _require(user, perms.CHANGE, project)
     key = key.strip()
+    if key == triggers.WEBHOOK_SECRET_KEY:
+        _require_webhook_rights(user, project)
     if not key or any(c.isspace() for c in key):
         raise ValidationError({"key": "a config key is a non-empty word (letters, digits, . _ -)"})
     stored = secrets.encrypt(value) if secret else value
@@ -204,6 +245,8 @@ def config_values(project_id: int, keys) -> dict[str, str]:
 
 def delete_config(user, config: ProjectConfig) -> None:
     _require(user, perms.CHANGE, config.project)
+    if config.key == triggers.WEBHOOK_SECRET_KEY:
+        _require_webhook_rights(user, config.project)
     audit.record(user, "delete", config, before={"id": config.pk, "key": config.key})
     config.delete()
 
@@ -217,8 +260,16 @@ def save_branch_rule(user, project: Project, *, pattern: str, workspace: str, pr
         raise ValidationError({"pattern": "give a branch pattern (glob), e.g. main, feature/* or release/**"})
     if (problem := check_glob(pattern)) is not None:
         raise ValidationError({"pattern": problem})
+    # A rule sends pushes to a workspace: it takes the right to deploy there (and, when it is
+    # changed, to the workspace it sent them to until now).
+    workspace = workspace_kind(workspace)
+    _require(user, perms.deploy_perm(workspace), project)
+    if rule is not None and rule.pk:
+        _require(user, perms.deploy_perm(rule.workspace), project)
     rule = rule or BranchRule(project=project)
-    rule.pattern, rule.workspace, rule.priority = pattern, workspace_kind(workspace), priority
+    rule.pattern, rule.workspace, rule.priority = pattern, workspace, priority
+    if user is not None and user.is_authenticated:
+        rule.created_by = user
     if BranchRule.objects.filter(project=project, pattern=pattern).exclude(pk=rule.pk).exists():
         raise ValidationError({"pattern": f"a rule for {pattern!r} already exists"})
     created = rule.pk is None
@@ -231,5 +282,6 @@ def save_branch_rule(user, project: Project, *, pattern: str, workspace: str, pr
 @transaction.atomic
 def delete_branch_rule(user, rule: BranchRule) -> None:
     _require(user, perms.CHANGE, rule.project)
+    _require(user, perms.deploy_perm(rule.workspace), rule.project)
     audit.record(user, "delete", rule, before={"id": rule.pk, "pattern": rule.pattern})
     rule.delete()

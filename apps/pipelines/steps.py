@@ -6,7 +6,6 @@ import functools
 import hashlib
 import json
 import os
-import sys
 from pathlib import Path
 
 from django.conf import settings
@@ -18,13 +17,10 @@ from apps.pipelines.choices import LogStream
 from apps.pipelines.models import PipelineRun, ProjectConfig, TaskRun
 from pipelineyml import Action, PipelineYml, parse_pipeline_yml
 from scheduler.base import ClusterRef, Executor, JobSpec, JobState, JobStatus, dns_label
+from scheduler.local.sandbox import AGENT_PYTHON, step_mounts
 
 AGENT_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `agent` package
 AGENT_DIR = os.path.join(AGENT_ROOT, "agent")
-# The agent's interpreter: the console's own, without its virtualenv (the agent is standard library
-# only), and the installation it needs (mounted read-only in a local step's sandbox unless /usr has it).
-AGENT_PYTHON = os.path.realpath(sys.executable)
-AGENT_MOUNTS = {AGENT_DIR: "ro", **({} if sys.base_prefix.startswith("/usr/") else {sys.base_prefix: "ro"})}
 TIMEOUT_GRACE = 30  # seconds the cluster waits beyond the agent's own timeout before killing the job
 
 
@@ -227,11 +223,6 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
     folder = step_folder(task)
     spec_path = f"{folder}/spec.json"
     timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None
-    # What the step's sandbox shows of the host (the local cluster's): its folder (spec, metafile,
-    # result), its directory and those it may use, its project's cache archives, the agent's code.
-    mounts = {folder: "rw", **dict.fromkeys(spec["dirs"].values(), "rw"), **AGENT_MOUNTS}
-    for cache in spec["caches"]:
-        mounts[os.path.dirname(cache["archive"])] = "rw"
     job = JobSpec(
         name=task.job_name,
         image=action.image or "",
@@ -244,8 +235,8 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
         labels={"dice.io/pipeline-run": str(run.pk), "dice.io/task": dns_label(task.alias)},
         namespace=job_namespace(run),
         files={spec_path: json.dumps(spec)},  # json.dump never uses the C encoder
-        tenant=run.application.project.organization.slug,
-        mounts=mounts,
+        tenant=run.application.project.organization.slug,  # the sandbox's uid on local
+        mounts=step_mounts(folder, spec, AGENT_DIR),
     )
     return executor.run_job(job)
 
@@ -327,7 +318,7 @@ def _fresh_lines(executor: Executor, run: PipelineRun, task: TaskRun, masker: se
     for line in fresh:
         stamp, stream, text = _parse(line.text, line.timestamp, line.stream)
         stream = stream if stream in LogStream.values else LogStream.STDOUT
-        rows.append((stamp, stream, task.attempt, masker(text)))
+        rows.append((stamp, stream, task.attempt, masker.line(text, f"{task.pk}/{stream}")))
     return rows, fresh[-1].number
 
 

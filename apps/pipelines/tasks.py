@@ -74,6 +74,13 @@ def check_deployment(task_run_id: int, attempt: int) -> None:
     builtin.check_deployment(task_run_id, attempt)
 
 
+@shared_task(name="dice.pipelines.resume_after_review", **RETRY)
+def resume_after_review(task_run_id: int) -> None:
+    from apps.pipelines import builtin
+
+    builtin.resume_after_review(task_run_id)
+
+
 @shared_task(name="dice.pipelines.reconcile", **RETRY)
 def reconcile() -> dict:
     from apps.pipelines import engine

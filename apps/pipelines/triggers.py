@@ -119,14 +119,55 @@ def remove_cron(definition: PipelineDefinition) -> None:
     PeriodicTask.objects.filter(name=cron_task_name(definition)).delete()
 
 
-def workspace_for_branch(project_id: int, branch: str | None) -> str | None:
-    rules = list(BranchRule.objects.filter(project_id=project_id).order_by("priority", "id"))
+def rule_for_branch(project_id: int, branch: str | None) -> tuple[str | None, BranchRule | None]:
+    """(workspace, the rule that chose it): DEV and no rule for a project without rules; (None, None)
+    when the project has rules and none matches."""
+    rules = list(BranchRule.objects.filter(project_id=project_id).select_related("created_by")
+                 .order_by("priority", "id"))
     if not rules:
-        return "DEV"
+        return "DEV", None
     for rule in rules:
         if branch is not None and glob_match(rule.pattern, branch):
-            return rule.workspace
+            return rule.workspace, rule
+    return None, None
+
+
+def workspace_for_branch(project_id: int, branch: str | None) -> str | None:
+    return rule_for_branch(project_id, branch)[0]
+
+
+# Automatic runs into these workspaces are checked against the people behind them when they run.
+GUARDED_WORKSPACES = frozenset({"STAGING", "PROD"})
+
+
+def automatic_run_refusal(definition: PipelineDefinition, workspace: str, rule: BranchRule | None) -> str | None:
+    """Why an automatic (webhook or cron) run of `definition` may not go to `workspace` now, or None.
+
+    Into STAGING and PROD the definition's author and the creator of the branch rule that chose
+    the workspace must both hold the right to deploy there at the time the run starts: a rule or a
+    secret set up by someone who may not deploy there never borrows the author's rights."""
+    from apps.projects import scope
+    from apps.projects.permissions import deploy_perm
+
+    if workspace not in GUARDED_WORKSPACES:
+        return None
+    application = definition.application
+    checks = [("the definition's author", definition.created_by)]
+    if rule is not None:
+        checks.append((f"the creator of branch rule {rule.pattern!r}", rule.created_by))
+    for who, user in checks:
+        if user is None or not user.is_active:
+            return f"{who} is unknown or inactive: someone allowed to deploy to {workspace} must save it again"
+        if not scope.has_perm(user, deploy_perm(workspace), application):
+            return f"{who} ({user.username}) may not deploy to {workspace}"
     return None
+
+
+def _refused(definition: PipelineDefinition, workspace: str, trigger: str, reason: str) -> None:
+    from apps.projects import audit
+
+    audit.record(None, "run_refused", definition,
+                 after={"definition": definition.pk, "workspace": workspace, "trigger": trigger, "reason": reason})
 
 
 def run_from_cron(definition_id: int) -> PipelineRun | None:
@@ -135,7 +176,12 @@ def run_from_cron(definition_id: int) -> PipelineRun | None:
     definition = PipelineDefinition.objects.select_related("application").filter(pk=definition_id).first()
     if definition is None:
         return None
-    workspace = workspace_for_branch(definition.application.project_id, definition.branch or None) or "DEV"
+    workspace, rule = rule_for_branch(definition.application.project_id, definition.branch or None)
+    workspace = workspace or "DEV"
+    refusal = automatic_run_refusal(definition, workspace, rule)
+    if refusal:
+        _refused(definition, workspace, "cron", refusal)
+        return None
     return services.start_run(
         definition.created_by, definition.application, definition=definition, workspace=workspace,
         trigger=TriggerKind.CRON, trigger_payload={"event": "cron", "definition": definition.pk},
@@ -202,9 +248,14 @@ def runs_for_push(application, push: GitEvent) -> tuple[list[PipelineRun], list[
         if not matches_push(pipeline, push):
             notes.append(f"{definition.name}: on.push does not match {push.branch or push.tag}")
             continue
-        workspace = workspace_for_branch(application.project_id, push.branch or None)
+        workspace, rule = rule_for_branch(application.project_id, push.branch or None)
         if workspace is None:
             notes.append(f"{definition.name}: no branch rule matches {push.branch}")
+            continue
+        refusal = automatic_run_refusal(definition, workspace, rule)
+        if refusal:
+            _refused(definition, workspace, "push", refusal)
+            notes.append(f"{definition.name}: refused: {refusal}")
             continue
         started.append(services.start_run(
             definition.created_by, application, definition=definition, workspace=workspace,

@@ -2,7 +2,16 @@
 
 from django.contrib import admin
 
-from apps.projects.models import ApiToken, Application, AuditEvent, Member, Organization, Project, Workspace
+from apps.projects.models import (
+    ApiToken,
+    Application,
+    AuditEvent,
+    Invitation,
+    Member,
+    Organization,
+    Project,
+    Workspace,
+)
 from dice_console.admin import AuditedAdmin
 
 
@@ -63,3 +72,14 @@ class AuditEventAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(Invitation)
+class InvitationAdmin(admin.ModelAdmin):
+    """Invitations (made on the Members page, the API or `dice user invite`); the link's key is
+    never stored, only its hash."""
+
+    list_display = ("user", "organization", "role", "created_by", "created", "expires", "accepted")
+    list_filter = ("organization",)
+    readonly_fields = ("digest",)
+    search_fields = ("user__username", "user__email")

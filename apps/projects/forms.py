@@ -3,7 +3,7 @@
 from django import forms
 from django.core.validators import validate_slug
 
-from apps.clusters.models import Cluster
+from apps.clusters import scope as cluster_scope
 from apps.projects.choices import Role
 
 
@@ -35,7 +35,7 @@ class ApplicationForm(SlugForm):
 
 class MemberForm(forms.Form):
     username = forms.CharField(max_length=150)
-    role = forms.ChoiceField(choices=Role.choices)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.GUEST)
 
 
 class RoleForm(forms.Form):
@@ -43,10 +43,35 @@ class RoleForm(forms.Form):
 
 
 class WorkspaceForm(forms.Form):
-    cluster = forms.ModelChoiceField(queryset=Cluster.objects.all(), to_field_name="name")
+    cluster = forms.ModelChoiceField(queryset=None, to_field_name="name",
+                                     help_text="Clusters the organization owns or has been granted")
     cpu_quota = forms.DecimalField(min_value=0, max_digits=8, decimal_places=2, label="CPU quota (cores)")
     mem_quota = forms.IntegerField(min_value=0, label="Memory quota (MiB)")
+    protected = forms.BooleanField(
+        required=False, help_text="Pipeline deploys into this workspace wait for a review by someone allowed to "
+                                  "deploy here")
+
+    def __init__(self, *args, organization=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["cluster"].queryset = cluster_scope.usable_by(organization).order_by("name")
 
 
 class TokenForm(forms.Form):
     name = forms.CharField(max_length=100)
+
+
+class InviteForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.GUEST)
+
+
+class PasswordChoiceForm(forms.Form):
+    password1 = forms.CharField(label="Password", widget=forms.PasswordInput, strip=False)
+    password2 = forms.CharField(label="Password again", widget=forms.PasswordInput, strip=False)
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "the two passwords differ")
+        return data

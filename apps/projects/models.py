@@ -89,6 +89,10 @@ class Workspace(models.Model):
         max_digits=8, decimal_places=2, default=8, validators=[MinValueValidator(0)], help_text="CPU cores"
     )
     mem_quota = models.PositiveIntegerField(default=16384, help_text="Memory in MiB")
+    protected = models.BooleanField(
+        default=False,
+        help_text="Pipeline deploy steps into this workspace wait for a review by someone allowed to deploy here",
+    )
 
     class Meta:
         ordering = ["project", "kind"]
@@ -172,6 +176,30 @@ class ApiToken(models.Model):
         return hashlib.sha256(key.encode()).hexdigest()
 
 
+class Invitation(models.Model):
+    """A person asked to join: their account exists (inactive, no password) until they open the
+    one-time link and choose a password; then it is active, with the role given (if any)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="invitations")
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="invitations"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.GUEST)
+    digest = models.CharField(max_length=64, unique=True, help_text="sha256 of the link's key")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created = models.DateTimeField(auto_now_add=True)
+    expires = models.DateTimeField()
+    accepted = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"invitation of {self.user}" + (f" to {self.organization}" if self.organization_id else "")
+
+
 class AuditEvent(models.Model):
     """One state change: who did what to which object, when, with the values before and after."""
 
@@ -182,6 +210,12 @@ class AuditEvent(models.Model):
     actor_name = models.CharField(max_length=150, blank=True)
     organization = models.ForeignKey(
         Organization, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    # Where in the organization the object lives: scopes who may read the event (a project's
+    # members see its events, an application's members see that application's).
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     action = models.CharField(max_length=40)
     object_type = models.CharField(max_length=60)

@@ -30,6 +30,12 @@ def role_allows(role: str, perm: str) -> bool:
     return perm in PERMISSIONS.get(role, frozenset())
 
 
+def role_within(role: str, held: set[str] | frozenset[str]) -> bool:
+    """Whether `role` grants nothing beyond the permissions in `held` (what "at or below" means:
+    developer and ops are not below each other, lead is not above ops, which manages clusters)."""
+    return PERMISSIONS.get(role, frozenset()) <= held
+
+
 def permission_table() -> list[dict]:
     """Rows for the permissions page and the API: one per permission, a flag per role."""
     return [

@@ -58,11 +58,20 @@ def members_for(user) -> QuerySet[Member]:
 
 
 def audit_events_for(user) -> QuerySet[AuditEvent]:
+    """Events of what the user may see: an organization-level member sees the organization's events,
+    a project-level member the project's (and its applications'), an application-level member that
+    application's; everyone sees their own actions."""
     if _anonymous(user):
         return AuditEvent.objects.none()
     if user.is_superuser:
         return AuditEvent.objects.all()
-    return AuditEvent.objects.filter(Q(organization__in=organizations_for(user)) | Q(actor=user))
+    mine = Member.objects.filter(user=user)
+    return AuditEvent.objects.filter(
+        Q(organization__in=mine.filter(project__isnull=True, application__isnull=True).values("organization"))
+        | Q(project__in=mine.filter(project__isnull=False, application__isnull=True).values("project"))
+        | Q(application__in=mine.filter(application__isnull=False).values("application"))
+        | Q(actor=user)
+    )
 
 
 def tokens_for(user) -> QuerySet[ApiToken]:

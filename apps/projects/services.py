@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import secrets
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from apps.clusters.models import Cluster
-from apps.projects import audit, scope
+from apps.clusters import scope as cluster_scope
+from apps.clusters.models import LOCAL_CLUSTER_NAME, Cluster
+from apps.projects import audit, repourls, revocation, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import Role, WorkspaceKind
 from apps.projects.models import ApiToken, Application, Member, Organization, Project, Workspace
@@ -60,8 +62,21 @@ def _apply_changes(user, obj, changes: dict, allowed: set[str]):
 # ---- organizations ---------------------------------------------------------------------
 
 
+def may_create_organizations(user) -> bool:
+    """DICE_ORG_CREATION: "staff" (default) lets only staff create organizations; "anyone" lets any
+    signed-in user create one (and become its owner)."""
+    if user is None or not user.is_authenticated:
+        return False
+    return user.is_superuser or settings.DICE_ORG_CREATION == "anyone"
+
+
 @transaction.atomic
-def create_organization(user, *, slug: str, name: str = "", description: str = "") -> Organization:
+def create_organization(user, *, slug: str, name: str = "", description: str = "", owner=None) -> Organization:
+    """Create an organization; its first owner is `owner` (staff only may name another user) or the creator."""
+    if not may_create_organizations(user):
+        raise PermissionDenied("only staff create organizations here (DICE_ORG_CREATION=staff); ask one")
+    if owner is not None and owner.pk != user.pk and not user.is_superuser:
+        raise PermissionDenied("only staff create an organization for another user")
     _check_slug(slug, "organization")
     if Organization.objects.filter(slug=slug).exists():
         raise ValidationError({"slug": f"organization {slug!r} already exists"})
@@ -69,7 +84,7 @@ def create_organization(user, *, slug: str, name: str = "", description: str = "
         Organization(slug=slug, name=name or slug, description=description),
         f"organization {slug!r} already exists",
     )
-    Member.objects.create(user=user, organization=org, role=Role.OWNER)
+    Member.objects.create(user=owner or user, organization=org, role=Role.OWNER)
     audit.record(user, "create", org, after=audit.snapshot(org))
     return org
 
@@ -101,10 +116,22 @@ def create_project(user, org: Organization, *, slug: str, name: str = "", descri
         Project(organization=org, slug=slug, name=name or slug, description=description),
         f"project {org.slug}/{slug} already exists",
     )
-    local = Cluster.local()
-    Workspace.objects.bulk_create(Workspace(project=project, kind=k, cluster=local) for k in WorkspaceKind.values)
+    cluster = _default_cluster(org)
+    Workspace.objects.bulk_create(Workspace(project=project, kind=k, cluster=cluster) for k in WorkspaceKind.values)
     audit.record(user, "create", project, after=audit.snapshot(project))
     return project
+
+
+def _default_cluster(org: Organization):
+    """Where a new project's workspaces start: `local` when the organization may use it, else the
+    first cluster it may use."""
+    Cluster.local()  # always exists (created on first use)
+    usable = cluster_scope.usable_by(org).order_by("name")
+    cluster = usable.filter(name=LOCAL_CLUSTER_NAME).first() or usable.first()
+    if cluster is None:
+        raise ValidationError({"organization": f"no cluster is available to {org}: ask staff to grant one, "
+                                               "or register the organization's own"})
+    return cluster
 
 
 @transaction.atomic
@@ -123,12 +150,20 @@ def delete_project(user, project: Project) -> None:
 @transaction.atomic
 def update_workspace(user, workspace: Workspace, **changes) -> Workspace:
     _require(user, perms.CHANGE, workspace.project)
-    if "cluster" in changes and not scope.can_manage_clusters(user) and not scope.has_perm(
-        user, perms.MANAGE_MEMBERS, workspace.project
-    ):
-        raise PermissionDenied("you may not rebind workspaces to clusters")
+    cluster = changes.get("cluster")
+    if cluster is not None and cluster.pk != workspace.cluster_id:
+        if not (scope.has_perm(user, perms.MANAGE_CLUSTERS, workspace.project)
+                or scope.has_perm(user, perms.MANAGE_MEMBERS, workspace.project)):
+            raise PermissionDenied("you may not rebind workspaces to clusters")
+        if not cluster_scope.usable_by(workspace.organization).filter(pk=cluster.pk).exists():
+            raise ValidationError({"cluster": f"{workspace.organization} may not use cluster {cluster.name}: "
+                                              "bind to one it owns or has been granted"})
+    if "protected" in changes and bool(changes["protected"]) != workspace.protected:
+        # Protecting or unprotecting: a lead or owner who may deploy there.
+        _require(user, perms.MANAGE_MEMBERS, workspace.project)
+        _require(user, perms.deploy_perm(workspace.kind), workspace.project)
     before = audit.snapshot(workspace)
-    unknown = set(changes) - {"cluster", "cpu_quota", "mem_quota"}
+    unknown = set(changes) - {"cluster", "cpu_quota", "mem_quota", "protected"}
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "this field cannot be changed"))
     for key, value in changes.items():
@@ -148,6 +183,7 @@ def create_application(
 ) -> Application:
     _require(user, perms.CHANGE, project)
     _check_slug(slug, "application")
+    repourls.validate(repo_url)
     if project.applications.filter(slug=slug).exists():
         raise ValidationError({"slug": f"application {project}/{slug} already exists"})
     app = _save_new(
@@ -161,6 +197,8 @@ def create_application(
 @transaction.atomic
 def update_application(user, app: Application, **changes) -> Application:
     _require(user, perms.CHANGE, app)
+    if "repo_url" in changes:
+        repourls.validate(changes["repo_url"] or "")
     return _apply_changes(user, app, changes, {"name", "description", "repo_url"})
 
 
@@ -174,16 +212,41 @@ def delete_application(user, app: Application) -> None:
 # ---- members ----------------------------------------------------------------------------
 
 
-@transaction.atomic
-def add_member(user, target, *, username: str, role: str) -> Member:
-    """Give `username` a role on an organization, project or application."""
-    _require(user, perms.MANAGE_MEMBERS, target)
+def _held_permissions(user, target) -> frozenset[str] | None:
+    """What the user may do on target through their roles there and above; None: everything (staff)."""
+    if user.is_superuser:
+        return None
+    return frozenset().union(*(perms.PERMISSIONS.get(r, frozenset()) for r in scope.roles_on(user, target)))
+
+
+def _check_grant(user, target, role: str, verb: str) -> None:
+    """Nobody grants, changes or removes a role above their own, on a scope above their own."""
+    held = _held_permissions(user, target)
+    if held is None or perms.role_within(role, held):
+        return
+    missing = sorted(perms.PERMISSIONS[role] - held)
+    raise PermissionDenied(
+        f"you may not {verb} the role {role} on {target}: it allows {', '.join(missing)}, which you may not"
+    )
+
+
+def _check_role(role: str) -> None:
     if role not in Role.values:
         raise ValidationError({"role": f"unknown role {role!r}; choose one of {', '.join(Role.values)}"})
+
+
+@transaction.atomic
+def add_member(user, target, *, username: str, role: str = Role.GUEST) -> Member:
+    """Give `username` a role on an organization, project or application (the least role by default)."""
+    _require(user, perms.MANAGE_MEMBERS, target)
+    _check_role(role)
+    _check_grant(user, target, role, "grant")
     try:
         member_user = get_user_model().objects.get(username=username)
     except get_user_model().DoesNotExist:
         raise ValidationError({"username": f"no user named {username!r}"}) from None
+    if member_user.pk == user.pk and not user.is_superuser:
+        raise PermissionDenied("you may not give yourself a role; ask another member who may grant it")
     member = Member(user=member_user, organization=target.organization, role=role)
     if isinstance(target, Project):
         member.project = target
@@ -198,27 +261,45 @@ def add_member(user, target, *, username: str, role: str) -> Member:
     return member
 
 
+def add_member_invited(user, organization: Organization, member_user, role: str) -> Member:
+    """The organization role of a person being invited (accounts.invite): same grant rules."""
+    _require(user, perms.MANAGE_MEMBERS, organization)
+    _check_role(role)
+    _check_grant(user, organization, role, "grant")
+    member = Member.objects.create(user=member_user, organization=organization, role=role)
+    audit.record(user, "add_member", member, after=audit.snapshot(member))
+    return member
+
+
 @transaction.atomic
 def change_member_role(user, member: Member, role: str) -> Member:
     _require(user, perms.MANAGE_MEMBERS, member.target)
-    if role not in Role.values:
-        raise ValidationError({"role": f"unknown role {role!r}; choose one of {', '.join(Role.values)}"})
+    _check_role(role)
+    if member.user_id == user.pk:
+        raise PermissionDenied("you may not change your own role; ask another member who may grant it")
+    _check_grant(user, member.target, member.role, "change")
+    _check_grant(user, member.target, role, "grant")
     if member.role == Role.OWNER and role != Role.OWNER:
         _ensure_another_owner(member)
     before = audit.snapshot(member)
     member.role = role
     member.save(update_fields=["role"])
     audit.record(user, "change_role", member, before=before, after=audit.snapshot(member))
+    revocation.access_changed(member.user_id)
     return member
 
 
 @transaction.atomic
 def remove_member(user, member: Member) -> None:
-    _require(user, perms.MANAGE_MEMBERS, member.target)
+    """Remove a membership; anyone may leave, only someone holding at least that role may remove it."""
+    if member.user_id != user.pk:
+        _require(user, perms.MANAGE_MEMBERS, member.target)
+        _check_grant(user, member.target, member.role, "remove")
     if member.role == Role.OWNER:
         _ensure_another_owner(member)
     audit.record(user, "remove_member", member, before=audit.snapshot(member))
     member.delete()
+    revocation.access_changed(member.user_id)
 
 
 def _ensure_another_owner(member: Member) -> None:
@@ -249,6 +330,7 @@ def revoke_token(user, token: ApiToken) -> None:
         raise PermissionDenied("you may only revoke your own tokens")
     audit.record(user, "revoke", token, before=audit.snapshot(token))
     token.delete()
+    revocation.access_changed(token.user_id)
 
 
 def authenticate_token(key: str):

@@ -1,19 +1,23 @@
 """Pages of organizations, projects, applications, members, tokens and the audit log."""
 
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
 from apps.clusters import services as cluster_services
-from apps.projects import filtersets, permissions, scope, services, tables
+from apps.projects import accounts, filtersets, permissions, scope, services, tables
 from apps.projects.choices import Role
 from apps.projects.forms import (
     ApplicationForm,
+    InviteForm,
     MemberForm,
     OrganizationForm,
+    PasswordChoiceForm,
     ProjectForm,
     RoleForm,
     TokenForm,
@@ -77,7 +81,10 @@ class OrganizationListView(ObjectListView):
 
     def extra_context(self):
         # The console's first page: say so when tenant code is not kept from the console and each other.
-        return {"isolation_warning": cluster_services.isolation_warning()}
+        context = {"isolation_warning": cluster_services.isolation_warning()}
+        if not services.may_create_organizations(self.request.user):
+            context["add_url_name"] = None
+        return context
 
 
 class ProjectListView(ObjectListView):
@@ -193,6 +200,10 @@ class OrganizationCreateView(ServiceFormView):
     form_class = OrganizationForm
     title = "New organization"
 
+    def check(self, target):
+        if not services.may_create_organizations(self.request.user):
+            raise PermissionDenied("only staff create organizations here; ask one")
+
     def perform(self, form, target):
         return services.create_organization(self.request.user, **form.cleaned_data)
 
@@ -255,7 +266,11 @@ class WorkspaceEditView(ProjectLookup, ServiceFormView):
         require(self.request.user, permissions.CHANGE, target.project)
 
     def get_initial(self, target):
-        return {"cluster": target.cluster, "cpu_quota": target.cpu_quota, "mem_quota": target.mem_quota}
+        return {"cluster": target.cluster, "cpu_quota": target.cpu_quota, "mem_quota": target.mem_quota,
+                "protected": target.protected}
+
+    def form_kwargs(self, target):
+        return {"organization": target.organization}
 
     def perform(self, form, target):
         return services.update_workspace(self.request.user, target, **form.cleaned_data)
@@ -326,14 +341,15 @@ class MembersView(ScopedMixin, View):
             qs = qs.filter(project__isnull=True, application__isnull=True)
         return qs
 
-    def render_page(self, target, form, status=200):
+    def render_page(self, target, form, status=200, invite_form=None):
         can_manage = scope.has_perm(self.request.user, permissions.MANAGE_MEMBERS, target)
         table = tables.MemberTable(self.members(target))
         table.can_manage = can_manage
         table.roles = Role.choices
+        can_invite = isinstance(target, Organization) and accounts.may_invite(self.request.user, target)
         return render(self.request, "projects/members.html", {
             "target": target, "table": table, "form": form, "can_manage": can_manage,
-            "roles": Role.choices,
+            "roles": Role.choices, "can_invite": can_invite, "invite_form": invite_form or InviteForm(),
         }, status=status)
 
     def get(self, request, **kwargs):
@@ -344,20 +360,23 @@ class MembersView(ScopedMixin, View):
         action = request.POST.get("action", "add")
         if action in ("role", "remove"):
             member = get_scoped_or_404(self.members(target), pk=request.POST.get("member"))
-            if action == "remove":
-                services.remove_member(request.user, member)
-                messages.success(request, f"Removed {member.user}.")
-            else:
-                form = RoleForm(request.POST)
-                if form.is_valid():
-                    services.change_member_role(request.user, member, form.cleaned_data["role"])
-                    messages.success(request, f"{member.user} is now {member.get_role_display()}.")
+            try:
+                if action == "remove":
+                    services.remove_member(request.user, member)
+                    messages.success(request, f"Removed {member.user}.")
+                else:
+                    form = RoleForm(request.POST)
+                    if form.is_valid():
+                        services.change_member_role(request.user, member, form.cleaned_data["role"])
+                        messages.success(request, f"{member.user} is now {member.get_role_display()}.")
+            except (ValidationError, PermissionDenied) as exc:
+                messages.error(request, "; ".join(getattr(exc, "messages", None) or [str(exc)]))
             return redirect(request.path)
+        if action == "invite":
+            return self.invite(request, target)
         require(request.user, permissions.MANAGE_MEMBERS, target)
         form = MemberForm(request.POST)
         if form.is_valid():
-            from django.core.exceptions import ValidationError
-
             try:
                 services.add_member(request.user, target, **form.cleaned_data)
             except ValidationError as exc:
@@ -367,6 +386,44 @@ class MembersView(ScopedMixin, View):
                 messages.success(request, f"Added {form.cleaned_data['username']}.")
                 return redirect(request.path)
         return self.render_page(target, form, status=200)
+
+    def invite(self, request, target):
+        form = InviteForm(request.POST)
+        if form.is_valid():
+            try:
+                invitation, key = accounts.invite(request.user, organization=target, **form.cleaned_data)
+            except ValidationError as exc:
+                _errors_into(form, exc)
+            else:
+                link = request.build_absolute_uri(reverse("invitation", args=[key]))
+                messages.success(request, f"Invited {invitation.user}: send them this one-time link (shown only "
+                                          f"now, valid {accounts.INVITATION_DAYS} days): {link}")
+                return redirect(request.path)
+        return self.render_page(target, MemberForm(), invite_form=form)
+
+
+def _errors_into(form, exc: ValidationError) -> None:
+    for field, errs in (exc.message_dict.items() if hasattr(exc, "error_dict") else [(None, exc.messages)]):
+        form.add_error(field if field in form.fields else None, errs)
+
+
+def accept_invitation(request, key: str):
+    """The one-time link: choose a password, and the account is active and signed in."""
+    try:
+        invitation = accounts.find_invitation(key)
+    except ValidationError as exc:
+        return render(request, "registration/invitation.html", {"dead": exc.messages[0]}, status=410)
+    form = PasswordChoiceForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            user = accounts.accept(key, form.cleaned_data["password1"])
+        except ValidationError as exc:
+            form.add_error("password1", exc.messages)
+        else:
+            login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+            messages.success(request, f"Welcome, {user.username}.")
+            return redirect("home")
+    return render(request, "registration/invitation.html", {"invitation": invitation, "form": form})
 
 
 # ---- tokens and the permission table -------------------------------------------------------

@@ -436,8 +436,11 @@ class KubernetesExecutor:
     def logs(
         self, runtime: RuntimeRef, service: str, *, follow: bool = False, tail: int | None = None
     ) -> Iterator[LogLine]:
-        pods = self.core.list_namespaced_pod(runtime.namespace, label_selector=f"{SERVICE_LABEL}={service}").items
-        return jobrun.pod_logs(self.core, runtime.namespace, [p.metadata.name for p in pods], service, follow, tail)
+        def names() -> list[str]:
+            pods = self.core.list_namespaced_pod(runtime.namespace, label_selector=f"{SERVICE_LABEL}={service}").items
+            return [p.metadata.name for p in pods]
+
+        return jobrun.pod_logs(self.core, runtime.namespace, names(), service, follow, tail, list_pods=names)
 
     # ---- jobs ----------------------------------------------------------------------------
 
@@ -506,7 +509,12 @@ class KubernetesExecutor:
         # as the step container's output goes to files the agent numbers and streams).
         container = next((p.metadata.annotations.get(jobrun.LOG_CONTAINER) for p in pods
                           if p.metadata.annotations and p.metadata.annotations.get(jobrun.LOG_CONTAINER)), None)
-        return jobrun.pod_logs(self.core, ns, [p.metadata.name for p in pods], container, follow, None)
+        def names() -> list[str]:
+            found = self.core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
+            return [p.metadata.name for p in found]
+
+        return jobrun.pod_logs(self.core, ns, [p.metadata.name for p in pods], container, follow, None,
+                               list_pods=names)
 
 
 def _reason(exc: ApiException) -> str:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from kubernetes.client.rest import ApiException
@@ -97,10 +98,16 @@ def _parse_line(raw: str) -> tuple[float, str]:
 
 
 LOG_CONTAINER = "dice.io/log-container"  # pod annotation: the container whose log is the job's
+RELIST_EVERY = 2.0  # seconds between looks for new pods while following
 
 
-def pod_logs(core, namespace: str, pods: list[str], container: str | None, follow: bool, tail: int | None) -> Iterator[LogLine]:
-    """Lines of every pod, tagged with the pod's name: sorted by time, or as they come with follow."""
+def pod_logs(core, namespace: str, pods: list[str], container: str | None, follow: bool, tail: int | None,
+             list_pods: Callable[[], list[str]] | None = None) -> Iterator[LogLine]:
+    """Lines of every pod, tagged with the pod's name: sorted by time, or as they come with follow.
+
+    Following, `list_pods` is asked again every RELIST_EVERY seconds and when the last stream
+    ends: a pod that appeared after the first list (a scale-up, a rollout's new replica, a job's
+    pod created late) is followed from its first line, not only at the next reopen."""
     kwargs: dict[str, Any] = {"timestamps": True}
     if container:
         kwargs["container"] = container
@@ -124,10 +131,13 @@ def pod_logs(core, namespace: str, pods: list[str], container: str | None, follo
     out: queue.Queue = queue.Queue()
     done = object()
 
-    def read(pod: str) -> None:
+    def read(pod: str, tail_lines: int | None) -> None:
         number, buffer = 0, ""
+        args = {k: v for k, v in kwargs.items() if k != "tail_lines"}
+        if tail_lines is not None:
+            args["tail_lines"] = tail_lines
         try:
-            resp = core.read_namespaced_pod_log(pod, namespace, follow=True, _preload_content=False, **kwargs)
+            resp = core.read_namespaced_pod_log(pod, namespace, follow=True, _preload_content=False, **args)
             for raw in resp.stream():
                 buffer += raw.decode(errors="replace")
                 *complete, buffer = buffer.split("\n")
@@ -143,11 +153,36 @@ def pod_logs(core, namespace: str, pods: list[str], container: str | None, follo
         finally:
             out.put(done)
 
-    for pod in pods:
-        threading.Thread(target=read, args=(pod,), daemon=True).start()
-    open_streams = len(pods)
-    while open_streams:
-        item = out.get()
+    followed: set[str] = set()
+    open_streams = 0
+
+    def follow_new(names: list[str], tail_lines: int | None) -> None:
+        nonlocal open_streams
+        for pod in names:
+            if pod in followed:
+                continue
+            followed.add(pod)
+            open_streams += 1
+            threading.Thread(target=read, args=(pod, tail_lines), daemon=True).start()
+
+    def relist() -> None:
+        if list_pods is None:
+            return
+        with contextlib.suppress(Exception):  # the API is away a moment: the streams we have go on
+            follow_new(list_pods(), None)  # a new pod: from its first line
+
+    follow_new(pods, tail)
+    relist()
+    while True:
+        if not open_streams:
+            relist()
+            if not open_streams:
+                return
+        try:
+            item = out.get(timeout=RELIST_EVERY if list_pods is not None else None)
+        except queue.Empty:
+            relist()
+            continue
         if item is done:
             open_streams -= 1
             continue

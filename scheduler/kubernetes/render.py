@@ -13,7 +13,12 @@ from scheduler.kubernetes.jobs import render_job
 from scheduler.kubernetes.meta import manifest
 from scheduler.kubernetes.services import ServiceObjects, render_service
 from scheduler.resources import check_overcommit
-from scheduler.specfill import check_secret_placeholders, with_platform_values
+from scheduler.specfill import (
+    check_secret_placeholders,
+    with_addon_options,
+    with_platform_values,
+    with_registry_credentials,
+)
 
 # Apply order of the kinds (anything else goes with the addons).
 KIND_ORDER = (
@@ -65,6 +70,7 @@ def render_group(
     check_overcommit(group.runtime.workspace, group.overcommit)
     group = with_platform_values(group, cluster.name)
     check_secret_placeholders(group)
+    group = with_addon_options(with_registry_credentials(group))
     ctx = RenderContext(group, cluster, namespace or group.runtime.namespace, frozenset(operators),
                         keep_builtin=frozenset(keep_builtin))
     ctx.set_discovery(endpoints(ctx))

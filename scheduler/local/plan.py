@@ -16,7 +16,13 @@ from scheduler.local.health import Probe
 from scheduler.local.sandbox import TenantBox
 from scheduler.local.state import PortBook
 from scheduler.resources import allocate_resources
-from scheduler.specfill import check_secret_placeholders, has_secret, secret_env, with_platform_values
+from scheduler.specfill import (
+    check_secret_placeholders,
+    has_secret,
+    secret_env,
+    with_addon_options,
+    with_platform_values,
+)
 
 HOST = "127.0.0.1"
 
@@ -93,7 +99,7 @@ def plan_group(
 
     `${platform.X}` is filled from the runtime; `((KEY))` in envs from group.secret_configs (the
     process's environment is its own: the value is not written anywhere else)."""
-    group = with_platform_values(group, cluster_name)
+    group = with_addon_options(with_platform_values(group, cluster_name))
     spec = group.spec
     runtime = group.runtime
     cluster = group.cluster_name or cluster_name

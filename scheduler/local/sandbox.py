@@ -275,6 +275,24 @@ def _host_has(uid: int) -> bool:
     return True
 
 
+# A step's agent runs on the console's interpreter without its virtualenv (the agent is standard
+# library only); its installation is mounted read-only unless /usr holds it.
+AGENT_PYTHON = os.path.realpath(sys.executable)
+
+
+def step_mounts(folder: str, spec: dict, agent_dir: str) -> dict[str, str]:
+    """What a pipeline step's sandbox shows of the host (JobSpec.mounts): its folder (spec,
+    metafile, result), its directory and those it may use, its project's cache archives (never a
+    cache's own `path`, which the pipeline's author chooses), the agent's code and interpreter."""
+    mounts = {folder: "rw", spec["workdir"]: "rw", **dict.fromkeys(spec.get("dirs", {}).values(), "rw")}
+    for cache in spec.get("caches") or []:
+        mounts[os.path.dirname(cache["archive"])] = "rw"
+    mounts[agent_dir] = "ro"
+    if not (sys.base_prefix + "/").startswith(SYSTEM_PREFIXES):
+        mounts[sys.base_prefix] = "ro"
+    return mounts
+
+
 def write_spec(path: str, spec: dict) -> str:
     """The spec file the shim reads (root only: it names the tenant's paths)."""
     folder = os.path.dirname(path)

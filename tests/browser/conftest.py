@@ -32,6 +32,19 @@ def browser(tmp_path_factory):
 
 @pytest.fixture
 def page(browser, tmp_path):
+    # Playwright evaluates wait_for_function's predicate with eval(), which the console's
+    # Content-Security-Policy forbids; test_csp.py checks the pages with the policy enforced.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, bypass_csp=True)
+    page = context.new_page()
+    page.set_default_timeout(15000)
+    yield page
+    page.screenshot(path=str(tmp_path / "last.png"))
+    context.close()
+
+
+@pytest.fixture
+def strict_page(browser, tmp_path):
+    """A page whose context enforces the Content-Security-Policy as a user's browser does."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(15000)

@@ -2,12 +2,15 @@
 
 import pytest
 
+from tests.conftest import make_org
+
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_sign_in_and_create_org_project_app(live_server, page):
+def test_sign_in_and_create_org_project_app(live_server, page, settings):
     from django.contrib.auth import get_user_model
 
+    settings.DICE_ORG_CREATION = "anyone"  # self-service: a newcomer creates their organization
     from apps.projects.models import Application, Project
 
     get_user_model().objects.create_user("newcomer", password="a-long-password")
@@ -59,7 +62,7 @@ def test_search_filters_the_table_with_htmx(live_server, page):
     from apps.projects import services
 
     user = get_user_model().objects.create_user("searcher", password="a-long-password")
-    org = services.create_organization(user, slug="zeta")
+    org = make_org(user, "zeta")
     for slug in ("alpha", "beta", "gamma"):
         services.create_project(user, org, slug=slug)
     page.goto(f"{live_server.url}/login/?next=/projects/")

@@ -88,7 +88,7 @@ def _row_status(page, alias: str) -> str:
     return page.locator(f"#task-{alias} td:nth-child(3) .status").inner_text()
 
 
-def test_guestbook_pipeline_runs_live_in_the_browser(engine, guestbook, asgi_server, page):
+def test_guestbook_pipeline_runs_live_in_the_browser(unsandboxed, engine, guestbook, asgi_server, page):
     page.add_init_script(RECORD_STATES)
     _sign_in(page, asgi_server, guestbook.tenant, _pipelines_url(guestbook.app))
     assert "No pipeline definitions yet" in page.inner_text("#definitions")

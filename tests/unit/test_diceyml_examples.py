@@ -22,7 +22,7 @@ def read(name: str) -> str:
 
 
 def test_examples_are_there():
-    assert {"blog.yml", "bookshop.yml", "legacy.yml", "platform.yml"} <= set(FILES)
+    assert {"blog.yml", "bookshop.yml", "erda_forms.yml", "legacy.yml", "platform.yml"} <= set(FILES)
 
 
 # legacy.yml and blog.yml have basic addons: refused in PROD (test_basic_addon_refused_in_prod_naming_the_line).
@@ -151,3 +151,25 @@ def test_platform_values_per_workspace():
     prod = parse_dice_yml(text, workspace="PROD")
     assert prod.services["accounts"].binds[0].host == "<%$.Storage.MountPoint%>/northwind/accounts"
     assert prod.envs["REGION"] == "eu-2" and prod.addons["mysql"].size == "professional"
+
+
+def test_erda_forms():
+    text = read("erda_forms.yml")
+    doc = parse_dice_yml(text)
+    portal = doc.services["portal"]
+    assert [(p.port, p.protocol, p.l4_protocol) for p in portal.ports] == [(8080, "HTTP", "TCP"), (53, "DNS", "UDP")]
+    assert [(v.name, v.type, v.target_path) for v in portal.volumes] == [("portal-data", "nfs", "/data")]
+    assert any("deprecated" in w.message for w in doc.warnings)
+    assert portal.sidecars["proxy"].image == ""  # from the release's image map
+    policies = portal.endpoints[0].policies
+    assert policies.cors.allow_origins == ["*"] and policies.cors.allow_methods == ["GET", "POST"]
+    assert policies.rate_limit.qps == 50 and portal.https is True
+    assert portal.envs["CLUSTER"] == "${platform.DICE_CLUSTER_NAME}" and portal.envs["API_KEY"] == "((PORTAL_API_KEY))"
+    assert portal.envs["GATEWAY"] == "gw.dev"  # every environment gives it: validated without a workspace
+    assert portal.binds[0].host == "<%$.Storage.MountPoint%>/portal"
+    assert {n: (a.type, a.size) for n, a in doc.addons.items()} == {
+        "files": ("alicloud-oss", "basic"), "monitor": ("monitor", "dev"), "cache": ("redis", "basic")}
+    prod = parse_dice_yml(text, workspace="PROD")
+    assert list(prod.services) == ["portal", "canary"]  # canary exists only in production
+    assert {n: a.plan for n, a in prod.addons.items()} == {"cache": "redis:ultimate"}  # the set is replaced
+    assert prod.services["portal"].envs["GATEWAY"] == "gw.prod"

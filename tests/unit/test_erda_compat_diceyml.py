@@ -103,6 +103,7 @@ def test_bare_plan_takes_professional_in_production_and_explicit_basic_is_refuse
         ("'mysql:'", "'<type>:<size>' or '<type>'"),
         ("'My SQL'", "is not an addon type name"),
         ("'mysql:huge'", "unknown addon size 'huge'"),  # the built-in types keep their sizes
+        ("'" + "x" * 41 + "'", "at most 40 characters"),
     ],
 )
 def test_bad_plans_are_still_errors(plan, words):

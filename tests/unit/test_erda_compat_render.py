@@ -232,3 +232,38 @@ def test_local_refuses_a_missing_config_and_an_addon_type_it_cannot_provide(tmp_
     g = ServiceGroup(runtime=RUNTIME, spec=spec, secret_configs={"API_TOKEN": "x"}, cluster_name="laptop")
     with pytest.raises(ExecutorError, match="cluster 'laptop' cannot provide addon type 'log-analytics'"):
         check_group(g, [])
+
+
+REGISTRY = """
+version: 2
+services:
+  web:
+    image: registry.example.com/shop/web:1
+    image_username: bot
+    image_password: ((REGISTRY_PASSWORD))
+    envs:
+      EXT: ${platform.DICE_ORG_NAME}
+addons:
+  ext:
+    plan: custom
+    options:
+      URL: https://ext.example.com
+      TOKEN: ((EXT_TOKEN))
+"""
+
+
+def test_secret_placeholders_in_registry_credentials_and_addon_options_stay_in_secrets():
+    configs = {"REGISTRY_PASSWORD": "reg-pw", "EXT_TOKEN": "ext-tk"}
+    by, _ = render(group(REGISTRY, workspace="DEV", images={}, secret_configs=configs))
+    pull = next(
+        m
+        for (kind, _), m in by.items()
+        if kind == "Secret" and m.get("type") == "kubernetes.io/dockerconfigjson"
+    )
+    assert "reg-pw" in base64.b64decode(pull["data"][".dockerconfigjson"]).decode()
+    ext = by[("Secret", "ext-credentials")]
+    assert base64.b64decode(ext["data"]["TOKEN"]).decode() == "ext-tk"
+    env = env_of(container(by)[0])
+    assert env["CUSTOM_TOKEN"] == {"secretKeyRef": {"name": "ext-credentials", "key": "TOKEN"}}
+    assert env["CUSTOM_URL"] == "https://ext.example.com" and env["EXT"] == "acme"
+    assert "reg-pw" not in str(by[("Deployment", "web")]) and "ext-tk" not in str(by[("Deployment", "web")])

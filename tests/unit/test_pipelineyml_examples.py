@@ -69,7 +69,10 @@ def test_legacy_forms():
     assert legacy.action("repo").resources.mem == 2048  # written as `memory`
     refs = [r.text for r in legacy.action("report").references]
     assert refs == ["${check:OUTPUT:result}", "${{ outputs.check.result.wrap_double_quotes }}"]
-    assert plan(legacy)[-1].needs == ("check",)
+    tasks = {t.alias: t for t in plan(legacy)}
+    assert tasks["report"].needs == ("check",)
+    assert tasks["shared-checks"].type == "snippet" and tasks["announce"].needs == ("report",)  # stage by stage
+    assert [r.text for r in load("ci.yml").action("release").references][-1] == "${{ random.datetime_hour }}"
 
 
 def test_cron_only_pipeline_has_nothing_to_run():

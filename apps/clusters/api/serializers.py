@@ -4,6 +4,8 @@ from rest_framework import serializers
 
 from apps.clusters.models import Cluster, Node
 from apps.clusters.services import overcommit_table
+from apps.projects.models import Organization
+from dice_console.api import ScopedSlugRelatedField
 
 
 class ClusterSerializer(serializers.ModelSerializer):
@@ -16,13 +18,19 @@ class ClusterSerializer(serializers.ModelSerializer):
     ca = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
     token = serializers.CharField(write_only=True, required=False, allow_blank=True)
     overcommit_ratios = serializers.DictField(write_only=True, required=False, source="overcommit_input")
+    organization = ScopedSlugRelatedField(
+        Organization, slug_field="slug", required=False, allow_null=True,
+        help_text="the owning organization (its owners and ops manage the cluster); null: platform-wide (staff)")
+    granted_to = serializers.SlugRelatedField(
+        many=True, slug_field="slug", queryset=Organization.objects.all(), required=False,
+        help_text="platform-wide clusters: the organizations that may use it (staff only; shown to staff only)")
     # Not a URLField: a cluster without an API server (local) has an empty one.
     api_server = serializers.CharField(read_only=True, help_text="the Kubernetes API server URL; empty for local")
 
     class Meta:
         model = Cluster
         fields = [
-            "id", "name", "kind", "description", "api_server", "wildcard_domain", "ingress_class", "storage_class",
+            "id", "name", "organization", "granted_to", "all_organizations", "kind", "description", "api_server", "wildcard_domain", "ingress_class", "storage_class",
             "allow_prod_mem_overcommit", "overcommit", "overcommit_ratios", "auth_method", "context",
             "credentials", "check_status", "checked_at", "server_version", "operators", "check_report",
             "synced_at", "sync_error", "created",
@@ -36,7 +44,15 @@ class ClusterSerializer(serializers.ModelSerializer):
         fields = super().get_fields()
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             fields["name"].read_only = True
+            fields["organization"].read_only = True
         return fields
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not request.user.is_superuser:
+            data.pop("granted_to", None)
+        return data
 
     def get_credentials(self, obj) -> dict:
         return {"set": obj.has_credentials, "fingerprint": obj.credentials_fingerprint}

@@ -28,7 +28,8 @@ class ClusterViewSet(ScopedModelViewSet):
     model = Cluster
     serializer_class = serializers.ClusterSerializer
     filterset_class = ClusterFilterSet
-    prefetch_related = ("overcommits",)
+    select_related = ("organization",)
+    prefetch_related = ("overcommits", "granted_to")
     lookup_field = "name"
     lookup_value_regex = "[-a-zA-Z0-9_]+"
 
@@ -71,7 +72,7 @@ class ClusterViewSet(ScopedModelViewSet):
         from apps.clusters.sync import sync_cluster
 
         cluster = self.get_object()
-        services.require_manage(request.user)
+        services.require_manage(request.user, cluster)
         try:
             return Response(sync_cluster(cluster))
         except Exception as exc:
@@ -109,7 +110,7 @@ class ClusterViewSet(ScopedModelViewSet):
         """GET: the last inspection (findings you may see); POST: inspect now (manage_clusters)."""
         cluster = self.get_object()
         if request.method == "POST":
-            services.require_manage(request.user)
+            services.require_manage(request.user, cluster)
             report = inspect_cluster(cluster)
         else:
             report = cluster.inspections.first()

@@ -1,9 +1,20 @@
 """Serializers of the tenancy API."""
 
+from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from apps.clusters.models import Cluster
 from apps.projects.choices import Role
-from apps.projects.models import ApiToken, Application, AuditEvent, Member, Organization, Project, Workspace
+from apps.projects.models import (
+    ApiToken,
+    Application,
+    AuditEvent,
+    Invitation,
+    Member,
+    Organization,
+    Project,
+    Workspace,
+)
 from dice_console.api import ScopedSlugRelatedField
 
 
@@ -25,12 +36,12 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 
 class WorkspaceSerializer(serializers.ModelSerializer):
-    cluster = serializers.SlugRelatedField(slug_field="name", queryset=Workspace._meta.get_field("cluster").related_model.objects.all())
+    cluster = ScopedSlugRelatedField(Cluster, slug_field="name")
     project = serializers.StringRelatedField()
 
     class Meta:
         model = Workspace
-        fields = ["id", "project", "kind", "cluster", "cpu_quota", "mem_quota"]
+        fields = ["id", "project", "kind", "cluster", "cpu_quota", "mem_quota", "protected"]
         read_only_fields = ["id", "project", "kind"]
 
 
@@ -89,7 +100,7 @@ class MemberSerializer(serializers.ModelSerializer):
     application = serializers.PrimaryKeyRelatedField(
         queryset=Application.objects.none(), required=False, allow_null=True
     )
-    role = serializers.ChoiceField(choices=Role.choices)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.GUEST)
     level = serializers.CharField(read_only=True)
 
     class Meta:
@@ -139,3 +150,31 @@ class AuditEventSerializer(serializers.ModelSerializer):
             "object_type", "object_id", "object_repr", "before", "after",
         ]
         read_only_fields = fields
+
+
+class UserSerializer(serializers.ModelSerializer):
+    """A user account, for staff. Passwords are never read or written here (invitations set them)."""
+
+    organizations = serializers.SerializerMethodField()
+
+    class Meta:
+        model = get_user_model()
+        fields = ["id", "username", "email", "first_name", "last_name", "is_active", "is_staff", "is_superuser",
+                  "last_login", "date_joined", "organizations"]
+        read_only_fields = ["id", "username", "last_login", "date_joined", "organizations"]
+
+    def get_organizations(self, obj) -> list[str]:
+        return sorted({m.organization.slug for m in obj.memberships.all()})
+
+
+class InvitationSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+    email = serializers.EmailField(source="user.email", required=False, allow_blank=True)
+    organization = ScopedSlugRelatedField(Organization, slug_field="slug", required=False, allow_null=True)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.GUEST)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default="")
+
+    class Meta:
+        model = Invitation
+        fields = ["id", "username", "email", "organization", "role", "created_by", "created", "expires", "accepted"]
+        read_only_fields = ["id", "created_by", "created", "expires", "accepted"]

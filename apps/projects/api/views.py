@@ -1,13 +1,24 @@
 """Viewsets of the tenancy API; every one reads through the organization scope."""
 
+from django.contrib.auth import get_user_model
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
-from rest_framework import mixins, status
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import api_view
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from apps.projects import filtersets, permissions, services
+from apps.projects import accounts, filtersets, permissions, services
 from apps.projects.api import serializers
-from apps.projects.models import ApiToken, Application, AuditEvent, Member, Organization, Project, Workspace
+from apps.projects.models import (
+    ApiToken,
+    Application,
+    AuditEvent,
+    Member,
+    Organization,
+    Project,
+    Workspace,
+)
 from dice_console.api import ScopedGenericViewSet, ScopedModelViewSet
 
 
@@ -131,6 +142,56 @@ class AuditEventViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
     serializer_class = serializers.AuditEventSerializer
     filterset_class = filtersets.AuditEventFilterSet
     select_related = ("organization",)
+
+
+class IsStaff(BasePermission):
+    message = "only staff manage users"
+
+    def has_permission(self, request, view):
+        return bool(request.user and request.user.is_authenticated and request.user.is_superuser)
+
+
+class UserViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin,
+                  viewsets.GenericViewSet):
+    """User accounts, for staff: list, read, change e-mail, names and status (is_active=false
+    deactivates: sign-in, tokens and open sockets stop). New people come through invitations."""
+
+    serializer_class = serializers.UserSerializer
+    permission_classes = [IsStaff]
+    http_method_names = ["get", "put", "patch", "head", "options"]
+    filterset_fields = ["username", "is_active", "is_staff"]
+
+    def get_queryset(self):
+        return get_user_model().objects.order_by("username").prefetch_related("memberships__organization")
+
+    def perform_update(self, serializer):
+        serializer.instance = accounts.update_user(self.request.user, serializer.instance, **serializer.validated_data)
+
+
+class InvitationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin,
+                        mixins.DestroyModelMixin, viewsets.GenericViewSet):
+    """Invitations: staff invite anyone, an organization's owners into it. The create response
+    carries the one-time link (shown only then) that lets the person choose a password."""
+
+    serializer_class = serializers.InvitationSerializer
+    http_method_names = ["get", "post", "delete", "head", "options"]
+
+    def get_queryset(self):
+        return accounts.invitations_for(self.request.user).select_related("user", "organization", "created_by")
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        invitation, key = accounts.invite(
+            request.user, username=data["user"]["username"], email=data["user"].get("email", ""),
+            organization=data.get("organization"), role=data.get("role", permissions.Role.GUEST))
+        body = self.get_serializer(invitation).data
+        body["link"] = request.build_absolute_uri(reverse("invitation", args=[key]))
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_destroy(self, instance):
+        accounts.revoke_invitation(self.request.user, instance)
 
 
 @extend_schema(responses={200: dict})

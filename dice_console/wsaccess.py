@@ -1,0 +1,37 @@
+"""A consumer mixin: the socket joins its user's access group and closes with 4403 as soon as its
+credentials or its access to what it streams are gone (apps/projects/revocation.py)."""
+
+from __future__ import annotations
+
+from channels.db import database_sync_to_async
+
+from apps.projects.revocation import CLOSE_REVOKED, credentials_valid, user_group
+
+
+class FollowsAccess:
+    """For AsyncJsonWebsocketConsumer subclasses. Call `follow_access()` after accepting and
+    `unfollow_access()` on disconnect; override `still_allowed_sync()` to re-check what the socket
+    streams (it runs in a database thread)."""
+
+    async def follow_access(self) -> None:
+        user = self.scope["user"]
+        self._access_group = user_group(user.pk)
+        await self.channel_layer.group_add(self._access_group, self.channel_name)
+
+    async def unfollow_access(self) -> None:
+        group = getattr(self, "_access_group", None)
+        if group is not None:
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    def still_allowed_sync(self) -> bool:
+        return True
+
+    def _check_sync(self) -> bool:
+        return credentials_valid(self.scope["user"], self.scope.get("token_digest")) and self.still_allowed_sync()
+
+    async def access_ok(self) -> bool:
+        return await database_sync_to_async(self._check_sync)()
+
+    async def access_changed(self, message) -> None:
+        if not await self.access_ok():
+            await self.close(code=CLOSE_REVOKED)
