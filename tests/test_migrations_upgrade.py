@@ -94,6 +94,8 @@ def test_oldest_state_with_data_migrates_to_the_latest(executor):
     prod = NowCluster.objects.get(name="prod")
     assert prod.api_server == "https://k8s.example:6443" and prod.credentials == "" and not prod.allow_shared_tenancy
     assert NowCluster.objects.filter(name="local", kind="local").exists()  # made by clusters.0002
+    # clusters.0006: a cluster in use is granted to the organizations using it, not owned by one.
+    assert list(prod.granted_to.values_list("slug", flat=True)) == ["acme"] and prod.organization_id is None
 
     now_task = NowTaskRun.objects.get(alias="build")
     assert LogChunk.objects.filter(task_run=now_task).count() == 3
