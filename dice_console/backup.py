@@ -190,8 +190,28 @@ def backup(target: Path, *, say: Say = print) -> dict:
     target = Path(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         raise BackupError(f"{target}: exists and is not an empty folder; give a new one")
-    started = time.monotonic()
+    for section, root in _file_trees().items():
+        if root is not None and target.resolve().is_relative_to(root.resolve()):
+            raise BackupError(f"{target}: inside {root}, which the backup copies ({section}); give a folder outside it")
+    existed = target.exists()
     target.mkdir(parents=True, exist_ok=True)
+    try:
+        return _backup_into(target, say)
+    except BaseException:
+        # The folder was new or empty: leave it so, not with half a backup in it.
+        if existed:
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        else:
+            shutil.rmtree(target, ignore_errors=True)
+        raise
+
+
+def _backup_into(target: Path, say: Say) -> dict:
+    started = time.monotonic()
     vendor = _vendor()
     files: list[dict] = []
 

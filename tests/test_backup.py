@@ -254,6 +254,28 @@ def test_backup_refuses_a_folder_that_is_not_empty(console, tmp_path):
     (tmp_path / "used" / "something").write_text("x")
     with pytest.raises(CommandError, match="exists and is not an empty folder"):
         call_command("backup", str(tmp_path / "used"), stdout=io.StringIO())
+    inside = console["source"] / "deploy" / "bundles" / "backup"
+    with pytest.raises(CommandError, match="which the backup copies"):
+        call_command("backup", str(inside), stdout=io.StringIO())
+    assert not inside.exists()
+
+
+def test_a_failed_backup_leaves_no_half_backup(console, tmp_path, monkeypatch):
+    from django.core.management.base import CommandError
+
+    from dice_console import backup
+
+    def broken(spec):  # the last step before the manifest: everything else is written by then
+        raise backup.BackupError("injected: the disk is full")
+
+    monkeypatch.setattr(backup, "_key_fingerprints", broken)
+    with pytest.raises(CommandError, match="injected"):
+        call_command("backup", str(tmp_path / "new"), stdout=io.StringIO())
+    assert not (tmp_path / "new").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(CommandError, match="injected"):
+        call_command("backup", str(tmp_path / "empty"), stdout=io.StringIO())
+    assert list((tmp_path / "empty").iterdir()) == []
 
 
 def _database_url(name: str) -> str:
