@@ -312,9 +312,13 @@ def _read_manifest(source: Path) -> dict:
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         found = manifest.get("format") if isinstance(manifest, dict) else None
         raise BackupError(f"{path}: format {found!r}, this console reads format {FORMAT}")
-    for field in ("database", "migrations", "keys", "files"):
-        if field not in manifest:
-            raise BackupError(f"{path}: no {field!r} entry")
+    for field, kind in (("database", dict), ("migrations", dict), ("keys", dict), ("files", list)):
+        if not isinstance(manifest.get(field), kind):
+            raise BackupError(f"{path}: no {field!r} entry (or not a {kind.__name__})")
+    if not all(isinstance(names, list) for names in manifest["migrations"].values()):
+        raise BackupError(f"{path}: 'migrations' must map each app to a list of names")
+    if not all(isinstance(entry, dict) for entry in manifest["files"]):
+        raise BackupError(f"{path}: every entry of 'files' must be an object")
     return manifest
 
 
@@ -324,6 +328,15 @@ def _check_files(source: Path, manifest: dict, say: Say) -> None:
         rel = PurePosixPath(str(entry.get("path", "")))
         if rel.is_absolute() or ".." in rel.parts or not rel.parts:
             raise BackupError(f"{MANIFEST}: file path {str(rel)!r} leaves the backup folder")
+        section = entry.get("section")
+        if section == "keys":
+            if rel.parent != PurePosixPath("keys") or rel.name not in KEY_FILES:
+                raise BackupError(f"{MANIFEST}: {str(rel)!r} is not one of the keys a backup holds")
+        elif section in _file_trees():
+            if rel.parts[:2] != ("files", section) or len(rel.parts) < 3:
+                raise BackupError(f"{MANIFEST}: {str(rel)!r} is not under files/{section}/")
+        elif section != "database":
+            raise BackupError(f"{MANIFEST}: {str(rel)!r} has an unknown section {section!r}")
         path = source / rel
         if path.is_symlink() or not path.is_file():
             raise BackupError(f"{path}: listed in the manifest but missing: an incomplete backup")
@@ -372,8 +385,9 @@ def restore(source: Path, *, force: bool = False, say: Say = print) -> dict:
         raise BackupError(f"the backup is of a {manifest['database'].get('vendor')} database; "
                           f"this console uses {vendor} (DATABASE_URL): restore into the same kind")
     _check_files(source, manifest, say)
+    known = _code_migrations()
     unknown = sorted(f"{app}.{name}" for app, names in manifest["migrations"].items() for name in names
-                     if (app, name) not in _code_migrations())
+                     if (app, name) not in known)
     if unknown:
         raise BackupError(f"the backup has migrations this code does not know ({', '.join(unknown[:5])}"
                           f"{' ...' if len(unknown) > 5 else ''}): restore with the console's newer version")

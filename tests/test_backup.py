@@ -221,6 +221,12 @@ def test_restore_refuses_a_broken_backup_and_changes_nothing(console, tmp_path, 
     evil = {**manifest, "files": [*manifest["files"], {"path": "../../etc/passwd", "section": "keys",
                                                        "size": 1, "sha256": "0"}]}
     (escape / "manifest.json").write_text(json.dumps(evil))
+    misplaced = _copy(backup_dir, tmp_path, "misplaced")
+    key_entry = next(f for f in manifest["files"] if f["section"] == "keys")
+    moved = [{**f, "section": "release-files"} if f is key_entry else f for f in manifest["files"]]
+    (misplaced / "manifest.json").write_text(json.dumps({**manifest, "files": moved}))
+    mangled = _copy(backup_dir, tmp_path, "mangled")
+    (mangled / "manifest.json").write_text(json.dumps({**manifest, "files": "everything"}))
     newer = _copy(backup_dir, tmp_path, "newer")
     migrations = {**manifest["migrations"], "projects": [*manifest["migrations"]["projects"], "9999_future"]}
     (newer / "manifest.json").write_text(json.dumps({**manifest, "migrations": migrations}))
@@ -236,6 +242,8 @@ def test_restore_refuses_a_broken_backup_and_changes_nothing(console, tmp_path, 
         vendor: "the backup is of a postgresql database; this console uses sqlite",
         escape: "'../../etc/passwd' leaves the backup folder",
         newer: "projects.9999_future",
+        misplaced: f"{key_entry['path']!r} is not under files/release-files/",
+        mangled: "no 'files' entry (or not a list)",
         tmp_path / "nowhere": "no such folder",
     }
     for folder, message in [*cases.items(), (backup_dir, "the backup's secrets are encrypted with key sha256:")]:
