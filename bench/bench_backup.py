@@ -60,7 +60,7 @@ def populate(args, work: Path) -> None:
     from apps.projects import services
 
     spec = "version: '2.0'\nservices:\n  web:\n    image: registry.example/web:1\n    ports: [8080]\n"
-    owner = get_user_model().objects.create_user("owner", password="pw")
+    owner = get_user_model().objects.create_superuser("owner", password="pw")
     apps_made = []
     for o in range(args.orgs):
         org = services.create_organization(owner, slug=f"org{o}")
