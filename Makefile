@@ -19,7 +19,6 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: install
-	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py standalone --host $(HOST) --port $(PORT)
 
 # With Go installed, the Kubernetes tier's control plane is built first (minutes the first

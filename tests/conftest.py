@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED = ROOT.parent / "shared"
+DATA = ROOT / "tests" / "data"  # test data written for this project (tests/data/README.md)
+# The design folder beside the repository on the team's machines (not part of a clone; a
+# worktree elsewhere names it with DICE_SHARED_DIR): the Erda corpus and the operators' CRDs,
+# read in place by the `conformance` tier only.
+SHARED = Path(os.environ.get("DICE_SHARED_DIR") or ROOT.parent / "shared")
+CONFORMANCE = SHARED / "conformance" / "erda"
+SHARED_CRDS = SHARED / "crds"
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -31,6 +37,10 @@ def _missing_for(marker: str) -> str | None:
     elif marker == "redis":
         if not os.environ.get("REDIS_URL"):
             return "redis tier skipped: set REDIS_URL to a Redis server (apt-get install redis-server; see README)"
+    elif marker == "conformance":
+        if not (CONFORMANCE.is_dir() and SHARED_CRDS.is_dir()):
+            return ("conformance tier skipped: needs the Erda corpus and operator CRDs in ../shared "
+                    "(conformance/erda, crds) beside the repository, or DICE_SHARED_DIR naming that folder")
     elif marker == "browser":
         if chromium_path() is None:
             return "browser tier skipped: install Debian's chromium (apt-get install chromium)"
@@ -49,6 +59,12 @@ def _missing_binary(binary: str, package: str) -> str | None:
     return f"needs {binary}: skipped (apt-get install {package})"
 
 
+def pytest_report_header(config):
+    missing = _missing_for("conformance")
+    return [missing] if missing else []
+
+
+@pytest.hookimpl(tryfirst=True)  # before a skip mark (an empty parameter set of a missing corpus)
 def pytest_runtest_setup(item):
     for mark in item.iter_markers("needs_binary"):
         reason = _missing_binary(*mark.args)
@@ -56,7 +72,7 @@ def pytest_runtest_setup(item):
             if IN_CI:
                 pytest.fail(f"CI=true and {reason}", pytrace=False)
             pytest.skip(reason)
-    for marker in ("postgres", "redis", "browser"):
+    for marker in ("postgres", "redis", "browser", "conformance"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _missing_for(marker)

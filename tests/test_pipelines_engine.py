@@ -198,6 +198,37 @@ stages:
     assert second.started >= first.finished
 
 
+def test_a_queued_run_started_while_the_database_is_busy_is_still_dispatched(engine, tenant_a, settings, monkeypatch):
+    """The queued run is moved to running, then its dispatch meets a busy database (SQLite's
+    "database is locked"): it must still be dispatched, not left running with nothing started
+    (test_concurrent_runs_per_project_are_limited timed out so once)."""
+    from django.db import OperationalError
+
+    from apps.pipelines import engine as engine_mod
+
+    settings.DICE_PIPELINE_MAX_RUNS_PER_PROJECT = 1
+    src = """
+version: "1.1"
+stages:
+  - stage:
+      - custom-script: {commands: ["sleep 0.3"]}
+"""
+    first, second = engine.run(tenant_a, src), engine.run(tenant_a, src)
+    real, failed = engine_mod.dispatch, []
+
+    def busy_once(run_id):
+        if run_id == second.pk and not failed:
+            failed.append(run_id)
+            raise OperationalError("database is locked")
+        return real(run_id)
+
+    monkeypatch.setattr(engine_mod, "dispatch", busy_once)
+    run = engine.wait(second)
+    assert failed == [second.pk] and run.status == "success", run.reason
+    first.refresh_from_db()
+    assert first.status == "success" and run.started >= first.finished
+
+
 def test_outputs_flow_between_steps_and_secret_configs_are_masked(engine, tenant_a, tmp_path):
     from apps.pipelines import services
     from apps.pipelines.models import ProjectConfig

@@ -15,10 +15,10 @@ from apps.deploy import services
 from apps.deploy.models import ImmutableRelease, Release
 from apps.projects.models import Application, AuditEvent
 from tests.api_cases import ScopedAPICases
-from tests.conftest import SHARED
+from tests.conftest import CONFORMANCE, DATA
 
-DICE = SHARED / "conformance" / "erda" / "dice"
-SAMPLE = (DICE / "pkg_parser_diceyml_samples_dice.yml").read_text()
+DICE = CONFORMANCE / "dice"
+SAMPLE = (DATA / "diceyml" / "blog.yml").read_text()
 
 SMALL = """\
 version: "2.0"
@@ -231,13 +231,13 @@ def test_create_records_an_audit_event(tenant_a):
 
 
 def test_detail_has_the_summary_and_the_text(tenant_a):
-    r = release(tenant_a, text=SAMPLE, images={"blog-service": "reg/blog:2"})
+    r = release(tenant_a, text=SAMPLE, images={"posts": "reg/posts:2"})
     body = tenant_a.api().get(reverse("api:release-detail", args=[r.pk])).json()
     assert body["spec_text"] == SAMPLE and body["version"] == 1 and len(body["hash"]) == 64
     services_ = {s["name"]: s for s in body["summary"]["services"]}
-    assert services_["showcase-front"]["depends_on"] == ["blog-service"]
-    assert services_["showcase-front"]["ports"][0]["port"] == 8080
-    assert services_["blog-service"]["image"] == "reg/blog:2"
+    assert services_["reader"]["depends_on"] == ["posts"]
+    assert services_["reader"]["ports"][0]["port"] == 8080
+    assert services_["posts"]["image"] == "reg/posts:2"
     assert {(a["name"], a["type"], a["size"]) for a in body["summary"]["addons"]} == {
         ("mysql", "mysql", "basic"), ("zk", "zookeeper", "professional"),
     }
@@ -257,6 +257,16 @@ def test_list_filters(tenant_a):
     assert "spec_text" not in api.get(url).json()["results"][0]
 
 
+def test_a_large_specs_release(tenant_a):
+    images = {name: f"registry.example/northwind/{name}:9" for name in ("gateway", "billing")}
+    r = release(tenant_a, text=(DATA / "diceyml" / "platform.yml").read_text(), images=images)
+    body = tenant_a.api().get(reverse("api:release-detail", args=[r.pk])).json()
+    assert body["images"]["gateway"] == images["gateway"] and body["images"]["billing"] == images["billing"]
+    assert body["images"]["audit"] == "registry.example/northwind/audit:2.18.0"  # from the file
+    assert len(body["summary"]["services"]) == 30 and body["summary"]["missing_images"] == []
+
+
+@pytest.mark.conformance
 def test_the_erda_specs_release(tenant_a):
     images = {name: f"registry.example/erda/{name}:1" for name in ("erda-server", "gittar")}
     r = release(tenant_a, text=(DICE / "erda.yml").read_text(), images=images)

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from tests.conftest import SHARED, make_user_with_app
+from tests.conftest import DATA, make_user_with_app
 
-SAMPLE = SHARED / "conformance" / "erda" / "dice" / "pkg_parser_diceyml_samples_dice.yml"
+SAMPLE = DATA / "diceyml" / "blog.yml"
 
 
 @pytest.fixture
@@ -18,14 +18,14 @@ def cli(transactional_db, dice_cli):
 
 def test_create_list_show(cli):
     code, out, err = cli("release", "create", "acme/shop/web", "--spec", str(SAMPLE),
-                         "--image", "blog-service=registry.example/blog:2", "--description", "first")
+                         "--image", "posts=registry.example/posts:2", "--description", "first")
     assert code == 0, err
-    assert "acme/shop/web v1" in out and "blog-service=registry.example/blog:2" in out
+    assert "acme/shop/web v1" in out and "posts=registry.example/posts:2" in out
 
     code, out, err = cli("release", "create", "acme/shop/web", "--spec", str(SAMPLE), "--format", "json")
     assert code == 0, err
     second = json.loads(out)
-    assert second["version"] == 2 and second["images"]["blog-service"] == "blog-service:latest"
+    assert second["version"] == 2 and second["images"] == {"reader": "nginx:1.27"}  # posts: no image
     assert second["source_name"] == SAMPLE.name
 
     code, out, _ = cli("release", "list", "acme/shop/web", "--format", "json")
@@ -36,9 +36,9 @@ def test_create_list_show(cli):
 
     code, out, _ = cli("release", "show", str(second["id"]))
     assert code == 0
-    assert "acme/shop/web v2" in out and "showcase-front" in out and "blog-service" in out and "zookeeper" in out
+    assert "acme/shop/web v2" in out and "reader" in out and "posts" in out and "zookeeper" in out
     code, out, _ = cli("release", "show", str(second["id"]), "--format", "json")
-    assert json.loads(out)["summary"]["services"][0]["name"] == "showcase-front"
+    assert json.loads(out)["summary"]["services"][0]["name"] == "reader"
 
 
 def test_a_bad_spec_prints_the_servers_errors_per_line(cli):

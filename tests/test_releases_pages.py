@@ -11,9 +11,9 @@ from django.urls import reverse
 
 from apps.deploy import services
 from apps.deploy.models import Release
-from tests.conftest import SHARED
+from tests.conftest import DATA
 
-SAMPLE_PATH = SHARED / "conformance" / "erda" / "dice" / "pkg_parser_diceyml_samples_dice.yml"
+SAMPLE_PATH = DATA / "diceyml" / "blog.yml"
 
 SPEC = """\
 version: "2.0"

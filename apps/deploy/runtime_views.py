@@ -70,7 +70,7 @@ class RuntimeView(AppRuntimesMixin, View):
     def get(self, request, **kwargs):
         runtime = self.get_runtime()
         history = (
-            runtime.deployments.select_related("release", "rollback_of__release")
+            runtime.deployments.select_related("release__application__project__organization")
             .prefetch_related("transitions")[:50]
         )
         releases = list(

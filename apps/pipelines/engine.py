@@ -84,8 +84,15 @@ def start_queued_runs(project_id: int) -> list[int]:
             for run in runs.filter(status=RunStatus.QUEUED).order_by("created", "id")[:free]:
                 if states.move_run(run, RunStatus.RUNNING, "started"):
                     started.append(run.pk)
+    # The runs are running now (committed): a dispatch that fails here must not go back to the
+    # caller, whose retry would find no queued run and leave this one running with nothing
+    # started. Each failed dispatch is handed to the retried dispatch_run task instead.
     for run_id in started:
-        dispatch(run_id)
+        try:
+            dispatch(run_id)
+        except Exception:
+            log.warning("dispatching run %s after starting it failed; retrying in a task", run_id, exc_info=True)
+            _tasks().dispatch_run.delay(run_id)
     return started
 
 

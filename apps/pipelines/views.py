@@ -75,7 +75,8 @@ class PipelineListView(AppMixin, View):
         return {
             "app": app,
             "definitions": definitions,
-            "runs": scope.scoped(self.request.user, PipelineRun).filter(application=app).defer("source")[:25],
+            "runs": scope.scoped(self.request.user, PipelineRun).filter(application=app).defer("source")
+            .select_related("application__project__organization")[:25],  # each row links to its run
             "workspaces": WorkspaceKind.values,
             "can_change": scope.has_perm(self.request.user, permissions.CHANGE, app),
             **extra,

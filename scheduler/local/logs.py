@@ -25,20 +25,38 @@ def parse_line(source: str, raw: str) -> LogLine | None:
 
 
 def read_source(path: Path, source: str, after: int = 0) -> list[LogLine]:
-    """Every line of one source (the rotated files oldest first, then the live one) numbered > after."""
-    files = sorted(path.parent.glob(path.name + ".*"), key=_rotation_index, reverse=True)
-    files = [f for f in files if _rotation_index(f) > 0] + [path]
-    out: list[LogLine] = []
-    for file in files:
+    """Every line of one source (the rotated files oldest first, then the live one) numbered > after.
+
+    The result is contiguous even when the writer rotates meanwhile: the live file is opened
+    first, so what it holds stays readable under whatever name it gets, and a line met twice (the
+    live file renamed to `.1` between the two looks) is taken once, in number order."""
+    handles = []
+    try:
         try:
-            with open(file, encoding="utf-8", errors="replace") as fh:
-                for raw in fh:
-                    line = parse_line(source, raw)
-                    if line is not None and line.number > after:
-                        out.append(line)
+            live = open(path, encoding="utf-8", errors="replace")  # noqa: SIM115 - closed below
         except OSError:
-            continue
-    return out
+            live = None
+        rotated = sorted((f for f in path.parent.glob(path.name + ".*") if _rotation_index(f) > 0),
+                         key=_rotation_index, reverse=True)
+        for file in rotated:
+            try:
+                handles.append(open(file, encoding="utf-8", errors="replace"))  # noqa: SIM115
+            except OSError:
+                continue
+        if live is not None:
+            handles.append(live)
+        out: list[LogLine] = []
+        last = after
+        for fh in handles:
+            for raw in fh:
+                line = parse_line(source, raw)
+                if line is not None and line.number > last:
+                    out.append(line)
+                    last = line.number
+        return out
+    finally:
+        for fh in handles:
+            fh.close()
 
 
 def _rotation_index(path: Path) -> int:
@@ -48,8 +66,15 @@ def _rotation_index(path: Path) -> int:
 
 def merged(sources: dict[str, Path], tail: int | None = None) -> list[LogLine]:
     """Lines of several sources in time order; with tail, only the last `tail` of them."""
-    streams = [read_source(path, name) for name, path in sorted(sources.items())]
-    lines = list(heapq.merge(*streams, key=lambda line: (line.timestamp, line.source, line.number)))
+    return _merge(_read_all(sources), tail)
+
+
+def _read_all(sources: dict[str, Path]) -> dict[str, list[LogLine]]:
+    return {name: read_source(path, name) for name, path in sorted(sources.items())}
+
+
+def _merge(per_source: dict[str, list[LogLine]], tail: int | None) -> list[LogLine]:
+    lines = list(heapq.merge(*per_source.values(), key=lambda line: (line.timestamp, line.source, line.number)))
     if tail is not None:
         lines = lines[-tail:] if tail > 0 else []
     return lines
@@ -63,18 +88,17 @@ def stream(
     finished: Callable[[], bool] = lambda: False,
 ) -> Iterator[LogLine]:
     """Yield the lines so far, then (follow) new lines as they are written, until the consumer
-    closes the generator or `finished()` says no more will come (a job that ended)."""
-    seen: dict[str, int] = {}
-    for line in merged(discover(), tail):
-        seen[line.source] = max(seen.get(line.source, 0), line.number)
-        yield line
+    closes the generator or `finished()` says no more will come (a job that ended).
+
+    Following resumes after the last line of each source that the first read saw, whether the
+    tail yielded it or cut it; a source that read did not see is new, and followed from its first
+    line. Nothing written after that read (while the consumer takes the first lines, say) is
+    skipped: no second read decides what counts as seen."""
+    per_source = _read_all(discover())
+    seen: dict[str, int] = {name: lines[-1].number for name, lines in per_source.items() if lines}
+    yield from _merge(per_source, tail)
     if not follow:
         return
-    # Sources that existed but had lines cut by tail must not replay them.
-    for name, path in discover().items():
-        lines = read_source(path, name)
-        if lines:
-            seen.setdefault(name, lines[-1].number)
     sizes: dict[str, tuple[int, int]] = {}
     done_checks = 0
     while True:

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from dice_cli.main import main
+from tests.conftest import CONFORMANCE, DATA
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "pipeline"
+CORPUS = CONFORMANCE / "pipeline"
+OWN = DATA / "pipelineyml"
 
 VALID = """\
 version: "1.1"
@@ -85,8 +86,11 @@ def test_validate_invalid_json(capsys, write):
     }
 
 
-def test_validate_legacy_corpus_file(capsys):
-    path = CORPUS / "pkg_parser_pipelineyml_samples_pipeline_bigdata.yml"
+@pytest.mark.parametrize("path", [
+    OWN / "version_1_0.yml",
+    pytest.param(CORPUS / "pkg_parser_pipelineyml_samples_pipeline_bigdata.yml", marks=pytest.mark.conformance),
+], ids=["own", "corpus"])
+def test_validate_legacy_version_file(capsys, path):
     code, out, _ = run(capsys, "pipeline", "validate", str(path), "--format", "json")
     doc = json.loads(out)
     assert code == 1 and len(doc["errors"]) == 1 and '"1.0"' in doc["errors"][0]["message"]
@@ -149,6 +153,15 @@ def test_plan_invalid_file(capsys, write):
     assert code == 1 and json.loads(out)["valid"] is False
 
 
+def test_plan_example_file(capsys):
+    code, out, _ = run(capsys, "pipeline", "plan", str(OWN / "ci.yml"), "--format", "json")
+    tasks = json.loads(out)["tasks"]
+    assert code == 0 and tasks[0] == {"alias": "repo", "type": "git-checkout", "needs": [], "stage": 0}
+    assert {"alias": "build", "type": "custom-script", "needs": ["repo", "unit"], "stage": 2} in tasks
+    assert tasks[-1] == {"alias": "notify", "type": "custom-script", "needs": ["build"], "stage": 4}
+
+
+@pytest.mark.conformance
 def test_plan_real_file(capsys):
     path = CORPUS / "erda_pipelines_ci-deploy.yml"
     code, out, _ = run(capsys, "pipeline", "plan", str(path), "--format", "json")

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from dice_cli.main import main
+from tests.conftest import DATA
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
-ERDA = str(CORPUS / "erda.yml")
+SPEC = str(DATA / "diceyml" / "platform.yml")  # a large spec with basic addons, valid but in PROD
 BAD = 'version: "2.0"\nservices:\n  api:\n    resources:\n      cpu: 2\n      max_cpu: 1\n'
 
 
@@ -30,12 +30,12 @@ def run(capsys, *argv):
 
 
 def test_valid_text(capsys):
-    code, out, _ = run(capsys, "spec", "validate", ERDA)
-    assert code == 0 and out.strip() == f"{ERDA}: valid"
+    code, out, _ = run(capsys, "spec", "validate", SPEC)
+    assert code == 0 and out.strip() == f"{SPEC}: valid"
 
 
 def test_valid_json_with_workspace(capsys):
-    code, out, _ = run(capsys, "spec", "validate", ERDA, "--workspace", "dev", "--format", "json")
+    code, out, _ = run(capsys, "spec", "validate", SPEC, "--workspace", "dev", "--format", "json")
     assert code == 0 and json.loads(out) == {"valid": True, "errors": []}
 
 
@@ -57,10 +57,11 @@ def test_invalid_json(capsys, bad_file):
 
 
 def test_prod_workspace_refuses_basic_addon(capsys):
-    code, out, _ = run(capsys, "spec", "validate", ERDA, "--workspace", "PROD", "--format", "json")
+    legacy = str(DATA / "diceyml" / "legacy.yml")
+    code, out, _ = run(capsys, "spec", "validate", legacy, "--workspace", "PROD", "--format", "json")
     payload = json.loads(out)
     assert code == 1 and payload["valid"] is False
-    assert payload["errors"][0]["path"] == "addons.mysql.plan"
+    assert payload["errors"][0]["path"] == "addons.db.plan"
 
 
 def test_yaml_error_is_invalid_input(capsys, tmp_path):
@@ -87,8 +88,8 @@ def test_directory_is_exit_1(capsys, tmp_path):
 @pytest.mark.parametrize(
     "argv",
     [
-        ["spec", "validate", ERDA, "--workspace", "qa"],
-        ["spec", "validate", ERDA, "--format", "xml"],
+        ["spec", "validate", SPEC, "--workspace", "qa"],
+        ["spec", "validate", SPEC, "--format", "xml"],
         ["spec", "validate"],
         ["spec"],
     ],
@@ -114,7 +115,7 @@ def test_installed_console_script(bad_file):
     if not dice.exists():
         pytest.skip("the dice console script is not installed (pip install -e .)")
     ok = subprocess.run(
-        [str(dice), "spec", "validate", ERDA, "--workspace", "STAGING"], capture_output=True, text=True
+        [str(dice), "spec", "validate", SPEC, "--workspace", "STAGING"], capture_output=True, text=True
     )
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.strip().endswith("valid")
@@ -123,6 +124,6 @@ def test_installed_console_script(bad_file):
     )
     assert bad.returncode == 1 and json.loads(bad.stdout)["valid"] is False
     usage = subprocess.run(
-        [str(dice), "spec", "validate", ERDA, "--workspace", "nope"], capture_output=True, text=True
+        [str(dice), "spec", "validate", SPEC, "--workspace", "nope"], capture_output=True, text=True
     )
     assert usage.returncode == 2

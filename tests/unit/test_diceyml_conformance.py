@@ -1,16 +1,19 @@
-"""Every real dice.yml of the Erda corpus parses; the overlay fragment is valid only merged onto its base."""
+"""Every real dice.yml of the Erda corpus parses; the overlay fragment is valid only merged onto its base.
+The conformance tier: the corpus is read in place from ../shared (tests/conftest.py)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from diceyml import effective_spec, merge_overlay, parse_dice_yml, validate_dice_yml
 from speckit import SpecInvalid
+from tests.conftest import CONFORMANCE
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
+pytestmark = pytest.mark.conformance
+
+CORPUS = CONFORMANCE / "dice"
 OVERLAY = "pkg_parser_diceyml_samples_dice_test.yml"
 OVERLAY_BASE = "pkg_parser_diceyml_samples_dice.yml"
 FILES = sorted(p.name for p in CORPUS.glob("*.yml") if p.name != OVERLAY)

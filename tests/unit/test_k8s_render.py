@@ -1,5 +1,6 @@
-"""The Kubernetes renderer on the conformance corpus: every workspace, without and with operators;
-every manifest valid for Kubernetes 1.36 (strict) or its operator's CRD, in apply order, labelled."""
+"""The Kubernetes renderer on our example specs (tests/data/diceyml) and, in the conformance tier,
+on the Erda corpus: every workspace, without and with operators; every manifest valid for
+Kubernetes 1.36 (strict) or its operator's CRD, in apply order, labelled."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import pytest
 
 from diceyml import merge_overlay, parse_dice_yml
 from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
-from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets
+from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets, provider_for
+from scheduler.kubernetes.meta import RenderError
 from scheduler.kubernetes.render import KIND_ORDER, render_group
 from speckit.errors import SpecInvalid
-from tests.unit.test_k8s_render_schemas import validate_all
+from tests.conftest import CONFORMANCE, DATA, SHARED_CRDS
+from tests.unit.test_k8s_render_schemas import OWN_CRDS, validate_all
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
+CORPUS = CONFORMANCE / "dice"
+OWN = DATA / "diceyml"
 WORKSPACES = ("DEV", "TEST", "STAGING", "PROD")
 ALL_OPERATORS = frozenset(crd for crds in OPERATORS.values() for crd in crds)
 CLUSTER = ClusterRef(
@@ -36,12 +40,15 @@ RECOMMENDED = (
 )
 
 
-def load(name: str, workspace: str):
-    path = CORPUS / name
-    if name == "pkg_parser_diceyml_samples_dice_test.yml":  # an overlay of the sample next to it
-        return merge_overlay(
-            (CORPUS / "pkg_parser_diceyml_samples_dice.yml").read_text(), path.read_text(), workspace=workspace
-        )
+# Overlays, each with the file it is merged onto.
+OVERLAYS = {"pkg_parser_diceyml_samples_dice_test.yml": "pkg_parser_diceyml_samples_dice.yml",
+            "bookshop_overlay.yml": "bookshop.yml"}
+
+
+def load(name: str, workspace: str, folder: Path = CORPUS):
+    path = folder / name
+    if name in OVERLAYS:
+        return merge_overlay((folder / OVERLAYS[name]).read_text(), path.read_text(), workspace=workspace)
     return parse_dice_yml(path.read_text(), source=str(path), workspace=workspace)
 
 
@@ -58,28 +65,49 @@ def group_for(spec, workspace: str, **kw) -> ServiceGroup:
     )
 
 
+JOB_KINDS = ("Job", "CronJob", "BroadcastJob")  # one group, in the spec's order (README: apply order)
+
+
 def kind_rank(obj: dict) -> int:
-    kind = obj["kind"]
+    kind = "Job" if obj["kind"] in JOB_KINDS else obj["kind"]
     if kind in KIND_ORDER and not (kind in ("Service", "StatefulSet") and "dice.io/addon" in obj["metadata"]["labels"]):
         return KIND_ORDER.index(kind)
     return KIND_ORDER.index("addon")
 
 
 CASES = [(f.name, ws) for f in sorted(CORPUS.glob("*.yml")) for ws in WORKSPACES]
+OWN_CASES = [(f.name, ws) for f in sorted(OWN.glob("*.yml")) for ws in WORKSPACES]
 
 
 @pytest.mark.parametrize("operators", [frozenset(), ALL_OPERATORS], ids=["builtin", "operators"])
+@pytest.mark.parametrize(("name", "workspace"), OWN_CASES, ids=[f"{n}-{w}" for n, w in OWN_CASES])
+def test_examples_render_valid_manifests(name, workspace, operators):
+    check_renders(name, workspace, operators, OWN, OWN_CRDS)
+
+
+@pytest.mark.conformance
+@pytest.mark.parametrize("operators", [frozenset(), ALL_OPERATORS], ids=["builtin", "operators"])
 @pytest.mark.parametrize(("name", "workspace"), CASES, ids=[f"{n}-{w}" for n, w in CASES])
 def test_conformance_renders_valid_manifests(name, workspace, operators):
+    check_renders(name, workspace, operators, CORPUS, SHARED_CRDS)
+
+
+def check_renders(name: str, workspace: str, operators, folder: Path, crds: Path) -> None:
     try:
-        spec = load(name, workspace)
+        spec = load(name, workspace, folder)
     except SpecInvalid as exc:
         # The only refusal in the corpus: basic addons are not allowed in PROD.
         assert workspace == "PROD"
         assert all("size basic is not allowed in production" in e.message for e in exc.errors)
         return
+    operator_only = sorted(name for name, addon in spec.addons.items()
+                           if (provider := provider_for(addon.type)) is not None and not provider.builtin)
+    if operator_only and not operators:  # kafka, elasticsearch, rabbitmq: no built-in to fall back on
+        with pytest.raises(RenderError, match=f"addon '({'|'.join(operator_only)})' .* needs an operator"):
+            render_group(group_for(spec, workspace), CLUSTER, operators=operators)
+        return
     manifests = render_group(group_for(spec, workspace), CLUSTER, operators=operators)
-    validate_all(manifests)
+    validate_all(manifests, crds)
     assert manifests[0]["kind"] == "Namespace"
     ranks = [kind_rank(m) for m in manifests]
     assert ranks == sorted(ranks), [m["kind"] for m in manifests]
@@ -97,6 +125,7 @@ def test_conformance_renders_valid_manifests(name, workspace, operators):
     assert services == set(spec.services)
 
 
+@pytest.mark.conformance
 def test_erda_dev_details():
     spec = load("erda.yml", "DEV")
     group = group_for(spec, "DEV", overcommit=Overcommit(cpu_ratio=2, mem_ratio=2))
@@ -145,3 +174,45 @@ def test_erda_dev_details():
     # No password anywhere but in the Secret (base64 in data).
     password = group.addon_secrets["mysql"]["password"]
     assert all(password not in str(obj) for obj in manifests)
+
+
+def test_bookshop_dev_details():
+    spec = load("bookshop.yml", "DEV", OWN)
+    group = group_for(spec, "DEV", overcommit=Overcommit(cpu_ratio=2, mem_ratio=2))
+    manifests = render_group(group, CLUSTER, operators=ALL_OPERATORS)
+    by = {(m["kind"], m["metadata"]["name"]): m for m in manifests}
+    ns = manifests[0]["metadata"]["name"]
+    pod = by[("Deployment", "storefront")]["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    # max_cpu/max_mem given: request = value, limit = max (no ratio).
+    assert container["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
+    assert container["resources"]["limits"]["cpu"] == "1000m" and container["resources"]["limits"]["memory"] == "1024Mi"
+    # Values of the workspace, the service's own envs over the top-level ones, environment envs.
+    assert env["DB_HOST"] == "db.dev.internal" and env["PAGE_SIZE"] == "50" and env["LOG_LEVEL"] == "debug"
+    assert env["FEATURE_REVIEWS"] == "true"
+    # Discovery (the default port first) and addons with `as`, passwords from Secrets.
+    assert env["CATALOG_HOST"] == f"catalog.{ns}.svc.cluster.local" and env["CATALOG_PORT"] == "7070"
+    assert env["SEARCH_PORT1"] == "9300"
+    assert env["SHOP_DB_HOST"] == f"db.{ns}.svc.cluster.local"
+    assert env["SHOP_DB_PASSWORD"] == {"secretKeyRef": {"name": "db-credentials", "key": "password"}}
+    assert env["ORDERS_HOST"].startswith("orders-rw.")
+    # Health check, init container, sidecar, k8s_snippet, hosts.
+    assert container["readinessProbe"]["httpGet"] == {"port": 8080, "path": "/healthz"}
+    assert "migrate" in [c["name"] for c in pod["initContainers"]]
+    assert any(c["name"] == "log-shipper" for c in pod["containers"] + pod.get("initContainers", []))
+    assert container["securityContext"] == {"runAsNonRoot": True}
+    assert pod["hostAliases"] == [{"ip": "10.0.0.5", "hostnames": ["books.internal", "cache.internal"]}]
+    mounts = {m["mountPath"]: m for m in container["volumeMounts"]}
+    assert mounts["/covers"]["readOnly"] is True and mounts["/index"]["readOnly"] is True
+    # Endpoints: the wildcard domain, and a path rewritten to its backend path.
+    hosts = {rule["host"] for rule in by[("Ingress", "storefront")]["spec"]["rules"]}
+    assert {"books.apps.example.com", "shop.example.com"} <= hosts
+    # per_node is a DaemonSet; jobs: cron, broadcast, plain.
+    assert ("DaemonSet", "node-agent") in by
+    assert by[("CronJob", "reindex")]["spec"]["schedule"] == "30 2 * * *"
+    assert any(kind == "BroadcastJob" for kind, _ in by) and any(kind == "Job" for kind, _ in by)
+    # No password anywhere but in the Secrets.
+    for name, secret in group.addon_secrets.items():
+        if "password" in secret:
+            assert all(secret["password"] not in str(obj) for obj in manifests if obj["kind"] != "Secret"), name

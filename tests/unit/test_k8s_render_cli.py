@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import yaml
 
 from dice_cli.main import main
+from tests.conftest import DATA
 from tests.unit.test_k8s_render_schemas import validate_all
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "erda" / "dice"
-SAMPLE = str(CORPUS / "pkg_parser_diceyml_samples_dice.yml")
-ERDA = str(CORPUS / "erda.yml")
-ORCH = str(CORPUS / "internal_tools_orchestrator_dice.yml")
+SAMPLE = str(DATA / "diceyml" / "legacy.yml")  # built-in addons, an exposed port, images given
+NO_IMAGE = 'version: "2.0"\nservices:\n  api:\n    ports: [80]\n  worker:\n    image: w:1\n'
 
 
 def run(capsys, *argv):
@@ -23,7 +20,7 @@ def run(capsys, *argv):
 
 
 def test_render_sample(capsys):
-    code, out, err = run(capsys, "spec", "render", ORCH, "--workspace", "dev", "--domain", "apps.example.com")
+    code, out, err = run(capsys, "spec", "render", SAMPLE, "--workspace", "dev", "--domain", "apps.example.com")
     assert code == 0, err
     docs = list(yaml.safe_load_all(out))
     assert out.startswith("---\n")
@@ -39,15 +36,17 @@ def test_namespace_and_ratios(capsys):
     assert code == 0
     docs = list(yaml.safe_load_all(out))
     assert {d["metadata"].get("namespace", d["metadata"]["name"]) for d in docs} == {"demo"}
-    web = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "blog-service")
+    web = next(d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"] == "web")
     res = web["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert res == {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}}
 
 
-def test_missing_image_is_exit_1(capsys):
-    code, out, err = run(capsys, "spec", "render", ERDA, "--workspace", "DEV")
+def test_missing_image_is_exit_1(capsys, tmp_path):
+    path = tmp_path / "dice.yml"
+    path.write_text(NO_IMAGE)
+    code, out, err = run(capsys, "spec", "render", str(path), "--workspace", "DEV")
     assert code == 1 and out == ""
-    assert "service 'erda-server': no image" in err
+    assert "service 'api': no image" in err
 
 
 def test_images_from_the_command_line(capsys, tmp_path):
@@ -58,9 +57,9 @@ def test_images_from_the_command_line(capsys, tmp_path):
 
 
 def test_invalid_spec_is_exit_1_with_validate_errors(capsys):
-    code, out, err = run(capsys, "spec", "render", ERDA, "--workspace", "PROD")
+    code, out, err = run(capsys, "spec", "render", SAMPLE, "--workspace", "PROD")
     assert code == 1 and out == ""
-    assert "erda.yml:514: addons.mysql.plan: plan 'mysql:basic': size basic is not allowed" in err
+    assert "legacy.yml:44: addons.db.plan: plan 'mysql:small': size basic is not allowed" in err
 
 
 def test_refused_overcommit_is_exit_1(capsys, tmp_path):

@@ -1,0 +1,98 @@
+"""Figures for the pages people keep open: render time (p50, p99) and SQL queries of the runtime page
+with a long history, the pipelines page, the run page of a wide run, and /api/schema/ (cold and from
+memory). A temporary SQLite database; not pass/fail.
+
+    .venv/bin/python bench/bench_pages.py [--tasks 1000] [--deployments 50] [--repeat 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=1000, help="tasks of the wide run")
+    parser.add_argument("--deployments", type=int, default=50, help="history of the runtime")
+    parser.add_argument("--repeat", type=int, default=30)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["DICE_DATA_DIR"] = tmp
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dice_console.settings")
+        import django
+
+        django.setup()
+        from django.conf import settings
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)
+        settings.ALLOWED_HOSTS = ["*"]
+        settings.DICE_LOCAL_ROOT = os.path.join(tmp, "local")
+        from django.contrib.auth import get_user_model
+        from django.db import connection
+        from django.test import Client
+        from django.test.utils import CaptureQueriesContext
+
+        from apps.clusters.models import Cluster
+        from apps.deploy.models import Deployment, DeploymentTransition, Runtime
+        from apps.deploy.services import create_release
+        from apps.pipelines.models import PipelineRun, TaskRun
+        from apps.projects import services
+        from dice_console.schema import CachedSchemaView
+        from tests.test_page_queries import PIPELINE, SPEC
+
+        owner = get_user_model().objects.create_user("bench", password="pw")
+        org = services.create_organization(owner, slug="acme", name="acme")
+        project = services.create_project(owner, org, slug="shop")
+        app = services.create_application(owner, project, slug="web")
+        release = create_release(owner, app, spec_text=SPEC)
+        runtime = Runtime.objects.create(application=app, workspace=project.workspaces.get(kind="DEV"), name="main",
+                                         cluster=Cluster.objects.get(name="local"), release=release)
+        for _ in range(args.deployments):
+            d = Deployment.objects.create(runtime=runtime, release=release, status="superseded", created_by=owner)
+            DeploymentTransition.objects.create(deployment=d, from_status="queued", to_status="superseded")
+        run = PipelineRun.objects.create(application=app, source=PIPELINE, status="success", created_by=owner)
+        TaskRun.objects.bulk_create(TaskRun(run=run, alias=f"t{i}", type="custom-script", status="success",
+                                            position=i, stage=i // 100) for i in range(args.tasks))
+        for _ in range(25):
+            PipelineRun.objects.create(application=app, source=PIPELINE, status="success", created_by=owner)
+        client = Client()
+        client.force_login(owner)
+        base = "/orgs/acme/shop/web/"
+        pages = {
+            f"runtime page ({args.deployments} deployments)": base + "runtimes/DEV/main/",
+            "pipelines page (25 runs)": base + "pipelines/",
+            f"run page ({args.tasks} tasks)": base + f"pipelines/runs/{run.pk}/",
+            "/api/schema/ (from memory)": "/api/schema/",
+        }
+        CachedSchemaView.clear()
+        start = time.perf_counter()
+        client.get("/api/schema/")
+        print(f"{'/api/schema/ (first build)':<34} {1000 * (time.perf_counter() - start):8.1f} ms")
+        print(f"{'page':<34} {'p50 ms':>8} {'p99 ms':>8} {'queries':>8} {'KB':>8}")
+        for name, url in pages.items():
+            samples = []
+            for _ in range(args.repeat):
+                t0 = time.perf_counter()
+                response = client.get(url)
+                samples.append(1000 * (time.perf_counter() - t0))
+                assert response.status_code == 200, (url, response.status_code)
+            with CaptureQueriesContext(connection) as queries:
+                response = client.get(url)
+            samples.sort()
+            p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+            print(f"{name:<34} {statistics.median(samples):8.1f} {p99:8.1f} {len(queries):8d} "
+                  f"{len(response.content) / 1024:8.0f}")
+
+
+if __name__ == "__main__":
+    main()
