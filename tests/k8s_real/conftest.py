@@ -146,6 +146,27 @@ def k8s_node() -> Iterator[K8sCluster]:
             pytest.fail("the real node left things behind:\n" + "\n".join(left), pytrace=False)
 
 
+CONTAINERD_SOCKET = NODE_RUN_DIR / "containerd.sock"
+
+
+def build_image(out: Path, name: str, *args: str) -> Path:
+    """An OCI image archive made by `ktestenv image` (local files, no registry)."""
+    subprocess.run([str(KTESTENV), "image", "--name", name, "--out", str(out), *args], check=True,
+                   capture_output=True)
+    return out
+
+
+def node_import(archive: Path) -> None:
+    """Import an image archive into the real node's containerd (namespace k8s.io)."""
+    subprocess.run(["ctr", "--address", str(CONTAINERD_SOCKET), "-n", "k8s.io", "images", "import", str(archive)],
+                   check=True, capture_output=True)
+
+
+def node_tag(source: str, target: str) -> None:
+    subprocess.run(["ctr", "--address", str(CONTAINERD_SOCKET), "-n", "k8s.io", "images", "tag", "--force",
+                    source, target], check=True, capture_output=True)
+
+
 @pytest.fixture
 def node_namespace(k8s_node: K8sCluster) -> Iterator[str]:
     """A fresh namespace for one test; deleted afterwards (its pods stop on the real node)."""
@@ -158,4 +179,5 @@ def node_namespace(k8s_node: K8sCluster) -> Iterator[str]:
         k8s_node.core.delete_namespace(name)
 
 
-__all__ = ["ROOT", "K8sCluster", "k8s_node", "node_namespace", "wait_for"]
+__all__ = ["ROOT", "K8sCluster", "build_image", "k8s_node", "node_import", "node_namespace", "node_tag",
+           "wait_for"]
