@@ -1,0 +1,117 @@
+"""A pipeline whose steps run as real pods on the real node: the step container (busybox) runs
+the commands, the agent beside it (python:3.11-slim: init container restores, native sidecar
+streams the log, collects outputs and stores) reports back; outputs reach the next step; the log
+is persisted as it arrives; cancel stops a running step."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from apps.clusters import services as clusters
+from apps.logs import store
+from apps.pipelines import engine as pipeline_engine
+from apps.pipelines import steps
+from apps.projects import services as projects
+from tests.pipelines_helpers import engine, wait_until  # noqa: F401
+
+from .conftest import K8sCluster
+
+pytestmark = [pytest.mark.k8s, pytest.mark.k8s_real, pytest.mark.django_db(transaction=True)]
+
+PIPELINE = """
+version: "1.1"
+envs:
+  GREETING: hello
+stages:
+  - stage:
+      - custom-script:
+          alias: build
+          image: busybox:stable
+          commands:
+            - echo "$GREETING from $DICE_APPLICATION_NAME"
+            - for i in 1 2 3; do echo "line $i"; sleep 0.3; done
+            - echo "version=1.$((40+2))" >> $METAFILE
+          resources: {cpu: 0.1, mem: 64}
+  - stage:
+      - custom-script:
+          alias: use
+          image: busybox:stable
+          commands:
+            - echo "got ${{ outputs.build.version }}"
+            - test "${{ outputs.build.version }}" = 1.42
+          resources: {cpu: 0.1, mem: 64}
+"""
+
+
+@pytest.fixture
+def on_node(tenant_a, k8s_node: K8sCluster, settings):
+    settings.DICE_PIPELINE_AGENT_IMAGE = "python:3.11-slim"
+    cluster = clusters.register_cluster(
+        tenant_a.owner, name=f"real-{uuid.uuid4().hex[:6]}", kubeconfig=Path(k8s_node.kubeconfig).read_text())
+    projects.update_workspace(tenant_a.owner, tenant_a.project.workspaces.get(kind="DEV"), cluster=cluster)
+    return cluster
+
+
+def test_steps_run_as_real_pods_and_pass_outputs(engine, tenant_a, on_node, k8s_node: K8sCluster):  # noqa: F811
+    t0 = time.monotonic()
+    run = engine.wait(engine.run(tenant_a, PIPELINE), timeout=240)
+    elapsed = time.monotonic() - t0
+    tasks = engine.tasks(run)
+    assert run.status == "success", (run.reason, {a: (t.status, t.reason) for a, t in tasks.items()})
+    assert tasks["build"].outputs.get("version") == "1.42"
+    build_log = [line.text for line in store.read(tasks["build"].pk)]
+    assert f"hello from {tenant_a.app.slug}" in build_log and "line 3" in build_log, build_log
+    assert "got 1.42" in [line.text for line in store.read(tasks["use"].pk)]
+    # Really on the node: the step's pod ran its containers there and exited 0.
+    ns = f"pipelines-{tenant_a.project.pk}"
+    pods = k8s_node.core.list_namespaced_pod(
+        ns, label_selector=f"batch.kubernetes.io/job-name={steps.job_name(run.pk, 'build', 1)}").items
+    assert pods and pods[0].spec.node_name == "ktestenv-node"
+    step = next(c for c in pods[0].status.container_statuses if c.name == "step")
+    assert step.state.terminated.exit_code == 0
+    print(f"\n2-step pipeline on the real node: {elapsed:.1f}s")
+
+
+def test_a_failing_step_and_cancel(engine, tenant_a, on_node, k8s_node: K8sCluster):  # noqa: F811
+    failing = """
+version: "1.1"
+stages:
+  - stage:
+      - custom-script:
+          alias: fails
+          image: busybox:stable
+          commands: ["echo going down", "exit 9"]
+"""
+    run = engine.wait(engine.run(tenant_a, failing), timeout=180)
+    task = engine.tasks(run)["fails"]
+    assert run.status == "failed" and task.status == "failed"
+    assert steps.read_result(task)["exit_code"] == 9
+    assert "going down" in [line.text for line in store.read(task.pk)]
+
+    slow = """
+version: "1.1"
+stages:
+  - stage:
+      - custom-script:
+          alias: slow
+          image: busybox:stable
+          commands: ["echo started", "sleep 600"]
+"""
+    run = engine.run(tenant_a, slow)
+    wait_until(lambda: any(line.text == "started" for t in run.tasks.all() for line in store.read(t.pk)), 120,
+               "the slow step to print (live, while it runs)")
+    assert pipeline_engine.cancel_run(run, "stop it")
+    run.refresh_from_db()
+    assert run.status == "cancelled"
+    ns = f"pipelines-{tenant_a.project.pk}"
+    name = steps.job_name(run.pk, "slow", 1)
+
+    def pod_gone():
+        pods = k8s_node.core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
+        return all(p.metadata.deletion_timestamp or p.status.phase in ("Succeeded", "Failed") for p in pods)
+
+    wait_until(pod_gone, 90, "the cancelled step's pod to stop")
