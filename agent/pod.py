@@ -41,6 +41,7 @@ import zlib
 from pathlib import Path
 from urllib.parse import quote
 
+from agent import safetar
 from agent.runner import LogOut, notify, read_metafile, restore, store_caches, write_json_atomic
 
 POLL = 0.2  # seconds between looks at the step's files
@@ -86,8 +87,8 @@ class _Unpacker:
 
     def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
         try:
-            member = tarfile.data_filter(member, dest)
-        except tarfile.FilterError as exc:
+            member = safetar.data_filter(member, dest)
+        except safetar.FilterError as exc:
             self.skipped.append(str(exc))
             return None
         if member.isfile():
@@ -141,7 +142,7 @@ class Store:
             unpacker = _Unpacker()
             with response, tarfile.open(fileobj=response, mode="r|gz") as tar:
                 target.mkdir(parents=True, exist_ok=True)
-                tar.extractall(target, filter=unpacker)
+                safetar.extract_all(tar, target, unpacker)
             return unpacker
 
         return self._retrying(what, once)

@@ -48,7 +48,8 @@ START_TIMEOUT = float(os.environ.get("DICE_K8S_NODE_START_TIMEOUT", "180"))
 NODE_BINARIES = {
     "kubelet": "make ktestenv", "kube-proxy": "make ktestenv", "coredns": "make ktestenv",
     "images/pause.tar": "make ktestenv", "images/busybox.tar": "make ktestenv (needs busybox-static)",
-    "images/python.tar": "make ktestenv (needs mmdebstrap)",
+    "images/python.tar": "make ktestenv (needs mmdebstrap)", "images/redis.tar": "make ktestenv (needs mmdebstrap)",
+    "images/git.tar": "make ktestenv (needs mmdebstrap)",
 }
 DEBIAN = {  # command: Debian package
     "containerd": "containerd", "ctr": "containerd", "runc": "runc", "iptables": "iptables",

@@ -115,3 +115,114 @@ stages:
         return all(p.metadata.deletion_timestamp or p.status.phase in ("Succeeded", "Failed") for p in pods)
 
     wait_until(pod_gone, 90, "the cancelled step's pod to stop")
+
+
+class _NodeReachableConsole:
+    """The console (ASGI, HTTP + WebSockets) on the node's own address, which the pods reach:
+    the agents restore and store the run's context there."""
+
+    def __init__(self, host: str):
+        import socket
+
+        from tests.browser.live_asgi import AsgiServer
+
+        self.server = AsgiServer()
+        self.server.socket.close()
+        self.server.socket = socket.socket()
+        self.server.socket.bind((host, 0))
+        self.server.port = self.server.socket.getsockname()[1]
+        self.server.url = f"http://{host}:{self.server.port}"
+
+
+@pytest.fixture
+def node_address(k8s_node: K8sCluster) -> str:
+    node = k8s_node.core.read_node("ktestenv-node")
+    return next(a.address for a in node.status.addresses if a.type == "InternalIP")
+
+
+@pytest.fixture
+def served_repo(tmp_path, node_address):
+    """examples/guestbook as a git repository served over HTTP (git's dumb protocol) on the
+    node's address: what a pod can clone from."""
+    import functools
+    import subprocess
+    import threading
+    from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+
+    from tests.guestbook_helpers import guestbook_repo
+
+    bare = guestbook_repo(tmp_path)
+    subprocess.run(["git", "update-server-info"], cwd=bare, check=True)
+    class Quiet(SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    handler = functools.partial(Quiet, directory=str(bare.parent))
+    httpd = ThreadingHTTPServer((node_address, 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    head = subprocess.run(["git", "rev-parse", "main"], cwd=bare, capture_output=True, text=True, check=True)
+    yield f"http://{node_address}:{httpd.server_address[1]}/{bare.name}", head.stdout.strip()
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def test_checkout_from_a_served_repo_then_a_step_on_its_files(engine, tenant_a, on_node, served_repo,  # noqa: F811
+                                                               node_address, settings, transactional_db):
+    url, head = served_repo
+    console = _NodeReachableConsole(node_address)
+    console.server.start()
+    settings.DICE_CONSOLE_URL = console.server.url
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, node_address]
+    try:
+        source = f"""
+version: "1.1"
+stages:
+  - stage:
+      - git-checkout:
+          alias: checkout
+          image: ktestenv.local/git:1
+          params: {{uri: "{url}", branch: main}}
+  - stage:
+      - custom-script:
+          alias: test
+          image: python:3.11-slim
+          commands:
+            - cd ${{{{ dirs.checkout }}}}
+            - python3 -m py_compile api.py front.py resp.py
+            - echo "compiled at ${{{{ outputs.checkout.commit }}}}"
+"""
+        run = engine.wait(engine.run(tenant_a, source), timeout=300)
+        tasks = engine.tasks(run)
+        assert run.status == "success", (run.reason, {a: (t.status, t.reason) for a, t in tasks.items()},
+                                         [line.text for t in tasks.values() for line in store.read(t.pk)][-30:])
+        assert tasks["checkout"].outputs["commit"] == head
+        assert f"compiled at {head}" in [line.text for line in store.read(tasks["test"].pk)]
+    finally:
+        console.server.stop()
+
+
+def test_ten_steps_on_the_real_node_and_on_local(engine, tenant_a, on_node):  # noqa: F811
+    """The same 10-step chain (each step reads the previous one's output) on the real node (DEV)
+    and on the local cluster (TEST): both succeed; the times are figures."""
+    def previous(i: int) -> str:
+        return "${{ outputs.s" + str(i - 1) + ".n }}" if i else "0"
+
+    stages = "\n".join(f"""  - stage:
+      - custom-script:
+          alias: s{i}
+          image: busybox:stable
+          commands:
+            - echo "n=$(( {previous(i)} + 1 ))" >> $METAFILE
+          resources: {{cpu: 0.05, mem: 32}}""" for i in range(10))
+    source = f'version: "1.1"\nstages:\n{stages}\n'
+    times = {}
+    for workspace in ("DEV", "TEST"):
+        t0 = time.monotonic()
+        run = engine.wait(engine.run(tenant_a, source, workspace=workspace), timeout=600)
+        times[workspace] = time.monotonic() - t0
+        tasks = engine.tasks(run)
+        assert run.status == "success", (workspace, run.reason)
+        assert tasks["s9"].outputs["n"] == "10"
+        assert (tasks["s0"].cluster == on_node.name) == (workspace == "DEV")
+    print(f"\n10-step pipeline: real node {times['DEV']:.1f}s, local {times['TEST']:.1f}s")
