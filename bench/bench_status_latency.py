@@ -200,7 +200,8 @@ def main() -> None:
     parser.add_argument("--changes", type=int, default=20, help="scale changes")
     parser.add_argument("--deploys", type=int, default=20, help="deploys whose pushed progress is timed")
     parser.add_argument("--poll", type=float, default=None,
-                        help="DICE_DEPLOY_POLL_INTERVAL for the rollout (default: the console's, 1 s)")
+                        help="DICE_DEPLOY_POLL_INTERVAL (only for executors without status watches; "
+                             "the Kubernetes rollout follows watch events)")
     parser.add_argument("--timeout", type=float, default=60, help="per change")
     args = parser.parse_args()
 
@@ -224,7 +225,7 @@ def main() -> None:
             settings.DICE_DEPLOY_POLL_INTERVAL = args.poll
         poll = float(getattr(settings, "DICE_DEPLOY_POLL_INTERVAL", 1.0))
         db = "DATABASE_URL" if os.environ.get("DATABASE_URL") else f"SQLite in {tmp}"
-        print(f"console: {db}; rollout poll interval {poll:g} s", flush=True)
+        print(f"console: {db}; the rollout follows watch events (poll interval {poll:g} s unused)", flush=True)
 
         owner = get_user_model().objects.create_user("bench-owner")
         org = projects.create_organization(owner, slug="bench")
@@ -353,7 +354,7 @@ def main() -> None:
 
     print()
     rows = [("scale (API live status)", ""), *scale_rows, ("", ""),
-            (f"deploy (rollout task, poll {poll:g} s, pushed progress)", ""), *deploy_rows, ("", ""),
+            ("deploy (rollout task following watch events, pushed progress)", ""), *deploy_rows, ("", ""),
             ("control plane peak RSS (VmHWM) MiB", rss_line(cluster.peak_rss or rss))]
     width = max(len(k) for k, _ in rows)
     for key, value in rows:

@@ -110,19 +110,37 @@ class Client:
                 return items
 
 
-def post_spec(client: Client, path: str, data: dict, *, filename: str, timeout: float | None = None) -> dict | None:
+def _multipart(data: dict) -> dict:
+    """JSON-shaped fields as form fields: a mapping `images` becomes `images.<key>` fields."""
+    fields = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            fields.update({f"{key}.{k}": str(v) for k, v in value.items()})
+        elif value is not None:
+            fields[key] = str(value)
+    return fields
+
+
+def post_spec(client: Client, path: str, data: dict, *, filename: str, timeout: float | None = None,
+              archive: bytes | None = None) -> dict | None:
     """POST something that carries a dice.yml (a release, a deployment). Returns the created
     object, or None when the server refused the spec: its errors are printed to stderr as
-    `file:line: path: message`, one per line, as `dice spec validate` prints them."""
+    `file:line: path: message`, one per line, as `dice spec validate` prints them.
+
+    With `archive` (the spec folder as tar.gz) the request is multipart, the archive sent as the
+    file `files`: a file part has no request-body limit short of the server's archive limit."""
     import sys
 
     from speckit.errors import SpecError
     from speckit.report import render_errors
 
     try:
-        response = client.session.post(
-            f"{client.server}/api/{path.lstrip('/')}", json=data, timeout=timeout or client.timeout
-        )
+        url = f"{client.server}/api/{path.lstrip('/')}"
+        if archive is None:
+            response = client.session.post(url, json=data, timeout=timeout or client.timeout)
+        else:
+            response = client.session.post(url, data=_multipart(data), timeout=timeout or client.timeout,
+                                           files={"files": ("files.tar.gz", archive, "application/gzip")})
     except requests.RequestException as exc:
         raise CliError(f"cannot reach {client.server}: {exc.__class__.__name__}") from None
     if response.status_code == 400:

@@ -100,7 +100,7 @@ def _gib(b: int) -> str:
 
 
 def cmd_nodes(args):
-    nodes = Client.from_login().get(f"clusters/{args.name}/nodes/")
+    nodes = Client.from_login().list_all(f"clusters/{args.name}/nodes/")
     if args.format == "json":
         emit(nodes, "json")
         return

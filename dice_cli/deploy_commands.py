@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import base64
 import io
+import json
 import tarfile
 import time
 from pathlib import Path
@@ -100,9 +100,10 @@ def _finish(client: Client, deployment: dict, args) -> int:
 # ---- dice deploy -------------------------------------------------------------------------------------
 
 
-def _post_deploy(client: Client, data: dict, filename: str) -> dict | None:
+def _post_deploy(client: Client, data: dict, filename: str, archive: bytes | None = None) -> dict | None:
     """POST /api/deployments/ (a deploy may take a while to accept); None when the spec was refused."""
-    return post_spec(client, "deployments/", data, filename=filename, timeout=max(client.timeout, 300.0))
+    return post_spec(client, "deployments/", data, filename=filename, timeout=max(client.timeout, 300.0),
+                     archive=archive)
 
 
 def cmd_deploy(args) -> int:
@@ -111,6 +112,7 @@ def cmd_deploy(args) -> int:
     client = Client.from_login()
     app = find_application(client, args.app)
     data = {"application": app["id"], "workspace": args.workspace.upper(), "runtime": args.runtime}
+    archive = None
     if args.release:
         data["release"] = _release_id(client, app, args.release)
     else:
@@ -122,8 +124,8 @@ def cmd_deploy(args) -> int:
         data.update(spec_text=text, images=parse_images(args.image), description=args.description,
                     source_name="stdin" if args.spec == "-" else Path(args.spec).name)
         if args.spec != "-" and not app.get("repo_url") and not args.no_files:
-            data["files_base64"] = base64.b64encode(folder_archive(Path(args.spec).resolve().parent)).decode()
-    deployment = _post_deploy(client, data, args.spec or "dice.yml")
+            archive = folder_archive(Path(args.spec).resolve().parent)
+    deployment = _post_deploy(client, data, args.spec or "dice.yml", archive)
     if deployment is None:
         return 1
     return _finish(client, deployment, args)
@@ -191,6 +193,35 @@ def cmd_scale(args) -> int:
         raise CliError("REPLICAS must be 0 or more", 2)
     _runtime_action(args, "scale", {"service": args.service, "replicas": args.replicas})
     print(f"Scaled {args.service} to {args.replicas}")
+    return 0
+
+
+def cmd_custom_addon(args) -> int:
+    """List the runtime's custom addons (with the keys given), or replace one's values."""
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    runtime = _find_runtime(client, app, args.workspace, args.runtime)
+    path = f"runtimes/{runtime['id']}/custom-addons/"
+    if args.addon is None:
+        if args.values:
+            raise CliError("--set needs --addon NAME", 2)
+        found = client.get(path)
+    else:
+        values: dict[str, str] = {}
+        for item in args.values:
+            key, sep, value = item.partition("=")
+            if not sep or not key:
+                raise CliError(f"expected KEY=VALUE, got {item!r}", 2)
+            values[key] = value
+        found = client.post(path, {"addon": args.addon, "values": values})
+        print(f"Set {', '.join(sorted(values)) or 'no values'} of custom addon {args.addon}; deploy again to use them")
+    if getattr(args, "format", "text") == "json":
+        print(json.dumps(found))
+    elif args.addon is None:
+        for name, keys in found.items():
+            print(f"{name}: {', '.join(keys) or '(no values given)'}")
+        if not found:
+            print("no custom addons in this runtime's spec")
     return 0
 
 
@@ -271,6 +302,18 @@ def register(subparsers) -> None:
     _target(p)
     p.add_argument("service")
     p.set_defaults(func=cmd_restart)
+    p = runtime.add_parser(
+        "custom-addon",
+        help="list custom addons, or give one its connection values (secret; used from the next deploy)",
+    )
+    _target(p)
+    p.add_argument("--addon", metavar="NAME", help="the custom addon to give values (omit to list them)")
+    p.add_argument(
+        "--set", dest="values", action="append", default=[], metavar="KEY=VALUE",
+        help="a value of --addon (repeatable; together they replace its previous values)",
+    )
+    add_format_option(p)
+    p.set_defaults(func=cmd_custom_addon)
     p = runtime.add_parser("stop", help="scale every service to zero")
     _target(p)
     p.set_defaults(func=cmd_stop)

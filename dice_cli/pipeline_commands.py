@@ -60,9 +60,9 @@ def run_validate(args: argparse.Namespace) -> int:
     try:
         parse_pipeline_yml(text, source=args.file)
     except SpecInvalid as exc:
-        print(render_errors(sort_errors(exc.errors), filename=args.file, fmt=args.format))
+        print(render_errors(sort_errors(exc.errors), filename=args.file, fmt=args.format, warnings=[]))
         return 1
-    print(render_errors([], filename=args.file, fmt=args.format))
+    print(render_errors([], filename=args.file, fmt=args.format, warnings=[]))
     return 0
 
 
@@ -75,7 +75,10 @@ def render_plan(tasks: list[PlannedTask], *, fmt: str) -> str:
     position = {task.alias: i for i, task in enumerate(tasks)}
     rows = sorted(tasks, key=lambda t: (t.stage, t.action.index if t.action else 0, position[t.alias]))
     header = ("STAGE", "ALIAS", "TYPE", "NEEDS")
-    table = [header] + [(str(t.stage), t.alias, t.type, ", ".join(t.needs) or "-") for t in rows]
+    table = [header] + [
+        (str(t.stage), t.alias, t.type, (", ".join(t.needs) or "-") + ("  (disabled: skipped)" if t.disabled else ""))
+        for t in rows
+    ]
     widths = [max(len(row[i]) for row in table) for i in range(3)]
     lines = []
     previous_stage = None

@@ -33,6 +33,13 @@ def image_arg(value: str) -> tuple[str, str]:
     return name, image
 
 
+def config_arg(value: str) -> tuple[str, str]:
+    key, sep, config = value.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got '{value}'")
+    return key, config
+
+
 def operators_arg(value: str) -> list[str]:
     from scheduler.kubernetes.addons import OPERATORS
 
@@ -86,10 +93,13 @@ def cmd_render(args: argparse.Namespace) -> int:
         overcommit=Overcommit(args.cpu_ratio, args.mem_ratio, args.allow_prod_mem_overcommit),
         addon_secrets=generate_addon_secrets(spec),
         cluster_name=args.cluster,
+        secret_configs=dict(args.config or ()),
     )
+    tls = {"tls_secret": args.tls_secret or "", "cert_issuer": args.cert_issuer or ""}
     cluster = ClusterRef(
         name=args.cluster,
         kind="kubernetes",
+        config={k: v for k, v in tls.items() if v},
         wildcard_domain=args.domain or "",
         ingress_class=args.ingress_class or "",
         storage_class=args.storage_class or "",
@@ -142,4 +152,17 @@ def register(commands) -> None:
     render.add_argument("--cluster", default="offline", help="cluster name for DICE_CLUSTER_NAME")
     render.add_argument("--ingress-class", metavar="NAME", help="ingressClassName of Ingresses")
     render.add_argument("--storage-class", metavar="NAME", help="storageClassName of volume claims")
+    render.add_argument(
+        "--config",
+        type=config_arg,
+        action="append",
+        metavar="KEY=VALUE",
+        help="a project config that ((KEY)) in envs names (repeatable; the value goes to a Secret)",
+    )
+    render.add_argument(
+        "--tls-secret", metavar="NAME", help="certificate Secret for services with traffic_security https"
+    )
+    render.add_argument(
+        "--cert-issuer", metavar="NAME", help="cert-manager ClusterIssuer for services with traffic_security https"
+    )
     render.set_defaults(func=cmd_render)

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from dice_cli.errors import CliError
-from diceyml import normalize_workspace, validate_dice_yml
+from diceyml import check_dice_yml, normalize_workspace
 from speckit.report import FORMATS, render_errors
 
 MAX_READ = 1024 * 1024 + 1  # one byte over the parser's limit, so it reports the size itself
@@ -34,8 +34,8 @@ def read_spec_file(path: str) -> bytes:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     text = read_spec_file(args.file)
-    errors = validate_dice_yml(text, source=args.file, workspace=args.workspace)
-    print(render_errors(errors, filename=args.file, fmt=args.format))
+    errors, warnings = check_dice_yml(text, source=args.file, workspace=args.workspace)
+    print(render_errors(errors, filename=args.file, fmt=args.format, warnings=warnings))
     return 1 if errors else 0
 
 

@@ -1,9 +1,12 @@
-"""Base classes of the REST API: organization-scoped viewsets and error translation."""
+"""Base classes of the REST API: organization-scoped viewsets, and one shape for every error (see
+README, API). What the API reads from a request (pages, filters, JSON) is in dice_console.api_input."""
 
 from __future__ import annotations
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import JsonResponse
+from django.views import defaults
 from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -11,13 +14,24 @@ from apps.projects import scope
 
 
 def exception_handler(exc, context):
-    """Let services raise Django's errors; the API answers them as 400 and 403 with the message."""
+    """Let services raise Django's errors; the API answers them as 400 and 403 with the message.
+
+    Every error body is a JSON object: `{"detail": "..."}`, or for invalid input the fields that are
+    wrong, each with a list of messages (`non_field_errors` for the body as a whole)."""
     if isinstance(exc, DjangoValidationError):
-        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": "; ".join(exc.messages)}
         exc = exceptions.ValidationError(detail)
     elif isinstance(exc, DjangoPermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
-    return drf_exception_handler(exc, context)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(response.data, list):
+        response.data = {"non_field_errors": response.data}
+    if response is not None and isinstance(response.data, dict) and isinstance(response.data.get("detail"), list):
+        response.data["detail"] = "; ".join(str(m) for m in response.data["detail"])  # `detail` is one string
+    return response
+
+
+# ---- viewsets ------------------------------------------------------------------------------------
 
 
 class ScopedGenericViewSet(viewsets.GenericViewSet):
@@ -62,3 +76,20 @@ class ScopedSlugRelatedField(serializers.SlugRelatedField):
     def get_queryset(self):
         request = self.context.get("request")
         return scope.scoped(request.user if request else None, self.scoped_model)
+
+
+# ---- errors outside DRF --------------------------------------------------------------------------
+
+
+def not_found(request, exception=None):
+    """A 404 under /api/ (a URL no route matches) is JSON like every other API error."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found."}, status=404)
+    return defaults.page_not_found(request, exception)
+
+
+def server_error(request):
+    """A 500 under /api/ is JSON as well (the traceback stays in the log)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Server error."}, status=500)
+    return defaults.server_error(request)

@@ -189,7 +189,11 @@ DICE_DEPLOY_FILES = Path(env.str("DICE_DEPLOY_FILES", default=str(DATA_DIR / "de
 DICE_DEPLOY_TIMEOUT = env.int("DICE_DEPLOY_TIMEOUT", default=300)
 DICE_DEPLOY_TIMEOUT_MAX = env.int("DICE_DEPLOY_TIMEOUT_MAX", default=1800)
 DICE_DEPLOY_DEGRADED_GRACE = env.int("DICE_DEPLOY_DEGRADED_GRACE", default=60)
-DICE_DEPLOY_POLL_INTERVAL = env.float("DICE_DEPLOY_POLL_INTERVAL", default=1.0)
+DICE_DEPLOY_POLL_INTERVAL = env.float("DICE_DEPLOY_POLL_INTERVAL", default=1.0)  # kinds without watch_status
+DICE_DEPLOY_RECHECK_INTERVAL = env.float("DICE_DEPLOY_RECHECK_INTERVAL", default=5.0)
+
+# The most results one API page gives (`limit` above it is a 400 naming `limit`).
+DICE_API_MAX_PAGE_SIZE = env.int("DICE_API_MAX_PAGE_SIZE", default=1000)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -197,10 +201,15 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_FILTER_BACKENDS": ["dice_console.api_input.FilterBackend"],
+    "DEFAULT_PARSER_CLASSES": [
+        "dice_console.api_input.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "dice_console.api_input.Pagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "dice_console.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "dice_console.api.exception_handler",
 }
 

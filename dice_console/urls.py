@@ -25,3 +25,6 @@ urlpatterns = [
     path("", include("apps.cmdb.urls")),
     path("", include("apps.projects.urls")),
 ]
+
+handler404 = "dice_console.api.not_found"
+handler500 = "dice_console.api.server_error"

@@ -15,6 +15,7 @@ from diceyml.models import (
 )
 from diceyml.parser import (
     MAX_SERVICES,
+    check_dice_yml,
     check_document,
     effective_spec,
     merge_overlay,
@@ -36,6 +37,7 @@ __all__ = [
     "Resources",
     "Service",
     "Volume",
+    "check_dice_yml",
     "check_document",
     "dice_yml_json_schema",
     "effective_spec",

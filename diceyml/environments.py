@@ -12,8 +12,10 @@ from speckit.yamlload import LineMap
 ENVIRONMENTS = ("development", "test", "staging", "production")
 WORKSPACES = {"dev": "development", "test": "test", "staging": "staging", "prod": "production"}
 PRODUCTION = "production"
-# `${key}` / `${key:default}`; `${env.X}` is matched too but left for run time.
+# `${key}` / `${key:default}`; `${env.X}` is matched too but left for run time, and
+# `${platform.DICE_*}` for deploy time (filled by the executors from the runtime's facts).
 _PLACEHOLDER = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.\-]*)(?::([^}]*))?\}")
+LATER_PREFIXES = ("env.", "platform.")
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -88,22 +90,26 @@ def _text(value: object) -> str:
     return "" if value is None else str(value)
 
 
-def fill_values(data: object, values: dict | None) -> object:
-    """Replace `${key}` / `${key:default}` from `values` (or the default) in every string value.
+def fill_values(data: object, values: dict | None, fallback: dict | None = None) -> object:
+    """Replace `${key}` / `${key:default}` from `values` (or the default, or else `fallback`) in every
+    string value.
 
     A string that is one placeholder takes the value's type (`cpu: ${cpu:0.5}` is a number).
     `${env.X}` and placeholders with neither a value nor a default are kept as written.
     """
     values = values or {}
+    fallback = fallback or {}
 
     def one(match: re.Match) -> tuple[bool, object]:
         key, default = match.group(1), match.group(2)
-        if key.startswith("env."):
+        if key.startswith(LATER_PREFIXES):
             return False, match.group(0)
         if key in values:
             return True, values[key]
         if default is not None:
             return True, _typed(default)
+        if key in fallback:
+            return True, fallback[key]
         return False, match.group(0)
 
     def walk(node: object) -> object:
@@ -125,4 +131,4 @@ def fill_values(data: object, values: dict | None) -> object:
 
 def unfilled(text: str) -> list[str]:
     """Placeholder keys in `text` that were left unfilled (not `${env.X}`)."""
-    return [m.group(1) for m in _PLACEHOLDER.finditer(text) if not m.group(1).startswith("env.")]
+    return [m.group(1) for m in _PLACEHOLDER.finditer(text) if not m.group(1).startswith(LATER_PREFIXES)]

@@ -19,12 +19,15 @@ from pydantic import (
 )
 
 from diceyml import normalize as nz
+from pipelineyml.cron import cron_problems
 
 DEFAULT_CPU = 0.1  # cores, when a service gives none
 DEFAULT_MEM = 128  # MiB, when a service gives none
 DEFAULT_HEALTH_DURATION = 120  # seconds a service may take to become healthy
-PROTOCOLS = ("TCP", "UDP", "SCTP", "HTTP", "HTTPS", "HTTP2", "GRPC")
-L4_PROTOCOLS = ("TCP", "UDP", "SCTP")
+# `protocol` is the application protocol (any name: HTTP, HTTPS, GRPC, DNS, ...); `l4_protocol`
+# the transport the cluster carries it over.
+L4_PROTOCOLS = ("TCP", "UDP")
+_PROTOCOL_NAME = re.compile(r"[A-Z][A-Z0-9_.+-]{0,31}")
 # Container fields a service may merge through k8s_snippet.container; the rest we own.
 K8S_CONTAINER_FIELDS = (
     "args",
@@ -76,10 +79,20 @@ class Port(SpecModel):
     """A port the service listens on; `protocol` is what it speaks, `l4_protocol` the transport."""
 
     port: PortNumber
-    protocol: Literal[PROTOCOLS] = "TCP"  # type: ignore[valid-type]
+    protocol: str = "TCP"
     l4_protocol: Literal[L4_PROTOCOLS] = "TCP"  # type: ignore[valid-type]
     expose: bool = False
     default: bool = False
+
+    @field_validator("protocol")
+    @classmethod
+    def _protocol(cls, value: str) -> str:
+        if not _PROTOCOL_NAME.fullmatch(value):
+            raise nz.fail(
+                "protocol",
+                f"'{value}' is not a protocol name: use a name such as TCP, UDP, HTTP, HTTPS, GRPC or DNS",
+            )
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -146,17 +159,32 @@ class Deployments(SpecModel):
 
 
 class Bind(SpecModel):
-    """A host path mounted into the container."""
+    """A host path mounted into the container: both paths absolute, mode rw (default) or ro."""
 
     host: str = Field(min_length=1)
     container: str = Field(min_length=1)
-    type: Literal["rw", "ro"] = "rw"
+    type: str = "rw"
+
+    @field_validator("host")
+    @classmethod
+    def _host_absolute(cls, value: str) -> str:
+        # Install-time template text (`<%...%>`, kept as written) may stand for the absolute start.
+        if not value.startswith(("/", "<%", "${")):
+            raise nz.fail("bind", f"the host path must be absolute, got '{value}'")
+        return value
 
     @field_validator("container")
     @classmethod
     def _absolute(cls, value: str) -> str:
         if not value.startswith("/"):
             raise nz.fail("bind", f"the container path must be absolute, got '{value}'")
+        return value
+
+    @field_validator("type")
+    @classmethod
+    def _mode(cls, value: str) -> str:
+        if value not in ("rw", "ro"):
+            raise nz.fail("bind", f"the mode must be rw or ro, got '{value}'")
         return value
 
 
@@ -238,12 +266,72 @@ HealthCheckField = Annotated[
 ]
 
 
+def _word_list(value: Any) -> Any:
+    """A list of words given as a list, or as one string separated by commas or spaces."""
+    if isinstance(value, str):
+        return [w for w in re.split(r"[\s,]+", value.strip()) if w]
+    return value
+
+
+WordList = Annotated[list[str], BeforeValidator(_word_list, json_schema_input_type=str | list[str])]
+
+
+class CorsPolicy(SpecModel):
+    """Cross-origin requests allowed on an endpoint; `allow_origins: any` (or `*`) allows all."""
+
+    allow_origins: WordList = Field(default_factory=lambda: ["*"])
+    allow_methods: WordList = Field(
+        default_factory=lambda: ["GET", "PUT", "POST", "DELETE", "PATCH", "OPTIONS"]
+    )
+    allow_headers: WordList = Field(default_factory=list)
+    expose_headers: WordList = Field(default_factory=list)
+    allow_credentials: bool = False
+    max_age: int = Field(1728000, ge=0)
+
+    @field_validator("allow_origins")
+    @classmethod
+    def _any(cls, value: list[str]) -> list[str]:
+        return ["*" if v.lower() == "any" else v for v in value] or ["*"]
+
+
+class RateLimitPolicy(SpecModel):
+    """Requests per second an endpoint accepts (per client address)."""
+
+    qps: int = Field(gt=0)
+    burst: int | None = Field(None, ge=0)
+
+
+class EndpointPolicies(SpecModel):
+    """Policies of an endpoint (Erda's gateway policies); `cors: {}` allows any origin, `cors:`
+    with nothing (null) is no CORS policy, as in Erda."""
+
+    cors: CorsPolicy | None = None
+    rate_limit: RateLimitPolicy | None = None
+
+
+class TrafficSecurity(SpecModel):
+    """`mode: https` asks for TLS on the service's endpoints."""
+
+    mode: Literal["https", ""] = ""
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _lower(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else ("" if value is None else value)
+
+
 class Endpoint(SpecModel):
     """An HTTP route to the service; a domain ending in `.*` takes the cluster's wildcard domain."""
 
     domain: str
     path: str = "/"
     backend_path: str = ""
+    policies: EndpointPolicies = Field(default_factory=EndpointPolicies)
+
+    @field_validator("policies", mode="before")
+    @classmethod
+    def _no_policies(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @field_validator("domain")
     @classmethod
@@ -304,7 +392,15 @@ class InitContainer(SpecModel):
 
 
 class Sidecar(InitContainer):
-    """A container that runs beside the main one for the service's whole life."""
+    """A container that runs beside the main one for the service's whole life; without `image`,
+    the release's image map gives it (by sidecar name, as for services)."""
+
+    image: str = ""
+
+    @field_validator("image", mode="before")
+    @classmethod
+    def _image(cls, value: Any) -> Any:
+        return "" if value is None else value
 
 
 class _Workload(SpecModel):
@@ -358,7 +454,18 @@ class Service(_Workload):
     sidecars: dict[str, Sidecar] = Field(default_factory=dict)
     annotations: StrMap = Field(default_factory=dict)
     endpoints: Annotated[list[Endpoint], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
+    traffic_security: TrafficSecurity = Field(default_factory=TrafficSecurity)
     k8s_snippet: K8sSnippet | None = None
+
+    @field_validator("traffic_security", mode="before")
+    @classmethod
+    def _no_security(cls, value: Any) -> Any:
+        return {} if value is None else value
+
+    @property
+    def https(self) -> bool:
+        """Whether the service asks for TLS on its endpoints (`traffic_security.mode: https`)."""
+        return self.traffic_security.mode == "https"
 
     @model_validator(mode="after")
     def _legacy_expose(self) -> Service:
@@ -388,14 +495,26 @@ class Job(_Workload):
     @field_validator("schedule")
     @classmethod
     def _cron(cls, value: str | None) -> str | None:
+        """The same cron rules as a pipeline's `cron` (pipelineyml.cron), limited to what a
+        CronJob runs: 5 fields (minute hour day-of-month month day-of-week) or @hourly ... @yearly."""
         if value is None:
             return None
         value = " ".join(value.split())
-        if re.fullmatch(r"@(yearly|annually|monthly|weekly|daily|midnight|hourly)", value):
-            return value
-        fields = value.split(" ")
-        if len(fields) != 5 or not all(re.fullmatch(r"[0-9A-Za-z*/,\-?]+", f) for f in fields):
-            raise nz.fail("schedule", f"schedule must be a 5-field cron expression, got '{value}'")
+        if value.startswith("@every"):
+            raise nz.fail(
+                "schedule",
+                f"'{value}': a job schedule is a 5-field cron expression or @hourly, "
+                "@daily, @weekly, @monthly, @yearly (no @every)",
+            )
+        if not value.startswith("@") and len(value.split(" ")) != 5:
+            raise nz.fail(
+                "schedule",
+                f"schedule must be a 5-field cron expression "
+                f"(minute hour day-of-month month day-of-week), got '{value}'",
+            )
+        problems = cron_problems(value)
+        if problems:
+            raise nz.fail("schedule", f"schedule '{value}': {problems[0]}")
         return value
 
 
@@ -427,7 +546,13 @@ class Addon(SpecModel):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def size(self) -> str:
-        return self.plan.partition(":")[2]
+        """The size asked for; a bare `plan: <type>` takes the default size."""
+        return self.plan.partition(":")[2] or nz.DEFAULT_SIZE
+
+    @property
+    def size_given(self) -> bool:
+        """Whether the plan names a size (`mysql:basic`) rather than the bare type (`mysql`)."""
+        return ":" in self.plan
 
     @property
     def env_prefix(self) -> str:
@@ -449,6 +574,12 @@ class DiceYml(SpecModel):
     environments: dict[str, dict[str, Any]] = Field(default_factory=dict)
     values: dict[str, dict[str, _Scalar]] = Field(default_factory=dict)
     _environment: str | None = PrivateAttr(None)
+    _warnings: list = PrivateAttr(default_factory=list)
+
+    @property
+    def warnings(self) -> list:
+        """SpecErrors that do not refuse the file (deprecated forms), found when it was parsed."""
+        return self._warnings
 
     @property
     def environment(self) -> str | None:
@@ -458,11 +589,18 @@ class DiceYml(SpecModel):
     @field_validator("version", mode="before")
     @classmethod
     def _version(cls, value: Any) -> Any:
-        if isinstance(value, float) and value == 2.0:
+        if isinstance(value, int | float) and not isinstance(value, bool) and value == 2:
+            return "2.0"
+        if value == "2":
             return "2.0"
         if value is not None and value != "2.0":
             raise nz.fail("version", f'unsupported version {value!r}: a dice.yml must have version "2.0"')
         return value
+
+    @field_validator("envs")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        return _env_names(value)
 
     def service_envs(self, name: str) -> dict[str, str]:
         """Envs a service or job gets from the file: the top-level envs, then its own on top."""

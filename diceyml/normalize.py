@@ -10,7 +10,10 @@ from pydantic_core import PydanticCustomError
 from speckit.suggest import did_you_mean as did_you_mean_hint
 
 ADDON_SIZES = ("basic", "professional", "ultimate")
+DEFAULT_SIZE = "basic"  # of a bare `plan: <type>` (`professional` in production)
+PRODUCTION_DEFAULT_SIZE = "professional"
 LEGACY_SIZES = {"small": "basic", "medium": "professional", "large": "ultimate"}
+# Types the built-in executors provide (a cluster may provide others: decided at deploy time).
 ADDON_TYPES = (
     "mysql",
     "redis",
@@ -109,21 +112,34 @@ def port(value: object) -> object:
 
 
 def bind(value: object) -> object:
-    """`host:container[:rw|ro]` into {host, container, type}."""
+    """`host:container[:rw|ro]` into {host, container, type}; the mode is checked by the model."""
     if not isinstance(value, str):
         return value
-    text = value.strip()
-    mode = "rw"
-    if text.endswith((":ro", ":rw")):
-        text, mode = text[:-3], text[-2:]
-    host, sep, container = text.rpartition(":")
-    if not sep or not host or not container:
+    parts = value.strip().split(":")
+    if len(parts) not in (2, 3) or not all(parts):
         raise fail("bind", f"a bind must be 'host:container[:rw|ro]', got '{value}'")
-    return {"host": host, "container": container, "type": mode}
+    out = {"host": parts[0], "container": parts[1]}
+    if len(parts) == 3:
+        out["type"] = parts[2]
+    return out
+
+
+# Keys of the deprecated volume form `{id, storage, path}` (Erda's older dice.yml).
+DEPRECATED_VOLUME_KEYS = ("id", "storage", "path")
 
 
 def volume(value: object) -> object:
-    """`name~storage:/path`, `storage:/path`, `name~storage` ... or a bare `/path` into an object."""
+    """`name~storage:/path`, `storage:/path`, `name~storage` ... or a bare `/path` into an object;
+    the deprecated `{storage, path, id}` form into `{type, targetPath, name}` (with a warning)."""
+    if isinstance(value, dict) and "targetPath" not in value and any(k in value for k in ("storage", "path")):
+        out_old: dict = {k: v for k, v in value.items() if k not in DEPRECATED_VOLUME_KEYS}
+        if value.get("path") is not None:
+            out_old["targetPath"] = value["path"]
+        if value.get("storage"):
+            out_old["type"] = value["storage"]
+        if value.get("id"):
+            out_old["name"] = value["id"]
+        return out_old
     if not isinstance(value, str):
         return value
     text = value.strip()
@@ -157,21 +173,35 @@ def health_check(value: object) -> object:
     return out
 
 
+_ADDON_TYPE = re.compile(r"[a-z0-9]([a-z0-9._-]{0,62})")
+
+
 def canonical_plan(value: object) -> object:
-    """`"<type>:<size>"` with the type's canonical name and the size's (legacy small/medium/large mapped)."""
+    """`<type>:<size>` or a bare `<type>`, with the type's canonical name and the size's (legacy
+    small/medium/large mapped). Any type name is valid in the file: whether a cluster can provide
+    it is decided at deploy time."""
     if not isinstance(value, str):
         if value is None:
-            raise fail("plan", "plan is required: '<type>:<size>', for example 'mysql:basic'")
-        raise fail("plan", f"plan must be '<type>:<size>', got {kind_of(value)}")
+            raise fail("plan", "plan is required: '<type>:<size>' or '<type>', for example 'mysql:basic'")
+        raise fail("plan", f"plan must be '<type>:<size>' or '<type>', got {kind_of(value)}")
     addon_type, sep, size = value.strip().partition(":")
     addon_type, size = addon_type.strip().lower(), size.strip().lower()
-    if not sep or not addon_type or not size:
-        raise fail("plan", f"plan must be '<type>:<size>' (for example 'mysql:basic'), got '{value}'")
+    if not addon_type or (sep and not size):
+        raise fail(
+            "plan", f"plan must be '<type>:<size>' or '<type>' (for example 'mysql:basic'), got '{value}'"
+        )
     addon_type = ADDON_TYPE_ALIASES.get(addon_type, addon_type)
-    if addon_type not in ADDON_TYPES:
-        hint = did_you_mean_hint(addon_type, ADDON_TYPES)
-        raise fail("plan", f"unknown addon type '{addon_type}'{hint}; known types: {', '.join(ADDON_TYPES)}")
+    if not _ADDON_TYPE.fullmatch(addon_type):
+        raise fail(
+            "plan",
+            f"'{addon_type}' is not an addon type name: use lowercase letters, digits, '-', '_' and '.'",
+        )
+    if not sep:
+        return addon_type
     size = LEGACY_SIZES.get(size, size)
+    if addon_type not in ADDON_TYPES and _ADDON_TYPE.fullmatch(size):
+        # Another type's sizes are its provider's business (Erda files carry `monitor:dev`).
+        return f"{addon_type}:{size}"
     if size not in ADDON_SIZES:
         hint = did_you_mean_hint(size, (*ADDON_SIZES, *LEGACY_SIZES))
         raise fail(

@@ -8,6 +8,8 @@ from pydantic import BaseModel, ValidationError
 
 from diceyml import rules
 from diceyml.environments import (
+    ENVIRONMENTS,
+    PRODUCTION,
     OriginLines,
     deep_merge,
     environment_name,
@@ -16,6 +18,8 @@ from diceyml.environments import (
     unfilled,
 )
 from diceyml.models import Addon, DiceYml, Job, Resources, Service
+from diceyml.normalize import PRODUCTION_DEFAULT_SIZE
+from diceyml.placeholders import platform_problem
 from speckit.errors import SpecError, SpecInvalid, sort_errors
 from speckit.paths import format_path
 from speckit.pydantic_errors import describe, translate_raw
@@ -41,7 +45,7 @@ def _mapping(data: dict, key: str, problems: list[Problem]) -> dict:
     return value
 
 
-def _hint(environment: str | None):
+def _hint(environment: str | None, values: dict):
     def hint(value: object) -> str | None:
         if not isinstance(value, str):
             return None
@@ -53,9 +57,11 @@ def _hint(environment: str | None):
                 f"'{value}' is not filled: values.{environment} has no '{keys[0]}' "
                 "and the placeholder has no default"
             )
+        lacking = [e for e in ENVIRONMENTS if keys[0] not in (values.get(e, (None, {}))[1] or {})]
         return (
-            f"'{value}' is not filled: the placeholder has no default; "
-            "validate with a workspace to fill it from values.<environment>"
+            f"'{value}' is not filled: the placeholder has no default and "
+            f"{', '.join('values.' + e for e in lacking)} {'has' if len(lacking) == 1 else 'have'} "
+            f"no '{keys[0]}'; give it in every environment's values, or validate with a workspace"
         )
 
     return hint
@@ -86,8 +92,14 @@ def _environment_blocks(data: dict, problems: list[Problem], key: str) -> dict[s
     return out
 
 
-def _overlay_of(written: str, block: dict, base_services: dict, problems: list[Problem]) -> dict:
-    """The mergeable part of environments.<env>, with unknown keys and services reported."""
+def _overlay_of(
+    written: str,
+    block: dict,
+    base_services: dict,
+    problems: list[Problem],
+    notes: list[Problem] | None = None,
+) -> dict:
+    """The mergeable part of environments.<env>, with unknown keys and bad new service names reported."""
     prefix = ("environments", written)
     overlay: dict = {}
     for key, value in block.items():
@@ -100,17 +112,80 @@ def _overlay_of(written: str, block: dict, base_services: dict, problems: list[P
             problems.append(((*prefix, key), f"expected a mapping, got {describe(value)}"))
             continue
         if key == "services":
+            # A service may be defined only under an environment: the merge adds it there.
             for name in value:
                 if name not in base_services:
-                    problems.append(
-                        (
-                            (*prefix, key, name),
-                            f"no service '{name}' in services{did_you_mean(name, list(base_services))}",
+                    problems += rules.check_names("services", [name], prefix=prefix)
+                    hint = did_you_mean(name, list(base_services))
+                    if hint and notes is not None:
+                        notes.append(
+                            (
+                                (*prefix, key, name),
+                                f"service '{name}' is defined only in this environment{hint}",
+                            )
                         )
-                    )
-            value = {n: v for n, v in value.items() if n in base_services}
         overlay[key] = value
     return overlay
+
+
+def _common_values(values: dict[str, tuple[str, Any]]) -> dict:
+    """Keys that every environment's values give (all four), with the first environment's value."""
+    blocks = [values[env][1] if env in values else None for env in ENVIRONMENTS]
+    if not all(isinstance(b, dict) for b in blocks):
+        return {}
+    keys = set(blocks[0]).intersection(*blocks[1:])
+    return {k: blocks[0][k] for k in keys}
+
+
+def _walk_strings(node: Any, path: tuple):
+    if isinstance(node, str):
+        yield path, node
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from _walk_strings(value, (*path, key))
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            yield from _walk_strings(value, (*path, i))
+
+
+def _platform_problems(data: dict) -> list[Problem]:
+    """`${platform.X}` naming a value the platform never gives."""
+    out = []
+    for path, text in _walk_strings(data, ()):
+        if "${platform." in text:
+            problem = platform_problem(text)
+            if problem:
+                out.append((path, problem))
+    return out
+
+
+def _workload_blocks(data: dict):
+    """(path, workload mapping) of every service and job, in the base and in each environment."""
+    for section in ("services", "jobs"):
+        for name, raw in (data.get(section) or {}).items() if isinstance(data.get(section), dict) else ():
+            yield (section, name), raw
+    envs = data.get("environments")
+    for written, block in envs.items() if isinstance(envs, dict) else ():
+        services = block.get("services") if isinstance(block, dict) else None
+        for name, raw in services.items() if isinstance(services, dict) else ():
+            yield ("environments", written, "services", name), raw
+
+
+def _deprecations(data: dict) -> list[Problem]:
+    """Deprecated forms that are still read (warnings, not errors)."""
+    out = []
+    for path, raw in _workload_blocks(data):
+        volumes = raw.get("volumes") if isinstance(raw, dict) else None
+        for i, item in enumerate(volumes) if isinstance(volumes, list) else ():
+            if isinstance(item, dict) and "targetPath" not in item and ("storage" in item or "path" in item):
+                out.append(
+                    (
+                        (*path, "volumes", i),
+                        "the {storage, path} volume form is deprecated: write "
+                        "{type, targetPath, size} or 'name~storage:/path'",
+                    )
+                )
+    return out
 
 
 def _depends(services: dict) -> dict[str, list[str]]:
@@ -134,11 +209,11 @@ def _partial_rules(section: str, name: str, raw: object) -> list[Problem]:
 
 
 def _validate_typed(
-    filled: dict, environment: str | None, check_prod: bool
+    filled: dict, environment: str | None, check_prod: bool, values: dict
 ) -> tuple[DiceYml | None, list[Problem]]:
     """Pydantic validation section by section (so one bad service hides nothing), then the rules."""
     problems: list[Problem] = []
-    hint = _hint(environment)
+    hint = _hint(environment, values)
     head = {k: v for k, v in filled.items() if k in TOP_KEYS and k not in ("services", "jobs", "addons")}
     try:
         doc = DiceYml.model_validate(head)
@@ -156,6 +231,14 @@ def _validate_typed(
                 problems += translate_raw(exc, prefix=(section, name), model=model, value_hint=hint)
                 problems += _partial_rules(section, name, raw)
     services, jobs, addons = typed["services"], typed["jobs"], typed["addons"]
+    if environment == PRODUCTION:
+        # A bare `plan: <type>` takes the production default size (basic is refused there).
+        addons = {
+            name: a
+            if a.size_given or a.type == "custom"
+            else a.model_copy(update={"plan": f"{a.type}:{PRODUCTION_DEFAULT_SIZE}"})
+            for name, a in addons.items()
+        }
     problems += rules.check_workloads(services, jobs)
     problems += rules.check_depends_on(_depends(filled.get("services") or {}))
     problems += rules.check_addons(addons, filled.get("addons") or {}, environment if check_prod else None)
@@ -193,37 +276,57 @@ def check_document(
     blocks = _environment_blocks(data, problems, "environments")
     values = _environment_blocks(data, problems, "values")
     base = {**data, **sections}
-    overlays = {env: (w, _overlay_of(w, b, sections["services"], problems)) for env, (w, b) in blocks.items()}
+    notes: list[Problem] = []  # warnings
+    overlays = {
+        env: (w, _overlay_of(w, b, sections["services"], problems, notes)) for env, (w, b) in blocks.items()
+    }
+
+    common = _common_values(values)
 
     def view(env: str | None) -> tuple[dict, OriginLines]:
         if env in overlays:
             written, block = overlays[env]
             merged = deep_merge(base, block)
+            if "addons" in block:
+                # An environment's addons, when given, replace the base set (as Erda's merge does).
+                merged["addons"] = block["addons"]
             view_lines = OriginLines(
                 lines, lines.prefixed(("environments", written)), ("environments", written)
             )
         else:
             merged, view_lines = base, OriginLines(lines)
-        env_values = values.get(env, (None, {}))[1] if env else None
-        filled = {k: (v if k == "values" else fill_values(v, env_values)) for k, v in merged.items()}
+        # Without a workspace, a placeholder keeps its default; one without a default that every
+        # environment's values give is filled with the first one's value (for type checks); each
+        # environment is then checked with its own.
+        env_values = values.get(env, (None, {}))[1] if env else {}
+        fallback = None if env else common
+        filled = {k: (v if k == "values" else fill_values(v, env_values, fallback)) for k, v in merged.items()}
         return filled, view_lines
 
     filled, view_lines = view(environment)
-    doc, found = _validate_typed(filled, environment, check_prod=True)
+    doc, found = _validate_typed(filled, environment, check_prod=True, values=values)
     problems += _relocate(found, view_lines)
-    seen = set(found)
+    seen_paths = {path for path, _ in found}
     # Without a workspace, every environment is checked merged (errors only it causes are reported).
-    for env in overlays if environment is None else ():
+    checked = [e for e in ENVIRONMENTS if e in overlays or e in values]
+    for env in checked if environment is None else ():
         filled, env_lines = view(env)
-        _, found = _validate_typed(filled, env, check_prod=False)
-        suffix = f" (with environments.{overlays[env][0]} merged)"
+        _, found = _validate_typed(filled, env, check_prod=False, values=values)
+        suffix = (
+            f" (with environments.{overlays[env][0]} merged)"
+            if env in overlays
+            else f" (with values.{values[env][0]})"
+        )
         for path, message in found:
-            if (path, message) in seen:
-                continue
-            seen.add((path, message))
+            if path in seen_paths:
+                continue  # one error per place: the base view's (or an earlier environment's) stands
+            seen_paths.add(path)
             moved = _relocate([(path, message)], env_lines)[0]
             problems.append(moved if moved[0] != path else (path, message + suffix))
+    problems += _platform_problems(data)
     errors = _errors(problems, lines, view_lines)
+    if doc is not None and not errors:
+        doc._warnings = _errors(notes + _deprecations(data), lines)
     return (doc if not errors else None), errors
 
 
@@ -272,11 +375,19 @@ def validate_dice_yml(
     text: str | bytes, *, source: str = "dice.yml", workspace: str | None = None
 ) -> list[SpecError]:
     """Every error of a complete dice.yml (empty list when valid)."""
+    return check_dice_yml(text, source=source, workspace=workspace)[0]
+
+
+def check_dice_yml(
+    text: str | bytes, *, source: str = "dice.yml", workspace: str | None = None
+) -> tuple[list[SpecError], list[SpecError]]:
+    """(errors, warnings) of a complete dice.yml; warnings (deprecated forms still read) are
+    reported only when the file is valid."""
     try:
-        parse_dice_yml(text, source=source, workspace=workspace)
+        doc = parse_dice_yml(text, source=source, workspace=workspace)
     except SpecInvalid as exc:
-        return exc.errors
-    return []
+        return exc.errors, []
+    return [], list(doc.warnings)
 
 
 def merge_overlay(

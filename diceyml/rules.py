@@ -31,12 +31,12 @@ def dns_label_problem(name: object) -> str | None:
     return None
 
 
-def check_names(section: str, names: list[str]) -> list[Problem]:
+def check_names(section: str, names: list[str], prefix: tuple = ()) -> list[Problem]:
     out = []
     for name in names:
         problem = dns_label_problem(name)
         if problem:
-            out.append(((section, name), problem))
+            out.append(((*prefix, section, name), problem))
     return out
 
 
@@ -136,7 +136,7 @@ def check_addons(addons: dict[str, Addon], written: dict, environment: str | Non
     if environment == PRODUCTION:
         for name, addon in addons.items():
             # `custom` carries the user's own connection values: it has no real size.
-            if addon.size == "basic" and addon.type != "custom":
+            if addon.size_given and addon.size == "basic" and addon.type != "custom":
                 out.append(
                     (
                         ("addons", name, "plan"),

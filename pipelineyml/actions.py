@@ -74,6 +74,11 @@ class ActionReader:
         data = self.r.mapping(body, path, allowed=ACTION_KEYS)
         if data is None:
             return None
+        if action_type == "snippet" and not isinstance(data.get("snippet_config"), dict):
+            self.r.error(
+                path,
+                "a snippet action needs snippet_config {source, name}: the pipeline.yml it calls",
+            )
         version = self._version(data, path, key_version)
         alias = self._alias(data, path, action_type)
         return Action(

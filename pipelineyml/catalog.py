@@ -48,7 +48,14 @@ BUILTIN_ACTIONS: dict[str, ActionTypeSpec] = {
         # Scripts write free-form outputs (`key=value` in $METAFILE), so any output key is allowed.
         _spec("custom-script", "run the action's commands in its image", params=None, outputs=None),
         # release and dice take many params in real files (image maps, dice_yml ...): not checked.
-        _spec("release", "build a release from dice.yml and an image map", outputs=("release_id",)),
+        # `releaseID` is Erda's name of the same value as `release_id` (Erda's CI pipelines use it).
+        _spec(
+            "release",
+            "build a release from dice.yml and an image map",
+            outputs=("release_id", "releaseID", "version"),
+        ),
+        # A pipeline.yml called as an action (Erda `snippet`): its outputs are the called pipeline's.
+        _spec("snippet", "run another pipeline.yml as one action", params=None, outputs=None),
         _spec("dice", "deploy a release onto a runtime", outputs=("runtime_id",)),
         _spec("manual-review", "wait for a person to approve", outputs=()),
         _spec(
@@ -56,8 +63,10 @@ BUILTIN_ACTIONS: dict[str, ActionTypeSpec] = {
         ),
         _spec("echo", "print a message", params=("msg",), outputs=()),
         _spec(
-            "cluster-inspect", "inspect a cluster and store the report",
-            params=("cluster", "fail_on"), outputs=("critical", "warning", "info", "unknown", "report_id", "cluster"),
+            "cluster-inspect",
+            "inspect a cluster and store the report",
+            params=("cluster", "fail_on"),
+            outputs=("critical", "warning", "info", "unknown", "report_id", "cluster"),
         ),
     )
 }

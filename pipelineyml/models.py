@@ -29,8 +29,9 @@ def frozen_map(data: Mapping[str, Any] | None) -> Mapping[str, Any]:
 class Reference:
     """One reference found inside a string of the file.
 
-    kind: outputs | dirs | params | configs | triggers. target: the action alias (outputs, dirs),
-    the param name, the config key or the trigger event. key: the output key or trigger field.
+    kind: outputs | dirs | params | configs | triggers | random. target: the action alias (outputs,
+    dirs), the param name, the config key, the trigger event or the random kind. key: the output
+    key or trigger field.
     """
 
     kind: str
@@ -271,6 +272,17 @@ class PlannedTask:
     stage: int
     action: Action | None = field(default=None, compare=False, repr=False)
 
+    @property
+    def disabled(self) -> bool:
+        """A `disable: true` action: planned, but skipped when its turn comes."""
+        return bool(self.action is not None and self.action.disable)
+
     def to_dict(self) -> dict[str, Any]:
         """The JSON shape of `dice pipeline plan --format json`."""
-        return {"alias": self.alias, "type": self.type, "needs": list(self.needs), "stage": self.stage}
+        return {
+            "alias": self.alias,
+            "type": self.type,
+            "needs": list(self.needs),
+            "stage": self.stage,
+            "disabled": self.disabled,
+        }

@@ -9,6 +9,7 @@ from typing import Any
 
 from pipelineyml.actions import ActionReader
 from pipelineyml.cron import cron_problems
+from pipelineyml.globs import check_glob
 from pipelineyml.graph import build_graph
 from pipelineyml.models import (
     SUPPORTED_VERSION,
@@ -138,6 +139,12 @@ class _PipelineReader:
             merge = MergeTrigger(
                 branches=self.r.string_list(m.get("branches"), ("on", "merge", "branches"), single_ok=True)
             )
+        for trigger, key, patterns in (("push", "branches", push.branches if push else ()),
+                                       ("push", "tags", push.tags if push else ()),
+                                       ("merge", "branches", merge.branches if merge else ())):
+            for i, pattern in enumerate(patterns):
+                if (problem := check_glob(pattern)) is not None:
+                    self.r.error(("on", trigger, key, i), f"not a branch pattern: {problem}")
         return OnConfig(push=push, merge=merge)
 
     def _cron(self) -> str | None:

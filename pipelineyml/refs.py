@@ -9,9 +9,10 @@ from typing import Any
 
 from pipelineyml import catalog
 from pipelineyml.models import Reference
+from pipelineyml.randoms import random_problem
 from speckit import did_you_mean
 
-NAMESPACES = ("outputs", "params", "configs", "triggers", "dirs")
+NAMESPACES = ("outputs", "params", "configs", "triggers", "dirs", "random")
 OUTPUT_MODIFIERS = ("escape", "wrap_single_quotes", "wrap_double_quotes")
 LEGACY_OUTPUT_OP = "OUTPUT"
 
@@ -27,6 +28,7 @@ _SHAPES = {
     "params": "params.<name>",
     "configs": "configs.<key>",
     "triggers": "triggers.<event>.<field>",
+    "random": "random.<kind>",
 }
 
 Problem = tuple[tuple, str]  # (path, message)
@@ -51,12 +53,18 @@ def _dotted(inner: str, text: str, path: tuple, problems: list[Problem]) -> Refe
         "params": len(rest) == 1,
         "configs": len(rest) >= 1,
         "triggers": len(rest) == 2,
+        "random": len(rest) == 1,
     }[namespace]
     if not ok:
         problems.append((path, f"malformed reference '{text}': expected ${{{{ {_SHAPES[namespace]} }}}}"))
         return None
     if namespace == "configs":
         return Reference("configs", ".".join(rest), None, text, path)
+    if namespace == "random":
+        problem = random_problem(rest[0])
+        if problem:
+            problems.append((path, f"'{text}': {problem}"))
+            return None
     key = rest[1] if len(rest) > 1 else None
     return Reference(namespace, rest[0], key, text, path)
 

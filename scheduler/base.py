@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -87,6 +88,7 @@ class ServiceGroup:
     `images` maps service/job name to the image reference of the release (overrides spec images).
     `workdir` is where the local driver runs commands from (the release's files), if any.
     `addon_secrets` maps addon name to its generated credentials, kept by the console across deploys.
+    `secret_configs` holds the project configs named by `((KEY))` in the spec's envs.
     """
 
     runtime: RuntimeRef
@@ -97,6 +99,11 @@ class ServiceGroup:
     overcommit: Overcommit = Overcommit()
     addon_secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     cluster_name: str = ""
+    # Values of the project configs that the spec's `((KEY))` placeholders name (kept secret).
+    secret_configs: dict[str, str] = field(default_factory=dict, repr=False)
+    # Node labels the cluster's operators require of each kind of workload ("stateless":
+    # services, "stateful": addons, "job": jobs), e.g. {"stateless": {"dice/stateless": "true"}}.
+    node_selectors: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -121,6 +128,14 @@ class JobSpec:
     # already there is kept (a job started again reads what its first start placed). The local
     # cluster only: on Kubernetes, put them in a Secret and mount it.
     files: dict[str, str] = field(default_factory=dict)
+    # Node labels the job's pods require (Kubernetes nodeSelector); ignored by the local cluster.
+    node_selector: dict[str, str] = field(default_factory=dict)
+    # Whose code this is (an organization): on the local cluster, the sandbox's uid. Empty: the
+    # namespace is the tenant.
+    tenant: str = ""
+    # Host directories the job works in (absolute path -> "rw" or "ro"): on the local cluster, the
+    # only host paths its sandbox shows besides the system's, its workdir and its placed files.
+    mounts: dict[str, str] = field(default_factory=dict)
 
 
 # ---- what comes back ------------------------------------------------------------------------
@@ -219,6 +234,45 @@ class ExecutorUnavailable(ExecutorError):
     """The cluster cannot be reached or lacks what the spec needs (a binary, a CRD)."""
 
 
+# ---- following changes ----------------------------------------------------------------------
+
+
+class StatusChanges(Protocol):
+    """A subscription to one runtime's status changes (Executor.watch_status): the follower of a
+    rollout waits on it instead of polling, and reads status() after each wake-up."""
+
+    def wait(self, timeout: float) -> bool:
+        """Block until the runtime may have changed since the last wait (True) or `timeout`
+        seconds passed (False). Spurious wake-ups are allowed; missed changes are not."""
+
+    def close(self) -> None: ...
+
+
+class PolledChanges:
+    """StatusChanges for an executor that cannot tell: every wait is a poll interval."""
+
+    def __init__(self, interval: float):
+        self.interval = max(0.0, interval)
+        self._closed = False
+
+    def wait(self, timeout: float) -> bool:
+        if self._closed:
+            return False
+        time.sleep(max(0.0, min(timeout, self.interval)))
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+
+
+def status_changes(executor: Any, runtime: RuntimeRef, poll_interval: float) -> StatusChanges:
+    """The executor's own subscription when it has one (watch_status), else polling."""
+    watch = getattr(executor, "watch_status", None)
+    if watch is None:
+        return PolledChanges(poll_interval)
+    return watch(runtime)
+
+
 # ---- the protocol ---------------------------------------------------------------------------
 
 
@@ -234,6 +288,10 @@ class Executor(Protocol):
 
     def status(self, runtime: RuntimeRef) -> GroupStatus:
         """Per-service replicas and health, and the runtime's health with a reason."""
+
+    def watch_status(self, runtime: RuntimeRef) -> StatusChanges:
+        """Subscribe to the runtime's status changes (Kubernetes: watches of its namespace; local:
+        the supervisor's notifications). Optional: status_changes() polls without it."""
 
     def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None: ...
 

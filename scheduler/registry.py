@@ -7,10 +7,24 @@ from collections.abc import Callable
 from scheduler.base import ClusterRef, Executor, ExecutorError
 
 _FACTORIES: dict[str, Callable[[ClusterRef], Executor]] = {}
+_ISOLATION: dict[str, Callable[[], dict]] = {}
 
 
 def register(kind: str, factory: Callable[[ClusterRef], Executor]) -> None:
     _FACTORIES[kind] = factory
+
+
+def register_isolation(kind: str, describe: Callable[[], dict]) -> None:
+    """How a kind isolates tenants on this machine, as plain data with at least `isolation`
+    ("none" when tenant code shares the console's user and view of the machine)."""
+    _ISOLATION[kind] = describe
+
+
+def isolation(kind: str) -> dict | None:
+    """The isolation report of a kind (None: the kind does not say; a Kubernetes cluster's pods)."""
+    _load_builtin()
+    describe = _ISOLATION.get(kind)
+    return describe() if describe is not None else None
 
 
 def kinds() -> list[str]:

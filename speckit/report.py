@@ -9,18 +9,26 @@ from speckit.errors import SpecError
 FORMATS = ("text", "json")
 
 
-def render_errors(errors: list[SpecError], *, filename: str, fmt: str) -> str:
+def render_errors(
+    errors: list[SpecError], *, filename: str, fmt: str, warnings: list[SpecError] | None = None
+) -> str:
     """Text: one `file:line: path: message` per error (`file: ...` without a line), or
-    `file: valid`; json: {"valid": bool, "errors": [{"path", "line", "message"}, ...]}."""
+    `file: valid`, then one `file:line: path: warning: message` per warning; json:
+    {"valid": bool, "errors": [{"path", "line", "message"}, ...], "warnings": [...]}
+    (`warnings` only when the caller reports them)."""
     if fmt == "json":
-        return json.dumps({"valid": not errors, "errors": [e.to_dict() for e in errors]}, ensure_ascii=False)
+        report: dict = {"valid": not errors, "errors": [e.to_dict() for e in errors]}
+        if warnings is not None:
+            report["warnings"] = [w.to_dict() for w in warnings]
+        return json.dumps(report, ensure_ascii=False)
     if fmt != "text":
         raise ValueError(f"unknown format {fmt!r}; expected one of {', '.join(FORMATS)}")
-    if not errors:
-        return f"{filename}: valid"
-    out = []
-    for err in errors:
-        where = f"{filename}:{err.line}" if err.line is not None else filename
-        what = f"{err.path}: " if err.path else ""
-        out.append(f"{where}: {what}{err.message}")
+    out = [f"{filename}: valid"] if not errors else [_line(filename, err, "") for err in errors]
+    out += [_line(filename, w, "warning: ") for w in warnings or ()]
     return "\n".join(out)
+
+
+def _line(filename: str, err: SpecError, kind: str) -> str:
+    where = f"{filename}:{err.line}" if err.line is not None else filename
+    what = f"{err.path}: " if err.path else ""
+    return f"{where}: {what}{kind}{err.message}"

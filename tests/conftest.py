@@ -179,3 +179,19 @@ def make_user_with_app(username: str, org: str = "acme", project: str = "shop", 
     organization = services.create_organization(user, slug=org)
     services.create_application(user, services.create_project(user, organization, slug=project), slug=app)
     return user
+
+
+@pytest.fixture
+def unsandboxed(monkeypatch):
+    """The local cluster without its sandbox, for tests whose steps write files the test reads on
+    the host (a trace, a counter) or clone a repository from a local path: a sandboxed step sees
+    neither. What the sandbox blocks is tested in tests/security/."""
+    from scheduler.local import sandbox
+
+    off = sandbox.Isolation(False, "switched off by the test: its steps use host paths")
+    monkeypatch.setattr(sandbox, "isolation", lambda: off)
+    from tests.pipelines_helpers import close_local_executors
+
+    close_local_executors()
+    yield
+    close_local_executors()

@@ -9,7 +9,7 @@ from tests.pipelines_helpers import engine, retry_locked, wait_until  # noqa: F4
 LINES = 3000
 
 
-def test_killed_step_log_is_complete(engine, tenant_a, tmp_path):  # noqa: F811
+def test_killed_step_log_is_complete(unsandboxed, engine, tenant_a, tmp_path):  # noqa: F811
     from apps.logs.services import read_task_lines
 
     marker = tmp_path / "printed"

@@ -251,6 +251,9 @@ def test_webhook_signatures_branches_and_rules(provider, tenant_a):
     assert PipelineRun.objects.count() == 1
 
 
-def test_webhook_of_another_provider_or_app_is_404(tenant_a, client):
+def test_webhook_of_another_provider_is_404_and_an_unknown_app_is_a_bad_signature(tenant_a, client):
     assert client.post("/api/webhooks/bitbucket/1/", {}).status_code == 404
-    assert client.post("/api/webhooks/github/999999/", {}).status_code == 404
+    unknown = client.post("/api/webhooks/github/999999/", {})
+    no_secret = client.post(f"/api/webhooks/github/{tenant_a.app.pk}/", {})
+    assert unknown.status_code == no_secret.status_code == 403
+    assert unknown.json() == no_secret.json()

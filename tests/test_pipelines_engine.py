@@ -12,7 +12,7 @@ from tests.pipelines_helpers import engine, retry_locked, wait_until  # noqa: F4
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_dag_with_stages_and_needs_runs_in_dependency_order(engine, tenant_a, tmp_path):
+def test_dag_with_stages_and_needs_runs_in_dependency_order(unsandboxed, engine, tenant_a, tmp_path):
     trace = tmp_path / "trace"
     src = f"""
 version: "1.1"
@@ -98,7 +98,7 @@ stages:
     assert tasks["broken"].last_line == len(texts)
 
 
-def test_retry_with_backoff_then_success(engine, tenant_a, tmp_path):
+def test_retry_with_backoff_then_success(unsandboxed, engine, tenant_a, tmp_path):
     counter = tmp_path / "count"
     src = f"""
 version: "1.1"
@@ -141,7 +141,7 @@ stages:
     assert (task.finished - task.started).total_seconds() < 10
 
 
-def test_cancel_stops_the_running_local_process(engine, tenant_a, tmp_path):
+def test_cancel_stops_the_running_local_process(unsandboxed, engine, tenant_a, tmp_path):
     from apps.pipelines import services, steps
     from scheduler.base import JobState
 
@@ -229,7 +229,7 @@ stages:
     assert first.status == "success" and run.started >= first.finished
 
 
-def test_outputs_flow_between_steps_and_secret_configs_are_masked(engine, tenant_a, tmp_path):
+def test_outputs_flow_between_steps_and_secret_configs_are_masked(unsandboxed, engine, tenant_a, tmp_path):
     from apps.pipelines import services
     from apps.pipelines.models import ProjectConfig
 

@@ -12,7 +12,7 @@ from tests.pipelines_helpers import engine, retry_locked  # noqa: F401
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.needs_binary("redis-server", "redis-server")]
 
 
-def test_guestbook_pipeline_deploys_to_dev(engine, guestbook):
+def test_guestbook_pipeline_deploys_to_dev(unsandboxed, engine, guestbook):
     from apps.deploy.models import Runtime
 
     run = engine.wait(engine.run(guestbook.tenant, guestbook.source, params={"repo": str(guestbook.repo)}),

@@ -13,7 +13,7 @@ from tests.pipelines_helpers import engine, retry_locked, wait_until  # noqa: F4
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-def test_killing_the_worker_mid_run_finishes_the_run_with_every_step_run_once(engine, tenant_a, tmp_path):
+def test_killing_the_worker_mid_run_finishes_the_run_with_every_step_run_once(unsandboxed, engine, tenant_a, tmp_path):
     from apps.pipelines import engine as pipeline_engine
 
     ran = tmp_path / "ran"
@@ -72,7 +72,7 @@ def _git_repo(tmp_path):
     return bare, commit
 
 
-def test_git_checkout_then_release_from_the_checked_out_dice_yml(engine, tenant_a, tmp_path):
+def test_git_checkout_then_release_from_the_checked_out_dice_yml(unsandboxed, engine, tenant_a, tmp_path):
     from apps.deploy.models import Release
 
     bare, commit = _git_repo(tmp_path)

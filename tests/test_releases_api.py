@@ -328,7 +328,7 @@ def test_diff_of_a_basic_addon_in_prod_reports_the_error(tenant_a):
 def test_validate_endpoint(tenant_a):
     api = tenant_a.api()
     url = reverse("api:spec-validate")
-    assert api.post(url, {"text": SMALL}, format="json").json() == {"valid": True, "errors": []}
+    assert api.post(url, {"text": SMALL}, format="json").json() == {"valid": True, "errors": [], "warnings": []}
     body = api.post(url, {"text": BAD}, format="json").json()
     assert body["valid"] is False
     assert {"path": "services.api.resources.max_cpu", "line": 7,

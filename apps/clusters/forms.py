@@ -101,3 +101,12 @@ class ClusterEditForm(CredentialsMixin, ClusterSettingsForm):
 class NodeRolesForm(forms.Form):
     roles = forms.MultipleChoiceField(choices=NodeRole.choices, required=False,
                                       widget=forms.CheckboxSelectMultiple)
+    locations = forms.CharField(
+        required=False, label="Locations",
+        help_text="names for dice.yml's `selectors: {location: NAME}`, comma-separated (dice/location-NAME)",
+        widget=forms.TextInput(attrs={"placeholder": "locations, e.g. gpu, edge"}))
+
+    def labels(self) -> list[str]:
+        """The roles and the dice/location-<name> labels of the locations field."""
+        names = [n.strip() for n in self.cleaned_data.get("locations", "").replace(" ", ",").split(",")]
+        return [*self.cleaned_data["roles"], *(f"dice/location-{n}" for n in names if n)]

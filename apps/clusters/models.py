@@ -24,6 +24,11 @@ class Cluster(models.Model):
     allow_prod_mem_overcommit = models.BooleanField(
         default=False, help_text="Allow a memory ratio above 1 in PROD (pods may be OOM-killed)"
     )
+    allow_shared_tenancy = models.BooleanField(
+        default=False,
+        help_text="Local cluster without a sandbox on this machine: run code of more than one organization anyway "
+                  "(each can then read the others' files and the console's). Staff only.",
+    )
     auth_method = models.CharField(max_length=20, choices=AuthMethod.choices, default=AuthMethod.NONE)
     context = models.CharField(max_length=253, blank=True, help_text="The kubeconfig context used")
     # Fernet ciphertext of a kubeconfig reduced to one context; never shown, never in audit records.

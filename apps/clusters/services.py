@@ -5,6 +5,7 @@ Also what the deploy code reads: `cluster_ref`, `overcommit_for`, `node_selector
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 
 from django.conf import settings
@@ -25,6 +26,9 @@ SETTINGS_FIELDS = {"description", "wildcard_domain", "ingress_class", "storage_c
 CREDENTIAL_FIELDS = {"kubeconfig", "context", "server", "ca", "token"}
 # Names that would shadow page URLs (/clusters/new/ and so on).
 RESERVED_NAMES = frozenset({LOCAL_CLUSTER_NAME, "new", "kubeconfig-contexts"})
+# Erda's location labels: a service with `deployments.selectors: {location: NAME}` lands on them.
+LOCATION_LABEL = re.compile(r"dice/location-[a-z0-9]([-a-z0-9]{0,52}[a-z0-9])?")
+
 NODE_KINDS = {
     "stateless": NodeRole.STATELESS,
     "stateful": NodeRole.STATEFUL,
@@ -260,10 +264,12 @@ def run_check(cluster: Cluster, user=None) -> dict:
 def set_node_roles(user, node: Node, roles: list[str]) -> Node:
     """Make the node's `dice/` labels exactly `roles` (each "true"), on the Kubernetes node and here."""
     require_manage(user)
-    unknown = set(roles) - set(NodeRole.values)
+    unknown = {r for r in roles if r not in NodeRole.values and not LOCATION_LABEL.fullmatch(r)}
     if unknown:
         raise ValidationError({"labels": f"unknown dice label(s): {', '.join(sorted(unknown))}; "
-                                         f"use {', '.join(NodeRole.values)}"})
+                                         f"use {', '.join(NodeRole.values)} or dice/location-<name> "
+                                         "(lowercase letters, digits, '-'; what dice.yml's "
+                                         "`selectors: {location: <name>}` asks for)"})
     wanted = dict.fromkeys(roles, "true")
     patch: dict[str, str | None] = dict(wanted)
     for key in node.labels:
@@ -298,6 +304,8 @@ def cluster_ref(cluster: Cluster) -> ClusterRef:
     else:
         root = str(getattr(settings, "DICE_LOCAL_ROOT", "") or "")
         config = {"root": root} if root else {}  # empty: the local driver's default_root()
+        if cluster.allow_shared_tenancy:
+            config["allow_shared_tenancy"] = True
     return ClusterRef(
         name=cluster.name, kind=cluster.kind, config=config, wildcard_domain=cluster.wildcard_domain,
         ingress_class=cluster.ingress_class, storage_class=cluster.storage_class,
@@ -334,3 +342,29 @@ def node_selector_for(cluster: Cluster, workspace: str, kind: str) -> dict[str, 
     if NODE_KINDS[kind] in used:
         selector[str(NODE_KINDS[kind])] = "true"
     return selector
+
+
+def isolation_of(cluster: Cluster) -> dict | None:
+    """How the cluster's kind isolates tenants here (None: it does not say), with whether this
+    cluster allows several organizations without isolation."""
+    from scheduler import registry
+
+    report = registry.isolation(cluster.kind)
+    if report is not None and report.get("isolation") == "none":
+        report = {**report, "shared_tenancy": "allowed by a staff user" if cluster.allow_shared_tenancy else "refused"}
+    return report
+
+
+def isolation_warning() -> str:
+    """The warning the console's first page shows when a cluster in use runs tenant code without
+    isolating tenants from the console and each other ("" when none does)."""
+    from scheduler import registry
+
+    for cluster in Cluster.objects.order_by("name"):
+        report = registry.isolation(cluster.kind)
+        if report and report.get("isolation") == "none":
+            shared = ("a staff user allowed several organizations on it" if cluster.allow_shared_tenancy
+                      else "it runs the code of one organization at a time")
+            return (f"Cluster {cluster.name} has no sandbox on this machine ({report.get('reason', '')}): "
+                    f"tenant code runs as the console's user and can read its data; {shared}.")
+    return ""

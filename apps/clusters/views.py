@@ -69,7 +69,11 @@ class ClusterView(ClusterLookup, View):
                         "pct": _pct(req.get("cpu", 0), alloc.get("cpu", 0))},
                 "mem": {"used": _gib(req.get("memory", 0)), "total": _gib(alloc.get("memory", 0)),
                         "pct": _pct(req.get("memory", 0), alloc.get("memory", 0))},
-                "form": NodeRolesForm(initial={"roles": node.dice_labels}, prefix=f"n{node.pk}"),
+                "form": NodeRolesForm(initial={
+                    "roles": node.dice_labels,
+                    "locations": ", ".join(k.removeprefix("dice/location-") for k in node.dice_labels
+                                           if k.startswith("dice/location-")),
+                }, prefix=f"n{node.pk}"),
                 "other_labels": {k: v for k, v in node.labels.items() if not k.startswith("dice/")},
             })
         ratios = services.overcommit_table(cluster)
@@ -81,6 +85,7 @@ class ClusterView(ClusterLookup, View):
             "workspaces": cluster.workspaces.select_related("project__organization").filter(
                 project__in=scope.projects_for(request.user)),
             "roles": NodeRole.choices, "last_inspection": cluster.inspections.first(),
+            "isolation": services.isolation_of(cluster),
         })
 
 
@@ -203,7 +208,7 @@ class NodeLabelsView(ClusterLookup, View):
             form = NodeRolesForm(request.POST)
         if form.is_valid():
             try:
-                services.set_node_roles(request.user, obj, form.cleaned_data["roles"])
+                services.set_node_roles(request.user, obj, form.labels())
             except ValidationError as exc:
                 messages.error(request, "; ".join(exc.messages))
             else:

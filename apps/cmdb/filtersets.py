@@ -6,6 +6,8 @@ from django.db.models import Q
 from apps.cmdb.choices import ChangeAction, ItemKind
 from apps.cmdb.models import Change, ConfigurationItem
 
+MAX_HOURS = 24 * 366 * 100  # a century
+
 
 class ItemFilterSet(django_filters.FilterSet):
     q = django_filters.CharFilter(method="search", label="Search")
@@ -25,7 +27,9 @@ class ItemFilterSet(django_filters.FilterSet):
 
 
 class ChangeFilterSet(django_filters.FilterSet):
-    hours = django_filters.NumberFilter(method="since", label="Within the last N hours")
+    # Bounded: a timedelta of 1e20 hours overflows (a 400 naming `hours`, not a 500).
+    hours = django_filters.NumberFilter(method="since", label="Within the last N hours", min_value=0,
+                                        max_value=MAX_HOURS)
     kind = django_filters.ChoiceFilter(field_name="item__kind", choices=ItemKind.choices)
     action = django_filters.ChoiceFilter(choices=ChangeAction.choices)
     cluster = django_filters.CharFilter(field_name="item__cluster__name")

@@ -4,11 +4,20 @@ handed to the executor on every deployment so passwords never change under runni
 from __future__ import annotations
 
 import json
+import re
 import secrets
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
 
 from apps.clusters import crypto
 from apps.deploy.models import AddonInstance, Runtime
+from apps.projects import audit
 from diceyml import DiceYml
+
+CUSTOM_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,99}")
+MAX_CUSTOM_VALUES = 50
+MAX_CUSTOM_VALUE = 8192
 
 
 def _generate(name: str) -> dict[str, str]:
@@ -39,6 +48,57 @@ def addon_secrets(runtime: Runtime, doc: DiceYml) -> dict[str, dict[str, str]]:
         elif (instance.type, instance.size) != (addon.type, addon.size):
             instance.type, instance.size = addon.type, addon.size
             instance.save(update_fields=["type", "size", "updated"])
-        if addon.type != "custom":
-            out[name] = credentials(instance)
+        # A custom addon's credentials are the connection values the user gave the console.
+        out[name] = credentials(instance)
     return out
+
+
+def custom_addons(runtime: Runtime) -> dict[str, list[str]]:
+    """The custom addons of the runtime's current spec, each with the keys of the values given
+    to the console (never the values: they may be passwords)."""
+    from apps.deploy.deployments import parse_for
+
+    if runtime.release_id is None:
+        return {}
+    try:
+        doc = parse_for(runtime.release, runtime.workspace.kind)
+    except ValidationError:
+        return {}
+    given = {a.name: a for a in AddonInstance.objects.filter(runtime=runtime, type="custom")}
+    return {
+        name: sorted(credentials(given[name])) if name in given else []
+        for name, addon in sorted(doc.addons.items())
+        if addon.type == "custom"
+    }
+
+
+def set_custom_values(user, runtime: Runtime, name: str, values: dict) -> list[str]:
+    """Replace the connection values of a custom addon of the runtime (used from its next
+    deployment on); returns the keys now set. Needs the right to deploy to the workspace."""
+    from apps.deploy.deployments import require_deploy
+
+    require_deploy(user, runtime.application, runtime.workspace.kind)
+    known = custom_addons(runtime)
+    if name not in known:
+        listed = ", ".join(known) or "none"
+        raise ValidationError({"addon": f"runtime {runtime.name} has no custom addon {name!r} (its custom addons: {listed})"})
+    if not isinstance(values, dict) or len(values) > MAX_CUSTOM_VALUES:
+        raise ValidationError({"values": f"values must be a mapping of at most {MAX_CUSTOM_VALUES} keys"})
+    clean: dict[str, str] = {}
+    for key, value in values.items():
+        if not isinstance(key, str) or not CUSTOM_KEY.fullmatch(key):
+            raise ValidationError({"values": f"{key!r} is not a valid key: letters, digits and '_', not starting with a digit"})
+        if not isinstance(value, str | int | float) or isinstance(value, bool) or len(str(value)) > MAX_CUSTOM_VALUE:
+            raise ValidationError({"values": f"the value of {key} must be text of at most {MAX_CUSTOM_VALUE} characters"})
+        clean[key] = str(value)
+    with transaction.atomic():
+        instance, _ = AddonInstance.objects.select_for_update().get_or_create(
+            runtime=runtime, name=name, defaults={"type": "custom", "size": ""}
+        )
+        before = sorted(credentials(instance)) if instance.credentials else []
+        instance.type = "custom"
+        instance.credentials = crypto.encrypt(json.dumps(clean))
+        instance.save(update_fields=["type", "credentials", "updated"])
+        # Keys only: the values may be secrets and never reach the audit log.
+        audit.record(user, "set_addon_values", instance, before={"keys": before}, after={"keys": sorted(clean)})
+    return sorted(clean)

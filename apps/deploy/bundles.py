@@ -3,6 +3,7 @@ unpacked once per release, or a shallow clone of the application's repository.""
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import io
 import os
@@ -10,6 +11,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import zlib
 from pathlib import Path
 
 from django.conf import settings
@@ -36,36 +38,77 @@ def _archive_path(sha256: str) -> Path:
     return files_root() / "bundles" / f"{sha256}.tar.gz"
 
 
+class _Inflated(io.RawIOBase):
+    """The decompressed stream of a .gz, refusing to give more than `limit` bytes: a gzip bomb
+    stops costing CPU at the limit instead of after it has been inflated whole."""
+
+    def __init__(self, data: bytes, limit: int):
+        self._gz = gzip.GzipFile(fileobj=io.BytesIO(data), mode="rb")
+        self.limit, self.given = limit, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        room = self.limit + 1 - self.given
+        if room <= 0:
+            raise _TooLarge()
+        view = memoryview(buffer)[:room]
+        count = self._gz.readinto(view)
+        self.given += count
+        if self.given > self.limit:
+            raise _TooLarge()
+        return count
+
+
+class _TooLarge(Exception):
+    pass
+
+
+# The tar stream around the files: a 512-byte header per entry, padding, the end blocks.
+_TAR_OVERHEAD = 1024 * (MAX_MEMBERS + 4)
+
+
 def check_archive(data: bytes) -> int:
     """The number of regular files in a valid archive; ValidationError naming what is wrong otherwise.
 
     Refused: over MAX_ARCHIVE, not a tar.gz, absolute paths or `..`, links, devices, more than
-    MAX_MEMBERS entries or MAX_UNPACKED bytes unpacked."""
+    MAX_MEMBERS entries or MAX_UNPACKED bytes unpacked. Read as a stream: entry sizes are added up
+    as their headers arrive, and the decompressed stream itself is capped, so an archive that
+    unpacks to gigabytes is refused after at most MAX_UNPACKED bytes of work."""
     if len(data) > MAX_ARCHIVE:
         raise ValidationError({"files": f"the archive is larger than {MAX_ARCHIVE // (1024 * 1024)} MiB"})
+    too_big = ValidationError({"files": f"the files unpack to more than {MAX_UNPACKED // (1024 * 1024)} MiB"})
+    total, files, entries = 0, 0, 0
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
-            members = tar.getmembers()
-    except (tarfile.TarError, EOFError, OSError) as exc:
+        stream = _Inflated(data, MAX_UNPACKED + _TAR_OVERHEAD)
+        with tarfile.open(fileobj=io.BufferedReader(stream, 64 * 1024), mode="r|") as tar:
+            for m in tar:
+                entries += 1
+                if entries > MAX_MEMBERS:
+                    raise ValidationError({"files": f"the archive has more than {MAX_MEMBERS} entries"})
+                _check_member(m)
+                if m.isfile():
+                    files += 1
+                    total += m.size
+                    if total > MAX_UNPACKED:
+                        raise too_big
+    except _TooLarge:
+        raise too_big from None
+    except (tarfile.TarError, EOFError, OSError, zlib.error) as exc:
         raise ValidationError({"files": f"not a readable tar.gz archive: {exc}"}) from None
-    if len(members) > MAX_MEMBERS:
-        raise ValidationError({"files": f"the archive has more than {MAX_MEMBERS} entries"})
-    total, files = 0, 0
-    for m in members:
-        name = m.name
-        parts = Path(name).parts
-        if name.startswith(("/", "\\")) or ".." in parts:
-            raise ValidationError({"files": f"{name}: paths must stay inside the folder"})
-        if m.issym() or m.islnk():
-            raise ValidationError({"files": f"{name}: links are not accepted in release files"})
-        if not (m.isfile() or m.isdir()):
-            raise ValidationError({"files": f"{name}: only files and directories are accepted"})
-        if m.isfile():
-            files += 1
-            total += m.size
-    if total > MAX_UNPACKED:
-        raise ValidationError({"files": f"the files unpack to more than {MAX_UNPACKED // (1024 * 1024)} MiB"})
     return files
+
+
+def _check_member(m: tarfile.TarInfo) -> None:
+    name = m.name
+    parts = Path(name).parts
+    if name.startswith(("/", "\\")) or ".." in parts:
+        raise ValidationError({"files": f"{name}: paths must stay inside the folder"})
+    if m.issym() or m.islnk():
+        raise ValidationError({"files": f"{name}: links are not accepted in release files"})
+    if not (m.isfile() or m.isdir()):
+        raise ValidationError({"files": f"{name}: only files and directories are accepted"})
 
 
 def attach_bundle(release: Release, data: bytes) -> ReleaseBundle:

@@ -1,8 +1,9 @@
 """The one place that changes runtimes and deployments: deploy, rollback, cancel, scale, restart,
 stop and delete (views, API, CLI, pipelines and tasks all come through here).
 
-A deployment's status moves only through transition(), which checks ALLOWED_TRANSITIONS under a
-row lock and records the change; the rollout itself runs in apps.deploy.tasks.run_deployment."""
+A deployment's status moves only through transition(), on the shared state-machine mechanism
+(dice_console.statemachine: ALLOWED_TRANSITIONS checked under the row's lock, the change recorded
+and pushed after commit); the rollout itself is apps.deploy.rollout."""
 
 from __future__ import annotations
 
@@ -14,13 +15,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.deploy import quota
-from apps.deploy.choices import ACTIVE_STATUSES, FINAL_STATUSES, DeploymentStatus
+from apps.deploy.choices import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, FINAL_STATUSES, DeploymentStatus
 from apps.deploy.executors import executor_for, runtime_ref
 from apps.deploy.models import Deployment, DeploymentTransition, Release, Runtime
 from apps.projects import audit, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application, Workspace
+from dice_console.statemachine import IllegalTransition, Machine, Move, push_after_commit  # noqa: F401 (re-exported)
 from diceyml import DiceYml, parse_dice_yml
 from scheduler.base import ExecutorError
 from speckit.errors import SpecInvalid
@@ -29,10 +31,6 @@ log = logging.getLogger(__name__)
 
 RUNTIME_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")
 MAX_REPLICAS = 100
-
-
-class IllegalTransition(ValidationError):
-    """A status change the state machine does not allow (e.g. healthy -> deploying)."""
 
 
 def runtime_group(runtime_id: int) -> str:
@@ -77,36 +75,19 @@ def parse_for(release: Release, workspace_kind: str) -> DiceYml:
 # ---- the state machine ----------------------------------------------------------------------------
 
 
-def _push(deployment: Deployment) -> None:
-    """Tell the runtime's viewers, after the commit, that a deployment changed."""
-    payload = {
+def _progress_payload(deployment: Deployment) -> dict:
+    return {
         "type": "deployment.progress",
         "deployment": deployment.pk,
         "status": deployment.status,
         "message": deployment.message,
         "progress": deployment.progress,
     }
-    group = runtime_group(deployment.runtime_id)
-
-    def send():
-        from dice_console.realtime import group_send
-
-        group_send(group, payload)
-
-    transaction.on_commit(send)
 
 
 def _push_changed(runtime_id: int, action: str) -> None:
     """Tell the runtime's viewers, after the commit, that an operation changed it (scale...)."""
-    payload = {"type": "runtime.changed", "runtime": runtime_id, "action": action}
-    group = runtime_group(runtime_id)
-
-    def send():
-        from dice_console.realtime import group_send
-
-        group_send(group, payload)
-
-    transaction.on_commit(send)
+    push_after_commit(runtime_group(runtime_id), {"type": "runtime.changed", "runtime": runtime_id, "action": action})
 
 
 def record_progress(deployment: Deployment, progress: dict) -> None:
@@ -117,34 +98,40 @@ def record_progress(deployment: Deployment, progress: dict) -> None:
         )
         if updated:
             deployment.progress = progress
-            _push(deployment)
+            push_after_commit(runtime_group(deployment.runtime_id), _progress_payload(deployment))
+
+
+def _pushed_move(deployment: Deployment, before: str, to: str, reason: str) -> tuple[str, dict]:
+    """What a status change tells the runtime's viewers (after the commit)."""
+    return runtime_group(deployment.runtime_id), {**_progress_payload(deployment), "status": to}
+
+
+DEPLOYMENTS = Machine(
+    Deployment, DeploymentTransition, "deployment", ALLOWED_TRANSITIONS,
+    lambda d: f"deployment #{d.pk}", push=_pushed_move,
+)
 
 
 def transition(deployment: Deployment, to: str, reason: str = "") -> Deployment:
-    """Move the deployment to `to` if the state machine allows it from its current (re-read) status;
-    IllegalTransition otherwise. Records a DeploymentTransition and pushes the change after commit."""
+    """Move the deployment to `to` if the state machine allows it from its current (re-read, under
+    the row's lock) status; IllegalTransition otherwise. Records a DeploymentTransition and pushes
+    the change after commit (dice_console.statemachine)."""
+    now = timezone.now()
+    fields: dict = {}
+    if to in FINAL_STATUSES:
+        fields = {"finished": now, "message": reason}
     with transaction.atomic():
-        locked = Deployment.objects.select_for_update().get(pk=deployment.pk)
-        if not locked.can_transition(to):
-            raise IllegalTransition(
-                {"status": f"deployment #{locked.pk} cannot go from {locked.status} to {to}"}
-            )
-        now = timezone.now()
-        before = locked.status
-        locked.status = to
-        fields = ["status"]
-        if to == DeploymentStatus.DEPLOYING and locked.started is None:
-            locked.started = now
-            fields.append("started")
-        if to in FINAL_STATUSES:
-            locked.finished = now
-            locked.message = reason
-            fields += ["finished", "message"]
-        locked.save(update_fields=fields)
-        DeploymentTransition.objects.create(deployment=locked, from_status=before, to_status=to, reason=reason)
-        _push(locked)
-    for field in ("status", "started", "finished", "message"):
-        setattr(deployment, field, getattr(locked, field))
+        current = Deployment.objects.select_for_update().filter(pk=deployment.pk).values_list(
+            "status", "started", "message", "progress").first()
+        if current is None:
+            raise Deployment.DoesNotExist(f"deployment #{deployment.pk} no longer exists")
+        deployment.status, deployment.started, deployment.message, deployment.progress = current
+        if to == DeploymentStatus.DEPLOYING and deployment.started is None:
+            fields["started"] = now
+        if "message" in fields:
+            deployment.message = fields["message"]
+        DEPLOYMENTS.move_many([Move(deployment, to, reason, fields)],
+                              locked={deployment.pk: {"status": deployment.status}})
     return deployment
 
 

@@ -21,6 +21,12 @@ def overcommit_for(cluster, workspace: str) -> Overcommit:
     return clusters.overcommit_for(cluster, workspace)
 
 
+def node_selectors_for(cluster, workspace: str) -> dict[str, dict[str, str]]:
+    """The node labels each kind of workload of the workspace requires on the cluster (its nodes'
+    `dice/` labels, set on the cluster page)."""
+    return {kind: clusters.node_selector_for(cluster, workspace, kind) for kind in clusters.NODE_KINDS}
+
+
 def runtime_ref(runtime: Runtime) -> RuntimeRef:
     app = runtime.application
     project = app.project

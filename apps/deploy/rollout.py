@@ -26,10 +26,12 @@ from apps.deploy import bundles
 from apps.deploy.addons import addon_secrets
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
 from apps.deploy.deployments import IllegalTransition, parse_for, record_progress, transition
-from apps.deploy.executors import cluster_ref, executor_for, overcommit_for, runtime_ref
+from apps.deploy.executors import cluster_ref, executor_for, node_selectors_for, overcommit_for, runtime_ref
 from apps.deploy.models import Deployment, Runtime
+from apps.pipelines import services as pipeline_services
 from diceyml import DiceYml
-from scheduler.base import ExecutorError, GroupStatus, Health, ServiceGroup, ServiceStatus
+from diceyml.placeholders import secret_keys
+from scheduler.base import ExecutorError, GroupStatus, Health, ServiceGroup, ServiceStatus, status_changes
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +82,10 @@ def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
         overcommit=overcommit_for(cluster, runtime.workspace.kind),
         addon_secrets=addon_secrets(runtime, doc),
         cluster_name=cluster_ref(cluster).name,
+        # Project configs that the spec's ((KEY)) placeholders name; a missing one is refused
+        # by the executor with its name.
+        secret_configs=pipeline_services.config_values(runtime.application.project_id, secret_keys(doc)),
+        node_selectors=node_selectors_for(cluster, runtime.workspace.kind),
     )
 
 
@@ -177,15 +183,28 @@ def _apply(deployment_id: int) -> tuple[Deployment, DiceYml] | None:
 
 
 def _follow(deployment: Deployment, doc: DiceYml) -> dict:
-    """Poll the executor until every addon and service is ready; fail on a lasting degradation
-    (DICE_DEPLOY_DEGRADED_GRACE, 60 s) or when the rollout's time limit passes."""
+    """Follow the executor's status until every addon and service is ready; fail on a lasting
+    degradation (DICE_DEPLOY_DEGRADED_GRACE, 60 s) or when the rollout's time limit passes.
+
+    Event-driven: the status is read again when the executor reports a change (watches of the
+    namespace on Kubernetes, the supervisor's notifications on local), and at least every
+    DICE_DEPLOY_RECHECK_INTERVAL (5 s) for the heartbeat and a deployment cancelled meanwhile.
+    An executor that cannot report changes is polled every DICE_DEPLOY_POLL_INTERVAL (1 s)."""
     runtime = deployment.runtime
     executor, ref = executor_for(runtime.cluster), runtime_ref(runtime)
     order = start_order(doc)
     limit = timeout_for(doc)
     started = deployment.started or timezone.now()
     grace = _setting("DICE_DEPLOY_DEGRADED_GRACE", 60)
-    poll = _setting("DICE_DEPLOY_POLL_INTERVAL", 1.0)
+    recheck = _setting("DICE_DEPLOY_RECHECK_INTERVAL", HEARTBEAT)
+    changes = status_changes(executor, ref, _setting("DICE_DEPLOY_POLL_INTERVAL", 1.0))
+    try:
+        return _follow_changes(deployment, executor, ref, changes, order, limit, started, grace, recheck)
+    finally:
+        changes.close()
+
+
+def _follow_changes(deployment, executor, ref, changes, order, limit, started, grace, recheck) -> dict:
     degraded_since: float | None = None
     last_progress: dict | None = None
     last_beat = time.monotonic()
@@ -198,16 +217,19 @@ def _follow(deployment: Deployment, doc: DiceYml) -> dict:
         except ExecutorError as exc:
             status = GroupStatus(runtime=ref, health=Health.UNKNOWN, reason=str(exc))
         progress = progress_of(status, order)
-        if progress != last_progress:
-            record_progress(deployment, progress)  # also beats the heart
-            last_progress, last_beat = progress, time.monotonic()
-        elif time.monotonic() - last_beat >= HEARTBEAT:
-            Deployment.objects.filter(pk=deployment.pk).update(heartbeat=timezone.now())
-            last_beat = time.monotonic()
         try:
             if status.health == Health.HEALTHY:
+                # The healthy transition carries the final progress: one commit, one push.
+                Deployment.objects.filter(pk=deployment.pk, status__in=ACTIVE_STATUSES).update(progress=progress)
+                deployment.progress = progress
                 transition(deployment, S.HEALTHY, "every addon and service is ready")
                 return {"deployment": deployment.pk, "status": S.HEALTHY}
+            if progress != last_progress:
+                record_progress(deployment, progress)  # also beats the heart
+                last_progress, last_beat = progress, time.monotonic()
+            elif time.monotonic() - last_beat >= HEARTBEAT:
+                Deployment.objects.filter(pk=deployment.pk).update(heartbeat=timezone.now())
+                last_beat = time.monotonic()
             if status.health == Health.DEGRADED:
                 degraded_since = degraded_since or time.monotonic()
                 if time.monotonic() - degraded_since >= grace:
@@ -219,4 +241,8 @@ def _follow(deployment: Deployment, doc: DiceYml) -> dict:
         elapsed = (timezone.now() - started).total_seconds()
         if elapsed >= limit:
             return _fail(deployment, f"not healthy after {limit:.0f}s: {status.health} {status.reason}".strip())
-        time.sleep(poll)
+        # Wake up on a change, or when the heartbeat, the grace or the time limit is due.
+        due = [recheck, HEARTBEAT - (time.monotonic() - last_beat), limit - elapsed]
+        if degraded_since is not None:
+            due.append(grace - (time.monotonic() - degraded_since))
+        changes.wait(max(0.0, min(due)))

@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views import View
 
-from apps.deploy import deployments, filtersets, tables
+from apps.deploy import addons, deployments, filtersets, tables
 from apps.deploy.choices import ACTIVE_STATUSES
 from apps.deploy.forms import DeployForm, ScaleForm
 from apps.deploy.live import live_events, live_status
@@ -83,6 +83,7 @@ class RuntimeView(AppRuntimesMixin, View):
             "history": history,
             "releases": releases,
             "can_deploy": self.can_deploy(runtime),
+            "custom_addons": addons.custom_addons(runtime),
         })
 
 
@@ -125,6 +126,18 @@ class RuntimeActionView(AppRuntimesMixin, View):
         if self.action == "restart":
             deployments.restart(user, runtime, data.get("service", ""))
             return f"Restarting {data.get('service')}."
+        if self.action == "addon-values":
+            name = data.get("addon", "")
+            values = {}
+            for line in data.get("values", "").splitlines():
+                if not line.strip():
+                    continue
+                key, sep, value = line.partition("=")
+                if not sep:
+                    raise ValidationError([f"values: one KEY=VALUE per line; {line.strip()[:40]!r} has no '='"])
+                values[key.strip()] = value
+            keys = addons.set_custom_values(user, runtime, name, values)
+            return f"Set {', '.join(keys) or 'no values'} of custom addon {name}: deploy again to use them."
         if self.action == "stop":
             deployments.stop(user, runtime)
             return "Stopped every service (addons keep running). Deploy to start again."

@@ -31,4 +31,5 @@ urlpatterns = [
     _action("stop"),
     _action("rollback"),
     _action("cancel"),
+    _action("addon-values"),
 ]

@@ -8,7 +8,8 @@ on the console itself: echo, wait, manual-review, release and dice.
   run page or through the API; its `timeout` applies.
 - release: makes a Release from a dice.yml found in the run's context (param `dice_yml`, a path
   such as `${{ dirs.checkout }}/dice.yml`; default: dice.yml in the first git-checkout's
-  directory), with the image map `image`/`images`; outputs release_id and version.
+  directory), with the image map `image`/`images`; outputs release_id (and Erda's name for it,
+  releaseID) and version.
 - dice: deploys `release_id` onto a runtime (param `runtime`, default the pushed branch or main)
   of the run's workspace (param `workspace` to pick another) through apps.deploy.deployments,
   then follows the deployment every second (a Celery countdown) until it is healthy (success)
@@ -17,12 +18,15 @@ on the console itself: echo, wait, manual-review, release and dice.
   workspace) through apps.clusters.ops_pipeline, stores the report, logs each finding the run's
   actor may see and outputs their counts by severity (critical, warning, info, unknown) plus
   report_id; with `fail_on: critical` (or `warning`) the step fails when such findings exist.
+- snippet: another pipeline.yml called as an action (Erda). Accepted and planned, but not run
+  by this console yet: the task fails at once with a message that says so (no retry).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from django.utils import timezone
@@ -46,7 +50,7 @@ def start(task: TaskRun, run: PipelineRun, action, params: dict, ctx, masker) ->
     task.started = task.started or now
     handler = {
         "echo": _echo, "wait": _wait, "manual-review": _manual_review, "release": _release, "dice": _dice,
-        "cluster-inspect": _cluster_inspect,
+        "cluster-inspect": _cluster_inspect, "snippet": _snippet,
     }[task.type]
     try:
         handler(task, run, action, params, ctx, masker)
@@ -122,7 +126,7 @@ def reconcile(task: TaskRun, run: PipelineRun) -> None:
         _tasks().finish_wait.apply_async((task.pk, task.attempt), countdown=left)
     elif task.type == "dice" and (task.outputs or {}).get("deployment_id"):
         _tasks().check_deployment.apply_async((task.pk, task.attempt), countdown=0)
-    elif task.type in ("echo", "release", "dice", "cluster-inspect") and task.started is None:
+    elif task.type in ("echo", "release", "dice", "cluster-inspect", "snippet") and task.started is None:
         _tasks().run_task.delay(task.pk)
 
 
@@ -147,6 +151,19 @@ def _dice_yml_path(params: dict, ctx) -> Path:
     raise ValueError("no dice.yml: give the param dice_yml (e.g. ${{ dirs.checkout }}/dice.yml)")
 
 
+def _read_step_file(path: Path, dirs: Path) -> str:
+    """A file a step left in the run's directories, read by the console (as its own user): only
+    from there, never through a link leading elsewhere (a step could point it at the console's
+    keys or another tenant's files)."""
+    real, base = os.path.realpath(path), os.path.realpath(dirs)
+    if os.path.commonpath([real, base]) != base:
+        raise ValueError(f"{path} is not in the run's directories ({dirs}): the console reads a step's files "
+                         "only from there")
+    fd = os.open(real, os.O_RDONLY | os.O_NOFOLLOW)
+    with os.fdopen(fd, encoding="utf-8") as fh:
+        return fh.read()
+
+
 def _images(params: dict) -> dict:
     raw = params.get("images", params.get("image")) or {}
     if isinstance(raw, str):
@@ -168,14 +185,30 @@ def _release(task, run, action, params, ctx, masker) -> None:
         if not path.is_file():
             raise ValueError(f"no dice.yml at {path}: the step that should have left it there did not "
                              f"(on Kubernetes, is DICE_CONSOLE_URL set so steps upload their directories?)")
-        text = path.read_text(encoding="utf-8")
+        text = _read_step_file(path, steps.dirs_root(run.pk))
         extra = str(params.get("description") or "").strip()
         existing = deploy_services.create_release(
             _actor(run), run.application, spec_text=text, images=_images(params), source_name=path.name,
             pipeline_run_id=run.pk, description=f"{marker}" + (f": {extra}" if extra else ""),
         )
         steps.append_lines(task, [f"created release {existing} (id {existing.pk}) from {path}"])
-    _done(task, {"release_id": str(existing.pk), "version": str(existing.version)})
+    release_id = str(existing.pk)
+    _done(task, {"release_id": release_id, "releaseID": release_id, "version": str(existing.version)})
+
+
+SNIPPET_NOT_RUN = (
+    "snippet actions (another pipeline.yml called as an action) are accepted and planned, but this "
+    "console does not run them yet: run {what} as a pipeline of its own, or inline its stages here"
+)
+
+
+def _snippet(task, run, action, params, ctx, masker) -> None:
+    config = action.snippet_config
+    what = f"'{config.name}'" + (f" from {config.source}" if config.source else "") if config and config.name else "it"
+    message = SNIPPET_NOT_RUN.format(what=what)
+    steps.append_lines(task, [message])
+    engine.conclude(task, TaskStatus.FAILED, message, retry=False)
+    engine.dispatch(run.pk)
 
 
 def _dice(task, run, action, params, ctx, masker) -> None:

@@ -74,6 +74,8 @@ class TriggerKind(models.TextChoices):
     CRON = "cron", "Cron"
     # A git push webhook matched `on.push`.
     PUSH = "push", "Git push"
+    # A merge (pull) request webhook matched `on.merge`.
+    MERGE = "merge", "Merge request"
     # Started by re-running an earlier run.
     RERUN = "rerun", "Re-run"
 

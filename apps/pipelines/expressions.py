@@ -2,8 +2,10 @@
 
 Substitution (params, commands, image, envs of an action):
   ${{ outputs.<alias>.<key> }}, ${{ params.<name> }}, ${{ configs.<key> }}, ${{ dirs.<alias> }},
-  ${{ triggers.<event>.<field> }}, and the legacy ${<alias>:OUTPUT:<key>} and ${<alias>} (a
-  directory only when <alias> is an action of the pipeline; otherwise left for the shell).
+  ${{ triggers.<event>.<field> }}, ${{ random.<kind> }} (a fresh value each time), the output
+  suffixes .escape, .wrap_single_quotes and .wrap_double_quotes (pipelineyml.randoms), and the
+  legacy ${<alias>:OUTPUT:<key>} and ${<alias>} (a directory only when <alias> is an action of the
+  pipeline; otherwise left for the shell).
 
 Conditions (`if:`): references are substituted as values, then the text is evaluated with
   ==, != (string comparison; quotes optional), && , ||, ! and parentheses; the words true/false.
@@ -19,10 +21,12 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipelineyml.randoms import apply_suffix, random_value
+
 _NEW = re.compile(r"\$\{\{(.*?)\}\}", re.DOTALL)
 _OLD = re.compile(r"\$\{([^{}]+)\}")
 _DOTTED = re.compile(r"^[\w-]+(?:\.[\w-]+)*$")
-NAMESPACES = ("outputs", "params", "configs", "triggers", "dirs")
+NAMESPACES = ("outputs", "params", "configs", "triggers", "dirs", "random")
 _PATH = re.compile(r"(?<![\w.'\"-])(?:" + "|".join(NAMESPACES) + r")(?:\.[\w-]+)+")
 FALSY = frozenset({"", "false", "0", "no", "off", "null", "none"})
 
@@ -62,18 +66,16 @@ class Context:
             if produced is None:
                 raise ResolveError(f"action '{alias}' has no outputs in this run (did it run?)")
             value = _text(produced.get(key, ""))
-            modifier = rest[2] if len(rest) > 2 else None
-            if modifier == "wrap_single_quotes":
-                return "'" + value.replace("'", "'\\''") + "'"
-            if modifier == "wrap_double_quotes":
-                return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-            if modifier == "escape":
-                return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-            return value
+            return apply_suffix(value, rest[2] if len(rest) > 2 else None)
         if ns == "dirs" and len(rest) == 1:
             if rest[0] not in self.dirs:
                 raise ResolveError(f"no directory for action '{rest[0]}'")
             return self.dirs[rest[0]]
+        if ns == "random" and len(rest) == 1:
+            try:
+                return random_value(rest[0])
+            except ValueError as exc:
+                raise ResolveError(str(exc)) from None
         if ns == "triggers" and len(rest) == 2:
             return _text(self.triggers.get(rest[0], {}).get(rest[1], ""))
         raise ResolveError(f"cannot resolve '{path}'")

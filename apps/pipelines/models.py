@@ -238,10 +238,11 @@ class CacheEntry(models.Model):
 
 
 class BranchRule(models.Model):
-    """Which workspace a git branch (fnmatch pattern) deploys to, for push-triggered runs."""
+    """Which workspace a git branch (a glob: `*` stops at `/`, `**` does not) deploys to, for
+    push-triggered runs."""
 
     project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="branch_rules")
-    pattern = models.CharField(max_length=200, help_text="fnmatch pattern, e.g. main or feature/*")
+    pattern = models.CharField(max_length=200, help_text="glob pattern, e.g. main, feature/* or release/**")
     workspace = models.CharField(max_length=10, choices=WorkspaceKind.choices)
     priority = models.IntegerField(default=100, help_text="Lower is tried first")
     created = models.DateTimeField(auto_now_add=True)
@@ -256,3 +257,20 @@ class BranchRule(models.Model):
     @property
     def organization(self):
         return self.project.organization
+
+
+class WebhookDelivery(models.Model):
+    """A webhook delivery already received (the provider's delivery id), so a replay within a day
+    starts nothing. Rows older than a day are deleted as new deliveries arrive."""
+
+    application = models.ForeignKey("projects.Application", on_delete=models.CASCADE, related_name="+")
+    provider = models.CharField(max_length=10)
+    delivery_id = models.CharField(max_length=100)
+    received = models.DateTimeField(db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["application", "provider", "delivery_id"],
+                                               name="webhook_delivery_once")]
+
+    def __str__(self):
+        return f"{self.provider} delivery {self.delivery_id}"

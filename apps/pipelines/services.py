@@ -14,6 +14,7 @@ from apps.projects import permissions as perms
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application, Project
 from pipelineyml import PipelineYml, parse_pipeline_yml
+from pipelineyml.globs import check_glob
 from speckit import SpecInvalid
 
 MAX_SOURCE = 1024 * 1024
@@ -192,6 +193,15 @@ def set_config(user, project: Project, *, key: str, value: str, secret: bool = F
 
 
 @transaction.atomic
+def config_values(project_id: int, keys) -> dict[str, str]:
+    """The plain values of the project's configs among `keys` (for a deployment's ((KEY)) envs:
+    the deploy code hands them to the cluster, never to a page or the audit log)."""
+    wanted = set(keys)
+    if not wanted:
+        return {}
+    return {c.key: c.plain_value() for c in ProjectConfig.objects.filter(project_id=project_id, key__in=wanted)}
+
+
 def delete_config(user, config: ProjectConfig) -> None:
     _require(user, perms.CHANGE, config.project)
     audit.record(user, "delete", config, before={"id": config.pk, "key": config.key})
@@ -204,7 +214,9 @@ def save_branch_rule(user, project: Project, *, pattern: str, workspace: str, pr
     _require(user, perms.CHANGE, project)
     pattern = pattern.strip()
     if not pattern:
-        raise ValidationError({"pattern": "give a branch pattern (fnmatch), e.g. main or feature/*"})
+        raise ValidationError({"pattern": "give a branch pattern (glob), e.g. main, feature/* or release/**"})
+    if (problem := check_glob(pattern)) is not None:
+        raise ValidationError({"pattern": problem})
     rule = rule or BranchRule(project=project)
     rule.pattern, rule.workspace, rule.priority = pattern, workspace_kind(workspace), priority
     if BranchRule.objects.filter(project=project, pattern=pattern).exclude(pk=rule.pk).exists():

@@ -20,6 +20,11 @@ from pipelineyml import Action, PipelineYml, parse_pipeline_yml
 from scheduler.base import ClusterRef, Executor, JobSpec, JobState, JobStatus, dns_label
 
 AGENT_ROOT = str(Path(__file__).resolve().parents[2])  # the directory holding the `agent` package
+AGENT_DIR = os.path.join(AGENT_ROOT, "agent")
+# The agent's interpreter: the console's own, without its virtualenv (the agent is standard library
+# only), and the installation it needs (mounted read-only in a local step's sandbox unless /usr has it).
+AGENT_PYTHON = os.path.realpath(sys.executable)
+AGENT_MOUNTS = {AGENT_DIR: "ro", **({} if sys.base_prefix.startswith("/usr/") else {sys.base_prefix: "ro"})}
 TIMEOUT_GRACE = 30  # seconds the cluster waits beyond the agent's own timeout before killing the job
 
 
@@ -94,6 +99,17 @@ def cluster_of(run: PipelineRun) -> ClusterRef:
     workspace = Workspace.objects.select_related("cluster").get(project_id=run.application.project_id,
                                                                 kind=run.workspace)
     return cluster_ref(workspace.cluster)
+
+
+def step_node_selector(run: PipelineRun) -> dict[str, str]:
+    """The node labels a step's pod requires: the run's workspace's and the job role's `dice/`
+    labels, when nodes of the cluster carry them (apps.clusters.services.node_selector_for)."""
+    from apps.clusters.services import node_selector_for
+    from apps.projects.models import Workspace
+
+    workspace = Workspace.objects.select_related("cluster").get(project_id=run.application.project_id,
+                                                                kind=run.workspace)
+    return node_selector_for(workspace.cluster, run.workspace, "job")
 
 
 def executor_for(run: PipelineRun) -> Executor:
@@ -208,12 +224,18 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
     if getattr(executor, "kind", "") == "kubernetes":
         return launch_kubernetes(executor, run, task, spec, action)
     # text paths and no file written here: a stage of 100 is accepted in one thread, each µs counts
-    spec_path = f"{step_folder(task)}/spec.json"
+    folder = step_folder(task)
+    spec_path = f"{folder}/spec.json"
     timeout = spec["timeout"] + TIMEOUT_GRACE if spec["timeout"] else None
+    # What the step's sandbox shows of the host (the local cluster's): its folder (spec, metafile,
+    # result), its directory and those it may use, its project's cache archives, the agent's code.
+    mounts = {folder: "rw", **dict.fromkeys(spec["dirs"].values(), "rw"), **AGENT_MOUNTS}
+    for cache in spec["caches"]:
+        mounts[os.path.dirname(cache["archive"])] = "rw"
     job = JobSpec(
         name=task.job_name,
         image=action.image or "",
-        command=[sys.executable, "-S", "-m", "agent", "run", "--spec", spec_path],  # stdlib only
+        command=[AGENT_PYTHON, "-S", "-m", "agent", "run", "--spec", spec_path],  # stdlib only
         envs={"PYTHONPATH": AGENT_ROOT},
         workdir=spec["workdir"],
         cpu=action.resources.cpu or 0.1,
@@ -222,6 +244,8 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
         labels={"dice.io/pipeline-run": str(run.pk), "dice.io/task": dns_label(task.alias)},
         namespace=job_namespace(run),
         files={spec_path: json.dumps(spec)},  # json.dump never uses the C encoder
+        tenant=run.application.project.organization.slug,
+        mounts=mounts,
     )
     return executor.run_job(job)
 
@@ -230,8 +254,12 @@ def launch(executor: Executor, run: PipelineRun, task: TaskRun, spec: dict, acti
 
 
 def read_result(task: TaskRun) -> dict | None:
+    """The agent's result file. The step's uid owns its folder: a link there is refused, so a step
+    cannot make the console read another file (another run's result, the console's own)."""
     try:
-        return json.loads((step_dir(task) / "result.json").read_text())
+        fd = os.open(step_dir(task) / "result.json", os.O_RDONLY | os.O_NOFOLLOW)
+        with os.fdopen(fd) as fh:
+            return json.loads(fh.read())
     except (OSError, ValueError):
         return None
 
@@ -479,7 +507,7 @@ def kubernetes_step_objects(run: PipelineRun, task: TaskRun, spec: dict, action:
     job = job_manifest(JobSpec(
         name=name, image=image, command=["/bin/sh", f"{SPEC_MOUNT}/run.sh"], workdir=spec["workdir"],
         cpu=action.resources.cpu or 0.1, mem=action.resources.mem or 256, timeout=timeout, labels=labels,
-        namespace=namespace,
+        namespace=namespace, node_selector=step_node_selector(run),
     ), namespace)
     pod = job["spec"]["template"]["spec"]
     step = pod["containers"][0]

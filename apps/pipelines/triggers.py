@@ -1,25 +1,35 @@
 """Triggers other than a person: cron (one django-celery-beat PeriodicTask per definition) and git
-push webhooks (GitHub, GitLab, Gitea), matched against `on.push` and the project's branch rules.
+webhooks (GitHub, GitLab, Gitea; read by apps.pipelines.webhooks), matched against `on.push`,
+`on.merge` and the project's branch rules.
 
 Webhook secret: the project config `webhook_secret` (make it secret). A push is matched like this:
-the definition's `on.push.branches` (or `tags`) fnmatch the pushed branch (tag); then the
-project's branch rules, lowest priority first, give the workspace. A project without any branch
-rule runs pushes in DEV; a project with rules runs nothing for a branch no rule matches.
+the definition's `on.push.branches` (or `tags`) match the pushed branch (tag) by the providers'
+glob rules (pipelineyml.globs: `*` stops at `/`, `**` does not); then the project's branch
+rules, lowest priority first, give the workspace. A project without any branch rule runs pushes
+in DEV; a project with rules runs nothing for a branch no rule matches. A merge request whose
+target branch `on.merge.branches` lists runs in DEV (its code is not reviewed yet). A push that
+deletes a branch starts nothing: it removes the branch's runtime in DEV or TEST, if one runs.
 """
 
 from __future__ import annotations
 
-import fnmatch
-import hashlib
-import hmac
 import json
+import logging
+import re
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 
 from apps.pipelines.choices import TriggerKind
-from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig
+from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, WebhookDelivery
+from apps.pipelines.webhooks import GitEvent
 from pipelineyml import PipelineYml
+from pipelineyml.globs import glob_match, matches_any
 
 WEBHOOK_SECRET_KEY = "webhook_secret"
-PROVIDERS = ("github", "gitlab", "gitea")
+DELIVERY_MEMORY = timedelta(days=1)  # a delivery id seen within this is a replay
+log = logging.getLogger(__name__)
 
 
 # ---- cron ------------------------------------------------------------------------------------
@@ -29,30 +39,76 @@ def cron_task_name(definition: PipelineDefinition) -> str:
     return f"pipeline-definition-{definition.pk}"
 
 
+MIN_INTERVAL = 60  # seconds: the shortest `@every` a definition may ask for
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1, "m": 60, "h": 3600}
+
+
 def crontab_fields(cron: str) -> dict[str, str]:
-    """5 fields (minute hour day month weekday), or 6 with seconds first (dropped); `?` is `*`."""
+    """5 fields (minute hour day month weekday), 6 with seconds first (dropped: beat ticks by the
+    minute), or 7 with a year last (only `*`/`?`: a crontab cannot name years); `?` is `*`.
+    ValueError naming the problem for anything a crontab schedule cannot express."""
     if cron.startswith("@"):
         presets = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *",
                    "@weekly": "0 0 * * 0", "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}
-        cron = presets.get(cron, cron)
+        if cron not in presets:
+            raise ValueError(f"cron {cron!r}: unknown descriptor")
+        cron = presets[cron]
     parts = [p.replace("?", "*") for p in cron.split()]
+    if len(parts) == 7:
+        if parts[6] != "*":
+            raise ValueError(f"cron {cron!r}: the year field must be * or ? (a schedule cannot be limited to years)")
+        parts = parts[:6]
     if len(parts) == 6:
         parts = parts[1:]
+    if len(parts) != 5:
+        raise ValueError(f"cron {cron!r}: expected 5, 6 or 7 fields, found {len(parts)}")
     minute, hour, day, month, weekday = parts
     return {"minute": minute, "hour": hour, "day_of_month": day, "month_of_year": month, "day_of_week": weekday}
 
 
+def every_seconds(cron: str) -> float | None:
+    """`@every 1h30m` as seconds; None when `cron` is not an `@every`."""
+    text = cron.strip()
+    if not text.startswith("@every"):
+        return None
+    duration = text.removeprefix("@every").strip()
+    total, pos = 0.0, 0
+    for match in re.finditer(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)", duration):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(duration) or not duration:
+        raise ValueError(f"cron {cron!r}: `@every` takes a duration such as 30m or 1h30m")
+    return total
+
+
 def sync_cron(definition: PipelineDefinition, pipeline: PipelineYml) -> None:
-    """Create, update or remove the definition's periodic task to match its `cron`."""
-    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+    """Create, update or remove the definition's periodic task to match its `cron`.
+
+    ValidationError (a 400 naming `cron`) for a schedule beat cannot run: an `@every` shorter than
+    MIN_INTERVAL, or a Quartz year other than `*`."""
+    from django.core.exceptions import ValidationError
+    from django_celery_beat.models import CrontabSchedule, IntervalSchedule, PeriodicTask
 
     if not pipeline.cron:
         remove_cron(definition)
         return
-    schedule, _ = CrontabSchedule.objects.get_or_create(**crontab_fields(pipeline.cron), timezone="UTC")
+    try:
+        seconds = every_seconds(pipeline.cron)
+        if seconds is not None and seconds < MIN_INTERVAL:
+            raise ValueError(f"cron {pipeline.cron!r}: runs at most once every {MIN_INTERVAL} seconds")
+        fields = crontab_fields(pipeline.cron) if seconds is None else None
+    except ValueError as exc:
+        raise ValidationError({"cron": str(exc)}) from None
+    if seconds is not None:
+        interval, _ = IntervalSchedule.objects.get_or_create(every=int(seconds), period=IntervalSchedule.SECONDS)
+        defaults = {"interval": interval, "crontab": None}
+    else:
+        defaults = {"crontab": CrontabSchedule.objects.get_or_create(**fields, timezone="UTC")[0], "interval": None}
     PeriodicTask.objects.update_or_create(
         name=cron_task_name(definition),
-        defaults={"task": "dice.pipelines.cron_run", "crontab": schedule, "interval": None,
+        defaults={"task": "dice.pipelines.cron_run", **defaults,
                   "args": json.dumps([definition.pk]), "enabled": True},
     )
 
@@ -68,7 +124,7 @@ def workspace_for_branch(project_id: int, branch: str | None) -> str | None:
     if not rules:
         return "DEV"
     for rule in rules:
-        if branch is not None and fnmatch.fnmatchcase(branch, rule.pattern):
+        if branch is not None and glob_match(rule.pattern, branch):
             return rule.workspace
     return None
 
@@ -90,83 +146,130 @@ def run_from_cron(definition_id: int) -> PipelineRun | None:
 # ---- webhooks --------------------------------------------------------------------------------
 
 
-class BadSignature(Exception):
-    """The request is not signed with the project's webhook secret."""
-
-
 def webhook_secret(project_id: int) -> str | None:
     config = ProjectConfig.objects.filter(project_id=project_id, key=WEBHOOK_SECRET_KEY).first()
     return config.plain_value() if config else None
 
 
-def verify(provider: str, secret: str | None, headers, body: bytes) -> None:
-    if not secret:
-        raise BadSignature("the project has no webhook_secret config")
-    if provider == "github":
-        given = headers.get("X-Hub-Signature-256", "")
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    elif provider == "gitea":
-        given = headers.get("X-Gitea-Signature", "")
-        expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    elif provider == "gitlab":
-        given, expected = headers.get("X-Gitlab-Token", ""), secret
-    else:
-        raise BadSignature(f"unknown provider {provider!r}")
-    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise BadSignature("signature mismatch")
+def remember_delivery(application, provider: str, delivery: str) -> WebhookDelivery | None:
+    """Record a delivery id; None when the same id came within DELIVERY_MEMORY (a replay).
 
-
-def push_event(provider: str, headers, payload: dict) -> dict | None:
-    """The push as trigger values (event, provider, branch or tag, commit, repo, author, message);
-    None for other events."""
-    event = (headers.get("X-GitHub-Event") or headers.get("X-Gitea-Event") or headers.get("X-Gitlab-Event") or "")
-    if event.lower() not in ("push", "push hook", "tag push hook"):
+    Old ids are forgotten as new ones arrive, so the table holds about a day of deliveries."""
+    now = timezone.now()
+    WebhookDelivery.objects.filter(received__lt=now - DELIVERY_MEMORY).delete()
+    try:
+        with transaction.atomic():
+            return WebhookDelivery.objects.create(application=application, provider=provider,
+                                                  delivery_id=delivery, received=now)
+    except IntegrityError:
         return None
-    ref = str(payload.get("ref") or "")
-    branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else None
-    tag = ref.removeprefix("refs/tags/") if ref.startswith("refs/tags/") else None
-    repo = payload.get("repository") or payload.get("project") or {}
-    head = payload.get("head_commit") or (payload.get("commits") or [{}])[-1] or {}
-    author = (head.get("author") or {}).get("name") or payload.get("user_name") or (payload.get("pusher") or {}).get("name", "")
-    return {
-        "event": "push", "provider": provider, "ref": ref, "branch": branch or "", "tag": tag or "",
-        "commit": payload.get("after") or payload.get("checkout_sha") or "",
-        "repo": repo.get("clone_url") or repo.get("git_http_url") or repo.get("http_url") or "",
-        "author": author, "message": head.get("message", ""),
-    }
 
 
-def matches_push(pipeline: PipelineYml, push: dict) -> bool:
+def matches_push(pipeline: PipelineYml, push: GitEvent) -> bool:
     on = pipeline.on.push if pipeline.on else None
     if on is None:
         return False
-    if push["branch"]:
-        return any(fnmatch.fnmatchcase(push["branch"], pattern) for pattern in on.branches)
-    if push["tag"]:
-        return any(fnmatch.fnmatchcase(push["tag"], pattern) for pattern in on.tags)
+    if push.branch:
+        return matches_any(on.branches, push.branch)
+    if push.tag:
+        return matches_any(on.tags, push.tag)
     return False
 
 
-def runs_for_push(application, push: dict) -> tuple[list[PipelineRun], list[str]]:
-    """Start a run of every definition of the application whose `on.push` matches."""
-    from apps.pipelines import services, steps
+def matches_merge(pipeline: PipelineYml, merge: GitEvent) -> bool:
+    on = pipeline.on.merge if pipeline.on else None
+    return on is not None and matches_any(on.branches, merge.target_branch)
 
-    started, notes = [], []
-    for definition in PipelineDefinition.objects.filter(application=application):
-        fake_run = PipelineRun(source=definition.source, name=definition.name)
+
+def _definitions(application, notes: list[str]):
+    from apps.pipelines import steps
+
+    for definition in PipelineDefinition.objects.filter(application=application).select_related("created_by"):
         try:
-            pipeline = steps.pipeline_of(fake_run)
+            pipeline = steps.pipeline_of(PipelineRun(source=definition.source, name=definition.name))
         except Exception:
             notes.append(f"{definition.name}: invalid pipeline.yml")
             continue
+        yield definition, pipeline
+
+
+def runs_for_push(application, push: GitEvent) -> tuple[list[PipelineRun], list[str]]:
+    """Start a run of every definition of the application whose `on.push` matches."""
+    from apps.pipelines import services
+
+    started, notes = [], []
+    for definition, pipeline in _definitions(application, notes):
         if not matches_push(pipeline, push):
-            notes.append(f"{definition.name}: on.push does not match {push['branch'] or push['tag']}")
+            notes.append(f"{definition.name}: on.push does not match {push.branch or push.tag}")
             continue
-        workspace = workspace_for_branch(application.project_id, push["branch"] or None)
+        workspace = workspace_for_branch(application.project_id, push.branch or None)
         if workspace is None:
-            notes.append(f"{definition.name}: no branch rule matches {push['branch']}")
+            notes.append(f"{definition.name}: no branch rule matches {push.branch}")
             continue
         started.append(services.start_run(
             definition.created_by, application, definition=definition, workspace=workspace,
-            trigger=TriggerKind.PUSH, trigger_payload=push, check_perms=False))
+            trigger=TriggerKind.PUSH, trigger_payload=push.payload(), check_perms=False))
     return started, notes
+
+
+def runs_for_merge(application, merge: GitEvent) -> tuple[list[PipelineRun], list[str]]:
+    """Start a run (in DEV) of every definition whose `on.merge.branches` lists the target branch."""
+    from apps.pipelines import services
+
+    started, notes = [], []
+    for definition, pipeline in _definitions(application, notes):
+        if not matches_merge(pipeline, merge):
+            notes.append(f"{definition.name}: on.merge does not match {merge.target_branch}")
+            continue
+        started.append(services.start_run(
+            definition.created_by, application, definition=definition, workspace="DEV",
+            trigger=TriggerKind.MERGE, trigger_payload=merge.payload(), check_perms=False))
+    return started, notes
+
+
+def branch_runtime_name(branch: str) -> str:
+    """The runtime a branch's pipeline deploys to (the `dice` action's default name)."""
+    return branch.lower().replace("/", "-")
+
+
+# Workspaces whose runtimes a branch deletion may remove; STAGING and PROD are left to people.
+TEARDOWN_WORKSPACES = ("DEV", "TEST")
+
+
+def teardown_for_deletion(application, deletion: GitEvent) -> list[str]:
+    """A deleted branch starts nothing; the runtime its pipelines deployed (named after it, in the
+    workspace its branch rule gives) is removed when that is DEV or TEST. Returns what was done."""
+    from apps.deploy import deployments
+    from apps.deploy.models import Runtime
+
+    if not deletion.branch:
+        return [f"tag {deletion.tag} deleted: nothing to run"]
+    name = branch_runtime_name(deletion.branch)
+    notes = [f"branch {deletion.branch} deleted: no run started"]
+    workspace = workspace_for_branch(application.project_id, deletion.branch)
+    runtime = None
+    if workspace is not None and name != "main":
+        runtime = (Runtime.objects.filter(application=application, workspace__kind=workspace, name=name)
+                   .select_related("workspace", "application__project__organization").first())
+    if runtime is None:
+        notes.append(f"no runtime {name!r} of this branch runs: nothing to remove")
+        return notes
+    if workspace not in TEARDOWN_WORKSPACES:
+        notes.append(f"runtime {name} in {workspace} left running: a branch deletion removes only "
+                     f"{' and '.join(TEARDOWN_WORKSPACES)} runtimes")
+        return notes
+    actor = _runtime_actor(runtime)
+    try:
+        deployments.delete_runtime(actor, runtime)
+    except Exception as exc:  # a refused permission or an unreachable cluster: say so, start nothing
+        log.warning("webhook: could not remove runtime %s: %s", runtime.pk, exc)
+        notes.append(f"runtime {name} in {workspace} could not be removed: {exc}")
+        return notes
+    notes.append(f"runtime {name} in {workspace} removed")
+    return notes
+
+
+def _runtime_actor(runtime):
+    """Who removes it: whoever made its latest deployment (they deployed it, so they may remove it)."""
+    latest = runtime.deployments.exclude(created_by=None).select_related("created_by").first()
+    return latest.created_by if latest else None

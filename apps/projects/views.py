@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
 
+from apps.clusters import services as cluster_services
 from apps.projects import filtersets, permissions, scope, services, tables
 from apps.projects.choices import Role
 from apps.projects.forms import (
@@ -73,6 +74,10 @@ class OrganizationListView(ObjectListView):
 
     def get_queryset(self):
         return super().get_queryset().annotate(project_count=Count("projects"))
+
+    def extra_context(self):
+        # The console's first page: say so when tenant code is not kept from the console and each other.
+        return {"isolation_warning": cluster_services.isolation_warning()}
 
 
 class ProjectListView(ObjectListView):

@@ -38,7 +38,7 @@ class Handler(BaseHTTPRequestHandler):
                     return self._send(200, {"redis": db.call("PING"), "pid": os.getpid()})
                 if self.path == "/entries":
                     entries = [json.loads(e) for e in db.call("LRANGE", KEY, 0, -1)]
-                    return self._send(200, {"entries": entries, "served_by": os.getpid()})
+                    return self._send(200, {"entries": entries, "served_by": f"{socket.gethostname()}/{os.getpid()}"})
         except (OSError, RedisError) as exc:
             return self._send(503, {"error": f"redis: {exc}"})
         self._send(404, {"error": "not found"})

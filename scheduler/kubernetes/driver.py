@@ -33,7 +33,10 @@ from scheduler.base import (
     dns_label,
 )
 from scheduler.kubernetes import jobrun
+from scheduler.kubernetes.addons import health as addon_health
+from scheduler.kubernetes.changes import NamespaceChanges
 from scheduler.kubernetes.meta import (
+    ADDON_LABEL,
     FIELD_MANAGER,
     MANAGED_BY,
     RESTART_ANNOTATION,
@@ -173,12 +176,29 @@ class KubernetesExecutor:
     ) -> list[dict]:
         if operators is None:
             operators = self.operators()
-        return render_group(group, self.cluster, operators=operators, warnings=warnings)
+        return render_group(group, self.cluster, operators=operators, warnings=warnings,
+                            keep_builtin=self.builtin_addons(group.runtime.namespace))
+
+    def builtin_addons(self, ns: str) -> set[str]:
+        """Addons of the namespace that run as our built-in StatefulSet (ours: labelled, not owned
+        by an operator's resource). They stay built-in when an operator's CRD appears later: the
+        operator would start an empty database beside the data (and its Secret type differs)."""
+        try:
+            items = _items(self.apps.list_namespaced_stateful_set, ns, label_selector=f"{SELECTOR},{ADDON_LABEL}")
+        except ApiException as exc:
+            if exc.status == 404:
+                return set()
+            raise ExecutorError(f"listing the StatefulSets of {ns}: {_reason(exc)}")
+        return {item["metadata"]["labels"][ADDON_LABEL] for item in items
+                if not item["metadata"].get("ownerReferences")}
 
     def apply(self, group: ServiceGroup) -> None:
         operators = self.operators()
         manifests = self.render(group, operators=operators)
         namespace = manifests[0]["metadata"]["name"]
+        # status() reads the operators' resources listed here (one GET each, no discovery).
+        manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
+            addon_health.addon_resources(manifests), separators=(",", ":"))
         applied: set[tuple[str, str, str]] = set()
         for obj in manifests:
             self._apply_one(obj)
@@ -226,7 +246,7 @@ class KubernetesExecutor:
     def _snapshot(self, runtime: RuntimeRef) -> GroupStatus:
         ns = runtime.namespace
         try:
-            self.core.read_namespace(ns)
+            namespace = json.loads(self.core.read_namespace(ns, _preload_content=False).data)
         except ApiException as exc:
             if exc.status == 404:
                 return group_status(runtime, False, [], [], [])
@@ -234,7 +254,48 @@ class KubernetesExecutor:
         workloads = self._workloads(ns)
         pods = _items(self.core.list_namespaced_pod, ns)
         events = _items(self.core.list_namespaced_event, ns)
-        return group_status(runtime, True, workloads, pods, events)
+        custom = {addon: self._custom_status(ns, kind, name, addon)
+                  for kind, name, addon in addon_health.recorded(namespace)}
+        ingresses = _items(client.NetworkingV1Api(self.api).list_namespaced_ingress, ns, label_selector=SELECTOR)
+        return group_status(runtime, True, workloads, pods, events, custom=custom, ingresses=ingresses)
+
+    def _read(self, reader, *args) -> dict | None:
+        try:
+            return json.loads(reader(*args, _preload_content=False).data)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def _custom_status(self, ns: str, kind: addon_health.CustomKind, name: str, addon: str):
+        """An operator-backed addon's status from its resource (and, for operators that report
+        nothing, the StatefulSet they made of the same name)."""
+        custom = client.CustomObjectsApi(self.api)
+        obj = self._read(custom.get_namespaced_custom_object, kind.group, kind.version, ns, kind.plural, name)
+        sts = None
+        if obj is not None and kind.kind in ("Redis", "RedisReplication"):
+            sts = self._read(self.apps.read_namespaced_stateful_set, name, ns)
+        return addon_health.custom_status(addon, kind, obj, sts)
+
+    def watch_status(self, runtime: RuntimeRef) -> NamespaceChanges:
+        """Wake-ups on every change of what status() reads: the namespace's workloads, pods and
+        events, and the addons' custom resources."""
+        ns = runtime.namespace
+        listers: list[tuple[Callable, tuple]] = [
+            (self.apps.list_namespaced_deployment, (ns,)),
+            (self.apps.list_namespaced_daemon_set, (ns,)),
+            (self.apps.list_namespaced_stateful_set, (ns,)),
+            (self.core.list_namespaced_pod, (ns,)),
+            (self.core.list_namespaced_event, (ns,)),
+        ]
+        try:
+            namespace = self._read(self.core.read_namespace, ns) or {}
+        except ApiException:
+            namespace = {}
+        custom = client.CustomObjectsApi(self.api)
+        for kind in {k for k, _, _ in addon_health.recorded(namespace)}:
+            listers.append((custom.list_namespaced_custom_object, (kind.group, kind.version, ns, kind.plural)))
+        return NamespaceChanges(listers, ns)
 
     def _workloads(self, ns: str) -> list[dict]:
         out = []

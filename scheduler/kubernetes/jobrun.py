@@ -39,13 +39,10 @@ def job_manifest(job: JobSpec, namespace: str) -> dict[str, Any]:
         container["command"] = list(job.command)
     if job.workdir:
         container["workingDir"] = job.workdir
-    spec: dict[str, Any] = {
-        "backoffLimit": 0,
-        "template": {
-            "metadata": {"labels": labels},
-            "spec": {"restartPolicy": "Never", "containers": [container], "enableServiceLinks": False},
-        },
-    }
+    pod: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], "enableServiceLinks": False}
+    if job.node_selector:
+        pod["nodeSelector"] = dict(job.node_selector)
+    spec: dict[str, Any] = {"backoffLimit": 0, "template": {"metadata": {"labels": labels}, "spec": pod}}
     if job.timeout:
         spec["activeDeadlineSeconds"] = int(job.timeout)
     return {

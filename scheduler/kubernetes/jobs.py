@@ -7,7 +7,7 @@ from typing import Any
 from diceyml import Job
 from scheduler.kubernetes.addons import OPERATORS
 from scheduler.kubernetes.context import RenderContext
-from scheduler.kubernetes.meta import JOB_LABEL, RenderError, manifest, object_name, short_hash, split_labels
+from scheduler.kubernetes.meta import JOB_LABEL, manifest, object_name, short_hash, split_labels
 from scheduler.kubernetes.pods import PodBuilder, allocation_of, image_of, main_container
 
 BROADCAST_API = "apps.kruise.io/v1alpha1"
@@ -25,16 +25,16 @@ def render_job(ctx: RenderContext, name: str, job: Job) -> tuple[list[dict], lis
     inits = [pod.extra_container(n, c) for n, c in job.init.items()]
     spec = pod.pod_spec(container, [], inits)
     spec["restartPolicy"] = "Never"
+    node_selector = ctx.node_selector("job")
+    if node_selector:
+        spec["nodeSelector"] = node_selector
     template: dict[str, Any] = {"metadata": {"labels": {**user_labels, **labels}}, "spec": spec}
     if notes:
         template["metadata"]["annotations"] = notes
 
+    if job.broadcast and not ctx.has_operator(*OPERATORS["kruise"], "kruise"):
+        return pod.claims, pod.secrets, [broadcast_daemonset(ctx, name, job, template, labels)]
     if job.broadcast:
-        if not ctx.has_operator(*OPERATORS["kruise"], "kruise"):
-            raise RenderError(
-                f"job '{name}' has broadcast: true, which needs OpenKruise: install the CRD "
-                "broadcastjobs.apps.kruise.io (operator 'kruise')"
-            )
         body: dict[str, Any] = {
             "template": template,
             "completionPolicy": {"type": "Always"},
@@ -61,3 +61,36 @@ def render_job(ctx: RenderContext, name: str, job: Job) -> tuple[list[dict], lis
     # A Job's template cannot change: a changed job is a new Job (the old one is pruned).
     objname = object_name(name, short_hash(job_spec))
     return pod.claims, pod.secrets, [manifest("batch/v1", "Job", objname, ctx.namespace, labels, spec=job_spec)]
+
+
+PAUSE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def broadcast_daemonset(ctx: RenderContext, name: str, job: Job, template: dict, labels: dict) -> dict:
+    """`broadcast: true` without OpenKruise: a DaemonSet whose pods run the job once per node, as
+    an init container, then hold a pause container (a DaemonSet's pods must keep running). A node's
+    pod is ready once its run succeeded; a failed run is retried with the kubelet's back-off (no
+    backoff_limit: say so rather than pretend). A changed job is a new DaemonSet (the old one is
+    pruned), so each change runs again on every node."""
+    spec = dict(template["spec"])
+    runner = dict(spec["containers"][0])
+    spec["initContainers"] = [*spec.get("initContainers", []), runner]
+    pause = {
+        "name": "done",
+        "image": str(ctx.cluster.config.get("pause_image") or PAUSE_IMAGE),
+        "resources": {"requests": {"cpu": "1m", "memory": "4Mi"}, "limits": {"cpu": "10m", "memory": "16Mi"}},
+    }
+    spec["containers"] = [pause]
+    spec["restartPolicy"] = "Always"
+    body: dict[str, Any] = {
+        "selector": {"matchLabels": {JOB_LABEL: name}},
+        "template": {**template, "metadata": {**template["metadata"], "labels": {**template["metadata"]["labels"]}},
+                     "spec": spec},
+    }
+    objname = object_name(name, short_hash(body))
+    body["selector"]["matchLabels"]["dice.io/broadcast"] = objname[-8:]
+    body["template"]["metadata"]["labels"]["dice.io/broadcast"] = objname[-8:]
+    ctx.warnings.append(f"job '{name}': broadcast without OpenKruise runs as DaemonSet {objname} (the job as an "
+                        "init container on every node; failed runs are retried, backoff_limit does not apply)")
+    return manifest("apps/v1", "DaemonSet", objname, ctx.namespace, labels,
+                    {"dice.io/broadcast-of": name}, spec=body)

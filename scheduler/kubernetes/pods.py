@@ -10,10 +10,12 @@ from typing import Any
 from diceyml import HealthCheck, Job, Port, Service
 from diceyml.models import InitContainer
 from scheduler.kubernetes.context import RenderContext
-from scheduler.kubernetes.meta import RenderError, deep_merge, manifest, object_name
+from scheduler.kubernetes.meta import RenderError, deep_merge, is_label_key, manifest, object_name
 from scheduler.resources import Allocation, allocate_resources
+from scheduler.specfill import has_secret, secret_env
 
 Workload = Service | Job
+LOCATION_PREFIX = "dice/location-"  # Erda's node labels for `selectors: {location: NAME}`
 STARTUP_PERIOD = 5  # seconds between startup probes; failureThreshold * this >= duration
 
 
@@ -103,8 +105,16 @@ class PodBuilder:
                 )
 
     def extra_container(self, cname: str, spec: InitContainer) -> dict[str, Any]:
-        """A sidecar or init container as given; shared_dirs become emptyDir volumes."""
-        container: dict[str, Any] = {"name": cname, "image": spec.image}
+        """A sidecar or init container as given; shared_dirs become emptyDir volumes. A sidecar
+        without `image` takes it from the release's image map: `<service>.<sidecar>`, else `<sidecar>`."""
+        images = self.ctx.group.images
+        image = spec.image or images.get(f"{self.name}.{cname}") or images.get(cname)
+        if not image:
+            raise RenderError(
+                f"service '{self.name}': sidecar '{cname}' has no image: give one in dice.yml or the "
+                f"release's image map ('{self.name}.{cname}')"
+            )
+        container: dict[str, Any] = {"name": cname, "image": image}
         if spec.cmd:
             container["command"] = shell(spec.cmd)
         allocation = allocation_of(self.ctx, spec)
@@ -123,10 +133,15 @@ class PodBuilder:
     def pull_secrets(self, service: Service, image: str) -> list[dict[str, str]]:
         if not service.image_username or not service.image_password:
             return []
+        # ((KEY)) in the credentials names a project config: filled here, it lives only in the Secret
+        username, password = (
+            secret_env(value, self.ctx.group.secret_configs, f"{self.name}: {field}") if has_secret(value) else value
+            for field, value in (("image_username", service.image_username), ("image_password", service.image_password))
+        )
         first = image.split("/")[0]
         registry = first if ("." in first or ":" in first or first == "localhost") and "/" in image else "https://index.docker.io/v1/"
-        auth = base64.b64encode(f"{service.image_username}:{service.image_password}".encode()).decode()
-        config = {"auths": {registry: {"username": service.image_username, "password": service.image_password, "auth": auth}}}
+        auth = base64.b64encode(f"{username}:{password}".encode()).decode()
+        config = {"auths": {registry: {"username": username, "password": password, "auth": auth}}}
         name = object_name(self.name, "registry")
         self.secrets.append(
             manifest(
@@ -179,14 +194,26 @@ def placement(service: Service, selector: dict[str, str]) -> dict[str, Any]:
         affinity["podAffinity"] = {
             "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": term}]
         }
-    expressions = [
-        {"key": key, "operator": "In", "values": values} if values else {"key": key, "operator": "Exists"}
-        for key, values in sorted(service.deployments.selectors.items())
-    ]
-    if expressions:
-        affinity["nodeAffinity"] = {
-            "requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [{"matchExpressions": expressions}]}
-        }
+    expressions, locations = [], []
+    for key, values in sorted(service.deployments.selectors.items()):
+        if key == "location" and values:
+            # Erda's location selector: nodes labelled dice/location-<value>=true (set on the
+            # cluster page); several values are alternatives.
+            bad = [v for v in values if not is_label_key(f"{LOCATION_PREFIX}{v}")]
+            if bad:
+                raise RenderError(f"deployments.selectors.location: {', '.join(map(repr, bad))} cannot be "
+                                  "part of a node label name (letters, digits, '-', '.', '_'; at most 54)")
+            locations = values
+        elif values:
+            expressions.append({"key": key, "operator": "In", "values": values})
+        else:
+            expressions.append({"key": key, "operator": "Exists"})
+    terms = [{"matchExpressions": [*expressions, {"key": f"{LOCATION_PREFIX}{loc}", "operator": "In",
+                                                   "values": ["true"]}]} for loc in locations]
+    if not terms and expressions:
+        terms = [{"matchExpressions": expressions}]
+    if terms:
+        affinity["nodeAffinity"] = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": terms}}
     return affinity
 
 

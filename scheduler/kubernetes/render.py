@@ -8,11 +8,12 @@ from typing import Any
 from scheduler.base import ClusterRef, ServiceGroup
 from scheduler.envvars import Endpoint
 from scheduler.kubernetes.addons import render_addons
-from scheduler.kubernetes.context import RenderContext
+from scheduler.kubernetes.context import RenderContext, config_secret
 from scheduler.kubernetes.jobs import render_job
 from scheduler.kubernetes.meta import manifest
 from scheduler.kubernetes.services import ServiceObjects, render_service
 from scheduler.resources import check_overcommit
+from scheduler.specfill import check_secret_placeholders, with_platform_values
 
 # Apply order of the kinds (anything else goes with the addons).
 KIND_ORDER = (
@@ -50,6 +51,7 @@ def render_group(
     operators: Collection[str] = (),
     namespace: str | None = None,
     warnings: list[str] | None = None,
+    keep_builtin: Collection[str] = (),
 ) -> list[dict[str, Any]]:
     """The manifests of a runtime, in the order to apply them.
 
@@ -57,10 +59,14 @@ def render_group(
     `group/version/kind`; addons whose operator is present become its custom resources.
     `namespace` overrides the runtime's namespace (the CLI's --namespace). Notes that do not stop
     the render (an exposed port without a domain to route it) are appended to `warnings`.
+    `keep_builtin` names addons that already run as the built-in StatefulSet: they stay so.
     Raises RenderError (no image, a missing operator...) or OvercommitRefused.
     """
     check_overcommit(group.runtime.workspace, group.overcommit)
-    ctx = RenderContext(group, cluster, namespace or group.runtime.namespace, frozenset(operators))
+    group = with_platform_values(group, cluster.name)
+    check_secret_placeholders(group)
+    ctx = RenderContext(group, cluster, namespace or group.runtime.namespace, frozenset(operators),
+                        keep_builtin=frozenset(keep_builtin))
     ctx.set_discovery(endpoints(ctx))
     addon_secrets, addon_objects = render_addons(ctx)
 
@@ -75,9 +81,11 @@ def render_group(
         jobs += objs
 
     ns = manifest("v1", "Namespace", ctx.namespace, None, ctx.labels(group.runtime.app, "runtime"))
+    configs = [config_secret(ctx)] if ctx.config_values else []
     out = [
         ns,
         *addon_secrets,
+        *configs,
         *services.secrets,
         *services.claims,
         *addon_objects,

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from diceyml import Service
+from diceyml.models import EndpointPolicies
 from scheduler.kubernetes.context import RenderContext
 from scheduler.kubernetes.meta import SERVICE_LABEL, RenderError, dns_label, manifest, split_labels
 from scheduler.kubernetes.pods import (
@@ -56,6 +57,9 @@ def render_service(ctx: RenderContext, name: str, svc: Service, out: ServiceObje
         inits.insert(0, waiting)
     spec = pod.pod_spec(container, sidecars, inits)
     spec["containers"][0] = merge_snippet(spec["containers"][0], svc)
+    node_selector = ctx.node_selector("stateless")
+    if node_selector:
+        spec["nodeSelector"] = node_selector
     affinity = placement(svc, selector)
     if affinity and not (per_node and not svc.deployments.selectors):
         if per_node:  # one pod per node already: only the node selection applies
@@ -98,9 +102,7 @@ def render_service(ctx: RenderContext, name: str, svc: Service, out: ServiceObje
                 spec={"type": "ClusterIP", "selector": selector, "ports": ports},
             )
         )
-    ingress = render_ingress(ctx, name, svc, labels)
-    if ingress:
-        out.ingresses.append(ingress)
+    out.ingresses += render_ingress(ctx, name, svc, labels)
 
 
 def _wildcard_host(ctx: RenderContext, label: str, what: str) -> str:
@@ -110,14 +112,64 @@ def _wildcard_host(ctx: RenderContext, label: str, what: str) -> str:
     return f"{label}.{domain}"
 
 
-def render_ingress(ctx: RenderContext, name: str, svc: Service, labels: dict[str, str]) -> dict | None:
+# What endpoint policies become on an NGINX ingress controller (the annotations it reads).
+NGINX = "nginx.ingress.kubernetes.io/"
+
+
+def policy_annotations(policies: EndpointPolicies) -> dict[str, str]:
+    """Ingress annotations of an endpoint's policies: CORS and a per-address rate limit."""
+    out: dict[str, str] = {}
+    cors = policies.cors
+    if cors is not None:
+        out[NGINX + "enable-cors"] = "true"
+        out[NGINX + "cors-allow-origin"] = ", ".join(cors.allow_origins)
+        out[NGINX + "cors-allow-methods"] = ", ".join(cors.allow_methods)
+        if cors.allow_headers:
+            out[NGINX + "cors-allow-headers"] = ", ".join(cors.allow_headers)
+        if cors.expose_headers:
+            out[NGINX + "cors-expose-headers"] = ", ".join(cors.expose_headers)
+        out[NGINX + "cors-allow-credentials"] = "true" if cors.allow_credentials else "false"
+        out[NGINX + "cors-max-age"] = str(cors.max_age)
+    limit = policies.rate_limit
+    if limit is not None:
+        out[NGINX + "limit-rps"] = str(limit.qps)
+        if limit.burst is not None:
+            # nginx's burst is a multiple of the rate: round the burst up to one.
+            out[NGINX + "limit-burst-multiplier"] = str(max(1, -(-limit.burst // limit.qps)))
+    return out
+
+
+def _tls(ctx: RenderContext, name: str, hosts: list[str]) -> tuple[list[dict], dict[str, str]] | None:
+    """(spec.tls, annotations) from the cluster's certificate source, or None when it has none.
+
+    ClusterRef.config `tls_secret`: an existing certificate Secret (a wildcard one) in each
+    namespace; `cert_issuer`: a cert-manager ClusterIssuer that issues `<name>-tls`."""
+    secret = str(ctx.cluster.config.get("tls_secret") or "")
+    issuer = str(ctx.cluster.config.get("cert_issuer") or "")
+    redirect = {NGINX + "force-ssl-redirect": "true"}
+    if issuer:
+        return [{"hosts": hosts, "secretName": f"{name}-tls"}], {"cert-manager.io/cluster-issuer": issuer, **redirect}
+    if secret:
+        return [{"hosts": hosts, "secretName": secret}], redirect
+    return None
+
+
+def render_ingress(ctx: RenderContext, name: str, svc: Service, labels: dict[str, str]) -> list[dict]:
     """Endpoints route to the first exposed port (else the default one); exposed ports without
-    endpoints get `<service>-<runtime>.<wildcard domain>` (`<service>-<port>-<runtime>...` after the first)."""
+    endpoints get `<service>-<runtime>.<wildcard domain>` (`<service>-<port>-<runtime>...` after the first).
+
+    Endpoints with the same policies share an Ingress (annotations apply to a whole Ingress):
+    the first set is `<service>`, the next ones `<service>-2`, `<service>-3`...; with
+    `traffic_security: {mode: https}` each gets TLS from the cluster's certificate source."""
     exposed = [p for p in svc.ports if p.expose]
-    rules: dict[str, list[dict[str, Any]]] = {}
+    groups: dict[str, tuple[dict[str, str], dict[str, list[dict[str, Any]]]]] = {}
 
     def backend(port: int) -> dict[str, Any]:
         return {"service": {"name": name, "port": {"number": port}}}
+
+    def rules_for(annotations: dict[str, str]) -> dict[str, list[dict[str, Any]]]:
+        key = repr(sorted(annotations.items()))
+        return groups.setdefault(key, (annotations, {}))[1]
 
     if svc.endpoints:
         target = exposed[0] if exposed else svc.default_port
@@ -132,21 +184,39 @@ def render_ingress(ctx: RenderContext, name: str, svc: Service, labels: dict[str
                     f"{name}: endpoint {ep.domain}{ep.path} -> {ep.backend_path}: path rewriting depends on the "
                     "ingress controller and is not rendered"
                 )
+            rules = rules_for(policy_annotations(ep.policies))
             rules.setdefault(host, []).append({"path": ep.path, "pathType": "Prefix", "backend": backend(target.port)})
     elif exposed:
         if not ctx.cluster.wildcard_domain:
             ctx.warnings.append(f"{name}: exposed ports get no Ingress without a wildcard domain (--domain)")
-            return None
+            return []
         for i, port in enumerate(exposed):
             label = dns_label(f"{name}-{ctx.runtime.name}" if i == 0 else f"{name}-{port.port}-{ctx.runtime.name}")
             host = _wildcard_host(ctx, label, f"service '{name}'")
-            rules.setdefault(host, []).append({"path": "/", "pathType": "Prefix", "backend": backend(port.port)})
-    if not rules:
-        return None
-    spec: dict[str, Any] = {"rules": [{"host": h, "http": {"paths": paths}} for h, paths in rules.items()]}
-    if ctx.cluster.ingress_class:
-        spec = {"ingressClassName": ctx.cluster.ingress_class, **spec}
-    return manifest("networking.k8s.io/v1", "Ingress", name, ctx.namespace, labels, spec=spec)
+            rules_for({}).setdefault(host, []).append({"path": "/", "pathType": "Prefix", "backend": backend(port.port)})
+    out = []
+    for i, (notes, rules) in enumerate(groups.values()):
+        object_name = name if i == 0 else f"{name}-{i + 1}"
+        spec: dict[str, Any] = {"rules": [{"host": h, "http": {"paths": paths}} for h, paths in rules.items()]}
+        if ctx.cluster.ingress_class:
+            spec = {"ingressClassName": ctx.cluster.ingress_class, **spec}
+        annotations = dict(notes)
+        if svc.https:
+            tls = _tls(ctx, object_name, list(rules))
+            if tls is None:
+                ctx.warnings.append(
+                    f"{name}: traffic_security https: the cluster has no certificate source "
+                    "(tls_secret or cert_issuer); its Ingress is rendered without TLS"
+                )
+            else:
+                spec["tls"], extra = tls
+                annotations.update(extra)
+        out.append(
+            manifest(
+                "networking.k8s.io/v1", "Ingress", object_name, ctx.namespace, labels, annotations or None, spec=spec
+            )
+        )
+    return out
 
 
 WAIT_IMAGE = "busybox:1.36"

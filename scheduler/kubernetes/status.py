@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 
 from scheduler.base import GroupStatus, Health, ReplicaStatus, RuntimeRef, ServiceStatus
@@ -151,6 +152,25 @@ def pods_exceed(pods: list[dict], desired: int) -> bool:
     return len(live) > desired and any(not replica_status(p).ready for p in live)
 
 
+def ingress_urls(ingresses: Iterable[dict]) -> dict[str, str]:
+    """Where each service answers from outside: the first host and path of an Ingress rule that
+    routes to its Service (https when the Ingress has TLS for that host)."""
+    urls: dict[str, str] = {}
+    for ing in ingresses:
+        spec = ing.get("spec") or {}
+        tls_hosts = {h for t in spec.get("tls") or [] for h in t.get("hosts") or []}
+        for rule in spec.get("rules") or []:
+            host = rule.get("host") or ""
+            if not host:
+                continue
+            for path in (rule.get("http") or {}).get("paths") or []:
+                service = ((path.get("backend") or {}).get("service") or {}).get("name")
+                if service and service not in urls:
+                    scheme = "https" if host in tls_hosts else "http"
+                    urls[service] = f"{scheme}://{host}{path.get('path') or '/'}"
+    return urls
+
+
 def group_status(
     runtime: RuntimeRef,
     namespace_exists: bool,
@@ -158,8 +178,11 @@ def group_status(
     pods: Iterable[dict],
     events: Iterable[dict],
     expected: Iterable[str] = (),
+    custom: dict[str, ServiceStatus] | None = None,
+    ingresses: Iterable[dict] = (),
 ) -> GroupStatus:
-    """The runtime's status: each service and built-in addon, the worst health with its reason."""
+    """The runtime's status: each service and addon (built-in from its StatefulSet, operator-backed
+    from its custom resource: `custom`), the worst health with its reason."""
     if not namespace_exists:
         return GroupStatus(runtime=runtime, health=Health.MISSING, reason="namespace not found")
     events = list(events)
@@ -183,6 +206,10 @@ def group_status(
             addons[name] = workload_status(name, obj, by_addon.get(name, []), events)
     for name in expected:
         services.setdefault(name, workload_status(name, None, [], events))
+    addons.update(custom or {})
+    for name, url in ingress_urls(ingresses).items():
+        if name in services:
+            services[name] = dataclasses.replace(services[name], url=url)
     health, reason = Health.HEALTHY, ""
     for kind, group in (("service", services), ("addon", addons)):
         for name, st in sorted(group.items()):

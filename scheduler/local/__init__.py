@@ -5,17 +5,18 @@ outlives the console; state (pids, /proc start times, ports) lives under the roo
 (ClusterRef.config["root"], else $DICE_LOCAL_ROOT, else ./var/local) and a restarted console
 re-adopts what is still running.
 
-What is isolated and what is not:
-- Memory: RLIMIT_AS (address space, not resident memory) of each service and job process is set
-  to its memory limit (DICE_MEM_LIMIT, MiB). Addons get no limit (PostgreSQL and Redis reserve
-  more address space than they use).
-- Not isolated: CPU (no quota; DICE_CPU_* are only advisory), filesystem (a service runs in the
-  release's working directory as the console's user and sees the whole machine), network (every
-  process binds 127.0.0.1 and can reach every other port), process table, users. No cgroups and
-  no namespaces are used; `image` is recorded but never run.
-- Environment: only PATH, HOME, LANG, LC_ALL, TZ, TMPDIR, USER and LOGNAME pass through from the
-  console; everything else a service sees is what SPEC.md lists, plus PORT/PORT0..n.
-- PostgreSQL refuses root: as root, initdb and postgres run as `nobody` (see addons.py).
+What is isolated and what is not: every tenant process runs in a sandbox (sandbox.py: its
+organization's uid, its own root filesystem without the console's data directory, its own PID
+namespace, cgroup limits; jail.py carries it out) when the machine allows it; isolation_report()
+says what this machine gives, and "isolation: none" when it gives nothing, in which case the
+executor serves one organization at a time unless the cluster allows shared tenancy.
+- Not isolated: the network (every process binds 127.0.0.1 and can reach every loopback port);
+  `image` is recorded but never run.
+- Without a sandbox: memory is limited by RLIMIT_AS (address space) only; PostgreSQL, which
+  refuses root, runs as `nobody` (see addons.py).
+- Environment: only PATH, LANG, LC_ALL and TZ pass through from the console (HOME, TMPDIR, USER
+  and LOGNAME too without a sandbox); everything else a service sees is what SPEC.md lists, plus
+  PORT/PORT0..n.
 """
 
 from __future__ import annotations
@@ -27,9 +28,10 @@ from pathlib import Path
 from scheduler import registry
 from scheduler.base import ClusterRef
 from scheduler.local.executor import LocalExecutor
+from scheduler.local.sandbox import isolation_report
 from scheduler.local.state import default_root
 
-__all__ = ["LocalExecutor", "executor_for"]
+__all__ = ["LocalExecutor", "executor_for", "isolation_report"]
 
 _EXECUTORS: dict[Path, LocalExecutor] = {}
 _GUARD = threading.Lock()
@@ -40,8 +42,11 @@ def executor_for(cluster: ClusterRef) -> LocalExecutor:
     root = Path(cluster.config.get("root") or default_root()).resolve()
     with _GUARD:
         found = _EXECUTORS.get(root)
+        if found is not None and not found._closed:
+            found.allow_shared_tenancy = bool(cluster.config.get("allow_shared_tenancy", False))
         if found is None or found._closed:
-            options = {k: cluster.config[k] for k in ("addon_user", "log_max_bytes", "log_keep", "job_priority") if k in cluster.config}
+            options = {k: cluster.config[k] for k in ("addon_user", "log_max_bytes", "log_keep", "job_priority",
+                                                     "allow_shared_tenancy") if k in cluster.config}
             if "search_path" in cluster.config:
                 options["search_path"] = list(cluster.config["search_path"])
             found = _EXECUTORS[root] = LocalExecutor(
@@ -51,3 +56,4 @@ def executor_for(cluster: ClusterRef) -> LocalExecutor:
 
 
 registry.register("local", executor_for)
+registry.register_isolation("local", isolation_report)

@@ -1,9 +1,12 @@
 """Addons from local binaries: PostgreSQL, Redis and MySQL/MariaDB, one data directory each.
 
-PostgreSQL refuses to run as root: when the console runs as root, initdb and postgres run as
-the unprivileged user `nobody` (config `addon_user`), the data directory is chowned to it, and
-if `nobody` cannot reach the state directory (a parent without o+x, like /root or pytest's
-tmp dirs) the data lives in /var/tmp/dice-local-<hash>/ instead, linked from the state dir.
+In a sandbox (the default, sandbox.py) an addon is tenant code like any other: its setup
+(initdb, mariadb-install-db) and its server run as the organization's uid, seeing only its own
+directory, which that uid owns. Without a sandbox, PostgreSQL, which refuses to run as root, runs
+as the unprivileged user `nobody` (config `addon_user`) when the console runs as root, the data
+directory chowned to it; if `nobody` cannot reach the state directory (a parent without o+x, like
+/root or pytest's tmp dirs) the data lives in /var/tmp/dice-local-<hash>/ instead, linked from
+the state dir.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 from scheduler.base import ExecutorError, ExecutorUnavailable
 from scheduler.envvars import addon_envs
+from scheduler.local.sandbox import TenantBox
 from scheduler.local.state import read_json, write_json
 
 SUPPORTED = ("postgresql", "redis", "mysql")
@@ -80,7 +84,7 @@ class AddonPlan:
         return cls(**data)
 
 
-def check_available(addons: dict, search_path: list[str]) -> None:
+def check_available(addons: dict, search_path: list[str], cluster: str = "local") -> None:
     """Fail before anything starts when an addon type is unsupported here or its binary missing."""
     for name, addon in addons.items():
         kind = addon.type
@@ -88,8 +92,8 @@ def check_available(addons: dict, search_path: list[str]) -> None:
             continue
         if kind not in SUPPORTED:
             raise ExecutorUnavailable(
-                f"addon {name!r} ({kind}) cannot run on the local cluster: it runs "
-                f"{', '.join(SUPPORTED)} and custom addons; deploy to a Kubernetes cluster instead"
+                f"addon {name!r}: cluster {cluster!r} cannot provide addon type {kind!r}: the local kind runs "
+                f"{', '.join(SUPPORTED)} and custom addons; deploy to a cluster that provides it"
             )
         if find_binaries(kind, search_path) is None:
             wanted = " or ".join("/".join(names) for names in BINARIES[kind])
@@ -122,11 +126,18 @@ def plan_addon(
     given: dict[str, str] | None,
     search_path: list[str],
     run_user: str,
+    box: TenantBox | None = None,
 ) -> AddonPlan:
-    """Prepare the data directory (first time only) and say how to run the addon."""
+    """Prepare the data directory (first time only) and say how to run the addon; with `box`,
+    as the tenant's uid in its sandbox."""
     if addon.type == "custom":
-        return AddonPlan(name=name, type="custom", prefix=addon.env_prefix, values=dict(addon.options))
+        # The file's options, then the connection values the user gave the console for it.
+        return AddonPlan(
+            name=name, type="custom", prefix=addon.env_prefix, values={**addon.options, **(given or {})}
+        )
     addon_dir.mkdir(parents=True, exist_ok=True)
+    if box is not None:
+        box.own(addon_dir)
     creds = credentials(addon_dir, name, given)
     values = {"host": "127.0.0.1", "port": str(port), **creds}
     bins = find_binaries(addon.type, search_path)
@@ -135,10 +146,16 @@ def plan_addon(
     if addon.type == "redis":
         values.pop("username", None)
         values.pop("database", None)
-        return _redis(name, addon_dir, port, creds, bins, prefix, values)
-    if addon.type == "postgresql":
-        return _postgres(name, addon_dir, port, creds, bins, prefix, values, run_user)
-    return _mysql(name, addon_dir, port, creds, bins, prefix, values)
+        plan = _redis(name, addon_dir, port, creds, bins, prefix, values)
+    elif addon.type == "postgresql":
+        plan = _postgres(name, addon_dir, port, creds, bins, prefix, values, run_user, box)
+    else:
+        plan = _mysql(name, addon_dir, port, creds, bins, prefix, values, box)
+    if box is not None:
+        box.own(addon_dir, recursive=True)  # config written here as root, data from before the sandbox
+        if (addon_dir / "data").is_symlink():  # data kept outside the state directory before
+            box.own((addon_dir / "data").resolve(), recursive=True)
+    return plan
 
 
 def _redis(name, addon_dir, port, creds, bins, prefix, values) -> AddonPlan:
@@ -201,10 +218,12 @@ def _postgres_data_dir(addon_dir: Path, user: str) -> Path:
     return target
 
 
-def _postgres(name, addon_dir, port, creds, bins, prefix, values, run_user) -> AddonPlan:
-    user = run_user if os.geteuid() == 0 else ""
+def _postgres(name, addon_dir, port, creds, bins, prefix, values, run_user, box=None) -> AddonPlan:
+    user = run_user if os.geteuid() == 0 and box is None else ""
     data = _postgres_data_dir(addon_dir, user)
     as_user = {"user": user, "group": pwd.getpwnam(user).pw_gid, "extra_groups": []} if user else {}
+    if box is not None:
+        as_user = {"box": box, "binds": [str(addon_dir)]}
     if not (data / "PG_VERSION").exists():
         if data.exists():
             shutil.rmtree(data)  # a half-done initdb: start over
@@ -217,6 +236,9 @@ def _postgres(name, addon_dir, port, creds, bins, prefix, values, run_user) -> A
             entry = pwd.getpwnam(user)
             os.chown(data, entry.pw_uid, entry.pw_gid)
             os.chown(pwfile, entry.pw_uid, entry.pw_gid)
+        if box is not None:
+            box.own(data)
+            box.own(pwfile)
         try:
             _run(
                 [bins["initdb"], "-D", str(data), "-U", creds["username"], f"--pwfile={pwfile}",
@@ -243,15 +265,18 @@ def _postgres(name, addon_dir, port, creds, bins, prefix, values, run_user) -> A
     )
 
 
-def _mysql(name, addon_dir, port, creds, bins, prefix, values) -> AddonPlan:
+def _mysql(name, addon_dir, port, creds, bins, prefix, values, box=None) -> AddonPlan:
     data = addon_dir / "data"
     server = bins.get("mariadbd") or bins["mysqld"]
     install = bins.get("mariadb-install-db") or bins["mysql_install_db"]
-    me = pwd.getpwuid(os.geteuid()).pw_name
+    me = box.user if box is not None else pwd.getpwuid(os.geteuid()).pw_name
     if not (data / "mysql").exists():
         data.mkdir(parents=True, exist_ok=True)
+        if box is not None:
+            box.own(data)
         _run([install, f"--datadir={data}", f"--user={me}", "--auth-root-authentication-method=normal",
-              "--skip-test-db"], f"mariadb-install-db for addon {name!r}")
+              "--skip-test-db"], f"mariadb-install-db for addon {name!r}",
+             **({"box": box, "binds": [str(addon_dir)]} if box is not None else {}))
     init = addon_dir / "init.sql"
     user, pw, db = creds["username"], creds["password"].replace("'", "''"), creds["database"]
     sql = (
@@ -270,7 +295,10 @@ def _mysql(name, addon_dir, port, creds, bins, prefix, values) -> AddonPlan:
     return AddonPlan(name=name, type="mysql", prefix=prefix, values=values, argv=argv, cwd=str(addon_dir))
 
 
-def _run(argv: list[str], what: str, input: bytes | None = None, **kwargs) -> None:
+def _run(argv: list[str], what: str, input: bytes | None = None, box: TenantBox | None = None,
+         binds: list[str] | None = None, **kwargs) -> None:
+    if box is not None:
+        argv = box.wrap(argv, binds or [], name=f"setup-{Path(argv[0]).name}")
     try:
         done = subprocess.run(
             argv, input=input, capture_output=True, timeout=120, cwd="/", start_new_session=True, **kwargs

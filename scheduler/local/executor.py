@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import os
@@ -33,9 +34,10 @@ from scheduler.local import addons as addon_mod
 from scheduler.local import logs as log_mod
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.plan import check_group, plan_group
+from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
 from scheduler.local.state import PortBook, RootLock, alive, place_file, read_json, terminate, write_json
 from scheduler.local.status import group_status
-from scheduler.local.supervisor import Supervisor, base_env, exit_text, priority_prefix, spawn
+from scheduler.local.supervisor import TICK, Supervisor, base_env, exit_text, priority_prefix, spawn
 
 EVENTS_KEEP = 2000  # events kept per runtime (the file is trimmed past twice that)
 
@@ -46,6 +48,40 @@ def _safe(name: str) -> str:
     if clean != name:
         clean += "-" + hashlib.sha1(name.encode()).hexdigest()[:8]
     return clean
+
+
+class LocalChanges:
+    """Wakes on the supervisor's saves of one runtime's state. In a process that does not
+    supervise the root (another one holds its lock), state.json is read every TICK instead."""
+
+    def __init__(self, executor: LocalExecutor, ns: str):
+        self.executor, self.ns = executor, ns
+        with executor._changed:
+            self._seen = executor._generations.get(ns, 0)
+        self._closed = False
+
+    def wait(self, timeout: float) -> bool:
+        ex = self.executor
+        if self._closed:
+            return False
+        if not ex.leader:
+            time.sleep(max(0.0, min(timeout, TICK)))
+            return True
+        with ex._changed:
+            ex._changed.wait_for(lambda: ex._generations.get(self.ns, 0) != self._seen or self._closed,
+                                 timeout=max(0.0, timeout))
+            changed = ex._generations.get(self.ns, 0) != self._seen
+            self._seen = ex._generations.get(self.ns, 0)
+            return changed
+
+    def close(self) -> None:
+        self._closed = True
+
+
+@functools.lru_cache(maxsize=256)
+def _realpath(path: str) -> str:
+    """Read-only mounts are the console's own code and interpreter: resolved once, not per step."""
+    return os.path.realpath(path)
 
 
 class LocalExecutor:
@@ -70,6 +106,8 @@ class LocalExecutor:
         log_keep: int = 3,
         job_priority: str | None = None,
         supervise: bool = True,
+        allow_shared_tenancy: bool = False,
+        isolation: Isolation | None = None,
     ) -> None:
         self.root = Path(root).resolve()
         self.root.mkdir(parents=True, exist_ok=True)
@@ -85,6 +123,9 @@ class LocalExecutor:
         self.job_priority = os.environ.get("DICE_LOCAL_JOB_PRIORITY", "idle") if job_priority is None else job_priority
         priority_prefix(self.job_priority)  # refuse a bad value now, not at the first job
         self.ports = PortBook(self.root / "ports.json")
+        self.sandboxes = Sandboxes(self.root, isolation)  # None: what this machine allows
+        # Without a sandbox every tenant sees the others: one organization only, unless allowed.
+        self.allow_shared_tenancy = allow_shared_tenancy
         self.sup = Supervisor(self, clock)
         self.jobs: dict[tuple[str, str], dict] = {}
         self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-job-start")
@@ -92,6 +133,9 @@ class LocalExecutor:
         self._lock = RootLock(self.root)
         self._supervise = supervise
         self._closed = False
+        # Followers of a runtime's status (watch_status) wait here for the supervisor's saves.
+        self._changed = threading.Condition()
+        self._generations: dict[str, int] = {}
         self._ensure_leader(required=False)
 
     # ---- leadership and persistence ----------------------------------------------------------
@@ -141,6 +185,37 @@ class LocalExecutor:
         self.sup.close()
         self._lock.release()
 
+    def isolation(self) -> dict:
+        """What this cluster isolates between tenants (for its capability report)."""
+        report = self.sandboxes.isolation.report()
+        if not self.sandboxes.enabled:
+            report["shared_tenancy"] = "allowed by a staff user" if self.allow_shared_tenancy else "refused"
+        return report
+
+    def _admit(self, tenant: str) -> None:
+        """Without a sandbox, refuse a second organization's code (unless a staff user allowed it)."""
+        if self.sandboxes.enabled or self.allow_shared_tenancy or not tenant:
+            return
+        with self.sup.lock:
+            others = {rt["runtime"].get("org", "") for rt in self.sup.runtimes.values()}
+            others |= {job.get("tenant", "") for job in self.jobs.values()
+                       if not JobState(job["state"]).finished}
+        others -= {"", tenant}
+        if others:
+            raise ExecutorUnavailable(
+                f"the local cluster has no sandbox here ({self.sandboxes.isolation.reason}) and already runs "
+                f"code of organization {sorted(others)[0]!r}: it serves one organization at a time unless a "
+                "staff user allows shared tenancy on the cluster"
+            )
+
+    def unit_sandbox(self, unit: dict, name: str) -> dict | None:
+        """The sandbox spec of one of a unit's processes (None: not sandboxed)."""
+        box = unit.get("sandbox")
+        if not box or not self.sandboxes.enabled:
+            return None
+        return self.sandboxes.spec(box["tenant"], binds=[tuple(b) for b in box["binds"]],
+                                   mem_mib=unit.get("mem_mib", 0), cpu=unit.get("cpu", 0), hostname=name)
+
     def runtime_dir(self, ns: str) -> Path:
         return self.root / "runtimes" / _safe(ns)
 
@@ -151,6 +226,18 @@ class LocalExecutor:
         rt = self.sup.runtimes.get(ns)
         if rt is not None:
             write_json(self.runtime_dir(ns) / "state.json", rt, mode=0o600)
+        self.notify_changed(ns)
+
+    def notify_changed(self, ns: str) -> None:
+        """Wake the followers of runtime `ns` (its state changed: a replica started, became
+        ready, exited; desired state was edited)."""
+        with self._changed:
+            self._generations[ns] = self._generations.get(ns, 0) + 1
+            self._changed.notify_all()
+
+    def watch_status(self, runtime: RuntimeRef) -> LocalChanges:
+        """The supervisor's own notifications of the runtime's changes (scheduler.base.StatusChanges)."""
+        return LocalChanges(self, runtime.namespace)
 
     def _runtime_state(self, ns: str) -> dict | None:
         if self.leader:
@@ -181,12 +268,17 @@ class LocalExecutor:
         self._ensure_leader()
         check_group(group, self.search_path)
         ns = group.runtime.namespace
+        self._admit(group.runtime.org)
         rdir = self.runtime_dir(ns)
         rdir.mkdir(parents=True, exist_ok=True)
+        box = None
+        if self.sandboxes.enabled:
+            (rdir / "run").mkdir(exist_ok=True)
+            box = TenantBox(self.sandboxes, group.runtime.org or ns, rdir / "run")
         with self.sup.lock:
             units, cron = plan_group(
                 group, ns=ns, runtime_dir=rdir, ports=self.ports, search_path=self.search_path,
-                addon_user=self.addon_user, cluster_name=self.cluster_name,
+                addon_user=self.addon_user, cluster_name=self.cluster_name, box=box,
             )
             rt = self.sup.runtimes.get(ns) or {"units": {}, "cron": {}}
             rt["runtime"] = dataclasses.asdict(group.runtime)
@@ -363,7 +455,9 @@ class LocalExecutor:
             self.event(ns, "Normal", "CronFired", f"{name} due at {due:%Y-%m-%d %H:%M}: job {run}", name)
             self._start_job(
                 JobSpec(name=run, command=entry["command"], envs=entry["envs"], workdir=entry["workdir"],
-                        mem=entry["mem"], timeout=entry["timeout"], namespace=ns, labels={"dice.io/cron": name})
+                        mem=entry["mem"], cpu=entry.get("cpu") or 0.1, timeout=entry["timeout"], namespace=ns,
+                        labels={"dice.io/cron": name}, tenant=entry.get("tenant", ""),
+                        mounts={entry["workdir"]: "rw"})
             )
 
     def cron_runs(self, runtime: RuntimeRef, job: str) -> list[JobStatus]:
@@ -374,10 +468,6 @@ class LocalExecutor:
         return [self.job_status(n, ns) for n in names]
 
     # ---- jobs --------------------------------------------------------------------------------
-
-    def run_job(self, job: JobSpec) -> JobStatus:
-        self._ensure_leader()
-        return self._start_job(job)
 
     @contextmanager
     def accepting(self) -> Iterator[None]:
@@ -412,17 +502,20 @@ class LocalExecutor:
                 return self._job_status(existing)
             if not job.command:
                 raise ExecutorError(f"job {job.name!r} has no command: the local cluster runs commands, not images")
-            relative = [path for path in job.files if not os.path.isabs(path)]
+            relative = [path for path in [*job.files, *job.mounts] if not os.path.isabs(path)]
             if relative:
                 raise ExecutorError(f"job {job.name!r}: file paths must be absolute, not {', '.join(relative)}")
+            bad = sorted(mode for mode in job.mounts.values() if mode not in ("rw", "ro"))
+            if bad:
+                raise ExecutorError(f"job {job.name!r}: a mount is \"rw\" or \"ro\", not {bad[0]!r}")
             # abspath, not resolve(): the same directory for a cwd, without an lstat per component
             workdir = os.path.abspath(job.workdir) if job.workdir else str(self._job_dir(*key) / "work")
             record = {"name": job.name, "namespace": job.namespace, "labels": dict(job.labels),
                       "image": job.image, "command": list(job.command), "workdir": workdir,
                       "timeout": job.timeout, "state": JobState.PENDING.value, "message": "",
-                      "accepted": time.time()}
+                      "accepted": time.time(), "tenant": job.tenant or job.namespace}
             self.jobs[key] = record
-        start = (key, record, dict(job.envs), job.mem, dict(job.files))
+        start = (key, record, dict(job.envs), job.mem, dict(job.files), dict(job.mounts), job.cpu)
         held = getattr(self._held, "starts", None)
         if held is not None:
             held.append(start)
@@ -430,7 +523,46 @@ class LocalExecutor:
             self._starter.submit(self._spawn_job, *start)
         return self._job_status(record)
 
-    def _spawn_job(self, key: tuple[str, str], record: dict, envs: dict, mem: int, files: dict[str, str]) -> None:
+    def run_job(self, job: JobSpec) -> JobStatus:
+        self._ensure_leader()
+        self._admit(job.tenant or job.namespace)
+        return self._start_job(job)
+
+    def _job_sandbox(self, record: dict, mem: int, cpu: float, files: dict[str, str],
+                     mounts: dict[str, str]) -> dict | None:
+        """Make a job's directories and placed files its tenant's, and say what its sandbox binds:
+        the workdir, its mounts, placed files outside those, and the program if it lives outside
+        the system directories (the console's interpreter for the agent)."""
+        if not self.sandboxes.enabled:
+            return None
+        tenant = record["tenant"]
+        workdir = record["workdir"]
+        binds = {workdir: "rw"}
+        for path, mode in mounts.items():
+            binds[os.path.abspath(path)] = mode
+        for path in list(binds):
+            if binds[path] == "rw":
+                os.makedirs(path, exist_ok=True)
+                self.sandboxes.own(path, tenant)
+        bound = tuple(p.rstrip("/") + "/" for p in binds)
+        for path in files:
+            self.sandboxes.own(path, tenant)  # mode 0600: its uid alone reads it
+            if not path.startswith(bound):
+                binds[path] = "ro"
+        program = record["command"][0] if record["command"] else ""
+        if os.path.isabs(program) and not program.startswith(SYSTEM_PREFIXES) and os.path.exists(program):
+            binds.setdefault(program, "ro")
+        spec_binds = [(_realpath(p) if binds[p] == "ro" else p, p, binds[p]) for p in sorted(binds, key=len)]
+        memory = mem or int(os.environ.get("DICE_LOCAL_JOB_MEM_MIB", "0") or 0)
+        # A step's `cpu` is small by default (0.1): as a hard quota it would make every step's
+        # interpreter start ten times slower; jobs already yield to everything (SCHED_IDLE), so
+        # the quota only keeps one job from taking more than its share of the machine.
+        floor = float(os.environ.get("DICE_LOCAL_JOB_CPU_FLOOR", "1") or 1)
+        return self.sandboxes.spec(tenant, binds=spec_binds, mem_mib=memory, cpu=max(cpu, floor),
+                                   hostname=record["name"])
+
+    def _spawn_job(self, key: tuple[str, str], record: dict, envs: dict, mem: int, files: dict[str, str],
+                   mounts: dict[str, str], cpu: float) -> None:
         """In a starter thread: place an accepted job's files and start its process (unless it
         was cancelled or its namespace destroyed meanwhile); record it as running, or failed when
         it cannot start."""
@@ -442,9 +574,11 @@ class LocalExecutor:
             for path, text in files.items():
                 place_file(path, text)
             Path(record["workdir"]).mkdir(parents=True, exist_ok=True)
+            sandbox = self._job_sandbox(record, mem, cpu, files, mounts)
             rec = spawn(record["command"], env={**base_env(), **envs}, cwd=record["workdir"], log=jdir / "job.log",
                         run_prefix=jdir / "run" / "job", mem_mib=mem,
-                        log_max_bytes=self.log_max_bytes, log_keep=self.log_keep, priority=self.job_priority)
+                        log_max_bytes=self.log_max_bytes, log_keep=self.log_keep, priority=self.job_priority,
+                        sandbox=sandbox)
         except Exception as exc:  # whatever it was, the job failed to start: say why
             with self.sup.lock:
                 if self.jobs.get(key) is record and record["state"] == JobState.PENDING.value:

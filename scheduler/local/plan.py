@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 from pathlib import Path
 
@@ -12,14 +13,18 @@ from scheduler.envvars import Endpoint, discovery_envs, self_envs
 from scheduler.local import addons as addon_mod
 from scheduler.local.cron import parse_cron
 from scheduler.local.health import Probe
+from scheduler.local.sandbox import TenantBox
 from scheduler.local.state import PortBook
 from scheduler.resources import allocate_resources
+from scheduler.specfill import check_secret_placeholders, has_secret, secret_env, with_platform_values
 
 HOST = "127.0.0.1"
 
 
 def check_group(group: ServiceGroup, search_path: list[str]) -> None:
     """Everything that can be refused is refused before anything starts."""
+    group = with_platform_values(group, "local")
+    check_secret_placeholders(group)
     spec = group.spec
     for name, svc in spec.services.items():
         if not svc.cmd.strip():
@@ -36,7 +41,7 @@ def check_group(group: ServiceGroup, search_path: list[str]) -> None:
             if not job.cmd.strip():
                 raise ExecutorError(f"job {name!r} has no cmd: the local cluster runs commands, not images")
             parse_cron(job.schedule)
-    addon_mod.check_available(spec.addons, search_path)
+    addon_mod.check_available(spec.addons, search_path, group.cluster_name or "local")
 
 
 def _probe(svc) -> Probe:
@@ -61,6 +66,13 @@ def _default_index(svc) -> int:
     return next(i for i, p in enumerate(svc.ports) if p is default) if default is not None else 0
 
 
+def _configs(group: ServiceGroup, workload: str, env: dict[str, str]) -> dict[str, str]:
+    """`env` with `((KEY))` placeholders filled from the project configs the console gave."""
+    return {
+        k: secret_env(v, group.secret_configs, f"{workload}: env {k}") if has_secret(v) else v for k, v in env.items()
+    }
+
+
 def _hash(*parts) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -74,8 +86,14 @@ def plan_group(
     search_path: list[str],
     addon_user: str,
     cluster_name: str,
+    box: TenantBox | None = None,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
-    """(units, cron entries) of the group. Units are services and addons, as the supervisor runs them."""
+    """(units, cron entries) of the group. Units are services and addons, as the supervisor runs
+    them; with `box` (the organization's sandbox) each unit says what its sandbox binds.
+
+    `${platform.X}` is filled from the runtime; `((KEY))` in envs from group.secret_configs (the
+    process's environment is its own: the value is not written anywhere else)."""
+    group = with_platform_values(group, cluster_name)
     spec = group.spec
     runtime = group.runtime
     cluster = group.cluster_name or cluster_name
@@ -85,7 +103,8 @@ def plan_group(
     for name, addon in spec.addons.items():
         port = ports.get(f"{ns}/addon/{name}/0") if addon.type != "custom" else 0
         addon_plans[name] = addon_mod.plan_addon(
-            name, addon, runtime_dir / "addons" / name, port, group.addon_secrets.get(name), search_path, addon_user
+            name, addon, runtime_dir / "addons" / name, port, group.addon_secrets.get(name), search_path, addon_user,
+            box,
         )
     addon_env: dict[str, str] = {}
     for plan in addon_plans.values():
@@ -122,18 +141,33 @@ def plan_group(
             "depends_on": [],
             "values": {k: v for k, v in plan.values.items() if k != "password"},
         }
+        if box is not None:
+            addon_dir = runtime_dir / "addons" / name
+            binds = [[str(addon_dir), str(addon_dir), "rw"]]
+            data = addon_dir / "data"
+            if data.is_symlink():  # kept outside the state directory before the sandbox: mount it too
+                target = str(data.resolve())
+                binds.append([target, target, "rw"])
+            units[name]["sandbox"] = {"tenant": box.tenant, "binds": binds}
         units[name]["hash"] = _hash(plan.argv, plan.user, plan.cwd)
 
     workdir = str(Path(group.workdir).resolve()) if group.workdir else str(runtime_dir / "work")
     Path(workdir).mkdir(parents=True, exist_ok=True)
+    if box is not None:  # the release's files, unpacked by the console: the tenant's to write
+        box.own(workdir, recursive=os.lstat(workdir).st_uid != box.uid)
+    sandbox = {"tenant": box.tenant, "binds": [[workdir, workdir, "rw"]]} if box is not None else None
     for name, svc in spec.services.items():
         alloc = allocate_resources(svc.resources, group.overcommit, runtime.workspace)
-        env = {
-            **discovery,
-            **addon_env,
-            **spec.service_envs(name),
-            **self_envs(runtime, name, HOST, None, cluster, alloc),
-        }
+        env = _configs(
+            group,
+            name,
+            {
+                **discovery,
+                **addon_env,
+                **spec.service_envs(name),
+                **self_envs(runtime, name, HOST, None, cluster, alloc),
+            },
+        )
         declared = [p.port for p in svc.ports]
         if declared:
             # Declared ports keep their numbers in the file; locally each replica gets free ones.
@@ -154,8 +188,11 @@ def plan_group(
             "replicas": svc.deployments.replicas,
             "probe": probe.to_dict(),
             "mem_mib": alloc.mem_limit,
+            "cpu": alloc.cpu_limit,
             "depends_on": [*svc.depends_on, *(a for a in addon_plans if addon_plans[a].argv)],
         }
+        if sandbox is not None:
+            units[name]["sandbox"] = sandbox
         units[name]["hash"] = _hash(argv, workdir, env, declared, probe.to_dict(), alloc.mem_limit)
 
     cron: dict[str, dict] = {}
@@ -166,11 +203,12 @@ def plan_group(
         cron[name] = {
             "schedule": job.schedule,
             "command": ["/bin/sh", "-c", job.cmd],
-            "envs": {**discovery, **addon_env, **spec.service_envs(name),
-                     **self_envs(runtime, name, HOST, None, cluster, alloc)},
+            "envs": _configs(group, name, {**discovery, **addon_env, **spec.service_envs(name),
+                                           **self_envs(runtime, name, HOST, None, cluster, alloc)}),
             "workdir": workdir,
             "mem": alloc.mem_limit,
             "cpu": alloc.cpu_limit,
             "timeout": job.active_deadline,
+            "tenant": runtime.org,
         }
     return units, cron

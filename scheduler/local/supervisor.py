@@ -20,6 +20,7 @@ from typing import Any
 
 from scheduler.local import health
 from scheduler.local.proxy import FrontProxy
+from scheduler.local.sandbox import foreground_argv, write_spec
 from scheduler.local.state import (
     CHILDREN,
     _reap,
@@ -56,6 +57,7 @@ BACKOFF_BASE = 0.5  # seconds before the first restart; doubles per consecutive 
 BACKOFF_CAP = 30.0
 STABLE_AFTER = 60.0  # a replica up this long resets its failure count
 STOP_GRACE = 5.0  # seconds between the stop signal and SIGKILL
+SWEEP_EVERY = 60.0  # seconds between sweeps of the cgroups of shims killed outright
 # Variables passed through from the console's environment; nothing else leaks into services.
 PASS_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "USER", "LOGNAME")
 
@@ -145,11 +147,13 @@ def spawn(
     log_max_bytes: int,
     log_keep: int,
     priority: str = "",
+    sandbox: dict | None = None,
 ) -> dict[str, Any]:
     """Start argv under a shim in its own session; returns the record that identifies it.
     `priority` lowers the CPU priority of the shim and everything it starts: "idle" (Linux
     SCHED_IDLE: runs only on CPU time nothing else wants) or a nice value "1".."19". The
-    util-linux `chrt` or coreutils `nice` execs into the shim, so the pid is the shim's."""
+    util-linux `chrt` or coreutils `nice` execs into the shim, so the pid is the shim's.
+    With `sandbox` (sandbox.Sandboxes.spec) the command runs in a sandbox of its own (jail.py)."""
     log.parent.mkdir(parents=True, exist_ok=True)
     run_prefix.parent.mkdir(parents=True, exist_ok=True)
     pidfile, exitfile = f"{run_prefix}.pid", f"{run_prefix}.exit"
@@ -160,7 +164,8 @@ def spawn(
         # -S: the shim is standard library only; skipping site-packages saves ~10 ms per start
         sys.executable, "-S", SHIM, "--log", str(log), "--pidfile", pidfile, "--exitfile", exitfile,
         "--max-bytes", str(log_max_bytes), "--keep", str(log_keep), "--mem-mib", str(mem_mib),
-        "--user", user, "--cwd", cwd, "--", *argv,
+        "--user", user, "--cwd", cwd,
+        *(["--sandbox", write_spec(f"{run_prefix}.sandbox.json", sandbox)] if sandbox else []), "--", *argv,
     ]
     shim = [*priority_prefix(priority), *shim]
     pid = STARTER.start(shim, env)
@@ -190,6 +195,7 @@ class Supervisor:
         self.wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._swept = 0.0
 
     # ---- loop -------------------------------------------------------------------------------
 
@@ -230,6 +236,9 @@ class Supervisor:
                 if json.dumps(rt, sort_keys=True, default=str) != before:
                     self.owner.save_runtime(ns)
         self.owner.supervise_jobs()  # takes the lock itself, only to record what changed
+        if time.monotonic() - self._swept > SWEEP_EVERY:
+            self._swept = time.monotonic()
+            self.owner.sandboxes.sweep()
 
     # ---- stopping ---------------------------------------------------------------------------
 
@@ -368,6 +377,7 @@ class Supervisor:
                 unit["argv"], env=env, cwd=unit["cwd"], log=rt_dir / "logs" / f"{name}.log",
                 run_prefix=rt_dir / "run" / f"{name}-{seq}", mem_mib=unit.get("mem_mib", 0),
                 user=unit.get("user", ""), log_max_bytes=self.owner.log_max_bytes, log_keep=self.owner.log_keep,
+                sandbox=self.owner.unit_sandbox(unit, name),
             )
         except OSError as exc:  # the shim itself could not start: count it as a crash
             rec = {"pid": 0, "start_time": None, "pidfile": "", "exitfile": "", "started": time.time()}
@@ -389,7 +399,11 @@ class Supervisor:
             except Exception as exc:  # a probe bug must not stop supervision
                 ok, message = False, str(exc)
             rec["probe_message"] = message
-            if ok:
+            if ok and probe.kind == "none" and time.time() - rec["started"] < health.UP_WITHOUT_CHECK:
+                ok = None  # nothing to check: ready once it has stayed up a moment, as minReadySeconds
+            if ok is None:
+                pass
+            elif ok:
                 rec["probe_failures"] = 0
                 if not rec["ready"]:
                     rec["ready"] = rec["ever_ready"] = True
@@ -411,7 +425,12 @@ class Supervisor:
         ):
             rec["last_probe"] = time.time()
             env = {**base_env(), **unit["env"]}
-            self.probes[fkey] = self.pool.submit(health.check, probe, rec["ports"], unit["cwd"], env)
+            wrap = None
+            if probe.kind == "exec" and unit.get("sandbox"):  # tenant code: in a sandbox like the replica's
+                spec = write_spec(str(self.owner.runtime_dir(ns) / "run" / f"{name}-probe.sandbox.json"),
+                                  self.owner.unit_sandbox(unit, name))
+                wrap = foreground_argv(spec, ["/bin/sh", "-c", probe.command], unit["cwd"])
+            self.probes[fkey] = self.pool.submit(health.check, probe, rec["ports"], unit["cwd"], env, wrap)
 
     # ---- front proxies ---------------------------------------------------------------------
 

@@ -227,3 +227,25 @@ def test_the_guestbook_pipeline_runs_its_steps_as_jobs(engine, guestbook, on_k8s
     assert test.image == steps.STEP_IMAGE
     assert f"cd {steps.action_dir(run.pk, 'checkout')}" in script("test")
     assert "python3 -m py_compile api.py front.py resp.py" in script("test")
+
+
+def test_step_pods_honour_the_dice_node_labels(engine, tenant_a, on_k8s, k8s_cluster: K8sCluster):
+    from apps.clusters.models import Node
+    from apps.clusters.sync import sync_cluster
+
+    from .conftest import NODE_NAMES
+
+    sync_cluster(on_k8s)
+    node = Node.objects.get(cluster=on_k8s, name=NODE_NAMES[1])
+    clusters.set_node_roles(tenant_a.owner, node, ["dice/job", "dice/workspace-dev"])
+    try:
+        src = 'version: "1.1"\nstages:\n  - stage:\n      - custom-script:\n          alias: only\n          commands: ["true"]\n'
+        run = engine.wait(engine.run(tenant_a, src), timeout=90)
+        assert run.status == "success", run.reason
+        job = _jobs(k8s_cluster, run)[steps.job_name(run.pk, "only", 1)]
+        assert job.spec.template.spec.node_selector == {"dice/job": "true", "dice/workspace-dev": "true"}
+        pods = k8s_cluster.core.list_namespaced_pod(
+            job.metadata.namespace, label_selector=f"batch.kubernetes.io/job-name={job.metadata.name}").items
+        assert pods and {p.spec.node_name for p in pods} == {node.name}
+    finally:
+        clusters.set_node_roles(tenant_a.owner, Node.objects.get(pk=node.pk), [])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -108,7 +109,23 @@ services:
     executor.apply(group_of(spec, runtime))
     line = wait_for(lambda: [entry.text for entry in executor.logs(runtime, "probe")], what="output")[0]
     port = executor.pids(runtime) and executor.service_status(runtime, "probe").replicas[0].address.split(":")[1]
-    assert line == f"as={200 * 1024} port={port} self={port} ws=DEV mem=200"
+    if executor.sandboxes.enabled and executor.sandboxes.isolation.cgroups:
+        # Resident memory in the sandbox's cgroup, not address space.
+        assert line == f"as=unlimited port={port} self={port} ws=DEV mem=200"
+        assert memory_limit(executor.pids(runtime)["probe-0"]["process"]) == 200 * 1024 * 1024
+    else:
+        assert line == f"as={200 * 1024} port={port} self={port} ws=DEV mem=200"
+
+
+def memory_limit(pid: int) -> int:
+    """The memory limit of the cgroup `pid` is in, read from the host (v1 or v2)."""
+    for entry in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = entry.split(":", 2)
+        if "memory" in names.split(","):
+            return int(Path(f"/sys/fs/cgroup/memory{path}/memory.limit_in_bytes").read_text())
+        if names == "" and Path(f"/sys/fs/cgroup{path}/memory.max").exists():
+            return int(Path(f"/sys/fs/cgroup{path}/memory.max").read_text())
+    raise AssertionError(f"process {pid} is in no memory cgroup")
 
 
 def test_registry_gives_one_executor_per_root(local_root):

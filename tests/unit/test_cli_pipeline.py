@@ -61,7 +61,7 @@ def test_validate_valid_text(capsys, write):
 
 def test_validate_valid_json(capsys, write):
     code, out, _ = run(capsys, "pipeline", "validate", write(VALID), "--format", "json")
-    assert code == 0 and json.loads(out) == {"valid": True, "errors": []}
+    assert code == 0 and json.loads(out) == {"valid": True, "errors": [], "warnings": []}
 
 
 def test_validate_invalid_text_lists_every_error(capsys, write):
@@ -119,9 +119,9 @@ def test_plan_json(capsys, write):
     assert code == 0
     assert json.loads(out) == {
         "tasks": [
-            {"alias": "repo", "type": "git-checkout", "needs": [], "stage": 0},
-            {"alias": "build", "type": "custom-script", "needs": ["repo"], "stage": 1},
-            {"alias": "lint", "type": "custom-script", "needs": ["repo"], "stage": 1},
+            {"alias": "repo", "type": "git-checkout", "needs": [], "stage": 0, "disabled": False},
+            {"alias": "build", "type": "custom-script", "needs": ["repo"], "stage": 1, "disabled": False},
+            {"alias": "lint", "type": "custom-script", "needs": ["repo"], "stage": 1, "disabled": False},
         ]
     }
 
@@ -156,9 +156,9 @@ def test_plan_invalid_file(capsys, write):
 def test_plan_example_file(capsys):
     code, out, _ = run(capsys, "pipeline", "plan", str(OWN / "ci.yml"), "--format", "json")
     tasks = json.loads(out)["tasks"]
-    assert code == 0 and tasks[0] == {"alias": "repo", "type": "git-checkout", "needs": [], "stage": 0}
-    assert {"alias": "build", "type": "custom-script", "needs": ["repo", "unit"], "stage": 2} in tasks
-    assert tasks[-1] == {"alias": "notify", "type": "custom-script", "needs": ["build"], "stage": 4}
+    assert code == 0 and tasks[0] == {"alias": "repo", "type": "git-checkout", "needs": [], "stage": 0, "disabled": False}
+    assert {"alias": "build", "type": "custom-script", "needs": ["repo", "unit"], "stage": 2, "disabled": False} in tasks
+    assert tasks[-1] == {"alias": "notify", "type": "custom-script", "needs": ["build"], "stage": 4, "disabled": False}
 
 
 @pytest.mark.conformance
@@ -167,7 +167,7 @@ def test_plan_real_file(capsys):
     code, out, _ = run(capsys, "pipeline", "plan", str(path), "--format", "json")
     tasks = json.loads(out)["tasks"]
     assert code == 0 and tasks[0]["alias"] == "raw-erda"
-    assert tasks[-1] == {"alias": "dice", "type": "dice", "needs": ["release-erda"], "stage": 7}
+    assert tasks[-1] == {"alias": "dice", "type": "dice", "needs": ["release-erda"], "stage": 7, "disabled": False}
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def test_valid_text(capsys):
 
 def test_valid_json_with_workspace(capsys):
     code, out, _ = run(capsys, "spec", "validate", SPEC, "--workspace", "dev", "--format", "json")
-    assert code == 0 and json.loads(out) == {"valid": True, "errors": []}
+    assert code == 0 and json.loads(out) == {"valid": True, "errors": [], "warnings": []}
 
 
 def test_invalid_text(capsys, bad_file):
@@ -53,6 +53,7 @@ def test_invalid_json(capsys, bad_file):
         "errors": [
             {"path": "services.api.resources.max_cpu", "line": 6, "message": "max_cpu (1) must be >= cpu (2)"}
         ],
+        "warnings": [],
     }
 
 

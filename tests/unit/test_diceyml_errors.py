@@ -114,12 +114,13 @@ def test_names_must_be_dns_labels(section, name, why):
         ("health_check: {exec: {duration: 5}}", "health_check.exec.cmd", "'cmd' is required"),
         ("binds: [nocolon]", "binds.0", "host:container[:rw|ro]"),
         ("binds: ['/a:b']", "binds.0.container", "must be absolute"),
-        ("binds: [{host: /a, container: /b, type: rx}]", "binds.0.type", "must be 'rw' or 'ro'"),
+        ("binds: [{host: /a, container: /b, type: rx}]", "binds.0.type", "the mode must be rw or ro, got 'rx'"),
         ("volumes: ['relative']", "volumes.0", "[name~storage:]/path"),
         ("volumes: [{targetPath: x}]", "volumes.0.targetPath", "must be absolute"),
         ("endpoints: [{domain: 'no such'}]", "endpoints.0.domain", "not a valid domain"),
         ("endpoints: [{path: /}]", "endpoints.0.domain", "'domain' is required"),
-        ("ports: [{port: 80, protocol: htp}]", "ports.0.protocol", "must be 'TCP'"),
+        ("ports: [{port: 80, protocol: 'h t'}]", "ports.0.protocol", "is not a protocol name"),
+        ("ports: [{port: 53, l4_protocol: icmp}]", "ports.0.l4_protocol", "'TCP' or 'UDP'"),
         ("ports: [80, 80]", "ports.1", "listed twice"),
         ("ports: [abc]", "ports.0", "must be a number"),
         ("expose: [0]", "expose.0", "must be >= 1"),
@@ -136,7 +137,6 @@ def test_names_must_be_dns_labels(section, name, why):
         ("hosts: ['foo bar']", "hosts.0", "'ip name...'"),
         ("k8s_snippet: {container: {image: x}}", "k8s_snippet.container", "cannot be set"),
         ("sidecars: {Log: {image: x}}", "sidecars.Log", "not a valid name"),
-        ("sidecars: {log: {cmd: x}}", "sidecars.log.image", "'image' is required"),
         ("resources: {netwrk: {}}", "resources.netwrk", "did you mean 'network'?"),
         ("ports: {a: 1}", "ports", "expected a list, got a mapping"),
     ],
@@ -151,8 +151,8 @@ def test_service_rules(body, path, words):
 @pytest.mark.parametrize(
     ("body", "path", "words"),
     [
-        ("plan: mysql", "plan", "'<type>:<size>'"),
-        ("plan: 'mysq:basic'", "plan", "did you mean 'mysql'?"),
+        ("plan: 'mysql:'", "plan", "'<type>:<size>' or '<type>'"),
+        ("plan: 'My SQL:basic'", "plan", "is not an addon type name"),
         ("plan: 'mysql:huge'", "plan", "unknown addon size 'huge'"),
         ("options: {}", "plan", "'plan' is required"),
         ("plan: 'redis:basic'\n    as: 'my-redis'", "as", "variable-name prefix"),
@@ -213,14 +213,12 @@ def test_environment_errors_point_into_the_environment():
           PROD:
             services:
               api: {resources: {cpu: many}}
-              apj: {}
             extra: {}
           qa: {}
         """
     )
     found = errors_of(text)
     assert found["environments.PROD.services.api.resources.cpu"] == (8, "expected a number, got 'many'")
-    assert found["environments.PROD.services.apj"][1] == "no service 'apj' in services (did you mean 'api'?)"
     assert found["environments.PROD.extra"][1].startswith("unknown key 'extra'")
     assert found["environments.qa"][1].startswith("unknown environment 'qa'")
 
@@ -258,10 +256,11 @@ def test_unfilled_placeholder_in_a_number():
 
 
 def refused_fast(text, words: str):
-    start = time.perf_counter()
+    # CPU time of this process, not wall time: a bomb costs work, while a loaded machine only delays
+    start = time.process_time()
     with pytest.raises(SpecInvalid) as info:
         parse_dice_yml(text)
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert words in str(info.value.errors[0].message)
     return info.value.errors[0]
 

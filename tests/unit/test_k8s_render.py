@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from diceyml import merge_overlay, parse_dice_yml
+from diceyml.placeholders import secret_keys
 from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
 from scheduler.kubernetes.addons import OPERATORS, generate_addon_secrets, provider_for
 from scheduler.kubernetes.meta import RenderError
@@ -54,6 +55,8 @@ def load(name: str, workspace: str, folder: Path = CORPUS):
 
 def group_for(spec, workspace: str, **kw) -> ServiceGroup:
     images = dict.fromkeys([*spec.services, *spec.jobs], "registry.example/x:1")
+    # the console hands over the project configs that ((KEY)) placeholders name
+    kw.setdefault("secret_configs", {key: f"value-of-{key}" for key in secret_keys(spec)})
     return ServiceGroup(
         RuntimeRef("acme", "shop", "web", workspace, "main"),
         spec,
@@ -216,3 +219,18 @@ def test_bookshop_dev_details():
     for name, secret in group.addon_secrets.items():
         if "password" in secret:
             assert all(secret["password"] not in str(obj) for obj in manifests if obj["kind"] != "Secret"), name
+
+
+def test_registry_credentials_take_project_configs_into_the_pull_secret_only():
+    import base64
+    import json
+
+    spec = load("bookshop.yml", "DEV", OWN)
+    manifests = render_group(group_for(spec, "DEV", secret_configs={"REGISTRY_PASSWORD": "s3cr3t-pw",
+                                                                    "PAYMENTS_KEY": "pk"}), CLUSTER, operators=ALL_OPERATORS)
+    pull = [m for m in manifests if m["kind"] == "Secret" and m.get("type") == "kubernetes.io/dockerconfigjson"]
+    assert pull, "the storefront's registry credentials make a pull secret"
+    config = json.loads(base64.b64decode(pull[0]["data"][".dockerconfigjson"]))
+    assert [a["password"] for a in config["auths"].values()] == ["s3cr3t-pw"]
+    others = json.dumps([m for m in manifests if m is not pull[0]])
+    assert "s3cr3t-pw" not in others and "((REGISTRY_PASSWORD))" not in others

@@ -104,6 +104,7 @@ def render(text=SPEC, *, workspace="DEV", operators=ALL_OPERATORS, overcommit=NO
         overcommit=overcommit,
         addon_secrets=generate_addon_secrets(spec, {"db": {"password": "pw-db"}}),
         cluster_name="c1",
+        node_selectors=kw.pop("node_selectors", {}),
     )
     manifests = render_group(group, cluster, operators=operators, warnings=warnings, **kw)
     validate_all(manifests)
@@ -375,10 +376,87 @@ def test_job_name_is_deterministic_and_changes_with_the_job():
     assert a == b and a != c
 
 
-def test_broadcast_without_kruise_is_an_error():
-    text = 'version: "2.0"\njobs:\n  j:\n    image: j:1\n    broadcast: true\n'
-    with pytest.raises(RenderError, match=r"broadcastjobs\.apps\.kruise\.io"):
-        render(text, operators=frozenset())
+def test_broadcast_without_kruise_falls_back_to_a_daemonset():
+    text = 'version: "2.0"\njobs:\n  j:\n    image: j:1\n    cmd: ./sweep\n    broadcast: true\n'
+    warnings: list[str] = []
+    by, manifests = render(text, operators=frozenset(), warnings=warnings)
+    assert not [m for m in manifests if m["kind"] == "BroadcastJob"]
+    (name, ds), = [(n, m) for (k, n), m in by.items() if k == "DaemonSet"]
+    assert name.startswith("j-") and ds["metadata"]["annotations"]["dice.io/broadcast-of"] == "j"
+    spec = ds["spec"]["template"]["spec"]
+    assert spec["restartPolicy"] == "Always"
+    assert spec["initContainers"][-1]["image"] == "j:1" and spec["initContainers"][-1]["command"] == ["sh", "-c", "./sweep"]
+    assert spec["containers"][0]["image"].startswith("registry.k8s.io/pause:")
+    labels = ds["spec"]["template"]["metadata"]["labels"]
+    assert all(labels[k] == v for k, v in ds["spec"]["selector"]["matchLabels"].items())
+    assert any("DaemonSet" in w and "OpenKruise" in w for w in warnings)
+    # A changed job is a new DaemonSet (runs again on every node); the same one keeps its name.
+    again = [n for k, n in render(text, operators=frozenset())[0] if k == "DaemonSet"]
+    changed = [n for k, n in render(text.replace("j:1", "j:2"), operators=frozenset())[0] if k == "DaemonSet"]
+    assert again == [name] and changed != [name]
+
+
+def test_node_selectors_reach_every_kind_of_workload():
+    text = """version: "2.0"
+services:
+  web: {image: web:1, ports: [80]}
+  agent: {image: agent:1, deployments: {workload: per_node}}
+addons:
+  cache: {plan: "redis:basic"}
+jobs:
+  once: {image: j:1}
+  nightly: {image: j:1, schedule: "0 3 * * *"}
+  sweep: {image: j:1, broadcast: true}
+"""
+    selectors = {"stateless": {"dice/stateless-service": "true", "dice/workspace-dev": "true"},
+                 "stateful": {"dice/stateful-service": "true"}, "job": {"dice/job": "true"}}
+    for operators in (frozenset(), ALL_OPERATORS):
+        by, manifests = render(text, operators=operators, node_selectors=selectors)
+
+        def pod_of(m):
+            spec = m["spec"]
+            if m["kind"] == "CronJob":
+                spec = spec["jobTemplate"]["spec"]
+            return spec["template"]["spec"]
+
+        assert pod_of(by[("Deployment", "web")])["nodeSelector"] == selectors["stateless"]
+        assert pod_of(by[("DaemonSet", "agent")])["nodeSelector"] == selectors["stateless"]
+        assert pod_of(by[("CronJob", "nightly")])["nodeSelector"] == selectors["job"]
+        job = next(m for m in manifests if m["kind"] == "Job")
+        assert pod_of(job)["nodeSelector"] == selectors["job"]
+        sweep = next(m for m in manifests if m["kind"] in ("BroadcastJob", "DaemonSet")
+                     and m["metadata"]["name"].startswith("sweep"))
+        assert pod_of(sweep)["nodeSelector"] == selectors["job"]
+        if not operators:
+            assert pod_of(by[("StatefulSet", "cache")])["nodeSelector"] == selectors["stateful"]
+    by, _ = render(text, operators=frozenset())
+    assert "nodeSelector" not in by[("Deployment", "web")]["spec"]["template"]["spec"]
+
+
+def test_erda_location_selector_asks_for_dice_location_labels():
+    text = 'version: "2.0"\nservices:\n  web: {image: w:1, deployments: {selectors: {location: "gpu|edge", disk: ssd}}}\n'
+    by, _ = render(text)
+    terms = by[("Deployment", "web")]["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    assert terms == [
+        {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]},
+                              {"key": "dice/location-gpu", "operator": "In", "values": ["true"]}]},
+        {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]},
+                              {"key": "dice/location-edge", "operator": "In", "values": ["true"]}]},
+    ]
+    with pytest.raises(RenderError, match="selectors.location: 'no good'"):
+        render(text.replace("gpu|edge", "no good"))
+
+
+def test_an_addon_that_runs_built_in_stays_built_in_when_the_operator_appears():
+    text = 'version: "2.0"\nservices:\n  web: {image: w:1}\naddons:\n  db: {plan: "postgresql:basic"}\n'
+    by, _ = render(text, operators=ALL_OPERATORS)
+    assert ("Cluster", "db") in by and by[("Secret", "db-credentials")]["type"] == "kubernetes.io/basic-auth"
+    warnings: list[str] = []
+    by, _ = render(text, operators=ALL_OPERATORS, keep_builtin={"db"}, warnings=warnings)
+    assert ("StatefulSet", "db") in by and ("Cluster", "db") not in by
+    assert by[("Secret", "db-credentials")]["type"] == "Opaque"
+    assert any("keeps its built-in StatefulSet" in w for w in warnings)
 
 
 def test_missing_image_names_the_service():

@@ -170,11 +170,11 @@ def test_stage_by_stage_plan():
               - release: {}
         """
     ) == [
-        {"alias": "b", "type": "git-checkout", "needs": [], "stage": 0},
-        {"alias": "a", "type": "git-checkout", "needs": [], "stage": 0},
-        {"alias": "build", "type": "custom-script", "needs": ["a", "b"], "stage": 1},
-        {"alias": "lint", "type": "custom-script", "needs": ["a", "b"], "stage": 1},
-        {"alias": "release", "type": "release", "needs": ["build", "lint"], "stage": 2},
+        {"alias": "b", "type": "git-checkout", "needs": [], "stage": 0, "disabled": False},
+        {"alias": "a", "type": "git-checkout", "needs": [], "stage": 0, "disabled": False},
+        {"alias": "build", "type": "custom-script", "needs": ["a", "b"], "stage": 1, "disabled": False},
+        {"alias": "lint", "type": "custom-script", "needs": ["a", "b"], "stage": 1, "disabled": False},
+        {"alias": "release", "type": "release", "needs": ["build", "lint"], "stage": 2, "disabled": False},
     ]
 
 
@@ -327,4 +327,4 @@ def test_plan_is_deterministic_and_keeps_actions():
 
 def test_disabled_actions_stay_in_the_plan():
     tasks = tasks_of('version: "1.1"\nstages:\n- stage:\n  - echo: {disable: true}\n')
-    assert tasks == [{"alias": "echo", "type": "echo", "needs": [], "stage": 0}]
+    assert tasks == [{"alias": "echo", "type": "echo", "needs": [], "stage": 0, "disabled": True}]

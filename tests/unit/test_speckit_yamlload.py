@@ -52,9 +52,9 @@ def test_merge_keys_supported_explicit_keys_win():
 
 
 def test_alias_bomb_refused_quickly():
-    start = time.perf_counter()
+    start = time.process_time()  # CPU spent, not wall time (the machine may be busy)
     errors = refused(alias_bomb())
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
     assert "alias" in errors[0].message
     assert errors[0].line is not None
 
@@ -126,7 +126,7 @@ def test_unknown_tag_and_complex_key():
 
 
 def test_deep_nesting_refused_not_crashing():
-    start = time.perf_counter()
+    start = time.process_time()  # CPU spent, not wall time (the machine may be busy)
     refused("a: " + "[" * 5000 + "]" * 5000 + "\n")
     refused("a:\n" + "".join(f"{' ' * i}k{i}:\n" for i in range(1, 400)))
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0

@@ -16,6 +16,8 @@ class ClusterSerializer(serializers.ModelSerializer):
     ca = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
     token = serializers.CharField(write_only=True, required=False, allow_blank=True)
     overcommit_ratios = serializers.DictField(write_only=True, required=False, source="overcommit_input")
+    # Not a URLField: a cluster without an API server (local) has an empty one.
+    api_server = serializers.CharField(read_only=True, help_text="the Kubernetes API server URL; empty for local")
 
     class Meta:
         model = Cluster
@@ -57,3 +59,27 @@ class NodeSerializer(serializers.ModelSerializer):
 class NodeLabelsSerializer(serializers.Serializer):
     labels = serializers.ListField(child=serializers.CharField(), allow_empty=True,
                                    help_text="the dice/ labels the node should carry, e.g. [\"dice/job\"]")
+
+
+class FindingSerializer(serializers.Serializer):
+    """One finding of an inspection (documentation of the report's shape)."""
+
+    severity = serializers.CharField()
+    check = serializers.CharField()
+    object = serializers.CharField()
+    namespace = serializers.CharField(allow_blank=True)
+    org = serializers.CharField(allow_blank=True, allow_null=True)
+    message = serializers.CharField()
+    link = serializers.CharField(allow_blank=True, allow_null=True, required=False)
+
+
+class InspectionSerializer(serializers.Serializer):
+    """The last inspection of a cluster (`id` and `created` null when it was never inspected), with
+    the findings the requesting user may see."""
+
+    cluster = serializers.CharField()
+    id = serializers.IntegerField(allow_null=True)
+    created = serializers.DateTimeField(allow_null=True)
+    error = serializers.CharField(allow_blank=True)
+    counts = serializers.DictField(child=serializers.IntegerField())
+    findings = FindingSerializer(many=True)

@@ -6,6 +6,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.decorators import action, api_view
 from rest_framework.exceptions import NotFound
+from rest_framework.exceptions import ValidationError as DRFValidationError
 from rest_framework.response import Response
 
 from apps.clusters import services
@@ -81,9 +82,12 @@ class ClusterViewSet(ScopedModelViewSet):
     def nodes(self, request, **kwargs):
         """The cluster's nodes as the last sync recorded them."""
         cluster = self.get_object()
-        qs = NodeFilterSet(request.GET, queryset=scope.scoped(request.user, cluster.nodes.model)
-                           .filter(cluster=cluster).select_related("cluster")).qs
-        return Response(serializers.NodeSerializer(qs, many=True).data)
+        nodes = NodeFilterSet(request.GET, queryset=scope.scoped(request.user, cluster.nodes.model)
+                              .filter(cluster=cluster).select_related("cluster").order_by("name", "pk"))
+        if not nodes.is_valid():
+            raise DRFValidationError(nodes.errors)
+        page = self.paginate_queryset(nodes.qs)
+        return self.get_paginated_response(serializers.NodeSerializer(page, many=True).data)
 
     @extend_schema(request=serializers.NodeLabelsSerializer, responses={200: serializers.NodeSerializer})
     @action(detail=True, methods=["put", "patch"], url_path=r"nodes/(?P<node>[^/]+)/labels")
@@ -98,7 +102,8 @@ class ClusterViewSet(ScopedModelViewSet):
         services.set_node_roles(request.user, obj, body.validated_data["labels"])
         return Response(serializers.NodeSerializer(obj).data)
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(methods=["GET"], responses={200: serializers.InspectionSerializer})
+    @extend_schema(methods=["POST"], request=None, responses={201: serializers.InspectionSerializer})
     @action(detail=True, methods=["get", "post"])
     def inspection(self, request, **kwargs):
         """GET: the last inspection (findings you may see); POST: inspect now (manage_clusters)."""
@@ -109,7 +114,8 @@ class ClusterViewSet(ScopedModelViewSet):
         else:
             report = cluster.inspections.first()
             if report is None:
-                return Response({"cluster": cluster.name, "created": None, "findings": [], "counts": {}})
+                return Response({"cluster": cluster.name, "id": None, "created": None, "error": "",
+                                 "findings": [], "counts": {}})
         return Response({"cluster": cluster.name, "id": report.pk, "created": report.created, "error": report.error,
                          "counts": report.counts, "findings": visible_findings(request.user, report)},
                         status=status.HTTP_201_CREATED if request.method == "POST" else status.HTTP_200_OK)

@@ -7,12 +7,12 @@ from __future__ import annotations
 import base64
 import binascii
 
-from django.http import Http404
+from django.http import Http404, QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.deploy import deployments, filtersets
@@ -24,6 +24,7 @@ from apps.projects import scope
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application
 from dice_console.api import ScopedGenericViewSet
+from dice_console.api_input import JSONParser
 
 # ---- serializers ------------------------------------------------------------------------------------
 
@@ -75,7 +76,12 @@ class DeployRequestSerializer(serializers.Serializer):
 
     def to_internal_value(self, data):
         if hasattr(data, "getlist") and "workspace" in data:
-            data = data.copy()
+            # Not data.copy(): that deep-copies the uploaded files, and a large upload (a temporary
+            # file on disk) cannot be copied ("cannot pickle '_io.BufferedRandom'").
+            copied = QueryDict(mutable=True)
+            for key, values in data.lists():
+                copied.setlist(key, values)
+            data = copied
             data["workspace"] = str(data["workspace"]).upper()
         elif isinstance(data, dict) and isinstance(data.get("workspace"), str):
             data = {**data, "workspace": data["workspace"].upper()}
@@ -111,7 +117,7 @@ class RuntimeSerializer(serializers.ModelSerializer):
     application_name = serializers.CharField(source="application.__str__", read_only=True)
     workspace = serializers.CharField(source="workspace.kind", read_only=True)
     cluster = serializers.CharField(source="cluster.name", read_only=True)
-    version = serializers.IntegerField(source="release.version", read_only=True, default=None)
+    version = serializers.IntegerField(source="release.version", read_only=True, default=None, allow_null=True)
     page = serializers.CharField(source="get_absolute_url", read_only=True)
 
     class Meta:
@@ -223,6 +229,13 @@ class DeploymentViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Scoped
                                              context=self.get_serializer_context()).data)
 
 
+class AddonValuesSerializer(serializers.Serializer):
+    """Connection values of a custom addon: {"addon": "ext", "values": {"URL": "...", "TOKEN": "..."}}."""
+
+    addon = serializers.CharField(max_length=100)
+    values = serializers.DictField(child=serializers.CharField(allow_blank=True, max_length=8192))
+
+
 class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin,
                      ScopedGenericViewSet):
     """Runtimes in the user's scope; reading one asks its cluster for the live status. DELETE removes
@@ -242,6 +255,8 @@ class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
             return ServiceSerializer
         if self.action == "rollback":
             return RollbackSerializer
+        if self.action == "custom_addons":
+            return AddonValuesSerializer
         return RuntimeSerializer
 
     def perform_destroy(self, instance):
@@ -273,6 +288,23 @@ class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         data = self._input(request)
         deployments.restart(request.user, runtime, data["service"])
         return self._detail(runtime)
+
+    @extend_schema(
+        methods=["GET"], request=None, responses={200: dict},
+        description="The runtime's custom addons, each with the keys of the values given to the console.",
+    )
+    @extend_schema(methods=["POST"], request=AddonValuesSerializer, responses={200: dict})
+    @action(detail=True, methods=["get", "post"], url_path="custom-addons")
+    def custom_addons(self, request, pk=None):
+        """GET: {addon: [keys given]}. POST {addon, values: {KEY: value}}: replace a custom addon's
+        connection values (secret at rest, never shown back), used from the next deployment on."""
+        from apps.deploy import addons
+
+        runtime = self.get_object()
+        if request.method == "POST":
+            data = self._input(request)
+            addons.set_custom_values(request.user, runtime, data["addon"], data["values"])
+        return Response(addons.custom_addons(runtime))
 
     @extend_schema(request=None, responses={200: RuntimeDetailSerializer})
     @action(detail=True, methods=["post"])

@@ -4,6 +4,8 @@ from rest_framework import serializers
 
 from apps.deploy.models import Release
 from apps.deploy.summary import release_summary
+from apps.pipelines.models import PipelineRun
+from apps.projects import scope
 from apps.projects.models import Application
 
 
@@ -30,12 +32,21 @@ class ReleaseSerializer(serializers.ModelSerializer):
         validators = []
 
     def get_fields(self):
-        from apps.projects import scope
-
         fields = super().get_fields()
         request = self.context.get("request")
         fields["application"].queryset = scope.applications_for(request.user if request else None)
         return fields
+
+    def validate(self, attrs):
+        """`pipeline_run_id` names a run of the same application that the user may see."""
+        run_id = attrs.get("pipeline_run_id")
+        if run_id is not None:
+            request = self.context.get("request")
+            runs = scope.scoped(request.user if request else None, PipelineRun)
+            if not runs.filter(pk=run_id, application=attrs["application"]).exists():
+                raise serializers.ValidationError(
+                    {"pipeline_run_id": f"no pipeline run {run_id} of application {attrs['application']}"})
+        return attrs
 
 
 class ReleaseDetailSerializer(ReleaseSerializer):

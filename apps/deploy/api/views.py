@@ -12,7 +12,7 @@ from apps.deploy.api import serializers
 from apps.deploy.diff import release_diff
 from apps.deploy.models import Release
 from dice_console.api import ScopedGenericViewSet
-from diceyml import dice_yml_json_schema, validate_dice_yml
+from diceyml import check_dice_yml, dice_yml_json_schema
 
 
 class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, ScopedGenericViewSet):
@@ -95,16 +95,19 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
 @extend_schema(request=serializers.SpecValidateSerializer, responses={200: dict})
 @api_view(["POST"])
 def validate_spec(request):
-    """Check a dice.yml: {"valid": bool, "errors": [{"path", "line", "message"}]} (as `dice spec validate`)."""
+    """Check a dice.yml: {"valid": bool, "errors": [{"path", "line", "message"}], "warnings": [...]}
+    (as `dice spec validate`)."""
     serializer = serializers.SpecValidateSerializer(data=request.data)
     serializer.is_valid(raise_exception=True)
     text = serializer.validated_data["text"]
     workspace = serializer.validated_data.get("workspace") or None
     try:
-        errors = validate_dice_yml(text, workspace=workspace)
+        errors, warnings = check_dice_yml(text, workspace=workspace)
     except ValueError as exc:
         raise ValidationError({"workspace": str(exc)})
-    return Response({"valid": not errors, "errors": [e.to_dict() for e in errors]})
+    return Response(
+        {"valid": not errors, "errors": [e.to_dict() for e in errors], "warnings": [w.to_dict() for w in warnings]}
+    )
 
 
 @extend_schema(responses={200: dict}, auth=[])

@@ -106,6 +106,16 @@ class TaskLogSerializer(serializers.Serializer):
         return dt.datetime.fromtimestamp(line.timestamp, tz=dt.UTC).isoformat().replace("+00:00", "Z")
 
 
+class TaskLogPageSerializer(serializers.Serializer):
+    """A page of a task run's log (documentation of GET /api/task-runs/{id}/log/)."""
+
+    task_run = serializers.IntegerField()
+    status = serializers.CharField()
+    last_line = serializers.IntegerField()
+    complete = serializers.BooleanField()
+    lines = TaskLogSerializer(many=True)
+
+
 class ProjectConfigSerializer(_Scoped):
     """Secret values are write-only: they read back as ******."""
 
@@ -132,3 +142,10 @@ class BranchRuleSerializer(_Scoped):
         fields = ["id", "project", "pattern", "workspace", "priority", "created"]
         read_only_fields = ["id", "created"]
         validators = []
+
+
+class WebhookAnswerSerializer(serializers.Serializer):
+    """What a webhook delivery did: the runs it started (202 when any), and why others did not."""
+
+    runs = serializers.ListField(child=serializers.IntegerField())
+    notes = serializers.ListField(child=serializers.CharField())

@@ -2,21 +2,29 @@
 
 from __future__ import annotations
 
-import json
+import secrets
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status
-from rest_framework.decorators import action, api_view, authentication_classes, permission_classes
+from rest_framework.decorators import (
+    action,
+    api_view,
+    authentication_classes,
+    parser_classes,
+    permission_classes,
+)
 from rest_framework.response import Response
 
-from apps.pipelines import filtersets, services, triggers
+from apps.pipelines import filtersets, services, triggers, webhooks
 from apps.pipelines.api import serializers
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
 from apps.projects.models import Application
 from dice_console.api import ScopedGenericViewSet, ScopedModelViewSet
+from dice_console.api_input import INT64_MAX
 
 LOG_PAGE = 1000
 
@@ -86,7 +94,7 @@ class PipelineRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixin
         run = services.cancel_run(request.user, self.get_object())
         return Response(serializers.PipelineRunSerializer(run, context=self.get_serializer_context()).data)
 
-    @extend_schema(request=None)
+    @extend_schema(request=None, responses={201: serializers.PipelineRunSerializer})
     @action(detail=True, methods=["post"])
     def rerun(self, request, pk=None):
         run = services.rerun(request.user, self.get_object())
@@ -113,12 +121,18 @@ class TaskRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGen
     serializer_class = serializers.TaskRunSerializer
     filterset_class = filtersets.TaskRunFilterSet
 
-    @action(detail=True, methods=["get"])
+    @extend_schema(
+        parameters=[OpenApiParameter("after", OpenApiTypes.INT, description="give the lines numbered above this")],
+        responses={200: serializers.TaskLogPageSerializer},
+    )
+    @action(detail=True, methods=["get"], pagination_class=None, filterset_class=None)
     def log(self, request, pk=None):
+        """The persisted lines numbered above `after`, at most 1,000; `complete` once the step has
+        finished and every line has been read."""
         task = self.get_object()
         after = request.query_params.get("after", "0")
-        if not after.isdigit():
-            raise ValidationError({"after": "a line number"})
+        if not after.isdigit() or int(after) > INT64_MAX:
+            raise ValidationError({"after": "a line number (0 or more)"})
         from apps.logs import services as log_services
         from apps.pipelines.choices import FINISHED_TASK
 
@@ -184,31 +198,66 @@ class BranchRuleViewSet(ScopedModelViewSet):
         services.delete_branch_rule(self.request.user, instance)
 
 
-@extend_schema(request=None, responses={200: dict, 403: dict}, auth=[])
+_UNGUESSABLE = secrets.token_hex(32)
+NOT_SIGNED = "the delivery is not signed with this application's webhook secret"
+
+
+@extend_schema(
+    request={"application/json": dict, "application/x-www-form-urlencoded": dict},
+    responses={200: serializers.WebhookAnswerSerializer, 202: serializers.WebhookAnswerSerializer},
+    auth=[],
+)
 @api_view(["POST"])
 @authentication_classes([])
 @permission_classes([permissions.AllowAny])
+@parser_classes([])  # the raw body is what is signed: read it, never DRF's parsed data
 def webhook(request, provider: str, app_id: int):
-    """A git push from GitHub, GitLab or Gitea: checked against the project's webhook_secret (a bad
-    signature is 403 and changes nothing), then matched against each definition's `on.push`."""
-    if provider not in triggers.PROVIDERS:
+    """A delivery from GitHub, GitLab or Gitea (JSON, or GitHub's form-encoded `payload=`).
+
+    An unknown application, one without a `webhook_secret` and a wrong signature are the same 403,
+    and change nothing. A delivery id seen in the last day is a replay: 409, nothing starts. A push
+    matching a definition's `on.push` starts it (workspace from the branch rules); a merge request
+    into a branch `on.merge` lists starts it in DEV; a deleted branch starts nothing and removes its
+    DEV/TEST runtime; GitHub's ping is answered. A signed body of an unexpected shape is a 400."""
+    if provider not in webhooks.PROVIDERS:
         raise Http404("unknown provider")
+    # Read from the stream: Django's 2.5 MiB limit on request.body is below what providers send.
+    stream = request.stream
+    body = stream.read(webhooks.MAX_BODY + 1) if stream is not None else b""
+    if len(body) > webhooks.MAX_BODY:
+        return Response({"detail": f"the body is larger than {webhooks.MAX_BODY // (1024 * 1024)} MiB"},
+                        status=status.HTTP_400_BAD_REQUEST)
     application = Application.objects.filter(pk=app_id).select_related("project").first()
-    if application is None:
-        raise Http404("no such application")
-    body = request.body
+    secret = triggers.webhook_secret(application.project_id) if application is not None else None
     try:
-        triggers.verify(provider, triggers.webhook_secret(application.project_id), request.headers, body)
-    except triggers.BadSignature as exc:
-        return Response({"detail": f"bad signature: {exc}"}, status=status.HTTP_403_FORBIDDEN)
+        # The same work whether the application is unknown, has no secret or the signature is wrong.
+        webhooks.verify(provider, secret or _UNGUESSABLE, request.headers, body)
+        if not secret:
+            raise webhooks.BadSignature("no secret")
+    except webhooks.BadSignature:
+        return Response({"detail": NOT_SIGNED}, status=status.HTTP_403_FORBIDDEN)
     try:
-        payload = json.loads(body or b"{}")
-    except ValueError:
-        return Response({"detail": "the body is not JSON"}, status=status.HTTP_400_BAD_REQUEST)
-    push = triggers.push_event(provider, request.headers, payload if isinstance(payload, dict) else {})
-    if push is None:
-        return Response({"runs": [], "notes": ["not a push event: ignored"]})
+        payload = webhooks.read_body(request.headers, body)
+        event = webhooks.parse_event(provider, request.headers, payload)
+    except webhooks.BadDelivery as exc:
+        return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+    delivery = webhooks.delivery_id(provider, request.headers)
     with transaction.atomic():
-        runs, notes = triggers.runs_for_push(application, push)
+        if delivery and triggers.remember_delivery(application, provider, delivery) is None:
+            return Response({"detail": f"delivery {delivery} was already received: nothing started"},
+                            status=status.HTTP_409_CONFLICT)
+        if event.kind == "push":
+            runs, notes = triggers.runs_for_push(application, event)
+        elif event.kind == "merge":
+            runs, notes = triggers.runs_for_merge(application, event)
+        elif event.kind == "delete":
+            runs, notes = [], None
+        else:
+            runs, notes = [], [event.note]
+    if notes is None:  # outside the transaction: removing a runtime talks to its cluster
+        notes = triggers.teardown_for_deletion(application, event)
     return Response({"runs": [run.pk for run in runs], "notes": notes},
                     status=status.HTTP_202_ACCEPTED if runs else status.HTTP_200_OK)
+
+
+webhook.cls.error_responses = ("409",)

@@ -200,8 +200,18 @@ def render_addons(ctx: RenderContext) -> tuple[list[dict], list[dict]]:
             raise RenderError(f"addon '{name}' has the name of a service or job; rename one of them")
         provider = provider_for(addon.type)
         if provider is None:
-            raise RenderError(f"addon '{name}': no provider for addon type '{addon.type}' on Kubernetes")
-        operator = provider.check_available(ctx, name)
+            cluster = ctx.group.cluster_name or ctx.cluster.name
+            raise RenderError(
+                f"addon '{name}': cluster '{cluster}' cannot provide addon type '{addon.type}' "
+                "(no provider for it on Kubernetes); use a cluster that provides it, or a custom addon"
+            )
+        if name in ctx.keep_builtin and provider.builtin:
+            operator = False
+            if provider.use_operator(ctx):
+                ctx.warnings.append(f"addon '{name}' keeps its built-in StatefulSet although the operator's CRD "
+                                    "is installed now: moving its data is an explicit migration (README)")
+        else:
+            operator = provider.check_available(ctx, name)
         creds = provider.credentials(name, addon, given)
         values = provider.connection(ctx, name, addon, creds, operator)
         for suffix, field in ADDON_VARIABLES.get(addon.type, {}).items():
@@ -219,12 +229,15 @@ def render_addons(ctx: RenderContext) -> tuple[list[dict], list[dict]]:
 
 
 def _custom(ctx: RenderContext, name: str, addon: Addon, prefix: str, given: dict[str, str]) -> dict | None:
-    """A custom addon: the user's values become <PREFIX>_<KEY>; secret-looking ones go to a Secret."""
+    """A custom addon: its options and the values given to the console become <PREFIX>_<KEY>;
+    the console's values and secret-looking options are read from a Secret."""
     values = {**addon.options, **given}
     hidden = {}
     for key, value in values.items():
         var = f"{prefix}_{env_name(key)}"
-        if any(word in key.lower() for word in SECRET_WORDS):
+        # Values given to the console are kept secret whatever their name; the file's options
+        # only when their name says so.
+        if key in given or any(word in key.lower() for word in SECRET_WORDS):
             hidden[key] = value
             ctx.addon_secret_refs[var] = (secret_name(name), key)
         else:

@@ -82,7 +82,8 @@ class BuiltinProvider(AddonProvider):
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": labels},
-                    "spec": {"containers": [container], "enableServiceLinks": False},
+                    "spec": {"containers": [container], "enableServiceLinks": False,
+                             **({"nodeSelector": ctx.node_selector("stateful")} if ctx.node_selector("stateful") else {})},
                 },
                 # No managed-by label here: the claims outlive the StatefulSet and are never pruned.
                 "volumeClaimTemplates": [
