@@ -188,14 +188,22 @@ services:
     cmd: echo about to fail; exit 7
     resources: {cpu: 0.05, mem: 32}
 """
-    d, _ = _deploy(tenant_a, spec)
+    d, result = _deploy(tenant_a, spec)
     api = tenant_a.api()
+    if result["status"] == "failed":  # the rollout saw the crash loop (else it saw a Ready moment)
+        assert "CrashLoopBackOff" in d.message and "last exit code 7" in d.message, d.message
+
+    seen: list[str] = []
 
     def crash_looping():
         status = api.get(f"/api/runtimes/{d.runtime.pk}/").json()["status"]
+        seen.append(f"{status['health']}: {status['reason']}")
         return status if "CrashLoopBackOff" in status["reason"] else None
 
-    status = wait_for(crash_looping, 120, "the runtime to show the crash loop", interval=1)
+    try:
+        status = wait_for(crash_looping, 120, "the runtime to show the crash loop", interval=1)
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; statuses seen: {sorted(set(seen))}") from None
     assert status["health"] == "Degraded" and "last exit code 7" in status["reason"], status
     replica = status["services"][0]["replicas"][0]
     assert replica["restarts"] >= 1, replica
