@@ -229,6 +229,11 @@ func (n *node) prepare(p *pki, kubeletPort int) error {
 			return err
 		}
 	}
+	// What a killed run leaves for the next one to undo: where its mounts are, and the
+	// machine's ip_forward before any run changed it.
+	if err := os.WriteFile(filepath.Join(n.run, "node-dir"), []byte(n.dir), 0o644); err != nil {
+		return err
+	}
 	// Everything the node mounts lives under these two directories; making them private
 	// mount points keeps those mounts out of the rest of the machine, and lets teardown
 	// find them all.
@@ -257,8 +262,11 @@ func (n *node) prepare(p *pki, kubeletPort int) error {
 	// Pods reach Services through the host (DNAT, then forwarded back onto the bridge), so
 	// forwarding is on; the guard chain keeps that forwarding to this bridge: nothing from
 	// the pods leaves it for another interface, nothing from elsewhere is forwarded into it.
-	fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
-	n.fwdBefore = strings.TrimSpace(string(fwd))
+	if n.fwdBefore == "" {
+		fwd, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+		n.fwdBefore = strings.TrimSpace(string(fwd))
+	}
+	_ = os.WriteFile(filepath.Join(n.run, "ip-forward"), []byte(n.fwdBefore), 0o644)
 	_ = run("iptables", "-w", "-N", guardChain)
 	if err := run("iptables", "-w", "-F", guardChain); err != nil {
 		return err
@@ -665,6 +673,16 @@ func (n *node) removeSandboxes(timeout time.Duration) {
 // bridges, the guard chain, kube-proxy's rules, network namespaces of our sandboxes, and
 // mounts under our directories. Safe to run when nothing is left.
 func (n *node) cleanupLeftovers(whose string) {
+	if whose != "this run" {
+		if b, err := os.ReadFile(filepath.Join(n.run, "ip-forward")); err == nil && len(b) > 0 {
+			n.fwdBefore = strings.TrimSpace(string(b)) // the value before the killed run set it
+		}
+		if b, err := os.ReadFile(filepath.Join(n.run, "node-dir")); err == nil && len(b) > 0 {
+			for _, m := range mountsUnder(strings.TrimSpace(string(b))) {
+				_ = syscall.Unmount(m, syscall.MNT_DETACH)
+			}
+		}
+	}
 	// Shims are found by the containerd address in their command line, which is ours alone.
 	for _, pid := range pidsWithArg("-address", n.sock) {
 		n.logf("%s: killing leftover shim %d and its containers", whose, pid)
@@ -765,7 +783,7 @@ func removeKubeChains() {
 
 // ourNetns: containerd (1.6) names a sandbox's network namespace /var/run/netns/cni-<uuid>
 // and removes it with the sandbox; after a kill, the leftovers are the cni-* namespaces that
-// no process uses and that hold nothing but loopback (we hold the machine's real-node lock).
+// no process uses (we hold the machine's real-node lock; nothing else here makes cni-* ones).
 func ourNetns() []string {
 	var out []string
 	ents, _ := os.ReadDir("/var/run/netns")
@@ -774,9 +792,8 @@ func ourNetns() []string {
 		if !strings.HasPrefix(e.Name(), "cni-") {
 			continue
 		}
-		// An empty namespace (no process in it, only the bind mount) whose links are gone.
-		b, err := exec.Command("ip", "-n", e.Name(), "-o", "link").Output()
-		if err == nil && strings.Count(string(b), "\n") <= 1 && !netnsInUse(p) {
+		// No process in it (only the bind mount): removing it also removes its veth.
+		if !netnsInUse(p) {
 			out = append(out, p)
 		}
 	}
