@@ -1,5 +1,5 @@
-"""Unpacking tar.gz archives of step directories and caches, safely: tarfile's "data" filter
-(no absolute paths, no links out of the target, no devices), refused entries skipped and
+"""Unpacking tar.gz archives of step directories and caches, safely: tarfile's "data" filter, or
+the same rules where this Python lacks it (agent.safetar; Debian's 3.11.2) (no absolute paths, no links out of the target, no devices), refused entries skipped and
 counted rather than stopping the whole archive, and an optional limit on the bytes unpacked.
 Used by the agent's restore and by the console's context store (the same rules on both ends)."""
 
@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import tarfile
 from pathlib import Path
+
+from agent import safetar
 
 __all__ = ["TooLarge", "Unpacker", "unpack"]
 
@@ -25,8 +27,8 @@ class Unpacker:
 
     def __call__(self, member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
         try:
-            member = tarfile.data_filter(member, dest)
-        except tarfile.FilterError as exc:
+            member = safetar.data_filter(member, dest)  # tarfile's own where this Python has it
+        except safetar.FilterError as exc:
             self.skipped.append(str(exc))
             return None
         if member.isfile():
@@ -41,5 +43,5 @@ def unpack(tar: tarfile.TarFile, target: str | Path, *, limit: int = 0) -> Unpac
     """Extract an open archive into target (made if missing) through an Unpacker; returns it."""
     unpacker = Unpacker(limit)
     Path(target).mkdir(parents=True, exist_ok=True)
-    tar.extractall(target, filter=unpacker)
+    safetar.extract_all(tar, target, unpacker)
     return unpacker

@@ -89,8 +89,10 @@ def restore(spec: dict, log: LogOut) -> None:
         target.mkdir(parents=True, exist_ok=True)
         import tarfile  # imported when needed: most steps have no cache, and every step starts an agent
 
+        from agent import safetar
+
         with tarfile.open(archive, "r:gz") as tar:
-            tar.extractall(target, filter="data")
+            safetar.extract_all(tar, target)
         log.system(f"cache {cache['key']}: restored into {target}")
 
 

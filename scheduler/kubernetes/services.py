@@ -248,7 +248,10 @@ def wait_for_dependencies(ctx: RenderContext, svc: Service) -> dict[str, Any] | 
     listed = " ".join(f"{host}:{port}" for host, port in targets)
     script = (
         f'for t in {listed}; do '
-        'until nc -z -w 2 "${t%:*}" "${t##*:}"; do echo "waiting for $t"; sleep 2; done; '
+        # `nc -z` where nc has it (busybox's default build); Debian's busybox nc has no -z but
+        # runs a program once connected (`-e true`), which is the same test.
+        'until nc -z -w 2 "${t%:*}" "${t##*:}" 2>/dev/null || nc -w 2 "${t%:*}" "${t##*:}" -e true 2>/dev/null; '
+        'do echo "waiting for $t"; sleep 2; done; '
         'echo "$t is ready"; done'
     )
     return {

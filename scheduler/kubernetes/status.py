@@ -58,6 +58,11 @@ def pod_problem(pod: dict) -> str:
         waiting = (c.get("state") or {}).get("waiting") or {}
         if waiting.get("reason") in BAD_WAITING:
             message = waiting.get("message") or ""
+            # A crash loop's message only says "back-off"; why it crashed is the last exit.
+            last = (c.get("lastState") or {}).get("terminated") or {}
+            if last.get("exitCode") is not None:
+                message = f"{message} (last exit code {last['exitCode']}" + (
+                    f", {last['reason']})" if last.get("reason") else ")")
             return f"{waiting['reason']}: {message}".rstrip(": ")
     for cond in status.get("conditions") or []:
         if cond.get("type") == "PodScheduled" and cond.get("status") == "False" and cond.get("reason") == "Unschedulable":

@@ -88,3 +88,12 @@ def test_old_replicas_still_terminating_are_not_healthy():
     assert st.health is Health.PROGRESSING
     obj["status"]["replicas"] = 3
     assert workload_status("web", obj, [pod("web-1"), pod("web-2"), pod("web-3")], []).health is Health.HEALTHY
+
+
+def test_crash_loop_names_the_last_exit_code():
+    crashing = pod("web-3", False, "CrashLoopBackOff")
+    container = crashing["status"]["containerStatuses"][0]
+    container["state"]["waiting"]["message"] = "back-off 10s restarting failed container=web"
+    container["lastState"] = {"terminated": {"exitCode": 7, "reason": "Error"}}
+    st = workload_status("web", deployment(ready=0, available=0), [crashing], [])
+    assert st.reason == "CrashLoopBackOff: back-off 10s restarting failed container=web (last exit code 7, Error)"

@@ -4,7 +4,8 @@
 // process (a subcommand of this binary) so that one of them, typically the API server,
 // can be restarted against the same etcd.
 //
-//	ktestenv up --dir DIR [--kwok-bin PATH --kwok-config PATH]
+//	ktestenv up --dir DIR [--kwok-bin PATH --kwok-config PATH] [--real-node]
+//	ktestenv image --name NAME --out FILE (--busybox BIN | --rootfs-tar TAR | --add SRC=/DEST)
 //	ktestenv etcd --data-dir DIR --client-port N --peer-port M
 //	ktestenv apiserver [kube-apiserver flags]
 //	ktestenv controller-manager [kube-controller-manager flags]
@@ -35,7 +36,10 @@ commands:
   up --dir DIR        start etcd, kube-apiserver, kube-controller-manager, kube-scheduler
                       (and kwok with --kwok-bin/--kwok-config) on free 127.0.0.1 ports,
                       write DIR/kubeconfig, print its path when /readyz answers;
-                      SIGTERM/SIGINT stops everything, SIGUSR1 restarts the API server
+                      SIGTERM/SIGINT stops everything, SIGUSR1 restarts the API server;
+                      --real-node adds one real node (containerd, kubelet, kube-proxy,
+                      CoreDNS; needs root) and prints the path once the node is Ready
+  image               write an OCI image archive from local files (no registry)
   etcd                embedded etcd (go.etcd.io/etcd/server/v3/embed)
   apiserver           kube-apiserver (flags as upstream)
   controller-manager  kube-controller-manager (flags as upstream)
@@ -55,6 +59,8 @@ func main() {
 		os.Exit(runUp(args))
 	case "etcd":
 		os.Exit(runEtcd(args))
+	case "image":
+		os.Exit(runImage(args))
 	case "version":
 		printVersion()
 		return

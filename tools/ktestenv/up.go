@@ -118,6 +118,8 @@ type state struct {
 	Ready             bool              `json:"ready"`
 	APIServerRestarts int               `json:"apiserver_restarts"`
 	PIDs              map[string]int    `json:"pids"`
+	Node              string            `json:"node,omitempty"`
+	NodeReadySeconds  float64           `json:"node_ready_seconds,omitempty"`
 	Logs              map[string]string `json:"logs"`
 }
 
@@ -175,7 +177,13 @@ func runUp(args []string) int {
 	kwokConfig := fs.String("kwok-config", "", "kwok --config file (stages); default: kwok.yaml next to --kwok-bin")
 	timeout := fs.Duration("timeout", 120*time.Second, "start-up timeout")
 	exitWithParent := fs.Bool("exit-with-parent", false, "stop everything when the parent process (e.g. pytest) dies")
-	var apiArgs, kcmArgs, schedArgs, kwokArgs multiFlag
+	realNode := fs.Bool("real-node", false, "also run one real node: containerd, kubelet, kube-proxy, CoreDNS (needs root)")
+	nodeBinDir := fs.String("node-bin-dir", "", "where kubelet, kube-proxy, coredns and images/ are (default: next to ktestenv)")
+	containerdBin := fs.String("containerd-bin", "", "containerd binary (default: bin/containerd if built, else containerd on PATH)")
+	var apiArgs, kcmArgs, schedArgs, kwokArgs, kubeletArgs, kubeProxyArgs, images multiFlag
+	fs.Var(&kubeletArgs, "kubelet-arg", "extra kubelet flag (repeatable)")
+	fs.Var(&kubeProxyArgs, "kube-proxy-arg", "extra kube-proxy flag (repeatable)")
+	fs.Var(&images, "image", "extra OCI image archive to import into the real node (repeatable)")
 	fs.Var(&apiArgs, "apiserver-arg", "extra kube-apiserver flag (repeatable)")
 	fs.Var(&kcmArgs, "controller-manager-arg", "extra kube-controller-manager flag (repeatable)")
 	fs.Var(&schedArgs, "scheduler-arg", "extra kube-scheduler flag (repeatable)")
@@ -204,14 +212,32 @@ func runUp(args []string) int {
 			}
 		}()
 	}
-	if err := up(d, *kwokBin, *kwokConfig, *timeout, apiArgs, kcmArgs, schedArgs, kwokArgs); err != nil {
+	var nodeOpts *nodeOptions
+	if *realNode {
+		self, err := os.Executable()
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "up: %v\n", err)
+			return 1
+		}
+		o := nodeOptions{binDir: *nodeBinDir, containerdBin: *containerdBin, timeout: *timeout,
+			kubeletArgs: kubeletArgs, kubeProxyArgs: kubeProxyArgs, extraImageTars: images}
+		if o.binDir == "" {
+			o.binDir = filepath.Dir(self)
+		}
+		if err := checkNodePrereqs(&o); err != nil {
+			fmt.Fprintf(os.Stderr, "ktestenv up --real-node: %v\n", err)
+			return 3
+		}
+		nodeOpts = &o
+	}
+	if err := up(d, *kwokBin, *kwokConfig, *timeout, apiArgs, kcmArgs, schedArgs, kwokArgs, nodeOpts); err != nil {
 		fmt.Fprintf(os.Stderr, "ktestenv up: %v\n", err)
 		return 1
 	}
 	return 0
 }
 
-func up(dir, kwokBin, kwokConfig string, timeout time.Duration, apiArgs, kcmArgs, schedArgs, kwokArgs []string) error {
+func up(dir, kwokBin, kwokConfig string, timeout time.Duration, apiArgs, kcmArgs, schedArgs, kwokArgs []string, nodeOpts *nodeOptions) error {
 	start := time.Now()
 	self, err := os.Executable()
 	if err != nil {
@@ -238,6 +264,16 @@ func up(dir, kwokBin, kwokConfig string, timeout time.Duration, apiArgs, kcmArgs
 		return err
 	}
 	logPath := func(n string) string { return filepath.Join(dir, "logs", n+".log") }
+	if nodeOpts != nil {
+		// The API server reaches the kubelet at the node's InternalIP (an address of the node's
+		// own bridge) and checks its serving certificate against our CA.
+		apiArgs = append([]string{
+			"--kubelet-preferred-address-types=InternalIP",
+			"--kubelet-certificate-authority=" + p.caCert,
+			"--kubelet-client-certificate=" + p.adminCert,
+			"--kubelet-client-key=" + p.adminKey,
+		}, apiArgs...)
+	}
 
 	etcd := &component{name: "etcd", path: self, log: logPath("etcd"), args: []string{
 		"etcd", "--data-dir", filepath.Join(dir, "etcd"),
@@ -324,7 +360,14 @@ func up(dir, kwokBin, kwokConfig string, timeout time.Duration, apiArgs, kcmArgs
 	}
 
 	started := []*component{}
+	var rn *node
 	stopAll := func() {
+		if rn != nil {
+			// Nothing new gets scheduled or created while the node goes down.
+			scheduler.stop(20 * time.Second)
+			controllerManager.stop(20 * time.Second)
+			rn.stop()
+		}
 		for i := len(started) - 1; i >= 0; i-- {
 			started[i].stop(20 * time.Second)
 		}
@@ -370,6 +413,29 @@ func up(dir, kwokBin, kwokConfig string, timeout time.Duration, apiArgs, kcmArgs
 					}
 				}
 			}
+			if nodeOpts == nil {
+				return nil
+			}
+			t := time.Now()
+			rn = newNode(dir, kubeconfig, *nodeOpts)
+			if err := rn.prepare(p, 10250); err != nil {
+				return fmt.Errorf("real node: %w", err)
+			}
+			err := rn.start(ctx, func(c *component) {
+				stMu.Lock()
+				comps = append(comps, c)
+				stMu.Unlock()
+				writeState()
+			})
+			if err != nil {
+				return fmt.Errorf("real node: %w", err)
+			}
+			stMu.Lock()
+			st.NodeReadySeconds = time.Since(t).Seconds()
+			st.Node = nodeName
+			stMu.Unlock()
+			fmt.Fprintf(os.Stderr, "ktestenv: node %s Ready in %s (pods on %s, bridge %s)\n", nodeName,
+				time.Since(t).Round(time.Millisecond), rn.subnet, rn.bridge)
 			return nil
 		}()
 	}()
