@@ -18,14 +18,14 @@ class ClusterSerializer(serializers.ModelSerializer):
     ca = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
     token = serializers.CharField(write_only=True, required=False, allow_blank=True)
     overcommit_ratios = serializers.DictField(write_only=True, required=False, source="overcommit_input")
+    # Not a URLField: a cluster without an API server (local) has an empty one.
+    api_server = serializers.CharField(read_only=True, help_text="the Kubernetes API server URL; empty for local")
     organization = ScopedSlugRelatedField(
         Organization, slug_field="slug", required=False, allow_null=True,
         help_text="the owning organization (its owners and ops manage the cluster); null: platform-wide (staff)")
     granted_to = serializers.SlugRelatedField(
         many=True, slug_field="slug", queryset=Organization.objects.all(), required=False,
         help_text="platform-wide clusters: the organizations that may use it (staff only; shown to staff only)")
-    # Not a URLField: a cluster without an API server (local) has an empty one.
-    api_server = serializers.CharField(read_only=True, help_text="the Kubernetes API server URL; empty for local")
 
     class Meta:
         model = Cluster
