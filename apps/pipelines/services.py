@@ -205,7 +205,6 @@ def find_review_task(run: PipelineRun, alias: str | None) -> TaskRun:
 # ---- project configs and branch rules --------------------------------------------------------
 
 
-@transaction.atomic
 def _require_webhook_rights(user, project: Project) -> None:
     """The webhook secret lets anyone holding it start runs in every workspace the branch rules
     reach: setting or removing it needs the right to deploy to all of them."""
@@ -214,6 +213,7 @@ def _require_webhook_rights(user, project: Project) -> None:
         _require(user, perms.deploy_perm(workspace), project)
 
 
+@transaction.atomic
 def set_config(user, project: Project, *, key: str, value: str, secret: bool = False) -> ProjectConfig:
     _require(user, perms.CHANGE, project)
     key = key.strip()
@@ -229,6 +229,7 @@ def set_config(user, project: Project, *, key: str, value: str, secret: bool = F
     return config
 
 
+@transaction.atomic
 def delete_config(user, config: ProjectConfig) -> None:
     _require(user, perms.CHANGE, config.project)
     if config.key == branches.WEBHOOK_SECRET_KEY:

@@ -63,7 +63,10 @@ class TokenForm(forms.Form):
 class InviteForm(forms.Form):
     username = forms.CharField(max_length=150)
     email = forms.EmailField(required=False)
-    role = forms.ChoiceField(choices=Role.choices, initial=Role.GUEST)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.GUEST, required=False)
+
+    def clean_role(self):
+        return self.cleaned_data.get("role") or Role.GUEST
 
 
 class PasswordChoiceForm(forms.Form):

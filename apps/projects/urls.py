@@ -13,6 +13,7 @@ urlpatterns = [
     path("apps/", views.ApplicationListView.as_view(), name="applications"),
     path("audit/", views.AuditEventListView.as_view(), name="audit"),
     path("tokens/", views.TokensView.as_view(), name="tokens"),
+    path("users/", views.UsersView.as_view(), name="users"),
     path("permissions/", views.permission_table, name="permissions"),
     path("orgs/<slug:org>/", views.OrganizationView.as_view(), name="organization"),
     path("orgs/<slug:org>/edit/", views.OrganizationEditView.as_view(), name="organization_edit"),

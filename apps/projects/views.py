@@ -1,10 +1,11 @@
 """Pages of organizations, projects, applications, members, tokens and the audit log."""
 
 from django.contrib import messages
-from django.contrib.auth import login
+from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views import View
@@ -451,6 +452,48 @@ class TokensView(ScopedMixin, View):
             _, key = services.create_token(request.user, name=form.cleaned_data["name"])
             return self.render_page(TokenForm(), key)
         return self.render_page(form, None)
+
+
+class UsersView(View):
+    """Staff: every account, its organizations and status; deactivate or activate; invite someone."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if not request.user.is_authenticated:
+            return redirect(f"{reverse('login')}?next={request.path}")
+        accounts.require_staff(request.user)
+        return super().dispatch(request, *args, **kwargs)
+
+    def render_page(self, invite_form):
+        users = get_user_model().objects.order_by("username").prefetch_related("memberships__organization")
+        return render(self.request, "projects/users.html", {"users": users, "invite_form": invite_form})
+
+    def get(self, request):
+        return self.render_page(InviteForm())
+
+    def post(self, request):
+        if "active" in request.POST:
+            target = get_user_model().objects.filter(pk=request.POST.get("user")).first()
+            if target is None:
+                raise Http404("no such user")
+            try:
+                accounts.update_user(request.user, target, is_active=request.POST["active"] == "1")
+            except PermissionDenied as exc:
+                messages.error(request, str(exc))
+            else:
+                messages.success(request, f"{target} is {'active' if target.is_active else 'deactivated'}.")
+            return redirect("projects:users")
+        form = InviteForm(request.POST)
+        if form.is_valid():
+            try:
+                invitation, key = accounts.invite(request.user, **form.cleaned_data)
+            except ValidationError as exc:
+                _errors_into(form, exc)
+            else:
+                link = request.build_absolute_uri(reverse("invitation", args=[key]))
+                messages.success(request, f"Invited {invitation.user}: send them this one-time link (shown only "
+                                          f"now, valid {accounts.INVITATION_DAYS} days): {link}")
+                return redirect("projects:users")
+        return self.render_page(form)
 
 
 @login_required

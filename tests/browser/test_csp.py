@@ -24,7 +24,7 @@ def _pages(org, project, app, runtime):
         f"{base_app}/runtimes/", f"{base_app}/pipelines/",
         f"{base_app}/runtimes/{runtime.workspace.kind}/{runtime.name}/",
         "/clusters/", "/clusters/local/", "/clusters/new/", "/reports/resources/", "/cmdb/", "/cmdb/reports/",
-        "/api/docs/", "/admin/",
+        "/api/docs/", "/admin/", "/users/",
     ]
 
 

@@ -109,3 +109,18 @@ def test_dice_user_and_member_commands(dice_cli):
     # A non-staff user is refused the users API with one line.
     code, _, err = dice_cli(owner)("user", "list")
     assert code == 1 and "staff" in err
+
+
+def test_the_users_page_is_for_staff(live, world):
+    assert login(live, "alpha-owner").get("/users/").status_code == 403
+    staff = login(live, "staff")
+    page = staff.get("/users/")
+    assert page.status_code == 200 and "alpha-guest" in page.text and "beta-owner" in page.text
+    r = staff.post("/users/", data={"username": "pagenew", "email": "p@example.test"})
+    assert r.status_code == 302
+    assert "/invite/" in staff.get("/users/").text  # the one-time link, in the message
+    victim = world.b.users["guest"]
+    assert staff.post("/users/", data={"user": victim.pk, "active": "0"}).status_code == 302
+    victim.refresh_from_db()
+    assert victim.is_active is False
+    assert http(live, world.token(victim)).get("/api/me/").status_code == 401

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('pipelines', '0003_webhook_deliveries_merge_trigger_glob_patterns'),
+        ('pipelines', '0002_tasklog_to_chunks'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

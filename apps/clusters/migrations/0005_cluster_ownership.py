@@ -23,7 +23,7 @@ def grant_existing(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("clusters", "0005_cluster_allow_shared_tenancy"),
+        ("clusters", "0004_beat_schedule"),
         ("projects", "0001_initial"),
     ]
 
