@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('clusters', '0006_cluster_kind_choices_from_scheduler_registry'),
-        ('clusters', '0006_cluster_ownership'),
+        ('clusters', '0005_cluster_ownership'),
     ]
 
     operations = [
