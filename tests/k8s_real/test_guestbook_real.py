@@ -13,11 +13,11 @@ import uuid
 from pathlib import Path
 
 import pytest
-from apps.deploy.executors import runtime_ref
 
 from apps.clusters import services as clusters
 from apps.deploy import deployments
 from apps.deploy.models import Deployment
+from apps.deploy.refs import runtime_ref
 from apps.deploy.services import create_release
 from apps.deploy.tasks import run_deployment
 from apps.projects import services as projects
