@@ -55,7 +55,7 @@ def populate(args, work: Path) -> None:
     from apps.deploy import bundles
     from apps.deploy import services as deploy_services
     from apps.pipelines import services as pipeline_services
-    from apps.pipelines import steps
+    from apps.pipelines import steplogs
     from apps.pipelines.models import PipelineRun, TaskRun
     from apps.projects import services
 
@@ -80,7 +80,7 @@ def populate(args, work: Path) -> None:
                                          status="success")
         for t in range(args.tasks):
             task = TaskRun.objects.create(run=run, alias=f"step{t}", type="custom-script", status="success")
-            steps.append_lines(task, [text.format(n=n) for n in range(args.lines)])
+            steplogs.append_lines(task, [text.format(n=n) for n in range(args.lines)])
 
 
 def main() -> None:

@@ -94,7 +94,7 @@ def console(transactional_db, settings, tmp_path, monkeypatch):
     from apps.deploy import bundles
     from apps.deploy import services as deploy_services
     from apps.pipelines import services as pipeline_services
-    from apps.pipelines import steps
+    from apps.pipelines import steplogs
     from tests.logs_helpers import make_task_run
 
     monkeypatch.delenv("DICE_ENCRYPTION_KEY", raising=False)
@@ -113,8 +113,8 @@ def console(transactional_db, settings, tmp_path, monkeypatch):
     (folder / "main.py").write_text("print('hello')\n" * 500)
     bundle = bundles.attach_bundle(release, bundles.make_archive(folder))
     task = make_task_run(tenant, alias="build", status="success")
-    steps.append_lines(task, [f"line {n}" for n in range(1, LOG_LINES)], "stdout")
-    steps.append_lines(task, ["the end"], "stderr")
+    steplogs.append_lines(task, [f"line {n}" for n in range(1, LOG_LINES)], "stdout")
+    steplogs.append_lines(task, ["the end"], "stderr")
     pipeline_services.set_config(tenant.owner, tenant.project, key="DB_PASSWORD", value=SECRET_VALUE, secret=True)
     Cluster.objects.create(name="prod", credentials=crypto.encrypt(KUBECONFIG),
                            credentials_fingerprint=crypto.fingerprint(KUBECONFIG))

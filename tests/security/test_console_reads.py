@@ -28,11 +28,11 @@ def test_release_reads_dice_yml_only_from_the_runs_directories(tmp_path):
 def test_a_result_file_that_is_a_link_is_not_read(tmp_path, settings):
     from types import SimpleNamespace
 
-    from apps.pipelines import steps
+    from apps.pipelines import paths, steps
 
     settings.DICE_PIPELINE_ROOT = str(tmp_path / "pipelines")
     task = SimpleNamespace(run_id=4242, alias="build", attempt=1)
-    folder = steps.step_dir(task)
+    folder = paths.step_dir(task)
     folder.mkdir(parents=True)
     other = tmp_path / "other-tenant-result.json"
     other.write_text('{"exit_code": 0, "outputs": {"token": "OTHER-TENANT"}}')
