@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from tests.conftest import Tenant
+from tests.conftest import Tenant, make_org
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 EXAMPLES = int(os.environ.get("DICE_CONTRACT_EXAMPLES", "4"))
@@ -71,7 +71,7 @@ class Seeds:
 
         t = self.t
         if not Organization.objects.filter(pk=t.org.pk).exists():
-            t.org = services.create_organization(t.owner, slug=self._name("home"))
+            t.org = make_org(t.owner, slug=self._name("home"))
         if not Project.objects.filter(pk=t.project.pk).exists():
             t.project = services.create_project(t.owner, t.org, slug=self._name("home"))
         if not Application.objects.filter(pk=t.app.pk).exists():
@@ -122,7 +122,7 @@ class Seeds:
 
         t = self.home()
         if path.startswith("/api/orgs/{slug}"):
-            return {"slug": projects.create_organization(t.owner, slug=self._name("o")).slug}
+            return {"slug": make_org(t.owner, slug=self._name("o")).slug}
         if path.startswith("/api/projects/{id}"):
             return {"id": self.project().pk}
         if path.startswith("/api/applications/{id}"):
