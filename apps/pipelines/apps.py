@@ -9,7 +9,9 @@ class PipelinesConfig(AppConfig):
     verbose_name = "Pipelines"
 
     def ready(self):
-        from apps.pipelines import monitor, notify, scope, signals
+        # tasks: registers the Celery tasks that apps.pipelines.queue sends by name, in every
+        # process (a web process sends them too, and Celery's autodiscovery runs only in workers)
+        from apps.pipelines import monitor, notify, scope, signals, tasks  # noqa: F401
 
         scope.register()
         signals.connect()
