@@ -112,7 +112,7 @@ def _check_viewer(base, task, last, password):
         from playwright.sync_api import sync_playwright
     except ImportError:
         return
-    from tests.browser.conftest import CHROMIUM_ARGS
+    from tests.conftest import CHROMIUM_ARGS
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS, headless=True)

@@ -117,8 +117,12 @@ def kill_all(pid: int, pidfile: str | None) -> None:
 
 def terminate(procs: list[tuple[int, int | None, str | None]], sig: int = signal.SIGTERM, grace: float = 5.0) -> None:
     """Stop shims (pid, start_time, pidfile) and wait: sig to each (the shim passes it on to its
-    command's group), then SIGKILL to both groups of those still alive after grace."""
+    command's group), then SIGKILL to both groups of those still alive after grace. Returns when
+    the commands are gone too, not only their shims: a shim may exit while its sandboxed command
+    is still being torn down, and a stopped runtime must hold no process."""
     live = [p for p in procs if alive(p[0], p[1])]
+    # the commands, read before the shims exit and remove their pid files
+    commands = [(c, t) for c in (child_pid(p[2]) for p in live) if c and (t := proc_start_time(c)) is not None]
     for pid, _, _ in live:
         signal_pid(pid, sig)
     deadline = time.monotonic() + grace
@@ -134,6 +138,14 @@ def terminate(procs: list[tuple[int, int | None, str | None]], sig: int = signal
         _reap()
         live = [p for p in live if alive(p[0], p[1])]
         if live:
+            time.sleep(0.02)
+    commands = [c for c in commands if alive(*c)]
+    for pid, _ in commands:  # the shim is gone: nothing will pass a signal on any more
+        signal_group(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while commands and time.monotonic() < deadline:
+        commands = [c for c in commands if alive(*c)]
+        if commands:
             time.sleep(0.02)
 
 

@@ -15,7 +15,6 @@ import pytest
 from apps.clusters import services as clusters
 from apps.pipelines import paths
 from apps.projects import services as projects
-from tests.browser.conftest import browser, page  # noqa: F401
 from tests.browser.live_asgi import asgi_server  # noqa: F401
 from tests.browser.test_pipeline_run_page import _pipelines_url, _row_status, _run_from_form, _sign_in
 from tests.pipelines_helpers import engine, wait_until  # noqa: F401
