@@ -107,6 +107,9 @@ def _rss_kib(pid: int, field: str = "VmRSS") -> int:
 class K8sCluster:
     """A running ktestenv control plane (+ kwok) and a client for it."""
 
+    # How long `up` may take to stop everything it started in order before it is killed.
+    stop_timeout = STOP_TIMEOUT
+
     def __init__(self, workdir: Path, proc: subprocess.Popen, out_path: Path, err_path: Path):
         self.dir = workdir
         self.proc = proc
@@ -223,7 +226,7 @@ class K8sCluster:
             with contextlib.suppress(ProcessLookupError):
                 self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(timeout=STOP_TIMEOUT)
+                self.proc.wait(timeout=self.stop_timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=10)

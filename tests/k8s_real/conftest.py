@@ -121,6 +121,10 @@ def k8s_node() -> Iterator[K8sCluster]:
     workdir = Path(tempfile.mkdtemp(prefix="ktestenv-node-"))
     t0 = time.monotonic()
     cluster = launch_real_node(workdir, START_TIMEOUT)
+    # A real node stops in order within its own budgets (pods 20 s, kubelet 15 s, sandboxes 30 s,
+    # kube-proxy 10 s and its rules, CoreDNS 5 s, containerd 15 s): killing `up` before it is done
+    # would leave mounts, links and rules behind, which is what the teardown check fails on.
+    cluster.stop_timeout = 180.0
     keep = _truthy(os.environ.get("DICE_K8S_KEEP_DIR"))
     try:
         try:
