@@ -200,28 +200,10 @@ def _split_ref(ref: str) -> tuple[str, str]:
 
 def parse_event(provider: str, headers, payload: dict) -> GitEvent:
     name = event_name(provider, headers)
-    if provider == "github":
-        if name == "ping":
-            return _ping(provider, payload)
-        if name == "push":
-            return _push(provider, payload)
-        if name == "delete":
-            return _delete_event(provider, payload)
-        if name == "pull_request":
-            return _github_pull_request(provider, payload)
-    elif provider == "gitlab":
-        if name in ("push hook", "tag push hook"):
-            return _push(provider, payload)
-        if name == "merge request hook":
-            return _gitlab_merge_request(provider, payload)
-    elif provider == "gitea":
-        if name == "push":
-            return _push(provider, payload)
-        if name == "delete":
-            return _delete_event(provider, payload)
-        if name == "pull_request":
-            return _github_pull_request(provider, payload)
-    return GitEvent(kind="ignored", provider=provider, note=f"event {name or '(none)'!r} is not used: ignored")
+    handler = _HANDLERS.get((provider, name))
+    if handler is None:
+        return GitEvent(kind="ignored", provider=provider, note=f"event {name or '(none)'!r} is not used: ignored")
+    return handler(provider, payload)
 
 
 def _ping(provider: str, payload: dict) -> GitEvent:
@@ -326,3 +308,18 @@ def _gitlab_merge_request(provider: str, payload: dict) -> GitEvent:
     if action not in GITLAB_MR_ACTIONS or (action == "update" and not _str(attrs, "oldrev", "object_attributes.oldrev")):
         event.kind, event.note = "ignored", f"merge request {action!r} without new commits: nothing to run"
     return event
+
+
+# The events each provider sends that start or end something (Gitea's hooks are GitHub's shapes).
+_HANDLERS = {
+    ("github", "ping"): _ping,
+    ("github", "push"): _push,
+    ("github", "delete"): _delete_event,
+    ("github", "pull_request"): _github_pull_request,
+    ("gitlab", "push hook"): _push,
+    ("gitlab", "tag push hook"): _push,
+    ("gitlab", "merge request hook"): _gitlab_merge_request,
+    ("gitea", "push"): _push,
+    ("gitea", "delete"): _delete_event,
+    ("gitea", "pull_request"): _github_pull_request,
+}
