@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from pathlib import Path
 
 from django.conf import settings
@@ -161,7 +162,7 @@ def job_state(executor: Executor, run: PipelineRun, task: TaskRun) -> JobStatus:
 
 def _keep_result(path: Path, result: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(".result.json.tmp")
+    tmp = path.with_name(f".result.json.{os.getpid()}.{threading.get_ident()}.tmp")  # pollers may race
     tmp.write_text(json.dumps(result))
     os.replace(tmp, path)
 

@@ -38,7 +38,16 @@ from scheduler.local import logs as log_mod
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.plan import check_group, plan_group
 from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
-from scheduler.local.state import PortBook, RootLock, alive, place_file, read_json, terminate, write_json
+from scheduler.local.state import (
+    PortBook,
+    RootLock,
+    alive,
+    place_file,
+    read_json,
+    terminate,
+    write_json,
+    write_text,
+)
 from scheduler.local.status import group_status
 from scheduler.local.steps import step_job
 from scheduler.local.supervisor import TICK, Supervisor, base_env, exit_text, priority_prefix, spawn
@@ -258,9 +267,7 @@ class LocalExecutor:
             fh.write(json.dumps(record) + "\n")
         if path.stat().st_size > EVENTS_KEEP * 400:
             lines = path.read_text().splitlines()[-EVENTS_KEEP:]
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text("\n".join(lines) + "\n")
-            tmp.replace(path)
+            write_text(path, "\n".join(lines) + "\n")  # events of several threads: no shared temp name
 
     def tick(self) -> None:
         """One supervision pass now (the loop runs them every 0.2 s; tests with a fake clock call it)."""

@@ -46,7 +46,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from scheduler.local import jail
+from scheduler.local import jail, state
 
 SHIM = str(Path(__file__).with_name("shim.py"))
 DEFAULT_UID_BASE = 200_000
@@ -196,9 +196,7 @@ class Sandboxes:
                         break
                 else:
                     raise OSError(f"no free uid left in {base}-{base + count - 1} (DICE_LOCAL_UID_BASE/COUNT)")
-                tmp = book_path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(book, sort_keys=True))
-                tmp.replace(book_path)
+                state.write_text(book_path, json.dumps(book, sort_keys=True))
         self._cache[tenant] = book[tenant]
         self._identity_files(book[tenant])
         return book[tenant]
@@ -215,10 +213,7 @@ class Sandboxes:
         for fname, text in files.items():
             path = self.dir / fname
             if not path.exists() or path.read_text() != text:
-                tmp = path.with_suffix(".tmp")
-                tmp.write_text(text)
-                os.chmod(tmp, 0o644)
-                tmp.replace(path)
+                state.write_text(path, text, 0o644)  # jobs of one tenant start together: no shared temp name
 
     def spec(self, tenant: str, *, binds: list[tuple[str, str, str]], mem_mib: int = 0, cpu: float = 0,
              dirs: list[str] | None = None, hostname: str = "") -> dict:

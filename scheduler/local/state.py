@@ -45,7 +45,13 @@ def write_json(path: Path, data: Any, mode: int = 0o644) -> None:
     """Atomic replace, so a reader (or a console killed mid-write) never sees half a file."""
     # One line: json.dump, or any indent, takes the pure-Python encoder (5x slower); the starter
     # threads write one of these for every job they start.
-    os.replace(_written_beside(os.fspath(path), json.dumps(data, sort_keys=True), mode), path)
+    write_text(path, json.dumps(data, sort_keys=True), mode)
+
+
+def write_text(path: Path | str, text: str, mode: int = 0o644) -> None:
+    """Atomic replace through a temporary file of this process and thread only: writers racing
+    for the same file (jobs starting together) each replace it whole, none loses its temporary."""
+    os.replace(_written_beside(os.fspath(path), text, mode), path)
 
 
 def _written_beside(path: str, text: str, mode: int) -> str:

@@ -223,6 +223,21 @@ def test_files_belong_to_the_tenant_uid_and_secrets_only_to_it(make_executor, co
     assert st.st_uid == uid and stat.S_IMODE(st.st_mode) == 0o600
 
 
+def test_a_tenants_steps_started_together_on_a_fresh_root_all_start(make_executor, console, tmp_path):
+    """A wide stage starts its steps at once, from several starter threads: each one writes the
+    tenant's passwd and group files, and none may trip over another's temporary file."""
+    executor = make_executor()
+    names = [f"s{i}" for i in range(12)]
+    for name in names:
+        executor.run_job(JobSpec(name=name, command=["/bin/sh", "-c", f"echo {name}"], namespace="pipelines-2",
+                                 tenant="wide-org", workdir=str(tmp_path / name)))
+    wait_for(lambda: all(executor.job_status(n, "pipelines-2").state.finished for n in names), 30, "the steps")
+    statuses = {name: executor.job_status(name, "pipelines-2") for name in names}
+    assert {name: (st.state, st.message) for name, st in statuses.items()} == dict.fromkeys(names, (JobState.SUCCEEDED, ""))
+    assert {name: [line.text for line in executor.job_logs(name, "pipelines-2")] for name in names} == {
+        name: [name] for name in names}
+
+
 def test_memory_hog_dies_alone(make_executor, console, tmp_path):
     executor = make_executor()
     victim = _victim(executor, console, tmp_path)
