@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint ktestenv clean
+.PHONY: install run test lint ktestenv engines clean
 
 install: $(STAMP)
 
@@ -26,6 +26,7 @@ run: install
 test: install
 	@if command -v go >/dev/null 2>&1; then $(MAKE) --no-print-directory ktestenv; \
 	else echo "k8s tier: Go not found, skipping the build of tools/ktestenv (see README)"; fi
+	@$(MAKE) --no-print-directory engines
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 lint: install
@@ -33,6 +34,10 @@ lint: install
 	$(BIN)/lint-imports
 	$(BIN)/python tools/import_cycles.py
 	$(BIN)/python manage.py makemigrations --check --dry-run
+
+# Spark and Flink, each in its own virtual environment (.engines/), never the console's.
+engines:
+	@PYTHON=$(PYTHON) tools/engines/install.sh
 
 ktestenv:
 	$(MAKE) --no-print-directory -C tools/ktestenv

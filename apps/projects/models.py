@@ -85,6 +85,11 @@ class Workspace(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="workspaces")
     kind = models.CharField(max_length=10, choices=WorkspaceKind.choices)
     cluster = models.ForeignKey("clusters.Cluster", on_delete=models.PROTECT, related_name="workspaces")
+    data_clusters = models.ManyToManyField(
+        "clusters.Cluster", blank=True, related_name="data_workspaces",
+        help_text="Data clusters (kind spark or flink) the workspace's Spark and Flink jobs run on, "
+                  "at most one of each kind",
+    )
     cpu_quota = models.DecimalField(
         max_digits=8, decimal_places=2, default=8, validators=[MinValueValidator(0)], help_text="CPU cores"
     )
