@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import io
 import json
-import tarfile
 import time
 from pathlib import Path
 
@@ -12,28 +10,12 @@ from dice_cli import log_commands
 from dice_cli.api_commands import find_application, find_runtime
 from dice_cli.client import Client, post_spec
 from dice_cli.errors import CliError
+from dice_cli.folders import spec_folder_archive
 from dice_cli.inputs import read_spec_file
 from dice_cli.output import add_format_option, emit
 from dice_cli.release_commands import parse_images
 
-MAX_BUNDLE = 50 * 1024 * 1024  # the console's limit for a compressed folder
-SKIP_DIRS = {".git", "__pycache__", ".venv", "node_modules", ".mypy_cache", ".pytest_cache"}
 FINAL = {"healthy", "failed", "cancelled", "superseded"}
-
-
-def folder_archive(folder: Path) -> bytes:
-    """The spec's folder as a tar.gz (paths relative to it; VCS, caches and links left out)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path in sorted(folder.rglob("*")):
-            rel = path.relative_to(folder)
-            if any(part in SKIP_DIRS for part in rel.parts) or path.is_symlink() or not path.is_file():
-                continue
-            tar.add(path, arcname=str(rel), recursive=False)
-            if buf.tell() > MAX_BUNDLE:
-                raise CliError(f"{folder} is larger than {MAX_BUNDLE // (1024 * 1024)} MiB compressed; "
-                               "give the application a repository instead")
-    return buf.getvalue()
 
 
 def _release_id(client: Client, app: dict, value: str) -> int:
@@ -116,8 +98,7 @@ def cmd_deploy(args) -> int:
             raise CliError(f"{args.spec}: not UTF-8 text")
         data.update(spec_text=text, images=parse_images(args.image), description=args.description,
                     source_name="stdin" if args.spec == "-" else Path(args.spec).name)
-        if args.spec != "-" and not app.get("repo_url") and not args.no_files:
-            archive = folder_archive(Path(args.spec).resolve().parent)
+        archive = spec_folder_archive(args.spec, app, args.no_files)
     deployment = _post_deploy(client, data, args.spec or "dice.yml", archive)
     if deployment is None:
         return 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dice_cli.api_commands import find_application
 from dice_cli.client import Client, post_spec
 from dice_cli.errors import CliError
+from dice_cli.folders import spec_folder_archive
 from dice_cli.inputs import read_spec_file
 from dice_cli.output import add_format_option, emit
 
@@ -29,9 +30,10 @@ def _short(release: dict) -> dict:
     return {**release, "hash": (release.get("hash") or "")[:12], "version": f"v{release['version']}"}
 
 
-def _post_release(client: Client, data: dict, filename: str) -> dict | None:
-    """POST /api/releases/; None when the server refused the spec (errors printed)."""
-    return post_spec(client, "releases/", data, filename=filename)
+def _post_release(client: Client, data: dict, filename: str, archive: bytes | None = None) -> dict | None:
+    """POST /api/releases/ (multipart with the folder's archive); None when the server refused the
+    spec (errors printed)."""
+    return post_spec(client, "releases/", data, filename=filename, archive=archive)
 
 
 def cmd_create(args):
@@ -47,7 +49,7 @@ def cmd_create(args):
     release = _post_release(client, {
         "application": app["id"], "spec_text": text, "images": images,
         "description": args.description, "source_name": source,
-    }, args.spec)
+    }, args.spec, spec_folder_archive(args.spec, app, args.no_files))
     if release is None:
         return 1
     if args.format == "json":
@@ -122,7 +124,10 @@ def register(subparsers) -> None:
     release.required = True
     p = release.add_parser("create", help="make a new release of an application from a dice.yml")
     p.add_argument("app", metavar="ORG/PROJECT/APP")
-    p.add_argument("--spec", required=True, metavar="FILE", help="the dice.yml ('-' reads stdin)")
+    p.add_argument("--spec", required=True, metavar="FILE",
+                   help="the dice.yml ('-' reads stdin); its folder's files go with it when the application "
+                   "has no repository (the local cluster runs the services from them)")
+    p.add_argument("--no-files", action="store_true", help="do not upload the spec's folder")
     p.add_argument("--image", action="append", default=[], metavar="SERVICE=IMAGE",
                    help="image of a service or job, over the spec's (repeatable)")
     p.add_argument("--description", default="")

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -73,6 +74,7 @@ def _git_repo(tmp_path):
 
 
 def test_git_checkout_then_release_from_the_checked_out_dice_yml(unsandboxed, engine, tenant_a, tmp_path):
+    from apps.deploy.bundles import release_workdir
     from apps.deploy.models import Release
 
     bare, commit = _git_repo(tmp_path)
@@ -103,6 +105,9 @@ stages:
     assert "hello" in [line.text for line in read_task_lines(tasks["show"].pk)]
     release = Release.objects.get(pk=int(tasks["release"].outputs["release_id"]))
     assert release.pipeline_run_id == run.pk and release.images == {"web": f"registry.example/web:{commit}"}
+    # The checked-out files go with the release (the local cluster runs services from them), not .git.
+    workdir = Path(release_workdir(release))
+    assert sorted(p.name for p in workdir.iterdir()) == ["README", "dice.yml"]
 
 
 def test_wait_echo_and_manual_review(engine, tenant_a):

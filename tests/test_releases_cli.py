@@ -69,3 +69,47 @@ def test_usage_and_lookup_errors(cli):
     assert code == 1 and "not found" in err
     code, _, err = cli("release", "show", "abc")
     assert code == 2
+
+
+def test_create_uploads_the_spec_folder_like_deploy_does(cli):
+    from pathlib import Path
+
+    from apps.deploy.bundles import release_workdir
+    from apps.deploy.models import Release, ReleaseBundle
+
+    folder = cli.dir / "guest"
+    folder.mkdir()
+    (folder / "dice.yml").write_text('version: "2.0"\nservices:\n  front:\n    cmd: python3 front.py\n')
+    (folder / "front.py").write_text("print('hello')\n")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "config").write_text("[core]\n")
+    code, out, err = cli("release", "create", "acme/shop/web", "--spec", str(folder / "dice.yml"), "--format", "json")
+    assert code == 0, err
+    release = Release.objects.get(pk=json.loads(out)["id"])
+    assert ReleaseBundle.objects.get(release=release).files == 2  # dice.yml and front.py, not .git
+    workdir = Path(release_workdir(release))
+    assert (workdir / "front.py").read_text() == "print('hello')\n" and not (workdir / ".git").exists()
+
+    code, out, err = cli("release", "create", "acme/shop/web", "--spec", str(folder / "dice.yml"), "--no-files",
+                         "--format", "json")
+    assert code == 0, err
+    assert not ReleaseBundle.objects.filter(release_id=json.loads(out)["id"]).exists()
+
+
+def test_a_refused_archive_makes_no_release(transactional_db):
+    import base64
+
+    from rest_framework.test import APIClient
+
+    from apps.deploy.models import Release
+
+    user = make_user_with_app("erin")
+    api = APIClient()
+    api.force_authenticate(user)
+    from apps.projects.models import Application
+
+    app = Application.objects.get(slug="web")
+    answer = api.post("/api/releases/", {"application": app.pk, "spec_text": SAMPLE.read_text(),
+                                         "files_base64": base64.b64encode(b"not a tarball").decode()}, format="json")
+    assert answer.status_code == 400 and "tar.gz" in str(answer.json())
+    assert not Release.objects.exists()

@@ -9,6 +9,8 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
+from apps.deploy import bundles
+from apps.deploy.bundles import MAX_MEMBERS, MAX_UNPACKED  # noqa: F401  (the limits a caller packs to)
 from apps.deploy.models import Release
 from apps.projects import audit, scope
 from apps.projects import permissions as perms
@@ -117,10 +119,13 @@ def create_release(
     source_name: str = "dice.yml",
     pipeline_run_id: int | None = None,
     description: str = "",
+    files: bytes | None = None,
 ) -> Release:
     """Make the application's next release. Always a new version, even for identical content:
     compare `content_hash` to tell. Refuses (ValidationError, nothing written) an invalid spec
-    (errors as `line N: path: message`) or an image map naming something the spec does not have."""
+    (errors as `line N: path: message`) or an image map naming something the spec does not have.
+    `files`: the spec folder's tar.gz (apps.deploy.bundles checks it), kept with the release for
+    the local cluster; a refused archive leaves no release behind."""
     _require(user, perms.CHANGE, application)
     text = _text(spec_text)
     images = dict(images or {})
@@ -155,6 +160,8 @@ def create_release(
         "description": release.description,
         "pipeline_run_id": release.pipeline_run_id,
     })
+    if files is not None:
+        bundles.attach_bundle(release, files)
     return release
 
 

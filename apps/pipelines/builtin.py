@@ -8,7 +8,8 @@ on the console itself: echo, wait, manual-review, release and dice.
   run page or through the API; its `timeout` applies.
 - release: makes a Release from a dice.yml found in the run's context (param `dice_yml`, a path
   such as `${{ dirs.checkout }}/dice.yml`; default: dice.yml in the first git-checkout's
-  directory), with the image map `image`/`images`; outputs release_id (and Erda's name for it,
+  directory), with the image map `image`/`images` and the files of the dice.yml's folder (the
+  local cluster runs the services from them); outputs release_id (and Erda's name for it,
   releaseID) and version.
 - dice: deploys `release_id` onto a runtime (param `runtime`, default the pushed branch or main)
   of the run's workspace (param `workspace` to pick another) through apps.deploy.deployments,
@@ -24,9 +25,12 @@ on the console itself: echo, wait, manual-review, release and dice.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import stat
+import tarfile
 from pathlib import Path
 
 from django.db import transaction
@@ -173,6 +177,47 @@ def _read_step_file(path: Path, dirs: Path) -> str:
         return fh.read()
 
 
+SKIP_IN_FILES = (".git", "__pycache__", ".venv", "node_modules")
+
+
+def _step_folder_archive(folder: Path, dirs: Path) -> bytes:
+    """The files of a folder a step left (the dice.yml's), as a release bundle's tar.gz.
+
+    Read by the console as its own user while other steps of the run may still be changing the
+    run's directories: every file is opened without following a link, and where it really is is
+    checked on the open descriptor, so nothing outside the run's directories can be packed (a
+    file swapped for a link, or a parent directory swapped, is skipped). Sizes are capped as the
+    files are added."""
+    base = os.path.realpath(dirs)
+    root = os.path.realpath(folder)
+    if os.path.commonpath([root, base]) != base:
+        raise ValueError(f"{folder} is not in the run's directories")
+    buf, total, count = io.BytesIO(), 0, 0
+    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
+        for current, subdirs, files in os.walk(root, followlinks=False):
+            subdirs[:] = sorted(d for d in subdirs if d not in SKIP_IN_FILES)
+            for name in sorted(files):
+                path = os.path.join(current, name)
+                try:
+                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+                except OSError:
+                    continue  # a link, or gone
+                with os.fdopen(fd, "rb") as fh:
+                    st = os.fstat(fd)
+                    real = os.readlink(f"/proc/self/fd/{fd}")
+                    if not stat.S_ISREG(st.st_mode) or os.path.commonpath([real, root]) != root:
+                        continue
+                    total, count = total + st.st_size, count + 1
+                    if total > deploy_services.MAX_UNPACKED or count > deploy_services.MAX_MEMBERS:
+                        raise ValueError(f"the files beside the dice.yml ({folder}) are more than "
+                                         f"{deploy_services.MAX_UNPACKED // (1024 * 1024)} MiB or "
+                                         f"{deploy_services.MAX_MEMBERS} files")
+                    info = tarfile.TarInfo(os.path.relpath(real, root))
+                    info.size, info.mode, info.mtime = st.st_size, st.st_mode & 0o755, int(st.st_mtime)
+                    tar.addfile(info, fh)
+    return buf.getvalue()
+
+
 def _images(params: dict) -> dict:
     raw = params.get("images", params.get("image")) or {}
     if isinstance(raw, str):
@@ -193,11 +238,15 @@ def _release(task, run, action, params, ctx, masker) -> bool:
                              f"(on Kubernetes, is DICE_CONSOLE_URL set so steps upload their directories?)")
         text = _read_step_file(path, paths.dirs_root(run.pk))
         extra = str(params.get("description") or "").strip()
+        # The files beside the dice.yml go with the release (the local cluster runs the services
+        # from them): exactly the checked-out commit, not whatever the repository holds later.
+        archive = _step_folder_archive(path.parent, paths.dirs_root(run.pk))
         existing = deploy_services.create_release(
             _actor(run), run.application, spec_text=text, images=_images(params), source_name=path.name,
-            pipeline_run_id=run.pk, description=f"{marker}" + (f": {extra}" if extra else ""),
+            pipeline_run_id=run.pk, description=f"{marker}" + (f": {extra}" if extra else ""), files=archive,
         )
-        steplogs.append_lines(task, [f"created release {existing} (id {existing.pk}) from {path}"])
+        steplogs.append_lines(task, [f"created release {existing} (id {existing.pk}) from {path}, "
+                                     "with the files of its folder"])
     release_id = str(existing.pk)
     return _done(task, {"release_id": release_id, "releaseID": release_id, "version": str(existing.version)})
 

@@ -4,9 +4,6 @@ apps.deploy.deployments."""
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from django.http import Http404, QueryDict
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status
@@ -16,7 +13,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.deploy import deployments, filtersets
-from apps.deploy.bundles import MAX_ARCHIVE
+from apps.deploy.api.serializers import uploaded_archive
 from apps.deploy.live import live_events, live_status
 from apps.deploy.models import Deployment, DeploymentTransition, Release, Runtime
 from apps.deploy.services import SpecRejected
@@ -98,14 +95,7 @@ class DeployRequestSerializer(serializers.Serializer):
     def validate(self, attrs):
         if bool(attrs.get("release")) == bool(attrs.get("spec_text")):
             raise ValidationError({"release": "give either a release or a spec_text"})
-        data = None
-        if attrs.get("files") is not None:
-            data = attrs["files"].read(MAX_ARCHIVE + 1)
-        elif attrs.get("files_base64"):
-            try:
-                data = base64.b64decode(attrs["files_base64"], validate=True)
-            except (binascii.Error, ValueError):
-                raise ValidationError({"files_base64": "not valid base64"}) from None
+        data = uploaded_archive(attrs)
         if data is not None and attrs.get("release"):
             raise ValidationError({"files": "files come with a spec_text (a new release); a release keeps its own"})
         attrs["archive"] = data

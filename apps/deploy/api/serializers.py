@@ -1,12 +1,29 @@
 """Serializers of the deploy API."""
 
+import base64
+import binascii
+
 from rest_framework import serializers
 
+from apps.deploy.bundles import MAX_ARCHIVE
 from apps.deploy.models import Release
 from apps.deploy.summary import release_summary
 from apps.pipelines.models import PipelineRun
 from apps.projects import scope
 from apps.projects.models import Application
+
+
+def uploaded_archive(attrs: dict) -> bytes | None:
+    """The spec folder's tar.gz sent as the file `files` or as `files_base64` (None: neither);
+    read up to one byte over the limit, so bundles.check_archive refuses a larger one by its size."""
+    if attrs.get("files") is not None:
+        return attrs["files"].read(MAX_ARCHIVE + 1)
+    if attrs.get("files_base64"):
+        try:
+            return base64.b64decode(attrs["files_base64"], validate=True)
+        except (binascii.Error, ValueError):
+            raise serializers.ValidationError({"files_base64": "not valid base64"}) from None
+    return None
 
 
 class ReleaseSerializer(serializers.ModelSerializer):
@@ -50,13 +67,24 @@ class ReleaseSerializer(serializers.ModelSerializer):
 
 
 class ReleaseDetailSerializer(ReleaseSerializer):
-    """One release with its dice.yml and a readable summary of what it runs."""
+    """One release with its dice.yml and a readable summary of what it runs. Made with the spec's
+    folder (`files`, multipart, or `files_base64`): the local cluster runs the services from it."""
 
     spec_text = serializers.CharField(trim_whitespace=False, max_length=1024 * 1024)
     summary = serializers.SerializerMethodField()
+    files_base64 = serializers.CharField(
+        required=False, allow_blank=True, write_only=True,
+        help_text="The spec folder as a base64 tar.gz (for the local cluster); or upload `files` as multipart",
+    )
+    files = serializers.FileField(required=False, write_only=True)
 
     class Meta(ReleaseSerializer.Meta):
-        fields = [*ReleaseSerializer.Meta.fields, "summary"]
+        fields = [*ReleaseSerializer.Meta.fields, "summary", "files", "files_base64"]
+
+    def validate(self, attrs):
+        attrs = super().validate(attrs)
+        attrs["archive"] = uploaded_archive(attrs)
+        return attrs
 
     def get_summary(self, obj) -> dict:
         return release_summary(obj)

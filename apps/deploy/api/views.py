@@ -5,6 +5,7 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, permissions, status
 from rest_framework.decorators import action, api_view, permission_classes
 from rest_framework.exceptions import ValidationError
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.deploy import filtersets, services
@@ -12,6 +13,7 @@ from apps.deploy.api import serializers
 from apps.deploy.diff import release_diff
 from apps.deploy.models import Release
 from dice_console.api import ScopedGenericViewSet
+from dice_console.api_input import JSONParser
 from diceyml import check_dice_yml, dice_yml_json_schema
 
 
@@ -22,6 +24,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
     filterset_class = filtersets.ReleaseFilterSet
     select_related = ("application__project__organization",)
     http_method_names = ["get", "post", "head", "options"]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
 
     def get_queryset(self):
         qs = super().get_queryset()
@@ -47,6 +50,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
                 source_name=data.get("source_name") or "dice.yml",
                 pipeline_run_id=data.get("pipeline_run_id"),
                 description=data.get("description", ""),
+                files=data.get("archive"),
             )
         except services.SpecRejected as exc:
             return Response(
