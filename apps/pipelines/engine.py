@@ -17,8 +17,20 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from apps.pipelines import builtin, expressions, notify, paths, queue, reference, states, steplogs, steps
+from apps.pipelines import (
+    builtin,
+    expressions,
+    notify,
+    paths,
+    queue,
+    reference,
+    secrets,
+    states,
+    steplogs,
+    steps,
+)
 from apps.pipelines.attempts import conclude
+from apps.pipelines.checkout import checkout_defaults
 from apps.pipelines.choices import (
     BLOCKING_TASK,
     FINISHED_TASK,
@@ -378,7 +390,12 @@ def _prepare(task: TaskRun, batch: _Batch):
         if action.condition and not expressions.evaluate(action.condition, batch.ctx):
             states.move_task(task, TaskStatus.SKIPPED, f"if: {action.condition} is false")
             return None
-        return action, expressions.substitute_value(dict(action.params), batch.ctx)
+        params = expressions.substitute_value(dict(action.params), batch.ctx)
+        if task.type == "git-checkout":
+            params = checkout_defaults(params, batch.run.trigger_payload or {}, batch.run.pk)
+            if params.get("password") and params["password"] not in batch.masker.secrets:
+                batch.masker = secrets.Masker([*batch.masker.secrets, params["password"]])
+        return action, params
     except expressions.ResolveError as exc:
         conclude(task, TaskStatus.FAILED, f"cannot resolve references: {exc}", retry=False)
         return None

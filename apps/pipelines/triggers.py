@@ -16,12 +16,13 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from apps.deploy import deployments
 from apps.deploy.models import Runtime
-from apps.pipelines import reference, services
+from apps.pipelines import checkout, reference, repos, services
 from apps.pipelines.branches import WEBHOOK_SECRET_KEY, rule_for_branch, workspace_for_branch
 from apps.pipelines.choices import TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, WebhookDelivery
@@ -43,13 +44,15 @@ def automatic_run_refusal(definition: PipelineDefinition, workspace: str, rule: 
     Into STAGING and PROD the definition's author and the creator of the branch rule that chose
     the workspace must both hold the right to deploy there at the time the run starts: a rule or a
     secret set up by someone who may not deploy there never borrows the author's rights."""
+    return _refusal(definition.application, workspace, rule, [("the definition's author", definition.created_by)])
+
+
+def _refusal(application, workspace: str, rule: BranchRule | None, checks: list) -> str | None:
     from apps.projects import scope
     from apps.projects.permissions import deploy_perm
 
     if workspace not in GUARDED_WORKSPACES:
         return None
-    application = definition.application
-    checks = [("the definition's author", definition.created_by)]
     if rule is not None:
         checks.append((f"the creator of branch rule {rule.pattern!r}", rule.created_by))
     for who, user in checks:
@@ -148,10 +151,35 @@ def runs_for_push(application, push: GitEvent) -> tuple[list[PipelineRun], list[
             _refused(definition, workspace, "push", refusal)
             notes.append(f"{definition.name}: refused: {refusal}")
             continue
-        started.append(services.start_run(
-            definition.created_by, application, definition=definition, workspace=workspace,
-            trigger=TriggerKind.PUSH, trigger_payload=push.payload(), check_perms=False))
+        run = _start_for_event(definition, pipeline, workspace, TriggerKind.PUSH, push, notes)
+        if run is not None:
+            started.append(run)
     return started, notes
+
+
+def _start_for_event(definition: PipelineDefinition, pipeline: PipelineYml, workspace: str, trigger: str,
+                     event: GitEvent, notes: list[str]) -> PipelineRun | None:
+    """Start the definition for a git event, its params named after event fields filled from it.
+    A definition that cannot start (a required param nobody gives, an invalid file) is noted for
+    itself and recorded in the audit log; the application's other definitions still run."""
+    payload = event.payload()
+    try:
+        with transaction.atomic():
+            return services.start_run(
+                definition.created_by, definition.application, definition=definition, workspace=workspace,
+                trigger=trigger, trigger_payload=payload, params=checkout.params_from_event(pipeline, payload),
+                check_perms=False)
+    except ValidationError as exc:
+        reason = "; ".join(_messages(exc))
+        _refused(definition, workspace, trigger, f"cannot start: {reason}")
+        notes.append(f"{definition.name}: cannot start: {reason}")
+        return None
+
+
+def _messages(exc: ValidationError) -> list[str]:
+    if hasattr(exc, "message_dict"):
+        return [f"{field}: {message}" for field, messages in exc.message_dict.items() for message in messages]
+    return list(exc.messages)
 
 
 def runs_for_merge(application, merge: GitEvent) -> tuple[list[PipelineRun], list[str]]:
@@ -161,9 +189,9 @@ def runs_for_merge(application, merge: GitEvent) -> tuple[list[PipelineRun], lis
         if not matches_merge(pipeline, merge):
             notes.append(f"{definition.name}: on.merge does not match {merge.target_branch}")
             continue
-        started.append(services.start_run(
-            definition.created_by, application, definition=definition, workspace="DEV",
-            trigger=TriggerKind.MERGE, trigger_payload=merge.payload(), check_perms=False))
+        run = _start_for_event(definition, pipeline, "DEV", TriggerKind.MERGE, merge, notes)
+        if run is not None:
+            started.append(run)
     return started, notes
 
 
@@ -210,3 +238,73 @@ def _runtime_actor(runtime):
     """Who removes it: whoever made its latest deployment (they deployed it, so they may remove it)."""
     latest = runtime.deployments.exclude(created_by=None).select_related("created_by").first()
     return latest.created_by if latest else None
+
+
+# ---- pushes to hosted repositories -------------------------------------------------------------
+
+
+def runs_for_hosted_push(application, user, changes: list[tuple[str, str, str]], repo_url: str) -> list[str]:
+    """A push to the application's hosted repository, one (ref, old, new) per updated ref, handled
+    as a webhook push would be: a deleted branch tears its runtime down; an updated branch or tag
+    runs the pipelines its commit declares (pipeline.yml and .dice/pipelines/*.yml at that commit;
+    the saved definitions when it declares none) matched by `on.push` and the branch rules, as the
+    pusher, who must be allowed to deploy where the rule sends it. Returns what was done."""
+    notes: list[str] = []
+    for ref, _old, new in changes:
+        branch = ref.removeprefix("refs/heads/") if ref.startswith("refs/heads/") else ""
+        tag = ref.removeprefix("refs/tags/") if ref.startswith("refs/tags/") else ""
+        if not branch and not tag:
+            continue
+        event = GitEvent(kind="delete" if new == repos.ZERO else "push", provider="hosted", ref=ref, branch=branch,
+                         tag=tag, commit="" if new == repos.ZERO else new, repo=repo_url,
+                         author=getattr(user, "username", ""), extra={"hosted": True})
+        try:
+            if event.kind == "delete":
+                notes += teardown_for_deletion(application, event)
+            else:
+                notes += _hosted_runs(application, user, event)
+        except Exception as exc:  # the push itself is stored: say what could not start, never fail it
+            log.exception("hosted push to %s: %s", application, ref)
+            notes.append(f"{ref}: {exc}")
+    for note in notes:
+        log.info("hosted push to %s: %s", application, note)
+    return notes
+
+
+def _hosted_runs(application, user, event: GitEvent) -> list[str]:
+    try:
+        files = repos.pipeline_files(application.pk, event.commit)
+    except repos.RepoError as exc:
+        return [f"{event.ref}: {exc}"]
+    if not files:
+        return runs_for_push(application, event)[1]
+    notes = []
+    for path, text in files:
+        try:
+            pipeline = services.parse_source(text, path)
+        except ValidationError as exc:
+            notes.append(f"{path}: invalid: {'; '.join(_messages(exc))}")
+            continue
+        if not matches_push(pipeline, event):
+            notes.append(f"{path}: on.push does not match {event.branch or event.tag}")
+            continue
+        workspace, rule = rule_for_branch(application.project_id, event.branch or None)
+        if workspace is None:
+            notes.append(f"{path}: no branch rule matches {event.branch}")
+            continue
+        refusal = _refusal(application, workspace, rule, [])
+        if refusal:
+            notes.append(f"{path}: refused: {refusal}")
+            continue
+        payload = {**event.payload(), "path": path}
+        try:
+            with transaction.atomic():
+                run = services.start_run(user, application, source=text, name=pipeline.name or path, workspace=workspace,
+                                         trigger=TriggerKind.PUSH, trigger_payload=payload,
+                                         params=checkout.params_from_event(pipeline, payload))
+        except (ValidationError, PermissionDenied) as exc:
+            reason = "; ".join(_messages(exc)) if isinstance(exc, ValidationError) else str(exc)
+            notes.append(f"{path}: cannot start: {reason}")
+            continue
+        notes.append(f"{path}: run {run.pk} started in {workspace}")
+    return notes

@@ -63,6 +63,7 @@ class GitEvent:
         if self.kind == "merge":
             values.update(action=self.action, source_branch=self.branch, target_branch=self.target_branch,
                           number=self.number, title=self.title)
+        values.update(self.extra)
         return values
 
 
