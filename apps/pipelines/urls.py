@@ -1,8 +1,8 @@
 """Page URLs of the pipelines app (under an application's URL)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from apps.pipelines import views
+from apps.pipelines import git_http, views
 
 app_name = "pipelines"
 
@@ -13,4 +13,7 @@ urlpatterns = [
     path(f"{_APP}runs/<int:run_id>/", views.RunView.as_view(), name="run"),
     path(f"{_APP}runs/<int:run_id>/<str:verb>/", views.RunActionView.as_view(), name="run_action"),
     path(f"{_APP}tasks/<int:task_id>/log/", views.TaskLogView.as_view(), name="task_log"),
+    # hosted repositories, as git clients address them
+    re_path(r"^git/(?P<org>[-\w]+)/(?P<project>[-\w]+)/(?P<app>[-\w]+)\.git/(?P<rest>info/refs|git-upload-pack|git-receive-pack)$",
+            git_http.git_http, name="git"),
 ]
