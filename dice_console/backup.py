@@ -57,11 +57,12 @@ def _data_dir() -> Path:
 def _file_trees() -> dict[str, Path | None]:
     """The folders a backup keeps, by name in the backup (None: the console has none)."""
     deploy = Path(getattr(settings, "DICE_DEPLOY_FILES", "") or _data_dir() / "deploy")
-    repos = getattr(settings, "DICE_REPOS_ROOT", "") or ""  # hosted repositories, once the console has them
+    # hosted repositories (apps.pipelines.repos), one bare repository per application
+    repos = Path(getattr(settings, "DICE_REPOS_ROOT", "") or _data_dir() / "repos")
     return {
         # Bundles only: working directories are unpacked from them (or cloned) again when needed.
         "release-files": deploy / "bundles",
-        "repositories": Path(repos) if repos else None,
+        "repositories": repos,
     }
 
 

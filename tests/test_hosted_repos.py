@@ -124,3 +124,29 @@ def test_a_plain_git_push_of_the_guestbook_deploys_it_and_the_front_answers(host
     with urllib.request.urlopen(front["url"].rstrip("/") + "/", timeout=10) as answer:
         assert answer.status == 200
     print(f"\npush to answering front: {time.monotonic() - started:.1f}s")
+
+
+def test_hosted_repositories_are_in_the_backup(hosted, live_server, tenant_a, tmp_path):
+    from dice_console import backup
+
+    work = _work(tmp_path, {"README": "x"})
+    git("push", "-q", _url(live_server, tenant_a, token=tenant_a.token), "main", cwd=work)
+    target = tmp_path / "backup"
+    backup.backup(target, say=lambda _: None)
+    copy = target / "files" / "repositories" / f"{tenant_a.app.pk}.git"
+    assert (copy / "HEAD").is_file()
+    assert git("--git-dir", str(copy), "log", "--format=%s", "main").stdout.strip() == "first"
+
+
+def test_the_application_page_and_the_api_show_clone_url_branches_and_commits(hosted, live_server, tenant_a,
+                                                                               tenant_b, tmp_path):
+    work = _work(tmp_path, {"README": "x"})
+    git("push", "-q", _url(live_server, tenant_a, token=tenant_a.token), "main", cwd=work)
+    answer = tenant_a.api().get(f"/api/applications/{tenant_a.app.pk}/repository/")
+    assert answer.status_code == 200
+    data = answer.json()
+    assert data["exists"] and data["clone_url"].endswith("/git/a-org/a-proj/a-app.git")
+    assert [b["name"] for b in data["branches"]] == ["main"] and data["commits"][0]["subject"] == "first"
+    assert tenant_b.api().get(f"/api/applications/{tenant_a.app.pk}/repository/").status_code == 404
+    page = tenant_a.browser_client().get(tenant_a.app.get_absolute_url()).content.decode()
+    assert "/git/a-org/a-proj/a-app.git" in page and "data-copy" in page and "first" in page

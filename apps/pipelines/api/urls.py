@@ -14,5 +14,6 @@ router.register("branch-rules", views.BranchRuleViewSet, basename="branchrule")
 
 urlpatterns = [
     path("webhooks/<str:provider>/<int:app_id>/", views.webhook, name="pipeline-webhook"),
+    path("applications/<int:app_id>/repository/", views.repository, name="application-repository"),
     path("", include(router.urls)),
 ]

@@ -19,9 +19,10 @@ from rest_framework.decorators import (
 )
 from rest_framework.response import Response
 
-from apps.pipelines import filtersets, services, triggers, webhooks
+from apps.pipelines import filtersets, git_http, repos, services, triggers, webhooks
 from apps.pipelines.api import serializers
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
+from apps.projects import scope
 from apps.projects.models import Application
 from dice_console.api import ScopedGenericViewSet, ScopedModelViewSet
 from dice_console.api_input import INT64_MAX
@@ -261,3 +262,19 @@ def webhook(request, provider: str, app_id: int):
 
 
 webhook.cls.error_responses = ("409",)
+
+
+@extend_schema(responses={200: dict})
+@api_view(["GET"])
+def repository(request, app_id: int):
+    """The application's hosted repository: its clone URL, branches and recent commits (`view`)."""
+    application = scope.applications_for(request.user).filter(pk=app_id).select_related(
+        "project__organization").first()
+    if application is None:
+        raise Http404("no such application")
+    return Response({
+        "clone_url": git_http.clone_url(application, request),
+        "exists": repos.exists(application.pk),
+        "branches": [vars(b) for b in repos.branches(application.pk)],
+        "commits": [vars(c) for c in repos.recent_commits(application.pk, count=20)],
+    })
