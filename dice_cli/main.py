@@ -12,6 +12,7 @@ from dice_cli import (
     log_commands,
     pipeline_commands,
     release_commands,
+    repo_commands,
     spec_commands,
     user_commands,
 )
@@ -20,7 +21,7 @@ from dice_cli.errors import CliError
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
     spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
-    log_commands, user_commands,
+    log_commands, user_commands, repo_commands,
 )
 
 

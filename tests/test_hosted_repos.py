@@ -150,3 +150,20 @@ def test_the_application_page_and_the_api_show_clone_url_branches_and_commits(ho
     assert tenant_b.api().get(f"/api/applications/{tenant_a.app.pk}/repository/").status_code == 404
     page = tenant_a.browser_client().get(tenant_a.app.get_absolute_url()).content.decode()
     assert "/git/a-org/a-proj/a-app.git" in page and "data-copy" in page and "first" in page
+
+
+def test_dice_repo_show_and_url(hosted, live_server, tenant_a, tmp_path, dice_cli):
+    import json
+
+    cli = dice_cli(tenant_a.owner)
+    code, out, err = cli("repo", "show", "a-org/a-proj/a-app")
+    assert code == 0, err
+    assert "no repository yet" in out
+    code, url, _ = cli("repo", "url", "a-org/a-proj/a-app")
+    assert code == 0 and url.strip().endswith("/git/a-org/a-proj/a-app.git")
+    work = _work(tmp_path, {"README": "x"})
+    git("push", "-q", _url(live_server, tenant_a, token=tenant_a.token), "main", cwd=work)
+    code, out, err = cli("repo", "show", "a-org/a-proj/a-app")
+    assert code == 0 and "main" in out and "first" in out, err
+    code, out, _ = cli("repo", "show", "a-org/a-proj/a-app", "--format", "json")
+    assert json.loads(out)["branches"][0]["name"] == "main"
