@@ -244,6 +244,8 @@ CELERY_BEAT_SCHEDULE = {
     "pipelines-reconcile": {"task": "dice.pipelines.reconcile", "schedule": 60.0},
     # Drop task-run logs older than DICE_LOG_RETENTION_DAYS.
     "logs-expire": {"task": "dice.logs.expire", "schedule": 3600.0},
+    # Tear down merge requests' preview environments past their expiry.
+    "previews-expire": {"task": "dice.pipelines.expire_previews", "schedule": 900.0},
 }
 # Days a finished task run's log is kept (0: forever).
 DICE_LOG_RETENTION_DAYS = env.int("DICE_LOG_RETENTION_DAYS", default=30)

@@ -24,6 +24,7 @@ from apps.deploy.lifecycle import (  # noqa: F401 (IllegalTransition, runtime_gr
     runtime_group,
     transition,
 )
+from apps.deploy.live import live_status
 from apps.deploy.models import Deployment, DeploymentTransition, Release, Runtime
 from apps.deploy.refs import runtime_ref
 from apps.deploy.services import create_release
@@ -277,3 +278,13 @@ def delete_runtime(user, runtime: Runtime) -> None:
         _executor_call(cluster_executor(locked.cluster).destroy, runtime_ref(locked))
         audit.record(user, "delete", locked, before=_runtime_snapshot(locked))
         locked.delete()
+
+
+def runtime_url(runtime: Runtime) -> str:
+    """Where the runtime answers: the address of its first exposed service as the cluster reports
+    it now ('' when none is exposed or the cluster cannot be asked)."""
+    services = live_status(runtime)["services"]
+    for service in sorted(services, key=lambda s: (not s["exposed"], s["name"])):
+        if service["exposed"] and service["url"]:
+            return service["url"]
+    return ""

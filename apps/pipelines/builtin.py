@@ -11,10 +11,11 @@ on the console itself: echo, wait, manual-review, release and dice.
   directory), with the image map `image`/`images` and the files of the dice.yml's folder (the
   local cluster runs the services from them); outputs release_id (and Erda's name for it,
   releaseID) and version.
-- dice: deploys `release_id` onto a runtime (param `runtime`, default the pushed branch or main)
+- dice: deploys `release_id` onto a runtime (param `runtime`, default `pr-<number>` for a merge
+  request's run (its preview environment, apps.pipelines.previews), else the pushed branch or main)
   of the run's workspace (param `workspace` to pick another) through apps.deploy.deployments,
   then follows the deployment every second (a Celery countdown) until it is healthy (success)
-  or failed; outputs runtime_id and deployment_id.
+  or failed; outputs runtime_id and deployment_id (and preview_url for a preview).
 - cluster-inspect: inspects a cluster now (param `cluster`, default the cluster of the run's
   workspace) through apps.clusters.ops_pipeline, stores the report, logs each finding the run's
   actor may see and outputs their counts by severity (critical, warning, info, unknown) plus
@@ -40,7 +41,7 @@ from apps.clusters import ops_pipeline
 from apps.deploy import deployments
 from apps.deploy import services as deploy_services
 from apps.deploy.models import Deployment, Release
-from apps.pipelines import paths, queue, reference, steplogs
+from apps.pipelines import paths, previews, queue, reference, steplogs
 from apps.pipelines.attempts import conclude
 from apps.pipelines.choices import TaskStatus
 from apps.pipelines.models import PipelineRun, TaskRun
@@ -280,7 +281,10 @@ def _dice(task, run, action, params, ctx, masker) -> bool:
         TaskRun.objects.filter(pk=task.pk).update(outputs={"awaiting_review": workspace})
         return
     payload = run.trigger_payload or {}
-    name = str(params.get("runtime") or payload.get("branch") or "main").lower().replace("/", "-")
+    number = previews.preview_number(run)
+    # A merge request's run deploys to its preview runtime, pr-<number>, never over the branch's.
+    default = previews.runtime_name(number) if number is not None else payload.get("branch") or "main"
+    name = str(params.get("runtime") or default).lower().replace("/", "-")
     with transaction.atomic():
         deployment = deployments.deploy(_actor(run), run.application, workspace, release=release, runtime_name=name)
     steplogs.append_lines(task, [f"deploying {release} to {workspace} runtime {name} (deployment {deployment.pk})"])
@@ -326,7 +330,13 @@ def check_deployment(task_id: int, attempt: int) -> int | None:
         conclude(task, TaskStatus.FAILED, "the deployment disappeared")
     elif deployment.status == "healthy":
         steplogs.append_lines(task, [f"runtime {deployment.runtime} is healthy"])
-        _done(task, {"runtime_id": str(deployment.runtime_id), "deployment_id": str(deployment.pk)})
+        outputs = {"runtime_id": str(deployment.runtime_id), "deployment_id": str(deployment.pk)}
+        preview = previews.record(task.run, deployment.runtime)
+        if preview is not None:
+            outputs["preview_url"] = preview.url
+            steplogs.append_lines(task, [f"preview {preview.runtime_name}: {preview.url or 'no exposed service'} "
+                                         f"(until {preview.expires:%Y-%m-%d %H:%M} UTC)"])
+        _done(task, outputs)
     elif deployment.status in ("failed", "cancelled", "superseded"):
         message = getattr(deployment, "message", "") or deployment.status
         steplogs.append_lines(task, [f"deployment {deployment.pk} {deployment.status}: {message}"])

@@ -287,3 +287,36 @@ class WebhookDelivery(models.Model):
 
     def __str__(self):
         return f"{self.provider} delivery {self.delivery_id}"
+
+
+class PreviewEnvironment(models.Model):
+    """A merge (pull) request's preview: the DEV runtime `pr-<number>` its pipeline deployed, kept
+    until the request is closed or merged, its branch is deleted, or it expires (the project
+    config `preview_days`, default 7 days after its last deploy)."""
+
+    application = models.ForeignKey("projects.Application", on_delete=models.CASCADE, related_name="previews")
+    number = models.PositiveIntegerField(help_text="The merge request's number")
+    branch = models.CharField(max_length=255, blank=True, help_text="Its source branch")
+    title = models.CharField(max_length=255, blank=True)
+    runtime = models.ForeignKey("deploy.Runtime", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    run = models.ForeignKey(PipelineRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+                            help_text="The run that deployed it last")
+    url = models.CharField(max_length=500, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+    expires = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-updated", "-id"]
+        constraints = [models.UniqueConstraint(fields=["application", "number"], name="preview_per_merge_request")]
+
+    def __str__(self):
+        return f"preview pr-{self.number} of {self.application}"
+
+    @property
+    def runtime_name(self) -> str:
+        return f"pr-{self.number}"
+
+    @property
+    def organization(self):
+        return self.application.project.organization

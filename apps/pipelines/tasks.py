@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.pipelines import builtin, engine, triggers
+from apps.pipelines import builtin, engine, previews, triggers
 
 # SQLite (standalone mode, tests) answers a busy database with OperationalError: every task is
 # idempotent, so it is simply tried again a moment later.
@@ -77,3 +77,9 @@ def reconcile() -> dict:
 def cron_run(definition_id: int) -> int | None:
     run = triggers.run_from_cron(definition_id)
     return run.pk if run else None
+
+
+@shared_task(name="dice.pipelines.expire_previews", **RETRY)
+def expire_previews() -> list[str]:
+    """Tear down merge requests' preview environments past their expiry (project config preview_days)."""
+    return previews.expire()

@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from apps.deploy import deployments
 from apps.deploy.models import Runtime
-from apps.pipelines import checkout, reference, repos, services
+from apps.pipelines import checkout, previews, reference, repos, services
 from apps.pipelines.branches import WEBHOOK_SECRET_KEY, rule_for_branch, workspace_for_branch
 from apps.pipelines.choices import TriggerKind
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, WebhookDelivery
@@ -210,7 +210,7 @@ def teardown_for_deletion(application, deletion: GitEvent) -> list[str]:
     if not deletion.branch:
         return [f"tag {deletion.tag} deleted: nothing to run"]
     name = branch_runtime_name(deletion.branch)
-    notes = [f"branch {deletion.branch} deleted: no run started"]
+    notes = [f"branch {deletion.branch} deleted: no run started", *previews.teardown_for_branch(application, deletion.branch)]
     workspace = workspace_for_branch(application.project_id, deletion.branch)
     runtime = None
     if workspace is not None and name != "main":
@@ -308,3 +308,8 @@ def _hosted_runs(application, user, event: GitEvent) -> list[str]:
             continue
         notes.append(f"{path}: run {run.pk} started in {workspace}")
     return notes
+
+
+def teardown_for_merge_end(application, event: GitEvent) -> list[str]:
+    """A merge request closed or merged starts nothing; its preview environment is removed."""
+    return previews.teardown_for_merge_end(application, event.number, event.action)

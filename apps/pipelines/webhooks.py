@@ -5,7 +5,8 @@ field by field, so a signed body of an unexpected shape is a 400 naming the fiel
 Events understood (anything else is answered 200 and ignored):
 - push of a branch or tag; a push that deletes one (`deleted: true`, or `after` all zeros) is a
   deletion, and so are GitHub's and Gitea's `delete` events
-- merge requests: GitHub and Gitea `pull_request`, GitLab `Merge Request Hook`
+- merge requests: GitHub and Gitea `pull_request`, GitLab `Merge Request Hook`; opened, reopened
+  or updated with new commits is `merge`, closed or merged is `merge_end` (its preview goes)
 - GitHub's `ping` (sent when the hook is made). GitLab and Gitea have no ping: their *Test*
   button sends a push.
 """
@@ -36,7 +37,7 @@ class BadDelivery(Exception):
 
 @dataclass
 class GitEvent:
-    """One delivery, reduced to what triggers need. `kind`: push, delete, merge, ping or ignored."""
+    """One delivery, reduced to what triggers need. `kind`: push, delete, merge, merge_end, ping or ignored."""
 
     kind: str
     provider: str
@@ -283,7 +284,10 @@ def _github_pull_request(provider: str, payload: dict) -> GitEvent:
         number=_int(payload, "number", "number") or _int(pr, "number", "pull_request.number"),
         repo=_repo_url(payload), author=_str(user, "login", "pull_request.user.login"),
     )
-    if action not in GITHUB_PR_ACTIONS:
+    if action == "closed":
+        # Closed, merged or not: its preview environment goes (a merge is followed by its own push).
+        event.kind, event.action = "merge_end", "merged" if pr.get("merged") is True else "closed"
+    elif action not in GITHUB_PR_ACTIONS:
         event.kind, event.note = "ignored", f"pull request {action!r}: nothing to run"
     return event
 
@@ -306,7 +310,9 @@ def _gitlab_merge_request(provider: str, payload: dict) -> GitEvent:
         author=_str(user, "name", "user.name") or _str(user, "username", "user.username"),
     )
     # An `update` without `oldrev` changed the title or labels, not the code.
-    if action not in GITLAB_MR_ACTIONS or (action == "update" and not _str(attrs, "oldrev", "object_attributes.oldrev")):
+    if action in ("close", "merge"):
+        event.kind, event.action = "merge_end", "merged" if action == "merge" else "closed"
+    elif action not in GITLAB_MR_ACTIONS or (action == "update" and not _str(attrs, "oldrev", "object_attributes.oldrev")):
         event.kind, event.note = "ignored", f"merge request {action!r} without new commits: nothing to run"
     return event
 

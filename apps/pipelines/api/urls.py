@@ -15,5 +15,6 @@ router.register("branch-rules", views.BranchRuleViewSet, basename="branchrule")
 urlpatterns = [
     path("webhooks/<str:provider>/<int:app_id>/", views.webhook, name="pipeline-webhook"),
     path("applications/<int:app_id>/repository/", views.repository, name="application-repository"),
+    path("applications/<int:app_id>/previews/", views.previews, name="application-previews"),
     path("", include(router.urls)),
 ]

@@ -21,7 +21,14 @@ from rest_framework.response import Response
 
 from apps.pipelines import filtersets, git_http, repos, services, triggers, webhooks
 from apps.pipelines.api import serializers
-from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
+from apps.pipelines.models import (
+    BranchRule,
+    PipelineDefinition,
+    PipelineRun,
+    PreviewEnvironment,
+    ProjectConfig,
+    TaskRun,
+)
 from apps.projects import scope
 from apps.projects.models import Application
 from dice_console.api import ScopedGenericViewSet, ScopedModelViewSet
@@ -251,12 +258,15 @@ def webhook(request, provider: str, app_id: int):
             runs, notes = triggers.runs_for_push(application, event)
         elif event.kind == "merge":
             runs, notes = triggers.runs_for_merge(application, event)
-        elif event.kind == "delete":
+        elif event.kind in ("delete", "merge_end"):
             runs, notes = [], None
         else:
             runs, notes = [], [event.note]
     if notes is None:  # outside the transaction: removing a runtime talks to its cluster
-        notes = triggers.teardown_for_deletion(application, event)
+        if event.kind == "delete":
+            notes = triggers.teardown_for_deletion(application, event)
+        else:
+            notes = triggers.teardown_for_merge_end(application, event)
     return Response({"runs": [run.pk for run in runs], "notes": notes},
                     status=status.HTTP_202_ACCEPTED if runs else status.HTTP_200_OK)
 
@@ -278,3 +288,16 @@ def repository(request, app_id: int):
         "branches": [vars(b) for b in repos.branches(application.pk)],
         "commits": [vars(c) for c in repos.recent_commits(application.pk, count=20)],
     })
+
+
+@extend_schema(responses={200: dict})
+@api_view(["GET"])
+def previews(request, app_id: int):
+    """The application's preview environments: merge request, branch, URL, run, expiry (`view`)."""
+    application = scope.applications_for(request.user).filter(pk=app_id).first()
+    if application is None:
+        raise Http404("no such application")
+    return Response([
+        {"number": p.number, "title": p.title, "branch": p.branch, "runtime": p.runtime_name, "url": p.url,
+         "run": p.run_id, "created": p.created, "expires": p.expires}
+        for p in PreviewEnvironment.objects.filter(application=application)])

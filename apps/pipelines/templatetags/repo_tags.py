@@ -3,6 +3,7 @@
 from django import template
 
 from apps.pipelines import git_http, repos
+from apps.pipelines.models import PreviewEnvironment
 
 register = template.Library()
 
@@ -18,3 +19,9 @@ def hosted_repository(context, application) -> dict:
         context["repo_error"] = str(exc)
     return {"clone_url": git_http.clone_url(application, request), "exists": repos.exists(pk),
             "branches": branches, "commits": commits}
+
+
+@register.simple_tag
+def previews_of(application):
+    """The application's preview environments (merge requests' pr-<N> runtimes), newest first."""
+    return list(PreviewEnvironment.objects.filter(application=application).select_related("run")[:50])
