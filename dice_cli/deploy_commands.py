@@ -6,7 +6,7 @@ import json
 import time
 from pathlib import Path
 
-from dice_cli import log_commands
+from dice_cli import drift_commands, log_commands
 from dice_cli.api_commands import find_application, find_runtime
 from dice_cli.client import Client, post_spec
 from dice_cli.errors import CliError
@@ -300,4 +300,5 @@ def register(subparsers) -> None:
     _target(p)
     p.set_defaults(func=cmd_delete)
     log_commands.register_runtime(runtime, _target)
+    drift_commands.register_runtime(runtime, _target, _waiting, _finish)
 

@@ -221,12 +221,40 @@ class Capabilities:
     node_selectors: bool = False  # work is placed by node labels
     in_memory_jobs: bool = False  # accepting a job is an in-memory entry (cheap: submit from the worker)
     console_filesystem: bool = False  # steps run on the console's filesystem: their directories need no carrying
+    drift: bool = False  # drift(group) compares what runs with the release (Executor.drift)
 
     def as_dict(self) -> dict[str, bool]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 
 # ---- what comes back ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DriftItem:
+    """One difference between what the release asks for and what runs: `object` (a service, a
+    Kubernetes object kind/name), `field` (dotted path), the release's value and the live one
+    (None: absent on that side)."""
+
+    object: str
+    field: str
+    desired: Any = None
+    live: Any = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"object": self.object, "field": self.field, "desired": self.desired, "live": self.live}
+
+
+@dataclass(frozen=True)
+class Drift:
+    """What an executor's drift(group) found: in sync when there is no item. Fields the cluster
+    owns (statuses, defaults it fills in, its own annotations) are never differences."""
+
+    items: tuple[DriftItem, ...] = ()
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.items
 
 
 class Health(enum.StrEnum):

@@ -9,6 +9,7 @@ from django.shortcuts import redirect, render
 from django.views import View
 
 from apps.deploy import addons, deployments, filtersets, tables
+from apps.deploy import drift as drift_mod
 from apps.deploy.choices import ACTIVE_STATUSES
 from apps.deploy.forms import DeployForm, ScaleForm
 from apps.deploy.live import live_events, live_status
@@ -150,6 +151,9 @@ class RuntimeActionView(AppRuntimesMixin, View):
             )
             d = deployments.rollback(user, runtime, release)
             return f"Rolling back to v{release.version} (deployment #{d.pk})."
+        if self.action == "sync":
+            d = drift_mod.sync(user, runtime)
+            return f"Syncing to v{runtime.release.version} (deployment #{d.pk})."
         if self.action == "cancel":
             deployment = get_scoped_or_404(
                 runtime.deployments.all(), pk=data.get("deployment") or 0

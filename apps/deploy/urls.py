@@ -32,4 +32,5 @@ urlpatterns = [
     _action("rollback"),
     _action("cancel"),
     _action("addon-values"),
+    _action("sync"),
 ]

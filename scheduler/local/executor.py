@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import hashlib
@@ -18,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from scheduler.base import (
+    Drift,
     Event,
     ExecutorError,
     ExecutorUnavailable,
@@ -36,6 +38,7 @@ from scheduler.local import addons as addon_mod
 from scheduler.local import inspect as inspect_mod
 from scheduler.local import logs as log_mod
 from scheduler.local.cron import due_minute, parse_cron
+from scheduler.local.drift import local_drift
 from scheduler.local.plan import check_group, plan_group
 from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
 from scheduler.local.state import (
@@ -403,6 +406,13 @@ class LocalExecutor:
         with self.sup.lock:
             rt = self._runtime_state(runtime.namespace)
             return group_status(runtime, rt)
+
+    def drift(self, group: ServiceGroup) -> Drift:
+        """What runs against what the group (the runtime's release) asks for (scheduler.local.drift)."""
+        with self.sup.lock:
+            state = self._runtime_state(group.runtime.namespace)
+            return local_drift(group, copy.deepcopy(state) if state is not None else None,
+                               group.cluster_name or self.cluster_name)
 
     def service_status(self, runtime: RuntimeRef, service: str) -> ServiceStatus:
         status = self.status(runtime)

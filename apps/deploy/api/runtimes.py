@@ -13,6 +13,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from apps.deploy import deployments, filtersets
+from apps.deploy import drift as drift_mod
 from apps.deploy.api.serializers import uploaded_archive
 from apps.deploy.live import live_events, live_status
 from apps.deploy.models import Deployment, DeploymentTransition, Release, Runtime
@@ -313,6 +314,21 @@ class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
         if data["release"].application_id != runtime.application_id:
             raise Http404("no such release of this application")
         deployment = deployments.rollback(request.user, runtime, data["release"])
+        fresh = Deployment.objects.select_related(*_DEPLOYMENT_RELATED).get(pk=deployment.pk)
+        return Response(DeploymentSerializer(fresh, context=self.get_serializer_context()).data,
+                        status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=None, responses={200: dict})
+    @action(detail=True, methods=["get"])
+    def drift(self, request, pk=None):
+        """In sync or out of sync with its release, and the differences (live against desired)."""
+        return Response(drift_mod.runtime_drift(self.get_object()))
+
+    @extend_schema(request=None, responses={201: DeploymentSerializer})
+    @action(detail=True, methods=["post"])
+    def sync(self, request, pk=None):
+        """Apply the runtime's release again: what drifted is put back (a new deployment)."""
+        deployment = drift_mod.sync(request.user, self.get_object())
         fresh = Deployment.objects.select_related(*_DEPLOYMENT_RELATED).get(pk=deployment.pk)
         return Response(DeploymentSerializer(fresh, context=self.get_serializer_context()).data,
                         status=status.HTTP_201_CREATED)
