@@ -20,6 +20,8 @@ from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
 from scheduler.base import (
     ClusterRef,
+    Drift,
+    DriftItem,
     Event,
     ExecutorError,
     ExecutorUnavailable,
@@ -36,6 +38,7 @@ from scheduler.base import (
     dns_label,
     no_batch,
 )
+from scheduler.kubernetes import drift as drift_mod
 from scheduler.kubernetes import inspect, jobrun, steps
 from scheduler.kubernetes.addons import health as addon_health
 from scheduler.kubernetes.catalog import OPERATORS
@@ -219,6 +222,47 @@ class KubernetesExecutor:
         kinds = set(PRUNABLE) | {(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] != "Namespace"}
         kinds |= {(api, kind) for api, kind in CUSTOM_KINDS if f"{api}/{kind}" in operators}
         self._prune(namespace, kinds, applied)
+
+    def drift(self, group: ServiceGroup) -> Drift:
+        """The runtime's objects against the release's, compared by a dry-run server-side apply
+        (scheduler.kubernetes.drift); extra objects with our label are drift too."""
+        manifests = self.render(group, operators=self.operators())
+        namespace = manifests[0]["metadata"]["name"]
+        manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
+            addon_health.addon_resources(manifests), separators=(",", ":"))
+        items: list[DriftItem] = []
+        wanted = set()
+        try:
+            for obj in manifests:
+                resource = self._resource(obj["apiVersion"], obj["kind"])
+                meta = obj["metadata"]
+                wanted.add((obj["apiVersion"], obj["kind"], meta["name"]))
+                try:
+                    live = json.loads(resource.get(name=meta["name"], namespace=meta.get("namespace"),
+                                                   serialize=False).data)
+                except NotFoundError:
+                    items.append(DriftItem(drift_mod.label(obj), "", "present", None))
+                    continue
+                would_be = json.loads(resource.server_side_apply(
+                    body=obj, name=meta["name"], namespace=meta.get("namespace"), field_manager=FIELD_MANAGER,
+                    force_conflicts=True, dry_run="All", serialize=False).data)
+                items += drift_mod.object_drift(drift_mod.label(obj), would_be, live)
+            for api_version, kind in sorted(set(PRUNABLE) | {(o["apiVersion"], o["kind"]) for o in manifests
+                                                              if o["kind"] != "Namespace"}):
+                try:
+                    resource = self._resource(api_version, kind)
+                except ResourceNotFoundError:
+                    continue
+                listed = json.loads(resource.get(namespace=namespace, label_selector=SELECTOR, serialize=False).data)
+                for item in listed["items"]:
+                    meta = item["metadata"]
+                    if ((api_version, kind, meta["name"]) in wanted or meta.get("ownerReferences")
+                            or RUN_JOB_LABEL in (meta.get("labels") or {})):
+                        continue
+                    items.append(DriftItem(f"{kind}/{meta['name']}", "", None, "present"))
+        except ApiException as exc:
+            raise ExecutorError(f"comparing runtime {group.runtime.name}: {exc.status} {_reason(exc)}")
+        return Drift(tuple(items))
 
     def _apply_one(self, obj: dict) -> None:
         resource = self._resource(obj["apiVersion"], obj["kind"])
