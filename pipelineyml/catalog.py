@@ -56,12 +56,18 @@ BUILTIN_ACTIONS: dict[str, ActionTypeSpec] = {
         ),
         # A pipeline.yml called as an action (Erda `snippet`): its outputs are the called pipeline's.
         _spec("snippet", "run another pipeline.yml as one action", params=None, outputs=None),
-        _spec("dice", "deploy a release onto a runtime", outputs=("runtime_id",)),
+        _spec("dice", "deploy a release onto a runtime", outputs=("runtime_id", "deployment_id", "preview_url")),
         _spec("manual-review", "wait for a person to approve", outputs=()),
         _spec(
             "wait", "sleep for a while", params=("wait_time_sec",), outputs=(), int_params=("wait_time_sec",)
         ),
         _spec("echo", "print a message", params=("msg",), outputs=()),
+        _spec(
+            "image-build",
+            "build an OCI image from a Dockerfile without a daemon and push it to the registry",
+            params=("context", "dockerfile", "image", "tag"),
+            outputs=("image", "digest", "image_ref"),
+        ),
         _spec(
             "cluster-inspect",
             "inspect a cluster and store the report",

@@ -15,6 +15,7 @@ import pytest
 
 from tests.guestbook_helpers import GUESTBOOK
 from tests.pipelines_helpers import engine, wait_until  # noqa: F401
+from tests.registry_helpers import registry_url  # noqa: F401
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -167,3 +168,45 @@ def test_dice_repo_show_and_url(hosted, live_server, tenant_a, tmp_path, dice_cl
     assert code == 0 and "main" in out and "first" in out, err
     code, out, _ = cli("repo", "show", "a-org/a-proj/a-app", "--format", "json")
     assert json.loads(out)["branches"][0]["name"] == "main"
+
+
+@pytest.mark.needs_binary("redis-server", "redis-server")
+def test_a_push_builds_the_guestbook_image_releases_it_and_the_front_answers(hosted, live_server, engine, tenant_a,
+                                                                             tmp_path, settings, registry_url):
+    import json
+    import time
+
+    from apps.deploy.live import live_status
+    from apps.deploy.models import Release, Runtime
+    from apps.pipelines.images import oci
+    from apps.pipelines.images.registry import Registry
+    from apps.pipelines.models import PipelineRun
+
+    settings.DICE_DEPLOY_FILES = str(tmp_path / "files")
+    settings.DICE_IMAGE_REGISTRY = registry_url
+    registry = Registry(registry_url)
+    base = {"bin/python3": b"#!/bin/sh\n"}  # the base the Dockerfile names, as an image of the registry
+    oci.build('FROM scratch\nCOPY bin/ /usr/bin/\nENV PATH=/usr/bin\n', list(base), lambda r: (base[r], 0o755),
+              registry, "library/python", "3.11-slim")
+    files = {p.name: p.read_text() for p in GUESTBOOK.iterdir() if p.is_file() and p.name != "pipeline.yml"}
+    files[".dice/pipelines/image.yml"] = files.pop("image-pipeline.yml")
+    work = _work(tmp_path, files)
+    started = time.monotonic()
+    git("push", "-q", _url(live_server, tenant_a, token=tenant_a.token), "main", cwd=work)
+    run = engine.wait(PipelineRun.objects.get(), timeout=240)
+    tasks = engine.tasks(run)
+    assert run.status == "success", (run.reason, {a: (t.status, t.reason) for a, t in tasks.items()})
+    image = tasks["image"].outputs["image"]
+    assert image == f"{registry.host}/a-org/a-proj/a-app:run-{run.pk}"
+    release = Release.objects.get(pk=int(tasks["release"].outputs["release_id"]))
+    assert release.images["front"] == image and release.images["api"] == image
+    manifest, digest = registry.manifest("a-org/a-proj/a-app", f"run-{run.pk}")
+    assert digest == tasks["image"].outputs["digest"] and len(manifest["layers"]) == 2
+    config = json.loads(registry.blob("a-org/a-proj/a-app", manifest["config"]["digest"]))["config"]
+    assert config["Cmd"] == ["python3", "front.py"] and config["WorkingDir"] == "/app"
+    runtime = Runtime.objects.get(pk=int(tasks["deploy"].outputs["runtime_id"]))
+    front = next(s for s in live_status(runtime)["services"] if s["name"] == "front")
+    with urllib.request.urlopen(front["url"].rstrip("/") + "/", timeout=10) as answer:
+        assert answer.status == 200
+    print(f"\npush to answering front, with the image build: {time.monotonic() - started:.1f}s; "
+          f"image build: {(tasks['image'].finished - tasks['image'].started).total_seconds():.2f}s")

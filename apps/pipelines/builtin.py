@@ -20,6 +20,11 @@ on the console itself: echo, wait, manual-review, release and dice.
   workspace) through apps.clusters.ops_pipeline, stores the report, logs each finding the run's
   actor may see and outputs their counts by severity (critical, warning, info, unknown) plus
   report_id; with `fail_on: critical` (or `warning`) the step fails when such findings exist.
+- image-build: builds the Dockerfile of a step's directory (param `context`, default the first
+  directory holding one; `dockerfile`, `image` (default org/project/app), `tag` (default run-<id>))
+  into an OCI image without a daemon (apps.pipelines.images: FROM, COPY, ADD, ENV, WORKDIR,
+  EXPOSE, CMD, ENTRYPOINT...; RUN is refused) and pushes it to DICE_IMAGE_REGISTRY; outputs
+  image (host/name:tag, what the release action's image map takes), digest and image_ref.
 - snippet: another pipeline.yml called as an action (Erda). Accepted and planned, but not run
   by this console yet: the task fails at once with a message that says so (no retry).
 """
@@ -30,10 +35,12 @@ import io
 import json
 import logging
 import os
+import re
 import stat
 import tarfile
 from pathlib import Path
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -44,6 +51,8 @@ from apps.deploy.models import Deployment, Release
 from apps.pipelines import paths, previews, queue, reference, steplogs
 from apps.pipelines.attempts import conclude
 from apps.pipelines.choices import TaskStatus
+from apps.pipelines.images import oci as images_oci
+from apps.pipelines.images import registry as images_registry
 from apps.pipelines.models import PipelineRun, TaskRun
 
 log = logging.getLogger(__name__)
@@ -58,7 +67,7 @@ def start(task: TaskRun, run: PipelineRun, action, params: dict, ctx, masker) ->
     task.started = task.started or now
     handler = {
         "echo": _echo, "wait": _wait, "manual-review": _manual_review, "release": _release, "dice": _dice,
-        "cluster-inspect": _cluster_inspect, "snippet": _snippet,
+        "cluster-inspect": _cluster_inspect, "snippet": _snippet, "image-build": _image_build,
     }[task.type]
     try:
         return handler(task, run, action, params, ctx, masker)
@@ -140,7 +149,7 @@ def reconcile(task: TaskRun, run: PipelineRun) -> None:
         queue.send("finish_wait", task.pk, task.attempt, countdown=left)
     elif task.type == "dice" and (task.outputs or {}).get("deployment_id"):
         queue.send("check_deployment", task.pk, task.attempt, countdown=0)
-    elif task.type in ("echo", "release", "dice", "cluster-inspect", "snippet") and task.started is None:
+    elif task.type in ("echo", "release", "dice", "cluster-inspect", "snippet", "image-build") and task.started is None:
         queue.send("run_task", task.pk)
 
 
@@ -181,41 +190,47 @@ def _read_step_file(path: Path, dirs: Path) -> str:
 SKIP_IN_FILES = (".git", "__pycache__", ".venv", "node_modules")
 
 
-def _step_folder_archive(folder: Path, dirs: Path) -> bytes:
-    """The files of a folder a step left (the dice.yml's), as a release bundle's tar.gz.
+def _step_files(folder: Path, dirs: Path):
+    """(relative path, open file, stat) of each regular file under a folder a step left.
 
     Read by the console as its own user while other steps of the run may still be changing the
     run's directories: every file is opened without following a link, and where it really is is
-    checked on the open descriptor, so nothing outside the run's directories can be packed (a
-    file swapped for a link, or a parent directory swapped, is skipped). Sizes are capped as the
-    files are added."""
+    checked on the open descriptor, so nothing outside the folder is read (a file swapped for a
+    link, or a parent directory swapped, is skipped). Sizes and counts are capped as they come."""
     base = os.path.realpath(dirs)
     root = os.path.realpath(folder)
     if os.path.commonpath([root, base]) != base:
         raise ValueError(f"{folder} is not in the run's directories")
-    buf, total, count = io.BytesIO(), 0, 0
+    total, count = 0, 0
+    for current, subdirs, files in os.walk(root, followlinks=False):
+        subdirs[:] = sorted(d for d in subdirs if d not in SKIP_IN_FILES)
+        for name in sorted(files):
+            path = os.path.join(current, name)
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+            except OSError:
+                continue  # a link, or gone
+            with os.fdopen(fd, "rb") as fh:
+                st = os.fstat(fd)
+                real = os.readlink(f"/proc/self/fd/{fd}")
+                if not stat.S_ISREG(st.st_mode) or os.path.commonpath([real, root]) != root:
+                    continue
+                total, count = total + st.st_size, count + 1
+                if total > deploy_services.MAX_UNPACKED or count > deploy_services.MAX_MEMBERS:
+                    raise ValueError(f"the files of {folder} are more than "
+                                     f"{deploy_services.MAX_UNPACKED // (1024 * 1024)} MiB or "
+                                     f"{deploy_services.MAX_MEMBERS} files")
+                yield os.path.relpath(real, root), fh, st
+
+
+def _step_folder_archive(folder: Path, dirs: Path) -> bytes:
+    """The files of a folder a step left (the dice.yml's), as a release bundle's tar.gz."""
+    buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for current, subdirs, files in os.walk(root, followlinks=False):
-            subdirs[:] = sorted(d for d in subdirs if d not in SKIP_IN_FILES)
-            for name in sorted(files):
-                path = os.path.join(current, name)
-                try:
-                    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
-                except OSError:
-                    continue  # a link, or gone
-                with os.fdopen(fd, "rb") as fh:
-                    st = os.fstat(fd)
-                    real = os.readlink(f"/proc/self/fd/{fd}")
-                    if not stat.S_ISREG(st.st_mode) or os.path.commonpath([real, root]) != root:
-                        continue
-                    total, count = total + st.st_size, count + 1
-                    if total > deploy_services.MAX_UNPACKED or count > deploy_services.MAX_MEMBERS:
-                        raise ValueError(f"the files beside the dice.yml ({folder}) are more than "
-                                         f"{deploy_services.MAX_UNPACKED // (1024 * 1024)} MiB or "
-                                         f"{deploy_services.MAX_MEMBERS} files")
-                    info = tarfile.TarInfo(os.path.relpath(real, root))
-                    info.size, info.mode, info.mtime = st.st_size, st.st_mode & 0o755, int(st.st_mtime)
-                    tar.addfile(info, fh)
+        for rel, fh, st in _step_files(folder, dirs):
+            info = tarfile.TarInfo(rel)
+            info.size, info.mode, info.mtime = st.st_size, st.st_mode & 0o755, int(st.st_mtime)
+            tar.addfile(info, fh)
     return buf.getvalue()
 
 
@@ -250,6 +265,50 @@ def _release(task, run, action, params, ctx, masker) -> bool:
                                      "with the files of its folder"])
     release_id = str(existing.pk)
     return _done(task, {"release_id": release_id, "releaseID": release_id, "version": str(existing.version)})
+
+
+_IMAGE_NAME = re.compile(r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+
+
+def image_registry() -> str:
+    """The registry image-build pushes to and bases come from (DICE_IMAGE_REGISTRY, e.g.
+    http://127.0.0.1:5000), '' when the console has none."""
+    return str(getattr(settings, "DICE_IMAGE_REGISTRY", "") or os.environ.get("DICE_IMAGE_REGISTRY", "")).strip()
+
+
+def _build_context(params: dict, ctx) -> Path:
+    given = params.get("context")
+    if given:
+        return Path(str(given))
+    for alias in ctx.dirs:
+        if (Path(ctx.dirs[alias]) / str(params.get("dockerfile") or "Dockerfile")).is_file():
+            return Path(ctx.dirs[alias])
+    raise ValueError("no Dockerfile in the run's directories: give the param context (e.g. ${{ dirs.checkout }})")
+
+
+def _image_build(task, run, action, params, ctx, masker) -> bool:
+    """Build the context's Dockerfile (no RUN) into an OCI image and push it (apps.pipelines.images)."""
+    url = image_registry()
+    if not url:
+        raise ValueError("image-build needs a registry: set DICE_IMAGE_REGISTRY (e.g. http://127.0.0.1:5000)")
+    dirs = paths.dirs_root(run.pk)
+    context = _build_context(params, ctx)
+    text = _read_step_file(context / str(params.get("dockerfile") or "Dockerfile"), dirs)
+    files = {rel: (fh.read(), st.st_mode) for rel, fh, st in _step_files(context, dirs)}
+    project = run.application.project
+    name = str(params.get("image") or f"{project.organization.slug}/{project.slug}/{run.application.slug}").lower()
+    tag = str(params.get("tag") or f"run-{run.pk}")
+    if not _IMAGE_NAME.match(name) or not _IMAGE_TAG.match(tag):
+        raise ValueError(f"{name}:{tag} is not an image name and tag a registry takes")
+    registry = images_registry.Registry(url)
+    started = timezone.now()
+    built = images_oci.build(text, sorted(files), files.__getitem__, registry, name, tag)
+    seconds = (timezone.now() - started).total_seconds()
+    reference = built.reference(registry.host)
+    steplogs.append_lines(task, [f"built {reference} ({built.layers} layers, {built.digest}) in {seconds:.1f}s"])
+    return _done(task, {"image": reference, "digest": built.digest,
+                        "image_ref": f"{registry.host}/{name}@{built.digest}"})
 
 
 SNIPPET_NOT_RUN = (

@@ -1,0 +1,94 @@
+"""A client of the distribution (Docker Registry v2) API: blobs and manifests, monolithic uploads.
+Enough to pull a base image's manifest, config and layers and to push a built image."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import urllib.error
+import urllib.request
+from urllib.parse import urljoin
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+ACCEPT = ", ".join((OCI_MANIFEST, DOCKER_MANIFEST))
+TIMEOUT = 120
+
+
+class RegistryError(Exception):
+    """The registry refused or could not be reached; the message says which request."""
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):  # a blob store's redirect is followed by hand, below
+        return None
+
+
+def digest_of(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+class Registry:
+    """One registry, by its base URL (http://host:port for a plain-HTTP one)."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base.rstrip("/")
+        self.host = self.base.split("://", 1)[-1]
+        self._opener = urllib.request.build_opener(_NoRedirect)
+
+    def _call(self, method: str, path: str, *, data: bytes | None = None, headers: dict | None = None):
+        url = path if path.startswith("http") else f"{self.base}{path}"
+        request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+        try:
+            return self._opener.open(request, timeout=TIMEOUT)
+        except urllib.error.HTTPError as exc:
+            if exc.code in (301, 302, 307) and exc.headers.get("Location"):
+                return self._call(method, urljoin(url, exc.headers["Location"]), data=data, headers=headers)
+            if exc.code == 404:
+                raise
+            body = exc.read()[:300].decode(errors="replace")
+            raise RegistryError(f"{method} {url}: {exc.code} {body}") from None
+        except OSError as exc:
+            raise RegistryError(f"{method} {url}: {exc}") from None
+
+    def has_blob(self, name: str, digest: str) -> bool:
+        try:
+            self._call("HEAD", f"/v2/{name}/blobs/{digest}").close()
+            return True
+        except urllib.error.HTTPError:
+            return False
+
+    def push_blob(self, name: str, data: bytes, digest: str | None = None) -> str:
+        digest = digest or digest_of(data)
+        if self.has_blob(name, digest):
+            return digest
+        with self._call("POST", f"/v2/{name}/blobs/uploads/", data=b"") as answer:
+            location = answer.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        upload = urljoin(f"{self.base}/", location) + f"{separator}digest={digest}"
+        self._call("PUT", upload, data=data, headers={"Content-Type": "application/octet-stream"}).close()
+        return digest
+
+    def blob(self, name: str, digest: str) -> bytes:
+        try:
+            with self._call("GET", f"/v2/{name}/blobs/{digest}") as answer:
+                data = answer.read()
+        except urllib.error.HTTPError:
+            raise RegistryError(f"{self.host}/{name}: no blob {digest}") from None
+        if digest_of(data) != digest:
+            raise RegistryError(f"{self.host}/{name}: blob {digest} does not match its digest")
+        return data
+
+    def manifest(self, name: str, reference: str) -> tuple[dict, str]:
+        try:
+            with self._call("GET", f"/v2/{name}/manifests/{reference}", headers={"Accept": ACCEPT}) as answer:
+                data = answer.read()
+        except urllib.error.HTTPError:
+            raise RegistryError(f"{self.host}/{name}:{reference} is not in the registry") from None
+        return json.loads(data), digest_of(data)
+
+    def push_manifest(self, name: str, reference: str, manifest: dict) -> str:
+        data = json.dumps(manifest, separators=(",", ":")).encode()
+        self._call("PUT", f"/v2/{name}/manifests/{reference}", data=data,
+                   headers={"Content-Type": manifest.get("mediaType", OCI_MANIFEST)}).close()
+        return digest_of(data)
