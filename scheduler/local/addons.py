@@ -28,9 +28,11 @@ from scheduler.envvars import addon_envs
 from scheduler.local.sandbox import TenantBox
 from scheduler.local.state import read_json, write_json
 
-SUPPORTED = ("postgresql", "redis", "mysql")
-PACKAGES = {"postgresql": "postgresql", "redis": "redis-server", "mysql": "mariadb-server"}
+SUPPORTED = ("postgresql", "redis", "mysql", "registry")
+PACKAGES = {"postgresql": "postgresql", "redis": "redis-server", "mysql": "mariadb-server",
+            "registry": "docker-registry"}
 BINARIES = {
+    "registry": (("docker-registry",),),
     "postgresql": (("postgres", "initdb"),),
     "redis": (("redis-server",),),
     "mysql": (("mariadbd", "mariadb-install-db"), ("mysqld", "mysql_install_db")),
@@ -147,6 +149,9 @@ def plan_addon(
         values.pop("username", None)
         values.pop("database", None)
         plan = _redis(name, addon_dir, port, creds, bins, prefix, values)
+    elif addon.type == "registry":
+        values = {"host": "127.0.0.1", "port": str(port), "url": f"http://127.0.0.1:{port}"}
+        plan = _registry(name, addon_dir, port, bins, prefix, values)
     elif addon.type == "postgresql":
         plan = _postgres(name, addon_dir, port, creds, bins, prefix, values, run_user, box)
     else:
@@ -181,6 +186,27 @@ def _redis(name, addon_dir, port, creds, bins, prefix, values) -> AddonPlan:
     return AddonPlan(
         name=name, type="redis", prefix=prefix, values=values, argv=[bins["redis-server"], str(conf)], cwd=str(data)
     )
+
+
+def _registry(name, addon_dir, port, bins, prefix, values) -> AddonPlan:
+    """Debian's docker-registry (the distribution registry), plain HTTP on 127.0.0.1, its blobs in
+    the addon's data directory: what image-build pushes to and the runtime's images come from."""
+    data = addon_dir / "data"
+    data.mkdir(exist_ok=True)
+    conf = addon_dir / "registry.yml"
+    conf.write_text("\n".join([
+        "version: 0.1",
+        "log: {level: warn}",
+        "storage:",
+        "  filesystem:",
+        f"    rootdirectory: {data}",
+        "  delete: {enabled: true}",
+        "http:",
+        f"  addr: 127.0.0.1:{port}",
+        "",
+    ]))
+    return AddonPlan(name=name, type="registry", prefix=prefix, values=values,
+                     argv=[bins["docker-registry"], "serve", str(conf)], cwd=str(data))
 
 
 def _reachable_by(user: str, path: Path) -> bool:
