@@ -45,6 +45,8 @@ class Guestbook:
 def guestbook(tenant_a, tmp_path, settings) -> Guestbook:
     bare = guestbook_repo(tmp_path)
     settings.DICE_REPO_ALLOW_LOCAL_PATHS = True  # the repository is a folder of this machine
+    # Release working directories are named by release id: another test's release 1 must not be reused.
+    settings.DICE_DEPLOY_FILES = str(tmp_path / "files")
     type(tenant_a.app).objects.filter(pk=tenant_a.app.pk).update(repo_url=str(bare))
     tenant_a.app.refresh_from_db()
     return Guestbook(tenant=tenant_a, repo=bare, source=(GUESTBOOK / "pipeline.yml").read_text())

@@ -73,9 +73,11 @@ def _git_repo(tmp_path):
     return bare, commit
 
 
-def test_git_checkout_then_release_from_the_checked_out_dice_yml(unsandboxed, engine, tenant_a, tmp_path):
+def test_git_checkout_then_release_from_the_checked_out_dice_yml(unsandboxed, engine, tenant_a, tmp_path, settings):
     from apps.deploy.bundles import release_workdir
     from apps.deploy.models import Release
+
+    settings.DICE_DEPLOY_FILES = str(tmp_path / "files")  # working directories are per release id
 
     bare, commit = _git_repo(tmp_path)
     src = f"""

@@ -71,8 +71,10 @@ def test_usage_and_lookup_errors(cli):
     assert code == 2
 
 
-def test_create_uploads_the_spec_folder_like_deploy_does(cli):
+def test_create_uploads_the_spec_folder_like_deploy_does(cli, settings, tmp_path):
     from pathlib import Path
+
+    settings.DICE_DEPLOY_FILES = str(tmp_path / "files")  # working directories are per release id: keep them apart
 
     from apps.deploy.bundles import release_workdir
     from apps.deploy.models import Release, ReleaseBundle

@@ -262,8 +262,9 @@ def _delete_event(provider: str, payload: dict) -> GitEvent:
     )
 
 
-# Merge request actions that put new code up for review; the others (closed, merged, edited,
-# labelled...) start nothing: a merge is followed by its own push.
+# Merge request actions that put new code up for review; closing or merging ends the request's
+# preview (merge_end); the others (edited, labelled...) start nothing. A merge is followed by its
+# own push.
 GITHUB_PR_ACTIONS = {"opened": "opened", "synchronize": "updated", "synchronized": "updated",
                      "reopened": "reopened"}
 GITLAB_MR_ACTIONS = {"open": "opened", "update": "updated", "reopen": "reopened"}
