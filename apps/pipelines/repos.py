@@ -66,7 +66,7 @@ def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
         "transfer.fsckObjects": "true",
         "receive.maxInputSize": str(max_push_bytes()),
         "uploadpack.allowFilter": "true",
-        "core.fsyncObjectFiles": "true",
+        "core.fsync": "committed",  # objects and refs reach the disk before the push is answered
         **(extra or {}),
     }
     env = {
