@@ -95,6 +95,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dice_console.security.csp_nonce",
             ],
+            "builtins": ["dice_console.templatetags.dice_format"],
         },
     },
 ]
@@ -204,6 +205,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# dice_console/formats/en: one date and time format everywhere, with the zone.
+FORMAT_MODULE_PATH = ["dice_console.formats"]
 USE_I18N = True
 USE_TZ = True
 

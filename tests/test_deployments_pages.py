@@ -48,7 +48,7 @@ def test_deploy_from_the_release_page_then_see_the_runtime(tenant_a, fake_cluste
     for action in ("scale", "restart", "stop", "rollback"):
         assert reverse(f"deploy:runtime_{action}", args=[*_args(tenant_a), "DEV", "main"]) in page
     live = client.get(reverse("deploy:runtime_live", args=[*_args(tenant_a), "DEV", "main"]), HTTP_HX_REQUEST="true")
-    assert live.status_code == 200 and 'hx-trigger="every 10s,' in live.content.decode()
+    assert live.status_code == 200 and 'data-poll-ms="10000"' in live.content.decode()  # steady: the fallback poll is slow
 
     app_page = client.get(tenant_a.app.get_absolute_url()).content.decode()
     assert "Runtimes" in app_page and runtime.get_absolute_url() in app_page and "Healthy" in app_page
@@ -69,11 +69,14 @@ def test_buttons_act_and_report(tenant_a, fake_cluster, fake):
     r = client.post(url("rollback"), {"release": release.pk}, follow=True)
     assert "Rolling back to v1" in r.content.decode()
     active = runtime.deployments.filter(status="queued").get()
-    assert 'hx-trigger="every 2s,' in r.content.decode()  # polls fast while a rollout is under way
+    assert 'data-poll-ms="1000"' in r.content.decode()  # looks again every second while a rollout is under way
     r = client.post(url("cancel"), {"deployment": active.pk}, follow=True)
     assert f"Cancelled deployment #{active.pk}." in r.content.decode()
     assert client.get(url("delete")).status_code == 200
-    r = client.post(url("delete"))
+    r = client.post(url("delete"), {"confirm_name": "nope"})  # the runtime's name must be typed
+    assert r.status_code == 422 and "Type main to confirm" in r.content.decode()
+    assert Runtime.objects.filter(pk=runtime.pk).exists()
+    r = client.post(url("delete"), {"confirm_name": runtime.name})
     assert r.status_code == 302 and r["Location"] == tenant_a.app.get_absolute_url()
     assert not Runtime.objects.filter(pk=runtime.pk).exists()
 

@@ -9,6 +9,7 @@ app_name = "pipelines"
 _APP = "orgs/<slug:org>/<slug:project>/<slug:app>/pipelines/"
 
 urlpatterns = [
+    path("pipelines/", views.RunListView.as_view(), name="all_runs"),
     path(_APP, views.PipelineListView.as_view(), name="list"),
     path(f"{_APP}runs/<int:run_id>/", views.RunView.as_view(), name="run"),
     path(f"{_APP}runs/<int:run_id>/<str:verb>/", views.RunActionView.as_view(), name="run_action"),
