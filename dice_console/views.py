@@ -38,6 +38,10 @@ class ObjectListView(ScopedMixin, View):
     def extra_context(self):
         return {}
 
+    def crumbs(self) -> list[tuple[str, str]]:
+        """The breadcrumbs above the title: [(label, url), ...] after Home."""
+        return []
+
     def get(self, request, *args, **kwargs):
         queryset = self.get_queryset()
         filterset = None
@@ -51,6 +55,7 @@ class ObjectListView(ScopedMixin, View):
             "filterset": filterset,
             "title": self.title or self.model._meta.verbose_name_plural.capitalize(),
             "add_url_name": self.add_url_name,
+            "crumbs": self.crumbs(),
             **self.extra_context(),
         }
         if request.htmx and request.htmx.target == "object-table":

@@ -54,7 +54,7 @@ class RuntimeListView(AppRuntimesMixin, ObjectListView):
         return self.app_runtimes()
 
     def extra_context(self):
-        return {"title": f"Runtimes of {self.get_app()}"}
+        return {"title": "Runtimes", "app": self.get_app()}
 
 
 def _settling(live: dict, active) -> bool:
