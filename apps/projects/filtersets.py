@@ -7,6 +7,27 @@ from apps.projects.choices import Role, WorkspaceKind
 from apps.projects.models import Application, AuditEvent, Member, Organization, Project, Workspace
 
 
+class ProjectFilter(django_filters.CharFilter):
+    """`?project=` as the bare slug (`shop`), the full name (`acme/shop`) or the id (`12`).
+
+    `to` is the path from the filtered model to its project ("project", "application__project")."""
+
+    def __init__(self, to: str = "project", **kwargs):
+        kwargs.setdefault("label", "Project (slug, org/slug or id)")
+        super().__init__(field_name=to, **kwargs)
+
+    def filter(self, qs, value):
+        value = (value or "").strip()
+        if not value:
+            return qs
+        if value.isdigit():
+            return qs.filter(**{f"{self.field_name}_id": int(value)})
+        org, sep, slug = value.rpartition("/")
+        if sep:
+            return qs.filter(**{f"{self.field_name}__organization__slug": org, f"{self.field_name}__slug": slug})
+        return qs.filter(**{f"{self.field_name}__slug": value})
+
+
 class SearchFilterSet(django_filters.FilterSet):
     """Adds `q`, a case-insensitive search over `search_fields`."""
 
@@ -42,7 +63,7 @@ class ProjectFilterSet(SearchFilterSet):
 class ApplicationFilterSet(SearchFilterSet):
     search_fields = ("slug", "name", "description", "repo_url")
     org = django_filters.CharFilter(field_name="project__organization__slug", label="Organization")
-    project = django_filters.CharFilter(field_name="project__slug", label="Project")
+    project = ProjectFilter("project")
 
     class Meta:
         model = Application
@@ -51,7 +72,7 @@ class ApplicationFilterSet(SearchFilterSet):
 
 class WorkspaceFilterSet(django_filters.FilterSet):
     org = django_filters.CharFilter(field_name="project__organization__slug")
-    project = django_filters.CharFilter(field_name="project__slug")
+    project = ProjectFilter("project")
     kind = django_filters.ChoiceFilter(choices=WorkspaceKind.choices)
 
     class Meta:
@@ -62,7 +83,7 @@ class WorkspaceFilterSet(django_filters.FilterSet):
 class MemberFilterSet(SearchFilterSet):
     search_fields = ("user__username",)
     org = django_filters.CharFilter(field_name="organization__slug")
-    project = django_filters.NumberFilter(field_name="project_id")
+    project = ProjectFilter("project")
     application = django_filters.NumberFilter(field_name="application_id")
     role = django_filters.ChoiceFilter(choices=Role.choices)
 
