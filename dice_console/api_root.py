@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, get_resolver
 from rest_framework.decorators import api_view
 from rest_framework.response import Response
 
@@ -47,9 +47,8 @@ def endpoints(patterns, base: str) -> dict[str, str]:
 def api_root(request):
     """Every endpoint: list endpoints under their collection name (`releases`), the others under
     their route name (`release-detail`, `spec-validate`...)."""
-    from dice_console import api_urls  # the root is one of its patterns: read them when asked
-
-    out = endpoints(api_urls.urlpatterns, request.build_absolute_uri("/api/"))
+    prefix, resolver = get_resolver().namespace_dict["api"]  # the patterns this view is one of
+    out = endpoints(resolver.url_patterns, request.build_absolute_uri("/" + prefix))
     out["schema"] = request.build_absolute_uri("/api/schema/")
     out["docs"] = request.build_absolute_uri("/api/docs/")
     return Response(out)
