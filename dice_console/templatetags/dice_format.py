@@ -127,3 +127,56 @@ def cores(value):
 def dash(value):
     """None or an empty string shows as a dash, never as "None"."""
     return EMPTY if value is None or value == "" else value
+
+
+# Model names as audit events and the CMDB record them, in words.
+KINDS = {
+    "pipelinerun": "pipeline run", "taskrun": "task run", "pipelinedefinition": "pipeline definition",
+    "projectconfig": "project config", "branchrule": "branch rule", "apitoken": "API token",
+    "configurationitem": "configuration item", "addoninstance": "addon instance",
+}
+
+
+@register.filter
+def human_kind(value):
+    """pipelinerun -> pipeline run."""
+    if value in (None, ""):
+        return EMPTY
+    return KINDS.get(str(value).lower(), str(value).replace("_", " "))
+
+
+def _cell(key: str, value):
+    if value is None or value == "":
+        return EMPTY
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    last = key.rsplit(".", 1)[-1].lower()
+    if isinstance(value, (int, float)):
+        if last.endswith("bytes"):
+            return bytesize(value)
+        if last in ("cpu", "cores", "cpu_request", "cpu_limit", "cpu_requests", "cpu_limits") or last.endswith("_cores"):
+            return cores(value)
+        if last in ("mem", "memory", "mem_request", "mem_limit") or last.endswith("_mib"):
+            return mib(value)
+    if isinstance(value, list) and all(not isinstance(v, (dict, list)) for v in value):
+        return ", ".join(str(v) for v in value) or EMPTY
+    return value
+
+
+def _flatten(prefix: str, value, rows: list) -> None:
+    if isinstance(value, dict) and value:
+        for key in sorted(value):
+            _flatten(f"{prefix}.{key}" if prefix else str(key), value[key], rows)
+    elif isinstance(value, list) and any(isinstance(v, (dict, list)) for v in value):
+        for i, item in enumerate(value):
+            _flatten(f"{prefix}.{i}", item, rows)
+    else:
+        rows.append((prefix, _cell(prefix, value)))
+
+
+@register.filter
+def attribute_rows(attributes):
+    """A nested mapping as (dotted key, formatted value) rows: the CMDB's attributes as a table."""
+    rows: list = []
+    _flatten("", attributes or {}, rows)
+    return rows
