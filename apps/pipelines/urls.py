@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from apps.pipelines import views
+from apps.pipelines import settings_views, views
 
 app_name = "pipelines"
 
@@ -10,6 +10,8 @@ _APP = "orgs/<slug:org>/<slug:project>/<slug:app>/pipelines/"
 
 urlpatterns = [
     path("pipelines/", views.RunListView.as_view(), name="all_runs"),
+    path("orgs/<slug:org>/<slug:project>/settings/", settings_views.ProjectSettingsView.as_view(),
+         name="project_settings"),
     path(_APP, views.PipelineListView.as_view(), name="list"),
     path(f"{_APP}runs/<int:run_id>/", views.RunView.as_view(), name="run"),
     path(f"{_APP}runs/<int:run_id>/<str:verb>/", views.RunActionView.as_view(), name="run_action"),

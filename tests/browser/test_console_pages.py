@@ -185,3 +185,48 @@ def test_times_have_a_zone_and_copy_buttons_copy(live_server, page, console):
     copy.click()
     assert page.evaluate("navigator.clipboard.readText()") == "http://web.fake:8080"
     assert "None" not in page.inner_text("main")
+
+
+def test_project_settings_configs_secrets_rules_and_webhooks(live_server, page, console):
+    from apps.pipelines.models import BranchRule, ProjectConfig
+
+    page.context.grant_permissions(["clipboard-read", "clipboard-write"])
+    _sign_in(page, live_server, console.owner.username, "pw-a")
+    page.goto(live_server.url + console.project.get_absolute_url())
+    page.click("a:has-text('Settings')")
+    page.wait_for_url(live_server.url + reverse("pipelines:project_settings", args=[console.org.slug, console.project.slug]))
+
+    # A plain config shows; a secret is write-only.
+    page.fill("#config-form input[name=key]", "REGION")
+    page.fill("#config-form input[name=value]", "eu-west")
+    page.click("#config-form button")
+    page.fill("#config-form input[name=key]", "DB_PASSWORD")
+    page.fill("#config-form input[name=value]", "hunter2-secret")
+    page.check("#config-form input[name=secret]")
+    page.click("#config-form button")
+    assert "eu-west" in page.inner_text("#configs")
+    assert "hunter2-secret" not in page.content() and "write-only" in page.inner_text("#config-DB_PASSWORD")
+    assert ProjectConfig.objects.get(key="DB_PASSWORD").value != "hunter2-secret"  # encrypted at rest
+
+    # A bad rule is refused with the reason, nothing saved; a good one is listed.
+    page.fill("#rule-form input[name=pattern]", "release/[")
+    page.click("#rule-form button")
+    assert page.locator("[role=alert]").count() == 1 and not BranchRule.objects.exists()
+    page.fill("#rule-form input[name=pattern]", "release/*")
+    page.select_option("#rule-form select[name=workspace]", "STAGING")
+    page.click("#rule-form button")
+    assert "release/*" in page.inner_text("#branch-rules")
+
+    # The webhook address has a copy button; the secret is made, shown once, and can be rotated.
+    hook = page.locator("#webhooks code").first
+    page.locator("#webhooks button:has-text('Copy')").first.click()
+    assert page.evaluate("navigator.clipboard.readText()") == hook.inner_text()
+    assert f"/api/webhooks/github/{console.app.pk}/" in hook.inner_text()
+    page.click("button:has-text('Make a secret')")
+    first = page.inner_text("#webhook-secret")
+    assert len(first) >= 40
+    page.once("dialog", lambda d: d.accept())
+    page.click("button:has-text('Rotate the secret')")
+    assert page.inner_text("#webhook-secret") != first
+    page.goto(page.url)
+    assert page.locator("#webhook-secret").count() == 0  # shown once
