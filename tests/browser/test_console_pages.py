@@ -230,3 +230,36 @@ def test_project_settings_configs_secrets_rules_and_webhooks(live_server, page, 
     assert page.inner_text("#webhook-secret") != first
     page.goto(page.url)
     assert page.locator("#webhook-secret").count() == 0  # shown once
+
+
+def test_pipeline_definition_editor_checks_live_and_saves(live_server, page, console):
+    from apps.pipelines.models import PipelineDefinition
+
+    _sign_in(page, live_server, console.owner.username, "pw-a")
+    args = [console.org.slug, console.project.slug, console.app.slug]
+    page.goto(live_server.url + reverse("pipelines:list", args=args))
+    page.click("a:has-text('New pipeline')")
+    source = page.locator("#definition-source")
+    source.fill('version: "1.1"\nstages:\n  - stage:\n      - custom-script: {alias: a, commands: ["echo ${{ outputs.b.x }}"]}\n')
+    source.press("End")
+    page.wait_for_selector("#definition-check [role=alert]")
+    errors = page.locator("#definition-check .errorlist li")
+    assert errors.count() >= 1 and "line 4" in errors.first.inner_text()  # the reference to an unknown alias
+    source.fill(PIPELINE.replace("name: build", "name: nightly") + "  - stage:\n      - custom-script: {alias: test, commands: [\"true\"]}\n")
+    source.press("End")
+    page.wait_for_selector("#definition-check svg.pipeline-dag")
+    assert "2 tasks" in page.inner_text("#definition-check")
+    page.click("#definition-form button:has-text('Save')")
+    page.wait_for_selector(".flash:has-text('Saved pipeline nightly.')")
+    definition = PipelineDefinition.objects.get(name="nightly")
+    # Saving an invalid text is refused with the reason; the stored one is unchanged.
+    page.fill("#definition-source", "version: '1.0'\n")
+    page.click("#definition-form button:has-text('Save')")
+    assert page.locator("text=Nothing was saved").count() == 1
+    definition.refresh_from_db()
+    assert "nightly" in definition.source
+    page.goto(live_server.url + reverse("pipelines:definition", args=[*args, definition.pk]))
+    page.once("dialog", lambda d: d.accept())
+    page.click("button:has-text('Delete')")
+    page.wait_for_selector(".flash:has-text('Deleted pipeline nightly.')")
+    assert not PipelineDefinition.objects.filter(pk=definition.pk).exists()
