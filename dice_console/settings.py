@@ -291,7 +291,14 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dice Console API",
-    "DESCRIPTION": "Organizations, projects, applications, releases, deployments and pipelines.",
+    "DESCRIPTION": (
+        "Organizations, projects, applications, releases, deployments and pipelines.\n\n"
+        "**Authentication**: send an API token as `Authorization: Bearer <token>` (make one on the "
+        "console's API tokens page, with `dice token create NAME`, or `POST /api/tokens/`; the key is "
+        "shown once and stored hashed). A browser session works too (unsafe methods then need the "
+        "CSRF token). Every object outside your organizations answers 404. `GET /api/` lists every "
+        "endpoint."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

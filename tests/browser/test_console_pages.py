@@ -5,6 +5,8 @@ typed; error pages and GET /logout/ keep the navigation; copy buttons copy; time
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.urls import reverse
 
@@ -90,6 +92,8 @@ def test_main_pages_fit_the_screen(live_server, page, console, width):
         fit = page.evaluate(OVERFLOW)
         assert fit["scrollWidth"] <= fit["width"], (url, fit)
         assert not fit["wide"], (url, fit)
+        text = page.inner_text("main")
+        assert not re.search(r"\bNone\b", text), (url, text[max(0, text.find("None") - 80):text.find("None") + 20])
         crumbs = page.locator("nav[aria-label=breadcrumb]")
         if url != reverse("projects:organizations"):
             assert crumbs.count() == 1, f"{url} has no breadcrumbs"
