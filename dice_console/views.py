@@ -90,7 +90,8 @@ class ServiceFormView(ScopedMixin, View):
         target = self.get_target()
         self.check(target)
         form = self.form_class(initial=self.get_initial(target), **self.form_kwargs(target))
-        return render(request, self.template_name, {"form": form, "title": self.title, "target": target})
+        return render(request, self.template_name,
+                      {"form": form, "title": self.title, "target": target, **self.extra_context(target)})
 
     def post(self, request, *args, **kwargs):
         target = self.get_target()
@@ -106,8 +107,12 @@ class ServiceFormView(ScopedMixin, View):
                 return redirect(self.success_url(obj, target))
         status = 422 if request.htmx else 200
         return render(
-            request, self.template_name, {"form": form, "title": self.title, "target": target}, status=status
+            request, self.template_name,
+            {"form": form, "title": self.title, "target": target, **self.extra_context(target)}, status=status,
         )
+
+    def extra_context(self, target) -> dict:
+        return {}
 
     def success_message(self, obj, target) -> str:
         return f"{self.title}: done."

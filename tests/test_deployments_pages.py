@@ -110,3 +110,29 @@ def test_other_organizations_runtime_pages_are_404(tenant_a, tenant_b, fake_clus
     stop = reverse("deploy:runtime_stop", args=[*_args(tenant_b), "DEV", "main"])
     assert client.post(stop).status_code == 404
     assert not [c for c in fake.calls if c[0] == "scale"]
+
+
+def test_an_older_release_and_a_failed_one_are_named_before_deploying(tenant_a, fake_cluster, fake):
+    bind_to(tenant_a, fake_cluster)
+    first = release_of(tenant_a)
+    second = release_of(tenant_a, support.SPEC.replace("web:1", "web:2"))
+    client = tenant_a.browser_client()
+    page = client.get(reverse("deploy:release_deploy", args=[*_args(tenant_a), first.version])).content.decode()
+    assert "older than the newest release, v2" in page and "data-confirm=" in page
+    page = client.get(reverse("deploy:release_deploy", args=[*_args(tenant_a), second.version])).content.decode()
+    assert "older than" not in page
+
+    # v2 fails on the runtime, then v1 is deployed: v2 is offered as "deploy failed v2 again", not a roll back.
+    fake.fail_apply = "image pull failed"
+    r = _deploy_form(client, tenant_a, second, workspace="DEV", runtime="main")
+    runtime = Runtime.objects.get(name="main")
+    run_deployment(Deployment.objects.get(runtime=runtime).pk)
+    assert Deployment.objects.get(runtime=runtime).status == "failed"
+    fake.fail_apply = ""
+    r = _deploy_form(client, tenant_a, first, workspace="DEV", runtime="main")
+    assert r.status_code == 302
+    run_deployment(Deployment.objects.filter(runtime=runtime, release=first).get().pk)
+    page = client.get(runtime.get_absolute_url()).content.decode()
+    assert "Deploy failed v2 again" in page and "never became healthy here" in page
+    assert "Roll back to v2" not in page
+    assert "of v1 queued: its progress is shown below." in page  # the flash says queued, not done

@@ -231,6 +231,10 @@ class ReleaseDeployView(AppReleasesMixin, ServiceFormView):
             release=target, runtime_name=form.cleaned_data["runtime"],
         )
 
+    def extra_context(self, target) -> dict:
+        newest = Release.objects.filter(application_id=target.application_id).order_by("-version").only("version").first()
+        return {"newest": newest}
+
     def success_message(self, obj: Deployment, target) -> str:
         # Not "done": the rollout has only been queued; the page follows it live.
         return f"Deployment #{obj.pk} of v{target.version} queued: its progress is shown below."
