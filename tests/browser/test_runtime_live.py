@@ -85,6 +85,7 @@ def test_the_deployment_row_turns_healthy_without_a_reload(asgi_server, page, te
 
     seen = _seen_at(page, f"{row}[data-status=healthy]")
     lag = seen - deployment.finished.timestamp()
+    print(f"\nrow turned healthy {lag * 1000:.0f} ms after the rollout ended")
     assert lag < 1.0, f"the row turned healthy {lag:.2f} s after the rollout ended"
     assert page.evaluate("sel => !!window.diceSeenAt[sel]", f"{row}[data-status=deploying]")
     assert page.locator("#rollout").count() == 0  # the progress panel went with the rollout
@@ -115,6 +116,7 @@ def test_a_refresh_keeps_the_typed_value_and_open_panels(asgi_server, page, tena
     before = time.time()
     deployments.scale(tenant_a.owner, runtime, "worker", 3)
     seen = _seen_at(page, "#service-worker[data-ready='3/3']")
+    print(f"\nscale showed {(seen - before) * 1000:.0f} ms after it was made")
     assert seen - before < 1.0, f"the scale showed {seen - before:.2f} s after it was made"
 
     assert page.input_value("#scale-web") == "7"
