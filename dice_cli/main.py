@@ -8,6 +8,7 @@ import sys
 from dice_cli import (
     api_commands,
     cluster_commands,
+    console_commands,
     deploy_commands,
     log_commands,
     pipeline_commands,
@@ -21,7 +22,7 @@ from dice_cli.errors import CliError
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
     spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
-    log_commands, user_commands, repo_commands,
+    log_commands, user_commands, repo_commands, console_commands,
 )
 
 
@@ -31,7 +32,16 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers.required = True
     for module in COMMAND_MODULES:
         module.register(subparsers)
+    console_commands.extend({name: _actions_of(parser) for name, parser in subparsers.choices.items()})
     return parser
+
+
+def _actions_of(parser: argparse.ArgumentParser):
+    """The sub-command action of a command group (`dice pipeline ...`), to add commands to it."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -18,7 +18,7 @@ FORMATS = ("text", "json")
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `pipeline` command group: `validate` and `plan`."""
-    group = subparsers.add_parser("pipeline", help="check and plan a pipeline.yml offline")
+    group = subparsers.add_parser("pipeline", help="check, plan and run a pipeline.yml; save, list, show, delete definitions")
     commands = group.add_subparsers(dest="pipeline_command", metavar="SUBCOMMAND")
     commands.required = True
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import JsonResponse
+from django.shortcuts import render
 from django.views import defaults
 from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -92,4 +93,8 @@ def server_error(request):
     """A 500 under /api/ is JSON as well (the traceback stays in the log)."""
     if request.path.startswith("/api/"):
         return JsonResponse({"detail": "Server error."}, status=500)
-    return defaults.server_error(request)
+    try:
+        # The page with the navigation (the user is known); Django's default has no request context.
+        return render(request, "500.html", status=500)
+    except Exception:
+        return defaults.server_error(request)

@@ -5,8 +5,10 @@ from rest_framework.routers import DefaultRouter
 
 from apps.pipelines import context_store
 from apps.projects.api import views as projects_api
+from dice_console.api_root import api_root
 
 router = DefaultRouter()
+router.include_root_view = False  # dice_console.api_root lists every endpoint, not only this router's
 router.register("orgs", projects_api.OrganizationViewSet, basename="organization")
 router.register("projects", projects_api.ProjectViewSet, basename="project")
 router.register("applications", projects_api.ApplicationViewSet, basename="application")
@@ -20,6 +22,7 @@ router.register("invitations", projects_api.InvitationViewSet, basename="invitat
 app_name = "api"
 
 urlpatterns = [
+    path("", api_root, name="api-root"),
     path("me/", projects_api.me, name="me"),
     path("permissions/", projects_api.permission_table, name="permissions"),
     path("", include("apps.deploy.api.urls")),

@@ -95,6 +95,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "dice_console.security.csp_nonce",
             ],
+            "builtins": ["dice_console.templatetags.dice_format"],
         },
     },
 ]
@@ -204,6 +205,8 @@ LOGOUT_REDIRECT_URL = "login"
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
+# dice_console/formats/en: one date and time format everywhere, with the zone.
+FORMAT_MODULE_PATH = ["dice_console.formats"]
 USE_I18N = True
 USE_TZ = True
 
@@ -290,7 +293,14 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "Dice Console API",
-    "DESCRIPTION": "Organizations, projects, applications, releases, deployments and pipelines.",
+    "DESCRIPTION": (
+        "Organizations, projects, applications, releases, deployments and pipelines.\n\n"
+        "**Authentication**: send an API token as `Authorization: Bearer <token>` (make one on the "
+        "console's API tokens page, with `dice token create NAME`, or `POST /api/tokens/`; the key is "
+        "shown once and stored hashed). A browser session works too (unsafe methods then need the "
+        "CSRF token). Every object outside your organizations answers 404. `GET /api/` lists every "
+        "endpoint."
+    ),
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",

@@ -14,7 +14,7 @@ urlpatterns = [
     path("", project_views.home, name="home"),
     path("login/", off_request_thread(auth_views.LoginView.as_view(template_name="registration/login.html")),
          name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", project_views.SignOutView.as_view(), name="logout"),
     path("invite/<str:key>/", project_views.accept_invitation, name="invitation"),
     path("healthz/", health.healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -38,6 +38,10 @@ class ObjectListView(ScopedMixin, View):
     def extra_context(self):
         return {}
 
+    def crumbs(self) -> list[tuple[str, str]]:
+        """The breadcrumbs above the title: [(label, url), ...] after Home."""
+        return []
+
     def get(self, request, *args, **kwargs):
         queryset = self.get_queryset()
         filterset = None
@@ -51,6 +55,7 @@ class ObjectListView(ScopedMixin, View):
             "filterset": filterset,
             "title": self.title or self.model._meta.verbose_name_plural.capitalize(),
             "add_url_name": self.add_url_name,
+            "crumbs": self.crumbs(),
             **self.extra_context(),
         }
         if request.htmx and request.htmx.target == "object-table":
@@ -85,7 +90,8 @@ class ServiceFormView(ScopedMixin, View):
         target = self.get_target()
         self.check(target)
         form = self.form_class(initial=self.get_initial(target), **self.form_kwargs(target))
-        return render(request, self.template_name, {"form": form, "title": self.title, "target": target})
+        return render(request, self.template_name,
+                      {"form": form, "title": self.title, "target": target, **self.extra_context(target)})
 
     def post(self, request, *args, **kwargs):
         target = self.get_target()
@@ -97,19 +103,35 @@ class ServiceFormView(ScopedMixin, View):
             except ValidationError as exc:
                 _add_errors(form, exc)
             else:
-                messages.success(request, f"{self.title}: done.")
+                messages.success(request, self.success_message(obj, target))
                 return redirect(self.success_url(obj, target))
         status = 422 if request.htmx else 200
         return render(
-            request, self.template_name, {"form": form, "title": self.title, "target": target}, status=status
+            request, self.template_name,
+            {"form": form, "title": self.title, "target": target, **self.extra_context(target)}, status=status,
         )
+
+    def extra_context(self, target) -> dict:
+        return {}
+
+    def success_message(self, obj, target) -> str:
+        return f"{self.title}: done."
 
     def success_url(self, obj, target):
         return obj.get_absolute_url()
 
 
+def typed_name(target) -> str:
+    """What a person types to confirm deleting `target`: its slug, else its name."""
+    return getattr(target, "slug", None) or getattr(target, "name", None) or str(target)
+
+
+def name_typed(request, expected: str) -> bool:
+    return request.POST.get("confirm_name", "").strip() == expected
+
+
 class ServiceDeleteView(ScopedMixin, View):
-    """A confirmation page, then the services.py delete function."""
+    """A confirmation page (the object's name must be typed), then the services.py delete function."""
 
     template_name = "dice/confirm_delete.html"
 
@@ -122,12 +144,18 @@ class ServiceDeleteView(ScopedMixin, View):
     def success_url(self, target):
         return "/"
 
+    def context(self, target, **extra):
+        return {"object": target, "confirm_name": typed_name(target), **extra}
+
     def get(self, request, *args, **kwargs):
         target = self.get_target()
-        return render(request, self.template_name, {"object": target})
+        return render(request, self.template_name, self.context(target))
 
     def post(self, request, *args, **kwargs):
         target = self.get_target()
+        if not name_typed(request, typed_name(target)):
+            error = f"Type {typed_name(target)} to confirm: nothing was deleted."
+            return render(request, self.template_name, self.context(target, error=error), status=422)
         url = self.success_url(target)
         label = str(target)
         self.perform(target)

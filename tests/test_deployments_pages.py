@@ -48,7 +48,7 @@ def test_deploy_from_the_release_page_then_see_the_runtime(tenant_a, fake_cluste
     for action in ("scale", "restart", "stop", "rollback"):
         assert reverse(f"deploy:runtime_{action}", args=[*_args(tenant_a), "DEV", "main"]) in page
     live = client.get(reverse("deploy:runtime_live", args=[*_args(tenant_a), "DEV", "main"]), HTTP_HX_REQUEST="true")
-    assert live.status_code == 200 and 'hx-trigger="every 10s,' in live.content.decode()
+    assert live.status_code == 200 and 'data-poll-ms="10000"' in live.content.decode()  # steady: the fallback poll is slow
 
     app_page = client.get(tenant_a.app.get_absolute_url()).content.decode()
     assert "Runtimes" in app_page and runtime.get_absolute_url() in app_page and "Healthy" in app_page
@@ -69,11 +69,14 @@ def test_buttons_act_and_report(tenant_a, fake_cluster, fake):
     r = client.post(url("rollback"), {"release": release.pk}, follow=True)
     assert "Rolling back to v1" in r.content.decode()
     active = runtime.deployments.filter(status="queued").get()
-    assert 'hx-trigger="every 2s,' in r.content.decode()  # polls fast while a rollout is under way
+    assert 'data-poll-ms="1000"' in r.content.decode()  # looks again every second while a rollout is under way
     r = client.post(url("cancel"), {"deployment": active.pk}, follow=True)
     assert f"Cancelled deployment #{active.pk}." in r.content.decode()
     assert client.get(url("delete")).status_code == 200
-    r = client.post(url("delete"))
+    r = client.post(url("delete"), {"confirm_name": "nope"})  # the runtime's name must be typed
+    assert r.status_code == 422 and "Type main to confirm" in r.content.decode()
+    assert Runtime.objects.filter(pk=runtime.pk).exists()
+    r = client.post(url("delete"), {"confirm_name": runtime.name})
     assert r.status_code == 302 and r["Location"] == tenant_a.app.get_absolute_url()
     assert not Runtime.objects.filter(pk=runtime.pk).exists()
 
@@ -107,3 +110,29 @@ def test_other_organizations_runtime_pages_are_404(tenant_a, tenant_b, fake_clus
     stop = reverse("deploy:runtime_stop", args=[*_args(tenant_b), "DEV", "main"])
     assert client.post(stop).status_code == 404
     assert not [c for c in fake.calls if c[0] == "scale"]
+
+
+def test_an_older_release_and_a_failed_one_are_named_before_deploying(tenant_a, fake_cluster, fake):
+    bind_to(tenant_a, fake_cluster)
+    first = release_of(tenant_a)
+    second = release_of(tenant_a, support.SPEC.replace("web:1", "web:2"))
+    client = tenant_a.browser_client()
+    page = client.get(reverse("deploy:release_deploy", args=[*_args(tenant_a), first.version])).content.decode()
+    assert "older than the newest release, v2" in page and "data-confirm=" in page
+    page = client.get(reverse("deploy:release_deploy", args=[*_args(tenant_a), second.version])).content.decode()
+    assert "older than" not in page
+
+    # v2 fails on the runtime, then v1 is deployed: v2 is offered as "deploy failed v2 again", not a roll back.
+    fake.fail_apply = "image pull failed"
+    r = _deploy_form(client, tenant_a, second, workspace="DEV", runtime="main")
+    runtime = Runtime.objects.get(name="main")
+    run_deployment(Deployment.objects.get(runtime=runtime).pk)
+    assert Deployment.objects.get(runtime=runtime).status == "failed"
+    fake.fail_apply = ""
+    r = _deploy_form(client, tenant_a, first, workspace="DEV", runtime="main")
+    assert r.status_code == 302
+    run_deployment(Deployment.objects.filter(runtime=runtime, release=first).get().pk)
+    page = client.get(runtime.get_absolute_url()).content.decode()
+    assert "Deploy failed v2 again" in page and "never became healthy here" in page
+    assert "Roll back to v2" not in page
+    assert "of v1 queued: its progress is shown below." in page  # the flash says queued, not done

@@ -195,3 +195,23 @@ def test_cli_dice_logs_follows_until_complete(live_server, tenant_a, monkeypatch
     assert main(["logs", str(run.pk)]) == 0
     out = capsys.readouterr().out.splitlines()
     assert len(out) == 1505 and "[other] other 5" in out and out.count("[build] b4-300") == 1
+
+
+def test_the_page_without_javascript_gets_the_first_and_last_lines_and_a_download_link(tenant_a):
+    from apps.logs.services import NOSCRIPT_HEAD, NOSCRIPT_TAIL
+
+    task = make_task_run(tenant_a, status="success")
+    _write(task, 20_000, batch=5000, fmt="line number {n} of a long log")
+    html = tenant_a.browser_client().get(task.get_log_url()).content.decode()
+    assert 'id="L1"' in html and f'id="L{NOSCRIPT_HEAD}"' in html
+    assert f'id="L{NOSCRIPT_HEAD + 1}"' not in html and 'id="L10000"' not in html
+    assert f'id="L{20_000 - NOSCRIPT_TAIL + 1}"' in html and 'id="L20000"' in html
+    assert f'id="L{20_000 - NOSCRIPT_TAIL}"' not in html
+    omitted = 20_000 - NOSCRIPT_HEAD - NOSCRIPT_TAIL
+    assert f"{omitted} lines not shown" in html and f'href="/logs/tasks/{task.pk}/raw/"' in html
+    assert len(html) < 150_000  # not the whole log (~1 MB of HTML)
+
+    short = make_task_run(tenant_a, status="success")
+    _write(short, 150)
+    html = tenant_a.browser_client().get(short.get_log_url()).content.decode()
+    assert all(f'id="L{n}"' in html for n in range(1, 151)) and "not shown" not in html

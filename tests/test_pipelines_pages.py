@@ -46,7 +46,7 @@ def test_list_run_and_log_pages(tenant_a, tenant_b):
     html = page.content.decode()
     assert page.status_code == 200
     assert "<svg" in html and 'class="dag-task status-success"' in html and "status-running" in html
-    assert "hx-trigger=\"every 1.5s\"" in html and "Approve" in html and "Cancel" in html
+    assert 'data-poll-ms="1500"' in html and "Approve" in html and "Cancel" in html
     partial = client.get(run.get_absolute_url(), HTTP_HX_REQUEST="true")
     assert partial.status_code == 200 and b"<html" not in partial.content and b"<svg" in partial.content
 

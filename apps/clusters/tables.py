@@ -3,6 +3,7 @@
 import django_tables2 as tables
 
 from apps.clusters.models import Cluster
+from dice_console.columns import WhenColumn
 
 
 class ClusterTable(tables.Table):
@@ -12,6 +13,11 @@ class ClusterTable(tables.Table):
         verbose_name="Check")
     nodes = tables.Column(accessor="node_count", verbose_name="Nodes", orderable=False)
     organization = tables.Column(verbose_name="Owner", default="platform-wide")
+    kind = tables.Column(verbose_name="Kind")
+    api_server = tables.Column(verbose_name="API server", default="—")
+    server_version = tables.Column(verbose_name="Version", default="—")
+    wildcard_domain = tables.Column(verbose_name="Wildcard domain", default="—")
+    synced_at = WhenColumn(verbose_name="Last sync", default="never")
 
     class Meta:
         model = Cluster

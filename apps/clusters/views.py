@@ -23,6 +23,7 @@ from apps.clusters.kubeconfig import KubeconfigError, contexts, parse
 from apps.clusters.models import Cluster, Node
 from apps.clusters.reports import resource_report
 from apps.clusters.sync import sync_cluster
+from apps.deploy.models import Runtime
 from apps.projects import scope
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Workspace
@@ -87,6 +88,8 @@ class ClusterView(ClusterLookup, View):
                 project__in=scope.projects_for(request.user)),
             "roles": NodeRole.choices, "last_inspection": cluster.inspections.first(),
             "isolation": services.isolation_of(cluster),
+            "runtimes": scope.scoped(request.user, Runtime).filter(cluster=cluster).select_related(
+                "application__project__organization", "workspace", "release").order_by("application__slug", "name")[:200],
         })
 
 

@@ -130,6 +130,7 @@ def deploy(
         "rollback_of": rollback_of.pk if rollback_of else None,
     })
     deployment_id = deployment.pk
+    push_changed(runtime.pk, "rollback" if rollback_of else "deploy")  # viewers see the new row at once
     transaction.on_commit(lambda: _dispatch(deployment_id))
     return deployment
 

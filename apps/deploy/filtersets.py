@@ -4,13 +4,13 @@ import django_filters
 
 from apps.deploy.choices import DeploymentStatus
 from apps.deploy.models import Deployment, Release, Runtime
-from apps.projects.filtersets import SearchFilterSet
+from apps.projects.filtersets import ProjectFilter, SearchFilterSet
 
 
 class ReleaseFilterSet(SearchFilterSet):
     search_fields = ("description", "content_hash", "created_by_name", "application__slug")
     org = django_filters.CharFilter(field_name="application__project__organization__slug", label="Organization")
-    project = django_filters.CharFilter(field_name="application__project__slug", label="Project")
+    project = ProjectFilter("application__project")
     app = django_filters.CharFilter(field_name="application__slug", label="Application")
     application = django_filters.NumberFilter(field_name="application_id", label="Application id")
     version = django_filters.NumberFilter()
@@ -24,7 +24,7 @@ class ReleaseFilterSet(SearchFilterSet):
 class RuntimeFilterSet(SearchFilterSet):
     search_fields = ("name", "application__slug")
     org = django_filters.CharFilter(field_name="application__project__organization__slug", label="Organization")
-    project = django_filters.CharFilter(field_name="application__project__slug", label="Project")
+    project = ProjectFilter("application__project")
     app = django_filters.CharFilter(field_name="application__slug", label="Application")
     application = django_filters.NumberFilter(field_name="application_id", label="Application id")
     workspace = django_filters.CharFilter(field_name="workspace__kind", lookup_expr="iexact", label="Workspace")
@@ -40,7 +40,7 @@ class DeploymentFilterSet(SearchFilterSet):
     search_fields = ("runtime__name", "runtime__application__slug", "created_by_name", "message")
     org = django_filters.CharFilter(field_name="runtime__application__project__organization__slug",
                                     label="Organization")
-    project = django_filters.CharFilter(field_name="runtime__application__project__slug", label="Project")
+    project = ProjectFilter("runtime__application__project")
     app = django_filters.CharFilter(field_name="runtime__application__slug", label="Application")
     application = django_filters.NumberFilter(field_name="runtime__application_id", label="Application id")
     workspace = django_filters.CharFilter(field_name="runtime__workspace__kind", lookup_expr="iexact",

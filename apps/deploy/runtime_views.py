@@ -10,17 +10,19 @@ from django.views import View
 
 from apps.deploy import addons, deployments, filtersets, tables
 from apps.deploy import drift as drift_mod
-from apps.deploy.choices import ACTIVE_STATUSES
+from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
 from apps.deploy.forms import DeployForm, ScaleForm
 from apps.deploy.live import live_events, live_status
 from apps.deploy.models import Deployment, Release, Runtime
 from apps.deploy.views import AppReleasesMixin
 from apps.projects import permissions, scope
 from apps.projects.choices import WorkspaceKind
-from dice_console.views import ObjectListView, ServiceFormView, get_scoped_or_404, require
+from dice_console.views import ObjectListView, ServiceFormView, get_scoped_or_404, name_typed, require
 
-POLL_ACTIVE = "2s"  # while a rollout is under way
-POLL_IDLE = "10s"
+# The page follows pushes from /ws/runtimes/<id>/; polling is the fallback: every second while the
+# runtime settles (a rollout, a scale, replicas not all ready), every ten seconds when it is steady.
+POLL_SETTLING_MS = 1000
+POLL_IDLE_MS = 10000
 
 
 class AppRuntimesMixin(AppReleasesMixin):
@@ -53,48 +55,62 @@ class RuntimeListView(AppRuntimesMixin, ObjectListView):
         return self.app_runtimes()
 
     def extra_context(self):
-        return {"title": f"Runtimes of {self.get_app()}"}
+        return {"title": "Runtimes", "app": self.get_app()}
 
 
-def _live_context(runtime: Runtime) -> dict:
+def _settling(live: dict, active) -> bool:
+    if active is not None:
+        return True
+    return any(
+        svc["ready"] != svc["desired"] or svc["health"] != "Healthy"
+        for svc in live["services"] + live["addons"]
+    )
+
+
+def live_context(runtime: Runtime, user) -> dict:
+    """Everything of the runtime page that changes: the live document (deploy/_runtime_live.html)."""
     active = runtime.deployments.filter(status__in=ACTIVE_STATUSES).select_related("release").first()
+    live = live_status(runtime)
+    history = list(
+        runtime.deployments.select_related("release__application__project__organization")
+        .prefetch_related("transitions")[:50]
+    )
+    versions = runtime.deployments.values_list("release__version", "status")
+    releases = list(
+        scope.scoped(user, Release).filter(application=runtime.application)
+        .defer("spec_text").order_by("-version")[:50]
+    )
     return {
         "runtime": runtime,
-        "live": live_status(runtime),
+        "app": runtime.application,
+        "live": live,
         "events": live_events(runtime),
         "active": active,
-        "poll": POLL_ACTIVE if active else POLL_IDLE,
+        "history": history,
+        "releases": releases,
+        "failed_versions": {v for v, st in versions if st == DeploymentStatus.FAILED},
+        "healthy_versions": {v for v, st in versions if st == DeploymentStatus.HEALTHY},
+        "poll_ms": POLL_SETTLING_MS if _settling(live, active) else POLL_IDLE_MS,
     }
 
 
 class RuntimeView(AppRuntimesMixin, View):
     def get(self, request, **kwargs):
         runtime = self.get_runtime()
-        history = (
-            runtime.deployments.select_related("release__application__project__organization")
-            .prefetch_related("transitions")[:50]
-        )
-        releases = list(
-            scope.scoped(request.user, Release).filter(application=runtime.application)
-            .defer("spec_text").order_by("-version")[:50]
-        )
         return render(request, "deploy/runtime.html", {
-            **_live_context(runtime),
-            "app": runtime.application,
-            "history": history,
-            "releases": releases,
+            **live_context(runtime, request.user),
             "can_deploy": self.can_deploy(runtime),
             "custom_addons": addons.custom_addons(runtime),
         })
 
 
 class RuntimeLiveView(AppRuntimesMixin, View):
-    """The polled partial: live services and addons, the rollout under way, events."""
+    """The live document of the runtime page, fetched again on each push (and as a fallback poll)."""
 
     def get(self, request, **kwargs):
         runtime = self.get_runtime()
         return render(request, "deploy/_runtime_live.html", {
-            **_live_context(runtime), "can_deploy": self.can_deploy(runtime),
+            **live_context(runtime, request.user), "can_deploy": self.can_deploy(runtime),
         })
 
 
@@ -168,10 +184,22 @@ class RuntimeDeleteView(RuntimeActionView):
 
     action = "delete"
 
+    def page(self, runtime: Runtime, status: int = 200, error: str = ""):
+        return render(self.request, "deploy/runtime_delete.html", {
+            "runtime": runtime, "app": runtime.application, "confirm_name": runtime.name, "error": error,
+        }, status=status)
+
     def get(self, request, **kwargs):
         runtime = self.get_runtime()
         require(request.user, permissions.deploy_perm(runtime.workspace.kind), runtime.application)
-        return render(request, "deploy/runtime_delete.html", {"runtime": runtime, "app": runtime.application})
+        return self.page(runtime)
+
+    def post(self, request, **kwargs):
+        runtime = self.get_runtime()
+        require(request.user, permissions.deploy_perm(runtime.workspace.kind), runtime.application)
+        if not name_typed(request, runtime.name):
+            return self.page(runtime, 422, f"Type {runtime.name} to confirm: nothing was deleted.")
+        return super().post(request, **kwargs)
 
 
 class ReleaseDeployView(AppReleasesMixin, ServiceFormView):
@@ -207,5 +235,28 @@ class ReleaseDeployView(AppReleasesMixin, ServiceFormView):
             release=target, runtime_name=form.cleaned_data["runtime"],
         )
 
+    def extra_context(self, target) -> dict:
+        newest = Release.objects.filter(application_id=target.application_id).order_by("-version").only("version").first()
+        return {"newest": newest}
+
+    def success_message(self, obj: Deployment, target) -> str:
+        # Not "done": the rollout has only been queued; the page follows it live.
+        return f"Deployment #{obj.pk} of v{target.version} queued: its progress is shown below."
+
     def success_url(self, obj: Deployment, target):
         return obj.runtime.get_absolute_url()
+
+
+class DeploymentListView(ObjectListView):
+    """Every deployment in the user's organizations, newest first, filterable like the API list."""
+
+    model = Deployment
+    table_class = tables.DeploymentTable
+    filterset_class = filtersets.DeploymentFilterSet
+    title = "Deployments"
+
+    def get_queryset(self):
+        return self.scoped_queryset().select_related(
+            "runtime__application__project__organization", "runtime__workspace",
+            "release__application__project__organization",
+        ).order_by("-created", "-id")

@@ -16,6 +16,7 @@ def _action(name):
 
 
 urlpatterns = [
+    path("deployments/", runtime_views.DeploymentListView.as_view(), name="all_deployments"),
     path(_APP, views.ReleaseListView.as_view(), name="releases"),
     path(f"{_APP}new/", views.ReleaseCreateView.as_view(), name="release_add"),
     path(f"{_APP}validate/", views.ReleaseValidateView.as_view(), name="release_validate"),

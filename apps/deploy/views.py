@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.shortcuts import render
+from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views import View
 
@@ -44,6 +45,15 @@ class AppReleasesMixin(ScopedMixin):
 
     def get_release(self, version):
         return get_scoped_or_404(self.app_releases(), version=version)
+
+    def crumbs(self):
+        app = self.get_app()
+        return [
+            ("Organizations", reverse("projects:organizations")),
+            (app.project.organization.slug, app.project.organization.get_absolute_url()),
+            (app.project.slug, app.project.get_absolute_url()),
+            (app.slug, app.get_absolute_url()),
+        ]
 
 
 class ReleaseListView(AppReleasesMixin, ObjectListView):

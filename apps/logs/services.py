@@ -13,7 +13,10 @@ from apps.logs.store import Entry, Line
 
 __all__ = ["Entry", "Line", "append_many_task_lines", "append_task_lines", "expire_logs", "read_task_lines", "task_log_text", "task_panel_context"]
 
-NOSCRIPT_LINES = 2000  # lines rendered into the page for browsers without JavaScript
+# A browser without JavaScript gets the first and the last lines in the page, and a download link
+# for the rest: a 100,000-line log must not become 15 MB of HTML.
+NOSCRIPT_HEAD = 100
+NOSCRIPT_TAIL = 100
 
 
 def append_task_lines(task_run_id: int, first: int, entries: list[Entry]) -> None:
@@ -56,10 +59,17 @@ def task_panel_context(task) -> dict:
     """What templates/logs/_panel.html needs to show a task run's log (the live part comes over /ws/logs/)."""
     from django.urls import reverse
 
-    lines = store.read(task.pk, 0, NOSCRIPT_LINES)
+    head = store.read(task.pk, 0, NOSCRIPT_HEAD)
+    shown_to = head[-1].number if head else 0
+    tail = []
+    if task.last_line > shown_to:
+        tail = store.read(task.pk, max(shown_to, task.last_line - NOSCRIPT_TAIL), NOSCRIPT_TAIL)
+    omitted = (tail[0].number - shown_to - 1) if tail else max(0, task.last_line - shown_to)
     return {
         "log_stream": f"task:{task.pk}",
         "log_download": reverse("logs:task_raw", args=[task.pk]),
-        "log_noscript": [(line.number, line.stream, ansi.to_html(line.text)) for line in lines],
-        "log_truncated": task.last_line > len(lines),
+        "log_noscript": [(line.number, line.stream, ansi.to_html(line.text)) for line in head],
+        "log_noscript_tail": [(line.number, line.stream, ansi.to_html(line.text)) for line in tail],
+        "log_omitted": omitted,
+        "log_truncated": omitted > 0,
     }

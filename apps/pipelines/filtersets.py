@@ -3,7 +3,7 @@
 import django_filters
 
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
-from apps.projects.filtersets import SearchFilterSet
+from apps.projects.filtersets import ProjectFilter, SearchFilterSet
 
 
 class PipelineDefinitionFilterSet(SearchFilterSet):
@@ -17,12 +17,13 @@ class PipelineDefinitionFilterSet(SearchFilterSet):
 
 class PipelineRunFilterSet(SearchFilterSet):
     search_fields = ("name", "created_by_name")
+    project = ProjectFilter("application__project")
     application = django_filters.NumberFilter(field_name="application_id")
     definition = django_filters.NumberFilter(field_name="definition_id")
 
     class Meta:
         model = PipelineRun
-        fields = ["application", "definition", "status", "workspace", "trigger"]
+        fields = ["project", "application", "definition", "status", "workspace", "trigger"]
 
 
 class TaskRunFilterSet(SearchFilterSet):
@@ -36,7 +37,7 @@ class TaskRunFilterSet(SearchFilterSet):
 
 class ProjectConfigFilterSet(SearchFilterSet):
     search_fields = ("key",)
-    project = django_filters.NumberFilter(field_name="project_id")
+    project = ProjectFilter("project")
 
     class Meta:
         model = ProjectConfig
@@ -45,7 +46,7 @@ class ProjectConfigFilterSet(SearchFilterSet):
 
 class BranchRuleFilterSet(SearchFilterSet):
     search_fields = ("pattern",)
-    project = django_filters.NumberFilter(field_name="project_id")
+    project = ProjectFilter("project")
 
     class Meta:
         model = BranchRule

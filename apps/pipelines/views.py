@@ -12,14 +12,16 @@ from django.utils.safestring import mark_safe
 from django.views import View
 
 from apps.pipelines import services
-from apps.pipelines.choices import FINISHED_RUN
+from apps.pipelines.choices import FINISHED_RUN, FINISHED_TASK
 from apps.pipelines.dag import run_svg
+from apps.pipelines.filtersets import PipelineRunFilterSet
 from apps.pipelines.models import PipelineDefinition, PipelineRun, TaskRun
+from apps.pipelines.tables import PipelineRunTable
 from apps.projects import permissions, scope
 from apps.projects.choices import WorkspaceKind
-from dice_console.views import ScopedMixin, get_scoped_or_404
+from dice_console.views import ObjectListView, ScopedMixin, get_scoped_or_404
 
-POLL_SECONDS = 1.5
+POLL_MS = 1500  # the run page's refresh while the run is under way
 
 
 class AppMixin(ScopedMixin):
@@ -115,7 +117,7 @@ class RunView(AppMixin, View):
         tasks = list(run.tasks.order_by("position"))
         context = {
             "app": self.get_app(), "run": run, "tasks": tasks, "svg": mark_safe(run_svg(tasks)),
-            "live": run.status not in FINISHED_RUN, "poll": POLL_SECONDS,
+            "live": run.status not in FINISHED_RUN, "poll_ms": POLL_MS,
             "transitions": run.transitions.all(),
             "can_change": scope.has_perm(request.user, permissions.CHANGE, run.application),
             "can_review": scope.has_perm(request.user, permissions.deploy_perm(run.workspace), run.application),
@@ -156,9 +158,24 @@ class TaskLogView(AppMixin, View):
         task = get_scoped_or_404(
             scope.scoped(request.user, TaskRun).filter(run__application=self.get_app()).select_related("run"),
             pk=kwargs["task_id"])
+        context = {
+            "app": self.get_app(), "task": task, "run": task.run, "transitions": task.transitions.all(),
+            "finished": task.status in FINISHED_TASK,
+        }
+        if request.GET.get("part") == "head":
+            return render(request, "pipelines/_task_head.html", context)
         from apps.logs.services import task_panel_context
 
-        return render(request, "pipelines/task_log.html", {
-            "app": self.get_app(), "task": task, "run": task.run, "transitions": task.transitions.all(),
-            **task_panel_context(task),
-        })
+        return render(request, "pipelines/task_log.html", {**context, **task_panel_context(task)})
+
+
+class RunListView(ObjectListView):
+    """Every pipeline run in the user's organizations, newest first."""
+
+    model = PipelineRun
+    table_class = PipelineRunTable
+    filterset_class = PipelineRunFilterSet
+    title = "Pipeline runs"
+
+    def get_queryset(self):
+        return self.scoped_queryset().select_related("application__project__organization").defer("source")

@@ -1,10 +1,54 @@
 """Filtersets shared by the HTML lists and the API lists."""
 
+import re
+
 import django_filters
+from django import forms
 from django.db.models import Q
 
 from apps.projects.choices import Role, WorkspaceKind
 from apps.projects.models import Application, AuditEvent, Member, Organization, Project, Workspace
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_INT64 = 2**63 - 1
+
+
+class ProjectRefField(forms.CharField):
+    """An id (a whole number a database column holds), `org/slug` or a slug: `1e20`, `1.5` and
+    2**63 are refused with a message, never passed on to the database."""
+
+    def to_python(self, value):
+        value = super().to_python(value).strip()
+        if value and _NUMBER.match(value):
+            if not value.lstrip("+-").isdigit():
+                raise forms.ValidationError("a project id is a whole number (no decimals or exponent); "
+                                            "or give ORG/SLUG or the slug", code="invalid")
+            if abs(int(value)) > _INT64:
+                raise forms.ValidationError("a project id fits 64 bits", code="invalid")
+        return value
+
+
+class ProjectFilter(django_filters.CharFilter):
+    """`?project=` as the bare slug (`shop`), the full name (`acme/shop`) or the id (`12`).
+
+    `to` is the path from the filtered model to its project ("project", "application__project")."""
+
+    field_class = ProjectRefField
+
+    def __init__(self, to: str = "project", **kwargs):
+        kwargs.setdefault("label", "Project (slug, org/slug or id)")
+        super().__init__(field_name=to, **kwargs)
+
+    def filter(self, qs, value):
+        value = (value or "").strip()
+        if not value:
+            return qs
+        if value.lstrip("+-").isdigit():
+            return qs.filter(**{f"{self.field_name}_id": int(value)})
+        org, sep, slug = value.rpartition("/")
+        if sep:
+            return qs.filter(**{f"{self.field_name}__organization__slug": org, f"{self.field_name}__slug": slug})
+        return qs.filter(**{f"{self.field_name}__slug": value})
 
 
 class SearchFilterSet(django_filters.FilterSet):
@@ -42,7 +86,7 @@ class ProjectFilterSet(SearchFilterSet):
 class ApplicationFilterSet(SearchFilterSet):
     search_fields = ("slug", "name", "description", "repo_url")
     org = django_filters.CharFilter(field_name="project__organization__slug", label="Organization")
-    project = django_filters.CharFilter(field_name="project__slug", label="Project")
+    project = ProjectFilter("project")
 
     class Meta:
         model = Application
@@ -51,7 +95,7 @@ class ApplicationFilterSet(SearchFilterSet):
 
 class WorkspaceFilterSet(django_filters.FilterSet):
     org = django_filters.CharFilter(field_name="project__organization__slug")
-    project = django_filters.CharFilter(field_name="project__slug")
+    project = ProjectFilter("project")
     kind = django_filters.ChoiceFilter(choices=WorkspaceKind.choices)
 
     class Meta:
@@ -62,7 +106,7 @@ class WorkspaceFilterSet(django_filters.FilterSet):
 class MemberFilterSet(SearchFilterSet):
     search_fields = ("user__username",)
     org = django_filters.CharFilter(field_name="organization__slug")
-    project = django_filters.NumberFilter(field_name="project_id")
+    project = ProjectFilter("project")
     application = django_filters.NumberFilter(field_name="application_id")
     role = django_filters.ChoiceFilter(choices=Role.choices)
 

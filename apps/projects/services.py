@@ -19,7 +19,7 @@ from apps.projects.models import ApiToken, Application, Member, Organization, Pr
 
 TOKEN_PREFIX = "dice_"
 # Slugs that would shadow page URLs (/orgs/<org>/<project>/edit/ and so on).
-RESERVED_SLUGS = frozenset({"new", "edit", "delete", "members", "projects", "apps", "workspaces", "runtimes"})
+RESERVED_SLUGS = frozenset({"new", "edit", "delete", "members", "projects", "apps", "workspaces", "runtimes", "settings"})
 
 
 def _check_slug(slug: str, what: str) -> None:

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
@@ -501,3 +502,12 @@ def permission_table(request):
     return render(request, "projects/permissions.html", {
         "roles": Role.choices, "rows": permissions.permission_table(),
     })
+
+
+class SignOutView(auth_views.LogoutView):
+    """POST signs out; GET (the address typed in the bar) shows a page with the button, never a 405."""
+
+    http_method_names = ["get", "post", "options"]
+
+    def get(self, request, *args, **kwargs):
+        return render(request, "registration/logout.html")

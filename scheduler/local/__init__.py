@@ -27,7 +27,7 @@ from pathlib import Path
 
 from scheduler.base import ClusterRef
 from scheduler.local.executor import LocalExecutor
-from scheduler.local.inspect import CAPABILITIES, INSPECTOR, LocalInspector
+from scheduler.local.inspect import CAPABILITIES, LocalInspector
 from scheduler.local.sandbox import isolation_report
 from scheduler.local.state import default_root
 
@@ -58,5 +58,6 @@ def create_executor(cluster: ClusterRef) -> LocalExecutor:
 
 
 def create_inspector(cluster: ClusterRef) -> LocalInspector:
-    """What the console asks about the machine, without supervising the root."""
-    return INSPECTOR
+    """What the console asks about the machine and what the root's runtimes run on it, without
+    supervising the root."""
+    return LocalInspector(Path(cluster.config.get("root") or default_root()).resolve())

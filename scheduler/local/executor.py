@@ -719,7 +719,7 @@ class LocalExecutor:
         return inspect_mod.INSPECTOR.check()
 
     def snapshot(self) -> dict:
-        return inspect_mod.INSPECTOR.snapshot()
+        return inspect_mod.snapshot(self.root)
 
     def set_node_labels(self, node: str, labels: dict[str, str | None]) -> dict[str, str]:
         return inspect_mod.INSPECTOR.set_node_labels(node, labels)

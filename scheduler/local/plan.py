@@ -195,6 +195,8 @@ def plan_group(
             "probe": probe.to_dict(),
             "mem_mib": alloc.mem_limit,
             "cpu": alloc.cpu_limit,
+            "mem_request_mib": alloc.mem_request,  # what the cluster page and resource report count
+            "cpu_request": alloc.cpu_request,
             "depends_on": [*svc.depends_on, *(a for a in addon_plans if addon_plans[a].argv)],
         }
         if sandbox is not None:

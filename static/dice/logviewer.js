@@ -180,6 +180,10 @@
       this.complete = true;
       this.setState(msg.expired ? "complete (older lines expired)" : "complete: " + msg.last + " lines");
       this.panel.setAttribute("data-complete", String(msg.last));
+      // Nothing more will come: no Pause, and the page's heading (status, exit code) refreshes.
+      var follow = this.q(".log-follow");
+      if (follow) { follow.hidden = true; }
+      document.body.dispatchEvent(new CustomEvent("dice:log-complete", { detail: { stream: this.stream, last: msg.last } }));
     } else if (msg.type === "events" && this.eventsBox) {
       for (var j = 0; j < msg.events.length; j++) {
         var ev = msg.events[j], li = document.createElement("li");

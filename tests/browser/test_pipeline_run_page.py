@@ -131,7 +131,7 @@ def test_guestbook_pipeline_runs_live_in_the_browser(unsandboxed, engine, guestb
     assert f"uri={guestbook.repo}" in checkout_params and "branch=main" in checkout_params  # as given
     assert "compiled=api.py,front.py,resp.py" in page.inner_text("#task-test")
     assert re.search(r"runtime_id=\d+", page.inner_text("#task-deploy"))
-    assert page.locator("[hx-trigger]").count() == 0  # finished: the page stopped polling
+    assert page.locator("[data-poll-ms=\"0\"]").count() == 1  # finished: the page stopped polling
     assert page.locator("button:has-text('Rerun')").is_visible()
 
     # The checkout step's log in the viewer, every line delivered over the WebSocket.
@@ -181,15 +181,18 @@ def test_review_approved_and_run_cancelled_from_the_run_page(engine, tenant_a, a
 
     page.goto(run_url)
     assert _row_status(page, "ticker") == "Running"
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))  # the confirmation
     with page.expect_navigation():
         page.click("#run-body button:has-text('Cancel')")
+    assert asked and asked[0].startswith("Cancel run ")
     assert page.url == run_url
     assert re.fullmatch(r"Cancelled run \d+\.", page.locator(".flash").inner_text())
     assert page.locator("#run-body hgroup .status").inner_text() == "Cancelled"
     assert _node_states(page) == {"ticker": "cancelled"}
     assert _row_status(page, "ticker") == "Cancelled"
     assert page.locator("#run-body button:has-text('Cancel')").count() == 0
-    assert page.locator("[hx-trigger]").count() == 0
+    assert page.locator("[data-poll-ms=\"0\"]").count() == 1
     page.click("#task-ticker a")  # the viewer now knows the log has ended
     page.wait_for_selector(".log-panel[data-complete]", state="attached")
     assert page.locator(".log-state").inner_text().startswith("complete")

@@ -145,3 +145,24 @@ def test_guestbook_renders_for_kubernetes():
     assert all(s.image for s in spec.services.values()) and all(j.image for j in spec.jobs.values())
     for script in ("front.py", "api.py", "resp.py"):
         compile((GUESTBOOK / script).read_text(), script, "exec")  # no __pycache__ left behind
+
+
+def test_the_inspector_counts_what_runs_on_the_machine(executor, runtime, local_root):
+    """The cluster page and the resource report read the snapshot: a runtime of two replicas on
+    local is two pods with their requests, in a namespace labelled with its org/project/app."""
+    from scheduler.registry import inspector_for
+
+    spec = ('version: "2.0"\nservices:\n  app:\n    cmd: sleep 60\n    resources: {cpu: 0.25, mem: 64}\n'
+            '    deployments: {replicas: 2}\n')
+    executor.apply(group_of(spec, runtime))
+    wait_for(lambda: executor.status(runtime).services["app"].ready == 2, what="two replicas running")
+    inspector = inspector_for(ClusterRef("local", "local", {"root": str(local_root)}))
+    snap = inspector.snapshot()
+    (node,) = snap["nodes"]
+    assert node["pod_count"] == 2 and len(snap["pods"]) == 2
+    assert node["requests"]["cpu"] == 500 and node["requests"]["memory"] == 2 * 64 * 1024 * 1024
+    (ns,) = snap["namespaces"]
+    assert ns["name"] == runtime.namespace and ns["pods"] == 2
+    assert ns["dice"]["dice.io/project"] == "shop" and ns["dice"]["dice.io/runtime"] == "main"
+    executor.destroy(runtime)
+    assert inspector.snapshot()["nodes"][0]["pod_count"] == 0

@@ -137,6 +137,8 @@ def resource_report_view(request):
     elif "/" in project:
         org, slug = project.split("/", 1)
         workspaces = workspaces.filter(project__organization__slug=org, project__slug=slug)
+    elif project:
+        workspaces = workspaces.filter(project__slug=project)
     if request.query_params.get("cluster"):
         workspaces = workspaces.filter(cluster__name=request.query_params["cluster"])
     if request.query_params.get("workspace"):
