@@ -53,7 +53,11 @@ def test_a_scaled_runtime_is_out_of_sync_until_synced(transactional_db, local_cl
     assert code == 1 and "out of sync" in out and "service web deployments.replicas: release 1, live 2" in out
     code, out, _ = cli("runtime", "diff", *target, "--format", "json")
     assert code == 0 and json.loads(out)["sync"] == "out of sync"
-    page = tenant_a.browser_client().get(runtime.get_absolute_url()).content.decode()
+    browser = tenant_a.browser_client()
+    page = browser.get(runtime.get_absolute_url()).content.decode()
+    drift_url = runtime.get_absolute_url() + "drift/"
+    assert f'hx-get="{drift_url}"' in page and 'data-sync=' not in page  # the page does not wait for the cluster
+    page = browser.get(drift_url).content.decode()
     assert 'data-sync="out of sync"' in page and "deployments.replicas" in page and ">Sync</button>" in page
 
     code, out, err = cli("runtime", "sync", *target, "--wait", "--timeout", "60")

@@ -7,7 +7,7 @@ from __future__ import annotations
 from django.core.exceptions import ValidationError
 
 from apps.clusters.services import capabilities, cluster_executor
-from apps.deploy import deployments
+from apps.deploy import bundles, deployments
 from apps.deploy.lifecycle import parse_for
 from apps.deploy.models import Deployment, Runtime
 from apps.deploy.rollout import build_group
@@ -37,7 +37,7 @@ def runtime_drift(runtime: Runtime) -> dict:
     try:
         group = build_group(deployment, parse_for(runtime.release, runtime.workspace.kind))
         found = cluster_executor(runtime.cluster).drift(group)
-    except (ExecutorError, ValidationError) as exc:
+    except (ExecutorError, ValidationError, bundles.WorkdirError) as exc:
         answer["reason"] = f"the cluster could not be compared: {exc}"
         return answer
     answer["sync"] = IN_SYNC if found.in_sync else OUT_OF_SYNC

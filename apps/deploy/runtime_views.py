@@ -114,6 +114,17 @@ class RuntimeLiveView(AppRuntimesMixin, View):
         })
 
 
+class RuntimeDriftView(AppRuntimesMixin, View):
+    """The Sync panel of the runtime page, loaded after the page: comparing with the release asks
+    the cluster (a dry-run apply of every object on Kubernetes), which no page render waits for."""
+
+    def get(self, request, **kwargs):
+        runtime = self.get_runtime()
+        return render(request, "deploy/_runtime_drift.html", {
+            "runtime": runtime, "drift": drift_mod.runtime_drift(runtime), "can_deploy": self.can_deploy(runtime),
+        })
+
+
 class RuntimeActionView(AppRuntimesMixin, View):
     """POST-only buttons of the runtime page; each goes through apps.deploy.deployments."""
 

@@ -26,6 +26,7 @@ urlpatterns = [
     path(_RUNTIMES, runtime_views.RuntimeListView.as_view(), name="runtimes"),
     path(_RT, runtime_views.RuntimeView.as_view(), name="runtime"),
     path(f"{_RT}live/", runtime_views.RuntimeLiveView.as_view(), name="runtime_live"),
+    path(f"{_RT}drift/", runtime_views.RuntimeDriftView.as_view(), name="runtime_drift"),
     path(f"{_RT}delete/", runtime_views.RuntimeDeleteView.as_view(), name="runtime_delete"),
     _action("scale"),
     _action("restart"),

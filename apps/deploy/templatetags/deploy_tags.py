@@ -4,7 +4,6 @@ from django import template
 from django.db.models import OuterRef, Subquery
 from django.urls import reverse
 
-from apps.deploy import drift as drift_mod
 from apps.deploy.models import Deployment, Release, Runtime
 from apps.projects import scope
 from apps.projects.choices import WorkspaceKind
@@ -73,7 +72,3 @@ def epoch(value):
         return ""
 
 
-@register.simple_tag
-def runtime_drift(runtime):
-    """In sync or out of sync with its release, and the differences (apps.deploy.drift)."""
-    return drift_mod.runtime_drift(runtime)
