@@ -14,13 +14,14 @@ from dice_cli import (
     release_commands,
     spec_commands,
     user_commands,
+    workspace_commands,
 )
 from dice_cli.errors import CliError
 
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
     spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
-    log_commands, user_commands,
+    log_commands, user_commands, workspace_commands,
 )
 
 

@@ -62,6 +62,7 @@ from scheduler.spark.managed import ManagedCluster
 CAPABILITIES = Capabilities(
     files=True,  # a client-mode driver is a local job: its files are placed before it starts
     console_filesystem=True,  # steps' drivers run on this machine: their directories need no carrying
+    data_engine="spark",
 )
 
 NO_SERVICES = ("a Spark cluster runs Spark applications (dice.yml jobs with engine: spark, the spark pipeline "

@@ -29,15 +29,26 @@ class Master:
     def from_config(cls, config: dict[str, Any]) -> Master:
         """From a cluster's config: `endpoint` (the REST URL, required), `ui` and `master` (default:
         the endpoint's host on ports 8080 and 7077)."""
-        rest = str(config.get("endpoint") or "").rstrip("/")
-        parsed = urllib.parse.urlsplit(rest)
+        endpoint = str(config.get("endpoint") or "")
+        parsed = urllib.parse.urlsplit(endpoint)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ExecutorUnavailable(f"a Spark cluster is registered by its master's REST URL "
-                                      f"(http://host:6066), not {rest!r}")
+                                      f"(http://host:6066), not {endpoint!r}")
+        # Where the master or its UI are not on the default ports, the URL says so in its query:
+        # http://host:6066?master=spark://host:7177&ui=http://host:8180
+        query = dict(urllib.parse.parse_qsl(parsed.query))
         host = parsed.hostname
-        ui = str(config.get("ui") or f"{parsed.scheme}://{host}:8080").rstrip("/")
-        url = str(config.get("master") or f"spark://{host}:7077")
+        rest = urllib.parse.urlunsplit((parsed.scheme, parsed.netloc, parsed.path.rstrip("/"), "", ""))
+        ui = str(config.get("ui") or query.get("ui") or f"{parsed.scheme}://{host}:8080").rstrip("/")
+        url = str(config.get("master") or query.get("master") or f"spark://{host}:7077")
+        if not url.startswith("spark://") or not ui.startswith(("http://", "https://")):
+            raise ExecutorUnavailable(f"{endpoint!r}: master= is a spark:// URL and ui= an http(s) URL")
         return cls(rest=rest, ui=ui, url=url)
+
+    @property
+    def endpoint(self) -> str:
+        """The one URL that registers this master (rest, with master and UI when not the defaults)."""
+        return f"{self.rest}?{urllib.parse.urlencode({'master': self.url, 'ui': self.ui})}"
 
 
 def _call(method: str, url: str, body: dict | None = None, timeout: float = TIMEOUT) -> dict:
