@@ -1,6 +1,7 @@
 """The spark kind against a real standalone cluster (the managed one: master + worker as sandboxed
 local jobs): the capability report, a Python app in client mode, a jar through the REST
-submission protocol, driver output as log lines, cancel, and what a Spark cluster refuses."""
+submission protocol, driver output as log lines, cancel, and what a Spark cluster refuses.
+(Cancelling a client-mode driver is tested through the pipeline: tests/spark/test_spark_pipeline.py.)"""
 
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ import pytest
 
 from scheduler.base import ExecutorError, JobSpec, JobState, RuntimeRef
 from scheduler.registry import capabilities, kinds
-from scheduler.spark import rest
 from scheduler.spark.app import SparkApp, job_command
 from tests.spark.conftest import wait_for
 
@@ -67,26 +67,6 @@ def test_python_app_runs_in_client_mode_in_its_sandbox(spark_cluster, tmp_path):
     assert sums and sums[0].startswith("SUM 499500 uid=") and not sums[0].endswith("uid=0"), sums
     # starting it again is harmless: the same job, not a second application
     assert spark_cluster.run_job(job).state is JobState.SUCCEEDED
-
-
-def test_cancel_kills_the_application(spark_cluster, tmp_path):
-    code = tmp_path / "app"
-    code.mkdir()
-    (code / "slow.py").write_text(APP)
-    app = SparkApp(resource=str(code / "slow.py"), args=("10", "600"), type="Python", driver_mem=512,
-                   executor_mem=512, name="slow-app")
-    spark_cluster.run_job(JobSpec(name="py-slow", namespace="acme-etl", command=job_command(app),
-                                  tenant="acme", mounts={str(code): "ro"}))
-
-    def registered():
-        return any(a.get("name") == "slow-app" for a in rest.master_json(spark_cluster.master)["activeapps"])
-
-    wait_for(lambda: any(t.startswith("SUM 45") for t in _lines(spark_cluster, "py-slow", "acme-etl")), 120,
-             "the app to run")
-    assert registered()
-    spark_cluster.cancel_job("py-slow", "acme-etl")
-    wait_for(lambda: spark_cluster.job_status("py-slow", "acme-etl").state is JobState.CANCELLED, 30, "cancelled")
-    wait_for(lambda: not registered(), 30, "the master to drop the application")
 
 
 @pytest.fixture
