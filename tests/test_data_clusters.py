@@ -87,3 +87,20 @@ def test_managed_spark_local_is_made_when_the_engine_is_installed(monkeypatch):
     assert [c.name for c in made] == ["spark-local"] and made[0].all_organizations
     ref = services.cluster_ref(made[0])
     assert ref.config["managed"] and ref.config["worker_cores"] == 2 and ref.config["worker_memory_mib"] == 768
+
+
+def test_register_page_takes_a_spark_master(tenant_a):
+    from django.urls import reverse
+
+    client = tenant_a.browser_client()
+    page = client.get(reverse("clusters:cluster_add"))
+    assert page.status_code == 200 and 'name="endpoint"' in page.content.decode()
+    ratios = {f"{ws}_{r}_ratio": "1" for ws in ("DEV", "TEST", "STAGING", "PROD") for r in ("cpu", "mem")}
+    r = client.post(reverse("clusters:cluster_add"), {"name": "spark-page", "kind": "spark", "endpoint": "nonsense",
+                                                      **ratios})
+    assert r.status_code == 200 and "is registered by its master&#x27;s REST URL" in r.content.decode()
+    assert not Cluster.objects.filter(name="spark-page").exists()
+    r = client.post(reverse("clusters:cluster_add"), {"name": "spark-page", "kind": "spark", "endpoint": DEAD_MASTER,
+                                                      **ratios})
+    assert r.status_code == 302, r.content.decode()[:3000]
+    assert Cluster.objects.get(name="spark-page").kind == "spark"
