@@ -104,3 +104,17 @@ def test_register_page_takes_a_spark_master(tenant_a):
                                                       **ratios})
     assert r.status_code == 302, r.content.decode()[:3000]
     assert Cluster.objects.get(name="spark-page").kind == "spark"
+
+
+def test_new_projects_on_local_get_the_managed_spark_cluster(monkeypatch, django_user_model):
+    from apps.clusters import services as cluster_services
+    from apps.projects import services
+    from scheduler import engines
+    from tests.conftest import make_org
+
+    monkeypatch.setattr(engines, "engine_venv", lambda name: f"/x/{name}")
+    cluster_services.ensure_managed_data_clusters()
+    owner = django_user_model.objects.create_user("spark-owner", password="pw")
+    project = services.create_project(owner, make_org(owner, "spark-org"), slug="etl")
+    for ws in project.workspaces.all():
+        assert ws.cluster.name == "local" and [c.name for c in ws.data_clusters.all()] == ["spark-local"]

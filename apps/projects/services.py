@@ -119,8 +119,25 @@ def create_project(user, org: Organization, *, slug: str, name: str = "", descri
     )
     cluster = _default_cluster(org)
     Workspace.objects.bulk_create(Workspace(project=project, kind=k, cluster=cluster) for k in WorkspaceKind.values)
+    _bind_managed_data_clusters(project, org, cluster)
     audit.record(user, "create", project, after=audit.snapshot(project))
     return project
+
+
+def _bind_managed_data_clusters(project: Project, org: Organization, cluster: Cluster) -> None:
+    """On the console's own `local` cluster, a new project's workspaces also get the console's
+    managed data clusters (`spark-local`, made by `make run` where the engine is installed), so the
+    standalone console runs Spark without setting anything up."""
+    if cluster.name != LOCAL_CLUSTER_NAME:
+        return
+    managed = [c for c in cluster_scope.usable_by(org).filter(name__endswith="-local", api_server="")
+               if registry.capabilities(c.kind).data_engine and c.name == f"{registry.capabilities(c.kind).data_engine}-local"]
+    if not managed:
+        return
+    through = Workspace.data_clusters.through
+    through.objects.bulk_create(through(workspace_id=ws, cluster_id=c.pk)
+                                for ws in Workspace.objects.filter(project=project).values_list("pk", flat=True)
+                                for c in managed)
 
 
 def _default_cluster(org: Organization):
