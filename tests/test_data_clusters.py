@@ -118,3 +118,29 @@ def test_new_projects_on_local_get_the_managed_spark_cluster(monkeypatch, django
     project = services.create_project(owner, make_org(owner, "spark-org"), slug="etl")
     for ws in project.workspaces.all():
         assert ws.cluster.name == "local" and [c.name for c in ws.data_clusters.all()] == ["spark-local"]
+
+
+def test_cli_registers_a_spark_master_and_binds_it(transactional_db, dice_cli):
+    import json
+
+    from django.contrib.auth import get_user_model
+
+    from apps.projects import services
+    from tests.conftest import make_org
+
+    Cluster.local()
+    owner = get_user_model().objects.create_user("cli-owner")
+    org = make_org(owner, "cli-org")
+    services.create_project(owner, org, slug="etl")
+    cli = dice_cli(owner)
+    code, out, err = cli("cluster", "register", "spark-cli", "--endpoint", DEAD_MASTER, "--format", "json")
+    assert code == 0, err
+    assert json.loads(out)["kind"] == "spark"
+    code, out, err = cli("workspace", "set", "cli-org/etl", "dev", "--data-cluster", "spark-cli", "--format", "json")
+    assert code == 0 and json.loads(out)["data_clusters"] == ["spark-cli"], err
+    code, out, err = cli("workspace", "set", "cli-org/etl", "dev", "--data-cluster", "local")
+    assert code != 0 and "not a data engine" in err
+    code, out, err = cli("workspace", "list", "cli-org/etl")
+    assert code == 0 and "spark-cli" in out
+    code, out, err = cli("workspace", "set", "cli-org/etl", "DEV", "--no-data-clusters", "--format", "json")
+    assert code == 0 and json.loads(out)["data_clusters"] == []
