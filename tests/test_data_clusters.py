@@ -103,7 +103,10 @@ def test_register_page_takes_a_spark_master(tenant_a):
     r = client.post(reverse("clusters:cluster_add"), {"name": "spark-page", "kind": "spark", "endpoint": DEAD_MASTER,
                                                       **ratios})
     assert r.status_code == 302, r.content.decode()[:3000]
-    assert Cluster.objects.get(name="spark-page").kind == "spark"
+    cluster = Cluster.objects.get(name="spark-page")
+    assert cluster.kind == "spark"
+    page = client.get(cluster.get_absolute_url())  # the cluster page of an unreachable master
+    assert page.status_code == 200 and "cannot be reached" in page.content.decode()
 
 
 def test_new_projects_on_local_get_the_managed_spark_cluster(monkeypatch, django_user_model):

@@ -119,7 +119,8 @@ class SparkApplications:
         try:
             return self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, dns_label(name))
         except self._client.ApiException as exc:
-            if exc.status == 404:
+            # 404: none (or no CRD); 403: a token without rights to them has none it could have made
+            if exc.status in (403, 404):
                 return None
             raise ExecutorError(f"reading SparkApplication {name}: {exc.reason}") from None
 
@@ -133,6 +134,6 @@ class SparkApplications:
             self.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, dns_label(name))
             return True
         except self._client.ApiException as exc:
-            if exc.status == 404:
+            if exc.status in (403, 404):
                 return False
             raise ExecutorError(f"deleting SparkApplication {name}: {exc.reason}") from None
