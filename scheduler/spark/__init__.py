@@ -5,6 +5,8 @@ spark-submit) comes from `make engines` (.engines/spark), never the console's en
 
 from __future__ import annotations
 
+import threading
+
 from scheduler.base import ClusterRef
 from scheduler.spark.executor import CAPABILITIES, SparkExecutor, SparkInspector
 
@@ -13,8 +15,19 @@ __all__ = ["CAPABILITIES", "LABEL", "SparkExecutor", "create_executor", "create_
 LABEL = "Spark (standalone)"
 
 
+_EXECUTORS: dict[tuple, SparkExecutor] = {}
+_GUARD = threading.Lock()
+
+
 def create_executor(cluster: ClusterRef) -> SparkExecutor:
-    return SparkExecutor(cluster)
+    """One executor per cluster and configuration in a process: run_job's check-then-submit is
+    serialised by its lock, so two starts of one job never submit it twice."""
+    key = (cluster.name, tuple(sorted((k, str(v)) for k, v in cluster.config.items())))
+    with _GUARD:
+        found = _EXECUTORS.get(key)
+        if found is None:
+            found = _EXECUTORS[key] = SparkExecutor(cluster)
+        return found
 
 
 def create_inspector(cluster: ClusterRef) -> SparkInspector | SparkExecutor:

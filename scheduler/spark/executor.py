@@ -225,28 +225,41 @@ class SparkExecutor:
         if record is None:
             yield from self.drivers.job_logs(name, namespace, follow=follow)
             return
-        offsets = {"stdout": 0, "stderr": 0}
-        numbers = {"stdout": 0, "stderr": 0}
-        partial = {"stdout": "", "stderr": ""}
+        # One numbering for a cursor to follow: the driver's stdout as it grows, then, once the
+        # driver has finished (so stdout no longer grows), its stderr (Spark's own log) after it.
+        offset, number, partial = 0, 0, ""
         while True:
             done = self.job_status(name, namespace).state
+            finished = done.finished or done is JobState.MISSING
             worker = self._worker_ui(record["submission"])
-            for stream in ("stdout", "stderr"):
-                if not worker:
-                    break
-                text, offsets[stream] = rest.driver_log(worker, record["submission"], stream, offsets[stream])
-                lines = (partial[stream] + text).split("\n")
-                partial[stream] = lines.pop()
-                for line in lines:
-                    numbers[stream] += 1
-                    yield LogLine(source=stream, number=numbers[stream], timestamp=time.time(), text=line,
-                                  stream=stream)
-            if not follow or done.finished or done is JobState.MISSING:
-                for stream, rest_text in partial.items():
-                    if rest_text:
-                        numbers[stream] += 1
-                        yield LogLine(source=stream, number=numbers[stream], timestamp=time.time(),
-                                      text=rest_text, stream=stream)
+            if worker:
+                while True:
+                    text, after = rest.driver_log(worker, record["submission"], "stdout", offset)
+                    lines = (partial + text).split("\n")
+                    partial = lines.pop()
+                    for line in lines:
+                        number += 1
+                        yield LogLine(source=name, number=number, timestamp=time.time(), text=line)
+                    if after == offset or not finished:
+                        break
+                    offset = after
+                offset = max(offset, after)
+            if not follow or finished:
+                if partial:
+                    number += 1
+                    yield LogLine(source=name, number=number, timestamp=time.time(), text=partial)
+                if finished and worker:
+                    err, err_offset = "", 0
+                    while True:
+                        text, after = rest.driver_log(worker, record["submission"], "stderr", err_offset)
+                        err += text
+                        if after == err_offset:
+                            break
+                        err_offset = after
+                    for line in err.splitlines():
+                        number += 1
+                        yield LogLine(source=name, number=number, timestamp=time.time(), text=line,
+                                      stream="stderr")
                 return
             time.sleep(1.0)
 
