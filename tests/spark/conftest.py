@@ -52,11 +52,13 @@ def spark_cluster(spark_root: Path):
                      config={"managed": True, "root": str(spark_root), "worker_cores": 2, "worker_memory_mib": 768})
     executor = SparkExecutor(ref)
     started = time.monotonic()
-    executor.ready()
-    executor.startup_seconds = time.monotonic() - started
-    yield executor
-    local = local_executor(ClusterRef(name="local", kind="local", config={"root": str(spark_root)}))
-    with contextlib.suppress(Exception):
-        executor.managed.stop()
-    local.destroy_all()
-    local.close()
+    try:
+        executor.ready()
+        executor.startup_seconds = time.monotonic() - started
+        yield executor
+    finally:  # also when the cluster did not come up in time: its daemons must not outlive the session
+        local = local_executor(ClusterRef(name="local", kind="local", config={"root": str(spark_root)}))
+        with contextlib.suppress(Exception):
+            executor.managed.stop()
+        local.destroy_all()
+        local.close()
