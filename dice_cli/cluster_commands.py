@@ -57,7 +57,11 @@ def cmd_show(args):
 
 def cmd_register(args):
     body: dict = {"name": args.name}
-    if args.kubeconfig:
+    if args.endpoint:
+        if args.kubeconfig or args.server or args.token:
+            raise CliError("--endpoint registers a Spark master; give no --kubeconfig, --server or --token", 2)
+        body.update({"kind": args.kind or "spark", "endpoint": args.endpoint})
+    elif args.kubeconfig:
         if args.server or args.token:
             raise CliError("give either --kubeconfig or --server/--token, not both", 2)
         body["kubeconfig"] = _read(args.kubeconfig, "kubeconfig")
@@ -70,7 +74,8 @@ def cmd_register(args):
         if args.ca:
             body["ca"] = _read(args.ca, "CA certificate")
     else:
-        raise CliError("give --kubeconfig FILE [--context C] or --server URL --ca FILE --token T", 2)
+        raise CliError("give --kubeconfig FILE [--context C] or --server URL --ca FILE --token T "
+                       "(or, for a Spark master, --endpoint URL)", 2)
     for key in ("wildcard_domain", "ingress_class", "storage_class", "description"):
         if getattr(args, key):
             body[key] = getattr(args, key)
@@ -128,8 +133,10 @@ def register(subparsers):
     p.add_argument("name", metavar="NAME")
     add_format_option(p)
     p.set_defaults(func=cmd_show)
-    p = cluster.add_parser("register", help="register a Kubernetes cluster (needs manage_clusters)")
+    p = cluster.add_parser("register", help="register a Kubernetes cluster or a Spark master (needs manage_clusters)")
     p.add_argument("name", metavar="NAME")
+    p.add_argument("--endpoint", metavar="URL", help="a standalone Spark master's REST URL (http://host:6066)")
+    p.add_argument("--kind", default="", help="the cluster's kind with --endpoint (default: spark)")
     p.add_argument("--kubeconfig", metavar="FILE")
     p.add_argument("--context", metavar="C", help="the kubeconfig context (default: its current-context)")
     p.add_argument("--server", metavar="URL", help="API server URL (with --ca and --token)")

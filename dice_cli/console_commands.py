@@ -138,23 +138,33 @@ def cmd_app_delete(args):
 def cmd_workspace_list(args):
     client = Client.from_login()
     project = _project(client, args.project)
-    emit(client.list_all("workspaces/", project=project["id"]), args.format,
-         ["kind", "cluster", "cpu_quota", "mem_quota", "protected"])
+    items = client.list_all("workspaces/", project=project["id"])
+    if args.format != "json":
+        items = [{**w, "data_clusters": ",".join(w.get("data_clusters") or []) or "-"} for w in items]
+    emit(items, args.format, ["kind", "cluster", "data_clusters", "cpu_quota", "mem_quota", "protected"])
 
 
 def cmd_workspace_set(args):
     client = Client.from_login()
     project = _project(client, args.project)
-    workspace = _workspace(client, project, args.workspace)
+    kind = args.workspace or args.kind
+    if not kind or (args.workspace and args.kind and args.workspace.upper() != args.kind.upper()):
+        raise CliError("name one workspace: dice workspace set ORG/PROJECT DEV (or -w DEV)", 2)
+    workspace = _workspace(client, project, kind)
     data = {}
     if args.cluster is not None:
         data["cluster"] = args.cluster
+    if args.no_data_clusters:
+        data["data_clusters"] = []
+    elif args.data_cluster:
+        data["data_clusters"] = list(dict.fromkeys(args.data_cluster))
     if args.cpu_quota is not None:
         data["cpu_quota"] = args.cpu_quota
     if args.mem_quota is not None:
         data["mem_quota"] = args.mem_quota
     if not data:
-        raise CliError("nothing to change: give --cluster, --cpu-quota or --mem-quota", 2)
+        raise CliError("nothing to change: give --cluster, --data-cluster NAME, --no-data-clusters, "
+                       "--cpu-quota or --mem-quota", 2)
     saved = _patch(client, f"workspaces/{workspace['id']}/", data)
     _done(args, saved, f"Saved {project['full_name']} {saved['kind']}: cluster {saved['cluster']}, "
                        f"cpu quota {saved['cpu_quota']}, memory quota {saved['mem_quota']}.")
@@ -436,10 +446,15 @@ def register(subparsers):
 
     workspace = _group(subparsers, "workspace", "a project's workspaces: cluster binding and quotas")
     _cmd(workspace, "list", cmd_workspace_list, "the four workspaces").add_argument("project", metavar="ORG/PROJECT")
-    p = _cmd(workspace, "set", cmd_workspace_set, "bind a cluster or set quotas")
+    p = _cmd(workspace, "set", cmd_workspace_set, "bind a cluster and data clusters, or set quotas")
     p.add_argument("project", metavar="ORG/PROJECT")
-    p.add_argument("-w", "--workspace", required=True, help="DEV, TEST, STAGING or PROD")
+    p.add_argument("kind", nargs="?", metavar="WORKSPACE", help="DEV, TEST, STAGING or PROD (or -w)")
+    p.add_argument("-w", "--workspace", help="DEV, TEST, STAGING or PROD")
     p.add_argument("--cluster", help="name of the cluster to bind")
+    p.add_argument("--data-cluster", dest="data_cluster", action="append", default=[], metavar="NAME",
+                   help="a data cluster (kind spark or flink; repeat for one of each); replaces the current ones")
+    p.add_argument("--no-data-clusters", dest="no_data_clusters", action="store_true",
+                   help="unbind every data cluster")
     p.add_argument("--cpu-quota", type=float, help="cores (0: no quota)")
     p.add_argument("--mem-quota", type=int, help="MiB (0: no quota)")
 

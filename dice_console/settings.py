@@ -257,6 +257,10 @@ CELERY_TASK_ALWAYS_EAGER = env.bool("DICE_CELERY_EAGER", default=False)
 
 # Deployments: the local cluster's state, release files (bundles, checkouts), rollout limits (seconds).
 DICE_LOCAL_ROOT = Path(env.str("DICE_LOCAL_ROOT", default=str(DATA_DIR / "local")))
+# The managed local Spark cluster (`spark-local`): its worker's cores and memory (MiB) for executors
+# and cluster-mode drivers; master and worker daemons take ~256 MiB of heap each besides.
+DICE_SPARK_WORKER_CORES = env.int("DICE_SPARK_WORKER_CORES", default=2)
+DICE_SPARK_WORKER_MEMORY = env.int("DICE_SPARK_WORKER_MEMORY", default=768)
 # Pipelines (README "Pipelines"): limits and the dispatch's batch sizes.
 DICE_PIPELINE_MAX_RUNS_PER_PROJECT = env.int("DICE_PIPELINE_MAX_RUNS_PER_PROJECT", default=5)
 DICE_PIPELINE_MAX_PARALLEL_STEPS = env.int("DICE_PIPELINE_MAX_PARALLEL_STEPS", default=200)

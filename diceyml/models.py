@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import shlex
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -484,13 +485,69 @@ class Service(_Workload):
         return self.ports[0] if self.ports else None
 
 
+ENGINES = ("spark", "flink")  # data engines a job may run on (the workspace's data cluster of that engine)
+_ENGINE_FIELDS = ("resource", "class", "args", "properties", "sparkConf")
+
+
+def _args_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return shlex.split(value)
+    return value
+
+
 class Job(_Workload):
-    """A run-to-completion job; with `schedule` a CronJob, with `broadcast` one run per node."""
+    """A run-to-completion job; with `schedule` a CronJob, with `broadcast` one run per node. With
+    `engine` (spark, flink) it is an application of that data engine, run on the workspace's data
+    cluster: `resource` (a .py or .jar path or URL), `class`, `args`, `properties` and `sparkConf`
+    as the `spark` pipeline action takes them, `envs` its environment."""
 
     schedule: str | None = None
     broadcast: bool = False
     backoff_limit: int = Field(0, ge=0)
     active_deadline: int | None = Field(None, gt=0)
+    engine: str | None = None
+    resource: str | None = None
+    class_: str | None = Field(None, alias="class")
+    args: Annotated[list[_Text], BeforeValidator(_args_list)] = Field(default_factory=list)
+    properties: StrMap = Field(default_factory=dict)
+    sparkConf: dict[str, Any] | None = None
+
+    @field_validator("engine")
+    @classmethod
+    def _engine(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value not in ENGINES:
+            raise nz.fail("engine", f"engine '{value}' is not supported: leave it out (the job runs on the "
+                                    f"workspace's cluster) or use {' or '.join(ENGINES)} (its data cluster)")
+        return value
+
+    @model_validator(mode="after")
+    def _engine_fields(self) -> Job:
+        given = [name for name in _ENGINE_FIELDS if self._engine_value(name) not in (None, [], {}, "")]
+        if not self.engine:
+            if given:
+                raise nz.fail("engine", f"{', '.join(given)} belong to a data engine's job: add engine: spark "
+                                        "(or flink), or remove them")
+            return self
+        if not self.resource:
+            raise nz.fail("resource", f"a job with engine: {self.engine} needs resource (the .py or .jar to run)")
+        if self.cmd or self.broadcast:
+            raise nz.fail("engine", f"a job with engine: {self.engine} runs its resource, not cmd or broadcast")
+        if self.sparkConf is not None and self.engine != "spark":
+            raise nz.fail("sparkConf", f"sparkConf is for engine: spark, not {self.engine}")
+        return self
+
+    def _engine_value(self, name: str) -> Any:
+        return getattr(self, "class_" if name == "class" else name)
+
+    def engine_params(self) -> dict[str, Any]:
+        """The job as the engine's action params (what the `spark` pipeline action takes)."""
+        params = {"resource": self.resource, "class": self.class_ or "", "args": list(self.args),
+                  "envs": dict(self.envs), "properties": dict(self.properties)}
+        if self.sparkConf is not None:
+            params["sparkConf"] = self.sparkConf
+        return params
 
     @field_validator("schedule")
     @classmethod

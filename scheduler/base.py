@@ -222,8 +222,11 @@ class Capabilities:
     in_memory_jobs: bool = False  # accepting a job is an in-memory entry (cheap: submit from the worker)
     console_filesystem: bool = False  # steps run on the console's filesystem: their directories need no carrying
     drift: bool = False  # drift(group) compares what runs with the release (Executor.drift)
+    # The data engine the kind's clusters run ("spark", "flink"): a workspace may bind such a cluster
+    # as a data cluster, and that engine's jobs and pipeline actions run there. Empty: none.
+    data_engine: str = ""
 
-    def as_dict(self) -> dict[str, bool]:
+    def as_dict(self) -> dict[str, bool | str]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 

@@ -7,6 +7,7 @@ from apps.clusters.choices import NodeRole
 from apps.clusters.scope import managed_organizations
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Organization
+from scheduler import registry
 
 MAX_UPLOAD = 256 * 1024
 
@@ -90,14 +91,35 @@ class CredentialsMixin(forms.Form):
         return data
 
 
+def _registrable_kinds() -> list[tuple[str, str]]:
+    """Kinds a cluster is registered as: by credentials (Kubernetes) or by a REST endpoint (data engines)."""
+    return [(kind, label) for kind, label in registry.choices()
+            if registry.capabilities(kind).credentials or registry.capabilities(kind).data_engine]
+
+
 class ClusterRegisterForm(CredentialsMixin, ClusterSettingsForm):
     name = forms.CharField(max_length=63, validators=[validate_slug], help_text="Lowercase letters, digits, -")
+    kind = forms.ChoiceField(choices=_registrable_kinds, initial="kubernetes", required=False,
+                             help_text="Kubernetes: give credentials below; Spark: give its master's REST URL")
+    endpoint = forms.CharField(max_length=200, required=False, label="…or a Spark master's REST URL",
+                               help_text="http://host:6066 (add ?master=spark://host:port&ui=http://host:port when "
+                                         "not on 7077 and 8080)")
     organization = forms.ModelChoiceField(
         queryset=None, to_field_name="slug", required=False,
         help_text="The organization that owns the cluster (may be left empty if you manage only one); "
                   "empty for staff: platform-wide")
 
-    field_order = ["name", "organization"]
+    field_order = ["name", "kind", "organization"]
+
+    def credential_fields(self):
+        return [*super().credential_fields(), self["endpoint"]]
+
+    def target(self) -> dict:
+        """How the cluster is reached: the kind, and its credentials or its endpoint."""
+        kind = self.cleaned_data.get("kind") or "kubernetes"
+        if registry.capabilities(kind).credentials:
+            return {"kind": kind, **self._creds}
+        return {"kind": kind, "endpoint": self.cleaned_data.get("endpoint") or ""}
 
     def __init__(self, *args, user=None, **kwargs):
         super().__init__(*args, **kwargs)

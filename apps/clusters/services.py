@@ -24,7 +24,7 @@ from apps.projects import audit, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Organization
-from scheduler import registry
+from scheduler import engines, registry
 from scheduler.base import (
     Capabilities,
     ClusterRef,
@@ -38,7 +38,7 @@ from scheduler.base import (
 SETTINGS_FIELDS = {"description", "wildcard_domain", "ingress_class", "storage_class", "allow_prod_mem_overcommit"}
 CREDENTIAL_FIELDS = {"kubeconfig", "context", "server", "ca", "token"}
 # Names that would shadow page URLs (/clusters/new/ and so on).
-RESERVED_NAMES = frozenset({LOCAL_CLUSTER_NAME, "new", "kubeconfig-contexts"})
+RESERVED_NAMES = frozenset({LOCAL_CLUSTER_NAME, "new", "kubeconfig-contexts", "spark-local", "flink-local"})
 # Erda's location labels: a service with `deployments.selectors: {location: NAME}` lands on them.
 LOCATION_LABEL = re.compile(r"dice/location-[a-z0-9]([-a-z0-9]{0,52}[a-z0-9])?")
 
@@ -169,9 +169,10 @@ def register_cluster(
     server: str | None = None, ca: str = "", token: str | None = None, wildcard_domain: str = "",
     ingress_class: str = "", storage_class: str = "", allow_prod_mem_overcommit: bool = False,
     overcommit: dict | None = None, check: bool = True, organization=None, granted_to=None,
-    all_organizations: bool = False,
+    all_organizations: bool = False, kind: str = ClusterKind.KUBERNETES, endpoint: str = "",
 ) -> Cluster:
-    """Register a Kubernetes cluster; the credentials are encrypted, then the connectivity is checked.
+    """Register a cluster: a Kubernetes one by its credentials (encrypted), a data engine's (a
+    standalone Spark master) by its REST `endpoint`; then the connectivity is checked.
 
     With `organization` the cluster belongs to it (its owners and ops register and manage it);
     without, it is platform-wide: staff only, usable by `granted_to` (or every organization)."""
@@ -199,15 +200,28 @@ def register_cluster(
         raise ValidationError({"name": f"{name!r} is reserved; choose another name"})
     if Cluster.objects.filter(name=name).exists():
         raise ValidationError({"name": f"cluster {name!r} already exists"})
-    method, resolved = resolve_credentials(kubeconfig=kubeconfig, context=context, server=server, ca=ca, token=token)
+    kind = str(kind or ClusterKind.KUBERNETES)
+    if kind not in registry.kinds():
+        raise ValidationError({"kind": f"unknown cluster kind {kind!r} (known: {', '.join(registry.kinds())})"})
+    caps = registry.capabilities(kind)
+    if caps.credentials:
+        method, resolved = resolve_credentials(kubeconfig=kubeconfig, context=context, server=server, ca=ca,
+                                               token=token)
+    elif caps.data_engine:
+        endpoint = _endpoint(endpoint, caps.data_engine)
+    else:
+        raise ValidationError({"kind": f"a {kind} cluster is not registered: the console has it already"})
     with transaction.atomic():
         cluster = Cluster(
-            name=name, kind=ClusterKind.KUBERNETES, description=description, wildcard_domain=wildcard_domain,
+            name=name, kind=kind, description=description, wildcard_domain=wildcard_domain,
             ingress_class=ingress_class, storage_class=storage_class,
             allow_prod_mem_overcommit=allow_prod_mem_overcommit, organization=organization,
             all_organizations=all_organizations,
         )
-        _store_credentials(cluster, method, resolved)
+        if caps.credentials:
+            _store_credentials(cluster, method, resolved)
+        else:
+            cluster.api_server = endpoint
         cluster.full_clean(validate_unique=False)
         cluster.save()
         if granted_to:
@@ -217,6 +231,32 @@ def register_cluster(
     if check:
         run_check(cluster)
     return cluster
+
+
+def _endpoint(url: str, engine: str) -> str:
+    """A data engine's REST endpoint: an http(s) URL with a host."""
+    url = str(url or "").strip().rstrip("/")
+    match = re.match(r"^https?://[^/\s:?]+(:\d+)?/?(\?[^\s#]*)?$", url)
+    if not match:
+        hint = ("its master's REST URL, e.g. http://spark-master:6066 (add ?master=spark://host:port&ui=http://host:port "
+                "when those are not on 7077 and 8080)") if engine == "spark" else "its REST URL"
+        raise ValidationError({"endpoint": f"a {engine} cluster is registered by {hint}; {url!r} is not one"})
+    return url
+
+
+def ensure_managed_data_clusters() -> list[Cluster]:
+    """The console's own data clusters (`spark-local`), one per data-engine kind whose engine is
+    installed here (`make engines`), usable by every organization: `make run` gets Spark without
+    setting anything up. The managed cluster itself starts with its first job."""
+    made = []
+    for kind in registry.kinds():
+        engine = registry.capabilities(kind).data_engine
+        if engine and engines.engine_venv(engine) is not None:
+            cluster, _ = Cluster.objects.get_or_create(name=f"{engine}-local", defaults={
+                "kind": kind, "all_organizations": True,
+                "description": f"The console's managed {engine} cluster (started on first use)"})
+            made.append(cluster)
+    return made
 
 
 def update_cluster(user, cluster: Cluster, *, overcommit: dict | None = None, check: bool = True, **changes) -> Cluster:
@@ -369,6 +409,12 @@ def cluster_ref(cluster: Cluster) -> ClusterRef:
             config["root"] = root
         if cluster.allow_shared_tenancy:
             config["allow_shared_tenancy"] = True
+        if capabilities(cluster).data_engine:
+            if cluster.api_server:  # registered by its REST endpoint
+                config["endpoint"] = cluster.api_server
+            else:  # the console's managed one, sized by the settings
+                config.update(managed=True, worker_cores=settings.DICE_SPARK_WORKER_CORES,
+                              worker_memory_mib=settings.DICE_SPARK_WORKER_MEMORY)
     return ClusterRef(
         name=cluster.name, kind=cluster.kind, config=config, wildcard_domain=cluster.wildcard_domain,
         ingress_class=cluster.ingress_class, storage_class=cluster.storage_class,

@@ -118,7 +118,7 @@ class ClusterRegisterView(ScopedMixin, View):
                 cluster = services.register_cluster(
                     request.user, name=form.cleaned_data["name"], overcommit=form.overcommit(),
                     organization=form.cleaned_data.get("organization"),
-                    **form.settings(), **form._creds)
+                    **form.settings(), **form.target())
             except ValidationError as exc:
                 _form_errors(form, exc)
             else:

@@ -41,6 +41,7 @@ from apps.pipelines.choices import (
 from apps.pipelines.models import CacheEntry, PipelineRun, TaskRun
 from pipelineyml import PipelineYml, plan
 from scheduler.base import ExecutorError, JobState
+from scheduler.registry import executor_for
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +342,13 @@ class _Batch:
         self.ctx, self.masker = reference.context_for(run, self.pipeline, aliases)
         self._executor = None
 
-    def executor(self):
+    def executor(self, task_type: str = ""):
+        """(executor, cluster name) a step of the type runs on: the run's cluster, or for a data
+        action (steps.DATA_ACTIONS) the workspace's data cluster."""
+        engine = steps.DATA_ACTIONS.get(task_type, "")
+        if engine:
+            ref = steps.data_cluster_of(self.run, engine)
+            return executor_for(ref), ref.name
         if self._executor is None:
             executor, cluster = steps.executor_and_cluster(self.run)
             self._executor = executor, cluster.name
@@ -430,17 +437,27 @@ def _launch(batch: _Batch, launches: list) -> bool:
     each job is an API call: launcher threads submit them in parallel while the worker goes back
     to collecting."""
     run = batch.run
-    try:
-        executor, cluster = batch.executor()
-    except Exception as exc:
-        for task, _, _ in launches:
-            conclude(task, TaskStatus.FAILED, f"no cluster for workspace {run.workspace}: {exc}")
+    targets: dict[str, tuple] = {}  # task type -> (executor, cluster name)
+    ended = False
+    placed = []
+    for task, action, params in launches:
+        try:
+            if task.type not in targets:
+                targets[task.type] = batch.executor(task.type)
+        except Exception as exc:
+            conclude(task, TaskStatus.FAILED, f"no cluster for workspace {run.workspace}: {exc}", retry=False)
+            ended = True
+            continue
+        placed.append((task, action, params))
+    if not placed:
         return True
+    launches = placed
     named = {}
     for task, _, params in launches:
         expected = paths.job_name(run.pk, task.alias, task.attempt)
         if task.job_name != expected:
-            named[task] = {"job_name": expected, "params": batch.masker.value(params), "cluster": cluster}
+            named[task] = {"job_name": expected, "params": batch.masker.value(params),
+                           "cluster": targets[task.type][1]}
     states.update_each(named)
     for task, fields in named.items():
         task.job_name = fields["job_name"]
@@ -450,14 +467,16 @@ def _launch(batch: _Batch, launches: list) -> bool:
     def spec_of(task, action, params):
         return lambda: steps.step_spec(task, run, action, batch.pipeline, batch.ctx, batch.masker, params, address)
 
-    if executor.capabilities.in_memory_jobs:
-        _launch_all(executor, run, [(task, action, spec_of(task, action, params)) for task, action, params in launches],
-                    in_worker=True)
-    else:
-        for task, action, params in launches:
-            spec = spec_of(task, action, params)()
-            _launcher().submit(_launch_all, executor, run, [(task, action, lambda spec=spec: spec)])
-    return False
+    for executor, _ in {id(t[0]): t for t in targets.values()}.values():
+        mine = [(task, action, params) for task, action, params in launches if targets[task.type][0] is executor]
+        if executor.capabilities.in_memory_jobs:
+            _launch_all(executor, run, [(task, action, spec_of(task, action, params))
+                                        for task, action, params in mine], in_worker=True)
+        else:
+            for task, action, params in mine:
+                spec = spec_of(task, action, params)()
+                _launcher().submit(_launch_all, executor, run, [(task, action, lambda spec=spec: spec)])
+    return ended
 
 
 def _launch_all(executor, run: PipelineRun, items: list, in_worker: bool = False) -> None:
@@ -550,19 +569,24 @@ def _pump_ends(run: PipelineRun, ends: list, shared: dict) -> list:
     they are concluded; those whose log cannot be read now are left for a later round."""
     if not ends:
         return ends
-    executor, masker = shared["executor"], shared["masker"]
-    try:
-        steplogs.pump_many(executor, run, [end[0] for end in ends], masker)
-        return ends
-    except ExecutorError:
-        kept = []
-        for end in ends:
-            try:
-                steplogs.pump_logs(executor, run, end[0], masker)
-                kept.append(end)
-            except ExecutorError as exc:
-                log.warning("collecting task %s of run %s: %s", end[0].alias, run.pk, exc)
-        return kept
+    masker = shared["masker"]
+    groups: dict[int, tuple] = {}  # the steps of each cluster (a data action's is a data cluster)
+    for end in ends:
+        executor = steps.task_executor(run, end[0].type, shared.setdefault("executors", {}))
+        groups.setdefault(id(executor), (executor, []))[1].append(end)
+    kept = []
+    for executor, group in groups.values():
+        try:
+            steplogs.pump_many(executor, run, [end[0] for end in group], masker)
+            kept += group
+        except ExecutorError:
+            for end in group:
+                try:
+                    steplogs.pump_logs(executor, run, end[0], masker)
+                    kept.append(end)
+                except ExecutorError as exc:
+                    log.warning("collecting task %s of run %s: %s", end[0].alias, run.pk, exc)
+    return kept
 
 
 def _may_advance(run: PipelineRun, concluded: list[TaskRun]) -> bool:
@@ -609,9 +633,7 @@ def _recent(key: tuple, make):
 def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
     """How the step ended, (task, status, reason, fields for conclude), once its log is all there
     to persist (_pump_ends); None while it runs."""
-    if "executor" not in shared:
-        shared["executor"] = steps.run_executor(run)
-    executor = shared["executor"]
+    executor = steps.task_executor(run, task.type, shared.setdefault("executors", {}))
     result = steps.read_result(task)
     status = None
     if result is None:
@@ -677,11 +699,11 @@ def cancel_run(run: PipelineRun, reason: str = "cancelled") -> bool:
             break
     else:
         return False
-    executor = None
+    executors: dict = {}
     for task in TaskRun.objects.filter(run_id=run.pk, status__in=[TaskStatus.QUEUED, TaskStatus.RUNNING]):
         if task.status == TaskStatus.RUNNING and task.executor == Executor.CLUSTER and task.job_name:
             try:
-                executor = executor or steps.run_executor(run)
+                executor = steps.task_executor(run, task.type, executors)
                 executor.cancel_job(task.job_name, paths.job_namespace(run))
             except ExecutorError as exc:
                 log.warning("cancel of job %s failed: %s", task.job_name, exc)
@@ -714,7 +736,7 @@ def reconcile() -> dict:
     report = {"relaunched": 0, "collected": 0, "adopted": 0, "runs": 0}
     for run in PipelineRun.objects.filter(status=RunStatus.RUNNING).select_related("application__project"):
         report["runs"] += 1
-        executor = None
+        executors: dict = {}
         for task in TaskRun.objects.filter(run_id=run.pk, status=TaskStatus.RUNNING):
             task.run = run
             if task.executor == Executor.WORKER:
@@ -722,7 +744,7 @@ def reconcile() -> dict:
                 continue
             expected = paths.job_name(run.pk, task.alias, task.attempt)
             try:
-                executor = executor or steps.run_executor(run)
+                executor = steps.task_executor(run, task.type, executors)
                 state = steps.job_state(executor, run, task).state if task.job_name == expected else None
             except ExecutorError as exc:
                 log.warning("reconcile: cluster of run %s unavailable: %s", run.pk, exc)

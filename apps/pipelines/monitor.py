@@ -121,7 +121,7 @@ class StepMonitor:
     def _pass(self) -> None:
         running = TaskRun.objects.filter(status=TaskStatus.RUNNING, executor=Executor.CLUSTER).exclude(
             job_name="").select_related("run__application")
-        executors: dict[int, object] = {}
+        executors: dict[tuple, object] = {}
         maskers: dict[int, object] = {}
         now = time.monotonic()
         alive = set()
@@ -131,8 +131,7 @@ class StepMonitor:
             alive.add(task.pk)
             run = task.run
             try:
-                executor = executors.get(run.pk) or steps.run_executor(run)
-                executors[run.pk] = executor
+                executor = steps.task_executor(run, task.type, executors)
                 done = steps.read_result(task) is not None or steps.job_state(executor, run, task).state.finished
                 # A pass reads only the logs that changed since the last one (where the cluster can
                 # tell): 100 running steps of a wide stage are otherwise 100 log reads every pass.

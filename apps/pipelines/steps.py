@@ -13,7 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 
-from apps.clusters.services import cluster_ref, node_selector_for
+from apps.clusters.services import capabilities, cluster_ref, node_selector_for
 from apps.pipelines import expressions, secrets
 from apps.pipelines.context_store import pod_context
 from apps.pipelines.models import PipelineRun, TaskRun
@@ -21,7 +21,7 @@ from apps.pipelines.paths import cache_archive, dirs_root, job_namespace, step_d
 from apps.pipelines.reference import referenced
 from apps.projects.models import Workspace
 from pipelineyml import Action, PipelineYml
-from scheduler.base import ClusterRef, Executor, JobState, JobStatus, StepJob, dns_label
+from scheduler.base import ClusterRef, Executor, ExecutorError, JobState, JobStatus, StepJob, dns_label
 from scheduler.registry import executor_for
 
 # ---- the cluster of a run ---------------------------------------------------------------------
@@ -43,6 +43,38 @@ def step_node_selector(run: PipelineRun) -> dict[str, str]:
 
 def run_executor(run: PipelineRun) -> Executor:
     return executor_and_cluster(run)[0]
+
+
+# Pipeline actions that run on one of the workspace's data clusters: action type -> the data
+# engine (Capabilities.data_engine) the cluster must run. Every other step runs on the workspace's
+# cluster.
+DATA_ACTIONS = {"spark": "spark"}
+
+
+def data_cluster_of(run: PipelineRun, engine: str) -> ClusterRef:
+    """The workspace's data cluster running `engine`, or ExecutorError saying how to bind one."""
+    workspace = Workspace.objects.get(project_id=run.application.project_id, kind=run.workspace)
+    for cluster in workspace.data_clusters.all():
+        if capabilities(cluster).data_engine == engine:
+            return cluster_ref(cluster)
+    project = run.application.project
+    raise ExecutorError(
+        f"workspace {run.workspace} of {project.organization.slug}/{project.slug} has no {engine} data cluster: "
+        f"bind one (`dice workspace set {project.organization.slug}/{project.slug} {run.workspace} "
+        f"--data-cluster {engine}-local`, or the workspace's page)")
+
+
+def task_executor(run: PipelineRun, task_type: str, cache: dict | None = None) -> Executor:
+    """The executor a step of `task_type` runs on: the workspace's data cluster for a data action
+    (`spark`), else the run's cluster. `cache` keeps them per (run, engine) across a pass."""
+    engine = DATA_ACTIONS.get(task_type, "")
+    key = (run.pk, engine)
+    if cache is not None and key in cache:
+        return cache[key]
+    executor = executor_for(data_cluster_of(run, engine)) if engine else run_executor(run)
+    if cache is not None:
+        cache[key] = executor
+    return executor
 
 
 def executor_and_cluster(run: PipelineRun) -> tuple[Executor, ClusterRef]:

@@ -5,6 +5,7 @@ from django.core.validators import validate_slug
 
 from apps.clusters import scope as cluster_scope
 from apps.projects.choices import Role
+from scheduler import registry
 
 
 class SlugForm(forms.Form):
@@ -45,6 +46,9 @@ class RoleForm(forms.Form):
 class WorkspaceForm(forms.Form):
     cluster = forms.ModelChoiceField(queryset=None, to_field_name="name",
                                      help_text="Clusters the organization owns or has been granted")
+    data_clusters = forms.ModelMultipleChoiceField(
+        queryset=None, to_field_name="name", required=False,
+        help_text="Spark and Flink clusters (one per engine) the workspace's data jobs and actions run on")
     cpu_quota = forms.DecimalField(min_value=0, max_digits=8, decimal_places=2, label="CPU quota (cores)")
     mem_quota = forms.IntegerField(min_value=0, label="Memory quota (MiB)")
     protected = forms.BooleanField(
@@ -54,6 +58,8 @@ class WorkspaceForm(forms.Form):
     def __init__(self, *args, organization=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["cluster"].queryset = cluster_scope.usable_by(organization).order_by("name")
+        self.fields["data_clusters"].queryset = cluster_scope.usable_by(organization).filter(
+            kind__in=[k for k in registry.kinds() if registry.capabilities(k).data_engine]).order_by("name")
 
 
 class TokenForm(forms.Form):

@@ -16,6 +16,7 @@ from apps.projects import audit, repourls, revocation, scope
 from apps.projects import permissions as perms
 from apps.projects.choices import Role, WorkspaceKind
 from apps.projects.models import ApiToken, Application, Member, Organization, Project, Workspace
+from scheduler import registry
 
 TOKEN_PREFIX = "dice_"
 # Slugs that would shadow page URLs (/orgs/<org>/<project>/edit/ and so on).
@@ -118,8 +119,25 @@ def create_project(user, org: Organization, *, slug: str, name: str = "", descri
     )
     cluster = _default_cluster(org)
     Workspace.objects.bulk_create(Workspace(project=project, kind=k, cluster=cluster) for k in WorkspaceKind.values)
+    _bind_managed_data_clusters(project, org, cluster)
     audit.record(user, "create", project, after=audit.snapshot(project))
     return project
+
+
+def _bind_managed_data_clusters(project: Project, org: Organization, cluster: Cluster) -> None:
+    """On the console's own `local` cluster, a new project's workspaces also get the console's
+    managed data clusters (`spark-local`, made by `make run` where the engine is installed), so the
+    standalone console runs Spark without setting anything up."""
+    if cluster.name != LOCAL_CLUSTER_NAME:
+        return
+    managed = [c for c in cluster_scope.usable_by(org).filter(name__endswith="-local", api_server="")
+               if registry.capabilities(c.kind).data_engine and c.name == f"{registry.capabilities(c.kind).data_engine}-local"]
+    if not managed:
+        return
+    through = Workspace.data_clusters.through
+    through.objects.bulk_create(through(workspace_id=ws, cluster_id=c.pk)
+                                for ws in Workspace.objects.filter(project=project).values_list("pk", flat=True)
+                                for c in managed)
 
 
 def _default_cluster(org: Organization):
@@ -162,16 +180,51 @@ def update_workspace(user, workspace: Workspace, **changes) -> Workspace:
         # Protecting or unprotecting: a lead or owner who may deploy there.
         _require(user, perms.MANAGE_MEMBERS, workspace.project)
         _require(user, perms.deploy_perm(workspace.kind), workspace.project)
+    data_clusters = changes.pop("data_clusters", None)
+    if data_clusters is not None:
+        data_clusters = _check_data_clusters(user, workspace, list(data_clusters))
     before = audit.snapshot(workspace)
+    before["data_clusters"] = sorted(workspace.data_clusters.values_list("name", flat=True))
     unknown = set(changes) - {"cluster", "cpu_quota", "mem_quota", "protected"}
     if unknown:
         raise ValidationError(dict.fromkeys(sorted(unknown), "this field cannot be changed"))
-    for key, value in changes.items():
-        setattr(workspace, key, value)
-    workspace.full_clean(validate_unique=False)
-    workspace.save()
-    audit.record(user, "update", workspace, before=before, after=audit.snapshot(workspace))
+    with transaction.atomic():
+        for key, value in changes.items():
+            setattr(workspace, key, value)
+        workspace.full_clean(validate_unique=False)
+        workspace.save()
+        if data_clusters is not None:
+            workspace.data_clusters.set(data_clusters)
+        after = audit.snapshot(workspace)
+        after["data_clusters"] = sorted(workspace.data_clusters.values_list("name", flat=True))
+        audit.record(user, "update", workspace, before=before, after=after)
     return workspace
+
+
+def _check_data_clusters(user, workspace: Workspace, clusters: list) -> list:
+    """Data clusters a workspace may bind: clusters of a data engine (Spark, Flink) its organization
+    may use, at most one per engine (a job names its engine, not a cluster)."""
+    current = set(workspace.data_clusters.values_list("pk", flat=True))
+    if {c.pk for c in clusters} != current and not (
+            scope.has_perm(user, perms.MANAGE_CLUSTERS, workspace.project)
+            or scope.has_perm(user, perms.MANAGE_MEMBERS, workspace.project)):
+        raise PermissionDenied("you may not rebind workspaces to clusters")
+    usable = set(cluster_scope.usable_by(workspace.organization).filter(pk__in=[c.pk for c in clusters])
+                 .values_list("pk", flat=True))
+    engines: dict[str, str] = {}
+    for cluster in clusters:
+        if cluster.pk not in usable:
+            raise ValidationError({"data_clusters": f"{workspace.organization} may not use cluster {cluster.name}: "
+                                                    "bind one it owns or has been granted"})
+        engine = registry.capabilities(cluster.kind).data_engine
+        if not engine:
+            raise ValidationError({"data_clusters": f"{cluster.name} is a {cluster.kind} cluster, not a data "
+                                                    "engine's (spark, flink): bind it as the workspace's cluster"})
+        if engine in engines:
+            raise ValidationError({"data_clusters": f"{cluster.name} and {engines[engine]} both run {engine}: "
+                                                    "bind one data cluster per engine"})
+        engines[engine] = cluster.name
+    return clusters
 
 
 # ---- applications ----------------------------------------------------------------------

@@ -269,7 +269,7 @@ class WorkspaceEditView(ProjectLookup, ServiceFormView):
 
     def get_initial(self, target):
         return {"cluster": target.cluster, "cpu_quota": target.cpu_quota, "mem_quota": target.mem_quota,
-                "protected": target.protected}
+                "protected": target.protected, "data_clusters": list(target.data_clusters.all())}
 
     def form_kwargs(self, target):
         return {"organization": target.organization}

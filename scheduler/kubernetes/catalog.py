@@ -34,6 +34,9 @@ OPERATORS: dict[str, Operator] = {op.key: op for op in (
     Operator("strimzi", "Strimzi (Kafka)", ("kafkas.kafka.strimzi.io", "kafkanodepools.kafka.strimzi.io"), "kafka"),
     Operator("rabbitmq", "RabbitMQ cluster operator", ("rabbitmqclusters.rabbitmq.com",), "rabbitmq"),
     Operator("kruise", "OpenKruise BroadcastJob", ("broadcastjobs.apps.kruise.io",), "broadcast jobs"),
+    # spark-submit jobs become SparkApplications (scheduler/spark/operator.py)
+    Operator("spark-operator", "Kubeflow Spark operator (SparkApplication)",
+             ("sparkapplications.sparkoperator.k8s.io",), "spark applications"),
 )}
 
 

@@ -54,6 +54,8 @@ from scheduler.kubernetes.meta import (
 )
 from scheduler.kubernetes.render import render_group
 from scheduler.kubernetes.status import group_status
+from scheduler.spark.app import from_command
+from scheduler.spark.operator import SparkApplications
 
 SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 # Kinds pruned when the new release no longer has them (custom resources are added when served).
@@ -504,7 +506,14 @@ class KubernetesExecutor:
     def _job_ns(self, namespace: str) -> str:
         return namespace or self.cluster.config.get("namespace", "") or "default"
 
+    def _spark(self) -> SparkApplications:
+        return SparkApplications(self.api)
+
     def run_job(self, job: JobSpec) -> JobStatus:
+        if job.command[:1] == ["spark-submit"]:  # a Spark application: a SparkApplication of the operator
+            app = from_command(job.command, job.envs, job.name)
+            return self._spark().submit(app, job.name, self._job_ns(job.namespace), image=job.image,
+                                        labels={k: dns_label(v) for k, v in job.labels.items()})
         if job.files:
             raise ExecutorError(f"job {job.name!r}: files ({', '.join(sorted(job.files))}) are placed on the local "
                                 "cluster only; on Kubernetes put them in a Secret and mount it")
@@ -523,8 +532,8 @@ class KubernetesExecutor:
         try:
             job = self.batch.read_namespaced_job(name, ns)
         except ApiException as exc:
-            if exc.status == 404:
-                return JobStatus(name=name, state=JobState.MISSING)
+            if exc.status == 404:  # no Job: a SparkApplication of that name, or nothing
+                return self._spark().status(name, ns)  # MISSING without one (or without the CRD)
             raise ExecutorError(_reason(exc))
         pods = self.core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
         return jobrun.job_status(_plain(self.api, job), [_plain(self.api, p) for p in pods])
@@ -558,6 +567,7 @@ class KubernetesExecutor:
         except ApiException as exc:
             if exc.status != 404:
                 raise ExecutorError(_reason(exc))
+            self._spark().cancel(name, ns)  # the operator kills its driver and executors
 
     def job_logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]:
         ns, name = self._job_ns(namespace), dns_label(name)

@@ -81,6 +81,8 @@ def render_group(
         render_service(ctx, name, svc, services)
     jobs: list[dict] = []
     for name, job in group.spec.jobs.items():
+        if job.engine:  # a data engine's application: the workspace's data cluster runs it, not this one
+            continue
         claims, secrets, objs = render_job(ctx, name, job)
         services.claims += claims
         services.secrets += secrets

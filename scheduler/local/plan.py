@@ -43,6 +43,8 @@ def check_group(group: ServiceGroup, search_path: list[str]) -> None:
         if name in spec.addons:
             raise ExecutorError(f"{name!r} is both a service and an addon; the local cluster needs distinct names")
     for name, job in spec.jobs.items():
+        if job.engine:  # a data engine's application: the workspace's data cluster runs it, not this one
+            continue
         if job.schedule:
             if not job.cmd.strip():
                 raise ExecutorError(f"job {name!r} has no cmd: the local cluster runs commands, not images")
@@ -205,7 +207,7 @@ def plan_group(
 
     cron: dict[str, dict] = {}
     for name, job in spec.jobs.items():
-        if not job.schedule:
+        if not job.schedule or job.engine:  # an engine's job runs on the data cluster
             continue
         alloc = allocate_resources(job.resources, group.overcommit, runtime.workspace)
         cron[name] = {

@@ -76,8 +76,8 @@ def test_one_registry_gives_each_kind_its_driver_and_capabilities(tmp_path):
     assert report["reachable"] and report["features"] == local.as_dict()
     assert [n["name"] for n in inspector.snapshot()["nodes"]]  # the machine itself
     assert list(tmp_path.iterdir()) == []  # inspecting neither locked nor supervised the root
-    with pytest.raises(ExecutorError, match="no driver for cluster kind 'spark'"):
-        registry.executor_for(ClusterRef(name="x", kind="spark"))
+    with pytest.raises(ExecutorError, match="no driver for cluster kind 'yarn'"):
+        registry.executor_for(ClusterRef(name="x", kind="yarn"))
 
 
 def test_a_kind_registered_at_run_time_is_asked_like_the_others():

@@ -18,6 +18,9 @@ class ClusterSerializer(serializers.ModelSerializer):
     ca = serializers.CharField(write_only=True, required=False, allow_blank=True, trim_whitespace=False)
     token = serializers.CharField(write_only=True, required=False, allow_blank=True)
     overcommit_ratios = serializers.DictField(write_only=True, required=False, source="overcommit_input")
+    # A data engine's cluster (kind spark) is registered by its REST endpoint instead of credentials.
+    endpoint = serializers.CharField(write_only=True, required=False, allow_blank=True,
+                                     help_text="kind spark: the master's REST URL (http://host:6066)")
     organization = ScopedSlugRelatedField(
         Organization, slug_field="slug", required=False, allow_null=True,
         help_text="the owning organization (its owners and ops manage the cluster); null: platform-wide (staff)")
@@ -34,9 +37,9 @@ class ClusterSerializer(serializers.ModelSerializer):
             "allow_prod_mem_overcommit", "overcommit", "overcommit_ratios", "auth_method", "context",
             "credentials", "check_status", "checked_at", "server_version", "operators", "check_report",
             "synced_at", "sync_error", "created",
-            "kubeconfig", "server", "ca", "token",
+            "kubeconfig", "server", "ca", "token", "endpoint",
         ]
-        read_only_fields = ["id", "kind", "api_server", "auth_method", "check_status", "checked_at",
+        read_only_fields = ["id", "api_server", "auth_method", "check_status", "checked_at",
                             "server_version", "operators", "check_report", "synced_at", "sync_error", "created"]
         validators = []  # uniqueness is checked by the services, with a message that names the cluster
 
@@ -45,6 +48,8 @@ class ClusterSerializer(serializers.ModelSerializer):
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             fields["name"].read_only = True
             fields["organization"].read_only = True
+            fields["kind"].read_only = True
+            fields["endpoint"].read_only = True
         return fields
 
     def to_representation(self, instance):

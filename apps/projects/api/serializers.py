@@ -37,11 +37,14 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
 class WorkspaceSerializer(serializers.ModelSerializer):
     cluster = ScopedSlugRelatedField(Cluster, slug_field="name")
+    data_clusters = ScopedSlugRelatedField(
+        Cluster, slug_field="name", many=True, required=False,
+        help_text="data clusters (kind spark, flink) the workspace's Spark and Flink jobs and actions run on")
     project = serializers.StringRelatedField()
 
     class Meta:
         model = Workspace
-        fields = ["id", "project", "kind", "cluster", "cpu_quota", "mem_quota", "protected"]
+        fields = ["id", "project", "kind", "cluster", "data_clusters", "cpu_quota", "mem_quota", "protected"]
         read_only_fields = ["id", "project", "kind"]
 
 

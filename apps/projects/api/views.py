@@ -45,7 +45,7 @@ class ProjectViewSet(ScopedModelViewSet):
     serializer_class = serializers.ProjectSerializer
     filterset_class = filtersets.ProjectFilterSet
     select_related = ("organization",)
-    prefetch_related = ("workspaces__cluster", "workspaces__project__organization")
+    prefetch_related = ("workspaces__cluster", "workspaces__project__organization", "workspaces__data_clusters")
 
     def perform_create(self, serializer):
         data = dict(serializer.validated_data)
@@ -86,6 +86,7 @@ class WorkspaceViewSet(
     serializer_class = serializers.WorkspaceSerializer
     filterset_class = filtersets.WorkspaceFilterSet
     select_related = ("project__organization", "cluster")
+    prefetch_related = ("data_clusters",)
     http_method_names = ["get", "put", "patch", "head", "options"]
 
     def perform_update(self, serializer):

@@ -22,6 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args, host, port, no_worker, no_migrate, **options):
         import uvicorn
 
+        from apps.clusters.services import ensure_managed_data_clusters
         from apps.projects.bootstrap import ensure_admin
         from dice_console import realtime
         from dice_console.celery import app as celery_app
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         password = ensure_admin()
+        ensure_managed_data_clusters()
 
         worker = None
         if not no_worker:

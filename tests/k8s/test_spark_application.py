@@ -1,0 +1,107 @@
+"""A spark-submit job on a Kubernetes cluster becomes a SparkApplication (sparkoperator.k8s.io/
+v1beta2) where the CRD is installed; its status is the operator's applicationState, written here
+as the operator would (the operator itself cannot be built on these machines); without the CRD
+the job is refused saying so, and the capability report names the operator as missing."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from kubernetes.client.rest import ApiException
+
+from scheduler.base import ClusterRef, ExecutorUnavailable, JobSpec, JobState
+from scheduler.kubernetes.driver import KubernetesExecutor
+from scheduler.spark.app import SparkApp, job_command
+from scheduler.spark.operator import CRD, GROUP, PLURAL, VERSION
+from tests.conftest import DATA, SHARED_CRDS
+
+from .conftest import K8sCluster, wait_for
+
+pytestmark = pytest.mark.k8s
+
+
+def _crd() -> dict:
+    """The operator's published CRD when the design folder has it (its schema checks what we
+    render), else this project's minimal one."""
+    published = SHARED_CRDS / "spark-operator" / "sparkoperator.k8s.io_sparkapplications.yaml"
+    path = published if published.is_file() else DATA / "crds" / "spark-operator.yaml"
+    return next(d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "CustomResourceDefinition")
+
+
+def _remove_crd(k8s: K8sCluster) -> None:
+    try:
+        k8s.apiextensions.delete_custom_resource_definition(CRD)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+    wait_for(lambda: CRD not in {c.metadata.name for c in k8s.apiextensions.list_custom_resource_definition().items},
+             60, "the CRD to be removed")
+
+
+@pytest.fixture
+def executor(k8s_cluster):
+    ex = KubernetesExecutor(ClusterRef("ktest", "kubernetes", config={"kubeconfig": k8s_cluster.kubeconfig}))
+    yield ex
+
+
+APP = SparkApp(resource="local:///opt/spark/examples/jars/spark-examples.jar", main_class="org.apache.spark.examples.SparkPi",
+               args=("100",), conf={"spark.jars": "https://repo/a.jar,https://repo/b.jar", "spark.x": "1"},
+               envs={"TZ": "UTC"}, driver_mem=1024, executor_mem=512, executor_instances=2, executor_cores=2)
+
+
+def test_without_the_crd_the_job_is_refused_and_the_report_says_so(k8s_cluster, executor, k8s_namespace):
+    _remove_crd(k8s_cluster)
+    with pytest.raises(ExecutorUnavailable, match="no sparkapplications.sparkoperator.k8s.io CRD"):
+        executor.run_job(JobSpec(name="pi", namespace=k8s_namespace, command=job_command(APP)))
+    report = executor.check()
+    assert "Kubeflow Spark operator (SparkApplication)" in report["missing_operators"]
+    assert executor.job_status("pi", k8s_namespace).state is JobState.MISSING
+
+
+def test_spark_submit_job_becomes_a_spark_application(k8s_cluster, executor, k8s_namespace):
+    _remove_crd(k8s_cluster)
+    k8s_cluster.apiextensions.create_custom_resource_definition(_crd())
+    try:
+        wait_for(lambda: executor.check()["operators"] and any(
+            o["key"] == "spark-operator" and o["installed"] for o in executor.check()["operators"]), 60,
+            "the check to find the operator")
+        job = JobSpec(name="pi", namespace=k8s_namespace, command=job_command(APP), envs=APP.envs, image="apache/spark:4.0.1",
+                      labels={"dice.io/pipeline-run": "7"})
+        status = wait_for(lambda: _created(executor, job), 30, "the SparkApplication to be accepted")
+        assert status.state is JobState.PENDING and "not yet submitted" in status.message
+        assert executor.run_job(job).state is JobState.PENDING  # again: the same application
+        custom = k8s_cluster.custom
+        obj = custom.get_namespaced_custom_object(GROUP, VERSION, k8s_namespace, PLURAL, "pi")
+        spec = obj["spec"]
+        assert (spec["type"], spec["mode"], spec["mainClass"], spec["arguments"]) == (
+            "Java", "cluster", "org.apache.spark.examples.SparkPi", ["100"])
+        assert spec["driver"]["memory"] == "1024m" and spec["executor"]["instances"] == 2
+        assert spec["executor"]["cores"] == 2 and spec["deps"]["jars"] == ["https://repo/a.jar", "https://repo/b.jar"]
+        assert spec["sparkConf"]["spark.x"] == "1" and {"name": "TZ", "value": "UTC"} in spec["driver"]["env"]
+        # the operator's part, played by the test: states as it writes them, mapped to ours
+        for state, ours in (("SUBMITTED", JobState.PENDING), ("RUNNING", JobState.RUNNING),
+                            ("SUCCEEDING", JobState.RUNNING), ("COMPLETED", JobState.SUCCEEDED)):
+            _write_status(custom, k8s_namespace, {"applicationState": {"state": state},
+                                                  "sparkApplicationId": "spark-123"})
+            status = executor.job_status("pi", k8s_namespace)
+            assert status.state is ours and "spark-123" in status.message, (state, status)
+        _write_status(custom, k8s_namespace, {"applicationState": {"state": "FAILED", "errorMessage": "driver OOM"}})
+        status = executor.job_status("pi", k8s_namespace)
+        assert status.state is JobState.FAILED and "driver OOM" in status.message and status.exit_code == 1
+        executor.cancel_job("pi", k8s_namespace)  # deleting it: the operator kills driver and executors
+        wait_for(lambda: executor.job_status("pi", k8s_namespace).state is JobState.MISSING, 30, "deleted")
+    finally:
+        _remove_crd(k8s_cluster)
+
+
+def _created(executor, job):
+    try:
+        return executor.run_job(job)
+    except ExecutorUnavailable:  # the CRD is not served yet
+        return None
+
+
+def _write_status(custom, namespace: str, status: dict) -> None:
+    obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "pi")
+    obj["status"] = {"driverInfo": {}, **status}  # the operator always writes driverInfo (the CRD requires it)
+    custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, "pi", obj)
