@@ -221,6 +221,9 @@ class Capabilities:
     node_selectors: bool = False  # work is placed by node labels
     in_memory_jobs: bool = False  # accepting a job is an in-memory entry (cheap: submit from the worker)
     console_filesystem: bool = False  # steps run on the console's filesystem: their directories need no carrying
+    runtimes: bool = True  # apply() runs a dice.yml's services, addons and jobs (a Flink cluster runs only `engine: flink` services)
+    steps: bool = True  # start_step() runs pipeline steps (a Flink cluster takes the `flink` action's jobs instead)
+    savepoints: bool = False  # stop_job() stops a streaming job with a savepoint; a job starts from one (`-s`)
 
     def as_dict(self) -> dict[str, bool]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

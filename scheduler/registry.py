@@ -20,6 +20,7 @@ from scheduler.base import Capabilities, ClusterRef, Executor, ExecutorError, In
 KINDS: dict[str, str] = {
     "local": "scheduler.local",
     "kubernetes": "scheduler.kubernetes",
+    "flink": "scheduler.flink",
 }
 
 # Kinds registered at run time (test doubles, plugins): kind -> (factory, capabilities, label).
