@@ -369,6 +369,8 @@ def cluster_ref(cluster: Cluster) -> ClusterRef:
             config["root"] = root
         if cluster.allow_shared_tenancy:
             config["allow_shared_tenancy"] = True
+        if capabilities(cluster).savepoints:  # an engine cluster (Flink): its REST URL, or the managed local one
+            config.update({"rest_url": cluster.api_server} if cluster.api_server else {"managed": True})
     return ClusterRef(
         name=cluster.name, kind=cluster.kind, config=config, wildcard_domain=cluster.wildcard_domain,
         ingress_class=cluster.ingress_class, storage_class=cluster.storage_class,
