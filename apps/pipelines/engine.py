@@ -33,7 +33,7 @@ from scheduler.base import ExecutorError, JobState
 log = logging.getLogger(__name__)
 
 # Built-in actions that need the console itself run inside the Celery worker, not as cluster jobs.
-WORKER_ACTIONS = frozenset({"release", "dice", "manual-review", "wait", "echo", "cluster-inspect", "snippet"})
+WORKER_ACTIONS = frozenset({"release", "dice", "manual-review", "wait", "echo", "cluster-inspect", "snippet", "flink"})
 
 
 def max_runs_per_project() -> int:

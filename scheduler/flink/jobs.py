@@ -141,6 +141,10 @@ class FlinkJobs:
             message = f"{state}: {self.root_exception(record['job_id'])}".rstrip(": ")
         elif record.get("savepoint") and mapped.finished:
             message = f"{state}: stopped with savepoint {record['savepoint']}"
+        history = record.setdefault("history", [])
+        if not history or history[-1][1] != message:  # what the job's log shows: each state it was seen in
+            history.append([time.time(), message])
+            self._save(record)
         start = details.get("start-time") or 0
         end = details.get("end-time") or 0
         return JobStatus(name=name, state=mapped, exit_code=(0 if mapped is JobState.SUCCEEDED else
@@ -213,7 +217,7 @@ class FlinkJobs:
     # ---- logs -----------------------------------------------------------------------------------
 
     def logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]:
-        """The client's output (a Python job), then the job's state changes and, when it
+        """The client's output (a Python job), then each state the job was seen in and, when it
         fails, its root exception. TaskManager output is not included: a session cluster's
         TaskManagers are shared by every job, so their stdout is not one tenant's."""
         record = self.record(name, namespace)
@@ -224,13 +228,14 @@ class FlinkJobs:
             for line in self.local.job_logs(record["client"], record["namespace"] or "_", follow=follow):
                 number += 1
                 yield LogLine(source=name, number=number, timestamp=line.timestamp, text=line.text, stream=line.stream)
-        last = ""
+        shown = 0
         while True:
-            status = self.status(name, namespace)
-            if status.message != last:
-                last = status.message
+            status = self.status(name, namespace)  # records a new state in the history
+            history = (self.record(name, namespace) or {}).get("history") or []
+            for stamp, message in history[shown:]:
                 number += 1
-                yield LogLine(source=name, number=number, timestamp=time.time(), text=f"flink job {record['job_id']}: {last}")
+                yield LogLine(source=name, number=number, timestamp=stamp, text=f"flink job {record['job_id']}: {message}")
+            shown = len(history)
             if not follow or status.state.finished or status.state is JobState.MISSING:
                 return
             time.sleep(0.5)
