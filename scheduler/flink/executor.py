@@ -209,6 +209,10 @@ class FlinkExecutor(FlinkInspector):
     def apply(self, group: ServiceGroup) -> None:
         self.services.apply(group)
 
+    def has_service(self, runtime: RuntimeRef, service: str) -> bool:
+        """Whether the runtime's `service` is one of this cluster's (EngineRouted asks)."""
+        return service in self.services._load(runtime).get("services", {})
+
     def status(self, runtime: RuntimeRef) -> GroupStatus:
         return self.services.status(runtime)
 

@@ -28,7 +28,14 @@ STATES = {
     "CANCELLING": JobState.RUNNING, "FINISHED": JobState.SUCCEEDED, "FAILED": JobState.FAILED,
     "CANCELED": JobState.CANCELLED, "SUSPENDED": JobState.FAILED,
 }
+TASKS_TIMEOUT = 60.0  # seconds a stop waits for a RUNNING job's tasks to be running
 _SAFE = str.maketrans(dict.fromkeys("/\\\x00", "_"))
+
+
+def all_tasks_running(details: dict) -> bool:
+    """Every task (vertex) of a job runs (or has finished: a bounded source)."""
+    vertices = details.get("vertices") or []
+    return bool(vertices) and all(v.get("status") in ("RUNNING", "FINISHED") for v in vertices)
 
 
 class FlinkJobs:
@@ -153,10 +160,15 @@ class FlinkJobs:
                          finished=end / 1000 if end and end > 0 else None, message=message)
 
     def flink_state(self, name: str, namespace: str = "") -> str:
-        """Flink's own word for the job's state (RUNNING, RESTARTING...), "" when it has no job."""
+        """Flink's own word for the job's state (RUNNING, RESTARTING...), "" when it has no job,
+        and DEPLOYING while the job is RUNNING but some of its tasks are not yet: a savepoint
+        needs every task running, and so does a healthy service."""
         record = self.record(name, namespace)
         details = self.rest.job(record["job_id"]) if record else None
-        return str((details or {}).get("state") or "")
+        state = str((details or {}).get("state") or "")
+        if state == "RUNNING" and not all_tasks_running(details or {}):
+            return "DEPLOYING"
+        return state
 
     def _without_job(self, record: dict) -> JobStatus:
         """The cluster has no job of that id: a Python program still submitting, or one that
@@ -204,8 +216,11 @@ class FlinkJobs:
         record = self.record(name, namespace)
         if record is None:
             raise ExecutorError(f"no Flink job {name!r} to stop")
-        details = self.rest.job(record["job_id"])
-        state = str((details or {}).get("state") or "")
+        deadline = time.monotonic() + TASKS_TIMEOUT
+        state = self.flink_state(name, namespace)
+        while state == "DEPLOYING" and time.monotonic() < deadline:
+            time.sleep(0.3)
+            state = self.flink_state(name, namespace)
         if state != "RUNNING":
             raise ExecutorError(f"Flink job {name!r} is {state or 'not on the cluster'}: only a RUNNING job "
                                 "stops with a savepoint")

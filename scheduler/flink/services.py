@@ -103,6 +103,8 @@ class FlinkServices:
                              "release": group.release, "parallelism": max(1, svc.deployments.replicas),
                              "mem": int(svc.resources.mem or 0)}
         state = self._load(runtime)
+        if not desired and not state.get("services"):
+            return  # nothing of this runtime runs here, nothing is to
         state["runtime"] = runtime.__dict__
         services = state.setdefault("services", {})
         for name, want in desired.items():
@@ -112,6 +114,8 @@ class FlinkServices:
         for name in sorted(set(services) - set(desired)):
             self._cancel(runtime, services.pop(name))
             self._save(runtime, state)
+        if not services:
+            self._path(runtime).unlink(missing_ok=True)
 
     @staticmethod
     def _key(want: dict) -> str:
@@ -129,7 +133,7 @@ class FlinkServices:
             return
         if alive:
             flink_state = jobs.flink_state(current, runtime.namespace)
-            if flink_state == "RUNNING":
+            if flink_state in ("RUNNING", "DEPLOYING"):  # stop_job waits for the tasks to run
                 entry["savepoint"] = self.executor.stop_job(current, runtime.namespace)
                 self._event(entry, "Normal", "Savepoint", f"stopped {current} with savepoint {entry['savepoint']}")
             else:
@@ -201,7 +205,7 @@ class FlinkServices:
         flink_state = jobs.flink_state(job, runtime.namespace) if status.state is not JobState.MISSING else ""
         if flink_state == "RUNNING":
             health, reason, ready = Health.HEALTHY, "", desired
-        elif status.state is JobState.PENDING:
+        elif flink_state == "DEPLOYING" or status.state is JobState.PENDING:
             health, reason, ready = Health.PROGRESSING, f"job {job} is {flink_state or 'being submitted'}", 0
         elif status.state is JobState.MISSING:
             health, reason, ready = Health.MISSING, f"job {job} is not on the Flink cluster", 0
