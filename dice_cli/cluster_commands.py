@@ -57,7 +57,14 @@ def cmd_show(args):
 
 def cmd_register(args):
     body: dict = {"name": args.name}
-    if args.kubeconfig:
+    if args.kind != "kubernetes":
+        # an engine cluster (flink): --server is its REST URL; none: the managed local one (staff)
+        body["kind"] = args.kind
+        if args.kubeconfig or args.token or args.ca:
+            raise CliError(f"a {args.kind} cluster takes no credentials: give --server REST_URL", 2)
+        if args.server:
+            body["server"] = args.server
+    elif args.kubeconfig:
         if args.server or args.token:
             raise CliError("give either --kubeconfig or --server/--token, not both", 2)
         body["kubeconfig"] = _read(args.kubeconfig, "kubeconfig")
@@ -128,8 +135,10 @@ def register(subparsers):
     p.add_argument("name", metavar="NAME")
     add_format_option(p)
     p.set_defaults(func=cmd_show)
-    p = cluster.add_parser("register", help="register a Kubernetes cluster (needs manage_clusters)")
+    p = cluster.add_parser("register", help="register a Kubernetes or Flink cluster (needs manage_clusters)")
     p.add_argument("name", metavar="NAME")
+    p.add_argument("--kind", default="kubernetes", choices=["kubernetes", "flink"],
+                   help="flink: a Flink session cluster at --server REST_URL (without it: the managed local one, staff)")
     p.add_argument("--kubeconfig", metavar="FILE")
     p.add_argument("--context", metavar="C", help="the kubeconfig context (default: its current-context)")
     p.add_argument("--server", metavar="URL", help="API server URL (with --ca and --token)")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal, InvalidOperation
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -169,9 +170,12 @@ def register_cluster(
     server: str | None = None, ca: str = "", token: str | None = None, wildcard_domain: str = "",
     ingress_class: str = "", storage_class: str = "", allow_prod_mem_overcommit: bool = False,
     overcommit: dict | None = None, check: bool = True, organization=None, granted_to=None,
-    all_organizations: bool = False,
+    all_organizations: bool = False, kind: str = ClusterKind.KUBERNETES,
 ) -> Cluster:
     """Register a Kubernetes cluster; the credentials are encrypted, then the connectivity is checked.
+    Or a cluster of an engine kind (`kind="flink"`): no credentials, `server` is its REST URL;
+    without one it is the console's managed local session cluster (staff only: its processes
+    run on the console's machine).
 
     With `organization` the cluster belongs to it (its owners and ops register and manage it);
     without, it is platform-wide: staff only, usable by `granted_to` (or every organization)."""
@@ -199,6 +203,11 @@ def register_cluster(
         raise ValidationError({"name": f"{name!r} is reserved; choose another name"})
     if Cluster.objects.filter(name=name).exists():
         raise ValidationError({"name": f"cluster {name!r} already exists"})
+    if kind != ClusterKind.KUBERNETES:
+        return _register_engine_cluster(user, kind, name=name, description=description, server=server or "",
+                                        organization=organization, granted_to=granted_to,
+                                        all_organizations=all_organizations, check=check,
+                                        extra=kubeconfig or token or ca)
     method, resolved = resolve_credentials(kubeconfig=kubeconfig, context=context, server=server, ca=ca, token=token)
     with transaction.atomic():
         cluster = Cluster(
@@ -213,6 +222,35 @@ def register_cluster(
         if granted_to:
             cluster.granted_to.set(granted_to)
         _apply_overcommit(cluster, overcommit or {})
+        audit.record(user, "create", cluster, after=audit.snapshot(cluster))
+    if check:
+        run_check(cluster)
+    return cluster
+
+
+def _register_engine_cluster(user, kind: str, *, name: str, description: str, server: str, organization,
+                             granted_to, all_organizations: bool, check: bool, extra) -> Cluster:
+    """A data cluster of an engine (Flink): reached at its REST URL, or the managed local one."""
+    if kind not in registry.kinds() or kind == ClusterKind.LOCAL or not registry.capabilities(kind).savepoints:
+        engines = [k for k in registry.kinds() if registry.capabilities(k).savepoints]
+        raise ValidationError({"kind": f"register kubernetes or an engine cluster ({', '.join(engines)}), not {kind!r}"})
+    if extra:
+        raise ValidationError({"kubeconfig": f"a {kind} cluster takes no credentials: give its REST URL as server"})
+    server = server.strip()
+    if server:
+        parsed = urlsplit(server)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path not in ("", "/"):
+            raise ValidationError({"server": f"a {kind} cluster's REST URL is http(s)://host:port, not {server!r}"})
+        server = server.rstrip("/")
+    elif not user.is_superuser:
+        raise PermissionDenied(f"only staff register the managed local {kind} cluster (give server: its REST URL)")
+    with transaction.atomic():
+        cluster = Cluster(name=name, kind=kind, description=description, api_server=server,
+                          organization=organization, all_organizations=all_organizations)
+        cluster.full_clean(validate_unique=False)
+        cluster.save()
+        if granted_to:
+            cluster.granted_to.set(granted_to)
         audit.record(user, "create", cluster, after=audit.snapshot(cluster))
     if check:
         run_check(cluster)

@@ -36,7 +36,7 @@ class ClusterSerializer(serializers.ModelSerializer):
             "synced_at", "sync_error", "created",
             "kubeconfig", "server", "ca", "token",
         ]
-        read_only_fields = ["id", "kind", "api_server", "auth_method", "check_status", "checked_at",
+        read_only_fields = ["id", "api_server", "auth_method", "check_status", "checked_at",
                             "server_version", "operators", "check_report", "synced_at", "sync_error", "created"]
         validators = []  # uniqueness is checked by the services, with a message that names the cluster
 
@@ -45,6 +45,7 @@ class ClusterSerializer(serializers.ModelSerializer):
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             fields["name"].read_only = True
             fields["organization"].read_only = True
+            fields["kind"].read_only = True
         return fields
 
     def to_representation(self, instance):
