@@ -4,7 +4,6 @@ failing), cancel, stop with a savepoint and start from it, PyFlink jobs, and bad
 from __future__ import annotations
 
 import os
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -99,26 +98,6 @@ def test_failing_job_reports_restarting_then_failed_with_its_exception(flink: Fl
     assert "NumberFormatException" in seen.message or "cast" in seen.message.lower(), seen.message
     done = finished(flink, "fails", NS)
     assert done.state is JobState.FAILED and done.message.startswith("FAILED: ")
-
-
-def test_python_job_runs_through_a_sandboxed_client(flink: FlinkExecutor, tmp_path: Path):
-    work = tmp_path / "py"
-    work.mkdir()
-    (work / "words.py").write_text(textwrap.dedent("""
-        from pyflink.table import EnvironmentSettings, TableEnvironment
-        env = TableEnvironment.create(EnvironmentSettings.in_batch_mode())
-        env.execute_sql("CREATE TABLE src (w STRING) WITH ('connector'='datagen', 'number-of-rows'='500', "
-                        "'fields.w.length'='1')")
-        env.execute_sql("CREATE TABLE out_rows (n BIGINT) WITH ('connector'='blackhole')")
-        env.execute_sql("INSERT INTO out_rows SELECT COUNT(*) FROM src").wait()
-        print("PYFLINK-DONE")
-    """))
-    flink.run_job(JobSpec(name="py-words", namespace=NS, workdir=str(work), command=["flink", "run", "-py", "words.py"],
-                          tenant="acme"))
-    done = finished(flink, "py-words", NS, timeout=150)
-    text = "\n".join(line.text for line in flink.job_logs("py-words", NS))
-    assert done.state is JobState.SUCCEEDED, (done, text[-2000:])
-    assert "PYFLINK-DONE" in text and "FINISHED" in text
 
 
 @pytest.mark.parametrize("command, error", [

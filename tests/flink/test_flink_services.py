@@ -110,3 +110,22 @@ def test_ordinary_services_are_refused(flink: FlinkExecutor):
     spec = parse_dice_yml("version: '2.0'\nservices:\n  web:\n    cmd: python -m http.server\n")
     with pytest.raises(ExecutorError, match="has no `engine: flink`"):
         flink.apply(ServiceGroup(runtime, spec))
+
+
+def test_the_flink_stream_example_runs_as_a_pyflink_service(flink: FlinkExecutor, tmp_path: Path):
+    import shutil
+
+    release = tmp_path / "release"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "examples" / "flink-stream", release)
+    runtime = RuntimeRef("acme", "shop", "clicks", "DEV", "main")
+    spec = parse_dice_yml((release / "dice.yml").read_text(), workspace="DEV")
+    try:
+        flink.apply(ServiceGroup(runtime, spec, release="r1", workdir=str(release)))
+        status = wait_for(lambda: (s := flink.status(runtime)).health is Health.HEALTHY and s, 150, "healthy")
+        assert status.services["clicks"].replicas[0].name == "clicks-1"
+        wait_for(lambda: len(taskmanager_counts(flink, "clicks")) >= 3, 60, "counts from the example")
+        # the PyFlink client ran sandboxed as the tenant; its output is the start of the job's log
+        text = "\n".join(line.text for line in flink.logs(runtime, "clicks"))
+        assert "has been submitted with JobID" in text and "RUNNING" in text, text[-1500:]
+    finally:
+        flink.destroy(runtime)

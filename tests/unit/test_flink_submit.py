@@ -75,3 +75,13 @@ def test_flink_is_a_registered_kind():
     assert "flink" in registry.kinds()
     caps = registry.capabilities("flink")
     assert caps.savepoints and not caps.steps and not caps.runtimes and not caps.images
+
+
+def test_the_flink_stream_example_is_a_valid_flink_service():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "examples" / "flink-stream"
+    spec = parse_dice_yml((root / "dice.yml").read_text())
+    assert spec.services["clicks"].engine == "flink"
+    assert service_argv(spec.services["clicks"].cmd, "clicks") == ["-py", "count.py", "10"]
+    assert (root / "count.py").is_file()
