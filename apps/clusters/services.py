@@ -203,7 +203,9 @@ def register_cluster(
         raise ValidationError({"name": f"{name!r} is reserved; choose another name"})
     if Cluster.objects.filter(name=name).exists():
         raise ValidationError({"name": f"cluster {name!r} already exists"})
-    if kind != ClusterKind.KUBERNETES:
+    if kind not in registry.kinds():
+        raise ValidationError({"kind": f"unknown cluster kind {kind!r} (known: {', '.join(registry.kinds())})"})
+    if not registry.capabilities(kind).credentials:  # an engine cluster, reached without credentials
         return _register_engine_cluster(user, kind, name=name, description=description, server=server or "",
                                         organization=organization, granted_to=granted_to,
                                         all_organizations=all_organizations, check=check,
@@ -211,7 +213,7 @@ def register_cluster(
     method, resolved = resolve_credentials(kubeconfig=kubeconfig, context=context, server=server, ca=ca, token=token)
     with transaction.atomic():
         cluster = Cluster(
-            name=name, kind=ClusterKind.KUBERNETES, description=description, wildcard_domain=wildcard_domain,
+            name=name, kind=kind, description=description, wildcard_domain=wildcard_domain,
             ingress_class=ingress_class, storage_class=storage_class,
             allow_prod_mem_overcommit=allow_prod_mem_overcommit, organization=organization,
             all_organizations=all_organizations,
@@ -231,7 +233,7 @@ def register_cluster(
 def _register_engine_cluster(user, kind: str, *, name: str, description: str, server: str, organization,
                              granted_to, all_organizations: bool, check: bool, extra) -> Cluster:
     """A data cluster of an engine (Flink): reached at its REST URL, or the managed local one."""
-    if kind not in registry.kinds() or kind == ClusterKind.LOCAL or not registry.capabilities(kind).savepoints:
+    if not registry.capabilities(kind).savepoints:  # the local cluster is the console's own, never registered
         engines = [k for k in registry.kinds() if registry.capabilities(k).savepoints]
         raise ValidationError({"kind": f"register kubernetes or an engine cluster ({', '.join(engines)}), not {kind!r}"})
     if extra:
