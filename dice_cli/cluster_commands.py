@@ -59,7 +59,7 @@ def cmd_register(args):
     body: dict = {"name": args.name}
     if args.endpoint:
         if args.kubeconfig or args.server or args.token:
-            raise CliError("--endpoint registers a Spark master; give no --kubeconfig, --server or --token", 2)
+            raise CliError("--endpoint registers a data engine's cluster; give no --kubeconfig, --server or --token", 2)
         body.update({"kind": args.kind or "spark", "endpoint": args.endpoint})
     elif args.kubeconfig:
         if args.server or args.token:
@@ -133,10 +133,10 @@ def register(subparsers):
     p.add_argument("name", metavar="NAME")
     add_format_option(p)
     p.set_defaults(func=cmd_show)
-    p = cluster.add_parser("register", help="register a Kubernetes cluster or a Spark master (needs manage_clusters)")
+    p = cluster.add_parser("register", help="register a Kubernetes cluster, a Spark master or a Flink session cluster (needs manage_clusters)")
     p.add_argument("name", metavar="NAME")
-    p.add_argument("--endpoint", metavar="URL", help="a standalone Spark master's REST URL (http://host:6066)")
-    p.add_argument("--kind", default="", help="the cluster's kind with --endpoint (default: spark)")
+    p.add_argument("--endpoint", metavar="URL", help="a data engine's REST URL: a standalone Spark master (http://host:6066) or a Flink session cluster (http://host:8081, with --kind flink)")
+    p.add_argument("--kind", default="", help="the cluster's kind with --endpoint: spark (default) or flink")
     p.add_argument("--kubeconfig", metavar="FILE")
     p.add_argument("--context", metavar="C", help="the kubeconfig context (default: its current-context)")
     p.add_argument("--server", metavar="URL", help="API server URL (with --ca and --token)")

@@ -457,6 +457,25 @@ class Service(_Workload):
     endpoints: Annotated[list[Endpoint], BeforeValidator(nz.empty_list)] = Field(default_factory=list)
     traffic_security: TrafficSecurity = Field(default_factory=TrafficSecurity)
     k8s_snippet: K8sSnippet | None = None
+    # Where the service runs: "" on the workspace's cluster, "flink" as a streaming job on the
+    # workspace's Flink data cluster (cmd is `flink run` arguments; replicas is the parallelism).
+    engine: Literal["", "flink"] = ""
+
+    @field_validator("engine", mode="before")
+    @classmethod
+    def _engine(cls, value: Any) -> Any:
+        return "" if value is None else value
+
+    @model_validator(mode="after")
+    def _flink_service(self) -> Service:
+        if self.engine == "flink":
+            if not self.cmd.strip():
+                raise nz.fail("engine", "an `engine: flink` service needs a cmd: the `flink run` arguments "
+                                        "(e.g. -py count.py, or -c Main job.jar)")
+            if self.ports or self.expose or self.health_check is not None or self.sidecars:
+                raise nz.fail("engine", "an `engine: flink` service is a Flink job: it has no ports, expose, "
+                                        "health_check or sidecars (its health is the job's state)")
+        return self
 
     @field_validator("traffic_security", mode="before")
     @classmethod

@@ -62,6 +62,13 @@ BUILTIN_ACTIONS: dict[str, ActionTypeSpec] = {
             "wait", "sleep for a while", params=("wait_time_sec",), outputs=(), int_params=("wait_time_sec",)
         ),
         _spec("echo", "print a message", params=("msg",), outputs=()),
+        # Erda's flink action; `bigDataConf` is the same params as one JSON string.
+        _spec(
+            "flink",
+            "run a Flink job on the workspace's Flink data cluster",
+            params=("resource", "class", "args", "flinkConf", "bigDataConf", "detach", "name"),
+            outputs=("job_name", "cluster", "state"),
+        ),
         _spec(
             "image-build",
             "build an OCI image from a Dockerfile without a daemon and push it to the registry",

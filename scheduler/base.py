@@ -225,6 +225,9 @@ class Capabilities:
     # The data engine the kind's clusters run ("spark", "flink"): a workspace may bind such a cluster
     # as a data cluster, and that engine's jobs and pipeline actions run there. Empty: none.
     data_engine: str = ""
+    runtimes: bool = True  # apply() runs a dice.yml's services, addons and jobs (a Flink cluster runs only `engine: flink` services)
+    steps: bool = True  # start_step() runs pipeline steps (a Flink cluster takes the `flink` action's jobs instead)
+    savepoints: bool = False  # stop_job() stops a streaming job with a savepoint; a job starts from one (`-s`)
 
     def as_dict(self) -> dict[str, bool | str]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}

@@ -21,6 +21,7 @@ KINDS: dict[str, str] = {
     "local": "scheduler.local",
     "kubernetes": "scheduler.kubernetes",
     "spark": "scheduler.spark",
+    "flink": "scheduler.flink",
 }
 
 # Kinds registered at run time (test doubles, plugins): kind -> (factory, capabilities, label).

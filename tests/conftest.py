@@ -41,6 +41,11 @@ def _missing_for(marker: str) -> str | None:
         if not (CONFORMANCE.is_dir() and SHARED_CRDS.is_dir()):
             return ("conformance tier skipped: needs the Erda corpus and operator CRDs in ../shared "
                     "(conformance/erda, crds) beside the repository, or DICE_SHARED_DIR naming that folder")
+    elif marker == "flink":
+        from scheduler.engines import engine_venv, missing_hint
+
+        if engine_venv("flink") is None or shutil.which("java") is None:
+            return f"flink tier skipped: {missing_hint('flink')}"
     elif marker == "browser":
         if chromium_path() is None:
             return "browser tier skipped: install Debian's chromium (apt-get install chromium)"
@@ -72,7 +77,7 @@ def pytest_runtest_setup(item):
             if IN_CI:
                 pytest.fail(f"CI=true and {reason}", pytrace=False)
             pytest.skip(reason)
-    for marker in ("postgres", "redis", "browser", "conformance"):
+    for marker in ("postgres", "redis", "browser", "conformance", "flink"):
         if item.get_closest_marker(marker) is None:
             continue
         reason = _missing_for(marker)

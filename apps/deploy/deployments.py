@@ -13,10 +13,11 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.clusters.services import capabilities, cluster_executor
+from apps.clusters.services import capabilities
 from apps.deploy import bundles, quota
 from apps.deploy.access import require_deploy
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
+from apps.deploy.engines import runtime_executor
 from apps.deploy.lifecycle import (  # noqa: F401 (IllegalTransition, runtime_group: re-exported)
     IllegalTransition,
     parse_for,
@@ -230,7 +231,7 @@ def scale(user, runtime: Runtime, service: str, replicas: int) -> Runtime:
         doc = parse_for(locked.release, locked.workspace.kind)
         quota.check_quota(locked.workspace, quota.requests_of(doc, locked.cluster, locked.workspace.kind, wanted),
                           excluding=locked)
-        _executor_call(cluster_executor(locked.cluster).scale, runtime_ref(locked), service, replicas)
+        _executor_call(runtime_executor(locked).scale, runtime_ref(locked), service, replicas)
         locked.replicas = wanted
         locked.save(update_fields=["replicas", "updated"])
         audit.record(user, "scale", locked, before=before, after=_runtime_snapshot(locked))
@@ -244,7 +245,7 @@ def restart(user, runtime: Runtime, service: str) -> Runtime:
     require_deploy(user, runtime.application, runtime.workspace.kind)
     runtime = _fresh(runtime)
     _check_service(runtime, service)
-    _executor_call(cluster_executor(runtime.cluster).restart, runtime_ref(runtime), service)
+    _executor_call(runtime_executor(runtime).restart, runtime_ref(runtime), service)
     audit.record(user, "restart", runtime, after={"id": runtime.pk, "service": service})
     push_changed(runtime.pk, "restart")
     return runtime
@@ -257,7 +258,7 @@ def stop(user, runtime: Runtime) -> Runtime:
         locked = Runtime.objects.select_for_update(of=("self",)).select_related("workspace", "cluster", "release").get(pk=runtime.pk)
         names = _service_names(locked)
         before = _runtime_snapshot(locked)
-        executor, ref = cluster_executor(locked.cluster), runtime_ref(locked)
+        executor, ref = runtime_executor(locked), runtime_ref(locked)
         for name in names:
             _executor_call(executor.scale, ref, name, 0)
         locked.replicas = dict.fromkeys(names, 0)
@@ -276,7 +277,7 @@ def delete_runtime(user, runtime: Runtime) -> None:
         locked = Runtime.objects.select_for_update(of=("self",)).select_related("workspace", "cluster").get(pk=runtime.pk)
         for active in locked.deployments.filter(status__in=ACTIVE_STATUSES):
             transition(active, DeploymentStatus.CANCELLED, "the runtime was deleted")
-        _executor_call(cluster_executor(locked.cluster).destroy, runtime_ref(locked))
+        _executor_call(runtime_executor(locked).destroy, runtime_ref(locked))
         audit.record(user, "delete", locked, before=_runtime_snapshot(locked))
         locked.delete()
 

@@ -3,7 +3,7 @@ for the pages, the API and the CLI."""
 
 from __future__ import annotations
 
-from apps.clusters.services import cluster_executor
+from apps.deploy.engines import runtime_executor
 from apps.deploy.models import Runtime
 from apps.deploy.refs import runtime_ref
 from diceyml import parse_dice_yml
@@ -56,7 +56,7 @@ def status_dict(runtime: Runtime, status: GroupStatus) -> dict:
 def live_status(runtime: Runtime) -> dict:
     """The executor's status of the runtime; a cluster that cannot be asked gives health Unknown."""
     try:
-        status = cluster_executor(runtime.cluster).status(runtime_ref(runtime))
+        status = runtime_executor(runtime).status(runtime_ref(runtime))
     except ExecutorError as exc:
         return {"health": str(Health.UNKNOWN), "reason": str(exc), "services": [], "addons": []}
     return status_dict(runtime, status)
@@ -64,7 +64,7 @@ def live_status(runtime: Runtime) -> dict:
 
 def live_events(runtime: Runtime, limit: int = EVENTS_SHOWN) -> list[dict]:
     try:
-        events = cluster_executor(runtime.cluster).events(runtime_ref(runtime))
+        events = runtime_executor(runtime).events(runtime_ref(runtime))
     except ExecutorError:
         return []
     events = sorted(events, key=lambda e: e.timestamp)[-limit:]

@@ -22,10 +22,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from apps.clusters.services import capabilities, cluster_executor, node_selectors, overcommit_for
+from apps.clusters.services import capabilities, node_selectors, overcommit_for
 from apps.deploy import bundles
 from apps.deploy.addons import addon_secrets
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
+from apps.deploy.engines import runtime_executor
 from apps.deploy.lifecycle import IllegalTransition, parse_for, record_progress, transition
 from apps.deploy.models import Deployment, Runtime
 from apps.deploy.refs import runtime_ref
@@ -173,7 +174,7 @@ def _apply(deployment_id: int) -> tuple[Deployment, DiceYml] | None:
         current = Deployment.objects.filter(pk=deployment_id).values_list("status", flat=True).first()
         if runtime is None or current != S.DEPLOYING:
             return None
-        cluster_executor(runtime.cluster).apply(group)
+        runtime_executor(runtime).apply(group)
         Runtime.objects.filter(pk=runtime.pk).update(release=deployment.release, replicas={}, updated=timezone.now())
         Deployment.objects.filter(pk=deployment.pk).update(
             attempts=deployment.attempts + 1, heartbeat=timezone.now(),
@@ -192,7 +193,7 @@ def _follow(deployment: Deployment, doc: DiceYml) -> dict:
     DICE_DEPLOY_RECHECK_INTERVAL (5 s) for the heartbeat and a deployment cancelled meanwhile.
     An executor that cannot report changes is polled every DICE_DEPLOY_POLL_INTERVAL (1 s)."""
     runtime = deployment.runtime
-    executor, ref = cluster_executor(runtime.cluster), runtime_ref(runtime)
+    executor, ref = runtime_executor(runtime), runtime_ref(runtime)
     order = start_order(doc)
     limit = timeout_for(doc)
     started = deployment.started or timezone.now()

@@ -11,9 +11,9 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from apps.clusters.services import cluster_executor
 from apps.deploy import cmdb_feed, rollout
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
+from apps.deploy.engines import runtime_executor
 from apps.deploy.lifecycle import IllegalTransition, transition
 from apps.deploy.models import Deployment
 from apps.deploy.refs import runtime_ref
@@ -49,7 +49,7 @@ def reconcile_deployments() -> dict:
             continue
         if deployment.status == DeploymentStatus.DEPLOYING and deployment.attempts:
             try:
-                status = cluster_executor(deployment.runtime.cluster).status(runtime_ref(deployment.runtime))
+                status = runtime_executor(deployment.runtime).status(runtime_ref(deployment.runtime))
             except ExecutorError as exc:
                 log.warning("reconcile: status of %s failed: %s", deployment.runtime, exc)
                 status = None

@@ -1,0 +1,120 @@
+"""A runtime whose services run on more than one cluster: the services with `engine: flink` on
+the workspace's Flink data cluster, everything else on the runtime's own cluster.
+
+EngineRouted is an Executor made of the runtime's executor and one executor per engine: apply()
+gives each its part of the group (each prunes what is no longer its own), status() merges the
+parts (the runtime is as healthy as its least healthy part), a service's scale, restart, logs
+and events go to the executor that runs it; everything else (jobs, steps, the check) is the
+runtime's own executor's.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from scheduler.base import (
+    Event,
+    Executor,
+    ExecutorError,
+    GroupStatus,
+    Health,
+    LogLine,
+    RuntimeRef,
+    ServiceGroup,
+    StatusChanges,
+    status_changes,
+)
+
+ORDER = [Health.UNKNOWN, Health.DEGRADED, Health.MISSING, Health.PROGRESSING, Health.HEALTHY]
+
+
+def engine_services(group: ServiceGroup) -> dict[str, list[str]]:
+    """engine -> the names of the services that run on it."""
+    found: dict[str, list[str]] = {}
+    for name, svc in group.spec.services.items():
+        if getattr(svc, "engine", ""):
+            found.setdefault(svc.engine, []).append(name)
+    return found
+
+
+def require_engines(group: ServiceGroup, engines: dict[str, Any]) -> None:
+    """Refuse a group with a service on an engine the workspace has no cluster of."""
+    for engine, names in sorted(engine_services(group).items()):
+        if engine not in engines:
+            raise ExecutorError(f"service {names[0]!r} has `engine: {engine}` but the workspace has no {engine} "
+                                f"data cluster: bind one to the workspace")
+
+
+class EngineRouted:
+    """The runtime's executor plus its engines' (e.g. {"flink": FlinkExecutor})."""
+
+    def __init__(self, main: Executor, engines: dict[str, Any]):
+        self.main = main
+        self.engines = engines
+
+    def __getattr__(self, name: str) -> Any:  # jobs, steps, the check: the runtime's own cluster
+        return getattr(self.main, name)
+
+    def apply(self, group: ServiceGroup) -> None:
+        require_engines(group, self.engines)
+        mine = engine_services(group)
+        elsewhere = {name for names in mine.values() for name in names}
+        spec = group.spec.model_copy(update={"services": {n: s for n, s in group.spec.services.items()
+                                                          if n not in elsewhere}})
+        self.main.apply(dataclasses.replace(group, spec=spec))
+        for engine, executor in self.engines.items():
+            names = set(mine.get(engine, []))
+            part = group.spec.model_copy(update={"services": {n: s for n, s in group.spec.services.items()
+                                                              if n in names}, "addons": {}, "jobs": {}})
+            executor.apply(dataclasses.replace(group, spec=part))  # none left: it prunes what it ran
+
+    def _owner(self, runtime: RuntimeRef, service: str):
+        for executor in self.engines.values():
+            if executor.has_service(runtime, service):
+                return executor
+        return self.main
+
+    def status(self, runtime: RuntimeRef) -> GroupStatus:
+        status = self.main.status(runtime)
+        services, healths, reasons = dict(status.services), [status.health], [status.reason]
+        for executor in self.engines.values():
+            part = executor.status(runtime)
+            if not part.services:
+                continue
+            services.update(part.services)
+            healths.append(part.health)
+            reasons.append(part.reason)
+        if len(healths) == 1:
+            return status
+        if status.health is Health.MISSING and not status.services and not status.addons:
+            healths, reasons = healths[1:], reasons[1:]  # only engine services: the runtime's part is empty
+        worst = min(range(len(healths)), key=lambda i: ORDER.index(healths[i]))
+        return GroupStatus(runtime, healths[worst], reasons[worst], services=services, addons=status.addons)
+
+    def watch_status(self, runtime: RuntimeRef) -> StatusChanges:
+        return status_changes(self.main, runtime, 1.0)
+
+    def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None:
+        self._owner(runtime, service).scale(runtime, service, replicas)
+
+    def restart(self, runtime: RuntimeRef, service: str) -> None:
+        self._owner(runtime, service).restart(runtime, service)
+
+    def destroy(self, runtime: RuntimeRef) -> None:
+        for executor in self.engines.values():
+            executor.destroy(runtime)
+        self.main.destroy(runtime)
+
+    def logs(self, runtime: RuntimeRef, service: str, *, follow: bool = False,
+             tail: int | None = None) -> Iterator[LogLine]:
+        return self._owner(runtime, service).logs(runtime, service, follow=follow, tail=tail)
+
+    def events(self, runtime: RuntimeRef, service: str | None = None) -> list[Event]:
+        if service is not None:
+            return self._owner(runtime, service).events(runtime, service)
+        found = list(self.main.events(runtime))
+        for executor in self.engines.values():
+            found += executor.events(runtime)
+        return sorted(found, key=lambda e: e.timestamp)
