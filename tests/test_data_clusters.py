@@ -83,9 +83,10 @@ def test_managed_spark_local_is_made_when_the_engine_is_installed(monkeypatch):
     monkeypatch.setattr(engines, "engine_venv", lambda name: None)
     assert services.ensure_managed_data_clusters() == []
     monkeypatch.setattr(engines, "engine_venv", lambda name: f"/x/{name}")
-    made = services.ensure_managed_data_clusters()
-    assert [c.name for c in made] == ["spark-local"] and made[0].all_organizations
-    ref = services.cluster_ref(made[0])
+    made = {c.name: c for c in services.ensure_managed_data_clusters()}
+    assert sorted(made) == ["flink-local", "spark-local"] and all(c.all_organizations for c in made.values())
+    assert {c.kind for c in made.values()} == {"flink", "spark"}
+    ref = services.cluster_ref(made["spark-local"])
     assert ref.config["managed"] and ref.config["worker_cores"] == 2 and ref.config["worker_memory_mib"] == 768
 
 
@@ -120,7 +121,8 @@ def test_new_projects_on_local_get_the_managed_spark_cluster(monkeypatch, django
     owner = django_user_model.objects.create_user("spark-owner", password="pw")
     project = services.create_project(owner, make_org(owner, "spark-org"), slug="etl")
     for ws in project.workspaces.all():
-        assert ws.cluster.name == "local" and [c.name for c in ws.data_clusters.all()] == ["spark-local"]
+        assert ws.cluster.name == "local"
+        assert [c.name for c in ws.data_clusters.all()] == ["flink-local", "spark-local"]  # one per engine
 
 
 def test_cli_registers_a_spark_master_and_binds_it(transactional_db, dice_cli):
