@@ -64,6 +64,7 @@ PRUNABLE = (
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
     ("v1", "Secret"),
+    ("v1", "ConfigMap"),
 )
 # Custom resources the renderer makes: pruned too, when the cluster serves them.
 CUSTOM_KINDS = (
