@@ -259,6 +259,8 @@ class KubernetesExecutor:
                     continue
                 with contextlib.suppress(NotFoundError):
                     resource.delete(name=name, namespace=namespace, body={"propagationPolicy": "Background"})
+                if kind in ("Deployment", "DaemonSet", "StatefulSet"):  # the next status() has it gone
+                    self._cache(namespace).expect_gone(kind, name)
 
     # ---- status --------------------------------------------------------------------------
 

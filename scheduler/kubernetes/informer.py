@@ -156,6 +156,7 @@ class NamespaceCache:
         self._count = 0
         self._stopped = threading.Event()
         self._expected: dict[tuple[str, str], int] = {}  # (reflector key, name) -> resourceVersion
+        self._gone: set[tuple[str, str]] = set()  # (reflector key, name) deleted by this process
         self.last_used = time.monotonic()
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         ns = namespace
@@ -235,8 +236,19 @@ class NamespaceCache:
             with self._lock:
                 self._expected[(kind, name)] = max(version, self._expected.get((kind, name), -1))
 
+    def expect_gone(self, kind: str, name: str) -> None:
+        """This process deleted `kind/name`: reads wait until the cache no longer has it live."""
+        with self._lock:
+            self._expected.pop((kind, name), None)
+            self._gone.add((kind, name))
+
     def _fresh(self) -> bool:
         """Every expected write is in the cache (or the object was deleted or changed since)."""
+        for kind, name in list(self._gone):
+            reflector = self._reflectors.get(kind)
+            item = reflector.items.get(name) if reflector else None
+            if item is None or (item.get("metadata") or {}).get("deletionTimestamp"):
+                self._gone.discard((kind, name))
         done = []
         for (kind, name), version in self._expected.items():
             reflector = self._reflectors.get(kind)
@@ -250,7 +262,7 @@ class NamespaceCache:
                 done.append((kind, name))
         for key in done:
             del self._expected[key]
-        return not self._expected
+        return not self._expected and not self._gone
 
     def wait_ready(self, timeout: float = SYNC_SECONDS) -> bool:
         """Block until every kind has been listed once and this process's writes are in."""
@@ -269,6 +281,7 @@ class NamespaceCache:
                 if remaining <= 0:
                     log.warning("informer %s: own writes not seen within %.0fs", self.namespace, EXPECT_SECONDS)
                     self._expected.clear()
+                    self._gone.clear()
                     break
                 self._changed.wait(remaining)
         return True

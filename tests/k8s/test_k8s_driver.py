@@ -116,6 +116,7 @@ def test_second_apply_prunes_scale_restart_destroy(executor, k8s_cluster):
     with pytest.raises(ApiException) as exc:
         k8s_cluster.apps.read_namespaced_deployment("api", ns)
     assert exc.value.status == 404
+    assert "api" not in executor.status(rt).services  # the status cache has the prune already
     names = {s.metadata.name for s in k8s_cluster.core.list_namespaced_service(ns).items}
     assert names == {"web"}
     assert k8s_cluster.apps.read_namespaced_deployment("web", ns).metadata.labels["dice.io/release"] == "r2"
