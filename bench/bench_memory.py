@@ -13,7 +13,8 @@ Figures (SQLite, this loaded 2-core machine, 2026-12-06; RSS after each run and 
   200-step runs, no tracemalloc, after the fix: 121 -> 128, 129, 130 MiB; the same with
     MALLOC_ARENA_MAX=2: 121 -> 125, 125, 126 MiB.
   1000-step runs (10 x 100), after the fix (records of the last 5 minutes still held):
-    120 -> 146, 150, 153 MiB (27% over idle; the goal is 20%).
+    120 -> 146, 150, 153 MiB (27% over idle; the goal is 20%); the same with MALLOC_ARENA_MAX=2:
+    121 -> 142, 146, 147 MiB (21%). (The issue saw 121 -> 252 MiB over three such runs.)
 Most of what is left is the allocator's (per-thread arenas), not references tracemalloc sees.
 """
 
