@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DICE_ORG_CREATION", "anyone")  # the bench user makes its own organizations
 
 COUNT = """
 import json, os, django

@@ -17,6 +17,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DICE_ORG_CREATION", "anyone")  # the bench user makes its own organizations
 
 
 def main() -> None:

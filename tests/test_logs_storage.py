@@ -215,3 +215,28 @@ def test_the_page_without_javascript_gets_the_first_and_last_lines_and_a_downloa
     _write(short, 150)
     html = tenant_a.browser_client().get(short.get_log_url()).content.decode()
     assert all(f'id="L{n}"' in html for n in range(1, 151)) and "not shown" not in html
+
+
+def test_many_streams_appended_together_are_numbered_per_stream_in_a_bounded_number_of_queries(
+        tenant_a, django_assert_max_num_queries):
+    """steplogs.append_lines_many: one transaction for many task runs; each keeps its own numbers,
+    a task named twice gets both batches in order, and the query count does not grow with the
+    number of streams (the per-append fixed cost is paid once per call)."""
+    from apps.logs.services import read_task_lines
+
+    tasks = [make_task_run(tenant_a) for _ in range(3)]
+    for task in tasks:
+        steplogs.append_lines(task, ["first"], "stdout")
+    more = [make_task_run(tenant_a, alias=f"more{i}") for i in range(20)]
+    with django_assert_max_num_queries(12):  # lock, tails, tails' lines, insert, counters, savepoints
+        steplogs.append_lines_many([(t, [f"{t.pk}-{n}" for n in range(40)], "stdout") for t in tasks + more]
+                                   + [(tasks[0], ["again"], "stderr")])
+    for task in tasks + more:
+        task.refresh_from_db()
+        lines = read_task_lines(task.pk)
+        assert [line.number for line in lines] == list(range(1, len(lines) + 1))
+        assert task.last_line == len(lines)
+    first = read_task_lines(tasks[0].pk)
+    assert [line.text for line in first][:2] == ["first", f"{tasks[0].pk}-0"] and first[-1].text == "again"
+    assert first[-1].stream == "stderr" and len(first) == 42
+    assert len(read_task_lines(more[0].pk)) == 40

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.db.models import OuterRef, Subquery
+
 from apps.logs.models import CHUNK_BYTES, CHUNK_LINES, LogChunk
 
 
@@ -24,6 +26,20 @@ class Line:
 Entry = tuple[float, str, int, str]  # timestamp, stream, attempt, text
 
 
+TOPUP_LINES = 8  # appends of fewer lines always go into the log's last chunk while it has room
+TOPUP_RATIO = 2  # larger ones only while that chunk is at most this many times their size
+
+
+def _tops_up(tail: LogChunk | None, first: int, entries: list) -> bool:
+    """Whether an append fills up the log's last chunk rather than starting one. Topping up
+    rewrites the whole chunk (up to CHUNK_BYTES): for 50 streams appending 40 lines at a time that
+    cost their tails' size, not their own, so a batch tops up only a chunk at most TOPUP_RATIO
+    times its size (the rewrite stays in proportion to what is written; logs stay few rows)."""
+    if tail is None or tail.full or tail.last + 1 != first:
+        return False
+    return len(entries) < TOPUP_LINES or tail.size <= TOPUP_RATIO * sum(len(e[3]) + 16 for e in entries)
+
+
 def _cost(entry: Entry) -> int:
     return len(entry[3]) + 16
 
@@ -39,22 +55,36 @@ def append_many(items: list[tuple[int, int, list[Entry]]]) -> None:
     inserted by one statement: the steps of a wide stage end together. A log's first lines need
     no read of its last chunk: it has none (the range the caller owns starts at line 1)."""
     chunks = []
+    # The last chunk of every log that has one, read by one query (not one per task run).
+    later = [task_run_id for task_run_id, first, entries in items if entries and first != 1]
+    tails: dict[int, LogChunk] = {}
+    # Their lines are read only for a tail that is topped up (below), not for every append.
+    if len(later) == 1:
+        tail = LogChunk.objects.filter(task_run_id=later[0]).defer("lines").order_by("-first").first()
+        tails = {later[0]: tail} if tail is not None else {}
+    elif later:
+        newest = LogChunk.objects.filter(task_run_id=OuterRef("task_run_id")).order_by("-first").values("pk")[:1]
+        for chunk in LogChunk.objects.filter(task_run_id__in=later, pk=Subquery(newest)).defer("lines"):
+            tails[chunk.task_run_id] = chunk
+    # Which tails are topped up, decided on their size; their lines read by one more query.
+    topped = {task_run_id for task_run_id, first, entries in items if entries and _tops_up(tails.get(task_run_id), first, entries)}
+    tail_lines = dict(LogChunk.objects.filter(pk__in=[tails[t].pk for t in topped]).values_list("pk", "lines")) if topped else {}
     for task_run_id, first, entries in items:
         if not entries:
             continue
         entries = [list(e) for e in entries]
         position = 0
-        tail = None if first == 1 else LogChunk.objects.filter(task_run_id=task_run_id).order_by("-first").first()
+        tail = tails.get(task_run_id)
         if tail is not None and tail.last >= first:
             raise ValueError(f"task run {task_run_id}: line {first} is already stored (chunk {tail})")
-        if tail is not None and not tail.full and tail.last + 1 == first:
+        if task_run_id in topped:
             size, count = tail.size, tail.last - tail.first + 1
             while position < len(entries) and count < CHUNK_LINES and size < CHUNK_BYTES:
                 size += _cost(entries[position])
                 count += 1
                 position += 1
             LogChunk.objects.filter(pk=tail.pk).update(
-                lines=tail.lines + entries[:position], last=first + position - 1, size=size)
+                lines=tail_lines[tail.pk] + entries[:position], last=first + position - 1, size=size)
         while position < len(entries):
             start, size = position, 0
             while position < len(entries) and position - start < CHUNK_LINES and size < CHUNK_BYTES:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -42,7 +40,7 @@ from scheduler.kubernetes import drift as drift_mod
 from scheduler.kubernetes import inspect, jobrun, steps
 from scheduler.kubernetes.addons import health as addon_health
 from scheduler.kubernetes.catalog import OPERATORS
-from scheduler.kubernetes.changes import NamespaceChanges
+from scheduler.kubernetes.informer import CacheChanges, NamespaceCache, cache_key, namespace_cache
 from scheduler.kubernetes.meta import (
     ADDON_LABEL,
     CAPABILITIES,
@@ -69,6 +67,7 @@ PRUNABLE = (
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
     ("v1", "Secret"),
+    ("v1", "ConfigMap"),
 )
 # Custom resources the renderer makes: pruned too, when the cluster serves them.
 CUSTOM_KINDS = (
@@ -218,9 +217,12 @@ class KubernetesExecutor:
         manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
             addon_health.addon_resources(manifests), separators=(",", ":"))
         applied: set[tuple[str, str, str]] = set()
+        cache = self._cache(namespace)
         for obj in manifests:
-            self._apply_one(obj)
+            version = self._apply_one(obj)
             applied.add((obj["apiVersion"], obj["kind"], obj["metadata"]["name"]))
+            if obj["kind"] in ("Namespace", "Deployment", "DaemonSet", "StatefulSet"):
+                cache.expect(obj["kind"], obj["metadata"]["name"], version)
         kinds = set(PRUNABLE) | {(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] != "Namespace"}
         kinds |= {(api, kind) for api, kind in CUSTOM_KINDS if f"{api}/{kind}" in operators}
         self._prune(namespace, kinds, applied)
@@ -266,11 +268,12 @@ class KubernetesExecutor:
             raise ExecutorError(f"comparing runtime {group.runtime.name}: {exc.status} {_reason(exc)}")
         return Drift(tuple(items))
 
-    def _apply_one(self, obj: dict) -> None:
+    def _apply_one(self, obj: dict) -> str:
+        """Server-side apply of one object; its resourceVersion as the server answered."""
         resource = self._resource(obj["apiVersion"], obj["kind"])
         meta = obj["metadata"]
         try:
-            resource.server_side_apply(
+            response = resource.server_side_apply(
                 body=obj,
                 name=meta["name"],
                 namespace=meta.get("namespace"),
@@ -281,6 +284,9 @@ class KubernetesExecutor:
             )
         except ApiException as exc:
             raise ExecutorError(f"applying {obj['kind']}/{meta['name']}: {exc.status} {_reason(exc)}")
+        with contextlib.suppress(Exception):
+            return str(json.loads(response.data)["metadata"]["resourceVersion"])
+        return ""
 
     def _prune(self, namespace: str, kinds: set[tuple[str, str]], keep: set[tuple[str, str, str]]) -> None:
         """Delete our objects (by label) that the new release does not have."""
@@ -299,6 +305,8 @@ class KubernetesExecutor:
                     continue
                 with contextlib.suppress(NotFoundError):
                     resource.delete(name=name, namespace=namespace, body={"propagationPolicy": "Background"})
+                if kind in ("Deployment", "DaemonSet", "StatefulSet"):  # the next status() has it gone
+                    self._cache(namespace).expect_gone(kind, name)
 
     # ---- status --------------------------------------------------------------------------
 
@@ -336,25 +344,15 @@ class KubernetesExecutor:
             sts = self._read(self.apps.read_namespaced_stateful_set, name, ns)
         return addon_health.custom_status(addon, kind, obj, sts)
 
-    def watch_status(self, runtime: RuntimeRef) -> NamespaceChanges:
-        """Wake-ups on every change of what status() reads: the namespace's workloads, pods and
-        events, and the addons' custom resources."""
-        ns = runtime.namespace
-        listers: list[tuple[Callable, tuple]] = [
-            (self.apps.list_namespaced_deployment, (ns,)),
-            (self.apps.list_namespaced_daemon_set, (ns,)),
-            (self.apps.list_namespaced_stateful_set, (ns,)),
-            (self.core.list_namespaced_pod, (ns,)),
-            (self.core.list_namespaced_event, (ns,)),
-        ]
-        try:
-            namespace = self._read(self.core.read_namespace, ns) or {}
-        except ApiException:
-            namespace = {}
-        custom = client.CustomObjectsApi(self.api)
-        for kind in {k for k, _, _ in addon_health.recorded(namespace)}:
-            listers.append((custom.list_namespaced_custom_object, (kind.group, kind.version, ns, kind.plural)))
-        return NamespaceChanges(listers, ns)
+    def _cache(self, namespace: str) -> NamespaceCache:
+        """The process's watch-fed cache of a runtime namespace on this cluster (informer.py)."""
+        return namespace_cache(self.api, cache_key(self.api, self.cluster.name, self.cluster.config, namespace),
+                               namespace)
+
+    def watch_status(self, runtime: RuntimeRef) -> CacheChanges:
+        """Wake-ups on every change of what status() reads (the shared cache's watches on the
+        namespace's workloads, pods, events, ingresses and the addons' custom resources)."""
+        return CacheChanges(self._cache(runtime.namespace))
 
     def _workloads(self, ns: str) -> list[dict]:
         out = []
@@ -369,7 +367,14 @@ class KubernetesExecutor:
         return out
 
     def status(self, runtime: RuntimeRef) -> GroupStatus:
+        """From the shared watch-fed cache once it has listed everything; until then (the first
+        call, or while a watch is failing: the server may be gone) by listing, as the cache's
+        first answer would."""
         try:
+            cache = self._cache(runtime.namespace)
+            if cache.ready():
+                with contextlib.suppress(TimeoutError):
+                    return cache.status(runtime)
             return self._snapshot(runtime)
         except ExecutorUnavailable:
             raise
@@ -381,60 +386,25 @@ class KubernetesExecutor:
     def wait_until(
         self, runtime: RuntimeRef, predicate: Callable[[GroupStatus], bool], timeout: float
     ) -> GroupStatus:
-        """The first status for which predicate holds, re-evaluated on every watch event of the
-        namespace's workloads, pods and events; TimeoutError after timeout seconds."""
+        """The first status for which predicate holds, re-evaluated whenever the shared cache of
+        the namespace changes (no request per evaluation); TimeoutError after timeout seconds."""
         deadline = time.monotonic() + timeout
-        changes: queue.Queue[str] = queue.Queue()
-        stop = threading.Event()
-        watchers = self._watch_namespace(runtime.namespace, changes, stop, timeout)
-        try:
+        cache = self._cache(runtime.namespace)
+        seen = cache.changes()
+        status = self.status(runtime)
+        while not predicate(status):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(
+                    f"runtime {runtime.name}: not there after {timeout:.0f}s: {status.health} {status.reason}"
+                )
+            # A periodic re-check (5 s) answers even if the cache was replaced meanwhile.
+            seen = cache.wait_change(seen, min(remaining, 5.0))
+            if cache.closed():
+                cache = self._cache(runtime.namespace)
+                seen = cache.changes()
             status = self.status(runtime)
-            while not predicate(status):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise TimeoutError(
-                        f"runtime {runtime.name}: not there after {timeout:.0f}s: {status.health} {status.reason}"
-                    )
-                # A periodic re-check (5 s) covers events a dropped watch missed.
-                with contextlib.suppress(queue.Empty):
-                    changes.get(timeout=min(remaining, 5.0))
-                while not changes.empty():  # coalesce bursts of events
-                    changes.get_nowait()
-                status = self.status(runtime)
-            return status
-        finally:
-            stop.set()
-            for w in watchers:
-                w.stop()
-
-    def _watch_namespace(
-        self, ns: str, changes: queue.Queue, stop: threading.Event, timeout: float
-    ) -> list[watch.Watch]:
-        listers = (
-            self.apps.list_namespaced_deployment,
-            self.apps.list_namespaced_daemon_set,
-            self.apps.list_namespaced_stateful_set,
-            self.core.list_namespaced_pod,
-            self.core.list_namespaced_event,
-        )
-        watchers = []
-        for lister in listers:
-            w = watch.Watch()
-            watchers.append(w)
-
-            def run(w=w, lister=lister):
-                while not stop.is_set():
-                    try:
-                        for _ in w.stream(lister, ns, timeout_seconds=max(1, int(timeout) + 1)):
-                            changes.put("change")
-                            if stop.is_set():
-                                return
-                    except Exception:
-                        if stop.wait(0.5):
-                            return
-
-            threading.Thread(target=run, daemon=True, name=f"dice-watch-{ns}").start()
-        return watchers
+        return status
 
     # ---- operations ----------------------------------------------------------------------
 
@@ -452,7 +422,8 @@ class KubernetesExecutor:
         ns = runtime.namespace
         if self._workload_of(ns, service) != "Deployment":
             raise ExecutorError(f"service '{service}' runs one pod per node; it cannot be scaled")
-        self.apps.patch_namespaced_deployment_scale(service, ns, {"spec": {"replicas": int(replicas)}})
+        answer = self.apps.patch_namespaced_deployment_scale(service, ns, {"spec": {"replicas": int(replicas)}})
+        self._cache(ns).expect("Deployment", service, answer.metadata.resource_version)
 
     def restart(self, runtime: RuntimeRef, service: str) -> None:
         ns = runtime.namespace
@@ -460,7 +431,8 @@ class KubernetesExecutor:
         now = dt.datetime.now(dt.UTC).isoformat()
         body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: now}}}}}
         patch = self.apps.patch_namespaced_deployment if kind == "Deployment" else self.apps.patch_namespaced_daemon_set
-        patch(service, ns, body, field_manager=f"{FIELD_MANAGER}-restart")
+        answer = patch(service, ns, body, field_manager=f"{FIELD_MANAGER}-restart")
+        self._cache(ns).expect(kind, service, answer.metadata.resource_version)
 
     def destroy(self, runtime: RuntimeRef) -> None:
         try:

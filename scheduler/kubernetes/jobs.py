@@ -29,8 +29,8 @@ def render_job(ctx: RenderContext, name: str, job: Job) -> tuple[list[dict], lis
     if node_selector:
         spec["nodeSelector"] = node_selector
     template: dict[str, Any] = {"metadata": {"labels": {**user_labels, **labels}}, "spec": spec}
-    if notes:
-        template["metadata"]["annotations"] = notes
+    if notes or ctx.pod_annotations():
+        template["metadata"]["annotations"] = {**notes, **ctx.pod_annotations()}
 
     if job.broadcast and not ctx.has_operator(*OPERATORS["kruise"].crds, "kruise"):
         return pod.claims, pod.secrets, [broadcast_daemonset(ctx, name, job, template, labels)]

@@ -119,6 +119,8 @@ class PodBuilder:
             container["command"] = shell(spec.cmd)
         allocation = allocation_of(self.ctx, spec)
         container["env"] = self.ctx.env(self.name, allocation, spec.envs)
+        if self.ctx.env_from():
+            container["envFrom"] = self.ctx.env_from()
         container["resources"] = allocation.kubernetes()
         mounts = []
         for i, shared in enumerate(spec.shared_dirs):
@@ -175,6 +177,8 @@ def main_container(
     if workload.cmd:
         container["command"] = shell(workload.cmd)
     container["env"] = ctx.env(name, allocation, {}, port)
+    if ctx.env_from():
+        container["envFrom"] = ctx.env_from()
     container["resources"] = allocation.kubernetes()
     return container
 

@@ -8,7 +8,7 @@ from typing import Any
 from scheduler.base import ClusterRef, ServiceGroup
 from scheduler.envvars import Endpoint
 from scheduler.kubernetes.addons import render_addons
-from scheduler.kubernetes.context import RenderContext, config_secret
+from scheduler.kubernetes.context import RenderContext, config_secret, shared_env_configmap
 from scheduler.kubernetes.jobs import render_job
 from scheduler.kubernetes.meta import manifest
 from scheduler.kubernetes.services import ServiceObjects, render_service
@@ -24,6 +24,7 @@ from scheduler.specfill import (
 KIND_ORDER = (
     "Namespace",
     "Secret",
+    "ConfigMap",
     "PersistentVolumeClaim",
     "addon",
     "Service",
@@ -90,11 +91,13 @@ def render_group(
 
     ns = manifest("v1", "Namespace", ctx.namespace, None, ctx.labels(group.runtime.app, "runtime"))
     configs = [config_secret(ctx)] if ctx.config_values else []
+    shared = [shared_env_configmap(ctx)] if ctx.shared_env() else []
     out = [
         ns,
         *addon_secrets,
         *configs,
         *services.secrets,
+        *shared,
         *services.claims,
         *addon_objects,
         *services.services,
@@ -104,4 +107,18 @@ def render_group(
     ]
     if warnings is not None:
         warnings.extend(ctx.warnings)
+    return out
+
+
+def container_env(container: dict[str, Any], manifests: list[dict[str, Any]]) -> dict[str, Any]:
+    """What a container's process sees, as Kubernetes resolves it: the `envFrom` ConfigMaps of
+    the rendered objects first, then `env` on top (a value, or its `valueFrom` reference)."""
+    maps = {m["metadata"]["name"]: m.get("data") or {} for m in manifests if m["kind"] == "ConfigMap"}
+    out: dict[str, Any] = {}
+    for source in container.get("envFrom") or []:
+        ref = source.get("configMapRef")
+        if ref:
+            out.update({(source.get("prefix") or "") + k: v for k, v in maps[ref["name"]].items()})
+    for item in container.get("env") or []:
+        out[item["name"]] = item.get("value", item.get("valueFrom"))
     return out

@@ -76,8 +76,8 @@ def render_service(ctx: RenderContext, name: str, svc: Service, out: ServiceObje
         spec["dnsPolicy"] = "ClusterFirstWithHostNet"
 
     template: dict[str, Any] = {"metadata": {"labels": pod_labels}, "spec": spec}
-    if annotations:
-        template["metadata"]["annotations"] = annotations
+    if annotations or ctx.pod_annotations():
+        template["metadata"]["annotations"] = {**annotations, **ctx.pod_annotations()}
     body: dict[str, Any] = {"selector": {"matchLabels": selector}, "template": template}
     if per_node:
         out.workloads.append(manifest("apps/v1", "DaemonSet", name, ctx.namespace, labels, annotations, spec=body))

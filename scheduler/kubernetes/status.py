@@ -94,8 +94,20 @@ def event_problem(events: Iterable[dict], names: set[str]) -> str:
     return newest[1] if newest else ""
 
 
-def workload_status(name: str, obj: dict | None, pods: list[dict], events: list[dict]) -> ServiceStatus:
-    """A Deployment, DaemonSet or StatefulSet and its pods as a ServiceStatus."""
+def _replica_set_names(events: Iterable[dict]) -> set[str]:
+    """The ReplicaSets the events are about (read once per group, not once per service)."""
+    out = set()
+    for ev in events:
+        involved = ev.get("involvedObject") or {}
+        if involved.get("kind") == "ReplicaSet":
+            out.add(involved.get("name", ""))
+    return out
+
+
+def workload_status(name: str, obj: dict | None, pods: list[dict], events: list[dict],
+                    replica_sets: set[str] | None = None) -> ServiceStatus:
+    """A Deployment, DaemonSet or StatefulSet and its pods as a ServiceStatus (`replica_sets`:
+    _replica_set_names(events), when the caller has it already)."""
     if obj is None:
         return ServiceStatus(name=name, desired=0, health=Health.MISSING, reason="not found")
     kind = obj.get("kind", "")
@@ -114,9 +126,9 @@ def workload_status(name: str, obj: dict | None, pods: list[dict], events: list[
         available = int(st.get("availableReplicas") or fallback)
     replicas = tuple(sorted((replica_status(p) for p in pods), key=lambda r: r.name))
     names = {name, *(_name(p) for p in pods)}
-    names |= {(ev.get("involvedObject") or {}).get("name", "") for ev in events if
-              (ev.get("involvedObject") or {}).get("name", "").startswith(f"{name}-")
-              and (ev.get("involvedObject") or {}).get("kind") == "ReplicaSet"}
+    if replica_sets is None:
+        replica_sets = _replica_set_names(events)
+    names |= {rs for rs in replica_sets if rs.startswith(f"{name}-")}
     reason = next((p for p in (pod_problem(pod) for pod in pods) if p), "")
     for cond in st.get("conditions") or []:
         if cond.get("type") == "ReplicaFailure" and cond.get("status") == "True":
@@ -186,6 +198,7 @@ def group_status(
     if not namespace_exists:
         return GroupStatus(runtime=runtime, health=Health.MISSING, reason="namespace not found")
     events = list(events)
+    replica_sets = _replica_set_names(events)
     by_service: dict[str, list[dict]] = {}
     by_addon: dict[str, list[dict]] = {}
     for pod in pods:
@@ -200,12 +213,12 @@ def group_status(
         labels = _labels(obj)
         if SERVICE_LABEL in labels:
             name = labels[SERVICE_LABEL]
-            services[name] = workload_status(name, obj, by_service.get(name, []), events)
+            services[name] = workload_status(name, obj, by_service.get(name, []), events, replica_sets)
         elif ADDON_LABEL in labels:
             name = labels[ADDON_LABEL]
-            addons[name] = workload_status(name, obj, by_addon.get(name, []), events)
+            addons[name] = workload_status(name, obj, by_addon.get(name, []), events, replica_sets)
     for name in expected:
-        services.setdefault(name, workload_status(name, None, [], events))
+        services.setdefault(name, workload_status(name, None, [], events, replica_sets))
     addons.update(custom or {})
     for name, url in ingress_urls(ingresses).items():
         if name in services:

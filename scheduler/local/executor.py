@@ -56,6 +56,8 @@ from scheduler.local.steps import step_job
 from scheduler.local.supervisor import TICK, Supervisor, base_env, exit_text, priority_prefix, spawn
 
 EVENTS_KEEP = 2000  # events kept per runtime (the file is trimmed past twice that)
+FINISHED_JOB_MEMORY = 300.0  # seconds a finished job's record stays in memory (then: its job.json)
+FORGET_INTERVAL = 30.0  # how often finished records are looked for
 
 
 def _safe(name: str) -> str:
@@ -145,6 +147,7 @@ class LocalExecutor:
         self.allow_shared_tenancy = allow_shared_tenancy
         self.sup = Supervisor(self, clock)
         self.jobs: dict[tuple[str, str], dict] = {}
+        self._forgot_at = 0.0  # when finished jobs were last dropped from self.jobs
         self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-job-start")
         self._held = threading.local()  # starts held back by accepting(), per thread
         self._lock = RootLock(self.root)
@@ -617,10 +620,26 @@ class LocalExecutor:
                 record["state"] = JobState.RUNNING.value
             write_json(jdir / "job.json", record)
 
+    def _forget_finished_jobs(self, now: float) -> None:
+        """Drop from memory the records of jobs that finished over FINISHED_JOB_MEMORY seconds ago
+        (their job.json stays: job_status and a second start of the same job read it there).
+        Kept, every step of every run stayed in this dict for the process's life: the console
+        grew with each run (bench/bench_memory.py) and each supervision pass walked them all.
+        Cron runs stay: cron_runs lists them from here. Called with the lock held."""
+        if now - self._forgot_at < FORGET_INTERVAL:
+            return
+        self._forgot_at = now
+        old = [key for key, job in self.jobs.items()
+               if JobState(job["state"]).finished and job.get("finished")
+               and now - job["finished"] > FINISHED_JOB_MEMORY and "dice.io/cron" not in (job.get("labels") or {})]
+        for key in old:
+            del self.jobs[key]
+
     def supervise_jobs(self) -> None:
         """Called by each supervision pass: finish, time out or reap jobs. Liveness is read from
         /proc outside the lock, so starting a burst of jobs does not wait behind a pass."""
         with self.sup.lock:
+            self._forget_finished_jobs(time.time())
             running = [(key, job) for key, job in self.jobs.items() if job["state"] == JobState.RUNNING.value]
         if not running:
             return

@@ -330,6 +330,9 @@ def k8s_cluster() -> Iterator[K8sCluster]:
         yield cluster
     finally:
         rss = cluster.rss_kib("VmHWM")
+        from scheduler.kubernetes.informer import close_all
+
+        close_all()  # the status caches' watches end with the cluster, not retry against nothing
         cluster.stop()
         if rss:
             print(f"\nk8s_cluster: started in {getattr(cluster, 'startup_seconds', float('nan')):.1f}s; "

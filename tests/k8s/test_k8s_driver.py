@@ -116,6 +116,7 @@ def test_second_apply_prunes_scale_restart_destroy(executor, k8s_cluster):
     with pytest.raises(ApiException) as exc:
         k8s_cluster.apps.read_namespaced_deployment("api", ns)
     assert exc.value.status == 404
+    assert "api" not in executor.status(rt).services  # the status cache has the prune already
     names = {s.metadata.name for s in k8s_cluster.core.list_namespaced_service(ns).items}
     assert names == {"web"}
     assert k8s_cluster.apps.read_namespaced_deployment("web", ns).metadata.labels["dice.io/release"] == "r2"
@@ -131,6 +132,41 @@ def test_second_apply_prunes_scale_restart_destroy(executor, k8s_cluster):
     # Destroy: the namespace goes, status says Missing.
     executor.destroy(rt)
     executor.destroy(rt)  # twice is fine
+    wait_for(lambda: executor.status(rt).health is Health.MISSING, 120, "namespace deletion")
+
+
+def test_status_is_read_from_the_watch_fed_cache_without_listing(executor, k8s_cluster, monkeypatch):
+    """Once the namespace's cache has listed everything, status() and wait_until are answered from
+    it: no list request per call (the list calls fail here and nothing notices), changes made by
+    anyone arrive through the watches, and this process's own writes are seen at once."""
+    from kubernetes import client
+
+    rt = runtime()
+    executor.apply(group(rt, SIMPLE))
+    executor.wait_until(rt, healthy, timeout=90)
+    listed = []
+
+    def refuse(name):
+        def fail(*args, **kwargs):
+            listed.append(name)
+            raise AssertionError(f"status() called {name}")
+        return fail
+
+    # The cache's reflectors hold methods bound before this: only new list calls are refused.
+    for cls, name in ((client.CoreV1Api, "list_namespaced_pod"), (client.CoreV1Api, "list_namespaced_event"),
+                      (client.AppsV1Api, "list_namespaced_deployment"), (client.CoreV1Api, "read_namespace")):
+        monkeypatch.setattr(cls, name, refuse(name))
+    assert executor.status(rt).health is Health.HEALTHY
+    # Changed by another client: heard through the watches.
+    k8s_cluster.apps.patch_namespaced_deployment_scale("web", rt.namespace, {"spec": {"replicas": 3}})
+    status = executor.wait_until(rt, lambda s: s.services["web"].ready == 3 and healthy(s), timeout=90)
+    assert status.services["web"].desired == 3
+    # Our own write: the very next status() has it (it waits for the watch to deliver it).
+    executor.scale(rt, "web", 1)
+    assert executor.status(rt).services["web"].desired == 1
+    assert listed == []
+    monkeypatch.undo()
+    executor.destroy(rt)
     wait_for(lambda: executor.status(rt).health is Health.MISSING, 120, "namespace deletion")
 
 

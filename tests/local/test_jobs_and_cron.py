@@ -33,6 +33,28 @@ def test_job_status_and_logs(executor):
     assert len(list(executor.job_logs(job.name))) == 2
 
 
+def test_finished_jobs_leave_memory_and_are_answered_from_their_record(executor, monkeypatch):
+    """A finished job's record is dropped from the executor's memory after a while (every step of
+    every run stayed there for the process's life); its status, and a second start of the same
+    job, are then answered from its job.json: still the one run, never a second."""
+    from scheduler.local import executor as executor_mod
+
+    job = JobSpec(name="run-9-once-1", command=["/bin/sh", "-c", "echo ran"])
+    executor.run_job(job)
+    status = finished(executor, job.name)
+    assert status.state is JobState.SUCCEEDED and ("", job.name) in executor.jobs
+    monkeypatch.setattr(executor_mod, "FINISHED_JOB_MEMORY", 0.0)
+    monkeypatch.setattr(executor_mod, "FORGET_INTERVAL", 0.0)
+    executor.run_job(JobSpec(name="other", command=["sleep", "5"]))  # a running job: the pass goes on
+    wait_for(lambda: executor.job_status("other").state is JobState.RUNNING, what="the other job running")
+    executor.supervise_jobs()
+    assert ("", job.name) not in executor.jobs
+    assert executor.job_status(job.name) == status
+    assert executor.run_job(job) == status
+    assert [line.text for line in executor.job_logs(job.name)] == ["ran"]  # ran once
+    executor.cancel_job("other")
+
+
 def test_job_success_env_workdir_and_follow(executor, tmp_path):
     job = JobSpec(name="ok", command=["/bin/sh", "-c", "sleep 0.3; echo $GREETING; pwd"],
                   envs={"GREETING": "hi"}, workdir=str(tmp_path))

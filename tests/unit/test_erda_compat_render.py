@@ -17,7 +17,7 @@ from diceyml import parse_dice_yml
 from scheduler.base import ClusterRef, ExecutorError, RuntimeRef, ServiceGroup
 from scheduler.kubernetes.addons import generate_addon_secrets
 from scheduler.kubernetes.meta import RenderError
-from scheduler.kubernetes.render import render_group
+from scheduler.kubernetes.render import container_env, render_group
 from scheduler.local.plan import check_group, plan_group
 from scheduler.local.state import PortBook
 from tests.unit.test_k8s_render_schemas import validate_all
@@ -89,8 +89,9 @@ def container(by, name="web"):
     return by[("Deployment", name)]["spec"]["template"]["spec"]["containers"]
 
 
-def env_of(c) -> dict:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in c["env"]}
+def env_of(c, by) -> dict:
+    """What the container's process sees: the shared ConfigMap (envFrom), its own env on top."""
+    return container_env(c, list(by.values()))
 
 
 def test_endpoint_policies_become_ingress_annotations_one_ingress_per_policy_set():
@@ -121,13 +122,13 @@ def test_traffic_security_https_takes_tls_from_the_certificate_source():
 
 def test_platform_placeholders_are_filled_from_the_runtime():
     by, _ = render(group())
-    env = env_of(container(by)[0])
+    env = env_of(container(by)[0], by)
     assert env["WHERE"] == "shop/web/PROD" and env["CLUSTER"] == "prod-1"
 
 
 def test_secret_placeholders_are_read_from_the_config_secret():
     by, _ = render(group())
-    ref = env_of(container(by)[0])["DB_URL"]
+    ref = env_of(container(by)[0], by)["DB_URL"]
     secret = by[("Secret", "dice-configs")]
     key = ref["secretKeyRef"]["key"]
     assert ref["secretKeyRef"]["name"] == "dice-configs"
@@ -263,7 +264,7 @@ def test_secret_placeholders_in_registry_credentials_and_addon_options_stay_in_s
     assert "reg-pw" in base64.b64decode(pull["data"][".dockerconfigjson"]).decode()
     ext = by[("Secret", "ext-credentials")]
     assert base64.b64decode(ext["data"]["TOKEN"]).decode() == "ext-tk"
-    env = env_of(container(by)[0])
+    env = env_of(container(by)[0], by)
     assert env["CUSTOM_TOKEN"] == {"secretKeyRef": {"name": "ext-credentials", "key": "TOKEN"}}
     assert env["CUSTOM_URL"] == "https://ext.example.com" and env["EXT"] == "acme"
     assert "reg-pw" not in str(by[("Deployment", "web")]) and "ext-tk" not in str(by[("Deployment", "web")])

@@ -14,7 +14,7 @@ from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
 from scheduler.kubernetes.addons import generate_addon_secrets, provider_for
 from scheduler.kubernetes.catalog import all_crds
 from scheduler.kubernetes.meta import RenderError
-from scheduler.kubernetes.render import KIND_ORDER, render_group
+from scheduler.kubernetes.render import KIND_ORDER, container_env, render_group
 from speckit.errors import SpecInvalid
 from tests.conftest import CONFORMANCE, DATA, SHARED_CRDS
 from tests.unit.test_k8s_render_schemas import OWN_CRDS, validate_all
@@ -139,7 +139,7 @@ def test_erda_dev_details():
     ns = manifests[0]["metadata"]["name"]
     server = by[("Deployment", "erda-server")]
     container = server["spec"]["template"]["spec"]["containers"][0]
-    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    env = container_env(container, manifests)
     # max_cpu/max_mem given: request = value, limit = max (no ratio). DEV values: cpu 1, mem 2048.
     assert container["resources"] == {
         "requests": {"cpu": "1000m", "memory": "2048Mi"},
@@ -189,7 +189,7 @@ def test_bookshop_dev_details():
     ns = manifests[0]["metadata"]["name"]
     pod = by[("Deployment", "storefront")]["spec"]["template"]["spec"]
     container = pod["containers"][0]
-    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    env = container_env(container, manifests)
     # max_cpu/max_mem given: request = value, limit = max (no ratio).
     assert container["resources"]["requests"] == {"cpu": "500m", "memory": "512Mi"}
     assert container["resources"]["limits"]["cpu"] == "1000m" and container["resources"]["limits"]["memory"] == "1024Mi"

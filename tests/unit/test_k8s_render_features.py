@@ -11,7 +11,7 @@ from scheduler.base import ClusterRef, Overcommit, RuntimeRef, ServiceGroup
 from scheduler.kubernetes.addons import generate_addon_secrets
 from scheduler.kubernetes.catalog import all_crds
 from scheduler.kubernetes.meta import RenderError
-from scheduler.kubernetes.render import render_group
+from scheduler.kubernetes.render import container_env, render_group
 from scheduler.resources import OvercommitRefused
 from tests.unit.test_k8s_render_schemas import validate_all
 
@@ -121,8 +121,9 @@ def pod(obj):
     return obj["spec"]["template"]["spec"]
 
 
-def env_of(container):
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+def env_of(container, by):
+    """What the container's process sees: the shared ConfigMap (envFrom), its own env on top."""
+    return container_env(container, list(by.values()))
 
 
 def test_stateless_service_is_deployment_and_service(full):
@@ -247,7 +248,7 @@ def test_overcommit_resources_and_variables():
     by, _ = render(overcommit=Overcommit(cpu_ratio=4, mem_ratio=2))
     web = pod(by[("Deployment", "web")])["containers"][0]
     assert web["resources"] == {"requests": {"cpu": "250m", "memory": "256Mi"}, "limits": {"cpu": "1000m", "memory": "512Mi"}}
-    env = env_of(web)
+    env = env_of(web, by)
     assert (env["DICE_CPU_REQUEST"], env["DICE_CPU_LIMIT"], env["DICE_MEM_REQUEST"], env["DICE_MEM_LIMIT"]) == (
         "0.25", "1", "256", "512")
     api = pod(by[("Deployment", "api")])["containers"][0]
@@ -269,7 +270,7 @@ def test_prod_memory_overcommit_refused():
 def test_service_variables(full):
     by, manifests = full
     ns = manifests[0]["metadata"]["name"]
-    env = env_of(pod(by[("Deployment", "web")])["containers"][0])
+    env = env_of(pod(by[("Deployment", "web")])["containers"][0], by)
     assert env["API_HOST"] == f"api.{ns}.svc.cluster.local"
     assert (env["API_PORT"], env["API_PORT0"], env["API_PORT1"]) == ("8001", "8001", "8000")
     assert env["AGENT_PORT"] == "7000" and "WORKER_HOST" not in env
@@ -284,7 +285,7 @@ def test_service_variables(full):
 def test_addon_variables_from_secrets(full):
     by, manifests = full
     ns = manifests[0]["metadata"]["name"]
-    env = env_of(pod(by[("Deployment", "web")])["containers"][0])
+    env = env_of(pod(by[("Deployment", "web")])["containers"][0], by)
     ref = lambda name, key: {"secretKeyRef": {"name": name, "key": key}}  # noqa: E731
     assert env["MYSQL_HOST"] == f"db.{ns}.svc.cluster.local" and env["MYSQL_USERNAME"] == "root"
     assert env["MYSQL_DATABASE"] == "db" and env["MYSQL_PASSWORD"] == ref("db-credentials", "password")
@@ -328,7 +329,7 @@ def test_redis_replication_for_larger_sizes():
     text = 'version: "2.0"\nservices:\n  a:\n    image: a:1\naddons:\n  r: {plan: "redis:professional"}\n'
     by, manifests = render(text)
     assert by[("RedisReplication", "r")]["spec"]["clusterSize"] == 2
-    env = env_of(pod(by[("Deployment", "a")])["containers"][0])
+    env = env_of(pod(by[("Deployment", "a")])["containers"][0], by)
     assert env["REDIS_HOST"].startswith("r-master.")
 
 
@@ -513,7 +514,7 @@ def test_services_wait_for_addons_and_dependencies():
     assert front["name"] == "wait-for-dependencies"
     script = front["command"][-1]
     assert f"api.{ns}.svc.cluster.local:8000" in script
-    redis_host = env_of(pod(by_name[("Deployment", "api")])["containers"][0])["REDIS_HOST"]
+    redis_host = env_of(pod(by_name[("Deployment", "api")])["containers"][0], by_name)["REDIS_HOST"]
     assert f"{redis_host}:6379" in script
     # api waits only for the addon; order in the script: addons first, then dependencies.
     api_script = pod(by_name[("Deployment", "api")])["initContainers"][0]["command"][-1]
@@ -525,3 +526,57 @@ def test_no_wait_container_without_dependencies():
     by_name, _ = render(DEPENDENT.replace("addons:\n  cache: {plan: \"redis:basic\"}\n", ""), operators=())
     assert "initContainers" not in pod(by_name[("Deployment", "lone")])
     assert pod(by_name[("Deployment", "front")])["initContainers"][0]["name"] == "wait-for-dependencies"
+
+
+def _many(n: int, extra: str = "") -> str:
+    services = "".join(f"  svc-{i}:\n    image: app:1\n    ports: [{8000 + i}, 9000]\n" for i in range(n))
+    return f'version: "2.0"\nservices:\n{services}{extra}'
+
+
+def test_shared_variables_are_rendered_once_per_runtime_and_objects_grow_linearly():
+    """Discovery is one ConfigMap read through envFrom: a Deployment's size does not depend on how
+    many services the runtime has (inline, each carried ~4n variables: n^2 in total)."""
+    sizes = {}
+    for n in (10, 80):
+        by, manifests = render(_many(n), operators=())
+        deployment = by[("Deployment", "svc-0")]
+        sizes[n] = len(str(deployment))
+        env = container_env(pod(deployment)["containers"][0], manifests)
+        ns = manifests[0]["metadata"]["name"]
+        last = n - 1
+        assert env[f"SVC_{last}_HOST"] == f"svc-{last}.{ns}.svc.cluster.local"
+        assert (env[f"SVC_{last}_PORT"], env[f"SVC_{last}_PORT0"], env[f"SVC_{last}_PORT1"]) == (
+            str(8000 + last), str(8000 + last), "9000")
+        shared = by[("ConfigMap", "dice-env")]["data"]
+        assert len(shared) == 4 * n
+        # No container repeats the shared variables inline.
+        inline = [e["name"] for m in manifests if m["kind"] == "Deployment"
+                  for e in pod(m)["containers"][0]["env"]]
+        assert not [name for name in inline if name in shared]
+        kinds = [m["kind"] for m in manifests]
+        assert kinds.index("ConfigMap") < kinds.index("Deployment")  # applied before its readers
+    assert sizes[80] < sizes[10] * 1.1, sizes
+
+
+def test_own_variables_win_over_shared_ones_and_a_change_rolls_the_pods():
+    by, manifests = render(_many(3, extra="envs: {SVC_1_HOST: mine}\n"), operators=())
+    container = pod(by[("Deployment", "svc-0")])["containers"][0]
+    # env wins over envFrom in Kubernetes: the file's value is inline, so it is what svc-0 sees.
+    assert {"name": "SVC_1_HOST", "value": "mine"} in container["env"]
+    assert container_env(container, manifests)["SVC_1_HOST"] == "mine"
+    before = by[("Deployment", "svc-0")]["spec"]["template"]["metadata"]["annotations"]["dice.io/shared-env"]
+    again, _ = render(_many(3, extra="envs: {SVC_1_HOST: mine}\n"), operators=())
+    added, _ = render(_many(4, extra="envs: {SVC_1_HOST: mine}\n"), operators=())
+    template = lambda b: b[("Deployment", "svc-0")]["spec"]["template"]  # noqa: E731
+    assert template(again)["metadata"]["annotations"]["dice.io/shared-env"] == before  # stable
+    # A new service's variables reach the running services as they did inline: the pods roll.
+    assert template(added)["metadata"]["annotations"]["dice.io/shared-env"] != before
+
+
+def test_jobs_and_sidecars_read_the_shared_variables_too(full):
+    by, manifests = full
+    sidecar = pod(by[("Deployment", "web")])["containers"][1]
+    job = next(m for m in manifests if m["kind"] == "Job")
+    for container in (sidecar, job["spec"]["template"]["spec"]["containers"][0]):
+        env = container_env(container, manifests)
+        assert env["API_PORT"] == "8001" and env["MYSQL_PORT"] == "3306"
