@@ -10,6 +10,7 @@ from dice_cli import (
     cluster_commands,
     deploy_commands,
     log_commands,
+    notify_commands,
     pipeline_commands,
     release_commands,
     spec_commands,
@@ -20,7 +21,7 @@ from dice_cli.errors import CliError
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
     spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
-    log_commands, user_commands,
+    log_commands, user_commands, notify_commands,
 )
 
 

@@ -1,0 +1,16 @@
+"""The form of the notifications page: a new channel."""
+
+from django import forms
+
+from apps.monitoring.choices import SUBSCRIBABLE, ChannelKind, NotifyEvent
+
+
+class ChannelForm(forms.Form):
+    name = forms.CharField(max_length=100)
+    kind = forms.ChoiceField(choices=ChannelKind.choices)
+    url = forms.CharField(max_length=2000, required=False, label="URL",
+                          help_text="Webhook or Slack-compatible incoming webhook URL")
+    recipients = forms.CharField(max_length=2000, required=False, help_text="E-mail addresses, comma-separated")
+    events = forms.MultipleChoiceField(
+        choices=[(e, NotifyEvent(e).label) for e in SUBSCRIBABLE], initial=list(SUBSCRIBABLE),
+        widget=forms.CheckboxSelectMultiple, required=False)

@@ -1,0 +1,66 @@
+"""Notification channels of a project and the history of what was delivered to them."""
+
+from django.db import models
+
+from apps.monitoring.choices import ChannelKind, DeliveryStatus, NotifyEvent
+
+
+class NotificationChannel(models.Model):
+    """Where a project's events are sent: a webhook, a Slack-compatible incoming webhook or e-mail
+    addresses, with the events it subscribes to. The URL (a Slack URL is itself a credential) and
+    the webhook's signing secret are encrypted at rest (apps.clusters.crypto)."""
+
+    project = models.ForeignKey("projects.Project", on_delete=models.CASCADE, related_name="notification_channels")
+    name = models.CharField(max_length=100)
+    kind = models.CharField(max_length=10, choices=ChannelKind.choices)
+    url_encrypted = models.TextField(blank=True)
+    url_hint = models.CharField(max_length=300, blank=True, help_text="scheme://host/… (the URL is not shown back)")
+    recipients = models.TextField(blank=True, help_text="E-mail addresses, comma-separated")
+    secret_encrypted = models.TextField(blank=True)
+    events = models.JSONField(default=list, help_text="The events sent (NotifyEvent values)")
+    enabled = models.BooleanField(default=True)
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "name"], name="notification_channel_name_per_project")]
+
+    def __str__(self):
+        return f"{self.name} ({self.get_kind_display()})"
+
+    @property
+    def organization(self):
+        return self.project.organization
+
+
+class NotificationDelivery(models.Model):
+    """One event sent (or being sent) to one channel: its payload, each attempt's outcome and
+    when the next attempt is due. The worker claims it by moving it to `sending`."""
+
+    channel = models.ForeignKey(NotificationChannel, on_delete=models.CASCADE, related_name="deliveries")
+    event = models.CharField(max_length=30, choices=NotifyEvent.choices)
+    subject = models.CharField(max_length=300)
+    payload = models.JSONField(default=dict)
+    status = models.CharField(max_length=10, choices=DeliveryStatus.choices, default=DeliveryStatus.PENDING,
+                              db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    response_code = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    next_attempt = models.DateTimeField(null=True, blank=True, db_index=True)
+    claimed = models.DateTimeField(null=True, blank=True)
+    delivered = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"{self.event} to {self.channel} ({self.status})"
+
+    @property
+    def organization(self):
+        return self.channel.project.organization
+
+    @property
+    def project(self):
+        return self.channel.project
