@@ -247,7 +247,16 @@ CELERY_BEAT_SCHEDULE = {
     "logs-expire": {"task": "dice.logs.expire", "schedule": 3600.0},
     # Send notifications whose attempt is due (a retry, a lost message, a worker that died mid-send).
     "monitoring-notify-sweep": {"task": "dice.monitoring.sweep", "schedule": 60.0},
+    # Measure every deployed runtime (CPU, memory, restarts) through its cluster's engine.
+    "monitoring-collect": {"task": "dice.monitoring.collect",
+                           "schedule": env.float("DICE_METRICS_INTERVAL", default=30.0)},
+    # Five-minute averages and retention of what was measured.
+    "monitoring-rollup": {"task": "dice.monitoring.rollup", "schedule": 300.0},
 }
+# Seconds between measurements; hours raw samples are kept; days the five-minute averages are kept.
+DICE_METRICS_INTERVAL = env.float("DICE_METRICS_INTERVAL", default=30.0)
+DICE_METRICS_RAW_HOURS = env.float("DICE_METRICS_RAW_HOURS", default=25.0)
+DICE_METRICS_RETENTION_DAYS = env.float("DICE_METRICS_RETENTION_DAYS", default=7.0)
 # Days a finished task run's log is kept (0: forever).
 DICE_LOG_RETENTION_DAYS = env.int("DICE_LOG_RETENTION_DAYS", default=30)
 CELERY_TIMEZONE = TIME_ZONE

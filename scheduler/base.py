@@ -221,6 +221,7 @@ class Capabilities:
     node_selectors: bool = False  # work is placed by node labels
     in_memory_jobs: bool = False  # accepting a job is an in-memory entry (cheap: submit from the worker)
     console_filesystem: bool = False  # steps run on the console's filesystem: their directories need no carrying
+    metrics: bool = False  # usage() measures replicas' CPU and memory (the check's `features` say if this cluster can)
 
     def as_dict(self) -> dict[str, bool]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -284,6 +285,41 @@ class GroupStatus:
     reason: str = ""
     services: dict[str, ServiceStatus] = field(default_factory=dict)
     addons: dict[str, ServiceStatus] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplicaUsage:
+    """One replica's use of the machine now: CPU in millicores (averaged since the previous
+    measurement, or over a short window), resident memory, restarts so far. None: not measured."""
+
+    service: str
+    replica: str
+    cpu_millicores: float | None = None
+    memory_bytes: int | None = None
+    restarts: int = 0
+    ready: bool = False
+
+
+@dataclass(frozen=True)
+class RuntimeUsage:
+    """What usage() found for a runtime: every replica's usage, or available=False and why (the
+    cluster serves no metrics: no metrics-server, a kind that measures nothing)."""
+
+    runtime: RuntimeRef
+    available: bool
+    reason: str = ""
+    replicas: tuple[ReplicaUsage, ...] = ()
+    # service -> {"requests": count so far, "latency_seconds": sum so far} where a front proxy sees them
+    traffic: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+def usage_of(executor: Any, runtime: RuntimeRef) -> RuntimeUsage:
+    """executor.usage(runtime), or "unavailable" for a driver without the method (as
+    status_changes() does for watch_status)."""
+    usage = getattr(executor, "usage", None)
+    if usage is None:
+        return RuntimeUsage(runtime=runtime, available=False, reason="this kind of cluster reports no metrics")
+    return usage(runtime)
 
 
 @dataclass(frozen=True)
@@ -403,6 +439,11 @@ class Executor(Inspector, Protocol):
 
     def status(self, runtime: RuntimeRef) -> GroupStatus:
         """Per-service replicas and health, and the runtime's health with a reason."""
+
+    def usage(self, runtime: RuntimeRef) -> RuntimeUsage:
+        """CPU, memory and restarts of the runtime's replicas now (optional: usage_of() answers
+        "unavailable" for a driver without it)."""
+        ...
 
     def watch_status(self, runtime: RuntimeRef) -> StatusChanges:
         """Subscribe to the runtime's status changes (Kubernetes: watches of its namespace; local:

@@ -64,3 +64,46 @@ class NotificationDelivery(models.Model):
     @property
     def project(self):
         return self.channel.project
+
+
+class MetricSample(models.Model):
+    """One measurement of a service (replica "" : the service as a whole, the sum of its
+    replicas) or of one of its replicas, at a resolution: 0 for the collector's raw samples (kept
+    DICE_METRICS_RAW_HOURS), 300 for five-minute averages of the service (kept
+    DICE_METRICS_RETENTION_DAYS)."""
+
+    RAW, FIVE_MINUTES = 0, 300
+
+    runtime = models.ForeignKey("deploy.Runtime", on_delete=models.CASCADE, related_name="metric_samples")
+    service = models.CharField(max_length=100)
+    replica = models.CharField(max_length=253, blank=True)
+    resolution = models.PositiveIntegerField(default=RAW)
+    at = models.DateTimeField()
+    cpu_millicores = models.FloatField(null=True, blank=True)
+    memory_bytes = models.BigIntegerField(null=True, blank=True)
+    restarts = models.PositiveIntegerField(default=0)
+    replicas = models.PositiveIntegerField(default=0, help_text="Replicas measured (the service's row)")
+    ready = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["runtime", "service", "replica", "at"]
+        indexes = [models.Index(fields=["runtime", "resolution", "at"], name="metric_runtime_res_at"),
+                   models.Index(fields=["resolution", "at"], name="metric_res_at")]
+
+    def __str__(self):
+        return f"{self.runtime_id}/{self.service}/{self.replica or '*'} @ {self.at}"
+
+
+class RuntimeHealth(models.Model):
+    """The health the collector last saw for a runtime, so a runtime that becomes degraded after
+    a healthy deployment is notified once (not at every collection)."""
+
+    runtime = models.OneToOneField("deploy.Runtime", on_delete=models.CASCADE, related_name="observed_health")
+    health = models.CharField(max_length=20)
+    reason = models.TextField(blank=True)
+    since = models.DateTimeField()
+    metrics_available = models.BooleanField(default=True)
+    metrics_reason = models.TextField(blank=True)
+
+    def __str__(self):
+        return f"{self.runtime_id}: {self.health}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.monitoring import services
+from apps.monitoring import metrics, services
 
 
 @shared_task(name=services.TASK, acks_late=True)
@@ -22,3 +22,15 @@ def sweep() -> dict:
     """Attempt every due delivery (the safety net under the queue; beat runs it every minute)."""
     done = [services.attempt(pk) for pk in services.due_deliveries()]
     return {"attempted": len(done), "sent": sum(1 for d in done if d.get("sent"))}
+
+
+@shared_task(name="dice.monitoring.collect")
+def collect() -> dict:
+    """Measure every deployed runtime through its cluster's engine (beat: DICE_METRICS_INTERVAL)."""
+    return metrics.collect_all()
+
+
+@shared_task(name="dice.monitoring.rollup")
+def rollup() -> dict:
+    """Five-minute averages of what was collected, and retention (beat: every five minutes)."""
+    return {"averaged": metrics.rollup(), "expired": metrics.expire()}

@@ -8,7 +8,8 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views import View
 
-from apps.monitoring import services
+from apps.deploy.models import Runtime
+from apps.monitoring import graphs, services
 from apps.monitoring.forms import ChannelForm
 from apps.monitoring.models import NotificationChannel, NotificationDelivery
 from apps.projects import permissions, scope
@@ -69,3 +70,14 @@ class NotificationsView(ScopedMixin, View):
         if secret:
             return self.render_page(obj, ChannelForm(), new_secret=(channel.name, secret))
         return here
+
+
+class RuntimeGraphsView(ScopedMixin, View):
+    """The runtime page's graphs alone (htmx refreshes them, or switches the window)."""
+
+    model = Runtime
+
+    def get(self, request, pk: int):
+        runtime = get_scoped_or_404(self.scoped_queryset().select_related("application__project__organization"), pk=pk)
+        return render(request, "monitoring/_graphs_body.html",
+                      graphs.runtime_graphs(runtime, request.GET.get("window", "1h")))

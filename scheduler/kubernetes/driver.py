@@ -29,6 +29,7 @@ from scheduler.base import (
     JobStatus,
     LogLine,
     RuntimeRef,
+    RuntimeUsage,
     ServiceGroup,
     StepJob,
     StepResult,
@@ -37,6 +38,7 @@ from scheduler.base import (
     no_batch,
 )
 from scheduler.kubernetes import inspect, jobrun, steps
+from scheduler.kubernetes import metrics as metrics_mod
 from scheduler.kubernetes.addons import health as addon_health
 from scheduler.kubernetes.catalog import OPERATORS
 from scheduler.kubernetes.changes import NamespaceChanges
@@ -332,6 +334,10 @@ class KubernetesExecutor:
 
             return GroupStatus(runtime=runtime, health=Health.UNKNOWN, reason=str(exc))
 
+    def usage(self, runtime: RuntimeRef) -> RuntimeUsage:
+        """CPU and memory per pod from the resource metrics API (kubernetes/metrics.py)."""
+        return metrics_mod.usage(self.api, runtime)
+
     def wait_until(
         self, runtime: RuntimeRef, predicate: Callable[[GroupStatus], bool], timeout: float
     ) -> GroupStatus:
@@ -587,6 +593,7 @@ class KubernetesExecutor:
         installed = {o["key"] for o in report["operators"] if o.get("installed")}
         features["broadcast_jobs"] = "kruise" in installed  # BroadcastJob through OpenKruise
         features["operator_addons"] = sorted(OPERATORS[k].makes for k in installed if k != "kruise")
+        features["metrics"] = metrics_mod.served(api)  # usage() needs metrics-server
         report["features"] = features
         return report
 

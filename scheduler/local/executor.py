@@ -27,6 +27,7 @@ from scheduler.base import (
     JobStatus,
     LogLine,
     RuntimeRef,
+    RuntimeUsage,
     ServiceGroup,
     ServiceStatus,
     StepJob,
@@ -36,6 +37,7 @@ from scheduler.local import addons as addon_mod
 from scheduler.local import inspect as inspect_mod
 from scheduler.local import logs as log_mod
 from scheduler.local.cron import due_minute, parse_cron
+from scheduler.local.metrics import Sampler
 from scheduler.local.plan import check_group, plan_group
 from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
 from scheduler.local.state import (
@@ -141,6 +143,7 @@ class LocalExecutor:
         # Without a sandbox every tenant sees the others: one organization only, unless allowed.
         self.allow_shared_tenancy = allow_shared_tenancy
         self.sup = Supervisor(self, clock)
+        self.sampler = Sampler()  # usage(): each replica's previous CPU reading
         self.jobs: dict[tuple[str, str], dict] = {}
         self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-job-start")
         self._held = threading.local()  # starts held back by accepting(), per thread
@@ -410,6 +413,14 @@ class LocalExecutor:
         if found is None:
             raise ExecutorError(f"no service {service!r} in runtime {runtime.name!r}")
         return found
+
+    def usage(self, runtime: RuntimeRef) -> RuntimeUsage:
+        """CPU and memory of each service replica's process tree, from /proc (local/metrics.py)."""
+        status, pids = self.status(runtime), self.pids(runtime)
+        replicas = [{"service": name, "replica": r.name, "restarts": r.restarts, "ready": r.ready,
+                     "pid": (pids.get(r.name) or {}).get("process") or (pids.get(r.name) or {}).get("shim", 0)}
+                    for name, svc in status.services.items() for r in svc.replicas]
+        return self.sampler.measure(runtime, replicas)
 
     def pids(self, runtime: RuntimeRef) -> dict[str, dict[str, int]]:
         """Replica name -> {"shim": pid, "process": pid} (diagnostics, tests)."""

@@ -13,7 +13,8 @@ from scheduler.base import Capabilities, ExecutorError, base_report
 # Processes on this machine: they run the release's files (no images), every job may be given
 # files, a job is accepted in memory, and steps share the console's filesystem. No namespaces of their own, one node, nothing to place
 # by labels (the console keeps dice/ node labels itself), no ingress, no operators.
-CAPABILITIES = Capabilities(hosts=True, release_files=True, files=True, in_memory_jobs=True, console_filesystem=True)
+CAPABILITIES = Capabilities(hosts=True, release_files=True, files=True, in_memory_jobs=True, console_filesystem=True,
+                            metrics=True)
 
 
 def check() -> dict[str, Any]:

@@ -3,10 +3,14 @@
 from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
+from apps.monitoring import metrics_views
 from apps.monitoring.api import views
 
 router = SimpleRouter()
 router.register("notifications/channels", views.ChannelViewSet, basename="notification-channel")
 router.register("notifications/deliveries", views.DeliveryViewSet, basename="notification-delivery")
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = [
+    path("metrics/runtimes/<int:pk>/", metrics_views.RuntimeSeriesView.as_view(), name="runtime-metrics"),
+    path("", include(router.urls)),
+]

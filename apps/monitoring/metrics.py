@@ -1,0 +1,204 @@
+"""Metrics of runtimes: collected through the engine (`usage()` of the runtime's cluster), stored
+raw and as five-minute averages, expired, and read back as series, latest values and Prometheus
+text. The collector also notices a runtime that became degraded after a healthy deployment."""
+
+from __future__ import annotations
+
+import datetime
+import logging
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max, Q
+from django.utils import timezone
+
+from apps.clusters.services import cluster_executor
+from apps.deploy.models import Deployment, Runtime
+from apps.deploy.refs import runtime_ref
+from apps.monitoring import services
+from apps.monitoring.choices import NotifyEvent
+from apps.monitoring.models import MetricSample, RuntimeHealth
+from scheduler.base import ExecutorError, Health, RuntimeUsage, usage_of
+
+log = logging.getLogger(__name__)
+
+BUCKET = MetricSample.FIVE_MINUTES
+WINDOWS = {"1h": datetime.timedelta(hours=1), "1d": datetime.timedelta(days=1)}
+
+
+def _setting(name: str, default):
+    return getattr(settings, name, default)
+
+
+# ---- collecting ----------------------------------------------------------------------------------
+
+
+def samples_of(runtime: Runtime, usage: RuntimeUsage, at: datetime.datetime) -> list[MetricSample]:
+    """The rows one measurement makes: one per replica and one per service (its replicas' sum)."""
+    rows, per_service = [], defaultdict(list)
+    for r in usage.replicas:
+        per_service[r.service].append(r)
+        rows.append(MetricSample(runtime=runtime, service=r.service, replica=r.replica, at=at,
+                                 cpu_millicores=r.cpu_millicores, memory_bytes=r.memory_bytes,
+                                 restarts=r.restarts, replicas=1, ready=int(r.ready)))
+    for service, replicas in per_service.items():
+        cpus = [r.cpu_millicores for r in replicas if r.cpu_millicores is not None]
+        mems = [r.memory_bytes for r in replicas if r.memory_bytes is not None]
+        rows.append(MetricSample(runtime=runtime, service=service, replica="", at=at,
+                                 cpu_millicores=sum(cpus) if cpus else None, memory_bytes=sum(mems) if mems else None,
+                                 restarts=sum(r.restarts for r in replicas), replicas=len(replicas),
+                                 ready=sum(r.ready for r in replicas)))
+    return rows
+
+
+def collect_runtime(runtime: Runtime, executor=None) -> dict:
+    """Measure one runtime now and store it; notify runtime.degraded when it turned degraded
+    while its latest deployment is healthy. Returns what was done."""
+    executor = executor or cluster_executor(runtime.cluster)
+    ref = runtime_ref(runtime)
+    now = timezone.now()
+    try:
+        status = executor.status(ref)
+        usage = usage_of(executor, ref)
+    except ExecutorError as exc:
+        log.info("metrics: %s: %s", runtime, exc)
+        return {"runtime": runtime.pk, "error": str(exc)}
+    rows = samples_of(runtime, usage, now) if usage.available else []
+    with transaction.atomic():
+        MetricSample.objects.bulk_create(rows)
+        degraded = _observe_health(runtime, status.health, status.reason, usage, now)
+    return {"runtime": runtime.pk, "samples": len(rows), "available": usage.available, "degraded": degraded}
+
+
+def _observe_health(runtime: Runtime, health: str, reason: str, usage: RuntimeUsage, now) -> bool:
+    seen = RuntimeHealth.objects.select_for_update().filter(runtime=runtime).first()
+    before = seen.health if seen else ""
+    fields = {"health": str(health), "reason": reason[:2000], "metrics_available": usage.available,
+              "metrics_reason": usage.reason}
+    if seen is None:
+        RuntimeHealth.objects.create(runtime=runtime, since=now, **fields)
+    else:
+        if before != str(health):
+            fields["since"] = now
+        RuntimeHealth.objects.filter(pk=seen.pk).update(**fields)
+    if str(health) != Health.DEGRADED or before == Health.DEGRADED:
+        return False
+    latest = Deployment.objects.filter(runtime=runtime).order_by("-created", "-id").first()
+    if latest is None or latest.status != "healthy":
+        return False  # a rollout under way or failed reports itself
+    project = runtime.application.project
+    services.notify(project, NotifyEvent.RUNTIME_DEGRADED, f"Runtime {runtime} is degraded: {reason}", {
+        "runtime": runtime.pk, "application": runtime.application.slug, "workspace": runtime.workspace.kind,
+        "runtime_name": runtime.name, "reason": reason, "deployment": latest.pk,
+    }, url=runtime.get_absolute_url())
+    return True
+
+
+def deployed_runtimes():
+    return Runtime.objects.exclude(release=None).select_related(
+        "application__project__organization", "workspace", "cluster")
+
+
+def collect_all() -> dict:
+    """Measure every deployed runtime (the worker's periodic task)."""
+    done = [collect_runtime(runtime) for runtime in deployed_runtimes()]
+    return {"runtimes": len(done), "samples": sum(d.get("samples", 0) for d in done),
+            "errors": sum(1 for d in done if d.get("error"))}
+
+
+# ---- downsampling and retention ------------------------------------------------------------------
+
+
+def _bucket(at: datetime.datetime) -> datetime.datetime:
+    seconds = int(at.timestamp()) // BUCKET * BUCKET
+    return datetime.datetime.fromtimestamp(seconds, tz=datetime.UTC)
+
+
+def rollup(now: datetime.datetime | None = None) -> int:
+    """Average the services' raw samples into five-minute rows, for every finished bucket not yet
+    rolled up. Returns the rows made. Running it twice makes nothing twice."""
+    now = now or timezone.now()
+    end = _bucket(now)
+    done = {(r["runtime_id"], r["service"]): r["last"] for r in MetricSample.objects.filter(
+        resolution=BUCKET, replica="").values("runtime_id", "service").annotate(last=Max("at"))}
+    raw = MetricSample.objects.filter(resolution=MetricSample.RAW, replica="", at__lt=end)
+    oldest = min(done.values(), default=None)
+    if oldest is not None and len(done) > 0:
+        raw = raw.filter(at__gte=min(oldest + datetime.timedelta(seconds=BUCKET), end))
+    groups: dict[tuple, list] = defaultdict(list)
+    for s in raw.values("runtime_id", "service", "at", "cpu_millicores", "memory_bytes", "restarts", "replicas",
+                        "ready").iterator():
+        bucket = _bucket(s["at"])
+        last = done.get((s["runtime_id"], s["service"]))
+        if last is not None and bucket <= last:
+            continue
+        groups[(s["runtime_id"], s["service"], bucket)].append(s)
+    rows = []
+    for (runtime_id, service, bucket), samples in groups.items():
+        cpus = [s["cpu_millicores"] for s in samples if s["cpu_millicores"] is not None]
+        mems = [s["memory_bytes"] for s in samples if s["memory_bytes"] is not None]
+        rows.append(MetricSample(
+            runtime_id=runtime_id, service=service, replica="", resolution=BUCKET, at=bucket,
+            cpu_millicores=sum(cpus) / len(cpus) if cpus else None,
+            memory_bytes=int(sum(mems) / len(mems)) if mems else None,
+            restarts=max(s["restarts"] for s in samples), replicas=max(s["replicas"] for s in samples),
+            ready=min(s["ready"] for s in samples)))
+    MetricSample.objects.bulk_create(rows)
+    return len(rows)
+
+
+def expire(now: datetime.datetime | None = None) -> int:
+    """Drop raw samples older than DICE_METRICS_RAW_HOURS and averages older than
+    DICE_METRICS_RETENTION_DAYS (0: keep)."""
+    now = now or timezone.now()
+    gone = 0
+    raw_hours = float(_setting("DICE_METRICS_RAW_HOURS", 25))
+    days = float(_setting("DICE_METRICS_RETENTION_DAYS", 7))
+    if raw_hours > 0:
+        gone += MetricSample.objects.filter(resolution=MetricSample.RAW,
+                                            at__lt=now - datetime.timedelta(hours=raw_hours)).delete()[0]
+    if days > 0:
+        gone += MetricSample.objects.filter(at__lt=now - datetime.timedelta(days=days)).delete()[0]
+    return gone
+
+
+# ---- reading -------------------------------------------------------------------------------------
+
+
+def series(runtime: Runtime, window: str = "1h", now: datetime.datetime | None = None) -> dict[str, list[dict]]:
+    """service -> points ({at, cpu_millicores, memory_bytes, restarts, replicas, ready}) over the
+    window: raw samples for an hour, five-minute averages (and the raw tail not yet averaged) for a day."""
+    if window not in WINDOWS:
+        raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
+    now = now or timezone.now()
+    since = now - WINDOWS[window]
+    fields = ("service", "at", "cpu_millicores", "memory_bytes", "restarts", "replicas", "ready")
+    base = MetricSample.objects.filter(runtime=runtime, replica="", at__gte=since)
+    if window == "1h":
+        rows = list(base.filter(resolution=MetricSample.RAW).order_by("at").values(*fields))
+    else:
+        rows = list(base.filter(resolution=BUCKET).order_by("at").values(*fields))
+        last = rows[-1]["at"] + datetime.timedelta(seconds=BUCKET) if rows else since
+        rows += list(base.filter(resolution=MetricSample.RAW, at__gte=last).order_by("at").values(*fields))
+    out: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        out[row.pop("service")].append(row)
+    return dict(out)
+
+
+def latest(runtimes: Iterable[Runtime]) -> list[MetricSample]:
+    """The latest raw sample of every replica and service of these runtimes (the last collection's)."""
+    ids = [r.pk for r in runtimes]
+    stale = timezone.now() - datetime.timedelta(seconds=3 * float(_setting("DICE_METRICS_INTERVAL", 30)) + 60)
+    last = {r["runtime_id"]: r["at"] for r in MetricSample.objects.filter(
+        runtime_id__in=ids, resolution=MetricSample.RAW, at__gte=stale).values("runtime_id").annotate(at=Max("at"))}
+    if not last:
+        return []
+    match = Q()
+    for runtime_id, at in last.items():
+        match |= Q(runtime_id=runtime_id, at=at)
+    return list(MetricSample.objects.filter(match, resolution=MetricSample.RAW).select_related(
+        "runtime__application__project__organization", "runtime__workspace").order_by(
+        "runtime_id", "service", "replica"))

@@ -1,0 +1,43 @@
+"""The local engine measures its replicas from /proc: a CPU-burning service reads as busy, an
+idle one as idle, both with their resident memory; a restart shows in the counts."""
+
+from __future__ import annotations
+
+from scheduler.base import usage_of
+from tests.local.conftest import group_of, wait_for
+
+SPEC = """version: "2.0"
+services:
+  burn:
+    cmd: while :; do :; done
+    resources: {cpu: 1, mem: 64}
+  idle:
+    cmd: exec sleep 1000
+    resources: {cpu: 0.1, mem: 32}
+"""
+
+
+def test_usage_of_busy_and_idle_replicas(executor, runtime):
+    executor.apply(group_of(SPEC, runtime))
+    wait_for(lambda: sorted(r.name for s in executor.status(runtime).services.values() for r in s.replicas
+                            if r.state == "Running") == ["burn-0", "idle-0"], 20, "both services running")
+    first = usage_of(executor, runtime)  # a first reading is measured over a short window
+    assert first.available
+    by_service = {r.service: r for r in first.replicas}
+    assert set(by_service) == {"burn", "idle"}
+    # a busy loop gets what the machine's shared cores leave it (under load, less than a core); sleep nothing
+    assert by_service["burn"].cpu_millicores > 50, by_service["burn"]
+    assert by_service["idle"].cpu_millicores < 20, by_service["idle"]
+    assert by_service["burn"].memory_bytes > 100_000 and by_service["idle"].memory_bytes > 100_000
+    assert by_service["burn"].replica == "burn-0" and by_service["burn"].restarts == 0
+    # the next reading is the rate since this one
+    wait_for(lambda: True, 0.1)
+    second = {r.service: r for r in usage_of(executor, runtime).replicas}
+    assert second["burn"].cpu_millicores > 50 and second["idle"].cpu_millicores < 20
+
+
+def test_restarts_are_counted(executor, runtime):
+    executor.apply(group_of('version: "2.0"\nservices:\n  flaky:\n    cmd: sleep 0.2; exit 3\n', runtime))
+    found = wait_for(lambda: (u := usage_of(executor, runtime)).replicas and u.replicas[0].restarts >= 1 and u,
+                     20, "a restart")
+    assert found.replicas[0].service == "flaky"
