@@ -63,6 +63,7 @@ PRUNABLE = (
     ("apps/v1", "Deployment"),
     ("apps/v1", "DaemonSet"),
     ("apps/v1", "StatefulSet"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
     ("v1", "Secret"),

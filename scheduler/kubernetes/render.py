@@ -30,6 +30,7 @@ KIND_ORDER = (
     "Deployment",
     "DaemonSet",
     "StatefulSet",
+    "HorizontalPodAutoscaler",
     "Job",
     "CronJob",
     "BroadcastJob",

@@ -27,3 +27,45 @@ def test_quantities():
     assert quantity("64Mi") == 64 * 1024 ** 2 and quantity("2") == 2.0 and quantity("1500Ki") == 1500 * 1024
     with pytest.raises(ValueError):
         quantity("12Q")
+
+
+AUTOSCALED = """version: "2.0"
+services:
+  web:
+    image: registry.example/web:1
+    resources: {cpu: 0.2, mem: 64}
+    deployments:
+      autoscale: {min: 2, max: 5, cpu_percent: 60}
+"""
+
+
+def test_autoscale_becomes_an_hpa_the_api_server_accepts(k8s_cluster):
+    from kubernetes import client
+
+    from diceyml import parse_dice_yml
+    from scheduler.base import ServiceGroup
+    from tests.k8s.conftest import wait_for
+
+    executor = KubernetesExecutor(ClusterRef("ktest", "kubernetes", config={"kubeconfig": k8s_cluster.kubeconfig}),
+                                  api_client=k8s_cluster.api_client)
+    runtime = RuntimeRef("acme", "shop", "web", "DEV", f"a{uuid.uuid4().hex[:6]}")
+    group = ServiceGroup(runtime, parse_dice_yml(AUTOSCALED, workspace="DEV"), release="r1", cluster_name="ktest")
+    try:
+        executor.apply(group)
+        hpa = client.AutoscalingV2Api(k8s_cluster.api_client).read_namespaced_horizontal_pod_autoscaler(
+            "web", runtime.namespace)
+        assert (hpa.spec.min_replicas, hpa.spec.max_replicas) == (2, 5)
+        assert hpa.spec.metrics[0].resource.target.average_utilization == 60
+        # what the HPA (here: a person) scaled to survives the next deploy
+        apps = client.AppsV1Api(k8s_cluster.api_client)
+        executor.scale(runtime, "web", 4)
+        executor.apply(ServiceGroup(runtime, group.spec, release="r2", cluster_name="ktest"))
+        assert apps.read_namespaced_deployment("web", runtime.namespace).spec.replicas == 4
+        # a release without autoscale prunes the HPA
+        executor.apply(ServiceGroup(runtime, parse_dice_yml(AUTOSCALED.replace(
+            "      autoscale: {min: 2, max: 5, cpu_percent: 60}\n", "      replicas: 1\n"), workspace="DEV"),
+            release="r3", cluster_name="ktest"))
+        wait_for(lambda: not client.AutoscalingV2Api(k8s_cluster.api_client)
+                 .list_namespaced_horizontal_pod_autoscaler(runtime.namespace).items, 10, "the HPA to be pruned")
+    finally:
+        executor.destroy(runtime)
