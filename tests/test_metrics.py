@@ -145,3 +145,27 @@ def test_runtime_page_shows_sparklines(tenant_a, tenant_b, settings, tmp_path):
     part = client.get(f"/runtimes/{runtime.pk}/graphs/", {"window": "1d"})
     assert part.status_code == 200 and "<strong>last day</strong>" in part.content.decode()
     assert tenant_b.browser_client().get(f"/runtimes/{runtime.pk}/graphs/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_autoscaling_shows_in_events_and_audit(local_cluster, settings):  # noqa: F811
+    from apps.deploy.models import Runtime
+    from apps.projects.models import AuditEvent
+
+    a = Tenant("a")
+    spec = SPEC.replace("    resources: {cpu: 1, mem: 64}\n", "    resources: {cpu: 0.1, mem: 64}\n"
+                        "    deployments: {autoscale: {min: 1, max: 2, cpu_percent: 50}}\n")
+    deployed = _deploy(a, spec)
+    assert deployed["status"] == "healthy", (deployed.get("message"), deployed.get("transitions"))
+    runtime = Runtime.objects.get(pk=deployed["runtime"])
+    metrics.collect_runtime(runtime)  # a first reading, so the autoscaler's is a rate
+    local_cluster.autoscaler.up_cooldown = 0
+    made = wait_for(lambda: local_cluster.autoscaler.evaluate(), 20, "the autoscaler to scale the burning service")
+    assert [(d.service, d.current, d.desired) for d in made] == [("burn", 1, 2)]
+    assert metrics.collect_runtime(runtime)["scaled"] == 1
+    assert metrics.collect_runtime(runtime)["scaled"] == 0  # copied once
+    (event,) = AuditEvent.objects.filter(action="runtime.autoscale")
+    assert event.actor_name == "system" and "burn: 1 -> 2 replicas" in event.after["message"]
+    assert event.project_id == a.project.pk
+    events = a.api().get(f"/api/runtimes/{runtime.pk}/").json()["events"]  # as the runtime page shows them
+    assert any("burn: 1 -> 2 replicas" in e["message"] for e in events), events

@@ -19,6 +19,8 @@ class NotifyEvent(models.TextChoices):
     PIPELINE_SUCCEEDED = "pipeline.succeeded", "Pipeline succeeded"
     RUNTIME_DEGRADED = "runtime.degraded", "Runtime degraded"
     PREVIEW_TORN_DOWN = "preview.torn_down", "Preview torn down"
+    ALERT_FIRING = "alert.firing", "Alert firing"
+    ALERT_RESOLVED = "alert.resolved", "Alert resolved"
     # Sent by the test button to one channel whatever events it subscribes to.
     TEST = "test", "Test"
 
@@ -35,3 +37,22 @@ class DeliveryStatus(models.TextChoices):
     DELIVERED = "delivered", "Delivered"
     # Every attempt failed, or the target was refused (an address the console may not reach).
     FAILED = "failed", "Failed"
+
+
+class AlertMetric(models.TextChoices):
+    CPU = "cpu_millicores", "CPU (millicores, the service's replicas together)"
+    MEMORY = "memory_mib", "Memory (MiB, the service's replicas together)"
+    RESTARTS = "restarts", "Restarts (of the service's current replicas)"
+    READY = "ready", "Ready replicas"
+
+
+class AlertOperator(models.TextChoices):
+    ABOVE = "above", "above"
+    BELOW = "below", "below"
+
+
+class AlertState(models.TextChoices):
+    # The metric is within bounds (or has not been measured yet).
+    OK = "ok", "OK"
+    # Out of bounds for at least the rule's duration; notified once when it started.
+    FIRING = "firing", "Firing"

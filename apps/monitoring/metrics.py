@@ -20,11 +20,14 @@ from apps.deploy.refs import runtime_ref
 from apps.monitoring import services
 from apps.monitoring.choices import NotifyEvent
 from apps.monitoring.models import MetricSample, RuntimeHealth
+from apps.projects import audit
 from scheduler.base import ExecutorError, Health, RuntimeUsage, usage_of
 
 log = logging.getLogger(__name__)
 
 BUCKET = MetricSample.FIVE_MINUTES
+# Events of a cluster that record an autoscaler's change: the local engine's, a HorizontalPodAutoscaler's.
+SCALING_REASONS = ("Autoscaled", "SuccessfulRescale")
 WINDOWS = {"1h": datetime.timedelta(hours=1), "1d": datetime.timedelta(days=1)}
 
 
@@ -66,10 +69,28 @@ def collect_runtime(runtime: Runtime, executor=None) -> dict:
         log.info("metrics: %s: %s", runtime, exc)
         return {"runtime": runtime.pk, "error": str(exc)}
     rows = samples_of(runtime, usage, now) if usage.available else []
+    try:
+        events = [e for e in executor.events(ref) if e.reason in SCALING_REASONS]
+    except ExecutorError:
+        events = []
     with transaction.atomic():
         MetricSample.objects.bulk_create(rows)
         degraded = _observe_health(runtime, status.health, status.reason, usage, now)
-    return {"runtime": runtime.pk, "samples": len(rows), "available": usage.available, "degraded": degraded}
+        scaled = _audit_scaling(runtime, events)
+    return {"runtime": runtime.pk, "samples": len(rows), "available": usage.available, "degraded": degraded,
+            "scaled": scaled}
+
+
+def _audit_scaling(runtime: Runtime, events) -> int:
+    """Copy the cluster's scaling events not yet copied into the audit log (actor: system)."""
+    seen = RuntimeHealth.objects.filter(runtime=runtime).values_list("scaling_seen", flat=True).first() or 0.0
+    fresh = sorted((e for e in events if e.timestamp > seen), key=lambda e: e.timestamp)
+    for event in fresh:
+        audit.record(None, "runtime.autoscale", runtime, after={
+            "service": event.object, "message": event.message, "reason": event.reason, "at": event.timestamp})
+    if fresh:
+        RuntimeHealth.objects.filter(runtime=runtime).update(scaling_seen=fresh[-1].timestamp)
+    return len(fresh)
 
 
 def _observe_health(runtime: Runtime, health: str, reason: str, usage: RuntimeUsage, now) -> bool:

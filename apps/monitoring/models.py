@@ -2,7 +2,14 @@
 
 from django.db import models
 
-from apps.monitoring.choices import ChannelKind, DeliveryStatus, NotifyEvent
+from apps.monitoring.choices import (
+    AlertMetric,
+    AlertOperator,
+    AlertState,
+    ChannelKind,
+    DeliveryStatus,
+    NotifyEvent,
+)
 
 
 class NotificationChannel(models.Model):
@@ -104,6 +111,42 @@ class RuntimeHealth(models.Model):
     since = models.DateTimeField()
     metrics_available = models.BooleanField(default=True)
     metrics_reason = models.TextField(blank=True)
+    # The newest scaling event of the cluster already copied into the audit log (unix time).
+    scaling_seen = models.FloatField(default=0.0)
 
     def __str__(self):
         return f"{self.runtime_id}: {self.health}"
+
+
+class AlertRule(models.Model):
+    """A threshold on one service's metric: when every measurement over `duration` seconds is
+    beyond it, the rule fires (alert.firing to the project's channels); when the metric is back, it
+    resolves (alert.resolved). Evaluated by the worker after each collection."""
+
+    runtime = models.ForeignKey("deploy.Runtime", on_delete=models.CASCADE, related_name="alert_rules")
+    name = models.CharField(max_length=100)
+    service = models.CharField(max_length=100)
+    metric = models.CharField(max_length=20, choices=AlertMetric.choices)
+    operator = models.CharField(max_length=5, choices=AlertOperator.choices, default=AlertOperator.ABOVE)
+    threshold = models.FloatField()
+    duration = models.PositiveIntegerField(default=300, help_text="Seconds the metric must stay beyond the threshold")
+    enabled = models.BooleanField(default=True)
+    state = models.CharField(max_length=6, choices=AlertState.choices, default=AlertState.OK)
+    since = models.DateTimeField(null=True, blank=True, help_text="When the state last changed")
+    value = models.FloatField(null=True, blank=True, help_text="The last value evaluated")
+    created = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["runtime", "name", "id"]
+        constraints = [models.UniqueConstraint(fields=["runtime", "name"], name="alert_rule_name_per_runtime")]
+
+    def __str__(self):
+        return f"{self.name}: {self.service} {self.metric} {self.operator} {self.threshold:g} for {self.duration}s"
+
+    @property
+    def organization(self):
+        return self.runtime.organization
+
+    @property
+    def project(self):
+        return self.runtime.project

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 
-from apps.monitoring.models import NotificationChannel, NotificationDelivery
+from apps.monitoring.models import AlertRule, NotificationChannel, NotificationDelivery
 from apps.projects import scope
 
 
@@ -16,6 +16,11 @@ def deliveries_for(user) -> QuerySet[NotificationDelivery]:
     return NotificationDelivery.objects.filter(channel__project__in=scope.projects_for(user))
 
 
+def alert_rules_for(user) -> QuerySet[AlertRule]:
+    return AlertRule.objects.filter(runtime__application__in=scope.applications_for(user))
+
+
 def register() -> None:
     scope.register(NotificationChannel, channels_for)
     scope.register(NotificationDelivery, deliveries_for)
+    scope.register(AlertRule, alert_rules_for)

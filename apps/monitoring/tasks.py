@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from apps.monitoring import metrics, services
+from apps.monitoring import alerts, metrics, services
 
 
 @shared_task(name=services.TASK, acks_late=True)
@@ -26,8 +26,9 @@ def sweep() -> dict:
 
 @shared_task(name="dice.monitoring.collect")
 def collect() -> dict:
-    """Measure every deployed runtime through its cluster's engine (beat: DICE_METRICS_INTERVAL)."""
-    return metrics.collect_all()
+    """Measure every deployed runtime through its cluster's engine (beat: DICE_METRICS_INTERVAL),
+    then evaluate the alert rules on what was measured."""
+    return {**metrics.collect_all(), "alerts": alerts.evaluate_all()}
 
 
 @shared_task(name="dice.monitoring.rollup")

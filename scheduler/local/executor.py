@@ -36,6 +36,7 @@ from scheduler.base import (
 from scheduler.local import addons as addon_mod
 from scheduler.local import inspect as inspect_mod
 from scheduler.local import logs as log_mod
+from scheduler.local.autoscale import Autoscaler
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.metrics import Sampler
 from scheduler.local.plan import check_group, plan_group
@@ -144,6 +145,7 @@ class LocalExecutor:
         self.allow_shared_tenancy = allow_shared_tenancy
         self.sup = Supervisor(self, clock)
         self.sampler = Sampler()  # usage(): each replica's previous CPU reading
+        self.autoscaler = Autoscaler(self)  # services with deployments.autoscale (local/autoscale.py)
         self.jobs: dict[tuple[str, str], dict] = {}
         self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-job-start")
         self._held = threading.local()  # starts held back by accepting(), per thread
@@ -177,6 +179,7 @@ class LocalExecutor:
             self._adopt()
         if self._supervise:
             self.sup.start()
+            self.autoscaler.start()
 
     def _adopt(self) -> None:
         """Load every runtime and job from disk; processes still alive are kept as they are."""
@@ -199,6 +202,7 @@ class LocalExecutor:
             return
         self._closed = True
         self._starter.shutdown(wait=False, cancel_futures=True)  # jobs not started stay pending
+        self.autoscaler.stop()
         self.sup.close()
         self._lock.release()
 
@@ -311,6 +315,10 @@ class LocalExecutor:
                     unit["slots"] = old.get("slots", {})
                     unit["seq"] = old.get("seq", 0)
                     unit["token"] = old.get("token", 0)
+                    if unit.get("autoscale") and old.get("autoscale"):  # a deploy keeps what was scaled to
+                        bounds = unit["autoscale"]
+                        unit["replicas"] = max(bounds["min"], min(bounds["max"], old["replicas"]))
+                        unit["autoscale"]["last_change"] = old["autoscale"].get("last_change", 0.0)
                 rt["units"][name] = unit
             now = self.clock()
             rt["cron"] = {name: {**entry, "last": rt.get("cron", {}).get(name, {}).get("last", now)}

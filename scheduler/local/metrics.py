@@ -3,7 +3,7 @@ process tree (the sandboxed command and everything it started), restarts from th
 
 CPU is a rate: the tree's CPU seconds (utime + stime, and what its exited children used) between
 this measurement and the previous one of the same replica, kept here per process; a replica seen
-for the first time is measured over a short window instead. Memory is the tree's RSS."""
+for the first time (or measured again within the window) is measured over a short window instead. Memory is the tree's RSS."""
 
 from __future__ import annotations
 
@@ -90,8 +90,10 @@ class Sampler:
         roots = [r["pid"] for r in replicas if r.get("pid")]
         now, first = time.monotonic(), _sample(roots)
         with self._lock:
-            fresh = [pid for pid, (_, _, start) in first.items() if (pid, start) not in self._last]
-        if fresh:  # no previous reading: measure these over a short window
+            # no previous reading, or one too recent for a rate (CPU time moves in 10 ms ticks)
+            fresh = [pid for pid, (_, _, start) in first.items()
+                     if (pid, start) not in self._last or now - self._last[(pid, start)][0] < FIRST_WINDOW]
+        if fresh:  # measure these over a short window
             time.sleep(FIRST_WINDOW)
             again = _sample(fresh)
             with self._lock:

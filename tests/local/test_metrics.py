@@ -41,3 +41,34 @@ def test_restarts_are_counted(executor, runtime):
     found = wait_for(lambda: (u := usage_of(executor, runtime)).replicas and u.replicas[0].restarts >= 1 and u,
                      20, "a restart")
     assert found.replicas[0].service == "flaky"
+
+
+AUTOSCALED = """version: "2.0"
+services:
+  burst:
+    cmd: end=$(( $(date +%s) + 6 )); while [ "$(date +%s)" -lt "$end" ]; do i=0; while [ $i -lt 2000 ]; do i=$((i+1)); done; done; exec sleep 1000
+    resources: {cpu: 0.1, mem: 64}
+    deployments:
+      replicas: 1
+      autoscale: {min: 1, max: 3, cpu_percent: 50}
+"""
+
+
+def test_cpu_burning_service_scales_out_and_back_in(make_executor, runtime, monkeypatch):
+    """Each replica burns CPU for its first 6 s, then sleeps: the autoscaler adds replicas while
+    they burn (far above 50% of the 0.1-core request) and removes them once they are idle."""
+    monkeypatch.setenv("DICE_LOCAL_AUTOSCALE_INTERVAL", "0.5")
+    monkeypatch.setenv("DICE_LOCAL_AUTOSCALE_UP_COOLDOWN", "1")
+    monkeypatch.setenv("DICE_LOCAL_AUTOSCALE_DOWN_COOLDOWN", "2")
+    executor = make_executor()
+    executor.apply(group_of(AUTOSCALED, runtime))
+    replicas = lambda: executor.service_status(runtime, "burst").desired  # noqa: E731
+    wait_for(lambda: replicas() == 3, 30, "a scale-out to max (3)")
+    wait_for(lambda: replicas() == 1, 60, "a scale-in back to min (1)")
+    wait_for(lambda: not executor.sup.stopping, 20, "the removed replicas to stop")
+    events = [e for e in executor.events(runtime) if e.reason == "Autoscaled"]
+    assert events[0].message.startswith("burst: 1 -> ") and "cpu" in events[0].message
+    assert " -> 1 replicas" in events[-1].message
+    # a deploy of the same spec keeps what the autoscaler chose (within min..max)
+    executor.apply(group_of(AUTOSCALED, runtime))
+    assert replicas() == 1
