@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from dice_cli import (
+    alert_commands,
     api_commands,
     cluster_commands,
     deploy_commands,
@@ -21,7 +22,7 @@ from dice_cli.errors import CliError
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
     spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
-    log_commands, user_commands, notify_commands,
+    log_commands, user_commands, notify_commands, alert_commands,
 )
 
 

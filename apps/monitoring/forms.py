@@ -2,7 +2,7 @@
 
 from django import forms
 
-from apps.monitoring.choices import SUBSCRIBABLE, ChannelKind, NotifyEvent
+from apps.monitoring.choices import SUBSCRIBABLE, AlertMetric, AlertOperator, ChannelKind, NotifyEvent
 
 
 class ChannelForm(forms.Form):
@@ -14,3 +14,17 @@ class ChannelForm(forms.Form):
     events = forms.MultipleChoiceField(
         choices=[(e, NotifyEvent(e).label) for e in SUBSCRIBABLE], initial=list(SUBSCRIBABLE),
         widget=forms.CheckboxSelectMultiple, required=False)
+
+
+class AlertRuleForm(forms.Form):
+    runtime = forms.ModelChoiceField(queryset=None)
+    name = forms.CharField(max_length=100)
+    service = forms.CharField(max_length=100)
+    metric = forms.ChoiceField(choices=AlertMetric.choices)
+    operator = forms.ChoiceField(choices=AlertOperator.choices)
+    threshold = forms.FloatField()
+    duration = forms.IntegerField(min_value=0, initial=300, help_text="Seconds beyond the threshold before it fires")
+
+    def __init__(self, *args, runtimes=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["runtime"].queryset = runtimes

@@ -9,9 +9,9 @@ from django.shortcuts import redirect, render
 from django.views import View
 
 from apps.deploy.models import Runtime
-from apps.monitoring import graphs, services
-from apps.monitoring.forms import ChannelForm
-from apps.monitoring.models import NotificationChannel, NotificationDelivery
+from apps.monitoring import alerts, graphs, services
+from apps.monitoring.forms import AlertRuleForm, ChannelForm
+from apps.monitoring.models import AlertRule, NotificationChannel, NotificationDelivery
 from apps.projects import permissions, scope
 from dice_console.views import ScopedMixin, get_scoped_or_404, require
 
@@ -25,13 +25,20 @@ class NotificationsView(ScopedMixin, View):
         return get_scoped_or_404(scope.projects_for(self.request.user).select_related("organization"),
                                  organization__slug=self.kwargs["org"], slug=self.kwargs["project"])
 
-    def render_page(self, project, form, new_secret=None, status=200):
+    def runtimes(self, project):
+        return scope.scoped(self.request.user, Runtime).filter(application__project=project).select_related(
+            "application", "workspace").order_by("application__slug", "workspace__kind", "name")
+
+    def render_page(self, project, form, new_secret=None, status=200, rule_form=None):
+        rules = AlertRule.objects.filter(runtime__application__project=project).select_related(
+            "runtime__application", "runtime__workspace").order_by("runtime_id", "name")
         channels = NotificationChannel.objects.filter(project=project).order_by("name")
         deliveries = (NotificationDelivery.objects.filter(channel__project=project)
                       .select_related("channel").order_by("-created", "-id")[:HISTORY])
         return render(self.request, "monitoring/notifications.html", {
             "project": project, "channels": channels, "deliveries": deliveries, "form": form,
-            "new_secret": new_secret,
+            "new_secret": new_secret, "rules": rules,
+            "rule_form": rule_form or AlertRuleForm(runtimes=self.runtimes(project)),
             "can_change": scope.has_perm(self.request.user, permissions.CHANGE, project),
         }, status=status)
 
@@ -42,6 +49,14 @@ class NotificationsView(ScopedMixin, View):
         obj = self.get_project()
         require(request.user, permissions.CHANGE, obj)
         here = redirect("monitoring:notifications", org=org, project=project)
+        if "delete_rule" in request.POST:
+            rule = get_scoped_or_404(AlertRule.objects.filter(runtime__application__project=obj),
+                                     pk=request.POST["delete_rule"])
+            alerts.delete_rule(request.user, rule)
+            messages.success(request, f"Deleted the alert rule {rule.name}.")
+            return here
+        if "add_rule" in request.POST:
+            return self.add_rule(request, obj, here)
         for verb in ("test", "delete", "toggle"):
             if verb in request.POST:
                 channel = get_scoped_or_404(NotificationChannel.objects.filter(project=obj), pk=request.POST[verb])
@@ -70,6 +85,21 @@ class NotificationsView(ScopedMixin, View):
         if secret:
             return self.render_page(obj, ChannelForm(), new_secret=(channel.name, secret))
         return here
+
+
+    def add_rule(self, request, project, here):
+        form = AlertRuleForm(request.POST, runtimes=self.runtimes(project))
+        if form.is_valid():
+            data = dict(form.cleaned_data)
+            try:
+                rule = alerts.create_rule(request.user, data.pop("runtime"), **data)
+            except ValidationError as exc:
+                for field, errors in exc.message_dict.items():
+                    form.add_error(field if field in form.fields else None, errors)
+            else:
+                messages.success(request, f"Added the alert rule {rule.name}.")
+                return here
+        return self.render_page(project, ChannelForm(), status=400, rule_form=form)
 
 
 class RuntimeGraphsView(ScopedMixin, View):

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from apps.monitoring.choices import SUBSCRIBABLE, ChannelKind
-from apps.monitoring.models import NotificationChannel, NotificationDelivery
+from apps.deploy.models import Runtime
+from apps.monitoring.choices import SUBSCRIBABLE, AlertMetric, AlertOperator, ChannelKind
+from apps.monitoring.models import AlertRule, NotificationChannel, NotificationDelivery
 from apps.projects import scope
 
 
@@ -72,3 +73,44 @@ class DeliverySerializer(serializers.ModelSerializer):
         fields = ["id", "channel", "channel_name", "event", "subject", "payload", "status", "attempts",
                   "response_code", "last_error", "created", "next_attempt", "delivered"]
         read_only_fields = fields
+
+
+class RuntimeRefField(serializers.Field):
+    """A runtime the requesting user can see, by id."""
+
+    default_error_messages = {"missing": "no runtime {value!r} you can see (give its id)"}
+
+    def to_representation(self, value):
+        return value.pk
+
+    def to_internal_value(self, data):
+        request = self.context.get("request")
+        text = str(data).strip()
+        found = scope.scoped(request.user if request else None, Runtime).select_related(
+            "application__project__organization").filter(pk=int(text)).first() if text.isdigit() else None
+        if found is None:
+            self.fail("missing", value=text)
+        return found
+
+
+class AlertRuleSerializer(serializers.ModelSerializer):
+    runtime = RuntimeRefField()
+    runtime_name = serializers.SerializerMethodField()
+    metric = serializers.ChoiceField(choices=AlertMetric.choices)
+    operator = serializers.ChoiceField(choices=AlertOperator.choices, required=False)
+
+    class Meta:
+        model = AlertRule
+        fields = ["id", "runtime", "runtime_name", "name", "service", "metric", "operator", "threshold", "duration",
+                  "enabled", "state", "since", "value", "created"]
+        read_only_fields = ["id", "state", "since", "value", "created"]
+        validators = []
+
+    def get_runtime_name(self, obj) -> str:
+        return str(obj.runtime)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        if self.instance is not None and not isinstance(self.instance, list | tuple):
+            fields["runtime"].read_only = True
+        return fields

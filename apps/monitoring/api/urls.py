@@ -9,6 +9,7 @@ from apps.monitoring.api import views
 router = SimpleRouter()
 router.register("notifications/channels", views.ChannelViewSet, basename="notification-channel")
 router.register("notifications/deliveries", views.DeliveryViewSet, basename="notification-delivery")
+router.register("alerts/rules", views.AlertRuleViewSet, basename="alert-rule")
 
 urlpatterns = [
     path("metrics/runtimes/<int:pk>/", metrics_views.RuntimeSeriesView.as_view(), name="runtime-metrics"),

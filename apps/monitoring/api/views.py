@@ -8,9 +8,9 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from apps.monitoring import services
+from apps.monitoring import alerts, services
 from apps.monitoring.api import serializers
-from apps.monitoring.models import NotificationChannel, NotificationDelivery
+from apps.monitoring.models import AlertRule, NotificationChannel, NotificationDelivery
 from dice_console.api import ScopedGenericViewSet, ScopedModelViewSet
 
 
@@ -85,3 +85,31 @@ class DeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGe
                     return qs.none()
                 qs = qs.filter(**{field: value})
         return qs
+
+
+class AlertRuleViewSet(ScopedModelViewSet):
+    """Alert rules: a service's metric beyond a threshold for a duration notifies the project."""
+
+    model = AlertRule
+    serializer_class = serializers.AlertRuleSerializer
+    select_related = ("runtime__application__project__organization", "runtime__workspace")
+
+    def get_queryset(self):
+        qs = _of_project(super().get_queryset(), self.request.query_params.get("project"),
+                         "runtime__application__project")
+        runtime = self.request.query_params.get("runtime")
+        if runtime:
+            qs = qs.filter(runtime_id=int(runtime)) if runtime.isdigit() else qs.none()
+        return qs
+
+    def perform_create(self, serializer):
+        data = dict(serializer.validated_data)
+        serializer.instance = alerts.create_rule(self.request.user, data.pop("runtime"), **data)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        data.pop("runtime", None)
+        serializer.instance = alerts.update_rule(self.request.user, serializer.instance, **data)
+
+    def perform_destroy(self, instance):
+        alerts.delete_rule(self.request.user, instance)
