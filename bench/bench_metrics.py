@@ -4,6 +4,11 @@ runtime's samples take per day, and the runtime page's render time with an hour 
 temporary SQLite database and local cluster; not pass/fail.
 
     .venv/bin/python bench/bench_metrics.py [--runtimes 50] [--services 3] [--rounds 5]
+
+On the shared 2-core machine (2026-12-06, under other engineers' load): a collection of 150
+replicas took 0.77 s wall and 0.23 s CPU (0.8% of a core at the 30 s interval; 1.28 s before one
+/proc scan was shared by a collection's runtimes); the first, measuring each replica over a 0.25 s
+window, 14 s wall; a runtime-day of samples 3.5 MiB in SQLite; the runtime page 70 ms (p50).
 """
 
 from __future__ import annotations
@@ -63,7 +68,7 @@ def main() -> None:
 
         spec = 'version: "2.0"\nservices:\n' + "".join(
             f"  s{i}:\n    cmd: exec sleep 100000\n    resources: {{cpu: 0.1, mem: 32}}\n" for i in range(args.services))
-        owner = get_user_model().objects.create_user("bench", password="pw")
+        owner = get_user_model().objects.create_user("bench", password="pw", is_staff=True, is_superuser=True)
         org = services.create_organization(owner, slug="acme", name="acme")
         project = services.create_project(owner, org, slug="shop")
         app = services.create_application(owner, project, slug="web")

@@ -41,7 +41,26 @@ def _rss(pid: int) -> int:
         return 0
 
 
+_TREE: tuple[float, dict[int, list[int]]] = (0.0, {})
+_TREE_LOCK = threading.Lock()
+TREE_FRESH = 1.0  # seconds one scan of /proc's parent links serves (a collection reads many runtimes)
+
+
 def _children() -> dict[int, list[int]]:
+    """pid -> its children's pids, from one scan of /proc shared by the measurements of a second
+    (a replica's tree changes rarely; its CPU and memory are read fresh each time)."""
+    global _TREE
+    with _TREE_LOCK:
+        at, tree = _TREE
+        if time.monotonic() - at < TREE_FRESH:
+            return tree
+    tree = _scan()
+    with _TREE_LOCK:
+        _TREE = (time.monotonic(), tree)
+    return tree
+
+
+def _scan() -> dict[int, list[int]]:
     tree: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
