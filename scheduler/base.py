@@ -313,6 +313,21 @@ class RuntimeUsage:
     traffic: dict[str, dict[str, float]] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class NodeUsage:
+    """What one node of a cluster uses now: CPU in millicores, memory in bytes."""
+
+    name: str
+    cpu_millicores: float | None = None
+    memory_bytes: int | None = None
+
+
+def node_usage_of(inspector: Any) -> list[NodeUsage] | None:
+    """inspector.node_usage(), or None when the driver (or the cluster: no metrics API) cannot say."""
+    usage = getattr(inspector, "node_usage", None)
+    return None if usage is None else usage()
+
+
 def usage_of(executor: Any, runtime: RuntimeRef) -> RuntimeUsage:
     """executor.usage(runtime), or "unavailable" for a driver without the method (as
     status_changes() does for watch_status)."""
@@ -416,6 +431,11 @@ class Inspector(Protocol):
     def snapshot(self) -> dict[str, Any]:
         """Nodes (capacity, allocatable, requests, labels, conditions), namespaces with usage and
         quota, and the runtimes' workloads and pods, as plain dicts (what the periodic sync records)."""
+
+    def node_usage(self) -> list[NodeUsage] | None:
+        """Each node's CPU and memory use now, or None when the cluster cannot measure them
+        (optional: node_usage_of() answers None for a driver without it)."""
+        ...
 
     def set_node_labels(self, node: str, labels: dict[str, str | None]) -> dict[str, str]:
         """Patch a node's labels (None removes one); returns its labels afterwards."""

@@ -5,6 +5,7 @@ it; averages, retention; a runtime that turns degraded after a healthy deploymen
 from __future__ import annotations
 
 import datetime
+import os
 
 import pytest
 from django.utils import timezone
@@ -169,3 +170,24 @@ def test_autoscaling_shows_in_events_and_audit(local_cluster, settings):  # noqa
     assert event.project_id == a.project.pk
     events = a.api().get(f"/api/runtimes/{runtime.pk}/").json()["events"]  # as the runtime page shows them
     assert any("burn: 1 -> 2 replicas" in e["message"] for e in events), events
+
+
+@pytest.mark.django_db
+def test_cluster_page_shows_node_usage(tenant_a, settings, tmp_path):
+    """The local cluster's machine is measured through its inspector (CPU busy, memory in use) and
+    drawn on the cluster page; averaged and kept like the runtimes' samples."""
+    from apps.clusters.models import Cluster
+    from apps.clusters.sync import sync_cluster
+    from apps.monitoring.models import NodeSample
+
+    settings.DICE_LOCAL_ROOT = tmp_path / "local"
+    local = Cluster.local()
+    sync_cluster(local)
+    assert metrics.collect_nodes(local) == 1 and metrics.collect_nodes(local) == 1
+    (sample, _) = NodeSample.objects.all()
+    assert sample.memory_bytes > 10 * 1024 * 1024 and 0 <= sample.cpu_millicores <= 1000 * (os.cpu_count() or 1) + 1
+    page = tenant_a.browser_client().get(local.get_absolute_url()).content.decode()
+    assert 'id="cluster-usage"' in page and page.count("<polyline") == 2 and "MiB now" in page
+    assert metrics.rollup(timezone.now() + datetime.timedelta(minutes=10)) == 1
+    day = tenant_a.browser_client().get(f"/clusters/{local.name}/usage/", {"window": "1d"})
+    assert day.status_code == 200 and "<strong>last day</strong>" in day.content.decode()

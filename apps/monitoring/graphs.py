@@ -3,6 +3,7 @@ or day as sparklines, with the latest values."""
 
 from __future__ import annotations
 
+from apps.clusters.models import Cluster
 from apps.deploy.models import Runtime
 from apps.monitoring import metrics, sparkline
 from apps.monitoring.models import RuntimeHealth
@@ -30,3 +31,24 @@ def runtime_graphs(runtime: Runtime, window: str = "1h") -> dict:
     seen = RuntimeHealth.objects.filter(runtime=runtime).first()
     return {"runtime": runtime, "window": window, "windows": list(metrics.WINDOWS), "rows": rows,
             "unavailable": seen.metrics_reason if seen is not None and not seen.metrics_available else ""}
+
+
+def cluster_usage(cluster: Cluster, window: str = "1h") -> dict:
+    """Per node: CPU and memory in use over the window, against what the node can give."""
+    if window not in metrics.WINDOWS:
+        window = "1h"
+    allocatable = {n.name: n.allocatable or {} for n in cluster.nodes.all()}
+    rows = []
+    for node, points in sorted(metrics.node_series(cluster, window).items()):
+        alloc = allocatable.get(node, {})
+        last = points[-1]
+        rows.append({
+            "node": node,
+            "cpu": sparkline.svg([p["cpu_millicores"] for p in points], label=f"{node} CPU",
+                                 floor=float(alloc.get("cpu") or 100.0)),
+            "memory": sparkline.svg([_mib(p["memory_bytes"]) for p in points], label=f"{node} memory",
+                                    floor=(_mib(alloc.get("memory")) or 16.0)),
+            "cpu_now": last["cpu_millicores"], "memory_now": _mib(last["memory_bytes"]),
+            "cpu_total": alloc.get("cpu"), "memory_total": _mib(alloc.get("memory")),
+        })
+    return {"cluster": cluster, "window": window, "windows": list(metrics.WINDOWS), "rows": rows}

@@ -14,14 +14,15 @@ from django.db import transaction
 from django.db.models import Max, Q
 from django.utils import timezone
 
-from apps.clusters.services import cluster_executor
+from apps.clusters.models import Cluster
+from apps.clusters.services import cluster_executor, cluster_inspector
 from apps.deploy.models import Deployment, Runtime
 from apps.deploy.refs import runtime_ref
 from apps.monitoring import services
 from apps.monitoring.choices import NotifyEvent
-from apps.monitoring.models import MetricSample, RuntimeHealth
+from apps.monitoring.models import MetricSample, NodeSample, RuntimeHealth
 from apps.projects import audit
-from scheduler.base import ExecutorError, Health, RuntimeUsage, usage_of
+from scheduler.base import ExecutorError, Health, RuntimeUsage, node_usage_of, usage_of
 
 log = logging.getLogger(__name__)
 
@@ -123,10 +124,44 @@ def deployed_runtimes():
 
 
 def collect_all() -> dict:
-    """Measure every deployed runtime (the worker's periodic task)."""
+    """Measure every deployed runtime and every cluster's nodes (the worker's periodic task)."""
     done = [collect_runtime(runtime) for runtime in deployed_runtimes()]
+    nodes = sum(collect_nodes(cluster) for cluster in Cluster.objects.all())
     return {"runtimes": len(done), "samples": sum(d.get("samples", 0) for d in done),
-            "errors": sum(1 for d in done if d.get("error"))}
+            "errors": sum(1 for d in done if d.get("error")), "node_samples": nodes}
+
+
+def collect_nodes(cluster: Cluster) -> int:
+    """Measure a cluster's nodes (through its inspector); 0 when it cannot say or is unreachable."""
+    try:
+        usage = node_usage_of(cluster_inspector(cluster))
+    except (ExecutorError, OSError) as exc:
+        log.info("metrics: nodes of %s: %s", cluster, exc)
+        return 0
+    if not usage:
+        return 0
+    now = timezone.now()
+    NodeSample.objects.bulk_create([NodeSample(cluster=cluster, node=n.name, at=now, cpu_millicores=n.cpu_millicores,
+                                               memory_bytes=n.memory_bytes) for n in usage])
+    return len(usage)
+
+
+def node_series(cluster: Cluster, window: str = "1h", now: datetime.datetime | None = None) -> dict[str, list[dict]]:
+    """node -> raw points ({at, cpu_millicores, memory_bytes}) over the window (five-minute
+    averages and the raw tail for a day)."""
+    now = now or timezone.now()
+    base = NodeSample.objects.filter(cluster=cluster, at__gte=now - WINDOWS[window])
+    fields = ("node", "at", "cpu_millicores", "memory_bytes")
+    if window == "1h":
+        rows = list(base.filter(resolution=MetricSample.RAW).order_by("at").values(*fields))
+    else:
+        rows = list(base.filter(resolution=BUCKET).order_by("at").values(*fields))
+        last = rows[-1]["at"] + datetime.timedelta(seconds=BUCKET) if rows else now - WINDOWS[window]
+        rows += list(base.filter(resolution=MetricSample.RAW, at__gte=last).order_by("at").values(*fields))
+    out: dict[str, list[dict]] = defaultdict(list)
+    for row in rows:
+        out[row.pop("node")].append(row)
+    return dict(out)
 
 
 # ---- downsampling and retention ------------------------------------------------------------------
@@ -167,6 +202,25 @@ def rollup(now: datetime.datetime | None = None) -> int:
             restarts=max(s["restarts"] for s in samples), replicas=max(s["replicas"] for s in samples),
             ready=min(s["ready"] for s in samples)))
     MetricSample.objects.bulk_create(rows)
+    return len(rows) + _rollup_nodes(end)
+
+
+def _rollup_nodes(end: datetime.datetime) -> int:
+    last = NodeSample.objects.filter(resolution=BUCKET).aggregate(last=Max("at"))["last"]
+    raw = NodeSample.objects.filter(resolution=MetricSample.RAW, at__lt=end)
+    if last is not None:
+        raw = raw.filter(at__gte=last + datetime.timedelta(seconds=BUCKET))
+    groups: dict[tuple, list] = defaultdict(list)
+    for s in raw.values("cluster_id", "node", "at", "cpu_millicores", "memory_bytes").iterator():
+        groups[(s["cluster_id"], s["node"], _bucket(s["at"]))].append(s)
+    rows = []
+    for (cluster_id, node, bucket), samples in groups.items():
+        cpus = [s["cpu_millicores"] for s in samples if s["cpu_millicores"] is not None]
+        mems = [s["memory_bytes"] for s in samples if s["memory_bytes"] is not None]
+        rows.append(NodeSample(cluster_id=cluster_id, node=node, resolution=BUCKET, at=bucket,
+                               cpu_millicores=sum(cpus) / len(cpus) if cpus else None,
+                               memory_bytes=int(sum(mems) / len(mems)) if mems else None))
+    NodeSample.objects.bulk_create(rows)
     return len(rows)
 
 
@@ -177,11 +231,12 @@ def expire(now: datetime.datetime | None = None) -> int:
     gone = 0
     raw_hours = float(_setting("DICE_METRICS_RAW_HOURS", 25))
     days = float(_setting("DICE_METRICS_RETENTION_DAYS", 7))
-    if raw_hours > 0:
-        gone += MetricSample.objects.filter(resolution=MetricSample.RAW,
-                                            at__lt=now - datetime.timedelta(hours=raw_hours)).delete()[0]
-    if days > 0:
-        gone += MetricSample.objects.filter(at__lt=now - datetime.timedelta(days=days)).delete()[0]
+    for model in (MetricSample, NodeSample):
+        if raw_hours > 0:
+            gone += model.objects.filter(resolution=MetricSample.RAW,
+                                         at__lt=now - datetime.timedelta(hours=raw_hours)).delete()[0]
+        if days > 0:
+            gone += model.objects.filter(at__lt=now - datetime.timedelta(days=days)).delete()[0]
     return gone
 
 

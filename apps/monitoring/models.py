@@ -150,3 +150,22 @@ class AlertRule(models.Model):
     @property
     def project(self):
         return self.runtime.project
+
+
+class NodeSample(models.Model):
+    """One measurement of a cluster's node (CPU millicores, memory bytes in use), raw or as a
+    five-minute average, like MetricSample."""
+
+    cluster = models.ForeignKey("clusters.Cluster", on_delete=models.CASCADE, related_name="node_samples")
+    node = models.CharField(max_length=253)
+    resolution = models.PositiveIntegerField(default=0)
+    at = models.DateTimeField()
+    cpu_millicores = models.FloatField(null=True, blank=True)
+    memory_bytes = models.BigIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["cluster", "node", "at"]
+        indexes = [models.Index(fields=["cluster", "resolution", "at"], name="node_sample_cluster_res_at")]
+
+    def __str__(self):
+        return f"{self.cluster_id}/{self.node} @ {self.at}"

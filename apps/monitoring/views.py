@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 from django.views import View
 
+from apps.clusters.scope import clusters_for
 from apps.deploy.models import Runtime
 from apps.monitoring import alerts, graphs, services
 from apps.monitoring.forms import AlertRuleForm, ChannelForm
@@ -111,3 +112,12 @@ class RuntimeGraphsView(ScopedMixin, View):
         runtime = get_scoped_or_404(self.scoped_queryset().select_related("application__project__organization"), pk=pk)
         return render(request, "monitoring/_graphs_body.html",
                       graphs.runtime_graphs(runtime, request.GET.get("window", "1h")))
+
+
+class ClusterUsageView(ScopedMixin, View):
+    """The cluster page's node usage alone (htmx refreshes it, or switches the window)."""
+
+    def get(self, request, name: str):
+        cluster = get_scoped_or_404(clusters_for(request.user), name=name)
+        return render(request, "monitoring/_cluster_usage_body.html",
+                      graphs.cluster_usage(cluster, request.GET.get("window", "1h")))

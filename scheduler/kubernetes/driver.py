@@ -28,6 +28,7 @@ from scheduler.base import (
     JobState,
     JobStatus,
     LogLine,
+    NodeUsage,
     RuntimeRef,
     RuntimeUsage,
     ServiceGroup,
@@ -606,6 +607,9 @@ class KubernetesExecutor:
 
     def inspection_data(self) -> dict[str, Any]:
         return inspect.inspection_data(self.api)
+
+    def node_usage(self) -> list[NodeUsage] | None:
+        return metrics_mod.node_usage(self.api)
 
 
 def _reason(exc: ApiException) -> str:

@@ -9,7 +9,7 @@ import re
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from scheduler.base import ReplicaUsage, RuntimeRef, RuntimeUsage
+from scheduler.base import NodeUsage, ReplicaUsage, RuntimeRef, RuntimeUsage
 from scheduler.kubernetes.meta import SERVICE_LABEL
 
 GROUP, VERSION = "metrics.k8s.io", "v1beta1"
@@ -60,3 +60,13 @@ def usage(api: client.ApiClient, runtime: RuntimeRef) -> RuntimeUsage:
                                 restarts=sum(s.restart_count or 0 for s in statuses),
                                 ready=bool(statuses) and all(s.ready for s in statuses)))
     return RuntimeUsage(runtime=runtime, available=True, replicas=tuple(sorted(out, key=lambda r: r.replica)))
+
+
+def node_usage(api: client.ApiClient) -> list[NodeUsage] | None:
+    """Each node's CPU and memory from the resource metrics API; None without it."""
+    try:
+        found = client.CustomObjectsApi(api).list_cluster_custom_object(GROUP, VERSION, "nodes")
+    except ApiException:
+        return None
+    return [NodeUsage(name=item["metadata"]["name"], cpu_millicores=quantity(item["usage"].get("cpu", "0")) * 1000.0,
+                      memory_bytes=int(quantity(item["usage"].get("memory", "0")))) for item in found.get("items", [])]

@@ -142,3 +142,45 @@ class Sampler:
                 if (key[0] in gone or (key[0] in roots and key not in alive)) or now - seen > 3600:
                     del self._last[key]
         return RuntimeUsage(runtime=runtime, available=True, replicas=tuple(out))
+
+
+# ---- the machine -----------------------------------------------------------------------------------
+
+_MACHINE: list[tuple[float, float, float]] = []  # (monotonic, busy CPU seconds, total CPU seconds) last read
+_MACHINE_LOCK = threading.Lock()
+
+
+def _cpu_times() -> tuple[float, float]:
+    """(busy, total) CPU seconds of the machine since boot, from /proc/stat."""
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])
+    return (total - idle) / _TICKS, total / _TICKS
+
+
+def _memory_used() -> int:
+    info = {}
+    with open("/proc/meminfo") as fh:
+        for line in fh:
+            key, _, rest = line.partition(":")
+            info[key] = int(rest.split()[0]) * 1024
+    return info.get("MemTotal", 0) - info.get("MemAvailable", info.get("MemFree", 0))
+
+
+def machine_usage() -> tuple[float, int]:
+    """(CPU millicores busy since the previous call, or over a 0.25 s window; memory in use)."""
+    busy, total = _cpu_times()
+    now = time.monotonic()
+    with _MACHINE_LOCK:
+        before = _MACHINE[0] if _MACHINE else None
+    if before is None or now - before[0] < FIRST_WINDOW:
+        time.sleep(FIRST_WINDOW)
+        before = (now, busy, total)
+        busy, total = _cpu_times()
+        now = time.monotonic()
+    cores = os.cpu_count() or 1
+    share = (busy - before[1]) / (total - before[2]) if total > before[2] else 0.0
+    with _MACHINE_LOCK:
+        _MACHINE[:] = [(now, busy, total)]
+    return max(0.0, share) * cores * 1000.0, _memory_used()
