@@ -309,7 +309,9 @@ class RuntimeUsage:
     available: bool
     reason: str = ""
     replicas: tuple[ReplicaUsage, ...] = ()
-    # service -> {"requests": count so far, "latency_seconds": sum so far} where a front proxy sees them
+    # service -> counters since its front proxy started, where one sees the traffic (local):
+    # {"connections", "replies" (connections the backend answered), "first_byte_seconds" (their sum
+    # of the time from the client's first byte to the backend's)}
     traffic: dict[str, dict[str, float]] = field(default_factory=dict)
 
 

@@ -191,3 +191,22 @@ def test_cluster_page_shows_node_usage(tenant_a, settings, tmp_path):
     assert metrics.rollup(timezone.now() + datetime.timedelta(minutes=10)) == 1
     day = tenant_a.browser_client().get(f"/clusters/{local.name}/usage/", {"window": "1d"})
     assert day.status_code == 200 and "<strong>last day</strong>" in day.content.decode()
+
+
+@pytest.mark.django_db
+def test_front_proxy_counters_in_prometheus_text(tenant_a):
+    from apps.clusters.models import Cluster
+    from apps.deploy.models import Runtime
+
+    runtime = Runtime.objects.create(application=tenant_a.app, workspace=tenant_a.project.workspaces.get(kind="DEV"),
+                                     name="main", cluster=Cluster.objects.get(name="local"))
+    MetricSample.objects.create(runtime=runtime, service="web", at=timezone.now(), cpu_millicores=1.0,
+                                memory_bytes=1, replicas=1, ready=1, connections=12, replies=10,
+                                first_byte_seconds=0.5)
+    body = tenant_a.api().get(f"/metrics/runtimes/{runtime.pk}/").content.decode()
+    labels = f'org="{tenant_a.org.slug}",project="{tenant_a.project.slug}",app="{tenant_a.app.slug}",' \
+             'workspace="DEV",runtime="main",service="web"'
+    assert f"dice_service_connections_total{{{labels}}} 12" in body
+    assert f"dice_service_first_byte_seconds_sum{{{labels}}} 0.5" in body
+    assert f"dice_service_first_byte_seconds_count{{{labels}}} 10" in body
+    assert "# TYPE dice_service_connections_total counter" in body

@@ -50,10 +50,12 @@ def samples_of(runtime: Runtime, usage: RuntimeUsage, at: datetime.datetime) -> 
     for service, replicas in per_service.items():
         cpus = [r.cpu_millicores for r in replicas if r.cpu_millicores is not None]
         mems = [r.memory_bytes for r in replicas if r.memory_bytes is not None]
+        traffic = usage.traffic.get(service) or {}
         rows.append(MetricSample(runtime=runtime, service=service, replica="", at=at,
                                  cpu_millicores=sum(cpus) if cpus else None, memory_bytes=sum(mems) if mems else None,
                                  restarts=sum(r.restarts for r in replicas), replicas=len(replicas),
-                                 ready=sum(r.ready for r in replicas)))
+                                 ready=sum(r.ready for r in replicas), connections=traffic.get("connections"),
+                                 replies=traffic.get("replies"), first_byte_seconds=traffic.get("first_byte_seconds")))
     return rows
 
 
@@ -185,7 +187,7 @@ def rollup(now: datetime.datetime | None = None) -> int:
         raw = raw.filter(at__gte=min(oldest + datetime.timedelta(seconds=BUCKET), end))
     groups: dict[tuple, list] = defaultdict(list)
     for s in raw.values("runtime_id", "service", "at", "cpu_millicores", "memory_bytes", "restarts", "replicas",
-                        "ready").iterator():
+                        "ready", "connections", "replies", "first_byte_seconds").iterator():
         bucket = _bucket(s["at"])
         last = done.get((s["runtime_id"], s["service"]))
         if last is not None and bucket <= last:
@@ -200,7 +202,9 @@ def rollup(now: datetime.datetime | None = None) -> int:
             cpu_millicores=sum(cpus) / len(cpus) if cpus else None,
             memory_bytes=int(sum(mems) / len(mems)) if mems else None,
             restarts=max(s["restarts"] for s in samples), replicas=max(s["replicas"] for s in samples),
-            ready=min(s["ready"] for s in samples)))
+            ready=min(s["ready"] for s in samples),
+            # counters: the bucket's last reading
+            **{k: samples[-1][k] for k in ("connections", "replies", "first_byte_seconds")}))
     MetricSample.objects.bulk_create(rows)
     return len(rows) + _rollup_nodes(end)
 
@@ -250,7 +254,8 @@ def series(runtime: Runtime, window: str = "1h", now: datetime.datetime | None =
         raise ValueError(f"window must be one of {', '.join(WINDOWS)}")
     now = now or timezone.now()
     since = now - WINDOWS[window]
-    fields = ("service", "at", "cpu_millicores", "memory_bytes", "restarts", "replicas", "ready")
+    fields = ("service", "at", "cpu_millicores", "memory_bytes", "restarts", "replicas", "ready", "connections",
+              "replies", "first_byte_seconds")
     base = MetricSample.objects.filter(runtime=runtime, replica="", at__gte=since)
     if window == "1h":
         rows = list(base.filter(resolution=MetricSample.RAW).order_by("at").values(*fields))

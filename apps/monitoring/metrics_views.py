@@ -57,6 +57,9 @@ class PointSerializer(serializers.Serializer):
     restarts = serializers.IntegerField()
     replicas = serializers.IntegerField()
     ready = serializers.IntegerField()
+    connections = serializers.IntegerField(allow_null=True, help_text="Front proxy counter (local)")
+    replies = serializers.IntegerField(allow_null=True)
+    first_byte_seconds = serializers.FloatField(allow_null=True)
 
 
 class RuntimeSeriesSerializer(serializers.Serializer):

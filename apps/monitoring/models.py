@@ -91,6 +91,11 @@ class MetricSample(models.Model):
     restarts = models.PositiveIntegerField(default=0)
     replicas = models.PositiveIntegerField(default=0, help_text="Replicas measured (the service's row)")
     ready = models.PositiveIntegerField(default=0)
+    # The service's front proxy (local), counters since it started: connections, answered ones and
+    # the sum of their times to the first response byte. Null where no proxy sees the traffic.
+    connections = models.BigIntegerField(null=True, blank=True)
+    replies = models.BigIntegerField(null=True, blank=True)
+    first_byte_seconds = models.FloatField(null=True, blank=True)
 
     class Meta:
         ordering = ["runtime", "service", "replica", "at"]

@@ -65,6 +65,13 @@ def runtimes_text(samples: Iterable[MetricSample]) -> str:
             prefix = "dice_service"
             out.add("dice_service_replicas", "gauge", "Replicas measured", s.replicas, labels)
             out.add("dice_service_replicas_ready", "gauge", "Replicas ready", s.ready, labels)
+            out.add("dice_service_connections_total", "counter", "Connections through the service's front proxy",
+                    s.connections, labels)
+            out.add("dice_service_first_byte_seconds_sum", "counter",
+                    "Time from a request's first byte to the response's, summed over answered connections",
+                    s.first_byte_seconds, labels)
+            out.add("dice_service_first_byte_seconds_count", "counter", "Connections the service answered",
+                    s.replies, labels)
         out.add(f"{prefix}_cpu_millicores", "gauge", "CPU used, in millicores", s.cpu_millicores, labels)
         out.add(f"{prefix}_memory_bytes", "gauge", "Resident memory", s.memory_bytes, labels)
         out.add(f"{prefix}_restarts_total", "counter", "Restarts so far", s.restarts, labels)

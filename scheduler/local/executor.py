@@ -428,7 +428,15 @@ class LocalExecutor:
         replicas = [{"service": name, "replica": r.name, "restarts": r.restarts, "ready": r.ready,
                      "pid": (pids.get(r.name) or {}).get("process") or (pids.get(r.name) or {}).get("shim", 0)}
                     for name, svc in status.services.items() for r in svc.replicas]
-        return self.sampler.measure(runtime, replicas)
+        usage = self.sampler.measure(runtime, replicas)
+        with self.sup.lock:  # what the front proxies saw, per service (counters)
+            proxies = [(key[1], proxy.traffic()) for key, proxy in self.sup.proxies.items()
+                       if key[0] == runtime.namespace]
+        for service, counts in proxies:
+            total = usage.traffic.setdefault(service, {"connections": 0, "replies": 0, "first_byte_seconds": 0.0})
+            for name, value in counts.items():
+                total[name] += value
+        return usage
 
     def pids(self, runtime: RuntimeRef) -> dict[str, dict[str, int]]:
         """Replica name -> {"shim": pid, "process": pid} (diagnostics, tests)."""

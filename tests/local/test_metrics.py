@@ -72,3 +72,27 @@ def test_cpu_burning_service_scales_out_and_back_in(make_executor, runtime, monk
     # a deploy of the same spec keeps what the autoscaler chose (within min..max)
     executor.apply(group_of(AUTOSCALED, runtime))
     assert replicas() == 1
+
+
+WEB = """version: "2.0"
+services:
+  web:
+    cmd: exec python3 -m http.server $PORT --bind 127.0.0.1
+    ports:
+      - port: 8080
+        expose: true
+"""
+
+
+def test_front_proxy_counts_requests_and_time_to_first_byte(executor, runtime):
+    import urllib.request
+
+    executor.apply(group_of(WEB, runtime))
+    url = wait_for(lambda: (s := executor.service_status(runtime, "web")).health == "Healthy" and s.url, 30,
+                   "the web service")
+    for _ in range(3):
+        with urllib.request.urlopen(url + "/", timeout=10) as response:
+            assert response.status == 200
+    traffic = wait_for(lambda: (t := usage_of(executor, runtime).traffic.get("web")) and t["replies"] >= 3 and t,
+                       10, "three answered connections")
+    assert traffic["connections"] >= 3 and 0 < traffic["first_byte_seconds"] < 30
