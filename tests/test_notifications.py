@@ -140,6 +140,12 @@ def test_slack_and_email_channels(tenant_a, receiver, private_ok):
                                                    "Pipeline build run #3 failed"}
     (message,) = mail.outbox
     assert message.to == ["ops@example.org", "dev@example.org"] and "run #3 failed" in message.subject
+    # a tenant-made name cannot break the mail's headers
+    mail.outbox.clear()
+    services.notify(tenant_a.project, "pipeline.failed", "Pipeline x\r\nBcc: evil@example.org run #4 failed")
+    _send_all(tenant_a.project)
+    assert [m.subject for m in mail.outbox] == ["[Dice] Pipeline x Bcc: evil@example.org run #4 failed"]
+    assert mail.outbox[0].bcc == []
     # the mail channel does not hear events it did not subscribe to
     assert len(services.notify(tenant_a.project, "deployment.healthy", "x")) == 1
 

@@ -196,6 +196,8 @@ def notify(project, event: str, subject: str, data: dict | None = None, *, url: 
 def _record(channels, project, event: str, subject: str, data: dict, url: str) -> list[int]:
     if not channels:
         return []
+    # One line: names in it come from tenants (a pipeline's name), and a mail subject may not break
+    subject = " ".join(str(subject).split())
     now = timezone.now()
     payload = {
         "event": event,
