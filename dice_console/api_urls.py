@@ -33,5 +33,6 @@ urlpatterns = [
     path("", include("apps.logs.api_urls")),
     path("", include("apps.clusters.api.urls")),
     path("", include("apps.cmdb.api.urls")),
+    path("", include("apps.monitoring.api.urls")),
     path("", include(router.urls)),
 ]

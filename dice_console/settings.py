@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "apps.pipelines",
     "apps.cmdb",
     "apps.logs",
+    "apps.monitoring",
 ]
 
 MIDDLEWARE = [
@@ -249,7 +250,18 @@ CELERY_BEAT_SCHEDULE = {
     "logs-expire": {"task": "dice.logs.expire", "schedule": 3600.0},
     # Tear down merge requests' preview environments past their expiry.
     "previews-expire": {"task": "dice.pipelines.expire_previews", "schedule": 900.0},
+    # Send notifications whose attempt is due (a retry, a lost message, a worker that died mid-send).
+    "monitoring-notify-sweep": {"task": "dice.monitoring.sweep", "schedule": 60.0},
+    # Measure every deployed runtime (CPU, memory, restarts) through its cluster's engine.
+    "monitoring-collect": {"task": "dice.monitoring.collect",
+                           "schedule": env.float("DICE_METRICS_INTERVAL", default=30.0)},
+    # Five-minute averages and retention of what was measured.
+    "monitoring-rollup": {"task": "dice.monitoring.rollup", "schedule": 300.0},
 }
+# Seconds between measurements; hours raw samples are kept; days the five-minute averages are kept.
+DICE_METRICS_INTERVAL = env.float("DICE_METRICS_INTERVAL", default=30.0)
+DICE_METRICS_RAW_HOURS = env.float("DICE_METRICS_RAW_HOURS", default=25.0)
+DICE_METRICS_RETENTION_DAYS = env.float("DICE_METRICS_RETENTION_DAYS", default=7.0)
 # Days a finished task run's log is kept (0: forever).
 DICE_LOG_RETENTION_DAYS = env.int("DICE_LOG_RETENTION_DAYS", default=30)
 CELERY_TIMEZONE = TIME_ZONE
@@ -273,6 +285,23 @@ DICE_DEPLOY_TIMEOUT_MAX = env.int("DICE_DEPLOY_TIMEOUT_MAX", default=1800)
 DICE_DEPLOY_DEGRADED_GRACE = env.int("DICE_DEPLOY_DEGRADED_GRACE", default=60)
 DICE_DEPLOY_POLL_INTERVAL = env.float("DICE_DEPLOY_POLL_INTERVAL", default=1.0)  # kinds without watch_status
 DICE_DEPLOY_RECHECK_INTERVAL = env.float("DICE_DEPLOY_RECHECK_INTERVAL", default=5.0)
+
+# Notifications (README "Notifications"): channel URLs on loopback, link-local (cloud metadata) and
+# private addresses are refused unless DICE_NOTIFY_ALLOW_PRIVATE_HOSTS; one attempt's timeout, and the
+# delays before each retry (seconds; after the last, a delivery is failed).
+DICE_NOTIFY_ALLOW_PRIVATE_HOSTS = env.bool("DICE_NOTIFY_ALLOW_PRIVATE_HOSTS", default=False)
+DICE_NOTIFY_TIMEOUT = env.float("DICE_NOTIFY_TIMEOUT", default=10.0)
+DICE_NOTIFY_RETRY_DELAYS = [float(d) for d in env.list("DICE_NOTIFY_RETRY_DELAYS", default=["10", "60", "300", "1800"])]
+# E-mail notifications go through Django's mail backend: SMTP when DICE_EMAIL_HOST is set, else the console log.
+EMAIL_BACKEND = env.str("DICE_EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend"
+                        if env.str("DICE_EMAIL_HOST", default="") else "django.core.mail.backends.console.EmailBackend")
+EMAIL_HOST = env.str("DICE_EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("DICE_EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("DICE_EMAIL_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("DICE_EMAIL_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("DICE_EMAIL_TLS", default=False)
+EMAIL_TIMEOUT = env.int("DICE_EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DICE_EMAIL_FROM", default="dice@localhost")
 
 # The most results one API page gives (`limit` above it is a 400 naming `limit`).
 DICE_API_MAX_PAGE_SIZE = env.int("DICE_API_MAX_PAGE_SIZE", default=1000)

@@ -27,6 +27,7 @@ urlpatterns = [
     path("", include("apps.logs.urls")),
     path("", include("apps.clusters.urls")),
     path("", include("apps.cmdb.urls")),
+    path("", include("apps.monitoring.urls")),
     path("", include("apps.projects.urls")),
 ]
 

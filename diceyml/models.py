@@ -132,6 +132,28 @@ class Resources(SpecModel):
     ephemeral_storage_size: int | None = Field(None, ge=0)
 
 
+class Autoscale(SpecModel):
+    """Horizontal autoscaling: between `min` and `max` replicas, aiming at these average
+    utilisations of each replica's requested CPU and memory (a HorizontalPodAutoscaler on
+    Kubernetes, the local engine's autoscaler on local)."""
+
+    min: int = Field(1, ge=1, le=1000)
+    max: int = Field(ge=1, le=1000)
+    cpu_percent: int | None = Field(None, ge=1, le=1000)
+    mem_percent: int | None = Field(None, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscale:
+        if self.max < self.min:
+            raise nz.fail("autoscale", f"max ({self.max}) is below min ({self.min})")
+        if self.cpu_percent is None and self.mem_percent is None:
+            raise nz.fail("autoscale", "give cpu_percent, mem_percent or both: what the replicas should use on average")
+        return self
+
+    def clamp(self, replicas: int) -> int:
+        return max(self.min, min(self.max, replicas))
+
+
 class Deployments(SpecModel):
     """How many instances run and where."""
 
@@ -142,6 +164,8 @@ class Deployments(SpecModel):
     selectors: Annotated[
         dict[str, list[str]], BeforeValidator(nz.selectors, json_schema_input_type=dict[str, Any])
     ] = Field(default_factory=dict)
+    # The replicas follow the load between min and max; `replicas` is where a first deploy starts.
+    autoscale: Autoscale | None = None
 
     @field_validator("policies", "workload", mode="before")
     @classmethod
@@ -157,6 +181,12 @@ class Deployments(SpecModel):
         if isinstance(value, dict):
             return {k: v for k, v in value.items() if not (k in ("policies", "workload") and not v)}
         return value
+
+    @model_validator(mode="after")
+    def _one_per_node_is_fixed(self) -> Deployments:
+        if self.autoscale is not None and self.workload == "per_node":
+            raise nz.fail("autoscale", "a per_node workload runs one replica per node: it cannot autoscale")
+        return self
 
 
 class Bind(SpecModel):

@@ -228,6 +228,7 @@ class Capabilities:
     runtimes: bool = True  # apply() runs a dice.yml's services, addons and jobs (a Flink cluster runs only `engine: flink` services)
     steps: bool = True  # start_step() runs pipeline steps (a Flink cluster takes the `flink` action's jobs instead)
     savepoints: bool = False  # stop_job() stops a streaming job with a savepoint; a job starts from one (`-s`)
+    metrics: bool = False  # usage() measures replicas' CPU and memory (the check's `features` say if this cluster can)
 
     def as_dict(self) -> dict[str, bool | str]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -318,6 +319,58 @@ class GroupStatus:
     reason: str = ""
     services: dict[str, ServiceStatus] = field(default_factory=dict)
     addons: dict[str, ServiceStatus] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ReplicaUsage:
+    """One replica's use of the machine now: CPU in millicores (averaged since the previous
+    measurement, or over a short window), resident memory, restarts so far. None: not measured."""
+
+    service: str
+    replica: str
+    cpu_millicores: float | None = None
+    memory_bytes: int | None = None
+    restarts: int = 0
+    ready: bool = False
+
+
+@dataclass(frozen=True)
+class RuntimeUsage:
+    """What usage() found for a runtime: every replica's usage, or available=False and why (the
+    cluster serves no metrics: no metrics-server, a kind that measures nothing)."""
+
+    runtime: RuntimeRef
+    available: bool
+    reason: str = ""
+    replicas: tuple[ReplicaUsage, ...] = ()
+    # service -> counters since its front proxy started, where one sees the traffic (local):
+    # {"connections", "replies" (connections the backend answered), "first_byte_seconds" (their sum
+    # of the time from the client's first byte to the backend's)}
+    traffic: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NodeUsage:
+    """What one node of a cluster uses now: CPU in millicores, memory in bytes."""
+
+    name: str
+    cpu_millicores: float | None = None
+    memory_bytes: int | None = None
+
+
+def node_usage_of(inspector: Any) -> list[NodeUsage] | None:
+    """inspector.node_usage(), or None when the driver (or the cluster: no metrics API) cannot say."""
+    usage = getattr(inspector, "node_usage", None)
+    return None if usage is None else usage()
+
+
+def usage_of(executor: Any, runtime: RuntimeRef) -> RuntimeUsage:
+    """executor.usage(runtime), or "unavailable" for a driver without the method (as
+    status_changes() does for watch_status)."""
+    usage = getattr(executor, "usage", None)
+    if usage is None:
+        return RuntimeUsage(runtime=runtime, available=False, reason="this kind of cluster reports no metrics")
+    return usage(runtime)
 
 
 @dataclass(frozen=True)
@@ -415,6 +468,11 @@ class Inspector(Protocol):
         """Nodes (capacity, allocatable, requests, labels, conditions), namespaces with usage and
         quota, and the runtimes' workloads and pods, as plain dicts (what the periodic sync records)."""
 
+    def node_usage(self) -> list[NodeUsage] | None:
+        """Each node's CPU and memory use now, or None when the cluster cannot measure them
+        (optional: node_usage_of() answers None for a driver without it)."""
+        ...
+
     def set_node_labels(self, node: str, labels: dict[str, str | None]) -> dict[str, str]:
         """Patch a node's labels (None removes one); returns its labels afterwards."""
 
@@ -437,6 +495,11 @@ class Executor(Inspector, Protocol):
 
     def status(self, runtime: RuntimeRef) -> GroupStatus:
         """Per-service replicas and health, and the runtime's health with a reason."""
+
+    def usage(self, runtime: RuntimeRef) -> RuntimeUsage:
+        """CPU, memory and restarts of the runtime's replicas now (optional: usage_of() answers
+        "unavailable" for a driver without it)."""
+        ...
 
     def watch_status(self, runtime: RuntimeRef) -> StatusChanges:
         """Subscribe to the runtime's status changes (Kubernetes: watches of its namespace; local:

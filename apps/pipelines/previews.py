@@ -14,8 +14,11 @@ from django.utils import timezone
 
 from apps.deploy import deployments
 from apps.deploy.models import Runtime
+from apps.monitoring import services as monitoring
+from apps.monitoring.choices import NotifyEvent
 from apps.pipelines.models import PipelineRun, PreviewEnvironment, ProjectConfig
 from apps.projects import audit
+from apps.projects.models import Application
 
 PREVIEW_DAYS_KEY = "preview_days"
 DEFAULT_DAYS = 7
@@ -83,6 +86,11 @@ def teardown(preview: PreviewEnvironment, why: str) -> str:
             "number": preview.number, "branch": preview.branch, "url": preview.url, "runtime": name, "reason": why})
         if preview.pk:
             preview.delete()
+        application = Application.objects.select_related("project").get(pk=preview.application_id)
+        monitoring.notify(application.project, NotifyEvent.PREVIEW_TORN_DOWN,
+                          f"Preview {name} of {application.slug} torn down: {why}",
+                          {"application": application.slug, "workspace": PREVIEW_WORKSPACE, "runtime_name": name,
+                           "number": preview.number, "branch": preview.branch, "reason": why})
     return f"preview {name} removed ({why})"
 
 

@@ -22,6 +22,8 @@ from django.utils import timezone
 
 from apps.deploy import deployments
 from apps.deploy.models import Runtime
+from apps.monitoring import services as monitoring
+from apps.monitoring.choices import NotifyEvent
 from apps.pipelines import checkout, previews, reference, repos, services
 from apps.pipelines.branches import WEBHOOK_SECRET_KEY, rule_for_branch, workspace_for_branch
 from apps.pipelines.choices import TriggerKind
@@ -231,6 +233,10 @@ def teardown_for_deletion(application, deletion: GitEvent) -> list[str]:
         notes.append(f"runtime {name} in {workspace} could not be removed: {exc}")
         return notes
     notes.append(f"runtime {name} in {workspace} removed")
+    monitoring.notify(application.project, NotifyEvent.PREVIEW_TORN_DOWN,
+                      f"Runtime {name} of {application.slug} in {workspace} torn down: branch {deletion.branch} deleted",
+                      {"application": application.slug, "workspace": workspace, "runtime_name": name,
+                       "branch": deletion.branch})
     return notes
 
 

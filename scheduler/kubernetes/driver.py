@@ -28,7 +28,9 @@ from scheduler.base import (
     JobState,
     JobStatus,
     LogLine,
+    NodeUsage,
     RuntimeRef,
+    RuntimeUsage,
     ServiceGroup,
     StepJob,
     StepResult,
@@ -38,6 +40,7 @@ from scheduler.base import (
 )
 from scheduler.kubernetes import drift as drift_mod
 from scheduler.kubernetes import inspect, jobrun, steps
+from scheduler.kubernetes import metrics as metrics_mod
 from scheduler.kubernetes.addons import health as addon_health
 from scheduler.kubernetes.catalog import OPERATORS
 from scheduler.kubernetes.informer import CacheChanges, NamespaceCache, cache_key, namespace_cache
@@ -64,6 +67,7 @@ PRUNABLE = (
     ("apps/v1", "Deployment"),
     ("apps/v1", "DaemonSet"),
     ("apps/v1", "StatefulSet"),
+    ("autoscaling/v2", "HorizontalPodAutoscaler"),
     ("v1", "Service"),
     ("v1", "PersistentVolumeClaim"),
     ("v1", "Secret"),
@@ -383,6 +387,10 @@ class KubernetesExecutor:
 
             return GroupStatus(runtime=runtime, health=Health.UNKNOWN, reason=str(exc))
 
+    def usage(self, runtime: RuntimeRef) -> RuntimeUsage:
+        """CPU and memory per pod from the resource metrics API (kubernetes/metrics.py)."""
+        return metrics_mod.usage(self.api, runtime)
+
     def wait_until(
         self, runtime: RuntimeRef, predicate: Callable[[GroupStatus], bool], timeout: float
     ) -> GroupStatus:
@@ -613,6 +621,7 @@ class KubernetesExecutor:
         installed = {o["key"] for o in report["operators"] if o.get("installed")}
         features["broadcast_jobs"] = "kruise" in installed  # BroadcastJob through OpenKruise
         features["operator_addons"] = sorted(OPERATORS[k].makes for k in installed if k != "kruise")
+        features["metrics"] = metrics_mod.served(api)  # usage() needs metrics-server
         report["features"] = features
         return report
 
@@ -624,6 +633,9 @@ class KubernetesExecutor:
 
     def inspection_data(self) -> dict[str, Any]:
         return inspect.inspection_data(self.api)
+
+    def node_usage(self) -> list[NodeUsage] | None:
+        return metrics_mod.node_usage(self.api)
 
 
 def _reason(exc: ApiException) -> str:

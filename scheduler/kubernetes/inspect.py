@@ -26,6 +26,7 @@ REQUIRED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "namespaces", ("get", "list", "create", "delete")),
     ("apps", "deployments", ("get", "list", "create", "patch", "delete")),
     ("apps", "statefulsets", ("get", "list", "create", "patch", "delete")),
+    ("autoscaling", "horizontalpodautoscalers", ("get", "list", "create", "patch", "delete")),
     ("", "services", ("get", "list", "create", "patch", "delete")),
     ("networking.k8s.io", "ingresses", ("get", "list", "create", "patch", "delete")),
     ("batch", "jobs", ("get", "list", "create", "delete")),

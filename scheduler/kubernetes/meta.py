@@ -21,7 +21,7 @@ RESTART_ANNOTATION = "dice.io/restarted-at"
 # What a Kubernetes cluster can do (the capability report adds what depends on its operators).
 CAPABILITIES = Capabilities(
     images=True, namespaces=True, credentials=True, node_labels=True, workloads=True, inspection=True,
-    broadcast=True, ingress=True, operators=True, node_selectors=True, drift=True,
+    broadcast=True, ingress=True, operators=True, node_selectors=True, drift=True, metrics=True,
 )
 
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")

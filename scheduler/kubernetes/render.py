@@ -31,6 +31,7 @@ KIND_ORDER = (
     "Deployment",
     "DaemonSet",
     "StatefulSet",
+    "HorizontalPodAutoscaler",
     "Job",
     "CronJob",
     "BroadcastJob",

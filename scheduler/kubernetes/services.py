@@ -31,6 +31,17 @@ class ServiceObjects:
     ingresses: list[dict] = field(default_factory=list)
 
 
+def autoscaler(ctx: RenderContext, name: str, labels: dict[str, str], scaling) -> dict:
+    """The HorizontalPodAutoscaler (autoscaling/v2) of an autoscaled service's Deployment."""
+    metrics = [{"type": "Resource", "resource": {"name": resource, "target": {
+        "type": "Utilization", "averageUtilization": percent}}}
+        for resource, percent in (("cpu", scaling.cpu_percent), ("memory", scaling.mem_percent)) if percent]
+    return manifest("autoscaling/v2", "HorizontalPodAutoscaler", name, ctx.namespace, labels, {}, spec={
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": name},
+        "minReplicas": scaling.min, "maxReplicas": scaling.max, "metrics": metrics,
+    })
+
+
 def render_service(ctx: RenderContext, name: str, svc: Service, out: ServiceObjects) -> None:
     image = image_of(ctx, name, svc)
     allocation = allocation_of(ctx, svc)
@@ -82,8 +93,13 @@ def render_service(ctx: RenderContext, name: str, svc: Service, out: ServiceObje
     if per_node:
         out.workloads.append(manifest("apps/v1", "DaemonSet", name, ctx.namespace, labels, annotations, spec=body))
     else:
-        body = {"replicas": svc.deployments.replicas, "revisionHistoryLimit": 5, **body}
+        scaling = svc.deployments.autoscale
+        # An autoscaled Deployment leaves `replicas` to its HorizontalPodAutoscaler (applying it
+        # again at every deploy would undo the scaling).
+        body = {**({} if scaling else {"replicas": svc.deployments.replicas}), "revisionHistoryLimit": 5, **body}
         out.workloads.append(manifest("apps/v1", "Deployment", name, ctx.namespace, labels, annotations, spec=body))
+        if scaling is not None:
+            out.workloads.append(autoscaler(ctx, name, labels, scaling))
     out.claims += pod.claims
     out.secrets += pod.secrets
 

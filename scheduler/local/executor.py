@@ -29,6 +29,7 @@ from scheduler.base import (
     JobStatus,
     LogLine,
     RuntimeRef,
+    RuntimeUsage,
     ServiceGroup,
     ServiceStatus,
     StepJob,
@@ -37,8 +38,10 @@ from scheduler.base import (
 from scheduler.local import addons as addon_mod
 from scheduler.local import inspect as inspect_mod
 from scheduler.local import logs as log_mod
+from scheduler.local.autoscale import Autoscaler
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.drift import local_drift
+from scheduler.local.metrics import Sampler
 from scheduler.local.plan import check_group, plan_group
 from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
 from scheduler.local.state import (
@@ -146,6 +149,8 @@ class LocalExecutor:
         # Without a sandbox every tenant sees the others: one organization only, unless allowed.
         self.allow_shared_tenancy = allow_shared_tenancy
         self.sup = Supervisor(self, clock)
+        self.sampler = Sampler()  # usage(): each replica's previous CPU reading
+        self.autoscaler = Autoscaler(self)  # services with deployments.autoscale (local/autoscale.py)
         self.jobs: dict[tuple[str, str], dict] = {}
         self._forgot_at = 0.0  # when finished jobs were last dropped from self.jobs
         self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-job-start")
@@ -180,6 +185,7 @@ class LocalExecutor:
             self._adopt()
         if self._supervise:
             self.sup.start()
+            self.autoscaler.start()
 
     def _adopt(self) -> None:
         """Load every runtime and job from disk; processes still alive are kept as they are."""
@@ -202,6 +208,7 @@ class LocalExecutor:
             return
         self._closed = True
         self._starter.shutdown(wait=False, cancel_futures=True)  # jobs not started stay pending
+        self.autoscaler.stop()
         self.sup.close()
         self._lock.release()
 
@@ -314,6 +321,10 @@ class LocalExecutor:
                     unit["slots"] = old.get("slots", {})
                     unit["seq"] = old.get("seq", 0)
                     unit["token"] = old.get("token", 0)
+                    if unit.get("autoscale") and old.get("autoscale"):  # a deploy keeps what was scaled to
+                        bounds = unit["autoscale"]
+                        unit["replicas"] = max(bounds["min"], min(bounds["max"], old["replicas"]))
+                        unit["autoscale"]["last_change"] = old["autoscale"].get("last_change", 0.0)
                 rt["units"][name] = unit
             now = self.clock()
             rt["cron"] = {name: {**entry, "last": rt.get("cron", {}).get(name, {}).get("last", now)}
@@ -423,6 +434,22 @@ class LocalExecutor:
         if found is None:
             raise ExecutorError(f"no service {service!r} in runtime {runtime.name!r}")
         return found
+
+    def usage(self, runtime: RuntimeRef) -> RuntimeUsage:
+        """CPU and memory of each service replica's process tree, from /proc (local/metrics.py)."""
+        status, pids = self.status(runtime), self.pids(runtime)
+        replicas = [{"service": name, "replica": r.name, "restarts": r.restarts, "ready": r.ready,
+                     "pid": (pids.get(r.name) or {}).get("process") or (pids.get(r.name) or {}).get("shim", 0)}
+                    for name, svc in status.services.items() for r in svc.replicas]
+        usage = self.sampler.measure(runtime, replicas)
+        with self.sup.lock:  # what the front proxies saw, per service (counters)
+            proxies = [(key[1], proxy.traffic()) for key, proxy in self.sup.proxies.items()
+                       if key[0] == runtime.namespace]
+        for service, counts in proxies:
+            total = usage.traffic.setdefault(service, {"connections": 0, "replies": 0, "first_byte_seconds": 0.0})
+            for name, value in counts.items():
+                total[name] += value
+        return usage
 
     def pids(self, runtime: RuntimeRef) -> dict[str, dict[str, int]]:
         """Replica name -> {"shim": pid, "process": pid} (diagnostics, tests)."""

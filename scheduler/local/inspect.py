@@ -9,14 +9,15 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from scheduler.base import Capabilities, ExecutorError, base_report
+from scheduler.base import Capabilities, ExecutorError, NodeUsage, base_report
+from scheduler.local.metrics import machine_usage
 from scheduler.local.state import alive, read_json
 
 # Processes on this machine: they run the release's files (no images), every job may be given
 # files, a job is accepted in memory, and steps share the console's filesystem. No namespaces of their own, one node, nothing to place
 # by labels (the console keeps dice/ node labels itself), no ingress, no operators.
 CAPABILITIES = Capabilities(hosts=True, release_files=True, files=True, in_memory_jobs=True, console_filesystem=True,
-                            drift=True)
+                            drift=True, metrics=True)
 
 
 def check() -> dict[str, Any]:
@@ -99,6 +100,11 @@ class LocalInspector:
 
     def snapshot(self) -> dict[str, Any]:
         return snapshot(self.root)
+
+    def node_usage(self) -> list[NodeUsage]:
+        """The machine as its one node: CPU busy (all processes, not only the cluster's) and memory in use."""
+        cpu, memory = machine_usage()
+        return [NodeUsage(name=socket.gethostname(), cpu_millicores=cpu, memory_bytes=memory)]
 
     def set_node_labels(self, node: str, labels: dict[str, str | None]) -> dict[str, str]:
         raise ExecutorError("the local cluster keeps no node labels: the console keeps them (capabilities.node_labels)")

@@ -203,6 +203,11 @@ def plan_group(
         }
         if sandbox is not None:
             units[name]["sandbox"] = sandbox
+        if (scaling := svc.deployments.autoscale) is not None:
+            units[name]["replicas"] = scaling.clamp(svc.deployments.replicas)
+            units[name]["autoscale"] = {"min": scaling.min, "max": scaling.max, "cpu_percent": scaling.cpu_percent,
+                                        "mem_percent": scaling.mem_percent, "cpu_request": alloc.cpu_request,
+                                        "mem_request": alloc.mem_request}
         units[name]["hash"] = _hash(argv, workdir, env, declared, probe.to_dict(), alloc.mem_limit)
 
     cron: dict[str, dict] = {}

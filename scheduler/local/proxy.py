@@ -24,6 +24,12 @@ class FrontProxy:
         self._cycle = itertools.count()
         self._changed = threading.Condition()
         self._closed = False
+        # What the proxy sees of its traffic (counters since it started): connections forwarded,
+        # and for those the backend answered, the time from the client's first byte to the backend's.
+        self.connections = 0
+        self.replies = 0
+        self.first_byte_seconds = 0.0
+        self._counting = threading.Lock()
         self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind(("127.0.0.1", port))  # OSError when someone else holds it
@@ -84,11 +90,25 @@ class FrontProxy:
             client.close()
             return
         upstream.settimeout(None)
-        _pump(client, upstream)
+        with self._counting:
+            self.connections += 1
+        _pump(client, upstream, self._replied)
+
+    def _replied(self, seconds: float) -> None:
+        with self._counting:
+            self.replies += 1
+            self.first_byte_seconds += seconds
+
+    def traffic(self) -> dict[str, float]:
+        with self._counting:
+            return {"connections": self.connections, "replies": self.replies,
+                    "first_byte_seconds": self.first_byte_seconds}
 
 
-def _pump(a: socket.socket, b: socket.socket) -> None:
-    """Copy bytes both ways until both sides are done (half-closes are passed on)."""
+def _pump(a: socket.socket, b: socket.socket, replied=None) -> None:
+    """Copy bytes both ways until both sides are done (half-closes are passed on). `replied`
+    hears the seconds from a's first byte to b's first byte (a request's time to first response)."""
+    asked = answered = None
     sel = selectors.DefaultSelector()
     peers = {a: b, b: a}
     open_reads = {a, b}
@@ -103,6 +123,12 @@ def _pump(a: socket.socket, b: socket.socket) -> None:
                 except OSError:
                     data = b""
                 dst = peers[src]  # type: ignore[index]
+                if data and src is a and asked is None:
+                    asked = time.monotonic()
+                elif data and src is b and answered is None and asked is not None:
+                    answered = time.monotonic()
+                    if replied is not None:
+                        replied(answered - asked)
                 if data:
                     try:
                         dst.sendall(data)

@@ -19,7 +19,7 @@ K8S_VERSION = "1.36"
 OWN_CRDS = DATA / "crds"
 _Loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 # Custom resources whose CRD is not among ../shared/crds (checked by hand against Strimzi's docs).
-BUILTIN_GROUPS = ("apps/", "batch/", "networking.k8s.io/", "policy/")
+BUILTIN_GROUPS = ("apps/", "autoscaling/", "batch/", "networking.k8s.io/", "policy/")
 NO_CRD = {("kafka.strimzi.io/v1", "KafkaNodePool")}
 
 
