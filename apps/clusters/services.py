@@ -208,6 +208,8 @@ def register_cluster(
         method, resolved = resolve_credentials(kubeconfig=kubeconfig, context=context, server=server, ca=ca,
                                                token=token)
     elif caps.data_engine:
+        if kubeconfig or token or ca or server:
+            raise ValidationError({"kubeconfig": f"a {kind} cluster takes no credentials: give its REST URL as endpoint"})
         endpoint = _endpoint(endpoint, caps.data_engine)
     else:
         raise ValidationError({"kind": f"a {kind} cluster is not registered: the console has it already"})
