@@ -78,6 +78,12 @@ class ScopedSlugRelatedField(serializers.SlugRelatedField):
         request = self.context.get("request")
         return scope.scoped(request.user if request else None, self.scoped_model)
 
+    def to_internal_value(self, data):
+        # A name with a NUL byte names nothing (PostgreSQL refuses it in a query: a 500, not a 400).
+        if isinstance(data, str) and "\x00" in data:
+            self.fail("does_not_exist", slug_name=self.slug_field, value=data.replace("\x00", "\\x00"))
+        return super().to_internal_value(data)
+
 
 # ---- errors outside DRF --------------------------------------------------------------------------
 

@@ -61,8 +61,11 @@ def test_live_log_in_the_browser_then_cancel(engine, tenant_a, k8s_node: K8sClus
 
     page.goto(run_url)
     assert _row_status(page, "ticker") == "Running"
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))  # the confirmation
     with page.expect_navigation():
         page.click("#run-body button:has-text('Cancel')")
+    assert asked and "Cancel" in asked[0]
     assert page.locator("#run-body hgroup .status").inner_text() == "Cancelled"
 
     ns = f"pipelines-{tenant_a.project.pk}"
