@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 
+from dice_console.addresses import why_not_public
+
 ALLOW_PRIVATE = "DICE_NOTIFY_ALLOW_PRIVATE_HOSTS"
 MAX_URL = 2000
 MAX_RESPONSE = 64 * 1024  # what is read of a receiver's answer (kept for the history, trimmed)
@@ -47,26 +49,6 @@ class Answer:
 
 def _allow_private() -> bool:
     return bool(getattr(settings, ALLOW_PRIVATE, False))
-
-
-def why_not_public(address: str) -> str | None:
-    """Why this address is not one tenants may reach, or None when it is public."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        mapped = ip.ipv4_mapped or ip.sixtofour
-        if mapped is not None:
-            ip = mapped
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address (cloud metadata lives there)"
-    if ip.is_unspecified:
-        return "an unspecified address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_private or ip.is_reserved or not ip.is_global:
-        return "a private address"
-    return None
 
 
 def parse(url: str) -> Target:

@@ -21,6 +21,8 @@ from urllib.parse import urlsplit
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from dice_console.addresses import why_not_public
+
 ALLOW_PRIVATE = "DICE_REPO_ALLOW_PRIVATE_HOSTS"
 ALLOW_LOCAL = "DICE_REPO_ALLOW_LOCAL_PATHS"
 SCHEMES = ("https", "ssh", "git")
@@ -47,23 +49,6 @@ class RepoTarget:
 
 def _flag(name: str) -> bool:
     return bool(getattr(settings, name, False))
-
-
-def _why_not_public(address: str) -> str | None:
-    ip = ipaddress.ip_address(address)
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if ip.is_loopback:
-        return "a loopback address"
-    if ip.is_link_local:
-        return "a link-local address"
-    if ip.is_unspecified:
-        return "an unspecified address"
-    if ip.is_multicast:
-        return "a multicast address"
-    if ip.is_private or ip.is_reserved or not ip.is_global:
-        return "a private address"
-    return None
 
 
 def _refuse_private(url: str, host: str, address: str, why: str) -> RepoUrlRefused:
@@ -140,7 +125,7 @@ def _check_host(text: str, scheme: str, host: str, port: int, must_resolve: bool
             raise RepoUrlRefused(f"{text}: cannot resolve {host}") from None
         return target  # saved as given: checked again, resolved, before every clone
     for address in addresses:
-        why = _why_not_public(address)
+        why = why_not_public(address)
         if why:
             raise _refuse_private(text, host, address, why)
     target.addresses = addresses
