@@ -9,7 +9,6 @@ import contextlib
 import re
 import shutil
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -19,20 +18,14 @@ from scheduler.base import ClusterRef, JobState
 from scheduler.engines import engine_venv, missing_hint
 from scheduler.flink import FlinkExecutor
 from scheduler.flink.session import NAMESPACE, flink_home
+from tests import polling
 
 DATA = Path(__file__).resolve().parents[1] / "data" / "flink"
 COUNT = re.compile(r"^(?P<tag>[\w-]+)> [+-][IU]\[(?P<count>\d+), (?P<max>-?\d+|null)\]")
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.3)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return polling.wait_for(predicate, timeout, what, interval=0.3)
 
 
 def _usable() -> None:

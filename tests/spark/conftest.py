@@ -16,6 +16,7 @@ from scheduler.base import ClusterRef
 from scheduler.engines import engine_venv, missing_hint
 from scheduler.local import create_executor as local_executor
 from scheduler.spark import SparkExecutor
+from tests import polling
 
 
 def needs_spark() -> None:
@@ -26,14 +27,7 @@ def needs_spark() -> None:
 
 
 def wait_for(predicate: Callable[[], object], timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = predicate()
-        if last:
-            return last
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    return polling.wait_for(predicate, timeout, what, interval=0.2)
 
 
 @pytest.fixture(scope="session")
