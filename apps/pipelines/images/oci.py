@@ -36,6 +36,25 @@ class Built:
         return f"{host}/{self.name}:{self.tag}"
 
 
+# A base's layer keeps its compression: an uncompressed layer called gzip is one no runtime can
+# unpack. Docker's names become the OCI ones for the same bytes (our manifest is an OCI one).
+LAYER_TYPES = {
+    "application/vnd.oci.image.layer.v1.tar": "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.oci.image.layer.v1.tar+gzip": LAYER,
+    "application/vnd.oci.image.layer.v1.tar+zstd": "application/vnd.oci.image.layer.v1.tar+zstd",
+    "application/vnd.docker.image.rootfs.diff.tar": "application/vnd.oci.image.layer.v1.tar",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": LAYER,
+}
+
+
+def layer_media_type(given: str) -> str:
+    """The OCI media type of a base image's layer (what its bytes are), refusing one we cannot name."""
+    if given not in LAYER_TYPES:
+        raise DockerfileError(f"the base image has a layer of type {given or '(none)'}, which this builder "
+                              "does not copy (a foreign or non-distributable layer)")
+    return LAYER_TYPES[given]
+
+
 def split_ref(ref: str) -> tuple[str, str]:
     """`name[:tag]` (a registry host prefix is dropped: bases come from the configured registry)."""
     name, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
@@ -107,7 +126,7 @@ def build(text: str, context_files: list[str], read_file: Callable[[str], tuple[
                 for layer in manifest["layers"]:
                     if not registry.has_blob(name, layer["digest"]):
                         registry.push_blob(name, registry.blob(base_name, layer["digest"]), layer["digest"])
-                    layers.append({"mediaType": LAYER if "oci" in layer.get("mediaType", "") else layer["mediaType"],
+                    layers.append({"mediaType": layer_media_type(layer.get("mediaType", "")),
                                    "digest": layer["digest"], "size": layer["size"]})
                 diff_ids += base_config.get("rootfs", {}).get("diff_ids", [])
                 history += base_config.get("history", [])

@@ -69,6 +69,19 @@ class Registry:
         self._call("PUT", upload, data=data, headers={"Content-Type": "application/octet-stream"}).close()
         return digest
 
+    def push_blob_stream(self, name: str, stream, size: int, digest: str) -> str:
+        """A blob read from `stream` (`size` bytes, whose digest the registry checks), without
+        holding it in memory: a base image's layer is hundreds of MiB."""
+        if self.has_blob(name, digest):
+            return digest
+        with self._call("POST", f"/v2/{name}/blobs/uploads/", data=b"") as answer:
+            location = answer.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        upload = urljoin(f"{self.base}/", location) + f"{separator}digest={digest}"
+        self._call("PUT", upload, data=stream, headers={"Content-Type": "application/octet-stream",
+                                                        "Content-Length": str(size)}).close()
+        return digest
+
     def blob(self, name: str, digest: str) -> bytes:
         try:
             with self._call("GET", f"/v2/{name}/blobs/{digest}") as answer:
@@ -89,6 +102,9 @@ class Registry:
 
     def push_manifest(self, name: str, reference: str, manifest: dict) -> str:
         data = json.dumps(manifest, separators=(",", ":")).encode()
-        self._call("PUT", f"/v2/{name}/manifests/{reference}", data=data,
-                   headers={"Content-Type": manifest.get("mediaType", OCI_MANIFEST)}).close()
+        return self.push_manifest_bytes(name, reference, data, manifest.get("mediaType", OCI_MANIFEST))
+
+    def push_manifest_bytes(self, name: str, reference: str, data: bytes, media_type: str) -> str:
+        """A manifest as given (its digest unchanged)."""
+        self._call("PUT", f"/v2/{name}/manifests/{reference}", data=data, headers={"Content-Type": media_type}).close()
         return digest_of(data)
