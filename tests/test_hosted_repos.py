@@ -210,3 +210,39 @@ def test_a_push_builds_the_guestbook_image_releases_it_and_the_front_answers(hos
         assert answer.status == 200
     print(f"\npush to answering front, with the image build: {time.monotonic() - started:.1f}s; "
           f"image build: {(tasks['image'].finished - tasks['image'].started).total_seconds():.2f}s")
+
+
+def test_deleting_an_application_or_its_project_removes_its_repository(hosted, live_server, tenant_a, tmp_path):
+    from apps.pipelines import repos
+    from apps.projects import services
+    from apps.projects.models import Application
+    from dice_console import backup
+
+    work = _work(tmp_path, {"README": "x"})
+    git("push", "-q", _url(live_server, tenant_a, token=tenant_a.token), "main", cwd=work)
+    first = tenant_a.app.pk
+    assert repos.exists(first)
+    services.delete_application(tenant_a.owner, tenant_a.app)
+    assert not repos.repo_path(first).exists()
+    target = tmp_path / "backup"
+    backup.backup(target, say=lambda _: None)
+    assert not (target / "files" / "repositories" / f"{first}.git").exists()
+
+    # With its project: the cascade removes every application's repository.
+    other = Application.objects.create(project=tenant_a.project, name="other", slug="other")
+    other_url = _url(live_server, tenant_a, token=tenant_a.token).replace("/a-app.git", "/other.git")
+    git("push", "-q", other_url, "main", cwd=work)
+    assert repos.exists(other.pk)
+    services.delete_project(tenant_a.owner, tenant_a.project)
+    assert not repos.repo_path(other.pk).exists()
+
+
+def test_a_folder_left_at_a_new_applications_id_is_not_its_history(hosted, tenant_a):
+    from apps.pipelines import repos
+    from apps.projects.models import Application
+
+    nxt = Application.objects.order_by("-pk").first().pk + 1
+    left = repos.ensure(nxt)  # e.g. SQLite reusing the largest id after a crash
+    assert left.exists()
+    Application.objects.create(pk=nxt, project=tenant_a.project, name="new", slug="new")
+    assert not left.exists()

@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import os
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -104,6 +105,17 @@ def _run(args: list[str], application_id: int | None, *, check: bool = True) -> 
     if check and done.returncode != 0:
         raise RepoError(f"git {args[0]} failed: {(done.stderr or done.stdout).strip()[-300:]}")
     return done.stdout
+
+
+def remove(application_id: int) -> bool:
+    """Delete the application's repository folder (the application is gone). True if there was one.
+    Also done when an application is created: a folder left at its id (a crash between the delete
+    and this, or SQLite reusing the largest id) never becomes a new application's history."""
+    path = repo_path(application_id)
+    if not path.exists():
+        return False
+    shutil.rmtree(path)
+    return True
 
 
 def size_bytes(application_id: int) -> int:
