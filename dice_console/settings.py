@@ -250,6 +250,8 @@ CELERY_BEAT_SCHEDULE = {
     "logs-expire": {"task": "dice.logs.expire", "schedule": 3600.0},
     # Tear down merge requests' preview environments past their expiry.
     "previews-expire": {"task": "dice.pipelines.expire_previews", "schedule": 900.0},
+    # Tear down pushed branches' runtimes past their project's branch_runtime_days (unset: never).
+    "branch-runtimes-expire": {"task": "dice.pipelines.expire_branch_runtimes", "schedule": 900.0},
     # Send notifications whose attempt is due (a retry, a lost message, a worker that died mid-send).
     "monitoring-notify-sweep": {"task": "dice.monitoring.sweep", "schedule": 60.0},
     # Measure every deployed runtime (CPU, memory, restarts) through its cluster's engine.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.pipelines import builtin, engine, flinkstep, previews, triggers
+from apps.pipelines import branch_runtimes, builtin, engine, flinkstep, previews, triggers
 
 # SQLite (standalone mode, tests) answers a busy database with OperationalError: every task is
 # idempotent, so it is simply tried again a moment later.
@@ -88,3 +88,9 @@ def cron_run(definition_id: int) -> int | None:
 def expire_previews() -> list[str]:
     """Tear down merge requests' preview environments past their expiry (project config preview_days)."""
     return previews.expire()
+
+
+@shared_task(name="dice.pipelines.expire_branch_runtimes", **RETRY)
+def expire_branch_runtimes() -> list[str]:
+    """Tear down pushed branches' runtimes past their expiry (project config branch_runtime_days)."""
+    return branch_runtimes.expire()
