@@ -67,9 +67,13 @@ def test_clone_and_push_with_a_token_read_needs_view_and_push_needs_change(hoste
     assert stranger.returncode != 0 and "not found" in stranger.stderr
     assert PipelineRun.objects.count() == 0
 
-    git("push", "-q", _url(live_server, tenant_a, token=tenant_a.token), "main", cwd=work)
+    pushed = git("push", "-q", _url(live_server, tenant_a, token=tenant_a.token), "main", cwd=work)
     sha = git("rev-parse", "HEAD", cwd=work).stdout.strip()
     (run,) = PipelineRun.objects.all()  # pipeline.yml matches main; .dice/pipelines/other.yml does not
+    # The pusher reads what the push started, with the run's link, as git shows a hook's output.
+    assert (f"remote: dice: pipeline.yml: run {run.pk} started in DEV: {live_server.url}{run.get_absolute_url()}"
+            in [line.rstrip() for line in pushed.stderr.splitlines()]), pushed.stderr
+    assert "remote: dice: .dice/pipelines/other.yml: on.push does not match main" in pushed.stderr
     assert run.trigger == "push" and run.created_by == tenant_a.owner
     assert run.trigger_payload["commit"] == sha and run.trigger_payload["hosted"] is True
     assert run.trigger_payload["repo"].endswith(f"/git/{tenant_a.org.slug}/{tenant_a.project.slug}/{tenant_a.app.slug}.git")

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import io
 import logging
+import re
 import shutil
 import subprocess
 import tempfile
@@ -125,6 +127,53 @@ def _parse_cgi(out) -> tuple[int, dict[str, str]]:
     return status, headers
 
 
+MAX_REPORT_BYTES = 1024 * 1024  # receive-pack's answer is its report: a line per ref
+_UNPRINTABLE = re.compile(r"[^\x20-\x7e\u00a0-\uffff]")
+
+
+def _absolute(note: str, request) -> str:
+    """A note's run page path as a URL the pusher can open."""
+    head, sep, path = note.rpartition(": /")
+    if not sep or " started in " not in head:
+        return note
+    base = console_url()
+    return f"{head}: " + (base + "/" + path if base else request.build_absolute_uri("/" + path))
+
+
+def _pkt(payload: bytes) -> bytes:
+    return b"%04x" % (len(payload) + 4) + payload
+
+
+def _with_messages(out, lines: list[str]):
+    """receive-pack's answer with `lines` added as progress messages (sideband 2), which git shows
+    the pusher as `remote: ...` lines, as it shows a server hook's output. Only when the answer is
+    multiplexed (the client asked for side-band) and parses as whole pkt-lines ending with a flush;
+    otherwise the answer goes unchanged. The lines are the console's own notes, cleaned of control
+    characters (a branch or file name is the pusher's text)."""
+    data = out.read(MAX_REPORT_BYTES + 1)
+    out.close()
+    answer = io.BytesIO(data)
+    if not lines or len(data) > MAX_REPORT_BYTES:
+        return answer
+    offsets, i = [], 0
+    try:
+        while i < len(data):
+            size = int(data[i:i + 4], 16)
+            if size in (1, 2, 3) or (size and size < 4) or i + max(size, 4) > len(data):
+                return answer
+            offsets.append((i, size))
+            i += max(size, 4)
+    except ValueError:
+        return answer
+    first = next(((o, n) for o, n in offsets if n), None)
+    last_offset, last_size = offsets[-1] if offsets else (0, -1)
+    if first is None or data[first[0] + 4] not in (1, 2) or last_size != 0:
+        return answer  # not multiplexed, or not ending with the flush
+    messages = b"".join(_pkt(b"\x02" + _UNPRINTABLE.sub("?", f"dice: {line}").encode()[:1000] + b"\n")
+                        for line in lines)
+    return io.BytesIO(data[:last_offset] + messages + data[last_offset:])
+
+
 def _stream(out):
     try:
         while chunk := out.read(CHUNK):
@@ -197,7 +246,9 @@ def git_http(request, org: str, project: str, app: str, rest: str):
         changed = sorted((ref, before.get(ref, repos.ZERO), after.get(ref, repos.ZERO))
                          for ref in set(before) | set(after) if before.get(ref) != after.get(ref))
         if changed:
-            triggers.runs_for_hosted_push(application, user, changed, clone_url(application, request))
+            notes = triggers.runs_for_hosted_push(application, user, changed, clone_url(application, request))
+            out = _with_messages(out, [_absolute(note, request) for note in notes])
+            headers.pop("Content-Length", None)
     response = StreamingHttpResponse(_stream(out), status=status)
     for name, value in headers.items():
         response[name] = value

@@ -312,7 +312,7 @@ def _hosted_runs(application, user, event: GitEvent) -> list[str]:
             reason = "; ".join(_messages(exc)) if isinstance(exc, ValidationError) else str(exc)
             notes.append(f"{path}: cannot start: {reason}")
             continue
-        notes.append(f"{path}: run {run.pk} started in {workspace}")
+        notes.append(f"{path}: run {run.pk} started in {workspace}: {run.get_absolute_url()}")
     return notes
 
 
