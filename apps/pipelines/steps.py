@@ -131,6 +131,14 @@ def agent_image() -> str:
     return str(getattr(settings, "DICE_PIPELINE_AGENT_IMAGE", "") or os.environ.get("DICE_PIPELINE_AGENT_IMAGE", ""))
 
 
+def default_step_image(action_type: str) -> str:
+    """The image of a step that names none, as the operator set it for clusters that run images
+    (DICE_PIPELINE_GIT_IMAGE for git-checkout, DICE_PIPELINE_STEP_IMAGE for the others; e.g. a
+    mirror's copies where clusters cannot reach Docker Hub). Empty: the driver's default."""
+    key = "DICE_PIPELINE_GIT_IMAGE" if action_type == "git-checkout" else "DICE_PIPELINE_STEP_IMAGE"
+    return str(getattr(settings, key, "") or os.environ.get(key, ""))
+
+
 def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, carry_context: bool = True,
              node_selector: dict[str, str] | None = None) -> StepJob:
     """The step as the cluster runs it (see scheduler.base.StepJob). With `carry_context` (a
@@ -141,7 +149,7 @@ def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, car
         namespace=job_namespace(run),
         spec=spec,
         folder=step_folder(task),
-        image=action.image or "",
+        image=action.image or default_step_image(action.type),
         agent_image=agent_image(),
         cpu=action.resources.cpu or 0.1,
         max_cpu=action.resources.max_cpu or 0.0,

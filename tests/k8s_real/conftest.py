@@ -53,7 +53,7 @@ NODE_BINARIES = {
 }
 DEBIAN = {  # command: Debian package
     "containerd": "containerd", "ctr": "containerd", "runc": "runc", "iptables": "iptables",
-    "conntrack": "conntrack", "ip": "iproute2",
+    "conntrack": "conntrack", "ip": "iproute2", "docker-registry": "docker-registry",
 }
 CNI_PLUGINS = ("bridge", "host-local", "loopback", "portmap")
 
@@ -184,5 +184,39 @@ def node_namespace(k8s_node: K8sCluster) -> Iterator[str]:
         k8s_node.core.delete_namespace(name)
 
 
-__all__ = ["ROOT", "K8sCluster", "build_image", "k8s_node", "node_import", "node_namespace", "node_tag",
-           "wait_for"]
+class NodeReachableConsole:
+    """The console (ASGI, HTTP + WebSockets) on the node's own address, which the pods reach:
+    the agents restore and store the run's context there, checkouts clone hosted repositories."""
+
+    def __init__(self, host: str):
+        import socket
+
+        from tests.browser.live_asgi import AsgiServer
+
+        self.server = AsgiServer()
+        self.server.socket.close()
+        self.server.socket = socket.socket()
+        self.server.socket.bind((host, 0))
+        self.server.port = self.server.socket.getsockname()[1]
+        self.server.url = f"http://{host}:{self.server.port}"
+
+
+@pytest.fixture
+def node_address(k8s_node: K8sCluster) -> str:
+    node = k8s_node.core.read_node(NODE_NAME)
+    return next(a.address for a in node.status.addresses if a.type == "InternalIP")
+
+
+@pytest.fixture
+def node_registry(k8s_node: K8sCluster) -> str:
+    """The URL of the registry `up --real-node` runs beside the node (Debian's docker-registry on
+    the node's address), which the node's containerd pulls from over plain HTTP."""
+    address = k8s_node.state().get("registry")
+    if not address:
+        pytest.fail("the real node runs without its registry (ktestenv.json has no 'registry'): "
+                    "install docker-registry and rebuild with make ktestenv", pytrace=False)
+    return f"http://{address}"
+
+
+__all__ = ["ROOT", "K8sCluster", "NodeReachableConsole", "build_image", "k8s_node", "node_address", "node_import",
+           "node_namespace", "node_registry", "node_tag", "wait_for"]

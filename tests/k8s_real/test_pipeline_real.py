@@ -18,7 +18,7 @@ from apps.pipelines import paths, steps
 from apps.projects import services as projects
 from tests.pipelines_helpers import engine, wait_until  # noqa: F401
 
-from .conftest import K8sCluster
+from .conftest import K8sCluster, NodeReachableConsole
 
 pytestmark = [pytest.mark.k8s, pytest.mark.k8s_real, pytest.mark.django_db(transaction=True)]
 
@@ -117,29 +117,6 @@ stages:
     wait_until(pod_gone, 90, "the cancelled step's pod to stop")
 
 
-class _NodeReachableConsole:
-    """The console (ASGI, HTTP + WebSockets) on the node's own address, which the pods reach:
-    the agents restore and store the run's context there."""
-
-    def __init__(self, host: str):
-        import socket
-
-        from tests.browser.live_asgi import AsgiServer
-
-        self.server = AsgiServer()
-        self.server.socket.close()
-        self.server.socket = socket.socket()
-        self.server.socket.bind((host, 0))
-        self.server.port = self.server.socket.getsockname()[1]
-        self.server.url = f"http://{host}:{self.server.port}"
-
-
-@pytest.fixture
-def node_address(k8s_node: K8sCluster) -> str:
-    node = k8s_node.core.read_node("ktestenv-node")
-    return next(a.address for a in node.status.addresses if a.type == "InternalIP")
-
-
 @pytest.fixture
 def served_repo(tmp_path, node_address):
     """examples/guestbook as a git repository served over HTTP (git's dumb protocol) on the
@@ -170,7 +147,7 @@ def served_repo(tmp_path, node_address):
 def test_checkout_from_a_served_repo_then_a_step_on_its_files(engine, tenant_a, on_node, served_repo,  # noqa: F811
                                                                node_address, settings, transactional_db):
     url, head = served_repo
-    console = _NodeReachableConsole(node_address)
+    console = NodeReachableConsole(node_address)
     console.server.start()
     settings.DICE_CONSOLE_URL = console.server.url
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, node_address]

@@ -4,7 +4,9 @@ package main
 // containernetworking-plugins), a kubelet, kube-proxy (iptables) and CoreDNS, all on this
 // machine, on a private bridge network that only this node uses. One real node per machine at
 // a time (a lock under /run): kube-proxy's iptables chains and containerd's pod network
-// namespaces are machine-wide.
+// namespaces are machine-wide. Beside the node, a registry (Debian's docker-registry, the
+// distribution registry) on the node's address, which containerd pulls from over plain HTTP
+// (a hosts.toml for that host:port) and pods cannot reach (an INPUT rule drops it).
 
 import (
 	"bytes"
@@ -18,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -45,6 +48,7 @@ const (
 	nodeName     = "ktestenv-node"
 	pauseImage   = "ktestenv.local/pause:1"
 	guardChain   = "KTESTENV-NODE"
+	inGuardChain = "KTESTENV-NODE-IN" // from the pods to this machine: the registry's port is closed
 	clusterDNSIP = "10.96.0.10"
 )
 
@@ -58,6 +62,8 @@ type nodeOptions struct {
 	kubeletArgs    []string
 	kubeProxyArgs  []string
 	extraImageTars []string
+	registryBin    string // docker-registry; "" with noRegistry
+	noRegistry     bool
 }
 
 type node struct {
@@ -72,11 +78,14 @@ type node struct {
 	lock       *os.File
 	fwdBefore  string // net.ipv4.ip_forward before we set it
 
-	containerd, kubelet, kubeProxy, coredns *component
-	comps                                   []*component
-	started                                 []*component
-	mounted                                 bool
-	guardAdded                              bool
+	registryAddr string // host:port of the registry beside the node ("" without one)
+
+	containerd, kubelet, kubeProxy, coredns, registry *component
+	comps                                             []*component
+	started                                           []*component
+	mounted                                           bool
+	guardAdded                                        bool
+	inGuardAdded                                      bool
 }
 
 func (n *node) logf(format string, a ...any) {
@@ -128,6 +137,10 @@ func checkNodePrereqs(o *nodeOptions) error {
 	}
 	need(lookBin("iptables"), "iptables (Debian package iptables)")
 	need(lookBin("ip"), "ip (Debian package iproute2)")
+	if !o.noRegistry {
+		o.registryBin = lookBin(o.registryBin, "docker-registry")
+		need(o.registryBin, "docker-registry (Debian package docker-registry; or --no-registry)")
+	}
 	for _, img := range []string{"pause.tar", "busybox.tar", "python.tar"} {
 		need(lookBin(filepath.Join(o.binDir, "images", img)), "bin/images/"+img+" (make ktestenv)")
 	}
@@ -325,10 +338,18 @@ state = %q
     bin_dir = %q
     conf_dir = %q
     max_conf_num = 1
+  # Per-registry settings (hosts.toml), e.g. plain HTTP for the registry beside the node.
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %q
 `, filepath.Join(cd, "root"), filepath.Join(n.run, "state"), n.sock, n.sock+".ttrpc",
 		filepath.Join(cd, "opt"), pauseImage, n.opts.runcBin, filepath.Join(n.run, "runc"),
-		n.opts.cniBinDir, filepath.Join(n.dir, "cni", "net.d"))); err != nil {
+		n.opts.cniBinDir, filepath.Join(n.dir, "cni", "net.d"), filepath.Join(cd, "certs.d"))); err != nil {
 		return err
+	}
+	if !n.opts.noRegistry {
+		if err := n.prepareRegistry(cd); err != nil {
+			return fmt.Errorf("registry: %w", err)
+		}
 	}
 	if err := writeFile(filepath.Join(n.dir, "cni", "net.d", "10-ktestenv.conflist"), fmt.Sprintf(`{
   "cniVersion": "0.4.0",
@@ -459,12 +480,87 @@ cluster.local:%[2]d in-addr.arpa:%[2]d {
 	n.coredns = &component{name: "coredns", path: filepath.Join(n.opts.binDir, "coredns"), log: logPath("coredns"),
 		args: []string{"-conf", filepath.Join(n.dir, "Corefile")}}
 	n.comps = []*component{n.containerd, n.coredns, n.kubeProxy, n.kubelet}
+	if n.registry != nil {
+		n.comps = append([]*component{n.registry}, n.comps...)
+	}
+	return nil
+}
+
+// prepareRegistry writes the registry's config (storage under DIR/node/registry, listening on a
+// free port of the node's address), containerd's hosts.toml for it (plain HTTP, pull and
+// resolve), and closes that port to the pods: only this machine (the console pushing, containerd
+// pulling) reaches it, so a tenant's pod can never replace another's image.
+func (n *node) prepareRegistry(cd string) error {
+	gw := n.gateway.String()
+	l, err := net.Listen("tcp", net.JoinHostPort(gw, "0"))
+	if err != nil {
+		return err
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	n.registryAddr = net.JoinHostPort(gw, strconv.Itoa(port))
+	cfg := filepath.Join(n.dir, "registry.yml")
+	if err := writeFile(cfg, fmt.Sprintf(`# written by ktestenv up --real-node
+version: 0.1
+log:
+  level: warn
+  accesslog: {disabled: true}
+storage:
+  filesystem: {rootdirectory: %s}
+  delete: {enabled: true}
+http:
+  addr: %s
+`, filepath.Join(n.dir, "registry"), n.registryAddr)); err != nil {
+		return err
+	}
+	if err := writeFile(filepath.Join(cd, "certs.d", n.registryAddr, "hosts.toml"), fmt.Sprintf(`# written by ktestenv up --real-node
+server = "http://%[1]s"
+[host."http://%[1]s"]
+  capabilities = ["pull", "resolve"]
+`, n.registryAddr)); err != nil {
+		return err
+	}
+	_ = run("iptables", "-w", "-N", inGuardChain)
+	if err := run("iptables", "-w", "-F", inGuardChain); err != nil {
+		return err
+	}
+	if err := run("iptables", "-w", "-A", inGuardChain, "-i", n.bridge, "-p", "tcp", "--dport", strconv.Itoa(port),
+		"-j", "DROP"); err != nil {
+		return err
+	}
+	if err := run("iptables", "-w", "-I", "INPUT", "1", "-j", inGuardChain); err != nil {
+		return err
+	}
+	n.inGuardAdded = true
+	logPath := filepath.Join(filepath.Dir(n.dir), "logs", "registry.log")
+	n.registry = &component{name: "registry", path: n.opts.registryBin, log: logPath, args: []string{"serve", cfg}}
 	return nil
 }
 
 // start runs containerd, imports the images, then CoreDNS, kube-proxy and the kubelet, and
 // creates the kube-dns Service (10.96.0.10) in front of CoreDNS.
 func (n *node) start(ctx context.Context, onStart func(*component)) error {
+	if n.registry != nil {
+		if err := n.registry.start(); err != nil {
+			return err
+		}
+		n.started = append(n.started, n.registry)
+		onStart(n.registry)
+		httpc := &http.Client{Timeout: 2 * time.Second}
+		if err := waitFor(ctx, n.opts.timeout, n.registry.done, "the registry", func() error {
+			resp, err := httpc.Get("http://" + n.registryAddr + "/v2/")
+			if err != nil {
+				return err
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("GET /v2/: %d", resp.StatusCode)
+			}
+			return nil
+		}); err != nil {
+			return fmt.Errorf("registry: %w (see %s)", err, n.registry.log)
+		}
+	}
 	if err := n.containerd.start(); err != nil {
 		return err
 	}
@@ -599,6 +695,9 @@ func (n *node) stop() {
 	if n.containerd != nil {
 		n.containerd.stop(15 * time.Second)
 	}
+	if n.registry != nil {
+		n.registry.stop(10 * time.Second)
+	}
 	n.cleanupLeftovers("this run")
 	if n.fwdBefore != "" {
 		_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte(n.fwdBefore), 0o644)
@@ -715,6 +814,13 @@ func (n *node) cleanupLeftovers(whose string) {
 		_ = run("iptables", "-w", "-F", guardChain)
 		_ = run("iptables", "-w", "-X", guardChain)
 		n.guardAdded = false
+	}
+	if n.inGuardAdded || whose != "this run" {
+		for run("iptables", "-w", "-D", "INPUT", "-j", inGuardChain) == nil {
+		}
+		_ = run("iptables", "-w", "-F", inGuardChain)
+		_ = run("iptables", "-w", "-X", inGuardChain)
+		n.inGuardAdded = false
 	}
 	// Bridges of ours (by prefix: one real node per machine, we hold the lock).
 	if out, err := exec.Command("ip", "-o", "link", "show", "type", "bridge").Output(); err == nil {

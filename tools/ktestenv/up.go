@@ -120,6 +120,7 @@ type state struct {
 	PIDs              map[string]int    `json:"pids"`
 	Node              string            `json:"node,omitempty"`
 	NodeReadySeconds  float64           `json:"node_ready_seconds,omitempty"`
+	Registry          string            `json:"registry,omitempty"` // host:port of the registry beside the real node
 	Logs              map[string]string `json:"logs"`
 }
 
@@ -180,6 +181,7 @@ func runUp(args []string) int {
 	realNode := fs.Bool("real-node", false, "also run one real node: containerd, kubelet, kube-proxy, CoreDNS (needs root)")
 	nodeBinDir := fs.String("node-bin-dir", "", "where kubelet, kube-proxy, coredns and images/ are (default: next to ktestenv)")
 	containerdBin := fs.String("containerd-bin", "", "containerd binary (default: bin/containerd if built, else containerd on PATH)")
+	noRegistry := fs.Bool("no-registry", false, "real node without the registry beside it (docker-registry)")
 	var apiArgs, kcmArgs, schedArgs, kwokArgs, kubeletArgs, kubeProxyArgs, images multiFlag
 	fs.Var(&kubeletArgs, "kubelet-arg", "extra kubelet flag (repeatable)")
 	fs.Var(&kubeProxyArgs, "kube-proxy-arg", "extra kube-proxy flag (repeatable)")
@@ -220,7 +222,7 @@ func runUp(args []string) int {
 			return 1
 		}
 		o := nodeOptions{binDir: *nodeBinDir, containerdBin: *containerdBin, timeout: *timeout,
-			kubeletArgs: kubeletArgs, kubeProxyArgs: kubeProxyArgs, extraImageTars: images}
+			kubeletArgs: kubeletArgs, kubeProxyArgs: kubeProxyArgs, extraImageTars: images, noRegistry: *noRegistry}
 		if o.binDir == "" {
 			o.binDir = filepath.Dir(self)
 		}
@@ -433,9 +435,10 @@ func up(dir, kwokBin, kwokConfig string, timeout time.Duration, apiArgs, kcmArgs
 			stMu.Lock()
 			st.NodeReadySeconds = time.Since(t).Seconds()
 			st.Node = nodeName
+			st.Registry = rn.registryAddr
 			stMu.Unlock()
-			fmt.Fprintf(os.Stderr, "ktestenv: node %s Ready in %s (pods on %s, bridge %s)\n", nodeName,
-				time.Since(t).Round(time.Millisecond), rn.subnet, rn.bridge)
+			fmt.Fprintf(os.Stderr, "ktestenv: node %s Ready in %s (pods on %s, bridge %s, registry %s)\n", nodeName,
+				time.Since(t).Round(time.Millisecond), rn.subnet, rn.bridge, rn.registryAddr)
 			return nil
 		}()
 	}()
