@@ -126,6 +126,9 @@ def test_a_base_archive_is_pushed_as_is_and_an_uncompressed_layer_stays_uncompre
     assert layers[1]["mediaType"] == oci.LAYER and built.layers == 2
     with tarfile.open(fileobj=io.BytesIO(registry.blob("acme/shop/guestbook", layers[0]["digest"]))) as tar:
         assert tar.getnames() == ["usr/bin/python3"]
+    # A base's layer is mounted from its repository (nothing travels through the console).
+    assert registry.copy_blob("library/python", "elsewhere/app", layers[0]["digest"]) == layers[0]["digest"]
+    assert registry.has_blob("elsewhere/app", layers[0]["digest"])
 
     (tmp_path / "two.tar").write_bytes(b"not a tar")
     with pytest.raises(ArchiveError, match="not a tar archive"):

@@ -124,8 +124,7 @@ def build(text: str, context_files: list[str], read_file: Callable[[str], tuple[
                     key, _, value = entry.partition("=")
                     env[key] = value
                 for layer in manifest["layers"]:
-                    if not registry.has_blob(name, layer["digest"]):
-                        registry.push_blob(name, registry.blob(base_name, layer["digest"]), layer["digest"])
+                    registry.copy_blob(base_name, name, layer["digest"])
                     layers.append({"mediaType": layer_media_type(layer.get("mediaType", "")),
                                    "digest": layer["digest"], "size": layer["size"]})
                 diff_ids += base_config.get("rootfs", {}).get("diff_ids", [])

@@ -69,6 +69,22 @@ class Registry:
         self._call("PUT", upload, data=data, headers={"Content-Type": "application/octet-stream"}).close()
         return digest
 
+    def copy_blob(self, source: str, name: str, digest: str) -> str:
+        """A blob of repository `source` made a blob of `name`: mounted across repositories when
+        the registry can (nothing travels: a base's layer is hundreds of MiB), else downloaded,
+        checked and uploaded."""
+        if self.has_blob(name, digest):
+            return digest
+        with self._call("POST", f"/v2/{name}/blobs/uploads/?mount={digest}&from={source}", data=b"") as answer:
+            if answer.status == 201:
+                return digest
+            location = answer.headers["Location"]
+        separator = "&" if "?" in location else "?"
+        upload = urljoin(f"{self.base}/", location) + f"{separator}digest={digest}"
+        self._call("PUT", upload, data=self.blob(source, digest),
+                   headers={"Content-Type": "application/octet-stream"}).close()
+        return digest
+
     def push_blob_stream(self, name: str, stream, size: int, digest: str) -> str:
         """A blob read from `stream` (`size` bytes, whose digest the registry checks), without
         holding it in memory: a base image's layer is hundreds of MiB."""
