@@ -7,6 +7,8 @@ Kubernetes module as the control plane, and CoreDNS behind the usual kube-dns Se
 (10.96.0.10). Images come from tools/ktestenv/bin/images (built locally by `make ktestenv`):
 `busybox:stable`, `python:3.11-slim` and the pause image. The node is `ktestenv-node`; its
 address is the bridge's gateway, so Services (ClusterIP, NodePort) answer from this machine.
+Beside it runs a registry (Debian's docker-registry on the node's address, `node_registry`), which
+the node's containerd pulls from over plain HTTP and pods cannot reach.
 
 The contract is `k8s_cluster`'s (a K8sCluster: kubeconfig, core/apps/batch clients, nodes,
 pids, rss_kib, stop). Missing binaries, images or Debian packages, or not root: skip with one
