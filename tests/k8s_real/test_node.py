@@ -109,3 +109,25 @@ def test_fifty_pods_start(k8s_node: K8sCluster, node_namespace: str):
     print(f"\nreal node: 50 pods, start latency p50={p50:.2f}s p99={p99:.2f}s max={latencies[-1]:.2f}s")
     # Every one really started a container, after it was created.
     assert len(latencies) == 50 and latencies[0] > 0
+
+
+def test_the_node_pulls_from_the_registry_beside_it_which_pods_cannot_reach(k8s_node: K8sCluster, node_namespace: str,
+                                                                          node_registry: str):
+    """containerd pulls `<registry>/...` over plain HTTP (its hosts.toml); a pod's connection to
+    the registry's port is dropped, so no tenant can push over another's image."""
+    from apps.pipelines.images.archive import push_archive
+    from apps.pipelines.images.registry import Registry
+    from tests.k8s.conftest import BIN_DIR
+
+    registry = Registry(node_registry)
+    pushed = push_archive(BIN_DIR / "images" / "busybox.tar", registry, "test/busybox", "pulled")
+    image = f"{registry.host}/test/busybox:pulled"
+    core = k8s_node.core
+    core.create_namespaced_pod(node_namespace, _pod("probe", image, [
+        "sh", "-c", f"if wget -T 5 -q -O- http://{registry.host}/v2/; then echo reached; exit 0; fi; "
+                    "echo refused; exit 7"]))
+    done = wait_for(lambda: _terminated(core, node_namespace, "probe"), 120, "the probe pod to finish")
+    status = core.read_namespaced_pod("probe", node_namespace).status.container_statuses[0]
+    assert status.image_id == f"{registry.host}/test/busybox@{pushed.digest}"  # pulled from the registry
+    assert done.exit_code == 7, core.read_namespaced_pod_log("probe", node_namespace)
+    assert urllib.request.urlopen(f"{node_registry}/v2/", timeout=5).status == 200  # this machine reaches it
