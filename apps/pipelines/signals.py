@@ -40,8 +40,8 @@ def _on_application_deleted(sender, instance, **kwargs) -> None:
     transaction.on_commit(lambda: _remove_repository(pk, "application deleted"))
 
 
-def _on_application_saved(sender, instance, created, **kwargs) -> None:
-    if created:
+def _on_application_saved(sender, instance, created, raw=False, **kwargs) -> None:
+    if created and not raw:  # not a fixture being loaded: that brings its repositories along
         pk = instance.pk
         transaction.on_commit(lambda: _remove_repository(pk, "left at a new application's id"))
 
