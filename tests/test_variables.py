@@ -209,3 +209,16 @@ def test_dice_env_list_set_unset_speak_json(dice_cli):
     assert j("env", "unset", "acme/shop/web", "DEV", "GREETING", "EMPTY") == {
         "unset": ["GREETING", "EMPTY"], "application": "acme/shop/web", "workspace": "DEV"}
     assert [v["name"] for v in j("env", "list", "acme/shop/web", "DEV")] == ["API_KEY"]
+
+
+def test_odd_filter_values_answer_an_empty_list_or_a_400_never_a_500(shop):
+    """'³' passes str.isdigit() but not int(): ids in filters are ASCII digits only."""
+    api, app = shop["api"], shop["app"]
+    _set(api, app, "DEV", "X", "1")
+    for query in ({"application": "\u00b3"}, {"project": "\u00b3"}, {"application": "9" * 30},
+                  {"application": "acme/shop"}, {"workspace": "\u00b3"}, {"application": "acme/shop/web"}):
+        r = api.get("/api/variables/", query)
+        assert r.status_code in (200, 400), (query, r.status_code)
+    assert api.get("/api/variables/", {"application": "acme/shop/web"}).json()["count"] == 1
+    assert api.get("/api/variables/", {"application": str(app.pk)}).json()["count"] == 1
+    assert api.get("/api/variables/", {"application": "\u00b3"}).json()["count"] == 0

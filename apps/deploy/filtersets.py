@@ -5,6 +5,7 @@ import django_filters
 from apps.deploy.choices import DeploymentStatus
 from apps.deploy.models import Deployment, EnvironmentVariable, Release, Runtime
 from apps.projects.filtersets import ProjectFilter, SearchFilterSet
+from dice_console.api_input import INT64_MAX, digits
 
 
 class ReleaseFilterSet(SearchFilterSet):
@@ -62,8 +63,8 @@ class ApplicationRefFilter(django_filters.CharFilter):
         value = (value or "").strip()
         if not value:
             return qs
-        if value.isdigit():
-            return qs.filter(**{f"{self.field_name}_id": int(value)})
+        if digits(value):  # an id a database column can hold, else nothing matches
+            return qs.filter(**{f"{self.field_name}_id": int(value)}) if int(value) <= INT64_MAX else qs.none()
         parts = value.split("/")
         if len(parts) != 3:
             return qs.none()
