@@ -166,7 +166,7 @@ def test_a_rollout_hands_the_workspaces_variables_to_the_executor(shop):
     assert variables.for_runtime(runtime)[2] != first
 
 
-def test_dice_env_list_set_unset_speak_json(dice_cli):
+def test_dice_env_list_set_unset_speak_json(dice_cli, monkeypatch):
     from django.contrib.auth import get_user_model
 
     from apps.clusters.models import Cluster
@@ -191,6 +191,13 @@ def test_dice_env_list_set_unset_speak_json(dice_cli):
     listed = j("env", "list", "acme/shop/web", "DEV")
     assert {v["name"]: v["value"] for v in listed} == {"API_KEY": "******", "EMPTY": "", "GREETING": "hello"}
     assert j("env", "list", "acme/shop/web", "PROD") == []
+    # --stdin keeps a secret out of the shell's history and the process list.
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("from-stdin-s3cret\n"))
+    assert j("env", "set", "acme/shop/web", "DEV", "DB_PASSWORD", "--stdin", "--secret")[0]["value"] == "******"
+    assert EnvironmentVariable.objects.get(name="DB_PASSWORD").plain_value() == "from-stdin-s3cret"
+    j("env", "unset", "acme/shop/web", "DEV", "DB_PASSWORD")
     j("env", "set", "acme/shop/web", "DEV", "GREETING=again")
     assert EnvironmentVariable.objects.get(name="GREETING").value == "again"
     assert EnvironmentVariable.objects.get(name="API_KEY").plain_value() == "k3y-value"
