@@ -11,6 +11,7 @@ from dice_cli import (
     cluster_commands,
     console_commands,
     deploy_commands,
+    env_commands,
     log_commands,
     notify_commands,
     pipeline_commands,
@@ -24,7 +25,7 @@ from dice_cli.errors import CliError
 # Each module contributes its sub-commands through register(subparsers).
 COMMAND_MODULES = (
     spec_commands, pipeline_commands, api_commands, release_commands, cluster_commands, deploy_commands,
-    log_commands, user_commands, repo_commands, console_commands, notify_commands, alert_commands,
+    log_commands, user_commands, repo_commands, console_commands, notify_commands, alert_commands, env_commands,
 )
 
 

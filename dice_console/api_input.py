@@ -59,9 +59,15 @@ class Pagination(LimitOffsetPagination):
         return params
 
 
+def digits(text: str) -> bool:
+    """Only ASCII digits: str.isdigit() also takes '³' and '①', which int() refuses (a 500 where
+    a request's id or number was checked that way)."""
+    return text.isascii() and text.isdigit()
+
+
 def _is_int(raw: str) -> bool:
     text = raw.strip()
-    return bool(text) and (text[1:] if text[0] in "+-" else text).isdigit() and len(text) <= 25
+    return bool(text) and digits(text[1:] if text[0] in "+-" else text) and len(text) <= 25
 
 
 # ---- filters -------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import enum
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterator
@@ -104,6 +105,29 @@ class ServiceGroup:
     # Node labels the cluster's operators require of each kind of workload ("stateless":
     # services, "stateful": addons, "job": jobs), e.g. {"stateless": {"dice/stateless": "true"}}.
     node_selectors: dict[str, dict[str, str]] = field(default_factory=dict)
+    # The console's environment variables of the application in this workspace, plain and
+    # secret. Every service, sidecar and job of the runtime sees them; they win over dice.yml
+    # `envs`, discovery and addon variables, never over the platform's DICE_*/SELF_*/PORT* (the
+    # console refuses those names: scheduler.envvars.variable_name_problem). Values are literal (no `((KEY))`).
+    variables: dict[str, str] = field(default_factory=dict)
+    secret_variables: dict[str, str] = field(default_factory=dict, repr=False)
+    # A digest of both that changes when any name or value does, so workloads roll; the console
+    # keys it (an unkeyed hash of a short secret could be guessed back). Empty: derived here.
+    variables_digest: str = ""
+
+    def console_variables(self) -> dict[str, str]:
+        """Plain and secret console variables together (a secret one wins on a clash)."""
+        return {**self.variables, **self.secret_variables}
+
+    def variables_version(self) -> str:
+        """`variables_digest`, or (for renders outside the console) a digest of the plain values
+        and of the secret names only."""
+        if self.variables_digest:
+            return self.variables_digest
+        if not self.variables and not self.secret_variables:
+            return ""
+        body = json.dumps([sorted(self.variables.items()), sorted(self.secret_variables)], sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,37 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from scheduler.base import RuntimeRef
 from scheduler.resources import Allocation
+
+# A console variable's name: what POSIX shells and env(1) accept, upper or lower case.
+VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+VARIABLE_NAME_MAX = 200
+# What the platform sets in every service (self_envs, Allocation.envs, DICE_DECLARED_PORTS) and
+# the local engine per replica (PORT, PORT0..n, SELF_PORT, SELF_URL): a console variable of
+# that name would be overridden on one kind and win on another, so it is refused.
+RESERVED_PREFIXES = ("DICE_", "SELF_")
+RESERVED_NAME = re.compile(r"PORT[0-9]*")
+
+
+def variable_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a console environment variable, or None when it can."""
+    if not name:
+        return "give a name"
+    if len(name) > VARIABLE_NAME_MAX:
+        return f"a name has at most {VARIABLE_NAME_MAX} characters"
+    if not VARIABLE_NAME.fullmatch(name):
+        return (f"{name!r} is not an environment variable name: letters, digits and underscores, "
+                "not starting with a digit (e.g. API_URL)")
+    upper = name.upper()
+    if upper.startswith(RESERVED_PREFIXES) or RESERVED_NAME.fullmatch(upper):
+        return (f"{name!r} is reserved: the platform sets DICE_*, SELF_* and PORT, PORT0, PORT1... "
+                "in every service")
+    return None
 
 
 def env_name(name: str) -> str:

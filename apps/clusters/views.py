@@ -27,6 +27,7 @@ from apps.deploy.models import Runtime
 from apps.projects import scope
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Workspace
+from dice_console.api_input import digits
 from dice_console.views import ObjectListView, ScopedMixin, ServiceDeleteView, _add_errors, get_scoped_or_404
 
 
@@ -256,7 +257,7 @@ class ResourceReportView(ScopedMixin, View):
         projects = scope.projects_for(request.user).select_related("organization")
         workspaces = self.scoped_queryset()
         chosen = request.GET.get("project", "")
-        if chosen.isdigit():
+        if digits(chosen):
             workspaces = workspaces.filter(project_id=int(chosen))
         if request.GET.get("cluster"):
             workspaces = workspaces.filter(cluster__name=request.GET["cluster"])

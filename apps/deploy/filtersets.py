@@ -3,8 +3,9 @@
 import django_filters
 
 from apps.deploy.choices import DeploymentStatus
-from apps.deploy.models import Deployment, Release, Runtime
+from apps.deploy.models import Deployment, EnvironmentVariable, Release, Runtime
 from apps.projects.filtersets import ProjectFilter, SearchFilterSet
+from dice_console.api_input import INT64_MAX, digits
 
 
 class ReleaseFilterSet(SearchFilterSet):
@@ -53,3 +54,34 @@ class DeploymentFilterSet(SearchFilterSet):
     class Meta:
         model = Deployment
         fields = ["org", "project", "app", "application", "workspace", "runtime", "runtime_name", "status", "release"]
+
+
+class ApplicationRefFilter(django_filters.CharFilter):
+    """`?application=` as the id (`12`) or the full name (`acme/shop/web`)."""
+
+    def filter(self, qs, value):
+        value = (value or "").strip()
+        if not value:
+            return qs
+        if digits(value):  # an id a database column can hold, else nothing matches
+            return qs.filter(**{f"{self.field_name}_id": int(value)}) if int(value) <= INT64_MAX else qs.none()
+        parts = value.split("/")
+        if len(parts) != 3:
+            return qs.none()
+        org, project, app = parts
+        return qs.filter(**{f"{self.field_name}__project__organization__slug": org,
+                            f"{self.field_name}__project__slug": project, f"{self.field_name}__slug": app})
+
+
+class VariableFilterSet(SearchFilterSet):
+    search_fields = ("name",)
+    org = django_filters.CharFilter(field_name="application__project__organization__slug", label="Organization")
+    project = ProjectFilter("application__project")
+    application = ApplicationRefFilter(field_name="application", label="Application (id or org/project/app)")
+    workspace = django_filters.CharFilter(field_name="workspace__kind", lookup_expr="iexact", label="Workspace")
+    name = django_filters.CharFilter()
+    secret = django_filters.BooleanFilter()
+
+    class Meta:
+        model = EnvironmentVariable
+        fields = ["org", "project", "application", "workspace", "name", "secret"]

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.urls import reverse
 
+from apps.clusters import crypto
 from apps.deploy.choices import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, DeploymentStatus
 
 
@@ -231,3 +232,40 @@ class AddonInstance(models.Model):
     @property
     def organization(self):
         return self.runtime.organization
+
+
+class EnvironmentVariable(models.Model):
+    """An environment variable the console sets in every service, sidecar and job of one
+    application's runtimes in one workspace, taken on the next deploy. It wins over dice.yml
+    `envs`, discovery and addon variables; the platform's DICE_*/SELF_*/PORT* names are refused
+    (scheduler.envvars.variable_name_problem). A secret one is encrypted at rest, never shown back,
+    and reaches Kubernetes only as a Secret."""
+
+    application = models.ForeignKey("projects.Application", on_delete=models.CASCADE, related_name="variables")
+    workspace = models.ForeignKey("projects.Workspace", on_delete=models.CASCADE, related_name="variables")
+    name = models.CharField(max_length=200)
+    value = models.TextField(blank=True, help_text="Plain value, or Fernet ciphertext when secret")
+    secret = models.BooleanField(default=False)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["application", "workspace__kind", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["application", "workspace", "name"], name="variable_name_per_app_workspace")
+        ]
+
+    def __str__(self):
+        return f"{self.application}:{self.workspace.kind}:{self.name}"
+
+    @property
+    def organization(self):
+        return self.application.project.organization
+
+    @property
+    def key(self) -> str:
+        """The name, under the attribute the audit log reads to treat credential-like names as secret."""
+        return self.name
+
+    def plain_value(self) -> str:
+        return crypto.decrypt(self.value) if self.secret else self.value

@@ -23,7 +23,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from apps.clusters.services import capabilities, node_selectors, overcommit_for
-from apps.deploy import bundles
+from apps.deploy import bundles, variables
 from apps.deploy.addons import addon_secrets
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
 from apps.deploy.engines import runtime_executor
@@ -75,6 +75,7 @@ def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
     runtime = deployment.runtime
     cluster = runtime.cluster
     workdir = bundles.release_workdir(deployment.release) if capabilities(cluster).release_files else None
+    plain, secret, digest = variables.for_runtime(runtime)
     return ServiceGroup(
         runtime=runtime_ref(runtime),
         spec=doc,
@@ -88,6 +89,10 @@ def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
         # by the executor with its name.
         secret_configs=ProjectConfig.values_of(runtime.application.project_id, secret_keys(doc)),
         node_selectors=node_selectors(cluster, runtime.workspace.kind),
+        # The console's variables of the application in this workspace, as they are now.
+        variables=plain,
+        secret_variables=secret,
+        variables_digest=digest,
     )
 
 

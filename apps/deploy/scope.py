@@ -8,6 +8,7 @@ from apps.deploy.models import (
     AddonInstance,
     Deployment,
     DeploymentTransition,
+    EnvironmentVariable,
     Release,
     ReleaseBundle,
     Runtime,
@@ -41,6 +42,11 @@ def addon_instances_for(user) -> QuerySet[AddonInstance]:
     return AddonInstance.objects.filter(runtime__application__in=scope.applications_for(user))
 
 
+def variables_for(user) -> QuerySet[EnvironmentVariable]:
+    """Environment variables of the applications the user can see (secret values stay masked)."""
+    return EnvironmentVariable.objects.filter(application__in=scope.applications_for(user))
+
+
 def register() -> None:
     scope.register(Release, releases_for)
     scope.register(ReleaseBundle, bundles_for)
@@ -48,3 +54,4 @@ def register() -> None:
     scope.register(Deployment, deployments_for)
     scope.register(DeploymentTransition, transitions_for)
     scope.register(AddonInstance, addon_instances_for)
+    scope.register(EnvironmentVariable, variables_for)

@@ -2,12 +2,13 @@
 
 from django.urls import path
 
-from apps.deploy import runtime_views, views
+from apps.deploy import runtime_views, variable_views, views
 
 app_name = "deploy"
 
 _APP = "orgs/<slug:org>/<slug:project>/<slug:app>/releases/"
 _RUNTIMES = "orgs/<slug:org>/<slug:project>/<slug:app>/runtimes/"
+_VARIABLES = "orgs/<slug:org>/<slug:project>/<slug:app>/variables/"
 _RT = _RUNTIMES + "<str:workspace>/<slug:name>/"
 
 
@@ -24,6 +25,8 @@ urlpatterns = [
     path(f"{_APP}<int:version>/compare/", views.ReleaseCompareView.as_view(), name="release_compare"),
     path(f"{_APP}<int:version>/deploy/", runtime_views.ReleaseDeployView.as_view(), name="release_deploy"),
     path(_RUNTIMES, runtime_views.RuntimeListView.as_view(), name="runtimes"),
+    path(_VARIABLES, variable_views.VariablesView.as_view(), name="variables_dev"),
+    path(f"{_VARIABLES}<str:workspace>/", variable_views.VariablesView.as_view(), name="variables"),
     path(_RT, runtime_views.RuntimeView.as_view(), name="runtime"),
     path(f"{_RT}live/", runtime_views.RuntimeLiveView.as_view(), name="runtime_live"),
     path(f"{_RT}drift/", runtime_views.RuntimeDriftView.as_view(), name="runtime_drift"),

@@ -29,6 +29,7 @@ from django.db import OperationalError
 
 from apps.logs import push, store
 from apps.logs.wsauth import PROTOCOL_PREFIX
+from dice_console.api_input import digits
 from dice_console.wsaccess import FollowsAccess
 
 FLUSH_INTERVAL = 0.1  # at most ~10 messages a second per stream to the browser
@@ -63,9 +64,9 @@ def parse_stream(text) -> tuple[str, int, str] | None:
     if not isinstance(text, str):
         return None
     parts = text.split(":", 2)
-    if parts[0] == "task" and len(parts) == 2 and parts[1].isdigit():
+    if parts[0] == "task" and len(parts) == 2 and digits(parts[1]):
         return "task", int(parts[1]), ""
-    if parts[0] == "runtime" and len(parts) == 3 and parts[1].isdigit() and parts[2]:
+    if parts[0] == "runtime" and len(parts) == 3 and digits(parts[1]) and parts[2]:
         return "runtime", int(parts[1]), parts[2]
     return None
 
@@ -126,7 +127,7 @@ class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
                 await self.close(code=4404)
                 return
             if stream not in self.tasks:
-                await self._subscribe_task(stream, pk, int(start) if str(start).isdigit() else 0)
+                await self._subscribe_task(stream, pk, int(start) if digits(str(start)) else 0)
         else:
             runtime = await _runtime_visible(user, pk)
             if runtime is None:

@@ -11,6 +11,7 @@ from django.urls import reverse
 from apps.logs import services
 from apps.logs.services import task_panel_context
 from apps.projects import scope
+from dice_console.api_input import digits
 
 RUNTIME_TAIL = 1000
 
@@ -120,7 +121,7 @@ def runtime_log_lines(request, runtime_id: int, service: str):
         return JsonResponse({"detail": "Authentication credentials were not provided."}, status=401)
     runtime = _runtime(user, runtime_id)
     tail = request.GET.get("tail", str(RUNTIME_TAIL))
-    if not tail.isdigit():
+    if not digits(tail):
         return JsonResponse({"tail": ["a number of lines"]}, status=400)
     lines = _runtime_lines(runtime, service, int(tail))
     return JsonResponse({"runtime": runtime.pk, "service": service, "stream": f"runtime:{runtime.pk}:{service}",

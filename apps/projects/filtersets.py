@@ -8,6 +8,7 @@ from django.db.models import Q
 
 from apps.projects.choices import Role, WorkspaceKind
 from apps.projects.models import Application, AuditEvent, Member, Organization, Project, Workspace
+from dice_console.api_input import digits
 
 _NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 _INT64 = 2**63 - 1
@@ -20,7 +21,7 @@ class ProjectRefField(forms.CharField):
     def to_python(self, value):
         value = super().to_python(value).strip()
         if value and _NUMBER.match(value):
-            if not value.lstrip("+-").isdigit():
+            if not digits(value.lstrip("+-")):
                 raise forms.ValidationError("a project id is a whole number (no decimals or exponent); "
                                             "or give ORG/SLUG or the slug", code="invalid")
             if abs(int(value)) > _INT64:
@@ -43,7 +44,7 @@ class ProjectFilter(django_filters.CharFilter):
         value = (value or "").strip()
         if not value:
             return qs
-        if value.lstrip("+-").isdigit():
+        if digits(value.lstrip("+-")):
             return qs.filter(**{f"{self.field_name}_id": int(value)})
         org, sep, slug = value.rpartition("/")
         if sep:

@@ -23,6 +23,14 @@ SHARED_ENV_CONFIGMAP = "dice-env"
 # workloads as a change of their inline variables did (the ConfigMap's name stays the same, so
 # pods of an older ReplicaSet never reference a ConfigMap that is gone).
 SHARED_ENV_ANNOTATION = "dice.io/shared-env"
+# The console's variables of the application in the workspace (ServiceGroup.variables and
+# .secret_variables): plain ones in a ConfigMap, secret ones in a Secret, both read through
+# `envFrom` after `dice-env` (a later source wins), and their names left out of each
+# container's inline `env` so that they also win over the file's envs. Never inline: a secret
+# value is not in any workload, only in the Secret.
+VARIABLES_CONFIGMAP = "dice-vars"
+VARIABLES_SECRET = "dice-secret-vars"
+VARIABLES_ANNOTATION = "dice.io/variables"
 
 
 def shared_env_configmap(ctx: RenderContext) -> dict[str, Any]:
@@ -35,6 +43,19 @@ def config_secret(ctx: RenderContext) -> dict[str, Any]:
     """The Secret holding the env values filled from `((KEY))` project configs."""
     data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(ctx.config_values.items())}
     return manifest("v1", "Secret", CONFIG_SECRET, ctx.namespace, ctx.labels(CONFIG_SECRET, "config"), data=data)
+
+
+def variables_configmap(ctx: RenderContext) -> dict[str, Any]:
+    """The console's plain variables of the runtime."""
+    return manifest("v1", "ConfigMap", VARIABLES_CONFIGMAP, ctx.namespace,
+                    ctx.labels(VARIABLES_CONFIGMAP, "config"), data=dict(sorted(ctx.group.variables.items())))
+
+
+def variables_secret(ctx: RenderContext) -> dict[str, Any]:
+    """The console's secret variables of the runtime."""
+    data = {k: base64.b64encode(v.encode()).decode() for k, v in sorted(ctx.group.secret_variables.items())}
+    return manifest("v1", "Secret", VARIABLES_SECRET, ctx.namespace, ctx.labels(VARIABLES_SECRET, "config"),
+                    data=data)
 
 
 @dataclass
@@ -67,16 +88,27 @@ class RenderContext:
         return self._shared
 
     def env_from(self) -> list[dict[str, Any]]:
-        """A container's `envFrom`: the shared variables' ConfigMap, when there are any."""
-        return [{"configMapRef": {"name": SHARED_ENV_CONFIGMAP}}] if self.shared_env() else []
+        """A container's `envFrom`: the shared variables' ConfigMap, then the console's plain and
+        secret variables (later sources win on a clash), each when there are any."""
+        out: list[dict[str, Any]] = []
+        if self.shared_env():
+            out.append({"configMapRef": {"name": SHARED_ENV_CONFIGMAP}})
+        if self.group.variables:
+            out.append({"configMapRef": {"name": VARIABLES_CONFIGMAP}})
+        if self.group.secret_variables:
+            out.append({"secretRef": {"name": VARIABLES_SECRET}})
+        return out
 
     def pod_annotations(self) -> dict[str, str]:
-        """What each pod template carries so that a change of the shared variables rolls it."""
+        """What each pod template carries so that a change of the shared or the console's
+        variables rolls it (their objects keep their names)."""
+        out = {}
         shared = self.shared_env()
-        if not shared:
-            return {}
-        digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
-        return {SHARED_ENV_ANNOTATION: digest}
+        if shared:
+            out[SHARED_ENV_ANNOTATION] = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
+        if version := self.group.variables_version():
+            out[VARIABLES_ANNOTATION] = version
+        return out
 
     @property
     def runtime(self) -> RuntimeRef:
@@ -123,7 +155,8 @@ class RenderContext:
     ) -> list[dict[str, Any]]:
         """The container's own variables: SELF_*/DICE_*, then the file's envs on top; the shared
         ones (discovery, addons) come from `env_from()`, and Kubernetes lets `env` win over
-        `envFrom`, so variables a user sets in dice.yml still win over the platform's.
+        `envFrom`, so variables a user sets in dice.yml still win over the platform's. The
+        console's variables are left out here: `env_from()` brings them, so they win over all.
         """
         selfs = self_envs(
             self.runtime,
@@ -136,9 +169,11 @@ class RenderContext:
         user = self.group.spec.service_envs(workload) if workload else {}
         shared = self.shared_env()
         unshared = {k: v for k, v in {**self.discovery, **self.addon_plain}.items() if k not in shared}
-        own_plain = {**unshared, **selfs, **user, **own}
+        # The console's variables come from `envFrom` and win: the names they set are not inline.
+        console = self.group.console_variables()
+        own_plain = {k: v for k, v in {**unshared, **selfs, **user, **own}.items() if k not in console}
         out: list[dict[str, Any]] = [self._env_item(workload, k, v) for k, v in own_plain.items()]
         for name, (secret, key) in self.addon_secret_refs.items():
-            if name not in own_plain and name not in shared:
+            if name not in own_plain and name not in shared and name not in console:
                 out.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
         return out

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Collection
 from typing import Any
 
 from scheduler.base import ClusterRef, ServiceGroup
 from scheduler.envvars import Endpoint
 from scheduler.kubernetes.addons import render_addons
-from scheduler.kubernetes.context import RenderContext, config_secret, shared_env_configmap
+from scheduler.kubernetes.context import (
+    RenderContext,
+    config_secret,
+    shared_env_configmap,
+    variables_configmap,
+    variables_secret,
+)
 from scheduler.kubernetes.jobs import render_job
 from scheduler.kubernetes.meta import manifest
 from scheduler.kubernetes.services import ServiceObjects, render_service
@@ -93,12 +100,15 @@ def render_group(
     ns = manifest("v1", "Namespace", ctx.namespace, None, ctx.labels(group.runtime.app, "runtime"))
     configs = [config_secret(ctx)] if ctx.config_values else []
     shared = [shared_env_configmap(ctx)] if ctx.shared_env() else []
+    variables = [variables_configmap(ctx)] if group.variables else []
+    variables += [variables_secret(ctx)] if group.secret_variables else []
     out = [
         ns,
         *addon_secrets,
         *configs,
         *services.secrets,
         *shared,
+        *variables,
         *services.claims,
         *addon_objects,
         *services.services,
@@ -112,14 +122,20 @@ def render_group(
 
 
 def container_env(container: dict[str, Any], manifests: list[dict[str, Any]]) -> dict[str, Any]:
-    """What a container's process sees, as Kubernetes resolves it: the `envFrom` ConfigMaps of
-    the rendered objects first, then `env` on top (a value, or its `valueFrom` reference)."""
+    """What a container's process sees, as Kubernetes resolves it: the `envFrom` ConfigMaps and
+    Secrets of the rendered objects first, in order (a later source wins), then `env` on top (a
+    value, or its `valueFrom` reference)."""
     maps = {m["metadata"]["name"]: m.get("data") or {} for m in manifests if m["kind"] == "ConfigMap"}
+    secrets = {
+        m["metadata"]["name"]: {k: base64.b64decode(v).decode() for k, v in (m.get("data") or {}).items()}
+        for m in manifests if m["kind"] == "Secret"
+    }
     out: dict[str, Any] = {}
     for source in container.get("envFrom") or []:
-        ref = source.get("configMapRef")
-        if ref:
+        if ref := source.get("configMapRef"):
             out.update({(source.get("prefix") or "") + k: v for k, v in maps[ref["name"]].items()})
+        elif ref := source.get("secretRef"):
+            out.update({(source.get("prefix") or "") + k: v for k, v in secrets[ref["name"]].items()})
     for item in container.get("env") or []:
         out[item["name"]] = item.get("value", item.get("valueFrom"))
     return out

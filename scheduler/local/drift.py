@@ -9,6 +9,11 @@ from scheduler.local.state import alive
 from scheduler.specfill import with_platform_values
 
 
+def _console_names(unit: dict) -> list[str]:
+    """The console variables the unit was started with (plan_group records their names)."""
+    return list(unit.get("variables") or [])
+
+
 def local_drift(group: ServiceGroup, state: dict | None, cluster_name: str) -> Drift:
     """Compare the group (the runtime's release, as deployed) with the runtime's state."""
     items: list[DriftItem] = []
@@ -30,7 +35,19 @@ def local_drift(group: ServiceGroup, state: dict | None, cluster_name: str) -> D
         if live_cmd != svc.cmd:
             items.append(DriftItem(f"service {name}", "cmd", svc.cmd, live_cmd))
         env = unit.get("env", {})
+        console = group.console_variables()
+        for key, value in sorted(group.variables.items()):
+            if env.get(key) != value:
+                items.append(DriftItem(f"service {name}", f"variables.{key}", value, env.get(key)))
+        for key, value in sorted(group.secret_variables.items()):
+            if env.get(key) != value:  # compared, never shown
+                items.append(DriftItem(f"service {name}", f"variables.{key}", "(secret)",
+                                       "(another value)" if key in env else None))
+        for key in sorted(set(env) & set(_console_names(unit)) - set(console)):
+            items.append(DriftItem(f"service {name}", f"variables.{key}", None, "(set)"))
         for key, value in sorted(spec.service_envs(name).items()):
+            if key in console:
+                continue  # the console's variable wins (compared above)
             if "((" in str(value):
                 continue  # a secret config: filled at deploy time, never compared in the open
             if env.get(key) != str(value):

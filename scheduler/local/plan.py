@@ -166,16 +166,14 @@ def plan_group(
     sandbox = {"tenant": box.tenant, "binds": [[workdir, workdir, "rw"]]} if box is not None else None
     for name, svc in spec.services.items():
         alloc = allocate_resources(svc.resources, group.overcommit, runtime.workspace)
-        env = _configs(
-            group,
-            name,
-            {
-                **discovery,
-                **addon_env,
-                **spec.service_envs(name),
-                **self_envs(runtime, name, HOST, None, cluster, alloc),
-            },
-        )
+        # The console's variables win over the file's envs, discovery and addons; the platform's
+        # own (DICE_*, SELF_*) win over all (the console refuses those names). Their values are
+        # literal: no `((KEY))` filling.
+        env = {
+            **_configs(group, name, {**discovery, **addon_env, **spec.service_envs(name)}),
+            **group.console_variables(),
+            **self_envs(runtime, name, HOST, None, cluster, alloc),
+        }
         declared = [p.port for p in svc.ports]
         if declared:
             # Declared ports keep their numbers in the file; locally each replica gets free ones.
@@ -200,6 +198,8 @@ def plan_group(
             "mem_request_mib": alloc.mem_request,  # what the cluster page and resource report count
             "cpu_request": alloc.cpu_request,
             "depends_on": [*svc.depends_on, *(a for a in addon_plans if addon_plans[a].argv)],
+            # names only (drift tells a variable removed in the console from one of the file's)
+            "variables": sorted(group.console_variables()),
         }
         if sandbox is not None:
             units[name]["sandbox"] = sandbox
@@ -218,8 +218,8 @@ def plan_group(
         cron[name] = {
             "schedule": job.schedule,
             "command": ["/bin/sh", "-c", job.cmd],
-            "envs": _configs(group, name, {**discovery, **addon_env, **spec.service_envs(name),
-                                           **self_envs(runtime, name, HOST, None, cluster, alloc)}),
+            "envs": {**_configs(group, name, {**discovery, **addon_env, **spec.service_envs(name)}),
+                     **group.console_variables(), **self_envs(runtime, name, HOST, None, cluster, alloc)},
             "workdir": workdir,
             "mem": alloc.mem_limit,
             "cpu": alloc.cpu_limit,

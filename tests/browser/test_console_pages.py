@@ -78,6 +78,7 @@ def console(tenant_a, fake_cluster, fake, fast_rollouts):
         reverse("clusters:clusters"), reverse("clusters:cluster", args=["local"]), reverse("clusters:resources"),
         reverse("cmdb:items"), reverse("projects:audit"), reverse("projects:tokens"),
         reverse("projects:organization_members", args=[org.slug]),
+        reverse("deploy:variables", args=[*args, "DEV"]), reverse("pipelines:project_settings", args=args[:2]),
     ]
     return tenant_a
 

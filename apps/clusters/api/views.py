@@ -18,6 +18,7 @@ from apps.clusters.reports import resource_report
 from apps.projects import scope
 from apps.projects.models import Workspace
 from dice_console.api import ScopedModelViewSet
+from dice_console.api_input import digits
 
 _CREDS = ("kubeconfig", "context", "server", "ca", "token")
 
@@ -36,7 +37,7 @@ class ClusterViewSet(ScopedModelViewSet):
     def get_object(self):
         value = self.kwargs[self.lookup_field]
         qs = self.get_queryset()
-        obj = (qs.filter(pk=int(value)) if value.isdigit() else qs.filter(name=value)).first()
+        obj = (qs.filter(pk=int(value)) if digits(value) else qs.filter(name=value)).first()
         if obj is None:
             raise NotFound(f"no cluster {value}")
         self.check_object_permissions(self.request, obj)
@@ -132,7 +133,7 @@ def resource_report_view(request):
     """Quota, requested (after overcommit), limits, allocatable and savings per project workspace."""
     workspaces = scope.scoped(request.user, Workspace)
     project = request.query_params.get("project", "")
-    if project.isdigit():
+    if digits(project):
         workspaces = workspaces.filter(project_id=int(project))
     elif "/" in project:
         org, slug = project.split("/", 1)

@@ -13,7 +13,7 @@ from apps.deploy.api import serializers
 from apps.deploy.diff import release_diff
 from apps.deploy.models import Release
 from dice_console.api import ScopedGenericViewSet
-from dice_console.api_input import JSONParser
+from dice_console.api_input import JSONParser, digits
 from diceyml import check_dice_yml, dice_yml_json_schema
 
 
@@ -72,7 +72,7 @@ class ReleaseViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.Cr
         release = self.get_object()
         other_id = request.query_params.get("other")
         if other_id:
-            if not other_id.isdigit():
+            if not digits(other_id):
                 raise ValidationError({"other": "must be a release id"})
             other = self.get_object_from(int(other_id))
         else:

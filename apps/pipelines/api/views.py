@@ -32,7 +32,7 @@ from apps.pipelines.models import (
 from apps.projects import scope
 from apps.projects.models import Application
 from dice_console.api import ScopedGenericViewSet, ScopedModelViewSet
-from dice_console.api_input import INT64_MAX
+from dice_console.api_input import INT64_MAX, digits
 
 LOG_PAGE = 1000
 
@@ -139,7 +139,7 @@ class TaskRunViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, ScopedGen
         finished and every line has been read."""
         task = self.get_object()
         after = request.query_params.get("after", "0")
-        if not after.isdigit() or int(after) > INT64_MAX:
+        if not digits(after) or int(after) > INT64_MAX:
             raise ValidationError({"after": "a line number (0 or more)"})
         from apps.logs import services as log_services
         from apps.pipelines.choices import FINISHED_TASK
