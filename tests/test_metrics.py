@@ -211,3 +211,21 @@ def test_front_proxy_counters_in_prometheus_text(tenant_a):
     assert f"dice_service_first_byte_seconds_sum{{{labels}}} 0.5" in body
     assert f"dice_service_first_byte_seconds_count{{{labels}}} 10" in body
     assert "# TYPE dice_service_connections_total counter" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cluster_check_says_where_metrics_come_from(tenant_a, dice_cli, settings, tmp_path):
+    """The capability report names the source usage() reads (Kubernetes: the metrics API or the
+    kubelets' summary API, tests/k8s*/test_metrics*); the cluster page and `dice cluster show` say it."""
+    from apps.clusters.models import Cluster
+    from apps.clusters.services import run_check
+
+    settings.DICE_LOCAL_ROOT = tmp_path / "local"
+    local = Cluster.local()
+    report = run_check(local)
+    assert report["metrics"]["source"] == "proc" and report["features"]["metrics"] is True
+    page = tenant_a.browser_client().get(local.get_absolute_url()).content.decode()
+    assert '<dd id="metrics-source">from each replica&#x27;s process tree, read from /proc</dd>' in page
+    code, out, err = dice_cli(tenant_a.owner)("cluster", "show", "local")
+    assert code == 0, err
+    assert "metrics:         proc: each replica's process tree, read from /proc" in out

@@ -19,7 +19,9 @@ def test_without_metrics_server_usage_is_unavailable(k8s_cluster):
                                   api_client=k8s_cluster.api_client)
     assert executor.check()["features"]["metrics"] is False
     usage = usage_of(executor, RuntimeRef("acme", "shop", "web", "DEV", f"m{uuid.uuid4().hex[:6]}"))
-    assert usage.available is False and "metrics-server" in usage.reason
+    assert usage.available is False and "metrics-server" in usage.reason and "summary API" in usage.reason
+    report = executor.check()
+    assert report["metrics"]["source"] == "" and "summary" in report["metrics"]["detail"]
 
 
 def test_quantities():
