@@ -155,9 +155,19 @@ def collect_nodes(cluster: Cluster) -> int:
     if not usage:
         return 0
     now = timezone.now()
-    NodeSample.objects.bulk_create([NodeSample(cluster=cluster, node=n.name, at=now, cpu_millicores=n.cpu_millicores,
-                                               memory_bytes=n.memory_bytes) for n in usage])
+    with transaction.atomic():
+        NodeSample.objects.bulk_create([NodeSample(cluster=cluster, node=n.name, at=now,
+                                                   cpu_millicores=n.cpu_millicores, memory_bytes=n.memory_bytes)
+                                        for n in usage])
+        # the cluster page's node usage refreshes on this push
+        push_after_commit(cluster_group(cluster.pk), {"type": "metrics.sampled", "cluster": cluster.pk,
+                                                      "at": now.isoformat()})
     return len(usage)
+
+
+def cluster_group(cluster_id: int) -> str:
+    """The Channels group that hears of a cluster's new node samples (/ws/clusters/<id>/usage/)."""
+    return f"cluster-usage-{cluster_id}"
 
 
 def node_series(cluster: Cluster, window: str = "1h", now: datetime.datetime | None = None) -> dict[str, list[dict]]:
