@@ -45,10 +45,17 @@ def _show(cluster: dict, fmt: str) -> None:
     ]
     if report.get("missing_permissions"):
         lines.append("missing permissions: " + ", ".join(report["missing_permissions"]))
+    if report.get("metrics"):
+        lines.append(f"metrics:         {_metrics(report['metrics'])}")
     if report.get("operators"):
         lines.append("operators:       " + ", ".join(
             f"{o['label']} {'yes' if o.get('installed') else 'no'}" for o in report["operators"]))
     print("\n".join(lines))
+
+
+def _metrics(found: dict) -> str:
+    """Where the cluster's usage figures come from (the check's `metrics`)."""
+    return f"{found['source']}: {found['detail']}" if found.get("source") else f"none ({found.get('detail', '')})"
 
 
 def cmd_show(args):
@@ -98,6 +105,8 @@ def cmd_check(args):
             print("missing permissions: " + ", ".join(report["missing_permissions"]))
         if report.get("missing_operators"):
             print("operators not installed: " + ", ".join(report["missing_operators"]))
+        if report.get("metrics"):
+            print(f"metrics: {_metrics(report['metrics'])}")
     return 0 if report.get("status") != "error" else 1
 
 

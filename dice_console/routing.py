@@ -4,10 +4,12 @@ from django.urls import path
 
 from apps.deploy.consumers import RuntimeProgressConsumer
 from apps.logs.consumers import LogsConsumer
+from apps.monitoring.consumers import ClusterUsageConsumer
 from dice_console.consumers import EventsConsumer
 
 websocket_urlpatterns = [
     path("ws/events/", EventsConsumer.as_asgi()),
     path("ws/runtimes/<int:runtime_id>/", RuntimeProgressConsumer.as_asgi()),
     path("ws/logs/", LogsConsumer.as_asgi()),
+    path("ws/clusters/<int:cluster_id>/usage/", ClusterUsageConsumer.as_asgi()),
 ]

@@ -264,6 +264,9 @@ CELERY_BEAT_SCHEDULE = {
 DICE_METRICS_INTERVAL = env.float("DICE_METRICS_INTERVAL", default=30.0)
 DICE_METRICS_RAW_HOURS = env.float("DICE_METRICS_RAW_HOURS", default=25.0)
 DICE_METRICS_RETENTION_DAYS = env.float("DICE_METRICS_RETENTION_DAYS", default=7.0)
+# The graphs refresh when a collection pushes its new samples; they also look again this often
+# (seconds) in case a push was lost (0: never).
+DICE_METRICS_FALLBACK_POLL = env.float("DICE_METRICS_FALLBACK_POLL", default=300.0)
 # Days a finished task run's log is kept (0: forever).
 DICE_LOG_RETENTION_DAYS = env.int("DICE_LOG_RETENTION_DAYS", default=30)
 CELERY_TIMEZONE = TIME_ZONE

@@ -367,6 +367,9 @@ class RuntimeUsage:
     available: bool
     reason: str = ""
     replicas: tuple[ReplicaUsage, ...] = ()
+    # where the figures came from, as the check's `metrics.source` names it ("proc",
+    # "metrics-api", "kubelet-summary"); "" when unavailable
+    source: str = ""
     # service -> counters since its front proxy started, where one sees the traffic (local):
     # {"connections", "replies" (connections the backend answered), "first_byte_seconds" (their sum
     # of the time from the client's first byte to the backend's)}
@@ -395,6 +398,14 @@ def usage_of(executor: Any, runtime: RuntimeRef) -> RuntimeUsage:
     if usage is None:
         return RuntimeUsage(runtime=runtime, available=False, reason="this kind of cluster reports no metrics")
     return usage(runtime)
+
+
+def autoscale_of(executor: Any, runtime: RuntimeRef, usage: RuntimeUsage) -> list:
+    """executor.autoscale(runtime, usage): the scaling a driver does itself from a measurement
+    (Kubernetes without a metrics API, where HorizontalPodAutoscalers cannot act); [] for a
+    driver without it or whose cluster scales on its own."""
+    scale = getattr(executor, "autoscale", None)
+    return [] if scale is None or not usage.available else scale(runtime, usage)
 
 
 @dataclass(frozen=True)

@@ -211,3 +211,57 @@ def test_front_proxy_counters_in_prometheus_text(tenant_a):
     assert f"dice_service_first_byte_seconds_sum{{{labels}}} 0.5" in body
     assert f"dice_service_first_byte_seconds_count{{{labels}}} 10" in body
     assert "# TYPE dice_service_connections_total counter" in body
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cluster_check_says_where_metrics_come_from(tenant_a, dice_cli, settings, tmp_path):
+    """The capability report names the source usage() reads (Kubernetes: the metrics API or the
+    kubelets' summary API, tests/k8s*/test_metrics*); the cluster page and `dice cluster show` say it."""
+    from apps.clusters.models import Cluster
+    from apps.clusters.services import run_check
+
+    settings.DICE_LOCAL_ROOT = tmp_path / "local"
+    local = Cluster.local()
+    report = run_check(local)
+    assert report["metrics"]["source"] == "proc" and report["features"]["metrics"] is True
+    page = tenant_a.browser_client().get(local.get_absolute_url()).content.decode()
+    assert '<dd id="metrics-source">from each replica&#x27;s process tree, read from /proc</dd>' in page
+    code, out, err = dice_cli(tenant_a.owner)("cluster", "show", "local")
+    assert code == 0, err
+    assert "metrics:         proc: each replica's process tree, read from /proc" in out
+
+
+@pytest.mark.django_db(transaction=True)
+def test_cluster_usage_socket_pushes_new_samples_inside_the_scope(tenant_a, tenant_b, settings, tmp_path):
+    """/ws/clusters/<id>/usage/ tells the cluster page of new node samples; a cluster the user may
+    not use is refused (4404), and anonymous users too (4401)."""
+    from asgiref.sync import sync_to_async
+    from channels.routing import URLRouter
+    from channels.testing import WebsocketCommunicator
+    from django.contrib.auth.models import AnonymousUser
+
+    from apps.clusters.models import Cluster
+    from dice_console.routing import websocket_urlpatterns
+    from tests.test_realtime import run_async
+
+    settings.DICE_LOCAL_ROOT = tmp_path / "local"
+    local = Cluster.local()
+    private = Cluster.objects.create(name="b-own", kind="kubernetes", organization=tenant_b.org)
+
+    async def connect(user, cluster_id):
+        comm = WebsocketCommunicator(URLRouter(websocket_urlpatterns), f"/ws/clusters/{cluster_id}/usage/")
+        comm.scope["user"] = user
+        connected, code = await comm.connect()
+        return comm, connected, code
+
+    async def scenario():
+        assert (await connect(tenant_a.owner, private.pk))[1:] == (False, 4404)
+        assert (await connect(AnonymousUser(), local.pk))[1:] == (False, 4401)
+        comm, connected, _ = await connect(tenant_a.owner, local.pk)
+        assert connected
+        assert await sync_to_async(metrics.collect_nodes)(local) == 1
+        message = await comm.receive_json_from(timeout=5)
+        assert message["type"] == "metrics" and message["cluster"] == local.pk
+        await comm.disconnect()
+
+    run_async(scenario)

@@ -43,6 +43,10 @@ class RuntimeProgressConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
     async def runtime_changed(self, message):
         await self.send_json({k: v for k, v in message.items() if k != "type"} | {"type": "changed"})
 
+    async def metrics_sampled(self, message):
+        """A collection stored new samples (apps.monitoring): the page's graphs refresh."""
+        await self.send_json({k: v for k, v in message.items() if k != "type"} | {"type": "metrics"})
+
     @database_sync_to_async
     def _visible(self, user, runtime_id: int) -> bool:
         return scope.scoped(user, Runtime).filter(pk=runtime_id).exists()

@@ -3,6 +3,8 @@ or day as sparklines, with the latest values."""
 
 from __future__ import annotations
 
+from django.conf import settings
+
 from apps.clusters.models import Cluster
 from apps.deploy.models import Runtime
 from apps.monitoring import metrics, sparkline
@@ -30,7 +32,8 @@ def runtime_graphs(runtime: Runtime, window: str = "1h") -> dict:
         })
     seen = RuntimeHealth.objects.filter(runtime=runtime).first()
     return {"runtime": runtime, "window": window, "windows": list(metrics.WINDOWS), "rows": rows,
-            "unavailable": seen.metrics_reason if seen is not None and not seen.metrics_available else ""}
+            "unavailable": seen.metrics_reason if seen is not None and not seen.metrics_available else "",
+            "points": sum(r["points"] for r in rows), "poll_ms": _poll_ms()}
 
 
 def cluster_usage(cluster: Cluster, window: str = "1h") -> dict:
@@ -49,6 +52,12 @@ def cluster_usage(cluster: Cluster, window: str = "1h") -> dict:
             "memory": sparkline.svg([_mib(p["memory_bytes"]) for p in points], label=f"{node} memory",
                                     floor=(_mib(alloc.get("memory")) or 16.0)),
             "cpu_now": last["cpu_millicores"], "memory_now": _mib(last["memory_bytes"]),
-            "cpu_total": alloc.get("cpu"), "memory_total": _mib(alloc.get("memory")),
+            "cpu_total": alloc.get("cpu"), "memory_total": _mib(alloc.get("memory")), "points": len(points),
         })
-    return {"cluster": cluster, "window": window, "windows": list(metrics.WINDOWS), "rows": rows}
+    return {"cluster": cluster, "window": window, "windows": list(metrics.WINDOWS), "rows": rows,
+            "points": sum(r["points"] for r in rows), "poll_ms": _poll_ms()}
+
+
+def _poll_ms() -> int:
+    """How often a page's graphs look again without a push (the fallback), in ms."""
+    return int(float(getattr(settings, "DICE_METRICS_FALLBACK_POLL", 300.0)) * 1000)

@@ -16,13 +16,15 @@ from django.utils import timezone
 
 from apps.clusters.models import Cluster
 from apps.clusters.services import cluster_executor, cluster_inspector
+from apps.deploy.lifecycle import push_changed, runtime_group
 from apps.deploy.models import Deployment, Runtime
 from apps.deploy.refs import runtime_ref
 from apps.monitoring import services
 from apps.monitoring.choices import NotifyEvent
 from apps.monitoring.models import MetricSample, NodeSample, RuntimeHealth
 from apps.projects import audit
-from scheduler.base import ExecutorError, Health, RuntimeUsage, node_usage_of, usage_of
+from dice_console.statemachine import push_after_commit
+from scheduler.base import ExecutorError, Health, RuntimeUsage, autoscale_of, node_usage_of, usage_of
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +74,11 @@ def collect_runtime(runtime: Runtime, executor=None) -> dict:
         log.info("metrics: %s: %s", runtime, exc)
         return {"runtime": runtime.pk, "error": str(exc)}
     rows = samples_of(runtime, usage, now) if usage.available else []
+    try:  # a cluster whose autoscalers cannot measure (Kubernetes without metrics-server): the engine scales
+        autoscaled = autoscale_of(executor, ref, usage)
+    except ExecutorError as exc:
+        log.info("autoscale: %s: %s", runtime, exc)
+        autoscaled = []
     try:
         events = [e for e in executor.events(ref) if e.reason in SCALING_REASONS]
     except ExecutorError:
@@ -80,8 +87,13 @@ def collect_runtime(runtime: Runtime, executor=None) -> dict:
         MetricSample.objects.bulk_create(rows)
         degraded = _observe_health(runtime, status.health, status.reason, usage, now)
         scaled = _audit_scaling(runtime, events)
+        if rows:  # the runtime page's graphs refresh on this push
+            push_after_commit(runtime_group(runtime.pk), {"type": "metrics.sampled", "runtime": runtime.pk,
+                                                          "at": now.isoformat()})
+        if autoscaled:
+            push_changed(runtime.pk, "autoscale")
     return {"runtime": runtime.pk, "samples": len(rows), "available": usage.available, "degraded": degraded,
-            "scaled": scaled}
+            "scaled": scaled, "autoscaled": [d.message for d in autoscaled]}
 
 
 def _audit_scaling(runtime: Runtime, events) -> int:
@@ -143,9 +155,19 @@ def collect_nodes(cluster: Cluster) -> int:
     if not usage:
         return 0
     now = timezone.now()
-    NodeSample.objects.bulk_create([NodeSample(cluster=cluster, node=n.name, at=now, cpu_millicores=n.cpu_millicores,
-                                               memory_bytes=n.memory_bytes) for n in usage])
+    with transaction.atomic():
+        NodeSample.objects.bulk_create([NodeSample(cluster=cluster, node=n.name, at=now,
+                                                   cpu_millicores=n.cpu_millicores, memory_bytes=n.memory_bytes)
+                                        for n in usage])
+        # the cluster page's node usage refreshes on this push
+        push_after_commit(cluster_group(cluster.pk), {"type": "metrics.sampled", "cluster": cluster.pk,
+                                                      "at": now.isoformat()})
     return len(usage)
+
+
+def cluster_group(cluster_id: int) -> str:
+    """The Channels group that hears of a cluster's new node samples (/ws/clusters/<id>/usage/)."""
+    return f"cluster-usage-{cluster_id}"
 
 
 def node_series(cluster: Cluster, window: str = "1h", now: datetime.datetime | None = None) -> dict[str, list[dict]]:

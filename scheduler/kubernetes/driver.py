@@ -16,6 +16,7 @@ from kubernetes.client.rest import ApiException
 from kubernetes.dynamic import DynamicClient
 from kubernetes.dynamic.exceptions import NotFoundError, ResourceNotFoundError
 
+from scheduler.autoscale import Decision
 from scheduler.base import (
     ClusterRef,
     Drift,
@@ -38,6 +39,7 @@ from scheduler.base import (
     dns_label,
     no_batch,
 )
+from scheduler.kubernetes import autoscale as autoscale_mod
 from scheduler.kubernetes import drift as drift_mod
 from scheduler.kubernetes import inspect, jobrun, steps
 from scheduler.kubernetes import metrics as metrics_mod
@@ -388,8 +390,13 @@ class KubernetesExecutor:
             return GroupStatus(runtime=runtime, health=Health.UNKNOWN, reason=str(exc))
 
     def usage(self, runtime: RuntimeRef) -> RuntimeUsage:
-        """CPU and memory per pod from the resource metrics API (kubernetes/metrics.py)."""
+        """CPU and memory per pod from the resource metrics API, else from the kubelets' summary
+        API (kubernetes/metrics.py)."""
         return metrics_mod.usage(self.api, runtime)
+
+    def autoscale(self, runtime: RuntimeRef, usage: RuntimeUsage) -> list[Decision]:
+        """Do the HPAs' work when the cluster has no metrics API (kubernetes/autoscale.py)."""
+        return autoscale_mod.autoscale(self.api, runtime, usage, self.scale)
 
     def wait_until(
         self, runtime: RuntimeRef, predicate: Callable[[GroupStatus], bool], timeout: float
@@ -621,7 +628,8 @@ class KubernetesExecutor:
         installed = {o["key"] for o in report["operators"] if o.get("installed")}
         features["broadcast_jobs"] = "kruise" in installed  # BroadcastJob through OpenKruise
         features["operator_addons"] = sorted(OPERATORS[k].makes for k in installed if k != "kruise")
-        features["metrics"] = metrics_mod.served(api)  # usage() needs metrics-server
+        report["metrics"] = metrics_mod.report(api)  # which source usage() reads
+        features["metrics"] = bool(report["metrics"]["source"])
         report["features"] = features
         return report
 

@@ -1,25 +1,21 @@
 """The local engine's autoscaler: every interval it measures the runtimes whose services have
-`deployments.autoscale` (local/metrics.py, as usage() does) and scales each between min and max,
-the way a HorizontalPodAutoscaler does: desired = ceil(replicas x utilisation / target), where
-utilisation is the measured replicas' average use of their requested CPU (or memory), left alone
-within a 10% tolerance. A scale-up waits DICE_LOCAL_AUTOSCALE_UP_COOLDOWN seconds after the last
-change of that service, a scale-down DICE_LOCAL_AUTOSCALE_DOWN_COOLDOWN; every change is an
-`Autoscaled` event of the runtime. Only the process supervising the root runs it."""
+`deployments.autoscale` (local/metrics.py, as usage() does) and scales each between min and max
+by scheduler/autoscale.py's rule (the HorizontalPodAutoscaler's), with its cooldowns; every change
+is an `Autoscaled` event of the runtime. Only the process supervising the root runs it."""
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import threading
-from dataclasses import dataclass
 from typing import Any
 
-from scheduler.base import ExecutorError, RuntimeRef, RuntimeUsage
+from scheduler.autoscale import AUTOSCALED, Decision, cooldowns, decide
+from scheduler.base import ExecutorError, RuntimeRef
 
 log = logging.getLogger(__name__)
 
-TOLERANCE = 0.1
+__all__ = ["Autoscaler", "Decision", "decide"]
 
 
 def _env(name: str, default: float) -> float:
@@ -29,55 +25,11 @@ def _env(name: str, default: float) -> float:
         return default
 
 
-@dataclass(frozen=True)
-class Decision:
-    service: str
-    current: int
-    desired: int
-    why: str
-
-
-def decide(unit: dict, usage: RuntimeUsage, now: float, up_cooldown: float, down_cooldown: float) -> Decision | None:
-    """What one autoscaled unit should become now, or None to leave it."""
-    scaling = unit.get("autoscale") or {}
-    current = int(unit["replicas"])
-    low, high = int(scaling["min"]), int(scaling["max"])
-    mine = [r for r in usage.replicas if r.service == unit["name"]]
-    ratios, notes = [], []
-    for resource, key, request in (("cpu", "cpu_percent", scaling.get("cpu_request", 0) * 1000.0),
-                                   ("memory", "mem_percent", scaling.get("mem_request", 0) * 1024.0 * 1024.0)):
-        target = scaling.get(key)
-        values = [r.cpu_millicores if resource == "cpu" else r.memory_bytes for r in mine]
-        values = [v for v in values if v is not None]
-        if not target or not values or request <= 0:
-            continue
-        utilisation = sum(values) / len(values) / request * 100.0
-        ratios.append(utilisation / target)
-        notes.append(f"{resource} {utilisation:.0f}% of its request (target {target}%)")
-    if current < low or current > high:
-        desired = max(low, min(high, current))
-        return Decision(unit["name"], current, desired, f"outside {low}..{high}")
-    if not ratios:
-        return None
-    ratio = max(ratios)
-    if abs(ratio - 1.0) <= TOLERANCE:
-        return None
-    desired = max(low, min(high, math.ceil(current * ratio)))
-    if desired == current:
-        return None
-    last = float(scaling.get("last_change", 0.0))
-    cooldown = up_cooldown if desired > current else down_cooldown
-    if now - last < cooldown:
-        return None
-    return Decision(unit["name"], current, desired, ", ".join(notes))
-
-
 class Autoscaler:
     def __init__(self, executor: Any) -> None:  # the LocalExecutor that owns it
         self.executor = executor
         self.interval = _env("DICE_LOCAL_AUTOSCALE_INTERVAL", 15.0)
-        self.up_cooldown = _env("DICE_LOCAL_AUTOSCALE_UP_COOLDOWN", 30.0)
-        self.down_cooldown = _env("DICE_LOCAL_AUTOSCALE_DOWN_COOLDOWN", 120.0)
+        self.up_cooldown, self.down_cooldown = cooldowns()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -121,8 +73,7 @@ class Autoscaler:
                         continue
                     unit["replicas"] = decision.desired
                     unit["autoscale"]["last_change"] = now
-                    ex.event(ns, "Normal", "Autoscaled", f"{decision.service}: {decision.current} -> "
-                             f"{decision.desired} replicas ({decision.why})", decision.service)
+                    ex.event(ns, "Normal", AUTOSCALED, decision.message, decision.service)
                     made.append(decision)
                 ex.save_runtime(ns)
         if made:

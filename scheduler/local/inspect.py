@@ -22,7 +22,9 @@ CAPABILITIES = Capabilities(hosts=True, release_files=True, files=True, in_memor
 
 def check() -> dict[str, Any]:
     """The capability report of the local kind: always reachable, nothing to be granted."""
-    return base_report(True, version="local", capabilities=CAPABILITIES)
+    report = base_report(True, version="local", capabilities=CAPABILITIES)
+    report["metrics"] = {"source": "proc", "detail": "each replica's process tree, read from /proc"}
+    return report
 
 
 def _memory_bytes() -> int:

@@ -141,7 +141,7 @@ class Sampler:
                 # a replica of this runtime that restarted or ended; anyone's unseen for an hour
                 if (key[0] in gone or (key[0] in roots and key not in alive)) or now - seen > 3600:
                     del self._last[key]
-        return RuntimeUsage(runtime=runtime, available=True, replicas=tuple(out))
+        return RuntimeUsage(runtime=runtime, available=True, replicas=tuple(out), source="proc")
 
 
 # ---- the machine -----------------------------------------------------------------------------------

@@ -96,7 +96,26 @@
     var name = el.getAttribute("data-live-event");
     if (name) { document.body.addEventListener(name, refresh); }
     el.addEventListener("dice:refresh", refresh);
+    var socket = el.getAttribute("data-live-socket");
+    if (socket) { follow(el, socket, refresh); }
     schedule();
+  }
+
+  // [data-live-socket]: every message on that WebSocket refreshes the region (its own pushes, e.g.
+  // the cluster page's node usage), and so does each (re)connection; reconnects with a backoff
+  // unless the server refused (4xxx).
+  function follow(el, path, refresh) {
+    var scheme = location.protocol === "https:" ? "wss://" : "ws://";
+    var retry = 1000;
+    function open() {
+      var ws = new WebSocket(scheme + location.host + path);
+      ws.onmessage = refresh;
+      ws.onopen = function () { retry = 1000; refresh(); };  // catch up on what was pushed while away
+      ws.onclose = function (e) {
+        if (e.code < 4000 && document.body.contains(el)) { setTimeout(open, retry); retry = Math.min(retry * 2, 30000); }
+      };
+    }
+    open();
   }
 
   function startLiveRegions() {

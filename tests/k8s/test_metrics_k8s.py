@@ -19,7 +19,9 @@ def test_without_metrics_server_usage_is_unavailable(k8s_cluster):
                                   api_client=k8s_cluster.api_client)
     assert executor.check()["features"]["metrics"] is False
     usage = usage_of(executor, RuntimeRef("acme", "shop", "web", "DEV", f"m{uuid.uuid4().hex[:6]}"))
-    assert usage.available is False and "metrics-server" in usage.reason
+    assert usage.available is False and "metrics-server" in usage.reason and "summary API" in usage.reason
+    report = executor.check()
+    assert report["metrics"]["source"] == "" and "summary" in report["metrics"]["detail"]
 
 
 def test_quantities():
@@ -69,3 +71,26 @@ def test_autoscale_becomes_an_hpa_the_api_server_accepts(k8s_cluster):
                  .list_namespaced_horizontal_pod_autoscaler(runtime.namespace).items, 10, "the HPA to be pruned")
     finally:
         executor.destroy(runtime)
+
+
+def test_kubelet_summary_figures_and_the_shared_scaling_rule():
+    from scheduler.autoscale import decide
+    from scheduler.base import ReplicaUsage, RuntimeUsage
+    from scheduler.kubernetes.metrics import _cpu_memory
+
+    # a pod the kubelet has not measured twice yet has no CPU figure: None, never 0
+    assert _cpu_memory({"cpu": {"usageCoreNanoSeconds": 5}, "memory": {"workingSetBytes": 4096}}) == (None, 4096)
+    assert _cpu_memory({"cpu": {"usageNanoCores": 250_000_000}}) == (250.0, None)
+    assert _cpu_memory(None) == (None, None)
+
+    ref = RuntimeRef("acme", "shop", "web", "DEV", "main")
+    hot = RuntimeUsage(ref, True, replicas=(ReplicaUsage("web", "web-a", cpu_millicores=200.0),), source="kubelet-summary")
+    unit = {"name": "web", "replicas": 1, "autoscale": {"min": 1, "max": 3, "cpu_percent": 50, "cpu_request": 0.1,
+                                                          "last_change": 100.0}}
+    assert decide(unit, hot, 110.0, 30.0, 120.0) is None  # inside the up cooldown
+    made = decide(unit, hot, 131.0, 30.0, 120.0)
+    assert (made.current, made.desired) == (1, 3) and made.message.startswith("web: 1 -> 3 replicas (cpu 200%")
+    cold = RuntimeUsage(ref, True, replicas=(ReplicaUsage("web", "web-a", cpu_millicores=0.0),
+                                              ReplicaUsage("web", "web-b", cpu_millicores=1.0)))
+    assert decide({**unit, "replicas": 2}, cold, 200.0, 30.0, 120.0) is None  # inside the down cooldown
+    assert decide({**unit, "replicas": 2}, cold, 221.0, 30.0, 120.0).desired == 1
