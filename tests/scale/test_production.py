@@ -18,21 +18,17 @@ Sized for CI on two cores: the steps are no-ops beside their side effect (`echo`
 from __future__ import annotations
 
 import base64
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-import requests
 
-from tests.conftest import ROOT, make_org
+from tests.conftest import ROOT
+from tests.scale.conftest import Console, supervisor_pid
 
 pytestmark = [pytest.mark.scale, pytest.mark.postgres, pytest.mark.redis]
 
@@ -41,7 +37,7 @@ PIPELINES = int(os.environ.get("DICE_SCALE_PIPELINES", 20))
 STAGES, PER_STAGE = 5, 10  # 50 steps per pipeline
 DEPLOYMENTS = int(os.environ.get("DICE_SCALE_DEPLOYMENTS", 10))
 LOG_LINES = 150
-DEADLINE = 170  # seconds for the whole workload (the tier's budget is ~3 minutes)
+DEADLINE = float(os.environ.get("DICE_SCALE_DEADLINE", 300))  # seconds for the whole workload: a bound, not the budget
 RECOVERY = 5.0  # seconds after the standby takes over by which every rollout has ended
 
 SERVICE = """\
@@ -74,76 +70,6 @@ def _pipeline() -> str:
     return "\n".join(lines) + "\n"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Console:
-    """The production processes, each in its own session, its output in a file."""
-
-    def __init__(self, tmp: Path, env: dict):
-        self.tmp, self.env = tmp, env
-        self.procs: dict[str, subprocess.Popen] = {}
-        self.ports = {"web1": _free_port(), "web2": _free_port()}
-
-    def command(self, name: str) -> list[str]:
-        if name.startswith("web"):
-            return [sys.executable, "-m", "uvicorn", "dice_console.asgi:application", "--host", "127.0.0.1",
-                    "--port", str(self.ports[name]), "--log-level", "warning", "--no-access-log"]
-        if name.startswith("worker"):
-            return [sys.executable, "-m", "celery", "-A", "dice_console", "worker", "-n", f"{name}@%h",
-                    "--loglevel", os.environ.get("DICE_SCALE_WORKER_LOGLEVEL", "WARNING")]
-        return [sys.executable, "-m", "celery", "-A", "dice_console", "beat", "--loglevel", "WARNING"]
-
-    def start(self, name: str) -> subprocess.Popen:
-        log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - kept by the process
-        proc = subprocess.Popen(self.command(name), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-        self.procs[name] = proc
-        return proc
-
-    def kill(self, name: str) -> None:
-        os.kill(self.procs[name].pid, signal.SIGKILL)
-        self.procs[name].wait(10)
-
-    def wait_listening(self, name: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.procs[name].poll() is None, self.tail(name)
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.ports[name]), 0.5):
-                return
-            time.sleep(0.1)
-        raise AssertionError(f"{name} did not listen: {self.tail(name)}")
-
-    def tail(self, name: str) -> str:
-        path = self.tmp / f"{name}.log"
-        return path.read_text(errors="replace")[-3000:] if path.exists() else ""
-
-    def rss_mib(self) -> float:
-        """Resident memory of the console's processes (web, workers, beat), not the steps' or services'."""
-        total = 0
-        for proc in self.procs.values():
-            with contextlib.suppress(OSError):
-                for line in Path(f"/proc/{proc.pid}/status").read_text().splitlines():
-                    if line.startswith("VmRSS:"):
-                        total += int(line.split()[1])
-        return total / 1024
-
-    def stop(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGTERM if name.startswith("web") else signal.SIGKILL)
-        for proc in self.procs.values():
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(15)
-            if proc.poll() is None:
-                with contextlib.suppress(OSError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-
-
 def _tasks_summary(runs: list[int]) -> dict:
     """What the runs' tasks are doing, for a failure's message."""
     from django.db.models import Count
@@ -154,12 +80,6 @@ def _tasks_summary(runs: list[int]) -> dict:
     stuck = list(tasks.exclude(status="success").values("run_id", "alias", "status", "attempt", "job_name",
                                                          "started", "reason")[:8])
     return {"by status": dict(tasks.values_list("status").annotate(n=Count("id"))), "not successful": stuck}
-
-
-def _supervisor_pid(local_root: Path) -> int | None:
-    with contextlib.suppress(OSError, ValueError):
-        return int((local_root / "supervisor.lock").read_text().strip())
-    return None
 
 
 class Follower(threading.Thread):
@@ -211,51 +131,6 @@ class Follower(threading.Thread):
                 time.sleep(0.2)
 
 
-@pytest.fixture
-def console(transactional_db, tmp_path):
-    import redis
-    from django.contrib.auth import get_user_model
-    from django.db import connection
-
-    from apps.projects import services
-
-    redis.Redis.from_url(os.environ["REDIS_URL"]).flushdb()  # this tier's own Redis database
-    user = get_user_model().objects.create_user("scale-owner", password="scale-password")
-    org = make_org(user, "scale")
-    project = services.create_project(user, org, slug="load")
-    app = services.create_application(user, project, slug="svc")
-    _, token = services.create_token(user, name="scale")
-
-    db = connection.settings_dict
-    database_url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
-    drop = ("DJANGO_SETTINGS_MODULE", "DICE_LOCAL_ROOT", "DICE_PIPELINE_ROOT", "DICE_DEPLOY_FILES")
-    env = {k: v for k, v in os.environ.items() if k not in drop}
-    env.update({
-        "DATABASE_URL": database_url, "DICE_DATA_DIR": str(tmp_path / "data"), "PYTHONUNBUFFERED": "1",
-        "DICE_SECRET_KEY": "scale-tier-secret-key", "DICE_PIPELINE_MAX_RUNS_PER_PROJECT": str(PIPELINES),
-        # Messages a killed worker held come back after 20 s, during the run: delivered twice, done once.
-        "DICE_BROKER_VISIBILITY_TIMEOUT": "20",
-        "DICE_DEPLOY_DEGRADED_GRACE": "60",
-    })
-    console = Console(tmp_path, env)
-    try:
-        yield console, token, app, tmp_path / "data"
-    finally:
-        console.stop()
-        # Services and steps of the local cluster outlive the console: stop them.
-        local = tmp_path / "data" / "local"
-        if local.exists():
-            from scheduler.base import ClusterRef
-            from scheduler.local import create_executor
-
-            ref = ClusterRef(name="local", kind="local", config={"root": str(local)})
-            executor = create_executor(ref)
-            try:
-                executor.destroy_all()
-            finally:
-                executor.close()
-
-
 def test_production_mode_under_load_survives_a_killed_worker_and_web_process(console, tmp_path, capsys):
     from apps.deploy.bundles import make_archive
 
@@ -272,7 +147,7 @@ def test_production_mode_under_load_survives_a_killed_worker_and_web_process(con
     console.wait_listening("web1")
     console.wait_listening("web2")
     deadline = time.monotonic() + 60
-    while _supervisor_pid(local_root) != console.procs["worker1"].pid:
+    while supervisor_pid(local_root) != console.procs["worker1"].pid:
         assert time.monotonic() < deadline, console.tail("worker1")
         time.sleep(0.1)
     console.start("worker2")  # the standby
@@ -286,35 +161,13 @@ def test_production_mode_under_load_survives_a_killed_worker_and_web_process(con
 
     threading.Thread(target=sample, daemon=True).start()
 
-    session = requests.Session()
-    session.headers["Authorization"] = f"Bearer {token}"
+    api = console.api(token)
     webs = ["web1", "web2"]
-
-    def api(method: str, path: str, n: int = 0, **kwargs):
-        """A request to one web process, the other one when it is down (clients spread over both)."""
-        for attempt in range(40):
-            web = webs[(n + attempt) % 2]
-            try:
-                response = session.request(method, f"http://127.0.0.1:{console.ports[web]}/api/{path}",
-                                           timeout=30, **kwargs)
-            except requests.ConnectionError:
-                time.sleep(0.25)
-                continue
-            assert response.status_code < 300, (path, response.status_code, response.text[:500])
-            return response.json()
-        raise AssertionError(f"no web process answered {method} {path}")
 
     # The work, all at once: pipelines, log followers, deployments.
     source = _pipeline()
     runs = [api("POST", "pipeline-runs/", i, json={"application": app.pk, "source": source})["id"]
             for i in range(PIPELINES)]
-    files = tmp_path / "svc"
-    files.mkdir()
-    (files / "index.html").write_text("ok\n")
-    archive = base64.b64encode(make_archive(files)).decode()
-    deployments = [api("POST", "deployments/", i, json={
-        "application": app.pk, "workspace": "DEV", "runtime": f"rt{i}", "spec_text": SERVICE,
-        "files_base64": archive})["id"] for i in range(DEPLOYMENTS)]
 
     stop = threading.Event()
     followers = []
@@ -327,9 +180,16 @@ def test_production_mode_under_load_survives_a_killed_worker_and_web_process(con
         follower.start()
         followers.append(follower)
 
+    # The deployments last, so that the worker dies while they roll out.
+    files = tmp_path / "svc"
+    files.mkdir()
+    (files / "index.html").write_text("ok\n")
+    archive = base64.b64encode(make_archive(files)).decode()
+    deployments = [api("POST", "deployments/", i, json={
+        "application": app.pk, "workspace": "DEV", "runtime": f"rt{i}", "spec_text": SERVICE,
+        "files_base64": archive})["id"] for i in range(DEPLOYMENTS)]
     submitted = time.monotonic() - started
     # Part way: the supervising worker and one web process die, and are started again.
-    time.sleep(1.0)
     active_at_kill = [d for d in deployments if api("GET", f"deployments/{d}/", 1)["status"] in ("queued", "deploying")]
     killed_at = time.monotonic()
     console.kill("worker1")
@@ -337,7 +197,7 @@ def test_production_mode_under_load_survives_a_killed_worker_and_web_process(con
     console.start("worker1")  # now the standby
     console.start("web1")
     deadline = time.monotonic() + 30
-    while _supervisor_pid(local_root) != console.procs["worker2"].pid:
+    while supervisor_pid(local_root) != console.procs["worker2"].pid:
         assert time.monotonic() < deadline, console.tail("worker2")
         time.sleep(0.05)
     took_over, took_over_at = time.monotonic(), time.time()
