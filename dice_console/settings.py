@@ -231,7 +231,10 @@ if REDIS_URL:
     # seconds. No task here runs that long (a rollout is followed by a thread of the worker, steps
     # run on the cluster), so only a worker that died holding messages is affected: they come back
     # after this delay, while the reconcilers at the next worker's start have already resumed the work.
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("DICE_BROKER_VISIBILITY_TIMEOUT", default=3600)}
+    # DICE_BROKER_TRANSPORT_OPTIONS: more of kombu's Redis options as JSON (the tests make it look
+    # for such messages every second: {"unacked_restore_interval": 1, "unacked_restore_throttle": 1}).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("DICE_BROKER_VISIBILITY_TIMEOUT", default=3600),
+                                       **env.json("DICE_BROKER_TRANSPORT_OPTIONS", default={})}
 else:
     # kombu's memory transport, with consumers woken by each message instead of polling
     # (dice_console/broker.py): a pipeline step's end reaches its successors through three hops.

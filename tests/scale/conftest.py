@@ -153,6 +153,16 @@ def console(transactional_db, tmp_path):
         if local.exists():
             from scheduler.base import ClusterRef
             from scheduler.local import create_executor
+            from scheduler.local.state import proc_start_time
+            from tests.local.conftest import _recorded_processes
+
+            # SIGKILL first (each shim leads its own session): a graceful stop of ten services one
+            # after the other waits up to 5 s each.
+            for pid, start in _recorded_processes(local):
+                if proc_start_time(pid) == start:
+                    for kill in (os.killpg, os.kill):
+                        with contextlib.suppress(OSError):
+                            kill(pid, signal.SIGKILL)
 
             ref = ClusterRef(name="local", kind="local", config={"root": str(local)})
             executor = create_executor(ref)

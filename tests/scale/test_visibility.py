@@ -1,9 +1,10 @@
 """Celery as a transport, not a state store (issue 24 item 2): with Redis's visibility timeout at
-2 s (`DICE_BROKER_VISIBILITY_TIMEOUT`, broker_transport_options), a step, a built-in `wait` and a
-rollout that each last far longer than it run exactly once, and no message is delivered twice.
+5 s (`DICE_BROKER_VISIBILITY_TIMEOUT`, broker_transport_options), a step, a built-in `wait` and a
+rollout that each last three times as long run exactly once, and no message is delivered twice.
 
 Redis gives a message that a worker took but did not acknowledge to another consumer once the
-timeout has passed (kombu restores them every 10 s): a task that waited for a step or a rollout,
+timeout has passed (kombu looks for them every 10 s and scans every 10th time; here every second,
+through DICE_BROKER_TRANSPORT_OPTIONS): a task that waited for a step or a rollout,
 or a countdown held past the timeout, would run again. Here every task returns at once and the
 timers hop (apps.pipelines.queue.longest_countdown), so the worker's log shows each task id
 received once, the step's side effect is one line, the rollout was applied once."""
@@ -21,7 +22,8 @@ from tests.scale.conftest import supervisor_pid
 
 pytestmark = [pytest.mark.scale, pytest.mark.postgres, pytest.mark.redis]
 
-LONG = 14  # seconds: longer than the visibility timeout and kombu's 10 s restore pass together
+VISIBILITY = 5  # seconds
+LONG = 15  # seconds: three times the visibility timeout
 
 PIPELINE = f"""\
 version: "1.1"
@@ -55,7 +57,10 @@ def test_work_longer_than_the_visibility_timeout_runs_once(console, tmp_path):
     from apps.deploy.models import Deployment
 
     console, token, app, data = console
-    console.env.update({"DICE_BROKER_VISIBILITY_TIMEOUT": "2", "DICE_SCALE_WORKER_LOGLEVEL": "INFO"})
+    console.env.update({
+        "DICE_BROKER_VISIBILITY_TIMEOUT": str(VISIBILITY), "DICE_SCALE_WORKER_LOGLEVEL": "INFO",
+        "DICE_BROKER_TRANSPORT_OPTIONS": '{"unacked_restore_interval": 1, "unacked_restore_throttle": 1}',
+    })
     console.start("web1")
     console.start("worker1")
     console.wait_listening("web1")
@@ -81,7 +86,7 @@ def test_work_longer_than_the_visibility_timeout_runs_once(console, tmp_path):
             break
         time.sleep(0.5)
     assert (status, rollout) == ("success", "healthy"), console.tail("worker1")
-    time.sleep(12)  # one more restore pass of kombu's after everything ended: nothing comes back
+    time.sleep(VISIBILITY + 2)  # past the timeout and a restore pass after everything ended: nothing comes back
 
     ran = data / "pipelines" / "runs" / str(run) / "dirs" / "slow" / "ran.txt"
     assert ran.read_text().splitlines() == ["ran"]
@@ -95,4 +100,4 @@ def test_work_longer_than_the_visibility_timeout_runs_once(console, tmp_path):
     # The rollout was handed to the worker, and the wait went through the timer (hops included).
     assert {"dice.deploy.run_deployment", "dice.pipelines.finish_wait"} <= names, names
     hops = sum(1 for name, _ in received if name == "dice.pipelines.finish_wait")
-    assert hops >= LONG // 2  # a countdown of at most 1 s (half the timeout) per hop
+    assert hops >= LONG // (VISIBILITY / 2) - 1  # countdowns of at most half the timeout
