@@ -1,10 +1,12 @@
 """Bench: requests/s and latency of the web processes as production mode runs them (`uvicorn
 dice_console.asgi:application --workers N`), at concurrency 50 and 200, with 1 and 2 web processes
 (issue 24 item 3: the ratio 2:1 should approach 2 on two cores). Prints a table; not pass/fail.
-(Not measured here: bad sign-ins beside the load; the sign-in POST needs a CSRF cookie and token
-per client first.)
+`--bad-logins N` measures instead the API's latency alone and then while N wrong-password sign-ins
+(each with its own CSRF cookie and token) are sent at `--login-concurrency` (default 40) beside it;
+`--app-root DIR` serves another checkout (e.g. a commit before the sign-in pool) with this venv.
 
     .venv/bin/python bench/bench_web.py [--requests 2000] [--path /api/projects/]
+    .venv/bin/python bench/bench_web.py --bad-logins 80 --workers 1 [--app-root /tmp/old-checkout]
     DATABASE_URL=postgres://... REDIS_URL=redis://... .venv/bin/python bench/bench_web.py
 
 The client is asyncio over raw sockets (keep-alive, one connection per concurrent client) in this
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import signal
 import socket
 import statistics
@@ -38,6 +41,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,10 +80,10 @@ def setup(data_dir: str) -> str:
     return token
 
 
-def start_server(port: int, workers: int, env: dict) -> subprocess.Popen:
+def start_server(port: int, workers: int, env: dict, root: Path = ROOT) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "uvicorn", "dice_console.asgi:application", "--host", "127.0.0.1",
            "--port", str(port), "--workers", str(workers), "--log-level", "warning", "--no-access-log"]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, start_new_session=True)
+    proc = subprocess.Popen(cmd, cwd=root, env=env, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -102,7 +106,9 @@ def stop_server(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-async def _request(reader, writer, raw: bytes) -> int:
+async def _request(reader, writer, raw: bytes, closing: bool = False) -> int:
+    """Send one request, read its response; the status. A server closing the connection is an
+    error, unless the request asked for that (`closing`)."""
     writer.write(raw)
     await writer.drain()
     status_line = await reader.readline()
@@ -118,7 +124,7 @@ async def _request(reader, writer, raw: bytes) -> int:
             close = True
     if length:
         await reader.readexactly(length)
-    if close:
+    if close and not closing:
         raise ConnectionResetError("server closed the connection")
     return int(status_line.split()[1])
 
@@ -152,16 +158,101 @@ async def load(port: int, raw: bytes, total: int, concurrency: int) -> tuple[lis
     return latencies, errors
 
 
+async def _csrf(port: int) -> tuple[str, str]:
+    """A fresh session's CSRF cookie and form token from the sign-in page."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"GET /login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+    await writer.drain()
+    raw = (await reader.read()).decode("utf-8", "replace")
+    writer.close()
+    cookie = re.search(r"csrftoken=([^;\s]+)", raw)
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', raw)
+    if not (cookie and token):
+        raise SystemExit("the sign-in page gave no CSRF cookie or token")
+    return cookie.group(1), token.group(1)
+
+
+async def bad_logins(port: int, total: int, concurrency: int) -> tuple[list[float], dict[int, int]]:
+    """`total` sign-ins with a wrong password, `concurrency` at a time; (latencies, statuses)."""
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    remaining = [total]
+
+    async def client():
+        while remaining[0] > 0:
+            remaining[0] -= 1
+            cookie, token = await _csrf(port)
+            body = urllib.parse.urlencode({"csrfmiddlewaretoken": token, "username": "bench-nobody",
+                                           "password": "wrong-password"}).encode()
+            raw = (f"POST /login/ HTTP/1.1\r\nHost: 127.0.0.1\r\nCookie: csrftoken={cookie}\r\n"
+                   "Content-Type: application/x-www-form-urlencoded\r\n"
+                   f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode() + body
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            start = time.perf_counter()
+            try:
+                status = await _request(reader, writer, raw, closing=True)
+            except (ConnectionError, asyncio.IncompleteReadError):
+                status = 0
+            latencies.append(time.perf_counter() - start)
+            statuses[status] = statuses.get(status, 0) + 1
+            writer.close()
+
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    return latencies, statuses
+
+
+def _pct(lat: list[float], q: float) -> float:
+    lat = sorted(lat)
+    return lat[max(0, int(len(lat) * q) - 1)] * 1000
+
+
+async def api_beside_logins(port: int, raw: bytes, requests: int, concurrency: int, logins: int,
+                            login_concurrency: int):
+    """The API load alone, then the same load while the bad sign-ins run (started together)."""
+    alone, _ = await load(port, raw, requests, concurrency)
+    start = time.perf_counter()
+    (during, errors), (login_lat, statuses) = await asyncio.gather(
+        load(port, raw, requests, concurrency), bad_logins(port, logins, login_concurrency))
+    return alone, during, errors, login_lat, statuses, time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=2000, help="per scenario")
     parser.add_argument("--path", default="/api/projects/")
     parser.add_argument("--workers", type=int, nargs="*", default=[1, 2])
     parser.add_argument("--concurrency", type=int, nargs="*", default=[50, 200])
+    parser.add_argument("--bad-logins", type=int, default=0, help="measure the API beside N bad sign-ins")
+    parser.add_argument("--login-concurrency", type=int, default=40)
+    parser.add_argument("--app-root", type=Path, default=ROOT, help="the checkout the server runs")
     args = parser.parse_args()
+    if args.bad_logins:
+        # Every bad sign-in must cost its password check: no lockout after the first ten.
+        os.environ["DICE_LOGIN_FAILURE_LIMIT"] = "1000000"
     with tempfile.TemporaryDirectory() as tmp:
         token = setup(tmp)
-        env = {**os.environ, "DICE_DATA_DIR": tmp, "PYTHONPATH": str(ROOT)}
+        env = {**os.environ, "DICE_DATA_DIR": tmp, "PYTHONPATH": str(args.app_root)}
+        if args.bad_logins:
+            raw = (f"GET {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+                   "Accept: application/json\r\n\r\n").encode()
+            requests, concurrency = min(args.requests, 400), min(args.concurrency)
+            print(f"GET {args.path}, {requests} requests at concurrency {concurrency}; {args.bad_logins} bad "
+                  f"sign-ins at concurrency {args.login_concurrency}; server: {args.app_root}")
+            for workers in args.workers:
+                port = free_port()
+                proc = start_server(port, workers, env, args.app_root)
+                try:
+                    asyncio.run(load(port, raw, 50, 5))
+                    alone, during, errors, login_lat, statuses, took = asyncio.run(api_beside_logins(
+                        port, raw, requests, concurrency, args.bad_logins, args.login_concurrency))
+                finally:
+                    stop_server(proc)
+                print(f"{workers} web process(es): API alone p50 {statistics.median(alone) * 1000:.0f} ms "
+                      f"p99 {_pct(alone, 0.99):.0f} ms; beside the bad sign-ins p50 "
+                      f"{statistics.median(during) * 1000:.0f} ms p99 {_pct(during, 0.99):.0f} ms "
+                      f"({errors} errors); sign-ins p50 {statistics.median(login_lat) * 1000:.0f} ms, "
+                      f"statuses {statuses}, {took:.1f} s", flush=True)
+            return
         raw = (f"GET {args.path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
                "Accept: application/json\r\n\r\n").encode()
         db = "PostgreSQL" if os.environ.get("DATABASE_URL") else "SQLite (WAL)"

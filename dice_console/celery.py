@@ -25,3 +25,24 @@ from celery.signals import worker_process_init  # noqa: E402
 from dice_console.embedded import settle_heap  # noqa: E402
 
 worker_process_init.connect(lambda **kwargs: settle_heap(), weak=False, dispatch_uid="dice-settle-heap")
+
+# A worker started from the command line (`celery -A dice_console worker`) first waits until it
+# supervises the clusters that run on this machine (apps.clusters.supervision: one process per local
+# root; a second worker here is a standby). Connected here, before the apps' own worker_init hooks,
+# so their reconcilers are sent once this worker can act on what they find.
+from celery.signals import worker_init  # noqa: E402
+
+
+def _stand_by_until_supervising(sender=None, **kwargs) -> None:
+    from celery.apps.worker import Worker
+
+    if not isinstance(sender, Worker):  # the embedded worker of standalone mode and tests
+        return
+    import sys
+
+    from apps.clusters.supervision import wait_to_supervise
+
+    wait_to_supervise(say=lambda text: print(f"dice worker {sender.hostname}: {text}", file=sys.stderr, flush=True))
+
+
+worker_init.connect(_stand_by_until_supervising, weak=False, dispatch_uid="dice-stand-by")

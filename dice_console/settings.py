@@ -227,6 +227,14 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
     }
+    # Redis hands a message that was taken but not acknowledged to another consumer after this many
+    # seconds. No task here runs that long (a rollout is followed by a thread of the worker, steps
+    # run on the cluster), so only a worker that died holding messages is affected: they come back
+    # after this delay, while the reconcilers at the next worker's start have already resumed the work.
+    # DICE_BROKER_TRANSPORT_OPTIONS: more of kombu's Redis options as JSON (the tests make it look
+    # for such messages every second: {"unacked_restore_interval": 1, "unacked_restore_throttle": 1}).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("DICE_BROKER_VISIBILITY_TIMEOUT", default=3600),
+                                       **env.json("DICE_BROKER_TRANSPORT_OPTIONS", default={})}
 else:
     # kombu's memory transport, with consumers woken by each message instead of polling
     # (dice_console/broker.py): a pipeline step's end reaches its successors through three hops.
@@ -235,8 +243,14 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+# A message is acknowledged when its task has run, so a worker killed mid-task loses nothing; every
+# task is idempotent, so one delivered again does no harm.
 CELERY_TASK_ACKS_LATE = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# `celery worker` runs tasks in threads of one process: the local cluster is supervised by one
+# process per state root (apps/clusters/supervision.py), and a prefork child could not act on it.
+CELERY_WORKER_POOL = env.str("DICE_WORKER_POOL", default="threads")
+CELERY_WORKER_CONCURRENCY = env.int("DICE_WORKER_CONCURRENCY", default=8)
 # Celery closes the thread's database connection around every task unless told to reuse it;
 # reconnecting cost more than a pipeline step's dispatch. Broken connections are dropped after
 # each task (dice_console/dbconn.py), and Celery still closes them every 2 x this many tasks.

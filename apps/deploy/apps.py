@@ -9,6 +9,7 @@ class DeployConfig(AppConfig):
     verbose_name = "Deploy"
 
     def ready(self):
-        from apps.deploy import scope
+        from apps.deploy import scope, signals, tasks  # noqa: F401 - tasks: sent by name at worker start
 
         scope.register()
+        signals.connect()

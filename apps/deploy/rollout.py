@@ -10,11 +10,18 @@ connections (scheduler/kubernetes/services.py: wait_for_dependencies). Either wa
 deployment is healthy only when every addon and every service is ready.
 
 Safe to run twice and to resume: it re-reads the row, refuses work that is no longer active,
-re-applies idempotently, and measures its timeout from when the rollout first started."""
+re-applies idempotently, and measures its timeout from when the rollout first started.
+
+In a worker the Celery task only applies: following the status is handed to a thread of the
+worker process (`follow_in_background`), so no task waits for a rollout (Redis would deliver
+an unacknowledged message again after its visibility timeout). The follower beats the row's
+heartbeat; when its process dies, the deploy reconciler resumes the rollout (at the next
+worker's start, or once the heartbeat is stale)."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 
 from django.conf import settings
@@ -136,8 +143,9 @@ def _fail(deployment: Deployment, reason: str) -> dict:
     return {"deployment": deployment.pk, "status": S.FAILED, "reason": reason}
 
 
-def run(deployment_id: int) -> dict:
-    """The body of apps.deploy.tasks.run_deployment."""
+def run(deployment_id: int, follow: bool = True) -> dict:
+    """The body of apps.deploy.tasks.run_deployment. With follow=False the rollout is applied and
+    then followed by a thread of this process (follow_in_background) while the caller returns."""
     deployment = _load(deployment_id)
     if deployment is None:
         return {"deployment": deployment_id, "skipped": "no such deployment"}
@@ -160,7 +168,48 @@ def run(deployment_id: int) -> dict:
     if applied is None:
         return {"deployment": deployment_id, "skipped": "no longer active"}
     deployment, doc = applied
+    if not follow:
+        follow_in_background(deployment, doc)
+        return {"deployment": deployment_id, "status": "following"}
     return _follow(deployment, doc)
+
+
+# Rollouts this process follows (deployment id -> thread): one follower per rollout and process.
+_FOLLOWERS: dict[int, threading.Thread] = {}
+_FOLLOWERS_LOCK = threading.Lock()
+
+
+def followed_here(deployment_id: int) -> bool:
+    with _FOLLOWERS_LOCK:
+        thread = _FOLLOWERS.get(deployment_id)
+        return thread is not None and thread.is_alive()
+
+
+def follow_in_background(deployment: Deployment, doc: DiceYml, done=None) -> bool:
+    """Follow the rollout in a thread of this process (False: one already does). `done(result)` is
+    called with _follow's result when it ends."""
+    from django.db import connection
+
+    def body() -> None:
+        try:
+            result = _follow(deployment, doc)
+            if done is not None:
+                done(result)
+        except Exception:  # the heartbeat stops: the reconciler resumes the rollout
+            log.exception("following deployment %s failed", deployment.pk)
+        finally:
+            with _FOLLOWERS_LOCK:
+                _FOLLOWERS.pop(deployment.pk, None)
+            connection.close()
+
+    with _FOLLOWERS_LOCK:
+        current = _FOLLOWERS.get(deployment.pk)
+        if current is not None and current.is_alive():
+            return False
+        thread = threading.Thread(target=body, name=f"dice-rollout-{deployment.pk}", daemon=True)
+        _FOLLOWERS[deployment.pk] = thread
+        thread.start()
+    return True
 
 
 def _apply(deployment_id: int) -> tuple[Deployment, DiceYml] | None:

@@ -21,31 +21,54 @@ from scheduler.base import ExecutorError, Health
 
 log = logging.getLogger(__name__)
 
-STALE_AFTER = 120  # seconds without a heartbeat before a rollout counts as orphaned
+# Seconds without a heartbeat before a rollout counts as orphaned: its follower beats every
+# rollout.HEARTBEAT (5 s), so this is several missed beats.
+STALE_AFTER = 30
 
 
-@shared_task(name="dice.deploy.run_deployment", acks_late=True)
-def run_deployment(deployment_id: int) -> dict:
-    """Apply the deployment's release and follow it to healthy or failed (apps.deploy.rollout)."""
-    result = rollout.run(deployment_id)
-    cmdb_feed.record_quietly(deployment_id)  # only an ended deployment is recorded
+def _record(result: dict) -> None:
+    cmdb_feed.record_quietly(result["deployment"])  # only an ended deployment is recorded
+
+
+@shared_task(name="dice.deploy.run_deployment", acks_late=True, bind=True)
+def run_deployment(self, deployment_id: int) -> dict:
+    """Apply the deployment's release and follow it to healthy or failed (apps.deploy.rollout).
+
+    In a worker the task returns once the release is applied: a thread of the worker process
+    follows the rollout (the message is acknowledged, so the broker never hands it out again
+    while the rollout runs). Called directly or eagerly, it follows to the end and returns the
+    final status."""
+    if self.request.called_directly or self.request.is_eager:
+        result = rollout.run(deployment_id)
+        _record(result)
+        return result
+    if rollout.followed_here(deployment_id):
+        return {"deployment": deployment_id, "skipped": "followed by this worker"}
+    result = rollout.run(deployment_id, follow=False)
+    if result.get("status") != "following":
+        _record(result)
     return result
 
 
 @shared_task(name="dice.deploy.reconcile")
-def reconcile_deployments() -> dict:
+def reconcile_deployments(at_start: bool = False) -> dict:
     """Find rollouts no worker is following (no heartbeat for STALE_AFTER seconds, e.g. after a
     worker restart): one the cluster already reports healthy is marked healthy, the others are
     dispatched again (the task resumes them: re-apply is idempotent, the time limit still counts
-    from the first start)."""
+    from the first start). `at_start`: a worker that has just started takes every active rollout
+    that no thread of its own follows, without waiting for the heartbeat to go stale (its
+    predecessor may have died a second ago; a rollout another live worker follows is then
+    followed twice for a while, and the second transition is refused)."""
     stale = timezone.now() - datetime.timedelta(seconds=getattr(settings, "DICE_DEPLOY_STALE_AFTER", STALE_AFTER))
+    if at_start:
+        stale = timezone.now() + datetime.timedelta(seconds=1)
     found = {"healthy": [], "redispatched": []}
     candidates = Deployment.objects.filter(status__in=ACTIVE_STATUSES).select_related(
         "runtime__application__project__organization", "runtime__workspace", "runtime__cluster"
     )
     for deployment in candidates:
         last = deployment.heartbeat or deployment.created
-        if last > stale:
+        if last > stale or rollout.followed_here(deployment.pk):
             continue
         if deployment.status == DeploymentStatus.DEPLOYING and deployment.attempts:
             try:

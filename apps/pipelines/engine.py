@@ -487,6 +487,11 @@ def _launch_all(executor, run: PipelineRun, items: list, in_worker: bool = False
         failed = False
         with executor.job_batch():  # local: the whole batch, then the forks
             for task, action, spec in items:
+                if steps.read_result(task) is not None:
+                    # It ran: a start delivered again after its job's record was lost (a worker
+                    # killed between the fork and the record). Collected, never run twice.
+                    queue.send("on_task_finished", task.pk)
+                    continue
                 try:
                     steps.launch(executor, run, task, spec(), action)
                 except ExecutorError as exc:
@@ -749,10 +754,13 @@ def reconcile() -> dict:
             except ExecutorError as exc:
                 log.warning("reconcile: cluster of run %s unavailable: %s", run.pk, exc)
                 break
-            if state is None or state is JobState.MISSING:
+            if (state is None or state is JobState.MISSING) and steps.read_result(task) is None:
+                # Never started (or its start was lost): start it. One whose agent left a result ran,
+                # though its cluster forgot it (a worker killed between the fork and the job's
+                # record): collected below, never run twice.
                 report["relaunched"] += 1
                 queue.send("run_task", task.pk)
-            elif state.finished or steps.read_result(task) is not None:
+            elif state is None or state is JobState.MISSING or state.finished or steps.read_result(task) is not None:
                 report["collected"] += 1
                 queue.send("on_task_finished", task.pk)
             else:

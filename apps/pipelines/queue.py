@@ -11,10 +11,24 @@ from celery import current_app
 PREFIX = "dice.pipelines."
 
 
+def longest_countdown() -> float | None:
+    """Seconds a delayed message may wait in a worker: Redis gives a message that was taken but not
+    acknowledged to another consumer after its visibility timeout, so a longer delay would run
+    twice. The timers (builtin.finish_wait, check_timeout) are sent for at most half of it and
+    send themselves again until their deadline, read from the database, has come."""
+    options = current_app.conf.broker_transport_options or {}
+    visibility = options.get("visibility_timeout")
+    return float(visibility) / 2 if visibility else None
+
+
 def send(name: str, *args, countdown: float | None = None) -> None:
-    """Enqueue the task `dice.pipelines.<name>` with these arguments (after `countdown` seconds).
-    Through the registered task object, so eager mode and the embedded worker apply as to .delay()."""
+    """Enqueue the task `dice.pipelines.<name>` with these arguments (after `countdown` seconds, at
+    most longest_countdown()). Through the registered task object, so eager mode and the embedded
+    worker apply as to .delay()."""
     task = current_app.tasks[PREFIX + name]
+    longest = longest_countdown()
+    if countdown is not None and longest is not None:
+        countdown = min(countdown, longest)
     if countdown is None:
         task.delay(*args)
     else:
