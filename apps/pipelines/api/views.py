@@ -8,8 +8,9 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import mixins, permissions, status
+from rest_framework import serializers as drf
 from rest_framework.decorators import (
     action,
     api_view,
@@ -290,7 +291,10 @@ def repository(request, app_id: int):
     })
 
 
-@extend_schema(responses={200: dict})
+@extend_schema(responses={200: inline_serializer("PreviewEnvironment", many=True, fields={
+    "number": drf.IntegerField(), "title": drf.CharField(), "branch": drf.CharField(),
+    "runtime": drf.CharField(), "url": drf.CharField(), "run": drf.IntegerField(allow_null=True),
+    "created": drf.DateTimeField(), "expires": drf.DateTimeField()})})
 @api_view(["GET"])
 def previews(request, app_id: int):
     """The application's preview environments: merge request, branch, URL, run, expiry (`view`)."""
