@@ -16,6 +16,7 @@ How an application runs (and why):
 - A pipeline step (the `spark` action) always runs its driver in client mode under the step
   agent, so the driver's output is the step's live log, `action meta:` lines are its outputs and
   cancelling the step kills the application.
+- dice.yml jobs with `engine: spark` (apply, status, destroy, fire_schedules): deployed.py.
 Services are not something a Spark cluster runs: those calls raise ExecutorError.
 """
 
@@ -56,6 +57,7 @@ from scheduler.local.state import default_root, read_json, write_json
 from scheduler.local.steps import step_job as local_step_job
 from scheduler.spark import rest
 from scheduler.spark.app import SparkApp, from_command, from_params
+from scheduler.spark.deployed import DeployedJobs
 from scheduler.spark.home import engine, engine_env, engine_mounts
 from scheduler.spark.managed import ManagedCluster
 
@@ -302,13 +304,30 @@ class SparkExecutor:
     def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
         return None  # the agent writes the result to the step's folder (as on the local kind)
 
-    # ---- what a Spark cluster does not run ---------------------------------------------------
+    # ---- a runtime's `engine: spark` jobs (deployed.py) ---------------------------------------
+
+    @property
+    def deployed(self) -> DeployedJobs:
+        return DeployedJobs(self)
 
     def apply(self, group: ServiceGroup) -> None:
-        raise ExecutorError(NO_SERVICES.format(what=f"runtime {group.runtime.name}'s services"))
+        """Run the group's `engine: spark` jobs (once per release, or on their schedule); a group
+        with services or addons is refused: those run on the workspace's main cluster."""
+        if group.spec.services or group.spec.addons:
+            raise ExecutorError(NO_SERVICES.format(what=f"runtime {group.runtime.name}'s services and addons"))
+        self.deployed.apply(group)
 
     def status(self, runtime: RuntimeRef) -> GroupStatus:
-        raise ExecutorError(NO_SERVICES.format(what="services"))
+        return self.deployed.status(runtime)
+
+    def fire_schedules(self, now: float | None = None) -> list[str]:
+        """Submit the runs of scheduled jobs that came due (the console's beat calls this)."""
+        return self.deployed.fire_schedules(now)
+
+    def has_service(self, runtime: RuntimeRef, service: str) -> bool:
+        return False  # EngineRouted asks: no service ever runs here
+
+    # ---- what a Spark cluster does not run ---------------------------------------------------
 
     def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None:
         raise ExecutorError(NO_SERVICES.format(what=f"service {service}"))
@@ -317,7 +336,7 @@ class SparkExecutor:
         raise ExecutorError(NO_SERVICES.format(what=f"service {service}"))
 
     def destroy(self, runtime: RuntimeRef) -> None:
-        return None  # nothing of a runtime is ever here: destroying it is done
+        self.deployed.destroy(runtime)  # its schedules stop, its running jobs are cancelled
 
     def logs(self, runtime: RuntimeRef, service: str, *, follow: bool = False,
              tail: int | None = None) -> Iterator[LogLine]:
