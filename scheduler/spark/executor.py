@@ -275,6 +275,31 @@ class SparkExecutor:
                 return str(entry.get("webuiaddress") or "")
         return ""
 
+    def job_details(self, name: str, namespace: str = "", timeout: float = 3.0) -> dict[str, Any]:
+        """What the run page shows of a job or step: its Spark application's id and state as the
+        master knows it (an application is named after its job), and the master's page of it (the
+        Spark UI, which answered this very question: so it is reachable). {} when the master has no
+        application of that name (not started yet, or gone from its history); {"error"} when the
+        master cannot be asked."""
+        record = self._record(name, namespace)
+        try:
+            state = rest.master_json(self.master, timeout=timeout)
+        except ExecutorError as exc:
+            return {"engine": "spark", "error": str(exc)}
+        apps = [*(state.get("activeapps") or []), *(state.get("completedapps") or [])]
+        mine = [a for a in apps if a.get("name") == name]
+        details: dict[str, Any] = {"engine": "spark"}
+        if record is not None:
+            details["driver_id"] = record["submission"]
+        if not mine:
+            return details if record is not None else {}
+        app = max(mine, key=lambda a: a.get("starttime") or 0)
+        app_id = str(app.get("id") or "")
+        details.update(application_id=app_id, state=str(app.get("state") or ""),
+                       ui=f"{self.master.ui}/app/?{urllib.parse.urlencode({'appId': app_id})}",
+                       cores=app.get("cores"), memory_per_executor_mib=app.get("memoryperexecutor"))
+        return details
+
     def job_log_version(self, name: str, namespace: str = "") -> object | None:
         if self._record(name, namespace) is None:
             return self.drivers.job_log_version(name, namespace)
