@@ -76,6 +76,7 @@ DRIVER_STATES = {
     "UNKNOWN": JobState.PENDING, "FINISHED": JobState.SUCCEEDED, "FAILED": JobState.FAILED,
     "ERROR": JobState.FAILED, "KILLED": JobState.CANCELLED,
 }
+_APP_ID = re.compile(r"with app ID (app-[0-9]+-[0-9]+)")
 _REMOTE = re.compile(r"^(https?|hdfs|s3a|local)://?", re.IGNORECASE)
 
 
@@ -288,6 +289,9 @@ class SparkExecutor:
             return {"engine": "spark", "error": str(exc)}
         apps = [*(state.get("activeapps") or []), *(state.get("completedapps") or [])]
         mine = [a for a in apps if a.get("name") == name]
+        if not mine and record is None:  # renamed by its code (builder.appName): its driver logged the id
+            app_id = self._logged_app_id(name, namespace)
+            mine = [a for a in apps if app_id and a.get("id") == app_id]
         details: dict[str, Any] = {"engine": "spark"}
         if record is not None:
             details["driver_id"] = record["submission"]
@@ -297,8 +301,23 @@ class SparkExecutor:
         app_id = str(app.get("id") or "")
         details.update(application_id=app_id, state=str(app.get("state") or ""),
                        ui=f"{self.master.ui}/app/?{urllib.parse.urlencode({'appId': app_id})}",
-                       cores=app.get("cores"), memory_per_executor_mib=app.get("memoryperexecutor"))
+                       cores=app.get("cores"), memory_per_executor_mib=app.get("memoryperexecutor"),
+                       started=(app.get("starttime") or 0) / 1000 or None)
         return details
+
+    def _logged_app_id(self, name: str, namespace: str, lines: int = 400) -> str:
+        """The application id a client-mode driver logs when it connects ("Connected to Spark cluster
+        with app ID app-..."), from the first lines of its job's log."""
+        try:
+            for number, line in enumerate(self.drivers.job_logs(name, namespace)):
+                if number >= lines:
+                    break
+                found = _APP_ID.search(line.text)
+                if found:
+                    return found[1]
+        except ExecutorError:
+            return ""
+        return ""
 
     def job_log_version(self, name: str, namespace: str = "") -> object | None:
         if self._record(name, namespace) is None:

@@ -105,3 +105,12 @@ def test_the_etl_example_runs_as_a_pipeline_into_the_applications_postgresql(
                          env={"PGHOST": host, "PGPORT": port, "PGUSER": creds["username"],
                               "PGPASSWORD": creds["password"], "PGDATABASE": creds["database"], "PATH": "/usr/bin:/bin"})
     assert out.stdout.strip() == "28|2000"
+    # figures for the report (bench): the pipeline end to end, and the transform step's start until its
+    # application is registered at the master (the driver running)
+    from apps.pipelines import steps
+
+    app = steps.engine_details(run, [tasks["transform"]])["transform"]
+    assert app["state"] == "FINISHED" and app["application_id"].startswith("app-"), app
+    print(f"\nETL figures: run {(run.finished - run.started).total_seconds():.1f} s, transform step "
+          f"{tasks['transform'].duration:.1f} s, step start to driver registered "
+          f"{app['started'] - tasks['transform'].started.timestamp():.1f} s")
