@@ -271,6 +271,9 @@ CELERY_BEAT_SCHEDULE = {
     # Measure every deployed runtime (CPU, memory, restarts) through its cluster's engine.
     "monitoring-collect": {"task": "dice.monitoring.collect",
                            "schedule": env.float("DICE_METRICS_INTERVAL", default=30.0)},
+    # Submit the runs of dice.yml jobs on a data engine (`engine: spark`) whose `schedule` came due.
+    "engine-schedules": {"task": "dice.clusters.fire_engine_schedules",
+                         "schedule": env.float("DICE_ENGINE_SCHEDULE_INTERVAL", default=20.0)},
     # Five-minute averages and retention of what was measured.
     "monitoring-rollup": {"task": "dice.monitoring.rollup", "schedule": 300.0},
 }

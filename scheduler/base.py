@@ -343,6 +343,9 @@ class GroupStatus:
     reason: str = ""
     services: dict[str, ServiceStatus] = field(default_factory=dict)
     addons: dict[str, ServiceStatus] = field(default_factory=dict)
+    # dice.yml jobs a data engine runs for the runtime (`engine: spark`): the job's name -> its
+    # latest run (the run of the release deployed, or the latest scheduled run).
+    jobs: dict[str, JobStatus] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,14 @@
 """A runtime whose services run on more than one cluster: the services with `engine: flink` on
-the workspace's Flink data cluster, everything else on the runtime's own cluster.
+the workspace's Flink data cluster, the jobs with `engine: spark` on its Spark data cluster,
+everything else on the runtime's own cluster.
 
 EngineRouted is an Executor made of the runtime's executor and one executor per engine: apply()
 gives each its part of the group (each prunes what is no longer its own), status() merges the
-parts (the runtime is as healthy as its least healthy part), a service's scale, restart, logs
-and events go to the executor that runs it; everything else (jobs, steps, the check) is the
-runtime's own executor's.
+parts (the runtime is as healthy as its least healthy part; the engines' jobs are in `jobs`), a
+service's scale, restart, logs and events go to the executor that runs it; everything else (run_job,
+steps, the check) is the runtime's own executor's. An engine's job whose workspace has no data
+cluster of that engine stays with the runtime's own cluster, which runs it if it can (Kubernetes
+with the Spark operator: a SparkApplication) and otherwise refuses the group naming the job.
 """
 
 from __future__ import annotations
@@ -39,6 +42,15 @@ def engine_services(group: ServiceGroup) -> dict[str, list[str]]:
     return found
 
 
+def engine_jobs(group: ServiceGroup) -> dict[str, list[str]]:
+    """engine -> the names of the dice.yml jobs that run on it (`engine: spark`)."""
+    found: dict[str, list[str]] = {}
+    for name, job in group.spec.jobs.items():
+        if getattr(job, "engine", None):
+            found.setdefault(job.engine, []).append(name)
+    return found
+
+
 def require_engines(group: ServiceGroup, engines: dict[str, Any]) -> None:
     """Refuse a group with a service on an engine the workspace has no cluster of."""
     for engine, names in sorted(engine_services(group).items()):
@@ -59,16 +71,28 @@ class EngineRouted:
 
     def apply(self, group: ServiceGroup) -> None:
         require_engines(group, self.engines)
-        mine = engine_services(group)
-        elsewhere = {name for names in mine.values() for name in names}
-        spec = group.spec.model_copy(update={"services": {n: s for n, s in group.spec.services.items()
-                                                          if n not in elsewhere}})
-        self.main.apply(dataclasses.replace(group, spec=spec))
+        mine, jobs = engine_services(group), engine_jobs(group)
+        self.main.apply(self._main_part(group))
         for engine, executor in self.engines.items():
-            names = set(mine.get(engine, []))
-            part = group.spec.model_copy(update={"services": {n: s for n, s in group.spec.services.items()
-                                                              if n in names}, "addons": {}, "jobs": {}})
+            names, job_names = set(mine.get(engine, [])), set(jobs.get(engine, []))
+            part = group.spec.model_copy(update={
+                "services": {n: s for n, s in group.spec.services.items() if n in names}, "addons": {},
+                "jobs": {n: j for n, j in group.spec.jobs.items() if n in job_names}})
             executor.apply(dataclasses.replace(group, spec=part))  # none left: it prunes what it ran
+
+    def _main_part(self, group: ServiceGroup) -> ServiceGroup:
+        """The group without what the engines run (their services, and their jobs where the workspace
+        has a data cluster of their engine)."""
+        elsewhere = {name for names in engine_services(group).values() for name in names}
+        routed = {name for engine, names in engine_jobs(group).items() if engine in self.engines for name in names}
+        spec = group.spec.model_copy(update={
+            "services": {n: s for n, s in group.spec.services.items() if n not in elsewhere},
+            "jobs": {n: j for n, j in group.spec.jobs.items() if n not in routed}})
+        return dataclasses.replace(group, spec=spec)
+
+    def drift(self, group: ServiceGroup):
+        """The runtime's own cluster's drift, of its own part of the group."""
+        return self.main.drift(self._main_part(group))
 
     def _owner(self, runtime: RuntimeRef, service: str):
         for executor in self.engines.values():
@@ -79,19 +103,22 @@ class EngineRouted:
     def status(self, runtime: RuntimeRef) -> GroupStatus:
         status = self.main.status(runtime)
         services, healths, reasons = dict(status.services), [status.health], [status.reason]
+        jobs = dict(status.jobs)
         for executor in self.engines.values():
             part = executor.status(runtime)
-            if not part.services:
+            if not part.services and not part.jobs:
                 continue
             services.update(part.services)
+            jobs.update(part.jobs)
             healths.append(part.health)
             reasons.append(part.reason)
         if len(healths) == 1:
             return status
         if status.health is Health.MISSING and not status.services and not status.addons:
-            healths, reasons = healths[1:], reasons[1:]  # only engine services: the runtime's part is empty
+            healths, reasons = healths[1:], reasons[1:]  # only engine work: the runtime's part is empty
         worst = min(range(len(healths)), key=lambda i: ORDER.index(healths[i]))
-        return GroupStatus(runtime, healths[worst], reasons[worst], services=services, addons=status.addons)
+        return GroupStatus(runtime, healths[worst], reasons[worst], services=services, addons=status.addons,
+                           jobs=jobs)
 
     def watch_status(self, runtime: RuntimeRef) -> StatusChanges:
         return status_changes(self.main, runtime, 1.0)

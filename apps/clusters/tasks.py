@@ -54,3 +54,24 @@ def inspect_all() -> dict:
 @shared_task(name="dice.clusters.check_all")
 def check_all() -> dict:
     return {c.name: services.run_check(c)["status"] for c in Cluster.objects.all()}
+
+
+@shared_task(name="dice.clusters.fire_engine_schedules")
+def fire_engine_schedules() -> dict:
+    """Ask every data engine's cluster (capability `data_engine`) to submit the runs of the dice.yml
+    jobs whose `schedule` came due (SparkExecutor.fire_schedules): the engine keeps the schedules it
+    was given by deployments, this only gives it the time to act. A run is named after its minute,
+    so a second call in the same minute submits nothing; one failing cluster does not stop the others."""
+    results: dict = {}
+    for cluster in Cluster.objects.all():
+        if not services.capabilities(cluster).data_engine:
+            continue
+        fire = getattr(services.cluster_executor(cluster), "fire_schedules", None)
+        if fire is None:
+            continue
+        try:
+            results[cluster.name] = fire()
+        except Exception as exc:
+            log.warning("scheduled jobs of cluster %s: %s", cluster.name, exc)
+            results[cluster.name] = {"error": str(exc)}
+    return results

@@ -104,11 +104,14 @@ def deploy(
         )
     cluster = runtime.cluster
     if capabilities(cluster).images:
-        missing = [n for n, s in {**doc.services, **doc.jobs}.items() if not (release.image_overrides.get(n) or s.image)]
+        # a data engine's job needs no image here (a data cluster runs it, or the operator's default image)
+        jobs = {n: j for n, j in doc.jobs.items() if not j.engine}
+        missing = [n for n, s in {**doc.services, **jobs}.items() if not (release.image_overrides.get(n) or s.image)]
         if missing:
             raise ValidationError({"release": f"no image for {', '.join(sorted(missing))}: a Kubernetes "
                                               "cluster runs images; make a release that names them"})
-    quota.check_quota(workspace, quota.requests_of(doc, cluster, workspace.kind), excluding=runtime)
+    quota.check_quota(workspace, quota.requests_of(doc, cluster, workspace.kind,
+                                                   data_clusters=quota.engine_clusters(workspace, doc)), excluding=runtime)
 
     deployment = Deployment.objects.create(
         runtime=runtime,
@@ -229,7 +232,8 @@ def scale(user, runtime: Runtime, service: str, replicas: int) -> Runtime:
         before = _runtime_snapshot(locked)
         wanted = {**locked.replicas, service: replicas}
         doc = parse_for(locked.release, locked.workspace.kind)
-        quota.check_quota(locked.workspace, quota.requests_of(doc, locked.cluster, locked.workspace.kind, wanted),
+        quota.check_quota(locked.workspace, quota.requests_of(doc, locked.cluster, locked.workspace.kind, wanted,
+                                                              quota.engine_clusters(locked.workspace, doc)),
                           excluding=locked)
         _executor_call(runtime_executor(locked).scale, runtime_ref(locked), service, replicas)
         locked.replicas = wanted

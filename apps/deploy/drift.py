@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from django.core.exceptions import ValidationError
 
-from apps.clusters.services import capabilities, cluster_executor
+from apps.clusters.services import capabilities
 from apps.deploy import bundles, deployments
+from apps.deploy.engines import runtime_executor
 from apps.deploy.lifecycle import parse_for
 from apps.deploy.models import Deployment, Runtime
 from apps.deploy.rollout import build_group
@@ -36,7 +37,7 @@ def runtime_drift(runtime: Runtime) -> dict:
         return answer
     try:
         group = build_group(deployment, parse_for(runtime.release, runtime.workspace.kind))
-        found = cluster_executor(runtime.cluster).drift(group)
+        found = runtime_executor(runtime).drift(group)  # the runtime's own cluster's part
     except (ExecutorError, ValidationError, bundles.WorkdirError) as exc:
         answer["reason"] = f"the cluster could not be compared: {exc}"
         return answer

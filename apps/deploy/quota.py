@@ -1,19 +1,25 @@
 """Workspace quotas: what a runtime asks of the cluster (requests after overcommit) against the
-workspace's cpu_quota and mem_quota, counting the workspace's other runtimes."""
+workspace's cpu_quota and mem_quota, counting the workspace's other runtimes.
+
+A data engine's job (`engine: spark`) counts its driver and every executor, each as a service's
+replica would count (its cores and memory over the overcommit ratios of the cluster that runs it:
+the workspace's Spark data cluster, else the runtime's own). Scheduled ones count too: the quota
+reserves what they take when they run."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 
-from apps.clusters.services import overcommit_for
+from apps.clusters.services import capabilities, overcommit_for
 from apps.deploy.choices import ACTIVE_STATUSES
 from apps.deploy.models import Deployment, Runtime
 from diceyml import DiceYml, parse_dice_yml
 from scheduler.base import ExecutorError
-from scheduler.resources import allocate_resources
+from scheduler.resources import allocate, allocate_resources
+from scheduler.spark.app import from_params
 from speckit.errors import SpecInvalid
 
 
@@ -21,15 +27,56 @@ from speckit.errors import SpecInvalid
 class Requests:
     cpu: float = 0.0  # cores
     mem: int = 0  # MiB
+    # what the data engines' jobs among them ask, one line each ("jobs.load: 1.5 cores, 1536 MiB (...)")
+    engine_jobs: tuple[str, ...] = field(default=(), compare=False)
 
     def __add__(self, other: Requests) -> Requests:
-        return Requests(self.cpu + other.cpu, self.mem + other.mem)
+        return Requests(self.cpu + other.cpu, self.mem + other.mem, self.engine_jobs + other.engine_jobs)
 
 
-def requests_of(doc: DiceYml, cluster, workspace: str, replicas: dict | None = None) -> Requests:
-    """Sum over services of replicas x request (after the cluster's overcommit for the workspace).
-    Addons and jobs are not counted: addon sizes are the cluster's business, jobs are short-lived.
-    Raises ValidationError when the overcommit itself is refused (memory in PROD)."""
+def engine_clusters(workspace, doc: DiceYml) -> dict:
+    """engine -> the workspace's data cluster of that engine ({} without a data engine's job in doc:
+    no query then)."""
+    found: dict = {}
+    if not any(job.engine for job in doc.jobs.values()):
+        return found
+    for cluster in workspace.data_clusters.all():
+        engine = capabilities(cluster).data_engine
+        if engine and engine not in found:
+            found[engine] = cluster
+    return found
+
+
+def engine_job_requests(doc: DiceYml, overcommit_of, workspace: str) -> Requests:
+    """The `engine: spark` jobs' driver and executors, each counted as a replica (overcommit_of(engine)
+    gives the ratios of the cluster that runs the engine). ValidationError naming the job's field
+    when its sizes are invalid or the overcommit is refused."""
+    cpu, mem, notes = 0.0, 0, []
+    for name, job in sorted(doc.jobs.items()):
+        if job.engine != "spark":
+            continue
+        try:
+            app = from_params(job.engine_params(), f"jobs.{name}")
+            overcommit = overcommit_of(job.engine)
+            driver = allocate(app.driver_cores, app.driver_mem, None, None, overcommit, workspace)
+            executor = allocate(app.executor_cores, app.executor_mem, None, None, overcommit, workspace)
+        except ExecutorError as exc:
+            raise ValidationError({f"jobs.{name}": str(exc)}) from None
+        job_cpu = driver.cpu_request + app.executor_instances * executor.cpu_request
+        job_mem = driver.mem_request + app.executor_instances * executor.mem_request
+        cpu, mem = cpu + job_cpu, mem + job_mem
+        notes.append(f"jobs.{name}: {job_cpu:.2f} cores, {job_mem} MiB (driver + {app.executor_instances} "
+                     f"executor{'s' if app.executor_instances != 1 else ''}, sparkConf.driverResource and "
+                     "executorResource)")
+    return Requests(round(cpu, 3), mem, tuple(notes))
+
+
+def requests_of(doc: DiceYml, cluster, workspace: str, replicas: dict | None = None,
+                data_clusters: dict | None = None) -> Requests:
+    """Sum over services of replicas x request (after the cluster's overcommit for the workspace),
+    plus the driver and executors of the data engines' jobs (on `data_clusters[engine]`'s ratios, else
+    the cluster's). Addons and other jobs are not counted: addon sizes are the cluster's business,
+    jobs are short-lived. Raises ValidationError when the overcommit itself is refused (memory in PROD)."""
     overcommit = overcommit_for(cluster, workspace)
     cpu, mem = 0.0, 0
     for name, svc in doc.services.items():
@@ -40,7 +87,12 @@ def requests_of(doc: DiceYml, cluster, workspace: str, replicas: dict | None = N
             raise ValidationError({"overcommit": str(exc)}) from None
         cpu += count * alloc.cpu_request
         mem += count * alloc.mem_request
-    return Requests(round(cpu, 3), mem)
+    data_clusters = data_clusters or {}
+
+    def overcommit_of(engine: str):
+        return overcommit_for(data_clusters[engine], workspace) if engine in data_clusters else overcommit
+
+    return Requests(round(cpu, 3), mem) + engine_job_requests(doc, overcommit_of, workspace)
 
 
 def runtime_requests(runtime: Runtime) -> Requests:
@@ -60,7 +112,8 @@ def runtime_requests(runtime: Runtime) -> Requests:
     except SpecInvalid:
         return Requests()  # a spec a newer parser refuses cannot be counted; it does not block others
     try:
-        return requests_of(doc, runtime.cluster, runtime.workspace.kind, replicas)
+        return requests_of(doc, runtime.cluster, runtime.workspace.kind, replicas,
+                           engine_clusters(runtime.workspace, doc))
     except ValidationError:
         return Requests()
 
@@ -91,5 +144,7 @@ def check_quota(workspace, wanted: Requests, *, excluding: Runtime | None = None
             f"this runtime requests {wanted.mem} MiB, the workspace's other runtimes {used.mem} MiB, "
             f"quota {workspace.mem_quota} MiB"
         )
+    if problems and wanted.engine_jobs:
+        problems.append("this runtime's Spark jobs count their driver and executors: " + "; ".join(wanted.engine_jobs))
     if problems:
         raise ValidationError({"quota": problems})

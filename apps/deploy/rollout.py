@@ -40,7 +40,16 @@ from apps.deploy.refs import runtime_ref
 from apps.pipelines.models import ProjectConfig
 from diceyml import DiceYml
 from diceyml.placeholders import secret_keys
-from scheduler.base import ExecutorError, GroupStatus, Health, ServiceGroup, ServiceStatus, status_changes
+from scheduler.base import (
+    ExecutorError,
+    GroupStatus,
+    Health,
+    JobState,
+    JobStatus,
+    ServiceGroup,
+    ServiceStatus,
+    status_changes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +65,8 @@ def timeout_for(doc: DiceYml) -> float:
     """The rollout's time limit: DICE_DEPLOY_TIMEOUT (300 s), raised to the longest health-check
     duration plus a minute, capped at DICE_DEPLOY_TIMEOUT_MAX (1800 s)."""
     durations = [s.health_check.duration for s in doc.services.values() if s.health_check is not None]
+    # a data engine's job run once per release: the rollout waits for its end (its own deadline, if any)
+    durations += [j.active_deadline for j in doc.jobs.values() if j.engine and not j.schedule and j.active_deadline]
     wanted = max([_setting("DICE_DEPLOY_TIMEOUT", 300), *(d + 60 for d in durations)])
     return min(wanted, _setting("DICE_DEPLOY_TIMEOUT_MAX", 1800))
 
@@ -81,7 +92,11 @@ def start_order(doc: DiceYml) -> list[str]:
 def build_group(deployment: Deployment, doc: DiceYml) -> ServiceGroup:
     runtime = deployment.runtime
     cluster = runtime.cluster
-    workdir = bundles.release_workdir(deployment.release) if capabilities(cluster).release_files else None
+    # The release's files: where the local cluster runs services from, and where a data engine's
+    # job finds a `resource` given as a relative path.
+    engine_jobs = any(job.engine for job in doc.jobs.values())
+    workdir = (bundles.release_workdir(deployment.release)
+               if capabilities(cluster).release_files or engine_jobs else None)
     plain, secret, digest = variables.for_runtime(runtime)
     return ServiceGroup(
         runtime=runtime_ref(runtime),
@@ -114,14 +129,31 @@ def _service_progress(status: ServiceStatus) -> dict:
     }
 
 
+def _job_progress(status: JobStatus) -> dict:
+    return {"run": status.name, "state": str(status.state), "exit_code": status.exit_code,
+            "message": status.message, "started": status.started, "finished": status.finished}
+
+
 def progress_of(status: GroupStatus, order: list[str]) -> dict:
-    return {
+    progress = {
         "health": str(status.health),
         "reason": status.reason,
         "order": order,
         "addons": {n: _service_progress(s) for n, s in sorted(status.addons.items())},
         "services": {n: _service_progress(s) for n, s in status.services.items()},
     }
+    if status.jobs:  # a data engine's jobs (`engine: spark`): their runs' states
+        progress["jobs"] = {n: _job_progress(s) for n, s in sorted(status.jobs.items())}
+    return progress
+
+
+def failed_job(status: GroupStatus, doc: DiceYml) -> str:
+    """Why the rollout failed, when a job it runs once (a data engine's, without schedule) ended badly."""
+    for name, job in sorted(status.jobs.items()):
+        spec = doc.jobs.get(name)
+        if spec is not None and not spec.schedule and job.state in (JobState.FAILED, JobState.CANCELLED):
+            return f"job {name}: run {job.name} {job.state}" + (f": {job.message}" if job.message else "")
+    return ""
 
 
 def _load(deployment_id: int) -> Deployment | None:
@@ -255,12 +287,12 @@ def _follow(deployment: Deployment, doc: DiceYml) -> dict:
     recheck = _setting("DICE_DEPLOY_RECHECK_INTERVAL", HEARTBEAT)
     changes = status_changes(executor, ref, _setting("DICE_DEPLOY_POLL_INTERVAL", 1.0))
     try:
-        return _follow_changes(deployment, executor, ref, changes, order, limit, started, grace, recheck)
+        return _follow_changes(deployment, executor, ref, changes, order, limit, started, grace, recheck, doc)
     finally:
         changes.close()
 
 
-def _follow_changes(deployment, executor, ref, changes, order, limit, started, grace, recheck) -> dict:
+def _follow_changes(deployment, executor, ref, changes, order, limit, started, grace, recheck, doc) -> dict:
     degraded_since: float | None = None
     last_progress: dict | None = None
     last_beat = time.monotonic()
@@ -286,6 +318,9 @@ def _follow_changes(deployment, executor, ref, changes, order, limit, started, g
             elif time.monotonic() - last_beat >= HEARTBEAT:
                 Deployment.objects.filter(pk=deployment.pk).update(heartbeat=timezone.now())
                 last_beat = time.monotonic()
+            if why := failed_job(status, doc):  # a job's run has ended: no grace brings it back
+                record_progress(deployment, progress)
+                return _fail(deployment, why)
             if status.health == Health.DEGRADED:
                 degraded_since = degraded_since or time.monotonic()
                 if time.monotonic() - degraded_since >= grace:

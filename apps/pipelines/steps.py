@@ -77,6 +77,29 @@ def task_executor(run: PipelineRun, task_type: str, cache: dict | None = None) -
     return executor
 
 
+def engine_details(run: PipelineRun, tasks: list[TaskRun]) -> dict[str, dict]:
+    """alias -> what the data engine says of a data action's job (a `spark` step: its application's
+    id, state and the Spark UI's page of it, `job_details` of the kind), for the run page. Only for
+    steps that ran on the workspace's data cluster as bound now; an engine that cannot be asked
+    gives {"error"} rather than failing the page."""
+    found: dict[str, dict] = {}
+    cache: dict = {}
+    for task in tasks:
+        if task.type not in DATA_ACTIONS or not task.job_name or not task.cluster:
+            continue
+        try:
+            ref = data_cluster_of(run, DATA_ACTIONS[task.type])
+            if ref.name != task.cluster:
+                continue  # the workspace's data cluster changed since: not this one's to answer
+            executor = cache.setdefault(ref.name, executor_for(ref))
+            details = getattr(executor, "job_details", None)
+            if details is not None:
+                found[task.alias] = details(task.job_name, job_namespace(run))
+        except ExecutorError as exc:
+            found[task.alias] = {"error": str(exc)}
+    return found
+
+
 def executor_and_cluster(run: PipelineRun) -> tuple[Executor, ClusterRef]:
     """The executor of the run's cluster, and the cluster (one read of the workspace for both)."""
     ref = cluster_of(run)

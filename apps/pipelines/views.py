@@ -11,7 +11,7 @@ from django.shortcuts import redirect, render
 from django.utils.safestring import mark_safe
 from django.views import View
 
-from apps.pipelines import services
+from apps.pipelines import services, steps
 from apps.pipelines.choices import FINISHED_RUN, FINISHED_TASK
 from apps.pipelines.dag import run_svg
 from apps.pipelines.filtersets import PipelineRunFilterSet
@@ -123,6 +123,10 @@ class RunView(AppMixin, View):
             "can_review": scope.has_perm(request.user, permissions.deploy_perm(run.workspace), run.application),
             "params_json": json.dumps(run.params, indent=1),
         }
+        # a data action's application (the `spark` step's id, state, Spark UI), asked of its engine
+        details = steps.engine_details(run, tasks)
+        for task in tasks:
+            task.engine = details.get(task.alias)
         if request.htmx or request.GET.get("partial"):
             return render(request, "pipelines/_run_body.html", context)
         return render(request, "pipelines/run.html", context)

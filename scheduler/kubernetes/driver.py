@@ -46,6 +46,7 @@ from scheduler.kubernetes import metrics as metrics_mod
 from scheduler.kubernetes.addons import health as addon_health
 from scheduler.kubernetes.catalog import OPERATORS
 from scheduler.kubernetes.informer import CacheChanges, NamespaceCache, cache_key, namespace_cache
+from scheduler.kubernetes.jobs import engine_jobs_refused
 from scheduler.kubernetes.meta import (
     ADDON_LABEL,
     CAPABILITIES,
@@ -86,6 +87,8 @@ CUSTOM_KINDS = (
     ("kafka.strimzi.io/v1", "KafkaNodePool"),
     ("rabbitmq.com/v1beta1", "RabbitmqCluster"),
     ("apps.kruise.io/v1alpha1", "BroadcastJob"),
+    ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),  # `engine: spark` jobs
+    ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"),
 )
 
 
@@ -217,6 +220,8 @@ class KubernetesExecutor:
 
     def apply(self, group: ServiceGroup) -> None:
         operators = self.operators()
+        if refused := engine_jobs_refused(group.spec, operators):
+            raise ExecutorError(refused)
         manifests = self.render(group, operators=operators)
         namespace = manifests[0]["metadata"]["name"]
         # status() reads the operators' resources listed here (one GET each, no discovery).

@@ -9,6 +9,8 @@ from scheduler.kubernetes.catalog import OPERATORS
 from scheduler.kubernetes.context import RenderContext
 from scheduler.kubernetes.meta import JOB_LABEL, manifest, object_name, short_hash, split_labels
 from scheduler.kubernetes.pods import PodBuilder, allocation_of, image_of, main_container
+from scheduler.spark import operator as spark_operator
+from scheduler.spark.app import from_params
 
 BROADCAST_API = "apps.kruise.io/v1alpha1"
 
@@ -61,6 +63,41 @@ def render_job(ctx: RenderContext, name: str, job: Job) -> tuple[list[dict], lis
     # A Job's template cannot change: a changed job is a new Job (the old one is pruned).
     objname = object_name(name, short_hash(job_spec))
     return pod.claims, pod.secrets, [manifest("batch/v1", "Job", objname, ctx.namespace, labels, spec=job_spec)]
+
+
+def render_engine_job(ctx: RenderContext, name: str, job: Job) -> list[dict]:
+    """An `engine: spark` job on a cluster with the Spark operator: a SparkApplication (run once; a
+    changed job is a new one, the old one is pruned) or, with `schedule`, a ScheduledSparkApplication.
+    Without the operator nothing is rendered here: the job is the workspace's Spark data cluster's,
+    and the driver refuses a group whose engine jobs nothing would run (KubernetesExecutor.apply)."""
+    if job.engine != "spark" or not ctx.has_operator(spark_operator.CRD):
+        return []
+    app = from_params(job.engine_params(), f"jobs.{name}")
+    labels = {**ctx.labels(name, "job"), JOB_LABEL: name}
+    image = ctx.group.images.get(name) or job.image or ""
+    application = spark_operator.render_application(app, name, ctx.namespace, image=image, labels=labels,
+                                                    cpu_ratio=ctx.group.overcommit.cpu_ratio)
+    if job.schedule:
+        application["metadata"]["name"] = object_name(name)
+        return [spark_operator.render_scheduled(application, job.schedule)]
+    application["metadata"]["name"] = object_name(name, short_hash(application["spec"]))
+    return [application]
+
+
+def engine_jobs_refused(spec, operators) -> str:
+    """Why the group's `engine:` jobs cannot run on this cluster (none of them is routed to a data
+    cluster by then), or ""."""
+    for name, job in sorted(spec.jobs.items()):
+        if not job.engine:
+            continue
+        if job.engine != "spark" or spark_operator.CRD not in operators:
+            return (f"job {name!r} has `engine: {job.engine}`: bind a {job.engine} data cluster to the workspace"
+                    + (" or install the Kubeflow Spark operator (SparkApplication CRD) on this cluster"
+                       if job.engine == "spark" else ""))
+        if job.schedule and spark_operator.SCHEDULED_CRD not in operators:
+            return (f"job {name!r} has a schedule, and this cluster has no {spark_operator.SCHEDULED_CRD} CRD: "
+                    "install the Spark operator's CRDs, or bind a Spark data cluster to the workspace")
+    return ""
 
 
 PAUSE_IMAGE = "registry.k8s.io/pause:3.10"

@@ -16,7 +16,7 @@ from scheduler.kubernetes.context import (
     variables_configmap,
     variables_secret,
 )
-from scheduler.kubernetes.jobs import render_job
+from scheduler.kubernetes.jobs import render_engine_job, render_job
 from scheduler.kubernetes.meta import manifest
 from scheduler.kubernetes.services import ServiceObjects, render_service
 from scheduler.resources import check_overcommit
@@ -90,7 +90,8 @@ def render_group(
         render_service(ctx, name, svc, services)
     jobs: list[dict] = []
     for name, job in group.spec.jobs.items():
-        if job.engine:  # a data engine's application: the workspace's data cluster runs it, not this one
+        if job.engine:  # a data engine's application: a SparkApplication where the operator is, else not here
+            jobs += render_engine_job(ctx, name, job)
             continue
         claims, secrets, objs = render_job(ctx, name, job)
         services.claims += claims

@@ -43,8 +43,10 @@ def check_group(group: ServiceGroup, search_path: list[str]) -> None:
         if name in spec.addons:
             raise ExecutorError(f"{name!r} is both a service and an addon; the local cluster needs distinct names")
     for name, job in spec.jobs.items():
-        if job.engine:  # a data engine's application: the workspace's data cluster runs it, not this one
-            continue
+        if job.engine:  # routed to the workspace's data cluster of its engine before it gets here
+            raise ExecutorError(f"job {name!r} has `engine: {job.engine}` and the workspace has no {job.engine} "
+                                "data cluster: bind one to the workspace (its edit page, or `dice workspace set "
+                                "ORG/PROJECT WORKSPACE --data-cluster NAME`)")
         if job.schedule:
             if not job.cmd.strip():
                 raise ExecutorError(f"job {name!r} has no cmd: the local cluster runs commands, not images")

@@ -16,6 +16,7 @@ How an application runs (and why):
 - A pipeline step (the `spark` action) always runs its driver in client mode under the step
   agent, so the driver's output is the step's live log, `action meta:` lines are its outputs and
   cancelling the step kills the application.
+- dice.yml jobs with `engine: spark` (apply, status, destroy, fire_schedules): deployed.py.
 Services are not something a Spark cluster runs: those calls raise ExecutorError.
 """
 
@@ -56,6 +57,7 @@ from scheduler.local.state import default_root, read_json, write_json
 from scheduler.local.steps import step_job as local_step_job
 from scheduler.spark import rest
 from scheduler.spark.app import SparkApp, from_command, from_params
+from scheduler.spark.deployed import DeployedJobs
 from scheduler.spark.home import engine, engine_env, engine_mounts
 from scheduler.spark.managed import ManagedCluster
 
@@ -74,6 +76,7 @@ DRIVER_STATES = {
     "UNKNOWN": JobState.PENDING, "FINISHED": JobState.SUCCEEDED, "FAILED": JobState.FAILED,
     "ERROR": JobState.FAILED, "KILLED": JobState.CANCELLED,
 }
+_APP_ID = re.compile(r"with app ID (app-[0-9]+-[0-9]+)")
 _REMOTE = re.compile(r"^(https?|hdfs|s3a|local)://?", re.IGNORECASE)
 
 
@@ -273,6 +276,49 @@ class SparkExecutor:
                 return str(entry.get("webuiaddress") or "")
         return ""
 
+    def job_details(self, name: str, namespace: str = "", timeout: float = 3.0) -> dict[str, Any]:
+        """What the run page shows of a job or step: its Spark application's id and state as the
+        master knows it (an application is named after its job), and the master's page of it (the
+        Spark UI, which answered this very question: so it is reachable). {} when the master has no
+        application of that name (not started yet, or gone from its history); {"error"} when the
+        master cannot be asked."""
+        record = self._record(name, namespace)
+        try:
+            state = rest.master_json(self.master, timeout=timeout)
+        except ExecutorError as exc:
+            return {"engine": "spark", "error": str(exc)}
+        apps = [*(state.get("activeapps") or []), *(state.get("completedapps") or [])]
+        mine = [a for a in apps if a.get("name") == name]
+        if not mine and record is None:  # renamed by its code (builder.appName): its driver logged the id
+            app_id = self._logged_app_id(name, namespace)
+            mine = [a for a in apps if app_id and a.get("id") == app_id]
+        details: dict[str, Any] = {"engine": "spark"}
+        if record is not None:
+            details["driver_id"] = record["submission"]
+        if not mine:
+            return details if record is not None else {}
+        app = max(mine, key=lambda a: a.get("starttime") or 0)
+        app_id = str(app.get("id") or "")
+        details.update(application_id=app_id, state=str(app.get("state") or ""),
+                       ui=f"{self.master.ui}/app/?{urllib.parse.urlencode({'appId': app_id})}",
+                       cores=app.get("cores"), memory_per_executor_mib=app.get("memoryperexecutor"),
+                       started=(app.get("starttime") or 0) / 1000 or None)
+        return details
+
+    def _logged_app_id(self, name: str, namespace: str, lines: int = 400) -> str:
+        """The application id a client-mode driver logs when it connects ("Connected to Spark cluster
+        with app ID app-..."), from the first lines of its job's log."""
+        try:
+            for number, line in enumerate(self.drivers.job_logs(name, namespace)):
+                if number >= lines:
+                    break
+                found = _APP_ID.search(line.text)
+                if found:
+                    return found[1]
+        except ExecutorError:
+            return ""
+        return ""
+
     def job_log_version(self, name: str, namespace: str = "") -> object | None:
         if self._record(name, namespace) is None:
             return self.drivers.job_log_version(name, namespace)
@@ -302,13 +348,30 @@ class SparkExecutor:
     def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
         return None  # the agent writes the result to the step's folder (as on the local kind)
 
-    # ---- what a Spark cluster does not run ---------------------------------------------------
+    # ---- a runtime's `engine: spark` jobs (deployed.py) ---------------------------------------
+
+    @property
+    def deployed(self) -> DeployedJobs:
+        return DeployedJobs(self)
 
     def apply(self, group: ServiceGroup) -> None:
-        raise ExecutorError(NO_SERVICES.format(what=f"runtime {group.runtime.name}'s services"))
+        """Run the group's `engine: spark` jobs (once per release, or on their schedule); a group
+        with services or addons is refused: those run on the workspace's main cluster."""
+        if group.spec.services or group.spec.addons:
+            raise ExecutorError(NO_SERVICES.format(what=f"runtime {group.runtime.name}'s services and addons"))
+        self.deployed.apply(group)
 
     def status(self, runtime: RuntimeRef) -> GroupStatus:
-        raise ExecutorError(NO_SERVICES.format(what="services"))
+        return self.deployed.status(runtime)
+
+    def fire_schedules(self, now: float | None = None) -> list[str]:
+        """Submit the runs of scheduled jobs that came due (the console's beat calls this)."""
+        return self.deployed.fire_schedules(now)
+
+    def has_service(self, runtime: RuntimeRef, service: str) -> bool:
+        return False  # EngineRouted asks: no service ever runs here
+
+    # ---- what a Spark cluster does not run ---------------------------------------------------
 
     def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None:
         raise ExecutorError(NO_SERVICES.format(what=f"service {service}"))
@@ -317,7 +380,7 @@ class SparkExecutor:
         raise ExecutorError(NO_SERVICES.format(what=f"service {service}"))
 
     def destroy(self, runtime: RuntimeRef) -> None:
-        return None  # nothing of a runtime is ever here: destroying it is done
+        self.deployed.destroy(runtime)  # its schedules stop, its running jobs are cancelled
 
     def logs(self, runtime: RuntimeRef, service: str, *, follow: bool = False,
              tail: int | None = None) -> Iterator[LogLine]:

@@ -17,6 +17,7 @@ from scheduler.spark.app import SparkApp
 
 GROUP, VERSION, PLURAL, KIND = "sparkoperator.k8s.io", "v1beta2", "sparkapplications", "SparkApplication"
 CRD = f"{PLURAL}.{GROUP}"
+SCHEDULED_KIND, SCHEDULED_CRD = "ScheduledSparkApplication", f"scheduledsparkapplications.{GROUP}"
 SPARK_VERSION = "4.0.1"
 DEFAULT_IMAGE = f"apache/spark:{SPARK_VERSION}"  # pulled by the cluster, never by the console
 
@@ -42,10 +43,18 @@ def _env(envs: dict[str, str]) -> list[dict[str, str]]:
     return [{"name": k, "value": v} for k, v in sorted(envs.items())]
 
 
+def _millicores(cores: float) -> str:
+    return f"{max(100, int(round(cores * 1000)))}m"
+
+
 def render_application(app: SparkApp, name: str, namespace: str, *, image: str = "",
-                       labels: dict[str, str] | None = None, service_account: str = "spark") -> dict[str, Any]:
+                       labels: dict[str, str] | None = None, service_account: str = "spark",
+                       cpu_ratio: float = 1.0) -> dict[str, Any]:
     """The SparkApplication of the app: type, cluster mode, image, main file and class, arguments,
-    Spark properties (dependencies in `deps`), driver and executors' cores, memory, instances."""
+    Spark properties (dependencies in `deps`), driver and executors' cores, memory, instances.
+    With a cluster's CPU overcommit ratio above 1, the pods request cores / ratio (`coreRequest`,
+    at least 100m) and are limited to the cores asked (`coreLimit`), as a service's containers are;
+    memory is never overcommitted (a JVM sized to its heap is killed when it lacks it)."""
     conf = dict(app.conf)
     deps = {key: [p for p in conf.pop(prop).split(",") if p] for prop, key in _DEPS.items() if prop in conf}
     labels = dict(labels or {})
@@ -58,6 +67,10 @@ def render_application(app: SparkApp, name: str, namespace: str, *, image: str =
         "executor": {**pod, "cores": max(1, int(round(app.executor_cores + 0.4999))),
                      "memory": f"{app.executor_mem}m", "instances": app.executor_instances},
     }
+    if cpu_ratio > 1:
+        for part, cores in (("driver", app.driver_cores), ("executor", app.executor_cores)):
+            spec[part]["coreRequest"] = _millicores(cores / cpu_ratio)
+            spec[part]["coreLimit"] = _millicores(cores)
     if app.main_class and not app.python:
         spec["mainClass"] = app.main_class
     if app.python:
@@ -66,6 +79,16 @@ def render_application(app: SparkApp, name: str, namespace: str, *, image: str =
         spec["deps"] = deps
     return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
             "metadata": {"name": dns_label(name), "namespace": namespace, "labels": labels}, "spec": spec}
+
+
+def render_scheduled(application: dict[str, Any], schedule: str) -> dict[str, Any]:
+    """A ScheduledSparkApplication that makes the application on `schedule` (cron), one run at a
+    time (concurrencyPolicy Forbid, as a dice.yml job's CronJob), keeping the last 3 runs of each outcome."""
+    meta = application["metadata"]
+    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": SCHEDULED_KIND,
+            "metadata": dict(meta),
+            "spec": {"schedule": schedule, "concurrencyPolicy": "Forbid", "successfulRunHistoryLimit": 3,
+                     "failedRunHistoryLimit": 3, "template": application["spec"]}}
 
 
 def application_status(obj: dict[str, Any]) -> JobStatus:

@@ -97,8 +97,8 @@ def version(master: Master) -> str:
     return str(status(master, "dice-version-probe").get("serverSparkVersion") or "")
 
 
-def master_json(master: Master) -> dict:
-    return _call("GET", f"{master.ui}/json/")
+def master_json(master: Master, timeout: float = TIMEOUT) -> dict:
+    return _call("GET", f"{master.ui}/json/", timeout=timeout)
 
 
 def driver_log(worker_ui: str, driver: str, stream: str, offset: int) -> tuple[str, int]:

@@ -5,6 +5,8 @@ the job is refused saying so, and the capability report names the operator as mi
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import yaml
 from kubernetes.client.rest import ApiException
@@ -105,3 +107,113 @@ def _write_status(custom, namespace: str, status: dict) -> None:
     obj = custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, "pi")
     obj["status"] = {"driverInfo": {}, **status}  # the operator always writes driverInfo (the CRD requires it)
     custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, "pi", obj)
+
+
+def _crd_of(plural: str) -> dict:
+    path = SHARED_CRDS / "spark-operator" / f"sparkoperator.k8s.io_{plural}.yaml"
+    if not path.is_file():
+        pytest.skip(f"{path} is not here")
+    return next(d for d in yaml.safe_load_all(path.read_text()) if d and d.get("kind") == "CustomResourceDefinition")
+
+
+SPARK_JOBS = """
+version: "2.0"
+jobs:
+  load:
+    engine: spark
+    image: apache/spark:4.0.1
+    resource: local:///opt/app/etl.py
+    args: ["1000"]
+    sparkConf:
+      driverResource: {cpu: 1, memory: 1024}
+      executorResource: {cpu: 2, memory: 512, replica: 2}
+  nightly:
+    engine: spark
+    resource: local:///opt/app/etl.py
+    schedule: "0 2 * * *"
+"""
+
+
+def _objects(k8s: K8sCluster, namespace: str, plural: str) -> dict[str, dict]:
+    try:
+        found = k8s.custom.list_namespaced_custom_object(GROUP, VERSION, namespace, plural)["items"]
+    except ApiException as exc:
+        if exc.status == 404:
+            return {}
+        raise
+    return {o["metadata"]["name"]: o for o in found}
+
+
+def test_deployed_spark_jobs_become_spark_applications(k8s_cluster, executor):
+    """A runtime's `engine: spark` jobs on a Kubernetes cluster with the operator (no Spark data
+    cluster bound): a SparkApplication run once per change, a ScheduledSparkApplication for a
+    schedule, the cluster's CPU overcommit as coreRequest; a job gone from the spec is pruned;
+    without the scheduled kind's CRD the group is refused naming the job."""
+    from diceyml import parse_dice_yml
+    from scheduler.base import ExecutorError, Overcommit, RuntimeRef, ServiceGroup
+    from scheduler.spark.operator import SCHEDULED_CRD
+
+    _remove_crd(k8s_cluster)
+    scheduled = _crd_of("scheduledsparkapplications")
+    for crd in (_crd_of("sparkapplications"), scheduled):
+        with contextlib.suppress(ApiException):
+            k8s_cluster.apiextensions.delete_custom_resource_definition(crd["metadata"]["name"])
+        wait_for(lambda crd=crd: _create_crd(k8s_cluster, crd), 60, f"{crd['metadata']['name']} to be created")
+    runtime = RuntimeRef("acme", "shop", "etl", "DEV", "main")
+    doc = parse_dice_yml(SPARK_JOBS, workspace="DEV")
+    group = ServiceGroup(runtime=runtime, spec=doc, release="v1", overcommit=Overcommit(cpu_ratio=2.0))
+    try:
+        wait_for(lambda: _applied(executor, group), 60, "the CRDs to be served")
+        ns = runtime.namespace
+        apps = _objects(k8s_cluster, ns, PLURAL)
+        assert len(apps) == 1 and next(iter(apps)).startswith("load-"), list(apps)
+        app = next(iter(apps.values()))
+        spec = app["spec"]
+        assert app["metadata"]["labels"]["dice.io/job"] == "load"
+        assert (spec["type"], spec["mainApplicationFile"], spec["arguments"]) == ("Python", "local:///opt/app/etl.py",
+                                                                                   ["1000"])
+        assert spec["image"] == "apache/spark:4.0.1" and spec["executor"]["instances"] == 2
+        # overcommit 2: cores / 2 requested, the cores asked as the limit; memory as asked
+        assert (spec["driver"]["coreRequest"], spec["driver"]["coreLimit"]) == ("500m", "1000m")
+        assert (spec["executor"]["coreRequest"], spec["executor"]["coreLimit"]) == ("1000m", "2000m")
+        assert spec["driver"]["memory"] == "1024m"
+        nightly = _objects(k8s_cluster, ns, "scheduledsparkapplications")
+        assert list(nightly) == ["nightly"], list(nightly)
+        assert nightly["nightly"]["spec"]["schedule"] == "0 2 * * *"
+        assert nightly["nightly"]["spec"]["template"]["mainApplicationFile"] == "local:///opt/app/etl.py"
+        # applying again changes nothing: the same application, not a second run
+        executor.apply(group)
+        assert list(_objects(k8s_cluster, ns, PLURAL)) == list(apps)
+        # the schedule removed from the spec: its ScheduledSparkApplication is pruned
+        executor.apply(ServiceGroup(runtime=runtime, spec=doc.model_copy(update={"jobs": {"load": doc.jobs["load"]}}),
+                                    release="v2", overcommit=Overcommit(cpu_ratio=2.0)))
+        wait_for(lambda: not _objects(k8s_cluster, ns, "scheduledsparkapplications"), 30, "the schedule pruned")
+        # without the scheduled kind's CRD, a schedule is refused naming the job (nothing applied)
+        k8s_cluster.apiextensions.delete_custom_resource_definition(SCHEDULED_CRD)
+        wait_for(lambda: SCHEDULED_CRD not in executor.operators(), 60, "the CRD to be removed")
+        with pytest.raises(ExecutorError, match="job 'nightly' has a schedule.*scheduledsparkapplications"):
+            executor.apply(group)
+    finally:
+        with contextlib.suppress(ApiException):
+            k8s_cluster.apiextensions.delete_custom_resource_definition(SCHEDULED_CRD)
+        with contextlib.suppress(Exception):
+            executor.destroy(runtime)
+        _remove_crd(k8s_cluster)
+
+
+def _create_crd(k8s: K8sCluster, crd: dict) -> bool:
+    try:
+        k8s.apiextensions.create_custom_resource_definition(crd)
+    except ApiException as exc:
+        if exc.status != 409:
+            raise
+        return False  # the old one is still being deleted
+    return True
+
+
+def _applied(executor, group) -> bool:
+    try:
+        executor.apply(group)
+    except Exception:  # the CRDs are not served yet (discovery, or the refusal of a kind not yet seen)
+        return False
+    return True

@@ -111,9 +111,15 @@ def test_jar_cancel_kills_the_driver(spark_cluster, hello_jar_url):
 
 
 def test_services_are_refused_with_a_reason(spark_cluster):
+    from diceyml import parse_dice_yml
+    from scheduler.base import Health, ServiceGroup
+
     runtime = RuntimeRef("acme", "shop", "app", "DEV", "main")
+    doc = parse_dice_yml('version: "2.0"\nservices:\n  web:\n    cmd: sleep 1\n', workspace="DEV")
     with pytest.raises(ExecutorError, match="not services"):
-        spark_cluster.status(runtime)
+        spark_cluster.apply(ServiceGroup(runtime=runtime, spec=doc))
+    status = spark_cluster.status(runtime)  # nothing of the runtime runs here
+    assert status.health is Health.MISSING and not status.jobs and not status.services
     spark_cluster.destroy(runtime)  # nothing of a runtime is here: done
 
 

@@ -6,6 +6,8 @@ through the API (and refuses a cluster that is not a data engine's)."""
 from __future__ import annotations
 
 import base64
+import re
+import urllib.request
 
 import pytest
 
@@ -82,6 +84,32 @@ def test_spark_action_runs_on_the_data_cluster(engine, tenant_a, spark_row):  # 
     executor = steps.task_executor(run, "spark")
     wait_until(lambda: executor.job_status(tasks["etl"].job_name, paths.job_namespace(run)).state.value
                == "succeeded", 20, "the driver's job to end")
+    # the run page shows the step's Spark application, its state and the Spark UI's page of it
+    html = tenant_a.browser_client().get(run.get_absolute_url()).content.decode()
+    found = re.search(r'id="engine-etl">Spark application <code>(app-[0-9-]+)</code> (\w+) · <a href="([^"]+)"', html)
+    assert found, html[html.find('id="task-etl"'):][:1500]
+    assert found[2] == "FINISHED" and found[3].endswith(f"/app/?appId={found[1]}"), found.groups()
+    with urllib.request.urlopen(found[3], timeout=10) as answer:  # reachable: the master's page of the app
+        assert found[1] in answer.read().decode()
+
+
+def test_cluster_page_shows_the_spark_workers_and_resources(tenant_a, spark_row, spark_cluster):
+    from django.contrib.auth import get_user_model
+
+    from apps.clusters import services
+
+    report = services.run_check(spark_row)
+    assert report["reachable"] and report["workers"], report
+    staff = get_user_model().objects.create_user("ops", password="pw", is_staff=True)
+    client = tenant_a.browser_client()
+    client.force_login(staff)
+    from django.urls import reverse
+
+    html = client.get(reverse("clusters:cluster", args=["spark-test"])).content.decode()
+    worker = report["workers"][0]
+    assert 'id="spark-workers"' in html and f"<code>{worker['id']}</code>" in html, html[:3000]
+    assert f"{worker['cores_used']} / {worker['cores']}" in html and f"/ {worker['memory_mib']} MiB" in html
+    assert f"memory {report['memory_used_mib']} MiB used of {report['memory_mib']} MiB" in html
 
 
 def test_cancel_kills_the_application(engine, tenant_a, spark_row, spark_cluster):  # noqa: F811
