@@ -4,10 +4,12 @@ from django.urls import path
 
 from apps.deploy.consumers import RuntimeProgressConsumer
 from apps.logs.consumers import LogsConsumer
+from apps.pipelines.consumers import PipelineRunConsumer
 from dice_console.consumers import EventsConsumer
 
 websocket_urlpatterns = [
     path("ws/events/", EventsConsumer.as_asgi()),
     path("ws/runtimes/<int:runtime_id>/", RuntimeProgressConsumer.as_asgi()),
     path("ws/logs/", LogsConsumer.as_asgi()),
+    path("ws/runs/<int:run_id>/", PipelineRunConsumer.as_asgi()),
 ]

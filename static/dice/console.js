@@ -79,6 +79,7 @@
     var busy = false, again = false, timer = null;
     function schedule() {
       clearTimeout(timer);
+      if (el.dicePushed) { return; }  // a WebSocket brings the changes (run.js): no polling
       var ms = parseInt(el.getAttribute("data-poll-ms") || "0", 10);
       if (ms > 0) { timer = setTimeout(refresh, ms); }
     }
@@ -96,6 +97,7 @@
     var name = el.getAttribute("data-live-event");
     if (name) { document.body.addEventListener(name, refresh); }
     el.addEventListener("dice:refresh", refresh);
+    el.addEventListener("dice:poll", schedule);  // the push channel went down: poll again
     schedule();
   }
 
