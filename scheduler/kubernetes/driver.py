@@ -290,21 +290,28 @@ class KubernetesExecutor:
         return manifests
 
     def _listed(self, namespace: str, kinds: set[tuple[str, str]]) -> dict[tuple[str, str, str], dict]:
-        """Our objects of these kinds in the namespace, by (apiVersion, kind, name): one LIST each."""
-        out: dict[tuple[str, str, str], dict] = {}
+        """Our objects of these kinds in the namespace, by (apiVersion, kind, name): one LIST each,
+        APPLY_PARALLEL at a time."""
+        resources = []
         for api_version, kind in sorted(kinds):
-            try:
-                resource = self._resource(api_version, kind)
-            except ResourceNotFoundError:
-                continue
+            with contextlib.suppress(ResourceNotFoundError):
+                resources.append((api_version, kind, self._resource(api_version, kind)))
+
+        def listed(entry) -> list[dict]:
+            api_version, kind, resource = entry
             try:
                 response = resource.get(namespace=namespace, label_selector=SELECTOR, serialize=False)
             except NotFoundError:
-                continue
+                return []
             except ApiException as exc:
                 raise ExecutorError(f"listing {kind} in {namespace}: {exc.status} {_reason(exc)}")
-            for item in json.loads(response.data)["items"]:
-                out[(api_version, kind, item["metadata"]["name"])] = item
+            return json.loads(response.data)["items"]
+
+        out: dict[tuple[str, str, str], dict] = {}
+        with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-list") as pool:
+            for (api_version, kind, _), items in zip(resources, pool.map(listed, resources), strict=True):
+                for item in items:
+                    out[(api_version, kind, item["metadata"]["name"])] = item
         return out
 
     def drift(self, group: ServiceGroup) -> Drift:
