@@ -16,6 +16,20 @@ before = main at 2a2b051, after = the perf branch, same day, runs one after the 
     (settled)    after             2 ms          4 ms         47 ms
     kube-apiserver peak RSS    443 -> 371    758 -> 417    - -> 497 MiB
 
+This session (issue 25, 2026-12-07, 200 services, load 10-30 from six other engineers): main (one
+server-side apply after another, every object every time) against the perf branch (objects whose
+digest and managers show them unchanged are not sent; eight applies in flight; the per-kind
+LISTs shared with the prune and made in parallel), and kubectl applying the branch's objects:
+
+    200 services                main          perf       kubectl apply --server-side (same objects)
+    apply                16.16, 16.56 s      7.66 s     10.10 s   -> ratio 0.76
+    re-apply, unchanged  10.73, 12.30 s      0.86 s     15.18 s   -> ratio 0.11
+    settled status()        85, 103 ms        42 ms
+
+kubectl: `cp -r tools/ktestenv /tmp/k && cd /tmp/k && GOFLAGS=-mod=mod go build -o kubectl
+k8s.io/kubernetes/cmd/kubectl` (the module graph of tools/ktestenv; -mod=mod adds the go.sum
+entries of kustomize, which ktestenv itself does not build, in the copy only).
+
 Before, every container carried 4n discovery variables (n^2 in total); after, one ConfigMap per
 runtime read through envFrom (item 1), and status() answers from the watch-fed cache (item 2).
 

@@ -7,7 +7,16 @@ memory). A temporary SQLite database; not pass/fail.
 
 The run is under way (half its tasks done, a stage running): "refresh, whole" is what the run
 page fetched every 1.5 s before it followed pushes; "10 rows (push)" what it fetches now when a
-push names 10 tasks.
+push names 10 tasks. "CPU p50" is this process's CPU per request, which the other engineers'
+load on this shared machine does not inflate.
+
+Figures (issue 25, 2026-12-07, load 14-20, `--only run --no-schema --repeat 15`, main and the
+perf branch alternated twice; wall p50 / CPU p50):
+
+    run page (1000 tasks)           main 1751 / 189, 381 / 160 ms    perf 83 / 43, 46 / 39 ms
+    refresh, whole body             main  414 / 157, 223 / 146 ms    perf 69 / 40, 66 / 37 ms
+    refresh, 10 rows (push)         (main has none: it refreshed the whole body every 1.5 s)
+                                                                      perf 29 / 13, 19 / 10 ms, 6 KB
 """
 
 from __future__ import annotations
@@ -105,20 +114,21 @@ def main() -> None:
             start = time.perf_counter()
             client.get("/api/schema/")
             print(f"{'/api/schema/ (first build)':<34} {1000 * (time.perf_counter() - start):8.1f} ms")
-        print(f"{'page':<36} {'p50 ms':>8} {'p99 ms':>8} {'queries':>8} {'KB':>8}")
+        print(f"{'page':<36} {'p50 ms':>8} {'p99 ms':>8} {'CPU p50':>8} {'queries':>8} {'KB':>8}")
         for name, url in pages.items():
-            samples = []
+            samples, cpu = [], []
             for _ in range(args.repeat):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 response = client.get(url)
                 samples.append(1000 * (time.perf_counter() - t0))
+                cpu.append(1000 * (time.process_time() - c0))  # this process's CPU: what load does not inflate
                 assert response.status_code == 200, (url, response.status_code)
             with CaptureQueriesContext(connection) as queries:
                 response = client.get(url)
             samples.sort()
             p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
-            print(f"{name:<36} {statistics.median(samples):8.1f} {p99:8.1f} {len(queries):8d} "
-                  f"{len(response.content) / 1024:8.0f}")
+            print(f"{name:<36} {statistics.median(samples):8.1f} {p99:8.1f} {statistics.median(cpu):8.1f} "
+                  f"{len(queries):8d} {len(response.content) / 1024:8.0f}")
 
 
 if __name__ == "__main__":
