@@ -56,26 +56,57 @@ def sources() -> dict[str, str]:
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    import argparse  # here, not at the top: every step starts an agent, and most imports cost
-    import json
+COMMANDS = {
+    "run": "run one step from its spec file",
+    "restore": "on Kubernetes, as an init container: restore the step's context",
+    "sidecar": "on Kubernetes, as a native sidecar: follow, collect, store and report",
+}
+USAGE = "usage: python -m agent {run,restore,sidecar} --spec SPEC"
 
-    parser = argparse.ArgumentParser(prog="python -m agent")
-    commands = parser.add_subparsers(dest="command", required=True)
-    for name, text in (
-        ("run", "run one step from its spec file"),
-        ("restore", "on Kubernetes, as an init container: restore the step's context"),
-        ("sidecar", "on Kubernetes, as a native sidecar: follow, collect, store and report"),
-    ):
-        commands.add_parser(name, help=text).add_argument("--spec", required=True, help="the step spec (JSON)")
-    args = parser.parse_args(argv)
-    with open(args.spec, encoding="utf-8") as fh:
-        spec = json.load(fh)
-    if args.command == "restore":
+
+def parse_args(argv: list[str]) -> tuple[str, str]:
+    """(command, spec path) from `COMMAND --spec PATH` (or `--spec=PATH`). Parsed by hand: every
+    step starts an agent, and argparse's imports cost each start milliseconds."""
+    import sys
+
+    if not argv or argv[0] in ("-h", "--help"):
+        lines = [USAGE, "", *(f"  {name:8} {text}" for name, text in COMMANDS.items())]
+        print("\n".join(lines), file=sys.stdout if argv else sys.stderr)
+        raise SystemExit(0 if argv else 2)
+    command, rest = argv[0], argv[1:]
+    if command not in COMMANDS:
+        print(f"{USAGE}\npython -m agent: error: unknown command {command!r} (choose from run, restore, sidecar)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    spec = None
+    while rest:
+        item = rest.pop(0)
+        if item == "--spec" and rest:
+            spec = rest.pop(0)
+        elif item.startswith("--spec="):
+            spec = item[len("--spec="):]
+        else:
+            print(f"{USAGE}\npython -m agent {command}: error: unrecognized argument {item!r}", file=sys.stderr)
+            raise SystemExit(2)
+    if not spec:
+        print(f"{USAGE}\npython -m agent {command}: error: the argument --spec is required", file=sys.stderr)
+        raise SystemExit(2)
+    return command, spec
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from agent.jsonlite import loads  # json's own imports (re, enum) cost every step's start
+
+    command, spec_path = parse_args(sys.argv[1:] if argv is None else list(argv))
+    with open(spec_path, encoding="utf-8") as fh:
+        spec = loads(fh.read())
+    if command == "restore":
         from agent.pod import restore_context
 
         return restore_context(spec)
-    if args.command == "sidecar":
+    if command == "sidecar":
         from agent.pod import sidecar
 
         sidecar(spec)

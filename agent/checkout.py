@@ -4,8 +4,6 @@ on Kubernetes it is the step container's script), so the checkout is written onc
 
 from __future__ import annotations
 
-from urllib.parse import quote, urlsplit, urlunsplit
-
 __all__ = ["step_script"]
 
 
@@ -17,6 +15,8 @@ def q(text: object) -> str:
 def _with_credentials(url: str, username: str | None, password: str | None) -> str:
     if not username:
         return url
+    from urllib.parse import quote, urlsplit, urlunsplit  # a checkout's only: every step imports this module
+
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         return url

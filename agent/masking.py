@@ -13,20 +13,20 @@ exact text is masked); and the first or last few characters of a value split acr
 
 from __future__ import annotations
 
-import base64
-import json
-import re
-from collections.abc import Iterable
-from urllib.parse import quote, quote_plus
+TYPE_CHECKING = False  # not typing's: importing typing costs more than this whole module
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+# re, base64, json and urllib are imported when there is a secret to mask: most steps have none,
+# and every step's agent imports this module (their imports cost it milliseconds at start).
 
 MASK = "******"
 MIN_FORM_LENGTH = 6  # shorter secrets: only the exact value (their forms would mask ordinary text)
 SPLIT_MIN_PART = 4  # a line ending in this much of a secret's start is masked before the next line comes
 _B64_MIN_CORE = 8  # characters of base64 that must come from the secret alone to mask them in a blob
-_PERCENT = re.compile(r"%[0-9A-F]{2}")
-
-
 def _base64_forms(raw: bytes) -> set[str]:
+    import base64
+
     out: set[str] = set()
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         full = encode(raw).decode("ascii")
@@ -55,12 +55,17 @@ def forms(secret: str) -> set[str]:
     out = {secret}
     if len(secret) < MIN_FORM_LENGTH:
         return out
+    import json
+    import re
+    from urllib.parse import quote, quote_plus
+
+    percent = re.compile(r"%[0-9A-F]{2}")
     raw = secret.encode("utf-8")
     out.add(secret[::-1])
     out |= _base64_forms(raw)
     out |= {raw.hex(), raw.hex().upper()}
     for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret)):
-        out |= {encoded, _PERCENT.sub(lambda m: m.group(0).lower(), encoded)}
+        out |= {encoded, percent.sub(lambda m: m.group(0).lower(), encoded)}
     out.add(json.dumps(secret, ensure_ascii=False)[1:-1])
     out.add(json.dumps(secret)[1:-1])
     return {form for form in out if form}
@@ -73,7 +78,11 @@ class Masker:
     def __init__(self, secrets: Iterable[str]):
         self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
         all_forms = sorted({f for s in self.secrets for f in forms(s)}, key=len, reverse=True)
-        self._pattern = re.compile("|".join(map(re.escape, all_forms))) if all_forms else None
+        self._pattern = None
+        if all_forms:
+            import re
+
+            self._pattern = re.compile("|".join(map(re.escape, all_forms)))
         self._splittable = [s for s in self.secrets if len(s) >= 2]
         self._pending: dict[str, list[tuple[str, int]]] = {}  # stream -> (secret, length of its start seen)
 

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
+# Only modules built into the interpreter or frozen in it at the top: every step starts an
+# agent, and the usual ones (json -> re -> enum, subprocess -> signal -> enum, threading ->
+# functools -> collections, contextlib, pathlib, socket) cost it 20-40 ms on this machine
+# before it ran anything (bench/bench_pipeline_dispatch.py). What a step needs only sometimes
+# (caches: tarfile, pathlib; masks: re; a checkout: urllib) is imported where it is used.
+import _signal
+import _thread
 import os
-import signal
-import socket
-import subprocess
+import select
 import sys
-import threading
 import time
-from pathlib import Path
 
 from agent.checkout import step_script
+from agent.jsonlite import dumps
 from agent.masking import Masker
 
 META_PREFIX = "action meta:"
@@ -21,13 +23,14 @@ TIMEOUT_EXIT = 124
 
 
 class LogOut:
-    """Numbered, timestamped, masked JSON lines on stdout, safe from several threads."""
+    """Numbered, timestamped, masked JSON lines on stdout, safe from several threads (the
+    Kubernetes sidecar's)."""
 
     def __init__(self, mask: list[str], out=None) -> None:
         self.masker = Masker(mask)  # the values, their encoded forms, a value split over two lines
         self.out = out or sys.stdout
         self.number = 0
-        self.lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self.meta: dict[str, str] = {}
 
     def masked(self, text: str) -> str:
@@ -43,7 +46,7 @@ class LogOut:
             self.number += 1
             record = {"n": self.number, "ts": round(time.time(), 6), "stream": stream,
                       "text": self.masker.line(text, stream)}
-            self.out.write(json.dumps(record, ensure_ascii=False) + "\n")
+            self.out.write(dumps(record, ensure_ascii=False) + "\n")
             self.out.flush()
 
     def system(self, text: str) -> None:
@@ -55,32 +58,39 @@ def read_metafile(path: str | None) -> dict[str, str]:
     out: dict[str, str] = {}
     if not path:
         return out
-    with contextlib.suppress(OSError):
-        for raw in Path(path).read_text(encoding="utf-8", errors="replace").splitlines():
-            key, sep, value = raw.partition("=")
-            if sep and key.strip():
-                out[key.strip()] = value.strip()
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            text = fh.read()
+    except OSError:
+        return out
+    for raw in text.splitlines():
+        key, sep, value = raw.partition("=")
+        if sep and key.strip():
+            out[key.strip()] = value.strip()
     return out
 
 
 def write_json_atomic(path: str, data: dict) -> None:
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data))
-    os.replace(tmp, target)
+    folder, name = os.path.split(path)
+    os.makedirs(folder or ".", exist_ok=True)
+    tmp = os.path.join(folder, f".{name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as fh:
+        fh.write(dumps(data))
+    os.replace(tmp, path)
 
 
 # ---- context and caches -------------------------------------------------------------------
 
 
 def restore(spec: dict, log: LogOut) -> None:
-    Path(spec["workdir"]).mkdir(parents=True, exist_ok=True)
+    os.makedirs(spec["workdir"], exist_ok=True)
     for alias, path in sorted((spec.get("dirs") or {}).items()):
-        if not Path(path).is_dir():
-            Path(path).mkdir(parents=True, exist_ok=True)
+        if not os.path.isdir(path):
+            os.makedirs(path, exist_ok=True)
             log.system(f"context: directory of '{alias}' was empty")
     for cache in spec.get("caches") or []:
+        from pathlib import Path  # here, not at the top: most steps have no cache (see below)
+
         archive = Path(cache["archive"])
         target = Path(cache["path"])
         if not archive.is_file():
@@ -99,6 +109,8 @@ def restore(spec: dict, log: LogOut) -> None:
 def store_caches(spec: dict, log: LogOut) -> list[dict]:
     stored = []
     for cache in spec.get("caches") or []:
+        from pathlib import Path
+
         source = Path(cache["path"])
         if not source.is_dir():
             log.system(f"cache {cache['key']}: {source} does not exist, not stored")
@@ -120,46 +132,134 @@ def store_caches(spec: dict, log: LogOut) -> list[dict]:
 # ---- running ------------------------------------------------------------------------------
 
 
-def _pump(stream, log: LogOut, name: str) -> None:
-    for raw in iter(stream.readline, b""):
-        log.line(raw.decode("utf-8", errors="replace"), name)
-    stream.close()
+READ_SIZE = 65536  # a longer line is streamed in pieces of this size, as readline(65536) did
+EXIT_GRACE = 5.0  # seconds the streams may stay open after the step's process ended (a daemon it left)
+
+
+class _Lines:
+    """Bytes of one stream cut into lines for the log."""
+
+    def __init__(self, log: LogOut, name: str) -> None:
+        self.log, self.name, self.buf = log, name, b""
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            cut = self.buf.find(b"\n")
+            if cut < 0:
+                if len(self.buf) >= READ_SIZE:
+                    piece, self.buf = self.buf[:READ_SIZE], self.buf[READ_SIZE:]
+                    self.log.line(piece.decode("utf-8", errors="replace"), self.name)
+                    continue
+                return
+            if cut + 1 > READ_SIZE:
+                piece, self.buf = self.buf[:READ_SIZE], self.buf[READ_SIZE:]
+            else:
+                piece, self.buf = self.buf[:cut + 1], self.buf[cut + 1:]
+            self.log.line(piece.decode("utf-8", errors="replace"), self.name)
+
+    def close(self) -> None:
+        if self.buf:
+            self.log.line(self.buf.decode("utf-8", errors="replace"), self.name)
+            self.buf = b""
+
+
+def _spawn(argv: list[str], cwd: str, env: dict[str, str], own_group: bool) -> tuple[int, int, int]:
+    """Start argv with /dev/null as stdin and pipes for stdout and stderr: (pid, out, err)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    here = os.getcwd()
+    try:
+        os.chdir(cwd)  # posix_spawn has no working directory of its own; the agent's is put back
+        actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
+                   (os.POSIX_SPAWN_DUP2, err_w, 2)]
+        kwargs = {"setpgroup": 0} if own_group else {}
+        # The signals this interpreter ignores (SIGPIPE, SIGXFSZ) are the default again in the step.
+        defaults = [s for s in (getattr(_signal, "SIGPIPE", None), getattr(_signal, "SIGXFSZ", None)) if s]
+        pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsigdef=defaults, **kwargs)
+    finally:
+        os.chdir(here)
+        for fd in (null, out_w, err_w):
+            os.close(fd)
+    return pid, out_r, err_r
+
+
+def _exit_code(status: int) -> int:
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
 
 
 def run_process(argv: list[str], *, cwd: str, env: dict[str, str], log: LogOut, timeout: float | None) -> tuple[int, bool]:
     """Run argv with its output streamed; (exit code, timed out). When the agent leads its process
     group (as a job's command it does) the child shares it, so a stop signal to the job reaches
-    every process of the step; otherwise (run by hand) the child gets a group of its own."""
+    every process of the step; otherwise (run by hand) the child gets a group of its own.
+    One thread: the two pipes are read as they fill (select), the child reaped when both end."""
     leader = os.getpgid(0) == os.getpid()
-    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, process_group=None if leader else 0)
-    readers = [threading.Thread(target=_pump, args=(proc.stdout, log, "stdout"), daemon=True),
-               threading.Thread(target=_pump, args=(proc.stderr, log, "stderr"), daemon=True)]
-    for reader in readers:
-        reader.start()
-    timed_out = False
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        timed_out = True
-        log.system(f"timed out after {timeout:g}s: stopping the step")
-        # Stop the whole group (the shell and what it started) but not the agent itself.
-        previous = signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        try:
-            os.killpg(os.getpgid(0) if leader else proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        finally:
-            signal.signal(signal.SIGTERM, previous)
-    for reader in readers:
-        reader.join(timeout=5)
-    code = proc.returncode
-    if code is not None and code < 0:
-        code = 128 - code
-    return (TIMEOUT_EXIT if timed_out else code), timed_out
+        pid, out_r, err_r = _spawn(argv, cwd, env, own_group=not leader)
+    except OSError as exc:
+        log.system(f"cannot start {argv[0]}: {exc}")
+        return 127, False
+    streams = {out_r: _Lines(log, "stdout"), err_r: _Lines(log, "stderr")}
+    deadline = time.monotonic() + timeout if timeout else None
+    status: int | None = None
+    timed_out = False
+    ended_at = None
+    while streams:
+        now = time.monotonic()
+        if status is None and deadline is not None and now >= deadline and not timed_out:
+            timed_out = True
+            log.system(f"timed out after {timeout:g}s: stopping the step")
+            status = _stop(pid, leader)
+            ended_at = time.monotonic()
+        if ended_at is not None and time.monotonic() - ended_at > EXIT_GRACE:
+            break  # a process the step left behind holds the streams open: stop reading
+        wait = 0.2 if status is None or ended_at is not None else None  # look at the child now and then
+        if deadline is not None and status is None:
+            wait = max(0.0, min(wait or 0.2, deadline - now))
+        ready, _, _ = select.select(list(streams), [], [], wait)
+        for fd in ready:
+            data = os.read(fd, READ_SIZE)
+            if data:
+                streams[fd].feed(data)
+            else:
+                streams.pop(fd).close()
+                os.close(fd)
+        if status is None:
+            done, raw = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status, ended_at = raw, time.monotonic()
+    for fd, lines in streams.items():
+        lines.close()
+        os.close(fd)
+    if status is None:
+        _, status = os.waitpid(pid, 0)
+    return (TIMEOUT_EXIT if timed_out else _exit_code(status)), timed_out
+
+
+def _stop(pid: int, leader: bool) -> int:
+    """Stop the whole group (the shell and what it started) but not the agent itself: SIGTERM,
+    SIGKILL to the step's process after 5 s. Its wait status."""
+    previous = _signal.signal(_signal.SIGTERM, _signal.SIG_IGN)
+    try:
+        try:  # noqa: SIM105 - not contextlib: its imports cost every step's start
+            os.killpg(os.getpgid(0) if leader else pid, _signal.SIGTERM)
+        except OSError:
+            pass
+        end = time.monotonic() + 5
+        while time.monotonic() < end:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return status
+            time.sleep(0.05)
+        try:  # noqa: SIM105
+            os.kill(pid, _signal.SIGKILL)
+        except OSError:
+            pass
+        return os.waitpid(pid, 0)[1]
+    finally:
+        _signal.signal(_signal.SIGTERM, previous)
 
 
 def step_env(spec: dict) -> dict[str, str]:
@@ -180,28 +280,40 @@ def run_script(spec: dict, log: LogOut, env: dict[str, str]) -> tuple[int, bool]
     if text is None:
         log.system("no commands to run")
         return 0, False
-    script = Path(spec["metafile"]).with_name("script.sh")
-    script.write_text(text)
-    script.chmod(0o600)  # it may hold a secret (a checkout's credentials), as spec.json does
+    script = os.path.join(os.path.dirname(spec["metafile"]), "script.sh")
+    # 0600 from the start: it may hold a secret (a checkout's credentials), as spec.json does
+    fd = os.open(script, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    os.chmod(script, 0o600)  # an existing file keeps its mode through O_CREAT
     shell = spec.get("shell") or "/bin/sh"
-    return run_process([shell, str(script)], cwd=spec["workdir"], env=env, log=log, timeout=spec.get("timeout"))
+    return run_process([shell, script], cwd=spec["workdir"], env=env, log=log, timeout=spec.get("timeout"))
 
 
 def notify(address: str | None, payload: dict) -> None:
     if not address:
         return
-    with contextlib.suppress(OSError, ValueError):
+    try:
         if address.startswith("udp://"):
             host, _, port = address[len("udp://"):].rpartition(":")
             hint = {k: payload.get(k) for k in ("task_run", "job")}
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-                sock.sendto(json.dumps(hint).encode(), (host, int(port)))
+            # _socket, not socket: the wrapper's imports (enum classes, selectors) cost every step
+            # a few milliseconds, for one datagram
+            import _socket
+
+            sock = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+            try:
+                sock.sendto(dumps(hint).encode(), (host, int(port)))
+            finally:
+                sock.close()
         elif address.startswith(("http://", "https://")):
             import urllib.request  # 15 ms of imports only the Kubernetes sidecar needs
 
-            request = urllib.request.Request(address, data=json.dumps(payload).encode(),
+            request = urllib.request.Request(address, data=dumps(payload).encode(),
                                              headers={"Content-Type": "application/json"}, method="POST")
             urllib.request.urlopen(request, timeout=10).close()
+    except (OSError, ValueError):
+        pass
 
 
 def run(spec: dict, out=None) -> dict:
@@ -211,8 +323,8 @@ def run(spec: dict, out=None) -> dict:
     stored: list[dict] = []
     try:
         restore(spec, log)
-        Path(spec["metafile"]).parent.mkdir(parents=True, exist_ok=True)
-        Path(spec["metafile"]).touch()
+        os.makedirs(os.path.dirname(spec["metafile"]) or ".", exist_ok=True)
+        os.close(os.open(spec["metafile"], os.O_WRONLY | os.O_CREAT, 0o666))  # touch
         env = step_env(spec)
         code, timed_out = run_script(spec, log, env)
         if code == 0:

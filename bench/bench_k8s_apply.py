@@ -2,7 +2,7 @@
 plane (tools/ktestenv + kwok fake nodes): render, server-side apply, and the time until every
 Deployment is available (the driver's watch-based wait_until), then destroy. Prints figures.
 
-    .venv/bin/python bench/bench_k8s_apply.py [--services 200] [--replicas 1] [--nodes 4]
+    .venv/bin/python bench/bench_k8s_apply.py [--services 200] [--replicas 1] [--nodes 4] [--kubectl PATH]
 
 Figures (issue 25, this 2-core machine shared by six engineers, so absolute times are loaded;
 before = main at 2a2b051, after = the perf branch, same day, runs one after the other):
@@ -15,6 +15,20 @@ before = main at 2a2b051, after = the perf branch, same day, runs one after the 
     status()     before          831 ms       1564 ms      -
     (settled)    after             2 ms          4 ms         47 ms
     kube-apiserver peak RSS    443 -> 371    758 -> 417    - -> 497 MiB
+
+This session (issue 25, 2026-12-07, 200 services, load 10-30 from six other engineers): main (one
+server-side apply after another, every object every time) against the perf branch (objects whose
+digest and managers show them unchanged are not sent; eight applies in flight; the per-kind
+LISTs shared with the prune and made in parallel), and kubectl applying the branch's objects:
+
+    200 services                main          perf       kubectl apply --server-side (same objects)
+    apply                16.16, 16.56 s      7.66 s     10.10 s   -> ratio 0.76
+    re-apply, unchanged  10.73, 12.30 s      0.86 s     15.18 s   -> ratio 0.11
+    settled status()        85, 103 ms        42 ms
+
+kubectl: `cp -r tools/ktestenv /tmp/k && cd /tmp/k && GOFLAGS=-mod=mod go build -o kubectl
+k8s.io/kubernetes/cmd/kubectl` (the module graph of tools/ktestenv; -mod=mod adds the go.sum
+entries of kustomize, which ktestenv itself does not build, in the copy only).
 
 Before, every container carried 4n discovery variables (n^2 in total); after, one ConfigMap per
 runtime read through envFrom (item 1), and status() answers from the watch-fed cache (item 2).
@@ -187,6 +201,8 @@ def main() -> None:
     parser.add_argument("--node-pods", default="250")
     parser.add_argument("--addon", action="store_true", help="keep the spec's mysql addon (stays Pending under kwok)")
     parser.add_argument("--timeout", type=float, default=300, help="seconds to wait for availability")
+    parser.add_argument("--kubectl", default="", help="a kubectl binary: also time `kubectl apply --server-side` "
+                        "of the same rendered objects into a fresh namespace, and print the ratio")
     args = parser.parse_args()
 
     from kubernetes import client as k8s
@@ -284,13 +300,18 @@ def main() -> None:
         row("re-apply, nothing changed", f"{time.perf_counter() - start:.2f} s")
 
         rss = cluster.rss_kib("VmHWM")
+        ours_apply = apply_s
+        start = time.perf_counter()
+        executor.apply(group)
+        ours_reapply = time.perf_counter() - start
+        objects = executor._to_apply(group, operators)  # exactly what our apply sends
         start = time.perf_counter()
         executor.destroy(runtime)
         core = cluster.core
 
-        def namespace_gone() -> bool:
+        def namespace_gone(name: str = runtime.namespace) -> bool:
             try:
-                core.read_namespace(runtime.namespace)
+                core.read_namespace(name)
             except k8s.ApiException as exc:
                 return exc.status == 404
             return False
@@ -300,6 +321,32 @@ def main() -> None:
             row("destroy -> namespace gone", f"{time.perf_counter() - start:.2f} s")
         except TimeoutError:
             row("destroy -> namespace gone", "not within 120 s")
+        if args.kubectl:
+            # The same objects, applied by kubectl (server-side, one request per object, in file
+            # order) into the same, now empty, namespace: the ratio compares the clients alone.
+            import subprocess
+
+            import yaml
+
+            manifest = Path(tempfile.mkdtemp(prefix="dice-bench-kubectl-")) / "objects.yaml"
+            manifest.write_text(yaml.safe_dump_all(objects, sort_keys=False))
+            argv = [args.kubectl, "--kubeconfig", cluster.kubeconfig, "apply", "--server-side", "--force-conflicts",
+                    "--field-manager", "dice-console", "-f", str(manifest)]
+            times = []
+            for _ in range(2):
+                start = time.perf_counter()
+                done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+                times.append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    row("kubectl apply", f"FAILED: {done.stderr.strip()[-300:]}")
+                    break
+            else:
+                row(f"kubectl apply --server-side, same {len(objects)} objects", f"{times[0]:.2f} s")
+                row("kubectl re-apply, nothing changed", f"{times[1]:.2f} s")
+                row("ratio ours / kubectl: apply, re-apply",
+                    f"{ours_apply / times[0]:.2f}, {ours_reapply / times[1]:.2f} (goal <= 1.0)")
+            subprocess.run([args.kubectl, "--kubeconfig", cluster.kubeconfig, "delete", "namespace",
+                            runtime.namespace, "--wait=false"], capture_output=True, timeout=120)
     row("peak RSS (VmHWM) MiB", rss_line(cluster.peak_rss or rss))
 
     print()

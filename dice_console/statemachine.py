@@ -95,6 +95,9 @@ class Machine:
     reason_limit: int = 2000
     # (moved object, from, to, reason) -> (group, payload) to push after commit, or None.
     push: Callable[[Any, str, str, str], tuple[str, dict] | None] | None = None
+    # Or one call for all the rows one transaction moved -> [(group, payload)]: a wide stage's
+    # 100 moves are one push per viewer group, not 100 (each push is a trip to the event loop).
+    push_many: Callable[[list[tuple[Any, str, str, str]]], list[tuple[str, dict]]] | None = None
 
     def check(self, obj: Any, to: str, current: str | None = None) -> None:
         check(self.table, self.describe(obj), obj.status if current is None else current, to)
@@ -137,6 +140,9 @@ class Machine:
                     pushed = self.push(m.obj, m.obj.status, m.to, m.reason)
                     if pushed is not None:
                         push_after_commit(*pushed)
+            if self.push_many is not None:
+                for pushed in self.push_many([(m.obj, m.obj.status, m.to, m.reason) for m in moved]):
+                    push_after_commit(*pushed)
         for m in moved:
             m.obj.status = m.to
             for name, value in m.fields.items():

@@ -12,12 +12,34 @@ from apps.pipelines.choices import FINISHED_TASK, RUN_TRANSITIONS, TASK_TRANSITI
 from apps.pipelines.models import PipelineRun, PipelineRunTransition, TaskRun, TaskRunTransition
 from dice_console.statemachine import IllegalTransition, Machine, Move, check
 
-__all__ = ["IllegalTransition", "check", "finish_tasks", "move_run", "move_task", "move_tasks", "update_each"]
+__all__ = ["IllegalTransition", "check", "finish_tasks", "move_run", "move_task", "move_tasks", "run_group",
+           "update_each"]
 
-RUNS = Machine(PipelineRun, PipelineRunTransition, "run", RUN_TRANSITIONS, lambda run: f"run {run.pk}")
+
+
+def run_group(run_id: int) -> str:
+    """The Channels group that hears a run's moves and its tasks' (the run page's WebSocket)."""
+    return f"pipeline-run-{run_id}"
+
+
+def _pushed_runs(moves: list) -> list[tuple[str, dict]]:
+    return [(run_group(run.pk), {"type": "run.changed", "status": to}) for run, _before, to, _reason in moves]
+
+
+def _pushed_tasks(moves: list) -> list[tuple[str, dict]]:
+    """One push per run for all the tasks a transaction moved: which tasks, and where to. The
+    page fetches those rows again (apps/pipelines/views.RunView, ?rows=)."""
+    by_run: dict[int, list] = {}
+    for task, _before, to, _reason in moves:
+        by_run.setdefault(task.run_id, []).append([task.alias, to])
+    return [(run_group(run_id), {"type": "run.tasks", "tasks": tasks}) for run_id, tasks in by_run.items()]
+
+
+RUNS = Machine(PipelineRun, PipelineRunTransition, "run", RUN_TRANSITIONS, lambda run: f"run {run.pk}",
+               push_many=_pushed_runs)
 # A task's row must still be at the attempt the caller read, as well as the status.
 TASKS = Machine(TaskRun, TaskRunTransition, "task_run", TASK_TRANSITIONS, lambda task: f"task {task.alias}",
-                expect=("status", "attempt"))
+                expect=("status", "attempt"), push_many=_pushed_tasks)
 
 
 def move_task(task: TaskRun, to: str, reason: str = "", **fields) -> bool:

@@ -13,15 +13,17 @@ from django.views import View
 
 from apps.pipelines import services, steps
 from apps.pipelines.choices import FINISHED_RUN, FINISHED_TASK
-from apps.pipelines.dag import run_svg
+from apps.pipelines.dag import MAX_ROWS_DRAWN, run_svg
 from apps.pipelines.filtersets import PipelineRunFilterSet
 from apps.pipelines.models import PipelineDefinition, PipelineRun, TaskRun
 from apps.pipelines.tables import PipelineRunTable
+from apps.pipelines.templatetags.run_tags import rows_of
 from apps.projects import permissions, scope
 from apps.projects.choices import WorkspaceKind
 from dice_console.views import ObjectListView, ScopedMixin, get_scoped_or_404
 
-POLL_MS = 1500  # the run page's refresh while the run is under way
+POLL_MS = 1500  # the run page's refresh while the run is under way and its WebSocket is down
+MAX_ROWS_PER_FETCH = 500  # rows one ?rows= fetch of the run page returns
 
 
 class AppMixin(ScopedMixin):
@@ -112,24 +114,47 @@ class PipelineListView(AppMixin, View):
 
 
 class RunView(AppMixin, View):
+    """The run page. Live, it follows the run's WebSocket (/ws/runs/<id>/, static/dice/run.js):
+    a push names the tasks that moved and the page fetches `?rows=ALIAS,...` (the head, the
+    graph and just those rows) and replaces them in place; the whole body is fetched again only
+    when the socket (re)opens, and polled only while it is down."""
+
     def get(self, request, *args, **kwargs):
         run = self.get_run()
-        tasks = list(run.tasks.order_by("position"))
-        context = {
-            "app": self.get_app(), "run": run, "tasks": tasks, "svg": mark_safe(run_svg(tasks)),
+        rows = request.GET.get("rows")
+        if rows is not None:
+            return self._rows(request, run, [a for a in rows.split(",") if a][:MAX_ROWS_PER_FETCH])
+        tasks = self._with_engines(run, rows_of(run.tasks.order_by("position")))
+        context = self._context(request, run, tasks, mark_safe(run_svg(tasks)))
+        context["transitions"] = run.transitions.all()
+        if request.htmx or request.GET.get("partial"):
+            return render(request, "pipelines/_run_body.html", context)
+        return render(request, "pipelines/run.html", context)
+
+    def _context(self, request, run, tasks, svg) -> dict:
+        return {
+            "app": self.get_app(), "run": run, "tasks": tasks, "svg": svg,
             "live": run.status not in FINISHED_RUN, "poll_ms": POLL_MS,
-            "transitions": run.transitions.all(),
             "can_change": scope.has_perm(request.user, permissions.CHANGE, run.application),
             "can_review": scope.has_perm(request.user, permissions.deploy_perm(run.workspace), run.application),
             "params_json": json.dumps(run.params, indent=1),
         }
-        # a data action's application (the `spark` step's id, state, Spark UI), asked of its engine
+
+    def _rows(self, request, run, aliases: list[str]):
+        """The head, the graph (when the run is small enough to draw) and the rows of `aliases`."""
+        tasks = self._with_engines(run, rows_of(run.tasks.filter(alias__in=aliases).order_by("position")))
+        svg = ""
+        if run.tasks.count() <= MAX_ROWS_DRAWN:
+            svg = run_svg(rows_of(run.tasks.order_by("position")))
+        return render(request, "pipelines/_run_rows.html", self._context(request, run, tasks, mark_safe(svg)))
+
+    @staticmethod
+    def _with_engines(run, tasks):
+        """Each data action's application (a `spark` step's id, state, Spark UI), asked of its engine."""
         details = steps.engine_details(run, tasks)
         for task in tasks:
             task.engine = details.get(task.alias)
-        if request.htmx or request.GET.get("partial"):
-            return render(request, "pipelines/_run_body.html", context)
-        return render(request, "pipelines/run.html", context)
+        return tasks
 
 
 class RunActionView(AppMixin, View):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import yaml
@@ -63,6 +65,35 @@ from scheduler.spark.operator import SparkApplications
 
 SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 # Kinds pruned when the new release no longer has them (custom resources are added when served).
+APPLIED_DIGEST = "dice.io/applied-digest"  # sha256 of the object as rendered (before this annotation)
+APPLY_PARALLEL = 8  # server-side applies in flight at once
+# Applied before the rest: what the workloads read when their pods start.
+FIRST_KINDS = ("ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim", "Role", "RoleBinding")
+
+
+def _digest(obj: dict) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
+
+
+def _unchanged(live: dict | None, digest: str) -> bool:
+    """Whether applying an object of this digest again would change nothing: the live one was
+    applied from the same rendering, is not being deleted, and nothing but our applies owns
+    anything of it beyond metadata and status (a controller's revision annotation, its status):
+    a scale, a restart or `kubectl edit` of its spec makes it be applied again, as before."""
+    if not live:
+        return False
+    meta = live.get("metadata") or {}
+    if (meta.get("annotations") or {}).get(APPLIED_DIGEST) != digest or meta.get("deletionTimestamp"):
+        return False
+    for entry in meta.get("managedFields") or []:
+        if (entry.get("manager") == FIELD_MANAGER and entry.get("operation") == "Apply") or \
+                entry.get("subresource") == "status":
+            continue
+        if set(entry.get("fieldsV1") or {}) - {"f:metadata", "f:status"}:
+            return False
+    return True
+
+
 PRUNABLE = (
     ("networking.k8s.io/v1", "Ingress"),
     ("batch/v1", "CronJob"),
@@ -219,32 +250,82 @@ class KubernetesExecutor:
                 if not item["metadata"].get("ownerReferences")}
 
     def apply(self, group: ServiceGroup) -> None:
+        """Server-side apply of every rendered object, then prune. Each object carries the digest
+        of what was rendered (APPLIED_DIGEST); one LIST per kind (the prune's own) shows what is
+        there, and an object whose live digest matches and which no other manager changed beyond
+        metadata and status is left as it is, not sent again. The rest are applied
+        APPLY_PARALLEL at a time (the Namespace, then what workloads read: ConfigMaps, Secrets,
+        service accounts and claims, then everything else): one round trip each, overlapped."""
         operators = self.operators()
         if refused := engine_jobs_refused(group.spec, operators):
             raise ExecutorError(refused)
-        manifests = self.render(group, operators=operators)
+        manifests = self._to_apply(group, operators)
         namespace = manifests[0]["metadata"]["name"]
-        # status() reads the operators' resources listed here (one GET each, no discovery).
-        manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
-            addon_health.addon_resources(manifests), separators=(",", ":"))
-        applied: set[tuple[str, str, str]] = set()
-        cache = self._cache(namespace)
-        for obj in manifests:
-            version = self._apply_one(obj)
-            applied.add((obj["apiVersion"], obj["kind"], obj["metadata"]["name"]))
-            if obj["kind"] in ("Namespace", "Deployment", "DaemonSet", "StatefulSet"):
-                cache.expect(obj["kind"], obj["metadata"]["name"], version)
         kinds = set(PRUNABLE) | {(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] != "Namespace"}
         kinds |= {(api, kind) for api, kind in CUSTOM_KINDS if f"{api}/{kind}" in operators}
-        self._prune(namespace, kinds, applied)
+        for api_version, kind in {(o["apiVersion"], o["kind"]) for o in manifests}:
+            self._resource(api_version, kind)  # discovery here, once, not in the apply threads
+        cache = self._cache(namespace)
+        cache.expect("Namespace", namespace, self._apply_one(manifests[0]))  # before anything in it
+        live = self._listed(namespace, kinds)
+        applied: set[tuple[str, str, str]] = set()
+        waves: list[list[dict]] = [[], []]
+        for obj in manifests[1:]:
+            key = (obj["apiVersion"], obj["kind"], obj["metadata"]["name"])
+            applied.add(key)
+            current = live.get(key)
+            if _unchanged(current, obj["metadata"]["annotations"][APPLIED_DIGEST]):
+                if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
+                    cache.expect(obj["kind"], key[2], str(current["metadata"].get("resourceVersion", "")))
+                continue
+            waves[0 if obj["kind"] in FIRST_KINDS else 1].append(obj)
+        with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-apply") as pool:
+            for wave in waves:
+                for obj, version in zip(wave, pool.map(self._apply_one, wave), strict=True):
+                    if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
+                        cache.expect(obj["kind"], obj["metadata"]["name"], version)
+        self._prune(namespace, kinds, applied, live)
+
+    def _to_apply(self, group: ServiceGroup, operators: set[str]) -> list[dict]:
+        """The rendered objects as applied: the Namespace names the addons' resources (status()
+        reads them: one GET each, no discovery), every other object carries its digest."""
+        manifests = self.render(group, operators=operators)
+        manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
+            addon_health.addon_resources(manifests), separators=(",", ":"))
+        for obj in manifests[1:]:
+            obj["metadata"].setdefault("annotations", {})[APPLIED_DIGEST] = _digest(obj)
+        return manifests
+
+    def _listed(self, namespace: str, kinds: set[tuple[str, str]]) -> dict[tuple[str, str, str], dict]:
+        """Our objects of these kinds in the namespace, by (apiVersion, kind, name): one LIST each,
+        APPLY_PARALLEL at a time."""
+        resources = []
+        for api_version, kind in sorted(kinds):
+            with contextlib.suppress(ResourceNotFoundError):
+                resources.append((api_version, kind, self._resource(api_version, kind)))
+
+        def listed(entry) -> list[dict]:
+            api_version, kind, resource = entry
+            try:
+                response = resource.get(namespace=namespace, label_selector=SELECTOR, serialize=False)
+            except NotFoundError:
+                return []
+            except ApiException as exc:
+                raise ExecutorError(f"listing {kind} in {namespace}: {exc.status} {_reason(exc)}")
+            return json.loads(response.data)["items"]
+
+        out: dict[tuple[str, str, str], dict] = {}
+        with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-list") as pool:
+            for (api_version, kind, _), items in zip(resources, pool.map(listed, resources), strict=True):
+                for item in items:
+                    out[(api_version, kind, item["metadata"]["name"])] = item
+        return out
 
     def drift(self, group: ServiceGroup) -> Drift:
         """The runtime's objects against the release's, compared by a dry-run server-side apply
         (scheduler.kubernetes.drift); extra objects with our label are drift too."""
-        manifests = self.render(group, operators=self.operators())
+        manifests = self._to_apply(group, self.operators())
         namespace = manifests[0]["metadata"]["name"]
-        manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
-            addon_health.addon_resources(manifests), separators=(",", ":"))
         items: list[DriftItem] = []
         wanted = set()
         try:
@@ -299,25 +380,23 @@ class KubernetesExecutor:
             return str(json.loads(response.data)["metadata"]["resourceVersion"])
         return ""
 
-    def _prune(self, namespace: str, kinds: set[tuple[str, str]], keep: set[tuple[str, str, str]]) -> None:
-        """Delete our objects (by label) that the new release does not have."""
-        for api_version, kind in sorted(kinds):
-            try:
-                resource = self._resource(api_version, kind)
-            except ResourceNotFoundError:
+    def _prune(self, namespace: str, kinds: set[tuple[str, str]], keep: set[tuple[str, str, str]],
+               live: dict[tuple[str, str, str], dict]) -> None:
+        """Delete our objects (by label, as listed before the apply) that the new release does not
+        have. (What appeared since was made by someone else: a run's Job, a controller's child.)"""
+        for (api_version, kind, name), item in sorted(live.items()):
+            if (api_version, kind) not in kinds:
                 continue
-            response = resource.get(namespace=namespace, label_selector=SELECTOR, serialize=False)
-            for item in json.loads(response.data)["items"]:
-                meta = item["metadata"]
-                name = meta["name"]
-                if (api_version, kind, name) in keep or meta.get("ownerReferences") or RUN_JOB_LABEL in (
-                    meta.get("labels") or {}
-                ):
-                    continue
-                with contextlib.suppress(NotFoundError):
-                    resource.delete(name=name, namespace=namespace, body={"propagationPolicy": "Background"})
-                if kind in ("Deployment", "DaemonSet", "StatefulSet"):  # the next status() has it gone
-                    self._cache(namespace).expect_gone(kind, name)
+            meta = item["metadata"]
+            if (api_version, kind, name) in keep or meta.get("ownerReferences") or RUN_JOB_LABEL in (
+                meta.get("labels") or {}
+            ):
+                continue
+            with contextlib.suppress(NotFoundError):
+                self._resource(api_version, kind).delete(name=name, namespace=namespace,
+                                                         body={"propagationPolicy": "Background"})
+            if kind in ("Deployment", "DaemonSet", "StatefulSet"):  # the next status() has it gone
+                self._cache(namespace).expect_gone(kind, name)
 
     # ---- status --------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import threading
@@ -80,23 +81,28 @@ def exit_text(info: dict | None) -> str:
 
 
 class Starter:
-    """The console's link to its process starter (spawner.py), started on first use and again if
-    it died. Without it (DICE_LOCAL_SPAWNER=0, or it cannot start) processes are forked here."""
+    """The console's link to its process starter (spawner.py: a pre-forking server the shims are
+    forked from), started on first use and again if it died. Without it (DICE_LOCAL_SPAWNER=0,
+    or it cannot start) each shim is its own interpreter, forked and exec'd here."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen | None = None
         self.enabled = os.environ.get("DICE_LOCAL_SPAWNER", "1") not in ("0", "false", "no")
 
-    def start(self, argv: list[str], env: dict[str, str]) -> int:
+    def start(self, shim_args: list[str], env: dict[str, str], priority: str = "") -> int:
+        """Start a shim with `shim_args` (what follows `shim.py` on its command line) in
+        `env`, at CPU `priority`; its pid."""
         if self.enabled:
+            request = json.dumps({"shim": shim_args, "env": env, "priority": priority}).encode()
             with self.lock:
                 for _ in range(2):  # a starter that died is replaced once
-                    answer = self._ask(argv, env)
+                    answer = self._ask(request)
                     if answer is not None:
                         if "error" in answer:
                             raise OSError(answer["error"])
                         return int(answer["pid"])
+        argv = [*priority_prefix(priority), sys.executable, "-S", SHIM, *shim_args]
         popen = subprocess.Popen(
             argv, env=env, cwd="/", stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
@@ -104,14 +110,17 @@ class Starter:
         CHILDREN[popen.pid] = popen
         return popen.pid
 
-    def _ask(self, argv: list[str], env: dict[str, str]) -> dict | None:
+    def _ask(self, request: bytes) -> dict | None:
         try:
             if self.proc is None or self.proc.poll() is not None:
+                # Nothing of the console's environment: the server and the shims forked from it
+                # get each request's own (spawner.py); no descriptor but the two pipes.
                 self.proc = subprocess.Popen(
                     [sys.executable, "-S", SPAWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                     stderr=subprocess.DEVNULL, cwd="/", close_fds=True,
+                    env={"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin")},
                 )
-            self.proc.stdin.write(json.dumps({"argv": argv, "env": env}).encode() + b"\n")
+            self.proc.stdin.write(struct.pack(">I", len(request)) + request)
             self.proc.stdin.flush()
             line = self.proc.stdout.readline()
         except OSError:
@@ -161,14 +170,13 @@ def spawn(
         with contextlib.suppress(FileNotFoundError):
             os.unlink(stale)
     shim = [
-        # -S: the shim is standard library only; skipping site-packages saves ~10 ms per start
-        sys.executable, "-S", SHIM, "--log", str(log), "--pidfile", pidfile, "--exitfile", exitfile,
+        "--log", str(log), "--pidfile", pidfile, "--exitfile", exitfile,
         "--max-bytes", str(log_max_bytes), "--keep", str(log_keep), "--mem-mib", str(mem_mib),
         "--user", user, "--cwd", cwd,
         *(["--sandbox", write_spec(f"{run_prefix}.sandbox.json", sandbox)] if sandbox else []), "--", *argv,
     ]
-    shim = [*priority_prefix(priority), *shim]
-    pid = STARTER.start(shim, env)
+    priority_prefix(priority)  # a bad value is refused here, whichever way the shim starts
+    pid = STARTER.start(shim, env, priority)
     return {
         "pid": pid,
         "start_time": proc_start_time(pid),

@@ -79,6 +79,7 @@
     var busy = false, again = false, timer = null;
     function schedule() {
       clearTimeout(timer);
+      if (el.dicePushed) { return; }  // a WebSocket brings the changes (run.js): no polling
       var ms = parseInt(el.getAttribute("data-poll-ms") || "0", 10);
       if (ms > 0) { timer = setTimeout(refresh, ms); }
     }
@@ -98,6 +99,7 @@
     el.addEventListener("dice:refresh", refresh);
     var socket = el.getAttribute("data-live-socket");
     if (socket) { follow(el, socket, refresh); }
+    el.addEventListener("dice:poll", schedule);  // the push channel went down: poll again
     schedule();
   }
 

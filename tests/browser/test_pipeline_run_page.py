@@ -17,8 +17,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True),
               pytest.mark.needs_binary("redis-server", "redis-server"),
               pytest.mark.filterwarnings("ignore:StreamingHttpResponse must consume synchronous iterators")]
 
-# Records the graph's task states at load and after every htmx swap: what the page showed
-# between its polls, not only where it ended.
+# Records the graph's task states at load, after every htmx swap and after every in-place update
+# of rows from a push: what the page showed on the way, not only where it ended.
 RECORD_STATES = """
 (() => {
   const states = () => Object.fromEntries(Array.from(document.querySelectorAll("svg.pipeline-dag g.dag-task title"))
@@ -27,6 +27,7 @@ RECORD_STATES = """
   const record = kind => window.diceSeen.push({kind, states: states()});
   document.addEventListener("DOMContentLoaded", () => record("load"));
   document.addEventListener("htmx:afterSwap", () => record("swap"));
+  document.addEventListener("dice:run-rows-updated", () => record("rows"));  // run.js, from a push
 })();
 """
 SUCCESS_FILL, SUCCESS_STROKE = "#ebfbee", "#2f9e44"  # apps/pipelines/dag.py COLOURS["success"]
@@ -116,7 +117,8 @@ def test_guestbook_pipeline_runs_live_in_the_browser(unsandboxed, engine, guestb
 
     seen = page.evaluate("window.diceSeen")
     assert page.evaluate("window.diceSamePage") is True and page.url == run_url, seen
-    assert seen[0]["kind"] == "load" and seen[-1]["kind"] == "swap", seen
+    assert seen[0]["kind"] == "load" and seen[-1]["kind"] in ("swap", "rows"), seen
+    assert any(s["kind"] == "rows" for s in seen), seen  # pushed rows, not only whole refreshes
     assert any("running" in s["states"].values() for s in seen), seen  # a node was seen running
     assert len({tuple(s["states"].values()) for s in seen}) >= 2, seen  # and changed in place
     assert set(seen[-1]["states"].values()) == {"success"}, seen
@@ -196,3 +198,39 @@ def test_review_approved_and_run_cancelled_from_the_run_page(engine, tenant_a, a
     page.click("#task-ticker a")  # the viewer now knows the log has ended
     page.wait_for_selector(".log-panel[data-complete]", state="attached")
     assert page.locator(".log-state").inner_text().startswith("complete")
+
+
+def test_a_tasks_move_shows_in_place_from_a_push_without_reload_or_polling(tenant_a, asgi_server, page):
+    """No engine: the test moves the tasks itself, as the engine would. The page follows the run's
+    WebSocket: the moved row changes within a second, fetched alone (?rows=), the page is not
+    reloaded, and the whole body is not fetched again while the socket is open."""
+    import time
+
+    from apps.pipelines import states
+    from apps.pipelines.models import PipelineRun, TaskRun
+
+    run = PipelineRun.objects.create(application=tenant_a.app, source=REVIEW, status="running", created_by=tenant_a.owner)
+    TaskRun.objects.bulk_create(TaskRun(run=run, alias=a, type="custom-script", position=i)
+                                for i, a in enumerate(("build", "approval", "ship")))
+    _sign_in(page, asgi_server, tenant_a, run.get_absolute_url())
+    page.wait_for_function("document.getElementById('run-body').dicePushed === true")
+    page.wait_for_load_state("networkidle")  # the catch-up fetch made when the socket opened
+    page.evaluate("window.diceSamePage = true")  # gone if anything reloads the page
+    fetched = []
+    page.on("request", lambda request: fetched.append(request.url))
+    assert _row_status(page, "build") == "Queued"
+
+    states.move_task(run.tasks.get(alias="build"), "running")
+    moved = time.monotonic()
+    page.wait_for_function("document.querySelector('#task-build .status').textContent.trim() === 'Running'",
+                           timeout=5000)
+    assert time.monotonic() - moved < 2.0
+    assert _node_states(page) == {"build": "running", "approval": "queued", "ship": "queued"}  # the graph too
+    assert _row_status(page, "ship") == "Queued"
+    states.move_task(run.tasks.get(alias="build"), "success")
+    page.wait_for_function("document.querySelector('#task-build .status').textContent.trim() === 'Success'",
+                           timeout=5000)
+    time.sleep(3.5)  # more than two of the old 1.5 s polls
+    assert page.evaluate("window.diceSamePage") is True
+    assert [u for u in fetched if "?rows=" in u] and all(u.endswith("?rows=build") for u in fetched if "?rows=" in u)
+    assert not [u for u in fetched if "partial=" in u], fetched  # no whole-body refresh while pushed

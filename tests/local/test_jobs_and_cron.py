@@ -254,6 +254,9 @@ def test_processes_are_started_by_the_starter_which_is_replaced_when_it_dies(exe
 def test_a_job_that_cannot_start_fails_with_the_reason(executor, monkeypatch):
     from scheduler.local import supervisor
 
+    # Without the process starter (DICE_LOCAL_SPAWNER=0) the shim is exec'd here: make that fail.
+    # (The starter's own refusals: tests/local/test_spawner.py.)
+    monkeypatch.setattr(supervisor.STARTER, "enabled", False)
     monkeypatch.setattr(supervisor, "SHIM", "/nonexistent/shim.py")  # the shim's python cannot open it
     monkeypatch.setattr(supervisor, "priority_prefix", lambda priority: ["/nonexistent/chrt"])
     executor.run_job(JobSpec(name="broken", command=["true"]))

@@ -34,8 +34,10 @@ VICTIM_SPEC = """
 version: "2.0"
 services:
   victim:
-    cmd: 'echo VICTIM-LOG-LINE; exec sleep 600 # VICTIM-PROC'
+    cmd: 'echo VICTIM-LOG-LINE; while :; do sleep 600; done # VICTIM-PROC'
 """
+# (The victim's own shell keeps VICTIM-PROC in its command line: a loop is never exec'd away.
+# Its shim does not carry the command's line: it is forked from the process starter.)
 
 # Every attack: a shell test that prints LEAK:<name> when it gets through.
 ATTACKS = {
