@@ -48,7 +48,7 @@ def run_executor(run: PipelineRun) -> Executor:
 # Pipeline actions that run on one of the workspace's data clusters: action type -> the data
 # engine (Capabilities.data_engine) the cluster must run. Every other step runs on the workspace's
 # cluster.
-DATA_ACTIONS = {"spark": "spark"}
+DATA_ACTIONS = {"spark": "spark", "flink": "flink"}
 
 
 def data_cluster_of(run: PipelineRun, engine: str) -> ClusterRef:
