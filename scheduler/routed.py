@@ -39,10 +39,11 @@ def engine_services(group: ServiceGroup) -> dict[str, list[str]]:
     return found
 
 
-def require_engines(group: ServiceGroup, engines: dict[str, Any]) -> None:
-    """Refuse a group with a service on an engine the workspace has no cluster of."""
+def require_engines(group: ServiceGroup, engines: dict[str, Any], native: tuple[str, ...] = ()) -> None:
+    """Refuse a group with a service on an engine the workspace has no cluster of (and that the
+    runtime's own cluster does not run itself: `native`, Capabilities.engines)."""
     for engine, names in sorted(engine_services(group).items()):
-        if engine not in engines:
+        if engine not in engines and engine not in native:
             raise ExecutorError(f"service {names[0]!r} has `engine: {engine}` but the workspace has no {engine} "
                                 f"data cluster: bind one to the workspace")
 
@@ -58,9 +59,11 @@ class EngineRouted:
         return getattr(self.main, name)
 
     def apply(self, group: ServiceGroup) -> None:
-        require_engines(group, self.engines)
+        require_engines(group, self.engines, tuple(getattr(self.main.capabilities, "engines", ())))
         mine = engine_services(group)
-        elsewhere = {name for names in mine.values() for name in names}
+        # an engine's services go to its data cluster; without one, to the runtime's own cluster
+        # when it runs that engine itself (Kubernetes with the Flink operator)
+        elsewhere = {name for engine, names in mine.items() if engine in self.engines for name in names}
         spec = group.spec.model_copy(update={"services": {n: s for n, s in group.spec.services.items()
                                                           if n not in elsewhere}})
         self.main.apply(dataclasses.replace(group, spec=spec))
