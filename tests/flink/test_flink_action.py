@@ -101,7 +101,8 @@ def test_flink_actions_run_as_steps_of_the_data_cluster(engine, tenant_a, data_c
     assert "flink run -p 2 -c Count" in lines_of(tasks["erda"]) and tasks["erda"].status == "success"
     # the step is the data cluster's (an agent on this machine), and the job the session cluster's
     executor = steps.task_executor(run, "flink")
-    assert executor.job_status(tasks["count"].job_name, paths.job_namespace(run)).state is JobState.SUCCEEDED
+    wait_for(lambda: executor.job_status(tasks["count"].job_name, paths.job_namespace(run)).state
+             is JobState.SUCCEEDED, 20, "the step's agent to end")
     assert flink.rest().job(job_id(run))["state"] == "FINISHED"
     assert flink.rest().job(job_id(run))["name"] == tasks["count"].job_name
 
