@@ -253,8 +253,12 @@ class Capabilities:
     steps: bool = True  # start_step() runs pipeline steps (a Flink cluster takes the `flink` action's jobs instead)
     savepoints: bool = False  # stop_job() stops a streaming job with a savepoint; a job starts from one (`-s`)
     metrics: bool = False  # usage() measures replicas' CPU and memory (the check's `features` say if this cluster can)
+    # Data engines whose `engine:` services and pipeline actions the kind runs itself, through the
+    # engine's operator where the cluster has it (Kubernetes: flink -> FlinkDeployment); a workspace's
+    # data cluster of that engine still comes first. The check's `features` say if this cluster can.
+    engines: tuple[str, ...] = ()
 
-    def as_dict(self) -> dict[str, bool | str]:
+    def as_dict(self) -> dict[str, bool | str | tuple[str, ...]]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
 

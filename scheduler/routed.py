@@ -51,10 +51,11 @@ def engine_jobs(group: ServiceGroup) -> dict[str, list[str]]:
     return found
 
 
-def require_engines(group: ServiceGroup, engines: dict[str, Any]) -> None:
-    """Refuse a group with a service on an engine the workspace has no cluster of."""
+def require_engines(group: ServiceGroup, engines: dict[str, Any], native: tuple[str, ...] = ()) -> None:
+    """Refuse a group with a service on an engine the workspace has no cluster of (and that the
+    runtime's own cluster does not run itself: `native`, Capabilities.engines)."""
     for engine, names in sorted(engine_services(group).items()):
-        if engine not in engines:
+        if engine not in engines and engine not in native:
             raise ExecutorError(f"service {names[0]!r} has `engine: {engine}` but the workspace has no {engine} "
                                 f"data cluster: bind one to the workspace")
 
@@ -70,7 +71,7 @@ class EngineRouted:
         return getattr(self.main, name)
 
     def apply(self, group: ServiceGroup) -> None:
-        require_engines(group, self.engines)
+        require_engines(group, self.engines, tuple(getattr(self.main.capabilities, "engines", ())))
         mine, jobs = engine_services(group), engine_jobs(group)
         self.main.apply(self._main_part(group))
         for engine, executor in self.engines.items():
@@ -81,9 +82,11 @@ class EngineRouted:
             executor.apply(dataclasses.replace(group, spec=part))  # none left: it prunes what it ran
 
     def _main_part(self, group: ServiceGroup) -> ServiceGroup:
-        """The group without what the engines run (their services, and their jobs where the workspace
-        has a data cluster of their engine)."""
-        elsewhere = {name for names in engine_services(group).values() for name in names}
+        """The group without what the engines' data clusters run (their services and jobs); an
+        engine's services stay with the runtime's own cluster when the workspace has no data cluster
+        of that engine and the cluster runs it itself (Kubernetes with the Flink operator)."""
+        elsewhere = {name for engine, names in engine_services(group).items() if engine in self.engines
+                     for name in names}
         routed = {name for engine, names in engine_jobs(group).items() if engine in self.engines for name in names}
         spec = group.spec.model_copy(update={
             "services": {n: s for n, s in group.spec.services.items() if n not in elsewhere},

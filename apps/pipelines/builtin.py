@@ -25,8 +25,6 @@ on the console itself: echo, wait, manual-review, release and dice.
   into an OCI image without a daemon (apps.pipelines.images: FROM, COPY, ADD, ENV, WORKDIR,
   EXPOSE, CMD, ENTRYPOINT...; RUN is refused) and pushes it to DICE_IMAGE_REGISTRY; outputs
   image (host/name:tag, what the release action's image map takes), digest and image_ref.
-- flink: a Flink job on the workspace's Flink data cluster, followed until it ends, its output in
-  the step log (apps/pipelines/flinkstep.py).
 - snippet: another pipeline.yml called as an action (Erda). Accepted and planned, but not run
   by this console yet: the task fails at once with a message that says so (no retry).
 """
@@ -51,7 +49,7 @@ from apps.clusters import ops_pipeline
 from apps.deploy import deployments
 from apps.deploy import services as deploy_services
 from apps.deploy.models import Deployment, Release
-from apps.pipelines import flinkstep, paths, previews, queue, reference, steplogs
+from apps.pipelines import paths, previews, queue, reference, steplogs
 from apps.pipelines.attempts import conclude
 from apps.pipelines.choices import TaskStatus
 from apps.pipelines.images import oci as images_oci
@@ -70,7 +68,7 @@ def start(task: TaskRun, run: PipelineRun, action, params: dict, ctx, masker) ->
     task.started = task.started or now
     handler = {
         "echo": _echo, "wait": _wait, "manual-review": _manual_review, "release": _release, "dice": _dice,
-        "cluster-inspect": _cluster_inspect, "snippet": _snippet, "image-build": _image_build, "flink": _flink,
+        "cluster-inspect": _cluster_inspect, "snippet": _snippet, "image-build": _image_build,
     }[task.type]
     try:
         return handler(task, run, action, params, ctx, masker)
@@ -172,9 +170,7 @@ def reconcile(task: TaskRun, run: PipelineRun) -> None:
         queue.send("finish_wait", task.pk, task.attempt, countdown=left)
     elif task.type == "dice" and (task.outputs or {}).get("deployment_id"):
         queue.send("check_deployment", task.pk, task.attempt, countdown=0)
-    elif task.type == "flink" and (task.outputs or {}).get("job_name"):
-        queue.send("check_flink", task.pk, task.attempt, countdown=0)
-    elif (task.type in ("echo", "release", "dice", "cluster-inspect", "snippet", "image-build", "flink")
+    elif (task.type in ("echo", "release", "dice", "cluster-inspect", "snippet", "image-build")
           and task.started is None):
         queue.send("run_task", task.pk)
 
@@ -430,11 +426,6 @@ def check_deployment(task_id: int, attempt: int) -> int | None:
         queue.send("check_deployment", task_id, attempt, countdown=1)
         return None
     return task.run_id
-
-
-def _flink(task, run, action, params, ctx, masker) -> bool:
-    _schedule_timeout(task, action)
-    return flinkstep.start(task, run, params, masker)
 
 
 def _cluster_inspect(task, run, action, params, ctx, masker) -> bool:

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 # Built-in actions that need the console itself run inside the Celery worker, not as cluster jobs.
 WORKER_ACTIONS = frozenset({"release", "dice", "manual-review", "wait", "echo", "cluster-inspect", "snippet",
-                            "image-build", "flink"})
+                            "image-build"})
 
 
 def max_runs_per_project() -> int:

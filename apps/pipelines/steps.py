@@ -48,15 +48,20 @@ def run_executor(run: PipelineRun) -> Executor:
 # Pipeline actions that run on one of the workspace's data clusters: action type -> the data
 # engine (Capabilities.data_engine) the cluster must run. Every other step runs on the workspace's
 # cluster.
-DATA_ACTIONS = {"spark": "spark"}
+DATA_ACTIONS = {"spark": "spark", "flink": "flink"}
 
 
 def data_cluster_of(run: PipelineRun, engine: str) -> ClusterRef:
-    """The workspace's data cluster running `engine`, or ExecutorError saying how to bind one."""
-    workspace = Workspace.objects.get(project_id=run.application.project_id, kind=run.workspace)
+    """The workspace's data cluster running `engine`; without one, the workspace's own cluster
+    when its kind runs that engine's actions itself (Capabilities.engines: Kubernetes with the Flink
+    operator); else ExecutorError saying how to bind one."""
+    workspace = Workspace.objects.select_related("cluster").get(project_id=run.application.project_id,
+                                                                kind=run.workspace)
     for cluster in workspace.data_clusters.all():
         if capabilities(cluster).data_engine == engine:
             return cluster_ref(cluster)
+    if engine in capabilities(workspace.cluster).engines:
+        return cluster_ref(workspace.cluster)
     project = run.application.project
     raise ExecutorError(
         f"workspace {run.workspace} of {project.organization.slug}/{project.slug} has no {engine} data cluster: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
-from apps.pipelines import branch_runtimes, builtin, engine, flinkstep, previews, triggers
+from apps.pipelines import branch_runtimes, builtin, engine, previews, triggers
 
 # SQLite (standalone mode, tests) answers a busy database with OperationalError: every task is
 # idempotent, so it is simply tried again a moment later.
@@ -61,11 +61,6 @@ def check_timeout(task_run_id: int, attempt: int) -> None:
 @shared_task(name="dice.pipelines.check_deployment", **RETRY)
 def check_deployment(task_run_id: int, attempt: int) -> None:
     _dispatch(builtin.check_deployment(task_run_id, attempt))
-
-
-@shared_task(name="dice.pipelines.check_flink", **RETRY)
-def check_flink(task_run_id: int, attempt: int) -> None:
-    _dispatch(flinkstep.check(task_run_id, attempt))
 
 
 @shared_task(name="dice.pipelines.resume_after_review", **RETRY)

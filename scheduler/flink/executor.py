@@ -1,12 +1,18 @@
 """The Executor of a Flink cluster: a session cluster reached by its REST URL, or the managed
 local one (session.py). It runs Flink jobs (run_job with `flink run` arguments), stops them with
-savepoints, and keeps `engine: flink` services of a runtime running (services.py); what a Flink
-cluster cannot do (pipeline steps, ordinary services, node labels) is refused with the reason."""
+savepoints, keeps `engine: flink` services of a runtime running (services.py), and runs the
+`flink` pipeline action as a step (start_step): the step agent, in the tenant's sandbox on the
+console's machine as the `spark` action's driver is, runs the Flink CLI against this cluster
+through stepclient.py. What a Flink cluster cannot do (other steps, ordinary services, node
+labels) is refused with the reason."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
+import shlex
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,16 +37,25 @@ from scheduler.base import (
     no_batch,
 )
 from scheduler.engines import engine_venv, missing_hint
+from scheduler.flink import stepclient
+from scheduler.flink.action import action_params
 from scheduler.flink.jobs import FlinkJobs
 from scheduler.flink.rest import FlinkRest
 from scheduler.flink.services import FlinkServices
-from scheduler.flink.session import LocalSession, python_home
+from scheduler.flink.session import LocalSession, client_settings, flink_home, python_home
+from scheduler.flink.submit import confined, flink_job_id
 from scheduler.local import LocalExecutor
+from scheduler.local import create_executor as local_executor
 from scheduler.local.state import default_root
+from scheduler.local.steps import step_job as local_step_job
 
-# Flink jobs and savepoints; no images, namespaces, steps or ordinary services.
-CAPABILITIES = Capabilities(runtimes=False, steps=False, savepoints=True, inspection=True, data_engine="flink")
+# Flink jobs, savepoints and the `flink` action's steps; no images, namespaces, other steps or
+# ordinary services. A step's agent runs on this machine (console_filesystem: the run's
+# directories need no carrying; files: its client and config are placed before it starts).
+CAPABILITIES = Capabilities(runtimes=False, steps=True, savepoints=True, inspection=True, data_engine="flink",
+                            console_filesystem=True, files=True)
 _NOT_HERE = "a Flink cluster runs Flink jobs and `engine: flink` services only"
+STEP_CLIENT = Path(stepclient.__file__).read_text()
 
 
 def cluster_dir(cluster: ClusterRef) -> Path:
@@ -154,10 +169,10 @@ class FlinkExecutor(FlinkInspector):
                                 "cluster's savepoint_dir or the cluster's state.savepoints.dir")
         return found
 
-    def jobs(self) -> FlinkJobs:
-        venv = engine_venv("flink")
+    @staticmethod
+    def engine_mounts(venv: Path | None) -> dict[str, str]:
+        """What a sandboxed Flink client sees of the engine: its venv and the Python it runs on."""
         mounts: dict[str, str] = {}
-        env: dict[str, str] = {}
         if venv is not None:
             mounts[str(venv)] = "ro"
             home = python_home()
@@ -166,7 +181,12 @@ class FlinkExecutor(FlinkInspector):
             target = os.path.dirname(os.path.dirname(os.path.realpath(venv / "bin" / "python")))
             if not target.startswith(("/usr/", "/opt/")):
                 mounts.setdefault(target, "ro")
-            env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin"}
+        return mounts
+
+    def jobs(self) -> FlinkJobs:
+        venv = engine_venv("flink")
+        mounts = self.engine_mounts(venv)
+        env = {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin"} if venv is not None else {}
         return FlinkJobs(self.cluster.name or "flink", self.rest(), self.dir, self.local(), venv or Path("/nonexistent"),
                          mounts, env)
 
@@ -178,9 +198,21 @@ class FlinkExecutor(FlinkInspector):
         return self.jobs().run(job)
 
     def job_status(self, name: str, namespace: str = "") -> JobStatus:
+        if self._is_step(name, namespace):
+            return self.steps().job_status(name, namespace)
         return self.jobs().status(name, namespace)
 
     def cancel_job(self, name: str, namespace: str = "") -> None:
+        if self._is_step(name, namespace):
+            # The agent's process first (its client cancels the job as it stops), then the job
+            # itself: a client killed before it could leaves a session job running.
+            self.steps().cancel_job(name, namespace)
+            rest = FlinkRest(self._step_record(name, namespace).get("rest") or self.rest().url)
+            job_id = flink_job_id(self.cluster.name or "flink", namespace, name)
+            details = rest.job(job_id)
+            if details is not None and str(details.get("state")) not in ("FINISHED", "FAILED", "CANCELED"):
+                rest.cancel(job_id)
+            return
         self.jobs().cancel(name, namespace)
 
     def stop_job(self, name: str, namespace: str = "", savepoint_dir: str = "") -> str:
@@ -189,20 +221,94 @@ class FlinkExecutor(FlinkInspector):
         return self.jobs().stop_with_savepoint(name, namespace, savepoint_dir or self.savepoint_dir())
 
     def job_logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]:
+        if self._is_step(name, namespace):
+            return self.steps().job_logs(name, namespace, follow=follow)
         return self.jobs().logs(name, namespace, follow=follow)
 
     def job_log_version(self, name: str, namespace: str = "") -> object | None:
+        if self._is_step(name, namespace):
+            return self.steps().job_log_version(name, namespace)
         return None
 
     def job_batch(self) -> contextlib.AbstractContextManager[None]:
         return no_batch()
 
+    # ---- the `flink` action's steps ----------------------------------------------------------
+
+    def steps(self) -> LocalExecutor:
+        """The local kind's executor that runs step agents (the local cluster's own state root, so
+        a step's uid, folder and supervision are those of the run's other steps on this machine)."""
+        config = {k: self.cluster.config[k] for k in ("root", "allow_shared_tenancy") if k in self.cluster.config}
+        return local_executor(ClusterRef(name=os.environ.get("DICE_LOCAL_CLUSTER", "local"), kind="local",
+                                         config=config))
+
+    def _step_path(self, name: str, namespace: str) -> Path:
+        safe = str.maketrans(dict.fromkeys("/\\\x00", "_"))
+        return self.dir / "steps" / (namespace or "_").translate(safe) / f"{name.translate(safe)}.json"
+
+    def _step_record(self, name: str, namespace: str) -> dict:
+        try:
+            return json.loads(self._step_path(name, namespace).read_text())
+        except (OSError, ValueError):
+            return {}
+
+    def _is_step(self, name: str, namespace: str) -> bool:
+        return self._step_path(name, namespace).exists()
+
     def start_step(self, step: StepJob) -> JobStatus:
-        raise ExecutorError(f"{_NOT_HERE}: pipeline steps run on the workspace's main cluster "
-                            "(the `flink` action submits its job here)")
+        """The `flink` action: the agent runs stepclient.py (the Flink CLI against this cluster,
+        followed until the job ends) as the step's command, in the tenant's sandbox."""
+        spec = dict(step.spec)
+        where = f"step {spec.get('alias') or step.name}"
+        if spec.get("type") != "flink":
+            raise ExecutorError(f"{_NOT_HERE}: {where} is a {spec.get('type')!r} step, which runs on the "
+                                "workspace's main cluster")
+        if self._is_step(step.name, step.namespace):
+            return self.steps().job_status(step.name, step.namespace)
+        action = action_params(spec.get("params") or {}, where)
+        venv = engine_venv("flink")
+        if venv is None:
+            raise ExecutorUnavailable(f"{where}: {missing_hint('flink')}")
+        dirs = list((spec.get("dirs") or {}).values())
+        resource = confined(action.resource, spec["workdir"], dirs, f"{where}: resource")
+        rest = self.rest()  # starts the managed session when it is not running
+        job_id = flink_job_id(self.cluster.name or "flink", step.namespace, step.name)
+        home = flink_home(venv)
+        python = str(venv / "bin" / "python")
+        argv = [str(home / "bin" / "flink"), "run", "-m", rest.url.split("://", 1)[1],
+                f"-Dpipeline.name={step.name}", f"-D$internal.pipeline.job-id={job_id}"]
+        if action.detach:
+            argv.append("-d")
+        if action.parallelism:
+            argv += ["-p", str(action.parallelism)]
+        if action.python:
+            argv += ["-pyclientexec", python, "-pyexec", python, "-py", resource]
+        else:
+            argv += (["-c", action.entry_class] if action.entry_class else []) + [resource]
+        argv += list(action.args)
+        notes = [f"submitting to Flink cluster {self.cluster.name}: {shlex.join(action.command())}"]
+        if action.kind == "FlinkJob":
+            notes.append("flinkConf.kind FlinkJob: a session cluster runs it as a session job")
+        if action.resources:
+            notes.append(f"{', '.join(action.resources)}: ignored on a session cluster "
+                         "(its processes are sized by the cluster)")
+        config = {"argv": argv, "rest": rest.url, "job_id": job_id, "detach": action.detach, "notes": notes,
+                  "cluster": self.cluster.name, "flink_home": str(home), "conf": client_settings(venv, rest.url),
+                  "env": {"PATH": f"{venv / 'bin'}:/usr/local/bin:/usr/bin:/bin", "PYFLINK_CLIENT_EXECUTABLE": python}}
+        client, config_path = f"{step.folder}/flink-step.py", f"{step.folder}/flink-step.json"
+        spec["commands"] = [shlex.join([python, "-S", client, config_path])]
+        spec["shell"] = "/bin/sh"
+        job = local_step_job(dataclasses.replace(step, spec=spec))
+        path = self._step_path(step.name, step.namespace)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"name": step.name, "namespace": step.namespace, "job_id": job_id, "rest": rest.url}))
+        return self.steps().run_job(dataclasses.replace(
+            job, mounts={**job.mounts, **self.engine_mounts(venv)},
+            files={**job.files, f"{step.folder}/spec.json": json.dumps(spec), client: STEP_CLIENT,
+                   config_path: json.dumps(config)}))
 
     def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
-        return None
+        return None  # the agent writes the result to the step's folder (as on the local kind)
 
     # ---- a runtime's `engine: flink` services ----------------------------------------------------
 

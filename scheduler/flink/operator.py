@@ -8,12 +8,16 @@ the console writes the spec and reads the status the operator writes).
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
+import json
+import time
 from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from scheduler.base import ExecutorError, ExecutorUnavailable, JobState, JobStatus, dns_label
-from scheduler.flink.submit import Submission
+from scheduler.base import ExecutorError, ExecutorUnavailable, Health, JobState, JobStatus, dns_label
+from scheduler.flink.submit import Submission, parse_command
 
 GROUP, VERSION = "flink.apache.org", "v1beta1"
 PLURALS = {"FlinkDeployment": "flinkdeployments", "FlinkSessionJob": "flinksessionjobs"}
@@ -153,8 +157,126 @@ class OperatorJobs:
     def status(self, kind: str, name: str, namespace: str) -> JobStatus:
         return status_of(name, self.get(kind, name, namespace))
 
+    def patch(self, kind: str, name: str, namespace: str, body: dict) -> None:
+        """A merge patch of the resource's spec (the operator reconciles the change)."""
+        if self.get(kind, name, namespace) is None:
+            raise ExecutorError(f"no {kind} {name!r} in namespace {namespace}")
+        self._call("patch", self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace,
+                   PLURALS[kind], dns_label(name), body)
+
     def cancel(self, kind: str, name: str, namespace: str) -> None:
         """Suspend the job (the operator stops it, with a savepoint under upgradeMode savepoint)."""
         if self.get(kind, name, namespace) is not None:
             self._call("patch", self.custom.patch_namespaced_custom_object, GROUP, VERSION, namespace,
                        PLURALS[kind], dns_label(name), {"spec": {"job": {"state": "suspended"}}})
+
+
+# ---- `engine: flink` services on Kubernetes ------------------------------------------------------
+
+DEPLOYMENT_CRD = f"{PLURALS['FlinkDeployment']}.{GROUP}"
+SESSION_JOB_CRD = f"{PLURALS['FlinkSessionJob']}.{GROUP}"
+DEPLOYMENT_GVK = f"{GROUP}/{VERSION}/FlinkDeployment"
+NO_OPERATOR = ("this Kubernetes cluster has no Apache Flink Kubernetes Operator (CRD {crd} not installed): "
+               "install the operator, or bind a Flink data cluster to the workspace")
+
+
+def jar_uri(path: str, where: str) -> str:
+    """Where the operator's JobManager reads a jar: a URI as given, an absolute path as a file in
+    the image (local://). A relative path is a file of the release or the run, which a pod never has."""
+    if path.startswith(("local://", "http://", "https://", "s3://", "s3a://", "file://")):
+        return path
+    if path.startswith("/"):
+        return f"local://{path}"
+    raise ExecutorError(f"{where}: {path!r} is a file of the console's machine; on Kubernetes the Flink operator "
+                        "reads the jar from the image (an absolute path, local:///opt/flink/usrlib/job.jar) "
+                        "or a URL (https://, s3://)")
+
+
+def service_deployment(service: str, namespace: str, sub: Submission, *, parallelism: int, image: str = "",
+                       mem: int = 0, cpu: float = 0.0, labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """The FlinkDeployment (application mode) of an `engine: flink` service: its job's parallelism
+    is the service's replicas, and the operator upgrades it with a savepoint (upgradeMode
+    savepoint) when the spec changes: a new release, a scale, a rollback."""
+    where = f"service {service!r}"
+    body = flink_deployment(service, namespace, dataclasses.replace(sub, parallelism=parallelism),
+                            jar_uri(sub.jar, where) if sub.kind == "jar" else sub.python, image=image,
+                            taskmanager={"cpu": cpu or 1, "memory": max(mem, 1280) if mem else 1280},
+                            labels=labels)
+    return body
+
+
+def deployment_health(obj: dict, sts: dict | None = None) -> tuple[Health, int, int, str]:
+    """A service's health from its FlinkDeployment as the operator reports it: RUNNING (every
+    task, in a STABLE or DEPLOYED lifecycle) healthy; RESTARTING/FAILING and failures degraded with
+    the error's first line; anything else (no status yet, UPGRADING with a savepoint) progressing."""
+    desired = int(((obj.get("spec") or {}).get("job") or {}).get("parallelism") or 1)
+    status = obj.get("status") or {}
+    if not status:
+        return Health.PROGRESSING, desired, 0, "waiting for the Flink operator to report status"
+    job_state = str((status.get("jobStatus") or {}).get("state") or "")
+    lifecycle = str(status.get("lifecycleState") or "")
+    error = first_error(str(status.get("error") or ""))
+    where = " ".join(p for p in (job_state, f"({lifecycle})" if lifecycle else "") if p)
+    if job_state == "RUNNING" and lifecycle in ("STABLE", "DEPLOYED"):
+        return Health.HEALTHY, desired, desired, ""
+    if job_state in ("RESTARTING", "FAILING", "FAILED", "FINISHED", "CANCELED", "SUSPENDED") or lifecycle in (
+            "FAILED", "ROLLED_BACK", "SUSPENDED"):
+        return Health.DEGRADED, desired, 0, f"job {where}" + (f": {error}" if error else "")
+    return Health.PROGRESSING, desired, 0, f"job {where or 'being deployed'}" + (f": {error}" if error else "")
+
+
+def first_error(text: str) -> str:
+    return next((line.strip() for line in text.splitlines() if line.strip()), "")[:300]
+
+
+# ---- the `flink` action on Kubernetes ------------------------------------------------------------
+
+STEP_ANNOTATION = "dice.io/flink-step"  # {"detach": bool, "timeout": seconds or null}
+
+
+def step_resource(name: str, namespace: str, action: Any, *, timeout: int | None,
+                  labels: dict[str, str] | None = None) -> dict[str, Any]:
+    """The `flink` action's job as the operator's resource: a FlinkJob is a FlinkDeployment of its
+    own (application mode, sized by jobManagerResource/taskManagerResource), a FlinkSession a
+    FlinkSessionJob on the session deployment `flinkConf.session`. `action` is a FlinkAction."""
+    where = f"step {name}"
+    if action.python:
+        raise ExecutorError(f"{where}: the Flink operator runs jar jobs (a PyFlink program needs an image that "
+                            "carries it and a jar that starts it)")
+    uri = jar_uri(action.resource, f"{where}: resource")
+    sub = parse_command(action.command(uri)[2:], f"{where}: params")
+    labels = dict(labels or {})
+    if action.kind == "FlinkSession":
+        body = flink_session_job(name, namespace, action.session, sub, uri, labels=labels)
+    else:
+        body = flink_deployment(name, namespace, sub, uri, image=action.image,
+                                jobmanager=action.resources.get("jobManagerResource"),
+                                taskmanager=action.resources.get("taskManagerResource"), labels=labels)
+    body["spec"]["job"]["upgradeMode"] = "stateless"  # a step's job is not upgraded: it runs once
+    body["metadata"]["annotations"] = {STEP_ANNOTATION: json.dumps({"detach": action.detach, "timeout": timeout})}
+    return body
+
+
+def step_status(name: str, obj: dict) -> tuple[JobStatus, bool]:
+    """The step's status from its resource, and whether its time is up (the caller suspends it):
+    a detached step has succeeded once its job runs."""
+    status = status_of(name, obj)
+    try:
+        options = json.loads(((obj.get("metadata") or {}).get("annotations") or {}).get(STEP_ANNOTATION) or "{}")
+    except ValueError:
+        options = {}
+    if options.get("detach") and status.state is JobState.RUNNING and "RUNNING" in status.message:
+        return JobStatus(name=name, state=JobState.SUCCEEDED, exit_code=0, message=status.message), False
+    created = _timestamp((obj.get("metadata") or {}).get("creationTimestamp"))
+    timeout = options.get("timeout")
+    if timeout and created and not status.state.finished and time.time() - created > float(timeout):
+        return JobStatus(name=name, state=JobState.FAILED, exit_code=124,
+                         message=f"timed out after {timeout}s: the job was suspended ({status.message})"), True
+    return status, False
+
+
+def _timestamp(text: Any) -> float | None:
+    try:
+        return dt.datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None

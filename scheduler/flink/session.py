@@ -81,6 +81,17 @@ def _flatten(data: dict, prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def client_settings(venv: Path, rest_url: str) -> dict[str, Any]:
+    """What a `flink run` client's private configuration holds: the cluster's REST address and
+    the distribution's JVM options; nothing of the cluster's own configuration or state."""
+    shipped = _flatten(yaml.safe_load((flink_home(venv) / "conf" / "config.yaml").read_text()) or {})
+    host, _, port = rest_url.split("://", 1)[1].partition(":")
+    conf = {key: value for key, value in shipped.items() if key.startswith("env.java.opts")}
+    conf.update({"rest.address": host, "rest.port": int(port or 8081), "jobmanager.rpc.address": host,
+                 "io.tmp.dirs": "/tmp", "execution.target": "remote"})
+    return conf
+
+
 def client_conf(venv: Path, directory: Path, rest_url: str) -> dict[str, str]:
     """A private FLINK_CONF_DIR for one `flink run` client (a tenant's PyFlink program): the
     cluster's REST address and the JVM options of the distribution, its logs and temporary files
@@ -88,11 +99,7 @@ def client_conf(venv: Path, directory: Path, rest_url: str) -> dict[str, str]:
     home = flink_home(venv)
     conf_dir, log_dir = directory / "conf", directory  # the top directory is the tenant's (mounted rw)
     conf_dir.mkdir(parents=True, exist_ok=True)
-    shipped = _flatten(yaml.safe_load((home / "conf" / "config.yaml").read_text()) or {})
-    host, _, port = rest_url.split("://", 1)[1].partition(":")
-    conf = {key: value for key, value in shipped.items() if key.startswith("env.java.opts")}
-    conf.update({"rest.address": host, "rest.port": int(port or 8081), "jobmanager.rpc.address": host,
-                 "io.tmp.dirs": "/tmp", "execution.target": "remote"})
+    conf = client_settings(venv, rest_url)
     (conf_dir / "config.yaml").write_text(yaml.safe_dump(conf, default_flow_style=False))
     for name in ("log4j-cli.properties", "log4j-console.properties"):
         if (home / "conf" / name).exists():

@@ -37,6 +37,10 @@ OPERATORS: dict[str, Operator] = {op.key: op for op in (
     # spark-submit jobs become SparkApplications (scheduler/spark/operator.py)
     Operator("spark-operator", "Kubeflow Spark operator (SparkApplication)",
              ("sparkapplications.sparkoperator.k8s.io",), "spark applications"),
+    # `engine: flink` services become FlinkDeployments, the flink action a FlinkDeployment or a
+    # FlinkSessionJob (scheduler/flink/operator.py)
+    Operator("flink-operator", "Apache Flink Kubernetes Operator (FlinkDeployment, FlinkSessionJob)",
+             ("flinkdeployments.flink.apache.org", "flinksessionjobs.flink.apache.org"), "flink jobs"),
 )}
 
 

@@ -41,6 +41,18 @@ from scheduler.base import (
     dns_label,
     no_batch,
 )
+from scheduler.flink.action import action_params
+from scheduler.flink.operator import (
+    DEPLOYMENT_CRD,
+    NO_OPERATOR,
+    SESSION_JOB_CRD,
+    STEP_ANNOTATION,
+    OperatorJobs,
+    step_resource,
+    step_status,
+)
+from scheduler.flink.operator import GROUP as FLINK_GROUP
+from scheduler.flink.operator import VERSION as FLINK_VERSION
 from scheduler.kubernetes import autoscale as autoscale_mod
 from scheduler.kubernetes import drift as drift_mod
 from scheduler.kubernetes import inspect, jobrun, steps
@@ -120,6 +132,7 @@ CUSTOM_KINDS = (
     ("apps.kruise.io/v1alpha1", "BroadcastJob"),
     ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),  # `engine: spark` jobs
     ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"),
+    ("flink.apache.org/v1beta1", "FlinkDeployment"),
 )
 
 
@@ -517,8 +530,20 @@ class KubernetesExecutor:
                     raise ExecutorError(_reason(exc))
         raise ExecutorError(f"no service '{service}' in runtime namespace {ns}")
 
+    def _flink_service(self, ns: str, service: str) -> bool:
+        """Whether the service is an `engine: flink` one (its FlinkDeployment exists)."""
+        if f"{FLINK_GROUP}/{FLINK_VERSION}/FlinkDeployment" not in self.operators():
+            return False
+        return OperatorJobs(client.CustomObjectsApi(self.api)).get("FlinkDeployment", service, ns) is not None
+
     def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None:
         ns = runtime.namespace
+        if self._flink_service(ns, service):  # the job's parallelism: the operator upgrades it with a savepoint
+            if replicas < 1:
+                raise ExecutorError(f"service '{service}': a Flink job's parallelism is at least 1, not {replicas}")
+            OperatorJobs(client.CustomObjectsApi(self.api)).patch(
+                "FlinkDeployment", service, ns, {"spec": {"job": {"parallelism": int(replicas)}}})
+            return
         if self._workload_of(ns, service) != "Deployment":
             raise ExecutorError(f"service '{service}' runs one pod per node; it cannot be scaled")
         answer = self.apps.patch_namespaced_deployment_scale(service, ns, {"spec": {"replicas": int(replicas)}})
@@ -526,6 +551,10 @@ class KubernetesExecutor:
 
     def restart(self, runtime: RuntimeRef, service: str) -> None:
         ns = runtime.namespace
+        if self._flink_service(ns, service):  # a new restartNonce: the operator restarts the job
+            OperatorJobs(client.CustomObjectsApi(self.api)).patch(
+                "FlinkDeployment", service, ns, {"spec": {"restartNonce": int(time.time())}})
+            return
         kind = self._workload_of(ns, service)
         now = dt.datetime.now(dt.UTC).isoformat()
         body = {"spec": {"template": {"metadata": {"annotations": {RESTART_ANNOTATION: now}}}}}
@@ -603,8 +632,9 @@ class KubernetesExecutor:
         try:
             job = self.batch.read_namespaced_job(name, ns)
         except ApiException as exc:
-            if exc.status == 404:  # no Job: a SparkApplication of that name, or nothing
-                return self._spark().status(name, ns)  # MISSING without one (or without the CRD)
+            if exc.status == 404:  # no Job: a SparkApplication or a `flink` step's resource, or nothing
+                found = self._spark().status(name, ns)  # MISSING without one (or without the CRD)
+                return found if found.state is not JobState.MISSING else self._flink_step_status(name, ns)
             raise ExecutorError(_reason(exc))
         pods = self.core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
         return jobrun.job_status(_plain(self.api, job), [_plain(self.api, p) for p in pods])
@@ -638,10 +668,18 @@ class KubernetesExecutor:
         except ApiException as exc:
             if exc.status != 404:
                 raise ExecutorError(_reason(exc))
-            self._spark().cancel(name, ns)  # the operator kills its driver and executors
+            if not self._spark().cancel(name, ns):  # the operator kills its driver and executors
+                found = self._flink_step(name, ns)
+                if found is not None:  # suspended: the operator stops the job
+                    self._flink_jobs().cancel(found[0], name, ns)
 
     def job_logs(self, name: str, namespace: str = "", *, follow: bool = False) -> Iterator[LogLine]:
         ns, name = self._job_ns(namespace), dns_label(name)
+        found = self._flink_step(name, ns) if not self._has_job(name, ns) else None
+        if found is not None:  # a `flink` step: what the operator says of its job
+            status = self._flink_step_status(name, ns)
+            return iter([LogLine(source=name, number=1, timestamp=time.time(),
+                                 text=f"{found[0]} {name}: {status.message or status.state.value}")])
         pods = self.core.list_namespaced_pod(ns, label_selector=f"batch.kubernetes.io/job-name={name}").items
         # A pod may name the container whose log is the job's (pipeline steps: the agent sidecar,
         # as the step container's output goes to files the agent numbers and streams).
@@ -673,9 +711,65 @@ class KubernetesExecutor:
                 raise ExecutorError(f"creating {body['kind']} {body['metadata'].get('name')}: {_reason(exc)}") from None
             return None
 
+    # ---- the `flink` action through the Flink operator -------------------------------------
+
+    def _flink_jobs(self) -> OperatorJobs:
+        return OperatorJobs(client.CustomObjectsApi(self.api))
+
+    def _has_job(self, name: str, ns: str) -> bool:
+        try:
+            self.batch.read_namespaced_job(name, ns)
+            return True
+        except ApiException as exc:
+            if exc.status == 404:
+                return False
+            raise ExecutorError(_reason(exc))
+
+    def _flink_step(self, name: str, ns: str) -> tuple[str, dict] | None:
+        """(kind, resource) of a `flink` step's FlinkDeployment or FlinkSessionJob, or None."""
+        jobs = self._flink_jobs()
+        for kind in ("FlinkDeployment", "FlinkSessionJob"):
+            obj = jobs.get(kind, name, ns)
+            if obj is not None and STEP_ANNOTATION in ((obj.get("metadata") or {}).get("annotations") or {}):
+                return kind, obj
+        return None
+
+    def _flink_step_status(self, name: str, ns: str) -> JobStatus:
+        found = self._flink_step(name, ns)
+        if found is None:
+            return JobStatus(name=name, state=JobState.MISSING)
+        status, expired = step_status(name, found[1])
+        if expired:
+            self._flink_jobs().cancel(found[0], name, ns)
+        return status
+
+    def _start_flink_step(self, step: StepJob) -> JobStatus:
+        """The `flink` action where the workspace has no Flink data cluster: the operator's
+        resource in the step's namespace (scheduler.flink.operator.step_resource), or refused
+        naming the missing CRD."""
+        action = action_params(step.spec.get("params") or {}, f"step {step.spec.get('alias') or step.name}")
+        run_dirs = [d for d in [step.spec.get("workdir"), *(step.spec.get("dirs") or {}).values()] if d]
+        if any(action.resource == d or action.resource.startswith(d.rstrip("/") + "/") for d in run_dirs):
+            raise ExecutorError(f"the flink action {step.spec.get('alias') or step.name!r}: {action.resource!r} is in the "
+                                "run's directories, which the Flink operator's pods never see: give the jar as a URL "
+                                "or a path in the image, or bind a Flink data cluster to the workspace (its steps "
+                                "read the run's directories)")
+        crd = SESSION_JOB_CRD if action.kind == "FlinkSession" else DEPLOYMENT_CRD
+        if crd not in self.operators():
+            raise ExecutorUnavailable(f"the flink action {step.spec.get('alias') or step.name!r}: "
+                                      + NO_OPERATOR.format(crd=crd))
+        body = step_resource(step.name, step.namespace, action, timeout=step.timeout,
+                             labels={k: dns_label(v) for k, v in step.labels.items()})
+        self._create(self.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+            "name": step.namespace, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "dice.io/pipelines": "true"}}})
+        self._flink_jobs().submit(body)
+        return self._flink_step_status(dns_label(step.name), step.namespace)
+
     def start_step(self, step: StepJob) -> JobStatus:
         """Create the step's namespace, Job and Secret (owned by the Job), each only if absent;
-        then read the Job."""
+        then read the Job. A `flink` action is the Flink operator's resource instead."""
+        if step.spec.get("type") == "flink":
+            return self._start_flink_step(step)
         job, secret = steps.step_objects(step)
         ns, name = step.namespace, job["metadata"]["name"]
         self._create(self.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
@@ -693,6 +787,14 @@ class KubernetesExecutor:
     def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
         if status.state not in (JobState.SUCCEEDED, JobState.FAILED):
             return None
+        ns = self._job_ns(namespace)
+        if not self._has_job(dns_label(name), ns):
+            found = self._flink_step(dns_label(name), ns)
+            if found is not None:  # a `flink` step: its job's final state is its result
+                return StepResult(exit_code=status.exit_code if status.exit_code is not None else 1,
+                                  outputs={"kind": found[0], "state": status.message.split(" ")[0] or status.state.value},
+                                  finished=time.time(), timed_out=status.exit_code == 124,
+                                  error="" if status.state is JobState.SUCCEEDED else status.message)
         try:
             pods = self.core.list_namespaced_pod(
                 self._job_ns(namespace), label_selector=f"batch.kubernetes.io/job-name={dns_label(name)}").items
@@ -714,6 +816,9 @@ class KubernetesExecutor:
         features["operator_addons"] = sorted(OPERATORS[k].makes for k in installed if k != "kruise")
         report["metrics"] = metrics_mod.report(api)  # which source usage() reads
         features["metrics"] = bool(report["metrics"]["source"])
+        # `engine: flink` services and the flink action (FlinkDeployment / FlinkSessionJob): only with
+        # the Flink operator's CRDs; without them they are refused naming the missing CRD
+        features["engines"] = ["flink"] if "flink-operator" in installed else []
         report["features"] = features
         return report
 

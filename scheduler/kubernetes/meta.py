@@ -22,6 +22,7 @@ RESTART_ANNOTATION = "dice.io/restarted-at"
 CAPABILITIES = Capabilities(
     images=True, namespaces=True, credentials=True, node_labels=True, workloads=True, inspection=True,
     broadcast=True, ingress=True, operators=True, node_selectors=True, drift=True, metrics=True,
+    engines=("flink",),  # FlinkDeployment / FlinkSessionJob where the Flink operator's CRDs are installed
 )
 
 _LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")

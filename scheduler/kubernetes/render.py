@@ -8,6 +8,9 @@ from typing import Any
 
 from scheduler.base import ClusterRef, ServiceGroup
 from scheduler.envvars import Endpoint
+from scheduler.flink.operator import DEPLOYMENT_CRD, DEPLOYMENT_GVK, NO_OPERATOR, service_deployment
+from scheduler.flink.services import service_argv
+from scheduler.flink.submit import parse_command
 from scheduler.kubernetes.addons import render_addons
 from scheduler.kubernetes.context import (
     RenderContext,
@@ -17,7 +20,7 @@ from scheduler.kubernetes.context import (
     variables_secret,
 )
 from scheduler.kubernetes.jobs import render_engine_job, render_job
-from scheduler.kubernetes.meta import manifest
+from scheduler.kubernetes.meta import SERVICE_LABEL, RenderError, manifest
 from scheduler.kubernetes.services import ServiceObjects, render_service
 from scheduler.resources import check_overcommit
 from scheduler.specfill import (
@@ -58,6 +61,19 @@ def endpoints(ctx: RenderContext) -> dict[str, Endpoint]:
     return out
 
 
+def render_flink_service(ctx: RenderContext, name: str, svc: Any) -> dict[str, Any]:
+    """An `engine: flink` service as a FlinkDeployment (application mode), where the cluster has
+    the Flink operator's CRD; refused naming the service and what to do otherwise."""
+    if DEPLOYMENT_CRD not in ctx.operators and DEPLOYMENT_GVK not in ctx.operators:
+        raise RenderError(f"service '{name}' has `engine: flink`: " + NO_OPERATOR.format(crd=DEPLOYMENT_CRD))
+    where = f"service '{name}'"
+    sub = parse_command(service_argv(svc.cmd, where), f"{where}: cmd")
+    labels = {**ctx.labels(name, "service"), SERVICE_LABEL: name}
+    return service_deployment(name, ctx.namespace, sub, parallelism=max(1, svc.deployments.replicas),
+                              image=ctx.group.images.get(name) or svc.image or "", mem=int(svc.resources.mem or 0),
+                              cpu=float(svc.resources.cpu or 0), labels=labels)
+
+
 def render_group(
     group: ServiceGroup,
     cluster: ClusterRef,
@@ -86,7 +102,11 @@ def render_group(
     addon_secrets, addon_objects = render_addons(ctx)
 
     services = ServiceObjects()
+    engine_objects: list[dict] = []
     for name, svc in group.spec.services.items():
+        if svc.engine == "flink":  # a streaming job: a FlinkDeployment of the Flink operator
+            engine_objects.append(render_flink_service(ctx, name, svc))
+            continue
         render_service(ctx, name, svc, services)
     jobs: list[dict] = []
     for name, job in group.spec.jobs.items():
@@ -114,6 +134,7 @@ def render_group(
         *addon_objects,
         *services.services,
         *sorted(services.workloads, key=lambda m: KIND_ORDER.index(m["kind"])),
+        *engine_objects,
         *jobs,
         *services.ingresses,
     ]

@@ -6,6 +6,7 @@ import dataclasses
 from collections.abc import Iterable
 
 from scheduler.base import GroupStatus, Health, ReplicaStatus, RuntimeRef, ServiceStatus
+from scheduler.kubernetes.addons.health import SERVICE_PREFIX
 from scheduler.kubernetes.meta import ADDON_LABEL, SERVICE_LABEL
 
 # Container waiting reasons that mean something is wrong rather than slow.
@@ -219,7 +220,11 @@ def group_status(
             addons[name] = workload_status(name, obj, by_addon.get(name, []), events, replica_sets)
     for name in expected:
         services.setdefault(name, workload_status(name, None, [], events, replica_sets))
-    addons.update(custom or {})
+    for key, st in (custom or {}).items():
+        if key.startswith(SERVICE_PREFIX):  # an engine's service (a FlinkDeployment)
+            services[key[len(SERVICE_PREFIX):]] = dataclasses.replace(st, name=key[len(SERVICE_PREFIX):])
+        else:
+            addons[key] = st
     for name, url in ingress_urls(ingresses).items():
         if name in services:
             services[name] = dataclasses.replace(services[name], url=url)

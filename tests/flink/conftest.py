@@ -62,11 +62,24 @@ def count_jar(flink_root: Path) -> Path:
     return jar
 
 
+def managed_ref(root: Path) -> ClusterRef:
+    """The managed `flink-local` as apps.clusters.services.cluster_ref makes it when DICE_LOCAL_ROOT
+    is `root`: a deployment or a step through the console then reaches this very session."""
+    from django.conf import settings
+
+    return ClusterRef("flink-local", "flink", {"root": str(root), "managed": True,
+                                               "worker_cores": settings.DICE_SPARK_WORKER_CORES,
+                                               "worker_memory_mib": settings.DICE_SPARK_WORKER_MEMORY})
+
+
 @pytest.fixture(scope="session")
 def flink(flink_root: Path) -> FlinkExecutor:
-    """The managed session cluster, started once (about 20 s) and stopped after the session."""
+    """The managed session cluster (the console's flink-local under the root `flink_root/local`),
+    started once (about 20 s) and stopped after the session."""
+    from scheduler.flink import create_executor
+
     _usable()
-    executor = FlinkExecutor(ClusterRef("flink-test", "flink", {"managed": True, "root": str(flink_root / "clusters")}))
+    executor = create_executor(managed_ref(flink_root / "local"))
     try:
         executor.session.ensure()
         yield executor

@@ -24,7 +24,7 @@ def test_check_reports_version_task_managers_and_slots(flink: FlinkExecutor):
     assert report["flink"]["slots_total"] == 2
     assert report["flink"]["managed"] is True
     assert report["flink"]["processes"] == {"jobmanager": "running", "taskmanager": "running"}
-    assert report["features"]["savepoints"] is True and report["features"]["steps"] is False
+    assert report["features"]["savepoints"] is True and report["features"]["steps"] is True  # the flink action
     assert flink.snapshot()["nodes"][0]["labels"]["flink/slots"] == "2"
 
 
@@ -116,8 +116,8 @@ def test_bad_commands_are_refused_and_submit_nothing(flink: FlinkExecutor, count
     assert flink.job_status("bad", NS).state is JobState.MISSING
 
 
-def test_steps_are_refused(flink: FlinkExecutor):
+def test_steps_other_than_the_flink_action_are_refused(flink: FlinkExecutor):
     from scheduler.base import StepJob
 
-    with pytest.raises(ExecutorError, match="pipeline steps run on the workspace's main cluster"):
-        flink.start_step(StepJob(name="s", namespace=NS, spec={}))
+    with pytest.raises(ExecutorError, match="is a 'custom-script' step, which runs on the workspace's main cluster"):
+        flink.start_step(StepJob(name="s", namespace=NS, spec={"type": "custom-script", "alias": "s"}))

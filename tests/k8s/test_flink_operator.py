@@ -10,7 +10,17 @@ import pytest
 import yaml
 from kubernetes.client import ApiException
 
-from scheduler.base import ExecutorError, JobState
+from diceyml import parse_dice_yml
+from scheduler.base import (
+    ClusterRef,
+    ExecutorError,
+    ExecutorUnavailable,
+    Health,
+    JobState,
+    RuntimeRef,
+    ServiceGroup,
+    StepJob,
+)
 from scheduler.flink.operator import (
     GROUP,
     PLURALS,
@@ -20,12 +30,60 @@ from scheduler.flink.operator import (
     flink_session_job,
 )
 from scheduler.flink.submit import parse_command
+from scheduler.kubernetes.driver import KubernetesExecutor
 from tests.conftest import SHARED_CRDS
 from tests.k8s.conftest import wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.conformance]
 CRDS = [SHARED_CRDS / "flink-kubernetes-operator" / f"{plural}.flink.apache.org-v1.yml"
         for plural in ("flinkdeployments", "flinksessionjobs")]
+
+
+SERVICE = """
+version: "2.0"
+services:
+  counter:
+    engine: flink
+    image: registry.example/stream:{tag}
+    cmd: flink run -c Count /opt/flink/usrlib/count.jar stream {tag}
+    resources: {{cpu: 1, mem: 2048}}
+    deployments:
+      replicas: {replicas}
+{more}"""
+WEB = """  web:
+    image: registry.example/web:1
+    cmd: sleep 600
+"""
+
+
+@pytest.fixture
+def executor(k8s_cluster):
+    return KubernetesExecutor(ClusterRef("ktest", "kubernetes", config={"kubeconfig": k8s_cluster.kubeconfig}))
+
+
+def group(runtime: RuntimeRef, tag: str = "r1", replicas: int = 1, more: str = WEB) -> ServiceGroup:
+    return ServiceGroup(runtime, parse_dice_yml(SERVICE.format(tag=tag, replicas=replicas, more=more),
+                                                workspace="DEV"), release=tag)
+
+
+def flink_step(namespace: str, params: dict, timeout: int | None = None) -> StepJob:
+    return StepJob(name="p7-count-1", namespace=namespace, timeout=timeout,
+                   spec={"type": "flink", "alias": "count", "params": params, "workdir": "/p/runs/7/dirs/count",
+                         "dirs": {"build": "/p/runs/7/dirs/build"}},
+                   labels={"dice.io/pipeline-run": "7"})
+
+
+def test_without_the_operator_flink_services_and_actions_are_refused(executor):
+    """First in the module: the CRDs are not installed yet."""
+    report = executor.check()
+    assert report["features"]["engines"] == []
+    assert "Apache Flink Kubernetes Operator (FlinkDeployment, FlinkSessionJob)" in report["missing_operators"]
+    runtime = RuntimeRef("acme", "shop", "nocrd", "DEV", "main")
+    with pytest.raises(ExecutorError, match="no Apache Flink Kubernetes Operator \\(CRD flinkdeployments.flink.apache.org"):
+        executor.apply(group(runtime))
+    with pytest.raises(ExecutorUnavailable, match="CRD flinkdeployments.flink.apache.org not installed"):
+        executor.start_step(flink_step("default", {"resource": "local:///opt/flink/usrlib/count.jar",
+                                                   "flinkConf": {"kind": "FlinkJob"}}))
 
 
 @pytest.fixture(scope="module")
@@ -100,3 +158,89 @@ def test_flink_session_job(k8s_cluster, k8s_namespace, flink_crds):
 def test_bad_jobs_are_refused_before_anything_is_created(k8s_namespace, build, error):
     with pytest.raises(ExecutorError, match=error):
         build(k8s_namespace)
+
+
+def test_an_engine_flink_service_is_a_flink_deployment(k8s_cluster, executor, flink_crds):
+    runtime = RuntimeRef("acme", "shop", "stream", "DEV", "main")
+    ns = runtime.namespace
+    jobs = OperatorJobs(k8s_cluster.custom)
+    wait_for(lambda: executor.check()["features"]["engines"] == ["flink"] or None, 30, "the check to find the operator")
+    try:
+        executor.apply(group(runtime))
+        body = jobs.get("FlinkDeployment", "counter", ns)
+        job = body["spec"]["job"]
+        assert (job["jarURI"], job["entryClass"], job["args"], job["parallelism"], job["upgradeMode"]) == (
+            "local:///opt/flink/usrlib/count.jar", "Count", ["stream", "r1"], 1, "savepoint")
+        assert body["spec"]["image"] == "registry.example/stream:r1"
+        assert body["spec"]["taskManager"]["resource"] == {"cpu": 1.0, "memory": "2048m"}
+        status = executor.status(runtime)
+        assert status.services["counter"].health is Health.PROGRESSING  # nothing from the operator yet
+        assert "web" in status.services and "counter" not in status.addons
+        write_status(k8s_cluster, "FlinkDeployment", ns, "counter",
+                     {"lifecycleState": "STABLE", "jobStatus": {"state": "RUNNING"}})
+        counter = wait_for(lambda: (s := executor.status(runtime).services["counter"]).health is Health.HEALTHY and s,
+                           30, "the service to be healthy")
+        assert counter.ready == 1
+
+        # a new release: the spec changes (the operator upgrades the job with a savepoint)
+        executor.apply(group(runtime, tag="r2"))
+        assert jobs.get("FlinkDeployment", "counter", ns)["spec"]["job"]["args"] == ["stream", "r2"]
+        # scale: the parallelism
+        executor.scale(runtime, "counter", 3)
+        assert jobs.get("FlinkDeployment", "counter", ns)["spec"]["job"]["parallelism"] == 3
+        executor.restart(runtime, "counter")
+        assert jobs.get("FlinkDeployment", "counter", ns)["spec"]["restartNonce"] > 0
+        write_status(k8s_cluster, "FlinkDeployment", ns, "counter",
+                     {"lifecycleState": "DEPLOYED", "jobStatus": {"state": "RESTARTING"},
+                      "error": "java.lang.NumberFormatException: For input string: \"x\"\n\tat ..."})
+        counter = wait_for(lambda: (s := executor.status(runtime).services["counter"]).health is Health.DEGRADED and s,
+                           30, "the service to be degraded")
+        assert "RESTARTING" in counter.reason and "NumberFormatException" in counter.reason and "\tat" not in counter.reason
+
+        # rollback to a release without the service: its FlinkDeployment is pruned
+        executor.apply(ServiceGroup(runtime, parse_dice_yml("version: '2.0'\nservices:\n" + WEB, workspace="DEV")))
+        wait_for(lambda: jobs.get("FlinkDeployment", "counter", ns) is None or None, 30, "the FlinkDeployment pruned")
+    finally:
+        executor.destroy(runtime)
+
+
+def test_the_flink_action_is_an_operator_resource(k8s_cluster, executor, k8s_namespace, flink_crds):
+    jobs = OperatorJobs(k8s_cluster.custom)
+    params = {"resource": "https://repo.example/count.jar", "class": "Count", "args": ["batch", "b"],
+              "flinkConf": {"kind": "FlinkJob", "parallelism": 2, "taskManagerResource": {"cpu": 2, "memory": 2048}}}
+    step = flink_step(k8s_namespace, params, timeout=600)
+    assert executor.start_step(step).state is JobState.PENDING
+    assert executor.start_step(step).state is JobState.PENDING  # again: the same one
+    body = jobs.get("FlinkDeployment", step.name, k8s_namespace)
+    assert body["spec"]["job"]["parallelism"] == 2 and body["spec"]["taskManager"]["resource"]["memory"] == "2048m"
+    write_status(k8s_cluster, "FlinkDeployment", k8s_namespace, step.name,
+                 {"lifecycleState": "STABLE", "jobStatus": {"state": "FINISHED"}})
+    status = executor.job_status(step.name, k8s_namespace)
+    assert status.state is JobState.SUCCEEDED
+    result = executor.step_result(step.name, k8s_namespace, status)
+    assert result.exit_code == 0 and result.outputs == {"kind": "FlinkDeployment", "state": "FINISHED"}
+    assert "FINISHED" in next(iter(executor.job_logs(step.name, k8s_namespace))).text
+
+    # a session job on the session deployment flinkConf.session; cancel suspends it
+    session = flink_step(k8s_namespace, {**params, "flinkConf": {"kind": "FlinkSession", "session": "shared"}})
+    session = StepJob(**{**session.__dict__, "name": "p7-session-1"})
+    executor.start_step(session)
+    assert jobs.get("FlinkSessionJob", "p7-session-1", k8s_namespace)["spec"]["deploymentName"] == "shared"
+    executor.cancel_job("p7-session-1", k8s_namespace)
+    assert jobs.get("FlinkSessionJob", "p7-session-1", k8s_namespace)["spec"]["job"]["state"] == "suspended"
+
+
+@pytest.mark.parametrize("params, error", [
+    ({"resource": "/opt/flink/usrlib/count.jar", "flinkConf": {"kind": "FlinkJob"}}, None),  # a path in the image
+    ({"resource": "count.jar", "flinkConf": {"kind": "FlinkJob"}}, "a file of the console's machine"),
+    ({"resource": "/p/runs/7/dirs/build/count.jar"}, "in the run's directories, which the Flink operator's pods"),
+    ({"resource": "job.py", "flinkConf": {"kind": "FlinkJob"}}, "runs jar jobs"),
+    ({"resource": "local:///a.jar", "flinkConf": {"kind": "FlinkSession"}}, "names the FlinkDeployment"),
+])
+def test_flink_actions_the_operator_cannot_run_are_refused(executor, k8s_namespace, flink_crds, params, error):
+    step = flink_step(k8s_namespace, params)
+    if error is None:
+        assert executor.start_step(step).state is JobState.PENDING
+        return
+    with pytest.raises(ExecutorError, match=error):
+        executor.start_step(step)

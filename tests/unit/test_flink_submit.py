@@ -74,7 +74,43 @@ def test_engine_flink_services_in_dice_yml():
 def test_flink_is_a_registered_kind():
     assert "flink" in registry.kinds()
     caps = registry.capabilities("flink")
-    assert caps.savepoints and not caps.steps and not caps.runtimes and not caps.images
+    assert caps.savepoints and not caps.runtimes and not caps.images
+    # the flink action's steps run on the console's machine, as the spark action's do
+    assert caps.steps and caps.console_filesystem and caps.data_engine == "flink"
+    assert "flink" in registry.capabilities("kubernetes").engines  # through the Flink operator
+
+
+def test_the_flink_actions_params_erda_forms():
+    from scheduler.flink.action import action_params
+
+    action = action_params({"bigDataConf": '{"resource": "a.jar", "class": "C", "args": "x \'y z\'", '
+                                           '"flinkConf": {"kind": "FlinkJob", "parallelism": 3}}', "class": "D"})
+    assert action.command() == ["flink", "run", "-p", "3", "-c", "D", "a.jar", "x", "y z"]  # explicit params win
+    assert action.kind == "FlinkJob" and not action.detach
+    assert action_params({"resource": "p.py", "detach": "true"}).command() == ["flink", "run", "-py", "p.py"]
+    for params, error in [({"resource": "a.txt"}, "neither a .jar nor a .py"),
+                          ({"resource": "a.py", "class": "C"}, "a Python program has none"),
+                          ({"resource": "a.jar", "flinkConf": {"parallelism": 0}}, "1-1024"),
+                          ({"resource": "a.jar", "flinkConf": "x"}, "flinkConf is a mapping"),
+                          ({"bigDataConf": "[1]"}, "must be a JSON object")]:
+        with pytest.raises(ExecutorError, match=error):
+            action_params(params)
+
+
+def test_a_flink_deployments_status_is_a_services_health():
+    from scheduler.base import Health
+    from scheduler.flink.operator import deployment_health
+
+    spec = {"spec": {"job": {"parallelism": 2}}}
+    assert deployment_health(spec)[0] is Health.PROGRESSING
+    assert deployment_health({**spec, "status": {"lifecycleState": "STABLE", "jobStatus": {"state": "RUNNING"}}}) == (
+        Health.HEALTHY, 2, 2, "")
+    health, _, _, reason = deployment_health({**spec, "status": {"lifecycleState": "UPGRADING",
+                                                                 "jobStatus": {"state": "RUNNING"}}})
+    assert health is Health.PROGRESSING and "UPGRADING" in reason  # a savepoint upgrade under way
+    health, _, _, reason = deployment_health({**spec, "status": {"jobStatus": {"state": "FAILING"},
+                                                                 "error": "boom\n\tat x"}})
+    assert health is Health.DEGRADED and reason == "job FAILING: boom"
 
 
 def test_the_flink_stream_example_is_a_valid_flink_service():

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scheduler.base import Health, ServiceStatus
+from scheduler.flink.operator import deployment_health
 
 ANNOTATION = "dice.io/addon-resources"
 
@@ -163,8 +164,14 @@ CUSTOM_HEALTH: dict[tuple[str, str], CustomKind] = {
         CustomKind("elasticsearch.k8s.elastic.co/v1", "Elasticsearch", "elasticsearches", _eck),
         CustomKind("kafka.strimzi.io/v1", "Kafka", "kafkas", _strimzi),
         CustomKind("rabbitmq.com/v1beta1", "RabbitmqCluster", "rabbitmqclusters", _rabbitmq),
+        # an `engine: flink` service's streaming job (scheduler/flink/operator.py): a service, not an addon
+        CustomKind("flink.apache.org/v1beta1", "FlinkDeployment", "flinkdeployments", deployment_health),
     )
 }
+# Custom resources that are a service's, not an addon's: recorded as "service:<name>", and
+# status.group_status puts them among the services.
+SERVICE_KINDS = {("flink.apache.org/v1beta1", "FlinkDeployment")}
+SERVICE_PREFIX = "service:"
 # Made by the renderer but judged through another resource (Strimzi's node pool: its Kafka).
 JUDGED_ELSEWHERE = {("kafka.strimzi.io/v1", "KafkaNodePool")}
 
@@ -176,7 +183,11 @@ def addon_resources(manifests: list[dict]) -> list[list[str]]:
         key = (obj.get("apiVersion"), obj.get("kind"))
         if key in CUSTOM_HEALTH:
             meta = obj["metadata"]
-            addon = (meta.get("labels") or {}).get("dice.io/addon", meta["name"])
+            labels = meta.get("labels") or {}
+            if key in SERVICE_KINDS:
+                addon = SERVICE_PREFIX + labels.get("dice.io/service", meta["name"])
+            else:
+                addon = labels.get("dice.io/addon", meta["name"])
             out.append([obj["apiVersion"], obj["kind"], meta["name"], addon])
     return out
 
