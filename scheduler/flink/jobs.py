@@ -62,6 +62,17 @@ class FlinkJobs:
         except (OSError, ValueError):
             return None
 
+    def taken(self, name: str, namespace: str = "") -> bool:
+        """Whether a job of this name was run before in the namespace: its record is kept, or the
+        cluster still knows its job id. A name is never given to a second job: its old record would
+        stand for the new one, and Flink refuses a second submission of a job id it knows."""
+        if self.record(name, namespace) is not None:
+            return True
+        try:
+            return self.rest.job(flink_job_id(self.cluster, namespace, name)) is not None
+        except ExecutorError:
+            return False  # the cluster does not answer: the submission will say so
+
     def _save(self, record: dict) -> None:
         path = self._record_path(record["namespace"], record["name"])
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -142,8 +142,14 @@ class FlinkServices:
                 jobs.cancel(current, runtime.namespace)
                 self._event(entry, "Warning", "Cancelled", f"cancelled {current} ({flink_state or state.value}): "
                                                           "no savepoint, starting from the last one")
-        entry["generation"] = int(entry.get("generation") or 0) + 1
-        job_name = f"{name}-{entry['generation']}"
+        # The next generation whose job name was never used here: a runtime destroyed and deployed
+        # again under the same name starts counting afresh, while its old jobs' records (and the
+        # session cluster's memory of their ids) are still there.
+        generation = int(entry.get("generation") or 0) + 1
+        while jobs.taken(f"{name}-{generation}", runtime.namespace):
+            generation += 1
+        entry["generation"] = generation
+        job_name = f"{name}-{generation}"
         command = ["flink", "run", "-p", str(want["parallelism"])]
         if entry.get("savepoint"):
             command += ["-s", entry["savepoint"], "-n"]

@@ -44,7 +44,7 @@ def counts_go_on(flink: FlinkExecutor, tag: str, lines: int, before: int) -> lis
 
 
 def test_upgrade_scale_and_rollback_carry_the_state_over(flink: FlinkExecutor, count_jar: Path):
-    runtime = RuntimeRef("acme", "shop", "stream", "DEV", "main")
+    runtime = RuntimeRef("acme", "shop", "upgrades", "DEV", "main")
     try:
         flink.apply(group(runtime, count_jar, "r1"))
         status = healthy(flink, runtime)
@@ -79,6 +79,23 @@ def test_upgrade_scale_and_rollback_carry_the_state_over(flink: FlinkExecutor, c
     finally:
         flink.destroy(runtime)
     assert flink.status(runtime).health is Health.MISSING
+
+
+def test_a_runtime_destroyed_and_deployed_again_under_its_name_runs_a_new_job(flink: FlinkExecutor,
+                                                                               count_jar: Path):
+    """The old jobs' records and the cluster's memory of their ids outlive the runtime: the new
+    one must not take the first job's name (its record would stand for the new job, and Flink
+    refuses a known job id)."""
+    runtime = RuntimeRef("acme", "shop", "again", "DEV", "main")
+    try:
+        flink.apply(group(runtime, count_jar, "r1", tag="again"))
+        first = healthy(flink, runtime).services["counter"].replicas[0].name
+        flink.destroy(runtime)
+        flink.apply(group(runtime, count_jar, "r1", tag="again"))
+        second = healthy(flink, runtime).services["counter"].replicas[0].name
+        assert second != first and second.startswith("counter-"), (first, second)
+    finally:
+        flink.destroy(runtime)
 
 
 def test_a_failing_job_is_degraded_with_its_exception(flink: FlinkExecutor, count_jar: Path):
