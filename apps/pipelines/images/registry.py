@@ -62,11 +62,7 @@ class Registry:
         digest = digest or digest_of(data)
         if self.has_blob(name, digest):
             return digest
-        with self._call("POST", f"/v2/{name}/blobs/uploads/", data=b"") as answer:
-            location = answer.headers["Location"]
-        separator = "&" if "?" in location else "?"
-        upload = urljoin(f"{self.base}/", location) + f"{separator}digest={digest}"
-        self._call("PUT", upload, data=data, headers={"Content-Type": "application/octet-stream"}).close()
+        self._upload(self._start_upload(name), digest, data)
         return digest
 
     def copy_blob(self, source: str, name: str, digest: str) -> str:
@@ -79,10 +75,7 @@ class Registry:
             if answer.status == 201:
                 return digest
             location = answer.headers["Location"]
-        separator = "&" if "?" in location else "?"
-        upload = urljoin(f"{self.base}/", location) + f"{separator}digest={digest}"
-        self._call("PUT", upload, data=self.blob(source, digest),
-                   headers={"Content-Type": "application/octet-stream"}).close()
+        self._upload(location, digest, self.blob(source, digest))
         return digest
 
     def push_blob_stream(self, name: str, stream, size: int, digest: str) -> str:
@@ -90,13 +83,21 @@ class Registry:
         holding it in memory: a base image's layer is hundreds of MiB."""
         if self.has_blob(name, digest):
             return digest
+        self._upload(self._start_upload(name), digest, stream, {"Content-Length": str(size)})
+        return digest
+
+    def _start_upload(self, name: str) -> str:
+        """A new upload session of repository `name`: where its data goes."""
         with self._call("POST", f"/v2/{name}/blobs/uploads/", data=b"") as answer:
-            location = answer.headers["Location"]
+            return answer.headers["Location"]
+
+    def _upload(self, location: str, digest: str, data, headers: dict | None = None) -> None:
+        """The whole blob in one PUT to the upload session at `location`, which the registry
+        checks against `digest`."""
         separator = "&" if "?" in location else "?"
         upload = urljoin(f"{self.base}/", location) + f"{separator}digest={digest}"
-        self._call("PUT", upload, data=stream, headers={"Content-Type": "application/octet-stream",
-                                                        "Content-Length": str(size)}).close()
-        return digest
+        self._call("PUT", upload, data=data,
+                   headers={"Content-Type": "application/octet-stream", **(headers or {})}).close()
 
     def blob(self, name: str, digest: str) -> bytes:
         try:
