@@ -9,6 +9,7 @@ import pytest
 
 from apps.deploy.models import Deployment, Runtime
 from tests import test_deployments_support as support
+from tests.pipelines_helpers import engine  # noqa: F401 (fixture)
 from tests.test_deployments_support import bind_to, release_of
 
 fake, fake_cluster = support.fake, support.fake_cluster
@@ -89,3 +90,44 @@ def test_memory_counts_too_and_bad_sizes_name_the_field(tenant_a, fake_cluster, 
     body = answer.json()
     assert "jobs.load" in body and "executorResource.memory" in str(body["jobs.load"]), body
     assert not Deployment.objects.exists()
+
+
+SPARK_STEP = """
+version: "1.1"
+stages:
+  - stage:
+      - spark:
+          alias: transform
+          params:
+            resource: https://files.example/etl.py
+            sparkConf:
+              kind: client
+              driverResource: {cpu: 1, memory: 1024}
+              executorResource: {cpu: 2, memory: 512, replica: 3}
+"""
+
+
+def test_a_spark_steps_driver_and_executors_count_against_the_workspace_quota(engine, tenant_a,  # noqa: F811
+                                                                               spark_data_cluster):
+    """The `spark` action: driver + executors (7 cores here) beside the workspace's runtimes; over
+    the quota the step fails naming itself and the quota, and nothing reaches the cluster (whose
+    address answers nothing: a submission would fail with another reason)."""
+    ws = tenant_a.project.workspaces.get(kind="DEV")
+    ws.cpu_quota, ws.mem_quota = 6, 8192
+    ws.save()
+    run = engine.wait(engine.run(tenant_a, SPARK_STEP))
+    task = engine.tasks(run)["transform"]
+    assert run.status == "failed" and task.status == "failed", (run.reason, task.reason)
+    assert "CPU quota of workspace" in task.reason and "step transform requests 7.00" in task.reason, task.reason
+    assert "step transform: 7.00 cores, 2560 MiB (driver + 3 executors" in task.reason, task.reason
+    assert not task.job_name  # never submitted
+
+    # the data cluster's overcommit applies: (1 + 3 x 2) / 2 = 3.5 cores fit; the step goes on to
+    # the cluster (and fails there, since nothing answers at its address)
+    from apps.clusters.models import WorkspaceOvercommit
+
+    WorkspaceOvercommit.objects.create(cluster=spark_data_cluster, workspace="DEV", cpu_ratio=2, mem_ratio=1)
+    run = engine.wait(engine.run(tenant_a, SPARK_STEP))
+    task = engine.tasks(run)["transform"]
+    assert "quota" not in (task.reason or ""), task.reason
+    assert task.job_name

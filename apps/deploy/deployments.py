@@ -13,7 +13,8 @@ import re
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from apps.clusters.services import capabilities
+from apps.clusters.models import Cluster
+from apps.clusters.services import capabilities, overcommit_for
 from apps.deploy import bundles, quota
 from apps.deploy.access import require_deploy
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
@@ -66,6 +67,20 @@ def _dispatch(deployment_id: int) -> None:
 
 
 # ---- deploy, rollback, cancel -----------------------------------------------------------------------
+
+
+def check_spark_step_quota(project_id: int, workspace_kind: str, cluster_name: str, params: dict, where: str) -> None:
+    """A `spark` pipeline step's driver and executors (its sparkConf, over the overcommit ratios of
+    the data cluster it runs on) against the workspace's quota, beside the workspace's runtimes:
+    ValidationError({"quota": ...}) naming the step when they do not fit. Sizes the action cannot
+    read are left to the step, which reports them with their field."""
+    workspace = Workspace.objects.get(project_id=project_id, kind=workspace_kind)
+    cluster = Cluster.objects.get(name=cluster_name)
+    try:
+        wanted = quota.spark_requests(params, where, overcommit_for(cluster, workspace.kind), workspace.kind)
+    except ValidationError:
+        return
+    quota.check_quota(workspace, wanted, what=where)
 
 
 @transaction.atomic

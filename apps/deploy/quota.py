@@ -51,24 +51,28 @@ def engine_job_requests(doc: DiceYml, overcommit_of, workspace: str) -> Requests
     """The `engine: spark` jobs' driver and executors, each counted as a replica (overcommit_of(engine)
     gives the ratios of the cluster that runs the engine). ValidationError naming the job's field
     when its sizes are invalid or the overcommit is refused."""
-    cpu, mem, notes = 0.0, 0, []
+    total = Requests()
     for name, job in sorted(doc.jobs.items()):
-        if job.engine != "spark":
-            continue
-        try:
-            app = from_params(job.engine_params(), f"jobs.{name}")
-            overcommit = overcommit_of(job.engine)
-            driver = allocate(app.driver_cores, app.driver_mem, None, None, overcommit, workspace)
-            executor = allocate(app.executor_cores, app.executor_mem, None, None, overcommit, workspace)
-        except ExecutorError as exc:
-            raise ValidationError({f"jobs.{name}": str(exc)}) from None
-        job_cpu = driver.cpu_request + app.executor_instances * executor.cpu_request
-        job_mem = driver.mem_request + app.executor_instances * executor.mem_request
-        cpu, mem = cpu + job_cpu, mem + job_mem
-        notes.append(f"jobs.{name}: {job_cpu:.2f} cores, {job_mem} MiB (driver + {app.executor_instances} "
-                     f"executor{'s' if app.executor_instances != 1 else ''}, sparkConf.driverResource and "
-                     "executorResource)")
-    return Requests(round(cpu, 3), mem, tuple(notes))
+        if job.engine == "spark":
+            total += spark_requests(job.engine_params(), f"jobs.{name}", overcommit_of(job.engine), workspace)
+    return total
+
+
+def spark_requests(params: dict, where: str, overcommit, workspace: str) -> Requests:
+    """A Spark application's driver and executors (a dice.yml job's or a `spark` step's params),
+    each counted as a replica after the overcommit ratios; ValidationError naming `where` when
+    its sizes are invalid or the overcommit is refused."""
+    try:
+        app = from_params(params, where)
+        driver = allocate(app.driver_cores, app.driver_mem, None, None, overcommit, workspace)
+        executor = allocate(app.executor_cores, app.executor_mem, None, None, overcommit, workspace)
+    except ExecutorError as exc:
+        raise ValidationError({where: str(exc)}) from None
+    cpu = driver.cpu_request + app.executor_instances * executor.cpu_request
+    mem = driver.mem_request + app.executor_instances * executor.mem_request
+    note = (f"{where}: {cpu:.2f} cores, {mem} MiB (driver + {app.executor_instances} "
+            f"executor{'s' if app.executor_instances != 1 else ''}, sparkConf.driverResource and executorResource)")
+    return Requests(round(cpu, 3), mem, (note,))
 
 
 def requests_of(doc: DiceYml, cluster, workspace: str, replicas: dict | None = None,
@@ -118,7 +122,7 @@ def runtime_requests(runtime: Runtime) -> Requests:
         return Requests()
 
 
-def check_quota(workspace, wanted: Requests, *, excluding: Runtime | None = None) -> None:
+def check_quota(workspace, wanted: Requests, *, excluding: Runtime | None = None, what: str = "this runtime") -> None:
     """ValidationError({"quota": ...}) naming the quota and the excess when wanted plus the
     workspace's other runtimes exceed cpu_quota or mem_quota."""
     others = Runtime.objects.filter(workspace=workspace).select_related(
@@ -135,16 +139,16 @@ def check_quota(workspace, wanted: Requests, *, excluding: Runtime | None = None
     if total.cpu > cpu_quota + 1e-9:
         problems.append(
             f"CPU quota of workspace {workspace} exceeded by {total.cpu - cpu_quota:.2f} cores: "
-            f"this runtime requests {wanted.cpu:.2f}, the workspace's other runtimes {used.cpu:.2f}, "
+            f"{what} requests {wanted.cpu:.2f}, the workspace's other runtimes {used.cpu:.2f}, "
             f"quota {cpu_quota:.2f}"
         )
     if total.mem > workspace.mem_quota:
         problems.append(
             f"memory quota of workspace {workspace} exceeded by {total.mem - workspace.mem_quota} MiB: "
-            f"this runtime requests {wanted.mem} MiB, the workspace's other runtimes {used.mem} MiB, "
+            f"{what} requests {wanted.mem} MiB, the workspace's other runtimes {used.mem} MiB, "
             f"quota {workspace.mem_quota} MiB"
         )
     if problems and wanted.engine_jobs:
-        problems.append("this runtime's Spark jobs count their driver and executors: " + "; ".join(wanted.engine_jobs))
+        problems.append("Spark counts the driver and every executor: " + "; ".join(wanted.engine_jobs))
     if problems:
         raise ValidationError({"quota": problems})

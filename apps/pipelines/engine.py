@@ -14,9 +14,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
 
+from apps.deploy import deployments
 from apps.pipelines import (
     builtin,
     expressions,
@@ -448,6 +450,14 @@ def _launch(batch: _Batch, launches: list) -> bool:
             conclude(task, TaskStatus.FAILED, f"no cluster for workspace {run.workspace}: {exc}", retry=False)
             ended = True
             continue
+        if task.type == "spark":  # its driver and executors count against the workspace's quota
+            try:
+                deployments.check_spark_step_quota(run.application.project_id, run.workspace, targets[task.type][1],
+                                                   params, f"step {task.alias}")
+            except ValidationError as exc:
+                conclude(task, TaskStatus.FAILED, "; ".join(exc.messages), retry=False)
+                ended = True
+                continue
         placed.append((task, action, params))
     if not placed:
         return True
