@@ -49,6 +49,9 @@ def unique_runtime() -> str:
     return f"rt-{next(_names)}"
 
 
+FAKE_CAPABILITIES = Capabilities(namespaces=True)
+
+
 @dataclass
 class FakeExecutor:
     """Executor of the `fake` cluster kind: records calls, answers with `health`."""
@@ -61,6 +64,8 @@ class FakeExecutor:
     replicas: dict[str, dict[str, int]] = field(default_factory=dict)
     calls: list[tuple] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # what the kind is registered with (the protocol's attribute; the routed executor reads it)
+    capabilities: Capabilities = field(default_factory=lambda: FAKE_CAPABILITIES)
 
     def reset(self) -> None:
         self.health, self.reason, self.fail_apply = Health.HEALTHY, "", ""
@@ -118,7 +123,7 @@ class FakeExecutor:
 
 FAKE = FakeExecutor()
 # A cluster kind of its own: runtimes get namespaces, services need no images nor release files.
-registry.register("fake", lambda cluster: FAKE, Capabilities(namespaces=True))
+registry.register("fake", lambda cluster: FAKE, FAKE_CAPABILITIES)
 
 
 @pytest.fixture
