@@ -17,7 +17,9 @@ def test_a_flink_cluster_is_reached_at_its_rest_url_or_is_the_managed_one():
     remote = Cluster.objects.create(name="flink-prod", kind="flink", api_server="http://127.0.0.1:1")
     ref = services.cluster_ref(remote)
     assert ref.config["endpoint"] == "http://127.0.0.1:1" and "managed" not in ref.config
-    assert services.capabilities(remote).savepoints and not services.capabilities(remote).steps
+    caps = services.capabilities(remote)
+    # savepoints for its services; steps since the `flink` action runs as a step of the data cluster
+    assert caps.savepoints and caps.steps and caps.data_engine == "flink" and not caps.runtimes
     managed = Cluster.objects.create(name="flink-local", kind="flink")
     assert services.cluster_ref(managed).config.get("managed") is True
     assert "endpoint" not in services.cluster_ref(Cluster.local()).config
