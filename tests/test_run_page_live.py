@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 
 import pytest
 from asgiref.sync import async_to_sync
@@ -32,6 +33,26 @@ def _run(tenant, tasks: int, status: str = "running"):
                                         needs=[f"t{i - 1}"] if i else [], outputs={"n": str(i)} if i % 2 else {})
                                 for i in range(tasks))
     return run
+
+
+def _in_own_thread(fn, *args):
+    """async_to_sync(fn)(*args), from a thread of its own: once a browser test ran, the session's
+    browser driver (Playwright's sync API) keeps an event loop running in the main thread, and
+    async_to_sync refuses to block it (dice_console.realtime.group_send does the same)."""
+    out: dict = {}
+
+    def call() -> None:
+        try:
+            out["value"] = async_to_sync(fn)(*args)
+        except BaseException as exc:  # handed back to the test's thread
+            out["error"] = exc
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    thread.join(60)
+    if "error" in out:
+        raise out["error"]
+    return out["value"]
 
 
 def _rows(client, run, aliases):
@@ -69,8 +90,8 @@ def test_task_moves_are_pushed_once_per_transaction_and_run(tenant_a):
 
     layer = get_channel_layer()
     run = _run(tenant_a, 3)
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)(states.run_group(run.pk), channel)
+    channel = _in_own_thread(layer.new_channel)
+    _in_own_thread(layer.group_add, states.run_group(run.pk), channel)
     tasks = list(run.tasks.order_by("position"))
     assert len(states.move_tasks(tasks, "running", "claimed")) == 3
     states.move_task(tasks[0], "success")
@@ -79,7 +100,7 @@ def test_task_moves_are_pushed_once_per_transaction_and_run(tenant_a):
     async def received(count: int) -> list[dict]:  # one event loop for every receive (channels_redis)
         return [await asyncio.wait_for(layer.receive(channel), 10) for _ in range(count)]
 
-    assert async_to_sync(received)(3) == [
+    assert _in_own_thread(received, 3) == [
         {"type": "run.tasks", "tasks": [["t0", "running"], ["t1", "running"], ["t2", "running"]]},
         {"type": "run.tasks", "tasks": [["t0", "success"]]},
         {"type": "run.changed", "status": "cancelled"},
