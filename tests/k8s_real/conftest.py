@@ -222,3 +222,38 @@ def node_registry(k8s_node: K8sCluster) -> str:
 
 __all__ = ["ROOT", "K8sCluster", "NodeReachableConsole", "build_image", "k8s_node", "node_address", "node_import",
            "node_namespace", "node_registry", "node_tag", "wait_for"]
+
+
+def bind_dev_to_node(tenant, k8s_node: K8sCluster, **register) -> object:
+    """A cluster registered for the real node under a fresh name (`register`: more of
+    register_cluster's settings) and made the tenant's DEV workspace's cluster."""
+    from apps.clusters import services as clusters
+    from apps.projects import services as projects
+
+    cluster = clusters.register_cluster(tenant.owner, name=f"real-{uuid.uuid4().hex[:6]}",
+                                        kubeconfig=Path(k8s_node.kubeconfig).read_text(), **register)
+    projects.update_workspace(tenant.owner, tenant.project.workspaces.get(kind="DEV"), cluster=cluster)
+    return cluster
+
+
+def node_volume(k8s_node: K8sCluster, directory: Path, prefix: str) -> None:
+    """A hostPath PersistentVolume in `directory` for an addon's claim to bind to (the test node
+    has no provisioner)."""
+    directory.mkdir()
+    k8s_node.core.create_persistent_volume({
+        "metadata": {"name": f"{prefix}-{uuid.uuid4().hex[:8]}"},
+        "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
+                 "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": str(directory)}}})
+
+
+def delete_runtimes_on(owner, cluster) -> None:
+    """Delete every runtime on `cluster` (a test's cleanup); a failure is printed, not raised:
+    the namespaces go with the node anyway."""
+    from apps.deploy import deployments
+    from apps.deploy.models import Runtime
+
+    for runtime in Runtime.objects.filter(cluster=cluster):
+        try:
+            deployments.delete_runtime(owner, runtime)
+        except Exception as exc:
+            print(f"cleanup of runtime {runtime.pk}: {exc}")

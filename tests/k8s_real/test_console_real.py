@@ -12,23 +12,20 @@ import sys
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from apps.clusters import services as clusters
 from apps.clusters.services import cluster_executor as executor_for
 from apps.deploy import deployments
-from apps.deploy.models import Deployment, Runtime
+from apps.deploy.models import Deployment
 from apps.deploy.refs import runtime_ref
 from apps.deploy.services import create_release
 from apps.deploy.tasks import run_deployment
-from apps.projects import services as projects
 from scheduler.base import Health, JobSpec, JobState
 from tests.browser.live_asgi import asgi_server  # noqa: F401  (fixture)
 from tests.logs_helpers import connect_logs, run_async
 
-from .conftest import ROOT, K8sCluster, wait_for
+from .conftest import ROOT, K8sCluster, bind_dev_to_node, delete_runtimes_on, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.k8s_real, pytest.mark.django_db(transaction=True)]
 
@@ -47,16 +44,9 @@ def bound(tenant_a, k8s_node: K8sCluster, settings):
     settings.DICE_DEPLOY_POLL_INTERVAL = 0.5
     settings.DICE_DEPLOY_TIMEOUT = 120
     settings.DICE_DEPLOY_DEGRADED_GRACE = 5
-    cluster = clusters.register_cluster(
-        tenant_a.owner, name=f"real-{uuid.uuid4().hex[:6]}", kubeconfig=Path(k8s_node.kubeconfig).read_text())
-    dev = tenant_a.project.workspaces.get(kind="DEV")
-    projects.update_workspace(tenant_a.owner, dev, cluster=cluster)
+    cluster = bind_dev_to_node(tenant_a, k8s_node)
     yield cluster
-    for runtime in Runtime.objects.filter(cluster=cluster):
-        try:
-            deployments.delete_runtime(tenant_a.owner, runtime)
-        except Exception as exc:  # the namespace goes with the node anyway; say why here
-            print(f"cleanup of runtime {runtime.pk}: {exc}")
+    delete_runtimes_on(tenant_a.owner, cluster)
 
 
 def _deploy(tenant, spec: str, name: str = "") -> tuple[Deployment, dict]:

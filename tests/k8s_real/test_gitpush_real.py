@@ -17,21 +17,17 @@ from __future__ import annotations
 
 import time
 import urllib.request
-import uuid
-from pathlib import Path
 
 import pytest
 from django.core.management import call_command
 
-from apps.clusters import services as clusters
 from apps.logs import store
-from apps.projects import services as projects
 from tests.guestbook_helpers import GUESTBOOK
 from tests.k8s.conftest import BIN_DIR
 from tests.pipelines_helpers import engine, wait_until  # noqa: F401
 from tests.test_hosted_repos import _work, git
 
-from .conftest import K8sCluster, NodeReachableConsole, node_tag, wait_for
+from .conftest import K8sCluster, NodeReachableConsole, bind_dev_to_node, node_tag, node_volume, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.k8s_real, pytest.mark.django_db(transaction=True)]
 
@@ -56,15 +52,8 @@ def test_a_plain_git_push_builds_the_image_and_the_node_runs_it(engine, tenant_a
     settings.DICE_PIPELINE_GIT_IMAGE = "ktestenv.local/git:1"
     settings.DICE_DEPLOY_POLL_INTERVAL = 0.5
     settings.DICE_DEPLOY_TIMEOUT = 300
-    cluster = clusters.register_cluster(tenant_a.owner, name=f"real-{uuid.uuid4().hex[:6]}",
-                                        kubeconfig=Path(k8s_node.kubeconfig).read_text(), wildcard_domain="apps.test")
-    projects.update_workspace(tenant_a.owner, tenant_a.project.workspaces.get(kind="DEV"), cluster=cluster)
-    volume = tmp_path / "redis-data"
-    volume.mkdir()
-    k8s_node.core.create_persistent_volume({
-        "metadata": {"name": f"gp-{uuid.uuid4().hex[:8]}"},
-        "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
-                 "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": str(volume)}}})
+    cluster = bind_dev_to_node(tenant_a, k8s_node, wildcard_domain="apps.test")
+    node_volume(k8s_node, tmp_path / "redis-data", "gp")
     # The wait-for-dependencies init container names Docker Hub's busybox:1.36: the node's local one.
     node_tag("docker.io/library/busybox:stable", "docker.io/library/busybox:1.36")
 

@@ -10,20 +10,26 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
-from apps.clusters import services as clusters
 from apps.deploy import deployments
 from apps.deploy.models import Deployment
 from apps.deploy.refs import runtime_ref
 from apps.deploy.services import create_release
 from apps.deploy.tasks import run_deployment
-from apps.projects import services as projects
 from tests.k8s.conftest import BIN_DIR
 
-from .conftest import ROOT, K8sCluster, build_image, node_import, node_tag, wait_for
+from .conftest import (
+    ROOT,
+    K8sCluster,
+    bind_dev_to_node,
+    build_image,
+    node_import,
+    node_tag,
+    node_volume,
+    wait_for,
+)
 
 pytestmark = [pytest.mark.k8s, pytest.mark.k8s_real, pytest.mark.django_db(transaction=True)]
 
@@ -46,16 +52,8 @@ def guestbook_image(k8s_node: K8sCluster, tmp_path) -> str:
 def test_guestbook_answers_from_the_real_node(tenant_a, k8s_node: K8sCluster, guestbook_image, settings, tmp_path):
     settings.DICE_DEPLOY_POLL_INTERVAL = 0.5
     settings.DICE_DEPLOY_TIMEOUT = 240
-    cluster = clusters.register_cluster(tenant_a.owner, name=f"real-{uuid.uuid4().hex[:6]}",
-                                        kubeconfig=Path(k8s_node.kubeconfig).read_text(), wildcard_domain="apps.test")
-    projects.update_workspace(tenant_a.owner, tenant_a.project.workspaces.get(kind="DEV"), cluster=cluster)
-    # The Redis addon's claim binds to a volume made here (the test node has no provisioner).
-    volume = tmp_path / "redis-data"
-    volume.mkdir()
-    k8s_node.core.create_persistent_volume({
-        "metadata": {"name": f"gb-{uuid.uuid4().hex[:8]}"},
-        "spec": {"capacity": {"storage": "10Gi"}, "accessModes": ["ReadWriteOnce"],
-                 "persistentVolumeReclaimPolicy": "Delete", "hostPath": {"path": str(volume)}}})
+    bind_dev_to_node(tenant_a, k8s_node, wildcard_domain="apps.test")
+    node_volume(k8s_node, tmp_path / "redis-data", "gb")  # the Redis addon's claim binds to it
 
     release = create_release(tenant_a.owner, tenant_a.app, spec_text=(GUESTBOOK / "dice.yml").read_text())
     d = deployments.deploy(tenant_a.owner, tenant_a.app, "DEV", release=release,

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -21,11 +20,10 @@ from apps.deploy.services import create_release
 from apps.deploy.tasks import run_deployment
 from apps.monitoring import metrics
 from apps.monitoring.models import MetricSample, NodeSample
-from apps.projects import services as projects
 from apps.projects.models import AuditEvent
 from scheduler.kubernetes.autoscale import ANNOTATION
 
-from .conftest import NODE_NAME, K8sCluster, wait_for
+from .conftest import NODE_NAME, K8sCluster, bind_dev_to_node, delete_runtimes_on, wait_for
 
 pytestmark = [pytest.mark.k8s, pytest.mark.k8s_real, pytest.mark.django_db(transaction=True)]
 
@@ -48,16 +46,9 @@ services:
 def bound(tenant_a, k8s_node: K8sCluster, settings):
     settings.DICE_DEPLOY_POLL_INTERVAL = 0.5
     settings.DICE_DEPLOY_TIMEOUT = 120
-    cluster = clusters.register_cluster(
-        tenant_a.owner, name=f"real-{uuid.uuid4().hex[:6]}", kubeconfig=Path(k8s_node.kubeconfig).read_text())
-    dev = tenant_a.project.workspaces.get(kind="DEV")
-    projects.update_workspace(tenant_a.owner, dev, cluster=cluster)
+    cluster = bind_dev_to_node(tenant_a, k8s_node)
     yield cluster
-    for runtime in Runtime.objects.filter(cluster=cluster):
-        try:
-            deployments.delete_runtime(tenant_a.owner, runtime)
-        except Exception as exc:
-            print(f"cleanup of runtime {runtime.pk}: {exc}")
+    delete_runtimes_on(tenant_a.owner, cluster)
 
 
 def _deploy(tenant, spec: str) -> Runtime:

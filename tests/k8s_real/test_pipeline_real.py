@@ -6,19 +6,15 @@ is persisted as it arrives; cancel stops a running step."""
 from __future__ import annotations
 
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 
-from apps.clusters import services as clusters
 from apps.logs import store
 from apps.pipelines import engine as pipeline_engine
 from apps.pipelines import paths, steps
-from apps.projects import services as projects
 from tests.pipelines_helpers import engine, wait_until  # noqa: F401
 
-from .conftest import K8sCluster, NodeReachableConsole
+from .conftest import K8sCluster, NodeReachableConsole, bind_dev_to_node
 
 pytestmark = [pytest.mark.k8s, pytest.mark.k8s_real, pytest.mark.django_db(transaction=True)]
 
@@ -50,9 +46,7 @@ stages:
 @pytest.fixture
 def on_node(tenant_a, k8s_node: K8sCluster, settings):
     settings.DICE_PIPELINE_AGENT_IMAGE = "python:3.11-slim"
-    cluster = clusters.register_cluster(
-        tenant_a.owner, name=f"real-{uuid.uuid4().hex[:6]}", kubeconfig=Path(k8s_node.kubeconfig).read_text())
-    projects.update_workspace(tenant_a.owner, tenant_a.project.workspaces.get(kind="DEV"), cluster=cluster)
+    cluster = bind_dev_to_node(tenant_a, k8s_node)
     return cluster
 
 
