@@ -49,6 +49,7 @@ from scheduler.local.state import (
     RootLock,
     alive,
     place_file,
+    proc_start_time,
     read_json,
     terminate,
     write_json,
@@ -61,6 +62,7 @@ from scheduler.local.supervisor import TICK, Supervisor, base_env, exit_text, pr
 EVENTS_KEEP = 2000  # events kept per runtime (the file is trimmed past twice that)
 FINISHED_JOB_MEMORY = 300.0  # seconds a finished job's record stays in memory (then: its job.json)
 FORGET_INTERVAL = 30.0  # how often finished records are looked for
+LAUNCH_GRACE = 60.0  # seconds a job adopted mid-start is looked for (its shim's pidfile) before it counts as failed
 
 
 def _safe(name: str) -> str:
@@ -196,10 +198,27 @@ class LocalExecutor:
                 self.event(path.parent.name, "Normal", "Adopted", f"supervision resumed by pid {os.getpid()}", "")
         for path in sorted((self.root / "jobs").glob("*/*/job.json")):
             job = read_json(path)
-            if job and job.get("state") == JobState.PENDING.value:
+            if job and job.get("state") == JobState.PENDING.value and job.get("launched"):
+                self._adopt_launched(job)  # its process may have started: never start it again
+                self.jobs[(job["namespace"], job["name"])] = job
+                write_json(path, job)
+            elif job and job.get("state") == JobState.PENDING.value:
                 path.unlink(missing_ok=True)  # accepted by a process that stopped before starting it
             elif job:
                 self.jobs[(job["namespace"], job["name"])] = job
+
+    @staticmethod
+    def _adopt_launched(job: dict) -> None:
+        """A job whose record says its process was being started, by a process that stopped
+        before it wrote the pid: it counts as running, identified by what its shim wrote (the
+        pidfile names the shim once its command started; the exitfile says how it ended). With
+        neither yet, it is looked for until LAUNCH_GRACE after the start, then counts as failed:
+        it is never started a second time."""
+        job["state"] = JobState.RUNNING.value
+        job.setdefault("started", job["launched"])
+        if not job.get("pid"):
+            shim = int((read_json(Path(job["pidfile"])) or {}).get("shim") or 0)
+            job["pid"], job["start_time"] = shim, proc_start_time(shim) if shim else None
 
     def close(self) -> None:
         """Stop supervising (threads, front proxies, the lock); processes keep running, so a new
@@ -627,6 +646,15 @@ class LocalExecutor:
                 place_file(path, text)
             Path(record["workdir"]).mkdir(parents=True, exist_ok=True)
             sandbox = self._job_sandbox(record, mem, cpu, files, mounts)
+            # The record at the fork, written whole before the process can exist: a process that
+            # stops from here on leaves a job that re-adoption finds (and never starts again)
+            # by its shim's pidfile and exitfile (_adopt_launched).
+            with self.sup.lock:
+                if self.jobs.get(key) is not record or record["state"] != JobState.PENDING.value:
+                    return
+                record.update(launched=time.time(), pidfile=str(jdir / "run" / "job.pid"),
+                              exitfile=str(jdir / "run" / "job.exit"))
+                write_json(jdir / "job.json", record)
             rec = spawn(record["command"], env={**base_env(), **envs}, cwd=record["workdir"], log=jdir / "job.log",
                         run_prefix=jdir / "run" / "job", mem_mib=mem,
                         log_max_bytes=self.log_max_bytes, log_keep=self.log_keep, priority=self.job_priority,
@@ -671,7 +699,12 @@ class LocalExecutor:
         if not running:
             return
         now = time.time()
-        ended = [(key, job) for key, job in running if not alive(job["pid"], job.get("start_time"))]
+        for _, job in running:
+            if not job.get("pid") and job.get("launched"):  # adopted mid-start: its shim may write now
+                self._adopt_launched(job)
+        ended = [(key, job) for key, job in running if not alive(job["pid"], job.get("start_time"))
+                 and not (not job.get("pid") and job.get("launched") and now - job["launched"] < LAUNCH_GRACE
+                          and not os.path.exists(job["exitfile"]))]
         late = [(key, job) for key, job in running if job.get("timeout") and now - job["started"] > job["timeout"]
                 and not job.get("stop_reason")]
         if not ended and not late:
@@ -687,7 +720,9 @@ class LocalExecutor:
                 else:
                     ok = info.get("code") == 0
                     job["state"] = (JobState.SUCCEEDED if ok else JobState.FAILED).value
-                    job["message"] = "" if ok else exit_text(info) if info else "exited without a status"
+                    job["message"] = "" if ok else exit_text(info) if info else (
+                        "its start was interrupted (the console stopped); it was not started again"
+                        if job.get("launched") and not job.get("pid") else "exited without a status")
                 job["exit_code"] = info.get("code")
                 job["finished"] = info.get("time") or now
                 write_json(self._job_dir(*key) / "job.json", job)

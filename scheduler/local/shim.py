@@ -253,7 +253,7 @@ def main(argv: list[str]) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, forward)
-    record = {"pid": group}
+    record = {"pid": group, "shim": os.getpid()}  # the shim: what a console adopting a job mid-start follows
     if box is not None:
         record["init"] = box.init_pid
     write_json(args.pidfile, record)
