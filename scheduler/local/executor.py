@@ -36,6 +36,7 @@ from scheduler.base import (
     StepResult,
 )
 from scheduler.local import addons as addon_mod
+from scheduler.local import control
 from scheduler.local import inspect as inspect_mod
 from scheduler.local import logs as log_mod
 from scheduler.local.autoscale import Autoscaler
@@ -158,6 +159,7 @@ class LocalExecutor:
         self._starter = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-job-start")
         self._held = threading.local()  # starts held back by accepting(), per thread
         self._lock = RootLock(self.root)
+        self._control: control.ControlServer | None = None
         self._supervise = supervise
         self._closed = False
         # Followers of a runtime's status (watch_status) wait here for the supervisor's saves.
@@ -185,6 +187,8 @@ class LocalExecutor:
             return
         with self.sup.lock:
             self._adopt()
+        self._control = control.ControlServer(self)  # changes asked in the console's other processes
+        self._control.start()
         if self._supervise:
             self.sup.start()
             self.autoscaler.start()
@@ -226,10 +230,23 @@ class LocalExecutor:
         if self._closed:
             return
         self._closed = True
+        if self._control is not None:
+            self._control.close()
         self._starter.shutdown(wait=False, cancel_futures=True)  # jobs not started stay pending
         self.autoscaler.stop()
         self.sup.close()
         self._lock.release()
+
+    def _here(self) -> bool:
+        """True when this process supervises the root (taking it over if nobody does); else a
+        change is sent to the supervising process (_forward)."""
+        self._ensure_leader(required=False)
+        return self.leader
+
+    def _forward(self, op: str, **request) -> None:
+        """Have the supervising process make a change (control.py): a web process's scale,
+        restart or delete while a worker supervises the root."""
+        control.call(self.root, {"op": op, **request}, holder=self._lock.holder() or "")
 
     def isolation(self) -> dict:
         """What this cluster isolates between tenants (for its capability report)."""
@@ -369,7 +386,8 @@ class LocalExecutor:
     def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None:
         if replicas < 0:
             raise ExecutorError("replicas must be >= 0")
-        self._ensure_leader()
+        if not self._here():
+            return self._forward("scale", runtime=dataclasses.asdict(runtime), service=service, replicas=replicas)
         with self.sup.lock:
             ns, unit = self._unit(runtime, service)
             if unit["kind"] != "service":
@@ -382,7 +400,8 @@ class LocalExecutor:
 
     def restart(self, runtime: RuntimeRef, service: str) -> None:
         """Rolling: each replica's successor starts and becomes ready before the old one stops."""
-        self._ensure_leader()
+        if not self._here():
+            return self._forward("restart", runtime=dataclasses.asdict(runtime), service=service)
         with self.sup.lock:
             ns, unit = self._unit(runtime, service)
             unit["token"] = unit.get("token", 0) + 1
@@ -391,7 +410,8 @@ class LocalExecutor:
         self.sup.wake.set()
 
     def destroy(self, runtime: RuntimeRef) -> None:
-        self._ensure_leader()
+        if not self._here():
+            return self._forward("destroy", runtime=dataclasses.asdict(runtime))
         ns = runtime.namespace
         with self.sup.lock:
             rt = self.sup.runtimes.pop(ns, None)
@@ -750,7 +770,8 @@ class LocalExecutor:
         return self._job_status(job)
 
     def cancel_job(self, name: str, namespace: str = "") -> None:
-        self._ensure_leader()
+        if not self._here():
+            return self._forward("cancel_job", name=name, namespace=namespace)
         with self.sup.lock:
             job = self.jobs.get((namespace, name))
             if job and job["state"] == JobState.PENDING.value:  # never started: it never will
