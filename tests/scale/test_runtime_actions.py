@@ -1,0 +1,90 @@
+"""Production mode (a uvicorn web process, a Celery worker supervising the local cluster, Redis):
+scale, restart and delete of a local runtime, asked of the web process through the API, are made
+by the supervising worker (scheduler/local/control.py) with the same checks and audit as in
+standalone mode; the web process never takes the cluster over."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+import requests
+
+from tests.local.conftest import pid_alive
+from tests.scale.conftest import supervisor_pid
+
+pytestmark = [pytest.mark.scale, pytest.mark.postgres, pytest.mark.redis]
+
+SERVICE = """\
+version: "2.0"
+services:
+  web:
+    cmd: exec sleep 600
+    resources: {cpu: 0.05, mem: 32}
+"""
+
+
+def _wait(predicate, timeout: float, what: str, tail=lambda: ""):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}: {tail()}")
+
+
+def _state(data) -> dict:
+    paths = list((data / "local" / "runtimes").glob("*/state.json"))
+    return json.loads(paths[0].read_text()) if paths else {}
+
+
+def _live_shims(data) -> list[int]:
+    units = _state(data).get("units", {})
+    return [slot["current"]["pid"] for unit in units.values() for slot in unit.get("slots", {}).values()
+            if slot.get("current") and pid_alive(slot["current"]["pid"])]
+
+
+def test_scale_restart_and_delete_through_the_web_process_run_in_the_supervising_worker(console):
+    from apps.projects.models import AuditEvent
+
+    console, token, app, data = console
+    console.start("worker1")
+    console.start("web1")
+    console.wait_listening("web1")
+    worker = console.procs["worker1"].pid
+    _wait(lambda: supervisor_pid(data / "local") == worker, 60, "the worker to supervise",
+          lambda: console.tail("worker1"))
+    api = console.api(token)
+
+    deployment = api("POST", "deployments/", json={"application": app.pk, "workspace": "DEV", "runtime": "acts",
+                                                   "spec_text": SERVICE})["id"]
+    _wait(lambda: api("GET", f"deployments/{deployment}/")["status"] == "healthy", 90, "the deployment",
+          lambda: console.tail("worker1"))
+    runtime = next(r for r in api("GET", "runtimes/")["results"] if r["name"] == "acts")["id"]
+
+    api("POST", f"runtimes/{runtime}/scale/", json={"service": "web", "replicas": 3})
+    assert _state(data)["units"]["web"]["replicas"] == 3  # made by the worker before the answer
+    _wait(lambda: len(_live_shims(data)) == 3, 30, "three replicas")
+
+    before = set(_live_shims(data))
+    api("POST", f"runtimes/{runtime}/restart/", json={"service": "web"})
+    _wait(lambda: len(set(_live_shims(data)) - before) == 3, 60, "the rolling restart")
+
+    # An error of the cluster reaches the user as for any change: 400 naming it, nothing changed.
+    bad = requests.post(f"http://127.0.0.1:{console.ports['web1']}/api/runtimes/{runtime}/scale/",
+                        headers={"Authorization": f"Bearer {token}"}, json={"service": "nope", "replicas": 1},
+                        timeout=30)
+    assert bad.status_code == 400 and "nope" in bad.text
+
+    shims = _live_shims(data)
+    gone = requests.delete(f"http://127.0.0.1:{console.ports['web1']}/api/runtimes/{runtime}/",
+                           headers={"Authorization": f"Bearer {token}"}, timeout=60)
+    assert gone.status_code == 204, gone.text
+    assert not list((data / "local" / "runtimes").glob("*/state.json"))
+    assert not any(pid_alive(pid) for pid in shims)
+
+    assert supervisor_pid(data / "local") == worker  # the web process never took the cluster over
+    actions = set(AuditEvent.objects.filter(application=app).values_list("action", flat=True))
+    assert {"scale", "restart", "delete"} <= actions
