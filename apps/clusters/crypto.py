@@ -51,6 +51,12 @@ def _keys() -> str:
     return os.environ.get("DICE_ENCRYPTION_KEY") or getattr(settings, "DICE_ENCRYPTION_KEY", "") or _standalone_key()
 
 
+def fernet_keys() -> list[bytes]:
+    """The console's Fernet keys, the encrypting one first (the local cluster seals its state
+    files' environments with them: scheduler/local/sealed.py)."""
+    return [_as_fernet_key(k) for k in _keys().split(",") if k.strip()]
+
+
 def encrypt(plain: str) -> str:
     return _fernet(_keys()).encrypt(plain.encode()).decode()
 

@@ -36,7 +36,7 @@ from scheduler.base import (
     StepResult,
 )
 from scheduler.local import addons as addon_mod
-from scheduler.local import control
+from scheduler.local import control, sealed
 from scheduler.local import inspect as inspect_mod
 from scheduler.local import logs as log_mod
 from scheduler.local.autoscale import Autoscaler
@@ -196,7 +196,7 @@ class LocalExecutor:
     def _adopt(self) -> None:
         """Load every runtime and job from disk; processes still alive are kept as they are."""
         for path in sorted((self.root / "runtimes").glob("*/state.json")):
-            rt = read_json(path)
+            rt = sealed.open_state(self.root, read_json(path))
             if rt:
                 self.sup.runtimes[path.parent.name] = rt
                 self.event(path.parent.name, "Normal", "Adopted", f"supervision resumed by pid {os.getpid()}", "")
@@ -288,7 +288,8 @@ class LocalExecutor:
     def save_runtime(self, ns: str) -> None:
         rt = self.sup.runtimes.get(ns)
         if rt is not None:
-            write_json(self.runtime_dir(ns) / "state.json", rt, mode=0o600)
+            # environments sealed: they hold the tenant's secrets (sealed.py)
+            write_json(self.runtime_dir(ns) / "state.json", sealed.seal_state(self.root, rt), mode=0o600)
         self.notify_changed(ns)
 
     def notify_changed(self, ns: str) -> None:
@@ -305,7 +306,7 @@ class LocalExecutor:
     def _runtime_state(self, ns: str) -> dict | None:
         if self.leader:
             return self.sup.runtimes.get(ns)
-        return read_json(self.runtime_dir(ns) / "state.json")
+        return sealed.open_state(self.root, read_json(self.runtime_dir(ns) / "state.json"))
 
     def event(self, ns: str, type_: str, reason: str, message: str, obj: str) -> None:
         path = (self.runtime_dir(ns) if ns else self.root) / "events.jsonl"

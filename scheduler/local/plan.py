@@ -8,6 +8,7 @@ import os
 import signal
 from pathlib import Path
 
+from diceyml.placeholders import SECRET
 from scheduler.base import ExecutorError, ServiceGroup
 from scheduler.envvars import Endpoint, discovery_envs, self_envs
 from scheduler.local import addons as addon_mod
@@ -25,6 +26,7 @@ from scheduler.specfill import (
 )
 
 HOST = "127.0.0.1"
+MASK_ENV = "DICE_MASK"  # the values the shim masks in a process's log (JSON); not passed to the process
 
 
 def check_group(group: ServiceGroup, search_path: list[str]) -> None:
@@ -81,6 +83,18 @@ def _configs(group: ServiceGroup, workload: str, env: dict[str, str]) -> dict[st
     return {
         k: secret_env(v, group.secret_configs, f"{workload}: env {k}") if has_secret(v) else v for k, v in env.items()
     }
+
+
+def mask_values(group: ServiceGroup, env: dict[str, str]) -> list[str]:
+    """The secret values a workload's log must not show (the shim masks them, agent/masking.py):
+    the console's secret variables and the project configs its `((KEY))` placeholders name."""
+    configs = {key for value in env.values() if has_secret(value) for key in _placeholders(value)}
+    values = {*group.secret_variables.values(), *(group.secret_configs[k] for k in configs if k in group.secret_configs)}
+    return sorted(v for v in values if v)
+
+
+def _placeholders(value: str) -> list[str]:
+    return SECRET.findall(str(value))
 
 
 def _hash(*parts) -> str:
@@ -202,6 +216,7 @@ def plan_group(
             "depends_on": [*svc.depends_on, *(a for a in addon_plans if addon_plans[a].argv)],
             # names only (drift tells a variable removed in the console from one of the file's)
             "variables": sorted(group.console_variables()),
+            "mask": mask_values(group, {**discovery, **addon_env, **spec.service_envs(name)}),
         }
         if sandbox is not None:
             units[name]["sandbox"] = sandbox
@@ -217,11 +232,13 @@ def plan_group(
         if not job.schedule or job.engine:  # an engine's job runs on the data cluster
             continue
         alloc = allocate_resources(job.resources, group.overcommit, runtime.workspace)
+        masked = mask_values(group, {**discovery, **addon_env, **spec.service_envs(name)})
         cron[name] = {
             "schedule": job.schedule,
             "command": ["/bin/sh", "-c", job.cmd],
             "envs": {**_configs(group, name, {**discovery, **addon_env, **spec.service_envs(name)}),
-                     **group.console_variables(), **self_envs(runtime, name, HOST, None, cluster, alloc)},
+                     **group.console_variables(), **self_envs(runtime, name, HOST, None, cluster, alloc),
+                     **({MASK_ENV: json.dumps(masked)} if masked else {})},
             "workdir": workdir,
             "mem": alloc.mem_limit,
             "cpu": alloc.cpu_limit,

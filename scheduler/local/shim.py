@@ -91,10 +91,30 @@ class LogWriter:
         self.fh = open(self.path, "ab")  # noqa: SIM115
 
 
-def pump(pipe, stream: str, log: LogWriter) -> None:
+def pump(pipe, stream: str, log: LogWriter, masker=None) -> None:
     for raw in iter(lambda: pipe.readline(65536), b""):
-        log.write(stream, raw.decode("utf-8", "replace").rstrip("\r\n"))
+        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        log.write(stream, masker.line(text, stream) if masker is not None else text)
     pipe.close()
+
+
+def take_masker():
+    """The masker of the secret values named in DICE_MASK (a JSON list the supervisor sets),
+    removed from the environment first so the command never sees it. The same masking as a
+    pipeline step's (agent/masking.py: the value and its common encodings, split lines)."""
+    raw = os.environ.pop("DICE_MASK", "")
+    if not raw:
+        return None
+    try:
+        values = [str(v) for v in json.loads(raw) if v]
+    except (ValueError, TypeError):
+        return None
+    if not values:
+        return None
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    from agent.masking import Masker
+
+    return Masker(values)
 
 
 def child_setup(mem_mib: int, user: str) -> None:
@@ -220,6 +240,7 @@ def main(argv: list[str]) -> int:
     if not (args.log and args.pidfile and args.exitfile):
         parser.error("--log, --pidfile and --exitfile are required")
     log = LogWriter(args.log, args.max_bytes, args.keep)
+    masker = take_masker()
     box = None
     try:
         if args.sandbox:
@@ -258,8 +279,8 @@ def main(argv: list[str]) -> int:
         record["init"] = box.init_pid
     write_json(args.pidfile, record)
     readers = [
-        threading.Thread(target=pump, args=(child.stdout, "stdout", log), daemon=True),
-        threading.Thread(target=pump, args=(child.stderr, "stderr", log), daemon=True),
+        threading.Thread(target=pump, args=(child.stdout, "stdout", log, masker), daemon=True),
+        threading.Thread(target=pump, args=(child.stderr, "stderr", log, masker), daemon=True),
     ]
     for reader in readers:
         reader.start()

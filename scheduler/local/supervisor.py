@@ -373,6 +373,8 @@ class Supervisor:
                 avoid.add(port)
                 ports.append(port)
         env = {**base_env(), **unit["env"]}
+        if unit.get("mask"):  # secret values its shim masks in its log (shim.py); not the process's
+            env["DICE_MASK"] = json.dumps(unit["mask"])
         if ports and unit["kind"] == "service":
             env.update({"PORT": str(ports[0]), "SELF_PORT": str(ports[0]),
                         "SELF_URL": f"http://127.0.0.1:{ports[0]}"})

@@ -46,6 +46,9 @@ ATTACKS = {
     "encryption-key": 'grep -q CONSOLE-FERNET-KEY "$DATA/encryption_key"',
     "data-dir": 'ls "$DATA" | grep -q secret_key',
     "other-runtimes-state": 'ls "$DATA/local/runtimes" | grep -q "$VICTIM_NS"',
+    "other-state-file": 'test -r "$VICTIM_STATE"',
+    # another organization's secret variable in any process's environment (its replica's, its shim's)
+    "other-environ": 'grep -qs "VICTIM""-SECRET-VAR" /proc/[0-9]*/environ',
     "see-console": 'test -e "/proc/$CONSOLE_PID/status"',
     "console-environ": f'grep -q {CONSOLE_ENV_SECRET} "/proc/$CONSOLE_PID/environ"',
     "signal-console": 'kill -0 "$CONSOLE_PID"',
@@ -120,7 +123,8 @@ def _victim(executor: LocalExecutor, console: Path, tmp_path: Path) -> dict[str,
     release.mkdir(parents=True)
     (release / "secret.txt").write_text("VICTIM-RELEASE-FILE")
     runtime = RuntimeRef("victim-org", "vp", "va", "DEV", "main")
-    executor.apply(group_of(VICTIM_SPEC, runtime, workdir=release))
+    executor.apply(group_of(VICTIM_SPEC, runtime, workdir=release,
+                            secret_variables={"VICTIM_TOKEN": "VICTIM-SECRET-VAR-91c2"}))
     wait_for(lambda: executor.status(runtime).health is Health.HEALTHY, 30, "the victim's service")
     logs = executor.runtime_dir(runtime.namespace) / "logs"
     wait_for(lambda: "VICTIM-LOG-LINE" in (logs / "victim-0.log").read_text(), 15, "the victim's log line")
@@ -136,7 +140,8 @@ def _victim(executor: LocalExecutor, console: Path, tmp_path: Path) -> dict[str,
     executor.run_job(job)
     wait_for(lambda: executor.job_status("victim-step", "pipelines-7").state.finished, 30, "the victim's step")
     assert executor.job_status("victim-step", "pipelines-7").state is JobState.SUCCEEDED
-    return {"VICTIM_NS": executor.runtime_dir(runtime.namespace).name, "VICTIM_WORK": str(release), "VICTIM_LOGS": str(logs), "VICTIM_PLACED": placed,
+    return {"VICTIM_NS": executor.runtime_dir(runtime.namespace).name,
+            "VICTIM_STATE": str(executor.runtime_dir(runtime.namespace) / "state.json"), "VICTIM_WORK": str(release), "VICTIM_LOGS": str(logs), "VICTIM_PLACED": placed,
             "VICTIM_CACHE": str(cache), "runtime": runtime}
 
 
