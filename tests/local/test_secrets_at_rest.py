@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from pathlib import Path
 
 from scheduler.base import Health
 from scheduler.local import LocalExecutor
@@ -70,7 +71,7 @@ def test_secrets_are_masked_in_logs_and_sealed_in_the_state_file(make_executor, 
     # The process has them, and not the list of what to mask.
     pid = executor.pids(runtime)["web-0"]["process"]
     environ = dict(item.split("=", 1) for item in
-                   open(f"/proc/{pid}/environ", "rb").read().decode().split("\0") if "=" in item)
+                   Path(f"/proc/{pid}/environ").read_bytes().decode().split("\0") if "=" in item)
     assert environ["API_TOKEN"] == SECRET_VAR and SECRET_CFG in environ["DB_URL"]
     assert "DICE_MASK" not in environ
 
@@ -89,7 +90,7 @@ def test_secrets_are_masked_in_logs_and_sealed_in_the_state_file(make_executor, 
     assert again[-1] == "token=****** url=postgres://app:******@db/app b64=******"
     new_pid = successor.pids(runtime)["web-0"]["process"]
     assert pid_alive(new_pid)
-    assert f"API_TOKEN={SECRET_VAR}".encode() in open(f"/proc/{new_pid}/environ", "rb").read()
+    assert f"API_TOKEN={SECRET_VAR}".encode() in Path(f"/proc/{new_pid}/environ").read_bytes()
     assert _files_holding_secrets(local_root) == []
 
 
