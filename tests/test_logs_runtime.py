@@ -185,3 +185,36 @@ def test_cli_runtime_logs_against_live_server(live_server, tenant_a, tenant_b, m
     assert capsys.readouterr().out.splitlines() == ["[web-0] hello", "[web-1] \x1b[31mworld\x1b[0m"]
     assert calls == [(runtime.pk, "web", 50)]
     assert tenant_b.api().get(f"/api/logs/runtimes/{runtime.pk}/web/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_runtime_logs_are_masked_by_the_console_whatever_the_cluster(tenant_a, monkeypatch):
+    """A cluster whose log fetch returns what the service printed (a Kubernetes pod's log, which no
+    shim masked): the console masks the application's secret variables before any viewer sees them,
+    on the raw log, the API and the followed stream."""
+    from apps.clusters import services as cluster_services
+    from apps.deploy import variables
+    from apps.logs import followers
+
+    runtime = _runtime_of(tenant_a)
+    secret = "pod-SECRET-Value-4411"
+    variables.set_variable(tenant_a.owner, tenant_a.app, "DEV", name="API_TOKEN", value=secret, secret=True)
+    variables.set_variable(tenant_a.owner, tenant_a.app, "DEV", name="MODE", value="visible", secret=False)
+    printed = [LogLine("web-0", 1, 1.0, f"token={secret}"), LogLine("web-0", 2, 2.0, "mode=visible"),
+               LogLine("web-1", 1, 3.0, f"ends with {secret[:9]}"), LogLine("web-1", 2, 4.0, secret[9:])]
+
+    class PodLogs:
+        def logs(self, ref, service, *, follow=False, tail=None):
+            return iter(printed)
+
+        def events(self, ref, service=None):
+            return []
+
+    monkeypatch.setattr(cluster_services, "cluster_executor", lambda cluster: PodLogs())
+    raw = b"".join(tenant_a.browser_client().get(f"/logs/runtimes/{runtime.pk}/web/raw/").streaming_content).decode()
+    api = tenant_a.api().get(f"/api/logs/runtimes/{runtime.pk}/web/").content.decode()
+    for body in (raw, api):
+        assert secret not in body and secret[9:] not in body and "token=******" in body and "mode=visible" in body
+    open_logs, _ = followers._sources(runtime, "web")
+    texts = [line.text for line in open_logs(None)]
+    assert texts == ["token=******", "mode=visible", "ends with ******", "******"]

@@ -181,3 +181,36 @@ def _save_next_version(release: Release) -> None:
         except IntegrityError:
             if attempt == _VERSION_RETRIES - 1:
                 raise
+
+
+def runtime_log_masker(runtime):
+    """The masker of what a runtime's logs must not show, whatever cluster it runs on: its
+    application's secret variables in its workspace and the project configs its release's
+    `((KEY))` placeholders name (agent/masking.py: the values and their common encodings). The
+    local cluster's shims already mask them as lines are written; a Kubernetes pod's lines are
+    masked here as they are read."""
+    from agent.masking import Masker
+    from apps.deploy import variables
+    from apps.pipelines.models import ProjectConfig
+    from diceyml.placeholders import secret_keys
+
+    _, secret, _ = variables.for_runtime(runtime)
+    values = list(secret.values())
+    if runtime.release_id is not None:
+        try:
+            doc = parse_dice_yml(runtime.release.spec_text, source=runtime.release.source_name,
+                                 workspace=runtime.workspace.kind)
+        except SpecInvalid:
+            doc = None
+        if doc is not None:
+            values += ProjectConfig.values_of(runtime.application.project_id, secret_keys(doc)).values()
+    return Masker(values)
+
+
+def masked_lines(lines, masker):
+    """LogLines with their text masked (per source and stream, so a value split across two lines
+    of one replica is masked too)."""
+    import dataclasses
+
+    for line in lines:
+        yield dataclasses.replace(line, text=masker.line(line.text, f"{line.source}\0{line.stream}"))

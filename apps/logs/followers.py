@@ -160,12 +160,14 @@ def active() -> list[tuple[int, str]]:
 def _sources(runtime, service: str):
     from apps.clusters.services import cluster_executor
     from apps.deploy.refs import runtime_ref
+    from apps.deploy.services import masked_lines, runtime_log_masker
 
     executor = cluster_executor(runtime.cluster)
     ref = runtime_ref(runtime)
+    masker = runtime_log_masker(runtime)  # secret values never reach a viewer (any cluster kind)
 
     def open_logs(tail: int | None) -> Iterator[LogLine]:
-        return executor.logs(ref, service, follow=True, tail=tail)
+        return masked_lines(executor.logs(ref, service, follow=True, tail=tail), masker)
 
     def list_events() -> list[Event]:
         return executor.events(ref, service)

@@ -95,10 +95,12 @@ def task_log_raw(request, task_id: int):
 def _runtime_lines(runtime, service: str, tail: int | None):
     from apps.clusters.services import cluster_executor
     from apps.deploy.refs import runtime_ref
+    from apps.deploy.services import masked_lines, runtime_log_masker
     from scheduler.base import ExecutorError
 
     try:
-        return list(cluster_executor(runtime.cluster).logs(runtime_ref(runtime), service, follow=False, tail=tail))
+        lines = cluster_executor(runtime.cluster).logs(runtime_ref(runtime), service, follow=False, tail=tail)
+        return list(masked_lines(lines, runtime_log_masker(runtime)))
     except ExecutorError as exc:
         raise Http404(str(exc)) from None
 
