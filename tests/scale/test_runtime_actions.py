@@ -68,9 +68,27 @@ def test_scale_restart_and_delete_through_the_web_process_run_in_the_supervising
     assert _state(data)["units"]["web"]["replicas"] == 3  # made by the worker before the answer
     _wait(lambda: len(_live_shims(data)) == 3, 30, "three replicas")
 
+    # The web UI's button, through the other path of the same operation: the message says it.
+    from apps.deploy.models import Runtime
+
+    page = f"http://127.0.0.1:{console.ports['web1']}" + Runtime.objects.get(pk=runtime).get_absolute_url()
+    browser = requests.Session()
+    login = f"http://127.0.0.1:{console.ports['web1']}/login/"
+    browser.get(login, timeout=30)
+    signed = browser.post(login, data={"username": "scale-owner", "password": "scale-password",
+                                       "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+                          headers={"Referer": login}, timeout=60)
+    assert signed.status_code == 200 and "sessionid" in browser.cookies, signed.text[-500:]
+    done = browser.post(page + "scale/", data={"service": "web", "replicas": 2,
+                                               "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+                        headers={"Referer": page}, timeout=60)
+    assert done.status_code == 200 and "Scaled web to 2." in done.text, done.text[-1000:]
+    assert _state(data)["units"]["web"]["replicas"] == 2
+    _wait(lambda: len(_live_shims(data)) == 2, 30, "two replicas")
+
     before = set(_live_shims(data))
     api("POST", f"runtimes/{runtime}/restart/", json={"service": "web"})
-    _wait(lambda: len(set(_live_shims(data)) - before) == 3, 60, "the rolling restart")
+    _wait(lambda: len(set(_live_shims(data)) - before) == 2, 60, "the rolling restart")
 
     # An error of the cluster reaches the user as for any change: 400 naming it, nothing changed.
     bad = requests.post(f"http://127.0.0.1:{console.ports['web1']}/api/runtimes/{runtime}/scale/",
