@@ -161,6 +161,9 @@ class LocalExecutor:
         self._lock = RootLock(self.root)
         self._control: control.ControlServer | None = None
         self._supervise = supervise
+        # DICE_LOCAL_SUPERVISE=0: this process never supervises the root (production mode's web
+        # processes: a worker does; their changes go to it over the control socket).
+        self._may_lead = os.environ.get("DICE_LOCAL_SUPERVISE", "1").strip().lower() not in ("0", "false", "no")
         self._closed = False
         # Followers of a runtime's status (watch_status) wait here for the supervisor's saves.
         self._changed = threading.Condition()
@@ -178,8 +181,11 @@ class LocalExecutor:
             raise ExecutorError("this LocalExecutor is closed")
         if self.leader:
             return
-        if not self._lock.acquire():
+        if not self._may_lead or not self._lock.acquire():
             if required:
+                if not self._may_lead:
+                    raise ExecutorUnavailable(f"this process does not supervise the local cluster at {self.root} "
+                                              "(DICE_LOCAL_SUPERVISE=0): a worker does")
                 raise ExecutorUnavailable(
                     f"the local cluster at {self.root} is supervised by another process (pid "
                     f"{self._lock.holder()}); make changes through it"

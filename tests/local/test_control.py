@@ -105,3 +105,25 @@ def test_the_socket_is_the_consoles_alone(pair, local_root):
     seen = os.read(read, 200)
     # connected, then closed unanswered (before or after its request went out)
     assert seen in (b"closed", b"error [Errno 32] Broken pipe", b"error [Errno 104] Connection reset by peer"), seen
+
+
+def test_a_process_told_not_to_supervise_never_takes_the_root(make_executor, local_root, runtime, monkeypatch):
+    """Production mode's web processes (DICE_LOCAL_SUPERVISE=0): even with no supervisor at that
+    moment (a standby worker about to take over), a change does not make the web process the
+    supervisor; it is refused clearly, and the worker takes the root when it comes."""
+    monkeypatch.setenv("DICE_LOCAL_SUPERVISE", "0")
+    web = LocalExecutor(local_root)
+    try:
+        with pytest.raises(ExecutorUnavailable, match="does not answer"):
+            web.scale(runtime, "web", 2)
+        assert not web.leader
+        monkeypatch.delenv("DICE_LOCAL_SUPERVISE")
+        worker = make_executor()
+        assert worker.leader
+        worker.apply(group_of(SPEC, runtime))
+        web.scale(runtime, "web", 2)  # now through the worker
+        assert worker.sup.runtimes[runtime.namespace]["units"]["web"]["replicas"] == 2
+        with pytest.raises(ExecutorUnavailable, match="DICE_LOCAL_SUPERVISE=0"):
+            web.tick()
+    finally:
+        web.close()

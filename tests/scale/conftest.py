@@ -43,7 +43,9 @@ class Console:
 
     def start(self, name: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - kept by the process
-        proc = subprocess.Popen(self.command(name), cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+        # As the README's production section says: web processes never supervise the local cluster.
+        env = {**self.env, "DICE_LOCAL_SUPERVISE": "0"} if name.startswith("web") else self.env
+        proc = subprocess.Popen(self.command(name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[name] = proc
         return proc
