@@ -676,12 +676,20 @@ class LocalExecutor:
             # The record at the fork, written whole before the process can exist: a process that
             # stops from here on leaves a job that re-adoption finds (and never starts again)
             # by its shim's pidfile and exitfile (_adopt_launched).
+            # Written outside the lock (starts of a burst and the supervision pass share it), then
+            # checked again: a cancel that came meanwhile is what the file says, and no process starts.
             with self.sup.lock:
                 if self.jobs.get(key) is not record or record["state"] != JobState.PENDING.value:
                     return
                 record.update(launched=time.time(), pidfile=str(jdir / "run" / "job.pid"),
                               exitfile=str(jdir / "run" / "job.exit"))
-                write_json(jdir / "job.json", record)
+                launched = dict(record)
+            write_json(jdir / "job.json", launched)
+            with self.sup.lock:
+                if self.jobs.get(key) is not record or record["state"] != JobState.PENDING.value:
+                    if self.jobs.get(key) is record:
+                        write_json(jdir / "job.json", record)
+                    return
             rec = spawn(record["command"], env={**base_env(), **envs}, cwd=record["workdir"], log=jdir / "job.log",
                         run_prefix=jdir / "run" / "job", mem_mib=mem,
                         log_max_bytes=self.log_max_bytes, log_keep=self.log_keep, priority=self.job_priority,

@@ -9,6 +9,8 @@ on its own, tests), a key of the root's own is made: `<root>/state.key`, mode 06
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import json
 import logging
 import os
@@ -37,6 +39,7 @@ def use_key(keys: Callable[[], list[bytes]] | None) -> None:
     global _console_keys
     with _lock:
         _console_keys = keys
+        _asked.clear()
         _cache.clear()
 
 
@@ -55,9 +58,18 @@ def _root_key(root: Path) -> bytes:
         return key
 
 
+_asked: list[bytes] = []  # the console's keys, once asked (they change only with a restart)
+
+
 def _fernet(root: Path) -> tuple[str, MultiFernet]:
-    keys = (list(_console_keys()) if _console_keys is not None else []) or [_root_key(root)]
-    return keys[0][:8].decode(errors="replace"), MultiFernet([Fernet(k) for k in keys])
+    if not _asked and _console_keys is not None:
+        _asked[:] = _console_keys()
+    return _made(tuple(_asked or [_root_key(root)]))
+
+
+@functools.lru_cache(maxsize=8)
+def _made(keys: tuple[bytes, ...]) -> tuple[str, MultiFernet]:
+    return hashlib.sha256(keys[0]).hexdigest()[:16], MultiFernet([Fernet(k) for k in keys])
 
 
 def _seal(root: Path, value) -> dict:
