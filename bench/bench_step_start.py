@@ -25,6 +25,18 @@ the pre-forking server, the agent on built-in modules), alternated, three rounds
                                main                       perf
     chain, -> agent running    510 / 508 / 504 ms         181 / 176 / 253 ms   (median)
     burst of 100, all running  7.3 / 7.0 / 8.3 s          4.6 / 4.4 / 4.9 s
+
+Issue 25 item 4, branch stepstart (the agent from bytecode and without runpy, the shim's one
+fork and one thread), against main, alternated, load 27-30, DICE_LOCAL_JOB_PRIORITY=normal:
+
+                               main                       stepstart
+    chain, -> agent running    331 / 185 ms               91 / 191 ms          (median)
+    burst of 100, all running  5.38 / 5.29 s              3.83 / 4.20 s
+
+--profile 20 (load 21; CPU per start, median; shim rows with the sandbox and a v1 cgroup):
+    interpreter alone 10.7 ms; agent start `-m agent` 23.0 ms with bytecode (~33 without, as
+    main ran it: nothing wrote the agent's bytecode), `-P -c boot` 16.8 ms; shim + bubblewrap +
+    cgroup around /bin/true 20.2 / 20.7 ms (main) -> 14.1 / 12.4 ms, ~1,980 -> ~1,330 page faults.
 """
 
 from __future__ import annotations
