@@ -8,7 +8,14 @@ LocalExecutor.start_step runs it, each running `true`.
   agent running.
 
 Run (as root, with bubblewrap, for the sandbox): .venv/bin/python bench/bench_step_start.py
-    [--chain 40] [--burst 100]
+    [--chain 40] [--burst 100] [--profile N]
+
+--profile N: instead, the CPU (user + system, from wait4, so the whole process tree) each part of
+a start costs, median of N rounds taken in turn: the bare interpreter, the agent's start
+(interpreter and imports, with and without its bytecode, with and without runpy), and the shim
+forked as the process starter forks it, around /bin/true, without and with the sandbox and its
+cgroup. CPU rather than wall time: on a machine shared at load 20 the wall time of a hop is
+mostly waiting for a core, and a wide stage's start on two cores is bounded by its CPU.
 
 Figures (issue 25, 2026-12-07, this 2-core machine shared with six engineers at load 24-32,
 DICE_LOCAL_JOB_PRIORITY=normal so that the steps are not starved by the others' work; main
@@ -18,6 +25,18 @@ the pre-forking server, the agent on built-in modules), alternated, three rounds
                                main                       perf
     chain, -> agent running    510 / 508 / 504 ms         181 / 176 / 253 ms   (median)
     burst of 100, all running  7.3 / 7.0 / 8.3 s          4.6 / 4.4 / 4.9 s
+
+Issue 25 item 4, branch stepstart (the agent from bytecode and without runpy, the shim's one
+fork and one thread), against main, alternated, load 27-30, DICE_LOCAL_JOB_PRIORITY=normal:
+
+                               main                       stepstart
+    chain, -> agent running    331 / 185 ms               91 / 191 ms          (median)
+    burst of 100, all running  5.38 / 5.29 s              3.83 / 4.20 s
+
+--profile 20 (load 21; CPU per start, median; shim rows with the sandbox and a v1 cgroup):
+    interpreter alone 10.7 ms; agent start `-m agent` 23.0 ms with bytecode (~33 without, as
+    main ran it: nothing wrote the agent's bytecode), `-P -c boot` 16.8 ms; shim + bubblewrap +
+    cgroup around /bin/true 20.2 / 20.7 ms (main) -> 14.1 / 12.4 ms, ~1,980 -> ~1,330 page faults.
 """
 
 from __future__ import annotations
@@ -65,11 +84,116 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
+PROFILE_CHILD = r"""
+import json, os, statistics, sys
+sys.path.insert(0, sys.argv[1])
+import shim, jail  # as the process starter imports them
+tmp, rounds, spec, nocg = sys.argv[2], int(sys.argv[3]), sys.argv[4], sys.argv[5]
+folder = tmp + "/f"
+def args(i, extra):
+    return ["--log", f"{tmp}/l{i}", "--pidfile", f"{tmp}/p{i}", "--exitfile", f"{tmp}/e{i}", "--cwd", folder, *extra,
+            "--", "/bin/true"]
+cases = {
+    "fork of the starter's child, exit": lambda i: os._exit(0),
+    "fork, exec /bin/true": lambda i: os.execv("/bin/true", ["true"]),
+    "shim, no sandbox": lambda i: os._exit(shim.main(args(i, []))),
+    "shim + bubblewrap, no cgroup": lambda i: os._exit(shim.main(args(i, ["--sandbox", nocg]))),
+    "shim + bubblewrap + cgroup": lambda i: os._exit(shim.main(args(i, ["--sandbox", spec]))),
+}
+out = {k: [] for k in cases}
+for i in range(rounds):
+    for n, (k, fn) in enumerate(cases.items()):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                fn(f"{n}-{i}")
+            finally:
+                os._exit(1)
+        _, _, ru = os.wait4(pid, 0)
+        out[k].append(((ru.ru_utime + ru.ru_stime) * 1000, ru.ru_minflt))
+print(json.dumps({k: [statistics.median(x[0] for x in v), statistics.median(x[1] for x in v)] for k, v in out.items()}))
+"""
+
+
+def profile(rounds: int) -> None:
+    """What each part of a step's start costs in CPU (see the module's docstring)."""
+    import importlib.util
+    import resource
+    import subprocess
+
+    import agent
+    from scheduler.local import sandbox as sb
+    from scheduler.local import steps as local_steps
+
+    tmp = Path(tempfile.mkdtemp(prefix="dice-bench-profile-"))
+    python = sb.AGENT_PYTHON
+    env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": agent.ROOT}
+    job = step(tmp, "p")
+    Path(job.spec["workdir"]).mkdir(parents=True)
+    Path(job.folder, "spec.json").write_text(json.dumps(job.spec))
+    spec_path = str(Path(job.folder, "spec.json"))
+    local_steps.agent_bytecode()
+    cached = [importlib.util.cache_from_source(str(p)) for p in Path(agent.ROOT, "agent").glob("*.py")]
+    hidden = [(c, c + ".hidden") for c in cached if os.path.exists(c)]
+
+    def children_cpu() -> float:
+        r = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return r.ru_utime + r.ru_stime
+
+    cases = {
+        "interpreter alone (python -S -c pass)": [python, "-S", "-c", "pass"],
+        "agent run, python -S -m agent (main)": [python, "-S", "-m", "agent", "run", "--spec", spec_path],
+        "agent run, -S -P -c boot (this branch)": [python, *local_steps.step_job(job).command[1:]],
+    }
+    cpu = {name: [] for name in [*cases, "agent run, -S -P -c boot, no bytecode"]}
+    for _ in range(rounds):
+        for name, argv in cases.items():
+            before = children_cpu()
+            subprocess.run(argv, env=env, cwd=job.spec["workdir"], stdout=subprocess.DEVNULL)
+            cpu[name].append((children_cpu() - before) * 1000)
+        for c, h in hidden:
+            os.replace(c, h)
+        try:
+            before = children_cpu()
+            subprocess.run(cases["agent run, -S -P -c boot (this branch)"], env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+                           cwd=job.spec["workdir"], stdout=subprocess.DEVNULL)
+            cpu["agent run, -S -P -c boot, no bytecode"].append((children_cpu() - before) * 1000)
+        finally:
+            for c, h in hidden:
+                os.replace(h, c)
+    print(f"load {os.getloadavg()[0]:.1f}; CPU per start, median of {rounds} (a step running `true`):")
+    for name, values in cpu.items():
+        print(f"  {name:48} {statistics.median(values):6.1f} ms")
+    sandboxes = sb.Sandboxes(tmp / "local")
+    folder = tmp / "f"
+    folder.mkdir()
+    sandboxes.own(folder, "bench-org")
+    binds = [(str(folder), str(folder), "rw"), (local_steps.AGENT_DIR, local_steps.AGENT_DIR, "ro"),
+             (sys.base_prefix, sys.base_prefix, "ro")]
+    spec = sandboxes.spec("bench-org", binds=binds, cpu=1, hostname="bench")
+    with_cg = sb.write_spec(str(tmp / "sandbox.json"), spec)
+    without_cg = sb.write_spec(str(tmp / "sandbox-nocg.json"), {**spec, "cgroup": ""})
+    here = str(Path(sb.SHIM).parent)
+    done = subprocess.run([python, "-S", "-c", PROFILE_CHILD, here, str(tmp), str(rounds), with_cg, without_cg],
+                          capture_output=True, text=True, cwd="/")
+    if done.returncode != 0:
+        print(done.stderr[-2000:])
+        return
+    print(f"  the shim's tree, forked from a process that imported only the shim (as the starter), "
+          f"cgroups {sandboxes.isolation.cgroups or 'none'}:")
+    for name, (ms, faults) in json.loads(done.stdout).items():
+        print(f"  {name:48} {ms:6.1f} ms  {faults:5.0f} page faults")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chain", type=int, default=40)
     parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--profile", type=int, default=0, metavar="N")
     args = parser.parse_args()
+    if args.profile:
+        profile(args.profile)
+        return 0
     tmp = Path(tempfile.mkdtemp(prefix="dice-bench-steps-"))
     executor = LocalExecutor(tmp / "local", search_path=[])
     print(f"sandbox: {isolation().enabled} ({isolation().reason or 'bubblewrap'}); cpus {os.cpu_count()}; "

@@ -24,13 +24,13 @@ Rotation is size based: FILE -> FILE.1 -> ... -> FILE.<keep>; numbering continue
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ctypes
 import json
 import os
 import pwd
 import resource
+import select
 import signal
 import subprocess
 import sys
@@ -89,13 +89,6 @@ class LogWriter:
         else:
             os.unlink(self.path)
         self.fh = open(self.path, "ab")  # noqa: SIM115
-
-
-def pump(pipe, stream: str, log: LogWriter, masker=None) -> None:
-    for raw in iter(lambda: pipe.readline(65536), b""):
-        text = raw.decode("utf-8", "replace").rstrip("\r\n")
-        log.write(stream, masker.line(text, stream) if masker is not None else text)
-    pipe.close()
 
 
 def take_masker():
@@ -164,6 +157,10 @@ class Sandboxed:
         finally:
             os.close(self.info_w)
 
+    def exec_argv(self, command: list[str], cwd: str | None) -> tuple[list[str], dict[str, str]]:
+        """bubblewrap's command line and environment for `command` (see start())."""
+        return jail.bwrap_argv(self.spec, command, cwd, self.info_w), jail.sandbox_env(self.spec, dict(os.environ))
+
     def started(self) -> int | None:
         """Wait for bubblewrap to report its init; the command's host pid (None if it failed)."""
         raw, info = b"", None
@@ -220,42 +217,220 @@ def write_json(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+MEBI = 1024 * 1024
+OPTIONS = {"--log": str, "--pidfile": str, "--exitfile": str, "--sandbox": str, "--max-bytes": int, "--keep": int,
+           "--mem-mib": int, "--user": str, "--cwd": str}
+USAGE = ("usage: shim.py --log FILE --pidfile FILE --exitfile FILE [--max-bytes N] [--keep N] [--mem-mib N] "
+         "[--user NAME] [--cwd DIR] [--sandbox FILE] -- ARGV...\n"
+         "       shim.py --foreground --sandbox FILE [--cwd DIR] -- ARGV...")
+
+
+class Args:
+    def __init__(self) -> None:
+        self.log = self.pidfile = self.exitfile = self.cwd = None
+        self.sandbox, self.user, self.foreground = "", "", False
+        self.max_bytes, self.keep, self.mem_mib = 10 * MEBI, 3, 0
+        self.command: list[str] = []
+
+
+def _usage(message: str) -> None:
+    sys.stderr.write(f"{USAGE}\nshim.py: error: {message}\n")
+    raise SystemExit(2)
+
+
+def parse(argv: list[str]) -> Args:
+    """The command line, parsed by hand: every step starts a shim, and argparse's parser cost each
+    start over a millisecond and hundreds of page faults in a freshly forked child. The command
+    is whatever follows `--` (or the first argument that is not an option)."""
+    args, i = Args(), 0
+    while i < len(argv):
+        item = argv[i]
+        if item == "--":
+            args.command = list(argv[i + 1:])
+            break
+        if item == "--foreground":
+            args.foreground = True
+            i += 1
+            continue
+        name, eq, value = item.partition("=")
+        if name in OPTIONS:
+            if not eq:
+                if i + 1 >= len(argv):
+                    _usage(f"argument {name}: expected one argument")
+                i += 1
+                value = argv[i]
+            try:
+                setattr(args, name[2:].replace("-", "_"), OPTIONS[name](value))
+            except ValueError:
+                _usage(f"argument {name}: invalid {OPTIONS[name].__name__} value: {value!r}")
+            i += 1
+            continue
+        if item.startswith("-"):
+            _usage(f"unrecognized arguments: {item}")
+        args.command = list(argv[i:])
+        break
+    return args
+
+
+def start(command: list[str], args: Args, box: Sandboxed | None) -> tuple[int, int, int]:
+    """Fork the command (in bubblewrap when `box`), /dev/null for its stdin and a pipe each for
+    stdout and stderr: (pid, stdout read end, stderr read end). One plain fork of this small
+    process: subprocess.Popen with a preexec function, its pipes and two pump threads cost each
+    start ~9 ms of CPU and over a thousand page faults more (bench/bench_step_start.py --profile).
+    A child that cannot start (setup or exec) says why on a close-on-exec pipe: raised as OSError."""
+    out_r, out_w = os.pipe()  # os.pipe(): close-on-exec; the dup2s below make stdout/stderr inheritable
+    err_r, err_w = os.pipe()
+    fail_r, fail_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    if box is not None:
+        argv, env = box.exec_argv(command, args.cwd)
+    pid = os.fork()
+    if pid == 0:  # the child: nothing here may return to the caller
+        try:
+            os.dup2(null, 0)
+            os.dup2(out_w, 1)
+            os.dup2(err_w, 2)
+            for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # as Popen's restore_signals: the command's default
+                signal.signal(sig, signal.SIG_DFL)
+            keep = {fail_w}
+            if box is not None:
+                os.chdir("/")
+                jail.child_setup(box.spec, box.cgroup)
+                os.set_inheritable(box.info_w, True)
+                keep.add(box.info_w)
+            else:
+                if args.cwd:
+                    os.chdir(args.cwd)
+                child_setup(args.mem_mib, args.user)
+            low = 3
+            for fd in sorted(keep):  # nothing of the shim's but the standard streams (and bwrap's info pipe)
+                os.closerange(low, fd)
+                low = fd + 1
+            os.closerange(low, 1 << 20)
+            if box is not None:
+                os.execve(argv[0], argv, env)
+            os.execvpe(command[0], command, os.environ)
+        except BaseException as exc:  # whatever it was, the parent must hear it
+            with contextlib.suppress(BaseException):
+                os.write(fail_w, str(exc).encode("utf-8", "replace") or exc.__class__.__name__.encode())
+        finally:
+            os._exit(127)
+    for fd in (out_w, err_w, fail_w, null):
+        os.close(fd)
+    if box is not None:
+        os.close(box.info_w)
+    failure = b""
+    while True:
+        chunk = os.read(fail_r, 4096)  # the end of the file: the command was exec'd
+        if not chunk:
+            break
+        failure += chunk
+    os.close(fail_r)
+    if failure:
+        os.waitpid(pid, 0)
+        os.close(out_r)
+        os.close(err_r)
+        raise OSError(failure.decode("utf-8", "replace"))
+    return pid, out_r, err_r
+
+
+class Lines:
+    """One stream of the command cut into log lines (a line over 65536 bytes in pieces, as
+    readline(65536) cut it)."""
+
+    SIZE = 65536
+
+    def __init__(self, log: LogWriter, stream: str, masker=None) -> None:
+        self.log, self.stream, self.buf, self.masker = log, stream, b"", masker
+
+    def write(self, piece: bytes) -> None:
+        text = piece.decode("utf-8", "replace").rstrip("\r\n")
+        self.log.write(self.stream, self.masker.line(text, self.stream) if self.masker is not None else text)
+
+    def feed(self, data: bytes) -> None:
+        self.buf += data
+        while True:
+            cut = self.buf.find(b"\n")
+            if cut < 0 or cut + 1 > self.SIZE:
+                if len(self.buf) < self.SIZE:
+                    return
+                cut = self.SIZE - 1
+            piece, self.buf = self.buf[:cut + 1], self.buf[cut + 1:]
+            self.write(piece)
+
+    def close(self) -> None:
+        if self.buf:
+            self.write(self.buf)
+            self.buf = b""
+
+
+DRAIN_AFTER_EXIT = 2.0  # seconds the streams are read after the command ended (a grandchild may hold them)
+
+
+def follow(pid: int, streams: dict[int, Lines], on_exit) -> int:
+    """Log the streams as they come and reap the command, in this one thread: SIGCHLD wakes the
+    select (a wakeup pipe), so the end is seen at once even while something it left holds the
+    streams open. on_exit() runs when the command has ended (it kills what the command left);
+    the streams are then drained for up to DRAIN_AFTER_EXIT seconds. The command's wait status."""
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    os.set_blocking(wake_r, False)
+    previous = signal.set_wakeup_fd(wake_w, warn_on_full_buffer=False)
+    signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that the wakeup fd hears it
+    status = None
+    drain_until = None
+    try:
+        while streams:
+            if status is None:
+                done, raw = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    status = raw
+                    on_exit()
+                    drain_until = time.monotonic() + DRAIN_AFTER_EXIT
+            timeout = None if drain_until is None else max(0.0, drain_until - time.monotonic())
+            if timeout == 0.0:
+                break
+            ready, _, _ = select.select([*streams, wake_r], [], [], timeout)
+            for fd in ready:
+                if fd == wake_r:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(wake_r, 512)
+                    continue
+                data = os.read(fd, Lines.SIZE)
+                if data:
+                    streams[fd].feed(data)
+                else:
+                    streams.pop(fd).close()
+                    os.close(fd)
+        for fd, lines in streams.items():
+            lines.close()
+            os.close(fd)
+        if status is None:
+            _, status = os.waitpid(pid, 0)
+            on_exit()
+    finally:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.set_wakeup_fd(previous)
+        os.close(wake_r)
+        os.close(wake_w)
+    return status
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--log")
-    parser.add_argument("--pidfile")
-    parser.add_argument("--exitfile")
-    parser.add_argument("--sandbox", default="")
-    parser.add_argument("--foreground", action="store_true")
-    parser.add_argument("--max-bytes", type=int, default=10 * 1024 * 1024)
-    parser.add_argument("--keep", type=int, default=3)
-    parser.add_argument("--mem-mib", type=int, default=0)
-    parser.add_argument("--user", default="")
-    parser.add_argument("--cwd", default=None)
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    args = parser.parse_args(argv)
-    command = args.command[1:] if args.command[:1] == ["--"] else args.command
+    args = parse(argv)
+    command = args.command
     if args.foreground:
         return foreground(args, command)
     if not (args.log and args.pidfile and args.exitfile):
-        parser.error("--log, --pidfile and --exitfile are required")
+        _usage("--log, --pidfile and --exitfile are required")
     log = LogWriter(args.log, args.max_bytes, args.keep)
     masker = take_masker()
     box = None
     try:
-        if args.sandbox:
-            box = Sandboxed(args.sandbox)
-            child = box.popen(command, args.cwd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE)
-        else:
-            child = subprocess.Popen(
-                command,
-                cwd=args.cwd,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                preexec_fn=lambda: child_setup(args.mem_mib, args.user),
-            )
+        if not command:
+            raise ValueError("no command")
+        box = Sandboxed(args.sandbox) if args.sandbox else None
+        pid, out_r, err_r = start(command, args, box)
     except (OSError, ValueError) as exc:
         log.write("stderr", f"cannot start {command[0] if command else '(nothing)'}: {exc}")
         write_json(args.exitfile, {"code": 127, "signal": None, "time": time.time(), "error": str(exc)})
@@ -263,9 +438,9 @@ def main(argv: list[str]) -> int:
             box.end()
         return 127
     # The group to signal: the command's own (in a sandbox it leads its own session).
-    group = child.pid
+    group = pid
     if box is not None:
-        group = box.started() or child.pid
+        group = box.started() or pid
 
     def forward(signum, _frame):
         # To the whole group: `sh -c "python3 app.py"` forks, and the shell would not pass it on.
@@ -278,26 +453,17 @@ def main(argv: list[str]) -> int:
     if box is not None:
         record["init"] = box.init_pid
     write_json(args.pidfile, record)
-    readers = [
-        threading.Thread(target=pump, args=(child.stdout, "stdout", log, masker), daemon=True),
-        threading.Thread(target=pump, args=(child.stderr, "stderr", log, masker), daemon=True),
-    ]
-    for reader in readers:
-        reader.start()
-    while True:
-        try:
-            rc = child.wait()
-            break
-        except InterruptedError:  # pragma: no cover - PEP 475 retries, kept for clarity
-            continue
-    # Like a container: when the main process ends, what it left behind in its group ends too.
-    for pgid in {child.pid, group}:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
-    if box is not None:
-        box.end()
-    for reader in readers:
-        reader.join(timeout=2)  # a grandchild that left the group may keep the pipes open
+
+    def ended() -> None:
+        # Like a container: when the main process ends, what it left behind in its group ends too.
+        for pgid in {pid, group}:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(pgid, signal.SIGKILL)
+        if box is not None:
+            box.end()
+
+    status = follow(pid, {out_r: Lines(log, "stdout", masker), err_r: Lines(log, "stderr", masker)}, ended)
+    rc = os.waitstatus_to_exitcode(status)
     code, sig = exit_status(rc, box is not None)
     write_json(args.exitfile, {"code": code, "signal": sig, "time": time.time()})
     return rc if rc >= 0 else 128 - rc

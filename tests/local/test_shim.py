@@ -1,0 +1,113 @@
+"""The shim's own run loop (scheduler/local/shim.py): one fork, the two streams read in one thread
+with select, the end heard through SIGCHLD. Run as a script, as without the process starter."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from scheduler.local.sandbox import SHIM
+from tests.local.conftest import wait_for
+
+
+def _shim(tmp_path: Path, *command: str, extra: tuple[str, ...] = (), wait: bool = True):
+    files = {name: str(tmp_path / name) for name in ("log", "pid", "exit")}
+    argv = [sys.executable, "-S", SHIM, "--log", files["log"], "--pidfile", files["pid"], "--exitfile", files["exit"],
+            "--cwd", str(tmp_path), *extra, "--", *command]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            start_new_session=True)
+    if wait:
+        proc.wait(30)
+    return proc, files
+
+
+def _lines(path: str) -> list[tuple[int, str, str]]:
+    out = []
+    for raw in Path(path).read_text().splitlines():
+        number, _stamp, stream, text = raw.split("\t", 3)
+        out.append((int(number), stream, text))
+    return out
+
+
+def test_both_streams_are_logged_numbered_with_long_lines_cut_and_the_last_line_without_newline(tmp_path):
+    script = ("import sys; sys.stdout.write('a\\n' + 'x' * 70000 + '\\n'); sys.stdout.flush(); "
+              "sys.stderr.write('err\\n'); sys.stderr.flush(); sys.stdout.write('tail')")
+    proc, files = _shim(tmp_path, sys.executable, "-c", script)
+    assert proc.returncode == 0
+    lines = _lines(files["log"])
+    assert [n for n, _, _ in lines] == list(range(1, len(lines) + 1))
+    stdout = [text for _, stream, text in lines if stream == "stdout"]
+    assert stdout == ["a", "x" * 65536, "x" * (70000 - 65536), "tail"]
+    assert ("stderr", "err") in {(stream, text) for _, stream, text in lines}
+    assert json.loads(Path(files["exit"]).read_text())["code"] == 0
+    assert json.loads(Path(files["pid"]).read_text())["pid"] > 0
+
+
+def test_the_exit_code_and_a_killing_signal_are_recorded(tmp_path):
+    proc, files = _shim(tmp_path, "/bin/sh", "-c", "exit 3")
+    assert proc.returncode == 3 and json.loads(Path(files["exit"]).read_text())["code"] == 3
+    proc, files = _shim(tmp_path, "/bin/sh", "-c", "kill -9 $$")
+    info = json.loads(Path(files["exit"]).read_text())
+    assert info["code"] is None and info["signal"] == signal.SIGKILL
+
+
+def test_a_command_that_cannot_start_is_logged_with_the_reason(tmp_path):
+    proc, files = _shim(tmp_path, "/nonexistent/program")
+    assert proc.returncode == 127
+    info = json.loads(Path(files["exit"]).read_text())
+    assert info["code"] == 127 and "No such file" in info["error"]
+    assert any("cannot start /nonexistent/program" in text for _, _, text in _lines(files["log"]))
+    proc, files = _shim(tmp_path, "true", extra=("--cwd", str(tmp_path / "missing")))
+    assert proc.returncode == 127 and "missing" in json.loads(Path(files["exit"]).read_text())["error"]
+
+
+def test_the_shim_holds_no_descriptor_of_its_own_in_the_command(tmp_path):
+    proc, files = _shim(tmp_path, "/bin/sh", "-c", "ls /proc/self/fd")
+    assert proc.returncode == 0
+    fds = sorted(int(text) for _, stream, text in _lines(files["log"]) if stream == "stdout" and text.isdigit())
+    assert fds[:3] == [0, 1, 2] and len(fds) <= 4  # ls's own directory descriptor at most
+
+
+def test_a_stop_signal_reaches_the_whole_group_and_what_is_left_is_killed(tmp_path):
+    proc, files = _shim(tmp_path, "/bin/sh", "-c", "sleep 300 & echo started; wait", wait=False)
+    wait_for(lambda: Path(files["pid"]).exists() and any(t == "started" for _, _, t in _lines(files["log"])),
+             what="the command to start")
+    group = json.loads(Path(files["pid"]).read_text())["pid"]
+    started = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(15) != 0 and time.monotonic() - started < 10
+    wait_for(lambda: not _group_alive(group), what="the command's group to end")
+    assert json.loads(Path(files["exit"]).read_text())["signal"] == signal.SIGTERM
+
+
+def test_the_end_is_recorded_promptly_when_a_process_left_behind_holds_the_streams(tmp_path):
+    """A daemon in a session of its own keeps stdout open: the command's end is still heard at
+    once (SIGCHLD), the rest is read for 2 s at most, then the exit is written."""
+    daemon = "setsid sleep 60 & echo daemon $!; echo bye"
+    started = time.monotonic()
+    proc, files = _shim(tmp_path, "/bin/sh", "-c", daemon)
+    assert proc.returncode == 0 and time.monotonic() - started < 8
+    assert json.loads(Path(files["exit"]).read_text())["code"] == 0
+    texts = [t for _, _, t in _lines(files["log"])]
+    left = int(next(t for t in texts if t.startswith("daemon ")).split()[1])
+    try:
+        assert "bye" in texts
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(left, signal.SIGKILL)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
