@@ -12,6 +12,7 @@ from rest_framework import exceptions, mixins, serializers, viewsets
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from apps.projects import scope
+from apps.projects.models import Application, Project
 
 
 def exception_handler(exc, context):
@@ -64,6 +65,26 @@ class ScopedModelViewSet(
     ScopedGenericViewSet,
 ):
     """Create, read, update, delete and list, all inside the organization scope."""
+
+
+class ScopedRelationsMixin:
+    """A serializer whose writable related fields named in `scoped_relations` find only objects
+    inside the requesting user's scope (an id outside it reads as not found)."""
+
+    scoped_relations: tuple[str, ...] = ("application",)
+
+    def get_fields(self):
+        fields = super().get_fields()
+        request = self.context.get("request")
+        user = request.user if request else None
+        for name in self.scoped_relations:
+            field = fields.get(name)
+            if field is not None and not field.read_only:
+                field.queryset = scope.scoped(user, _SCOPED_RELATIONS[name])
+        return fields
+
+
+_SCOPED_RELATIONS = {"application": Application, "project": Project}
 
 
 class ScopedSlugRelatedField(serializers.SlugRelatedField):

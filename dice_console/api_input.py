@@ -15,6 +15,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions, parsers
 from rest_framework.pagination import LimitOffsetPagination
 
+from dice_console.paging import page_of
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -47,6 +49,19 @@ class Pagination(LimitOffsetPagination):
         if not _is_int(raw) or not 0 <= int(raw) <= INT64_MAX:
             raise exceptions.ValidationError({self.offset_query_param: [f"a whole number from 0 to {INT64_MAX}"]})
         return int(raw)
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.request = request
+        self.limit = self.get_limit(request)
+        if self.limit is None:
+            return None
+        self.count = self.get_count(queryset)
+        self.offset = self.get_offset(request)
+        if self.count > self.limit and self.template is not None:
+            self.display_page_controls = True
+        if self.count == 0 or self.offset > self.count:
+            return []
+        return list(page_of(queryset, self.offset, self.offset + self.limit))
 
     def get_schema_operation_parameters(self, view):
         params = super().get_schema_operation_parameters(view)

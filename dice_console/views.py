@@ -9,8 +9,10 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.views import View
 from django_tables2 import RequestConfig
+from django_tables2.data import TableQuerysetData
 
 from apps.projects import scope
+from dice_console.paging import page_of
 
 
 class ScopedMixin(LoginRequiredMixin):
@@ -20,6 +22,15 @@ class ScopedMixin(LoginRequiredMixin):
 
     def scoped_queryset(self):
         return scope.scoped(self.request.user, self.model)
+
+
+class PagedQuerysetData(TableQuerysetData):
+    """A table's queryset whose page is read by id (dice_console.paging)."""
+
+    def __getitem__(self, key):
+        if isinstance(key, slice) and key.step is None and key.start is not None and key.stop is not None:
+            return page_of(self.data, key.start, key.stop)
+        return super().__getitem__(key)
 
 
 class ObjectListView(ScopedMixin, View):
@@ -48,7 +59,7 @@ class ObjectListView(ScopedMixin, View):
         if self.filterset_class is not None:
             filterset = self.filterset_class(request.GET, queryset=queryset, request=request)
             queryset = filterset.qs
-        table = self.table_class(queryset)
+        table = self.table_class(PagedQuerysetData(queryset))
         RequestConfig(request, paginate={"per_page": self.per_page}).configure(table)
         context = {
             "table": table,

@@ -90,6 +90,12 @@ def test_oldest_state_with_data_migrates_to_the_latest(executor):
     assert now_app.project.workspaces.get(kind="PROD").cluster.name == "prod"
     release = NowRelease.objects.get(application=now_app)
     assert (release.version, release.spec_text) == (1, "version: '2.0'\n")
+    # deploy.0005 and pipelines.0006 filled the organization and project the scoped lists filter on.
+    from apps.pipelines.models import PipelineRun as NowRun
+
+    for row in (release, NowRun.objects.get(application=now_app)):
+        assert (row.scope_organization_id, row.scope_project_id) == (now_app.project.organization_id,
+                                                                     now_app.project_id), row
     assert NowConfig.objects.get(key="REGION").plain_value() == "eu-1"
     prod = NowCluster.objects.get(name="prod")
     assert prod.api_server == "https://k8s.example:6443" and prod.credentials == "" and not prod.allow_shared_tenancy

@@ -8,6 +8,7 @@ from django.urls import reverse
 
 from apps.clusters import crypto
 from apps.deploy.choices import ACTIVE_STATUSES, ALLOWED_TRANSITIONS, DeploymentStatus
+from apps.projects.models import InApplicationScope
 
 
 class ImmutableRelease(Exception):
@@ -20,7 +21,7 @@ class ReleaseQuerySet(models.QuerySet):
         raise ImmutableRelease("releases are immutable: create a new release instead of updating one")
 
 
-class Release(models.Model):
+class Release(InApplicationScope):
     """One immutable, numbered version of an application: its dice.yml as written plus the image
     each service and job runs. Deployments roll a release out onto a runtime; to change anything,
     make a new release."""
@@ -51,9 +52,15 @@ class Release(models.Model):
     objects = ReleaseQuerySet.as_manager()
 
     class Meta:
-        ordering = ["application", "-version"]
+        # By the application's id, not its name: ordering by a join's column ruled out every index.
+        ordering = ["application_id", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["application", "version"], name="release_version_per_application")
+        ]
+        indexes = [
+            models.Index(fields=["application", "-version"], name="release_app_newest"),
+            models.Index(fields=["scope_organization", "application", "-version"], name="release_org_newest"),
+            models.Index(fields=["scope_project", "application", "-version"], name="release_project_newest"),
         ]
 
     def __str__(self):
@@ -97,7 +104,7 @@ class ReleaseBundle(models.Model):
         return self.release.organization
 
 
-class Runtime(models.Model):
+class Runtime(InApplicationScope):
     """One running instance of an application in one workspace, named (e.g. after the branch):
     what a deployment rolls releases onto. It stays on the cluster its workspace was bound to
     when it was made, even if the workspace is later bound elsewhere."""
@@ -120,6 +127,10 @@ class Runtime(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["application", "workspace", "name"], name="runtime_name_per_app_workspace")
         ]
+        indexes = [
+            models.Index(fields=["scope_organization"], name="runtime_org"),
+            models.Index(fields=["scope_project"], name="runtime_project"),
+        ]
 
     def __str__(self):
         return f"{self.application}:{self.workspace.kind}/{self.name}"
@@ -141,7 +152,7 @@ class Runtime(models.Model):
         return self.application.project
 
 
-class Deployment(models.Model):
+class Deployment(InApplicationScope):
     """One rollout of a release onto a runtime, from queued to a final status, with its history.
     Change `status` only through apps.deploy.deployments.transition(), which checks
     ALLOWED_TRANSITIONS and records a DeploymentTransition."""
@@ -169,9 +180,17 @@ class Deployment(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
+        indexes = [
+            models.Index(fields=["-created", "-id"], name="deployment_newest"),
+            models.Index(fields=["scope_organization", "-created", "-id"], name="deployment_org_newest"),
+            models.Index(fields=["scope_project", "-created", "-id"], name="deployment_project_newest"),
+        ]
 
     def __str__(self):
         return f"deployment #{self.pk} of {self.release} to {self.runtime}"
+
+    def scope_ids(self) -> tuple[int, int]:
+        return self.runtime.scope_organization_id, self.runtime.scope_project_id
 
     def get_absolute_url(self):
         return self.runtime.get_absolute_url() + f"#deployment-{self.pk}"

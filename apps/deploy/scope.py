@@ -15,10 +15,13 @@ from apps.deploy.models import (
 )
 from apps.projects import scope
 
+# The big tables filter on the organization and project kept on each row (scope.Reach).
+_IN_SCOPE = {"organization": "scope_organization", "project": "scope_project"}
+
 
 def releases_for(user) -> QuerySet[Release]:
     """Releases of the applications the user can see."""
-    return Release.objects.filter(application__in=scope.applications_for(user))
+    return Release.objects.filter(scope.reach(user).q(**_IN_SCOPE))
 
 
 def bundles_for(user) -> QuerySet[ReleaseBundle]:
@@ -27,11 +30,11 @@ def bundles_for(user) -> QuerySet[ReleaseBundle]:
 
 def runtimes_for(user) -> QuerySet[Runtime]:
     """Runtimes of the applications the user can see."""
-    return Runtime.objects.filter(application__in=scope.applications_for(user))
+    return Runtime.objects.filter(scope.reach(user).q(**_IN_SCOPE))
 
 
 def deployments_for(user) -> QuerySet[Deployment]:
-    return Deployment.objects.filter(runtime__application__in=scope.applications_for(user))
+    return Deployment.objects.filter(scope.reach(user).q(**_IN_SCOPE, application="runtime__application"))
 
 
 def transitions_for(user) -> QuerySet[DeploymentTransition]:

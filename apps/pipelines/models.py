@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from apps.pipelines.choices import Executor, RunStatus, TaskStatus, TriggerKind
 from apps.projects.choices import WorkspaceKind
+from apps.projects.models import InApplicationScope
 
 
 class PipelineDefinition(models.Model):
@@ -47,7 +48,7 @@ class PipelineDefinition(models.Model):
         return self.application.project
 
 
-class PipelineRun(models.Model):
+class PipelineRun(InApplicationScope):
     """One execution of a pipeline: a snapshot of its text, the workspace it runs for, its params and
     what triggered it. Its tasks are TaskRuns."""
 
@@ -74,6 +75,12 @@ class PipelineRun(models.Model):
 
     class Meta:
         ordering = ["-created", "-id"]
+        indexes = [
+            models.Index(fields=["-created", "-id"], name="run_newest"),
+            models.Index(fields=["application", "-created", "-id"], name="run_app_newest"),
+            models.Index(fields=["scope_organization", "-created", "-id"], name="run_org_newest"),
+            models.Index(fields=["scope_project", "-created", "-id"], name="run_project_newest"),
+        ]
 
     def __str__(self):
         return f"run {self.pk} of {self.application}"

@@ -20,11 +20,14 @@ def definitions_for(user) -> QuerySet[PipelineDefinition]:
 
 
 def runs_for(user) -> QuerySet[PipelineRun]:
-    return PipelineRun.objects.filter(application__in=scope.applications_for(user))
+    """Runs of the applications the user can see (filtered on the organization and project kept on
+    each run: scope.Reach)."""
+    return PipelineRun.objects.filter(scope.reach(user).q(organization="scope_organization", project="scope_project"))
 
 
 def task_runs_for(user) -> QuerySet[TaskRun]:
-    return TaskRun.objects.filter(run__application__in=scope.applications_for(user))
+    return TaskRun.objects.filter(scope.reach(user).q(
+        organization="run__scope_organization", project="run__scope_project", application="run__application"))
 
 
 def configs_for(user) -> QuerySet[ProjectConfig]:

@@ -4,7 +4,7 @@ import re
 
 import django_filters
 from django import forms
-from django.db.models import Q
+from django.db.models import Q, Subquery
 
 from apps.projects.choices import Role, WorkspaceKind
 from apps.projects.models import Application, AuditEvent, Member, Organization, Project, Workspace
@@ -118,10 +118,15 @@ class MemberFilterSet(SearchFilterSet):
 
 class AuditEventFilterSet(SearchFilterSet):
     search_fields = ("object_repr", "actor_name", "action")
-    org = django_filters.CharFilter(field_name="organization__slug")
+    org = django_filters.CharFilter(method="in_organization", label="Organization")
     object_type = django_filters.CharFilter()
     action = django_filters.CharFilter()
 
     class Meta:
         model = AuditEvent
         fields = ["org", "object_type", "action"]
+
+    def in_organization(self, queryset, name, value):
+        # The organization's id as a subquery of its own, not a join: the planner then reads the
+        # (organization, created) index in the list's order.
+        return queryset.filter(organization_id=Subquery(Organization.objects.filter(slug=value).values("pk")[:1]))

@@ -21,7 +21,7 @@ from apps.deploy.services import SpecRejected
 from apps.projects import scope
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application
-from dice_console.api import ScopedGenericViewSet
+from dice_console.api import ScopedGenericViewSet, ScopedRelationsMixin
 from dice_console.api_input import JSONParser
 
 # ---- serializers ------------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ class DeploymentSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DeployRequestSerializer(serializers.Serializer):
+class DeployRequestSerializer(ScopedRelationsMixin, serializers.Serializer):
     """Deploy a release, or a dice.yml (a release is made from it, with its folder's files)."""
 
     application = serializers.PrimaryKeyRelatedField(queryset=Application.objects.none())
@@ -88,9 +88,7 @@ class DeployRequestSerializer(serializers.Serializer):
     def get_fields(self):
         fields = super().get_fields()
         request = self.context.get("request")
-        user = request.user if request else None
-        fields["application"].queryset = scope.applications_for(user)
-        fields["release"].queryset = scope.scoped(user, Release)
+        fields["release"].queryset = scope.scoped(request.user if request else None, Release)
         return fields
 
     def validate(self, attrs):

@@ -11,6 +11,7 @@ from apps.deploy.summary import release_summary
 from apps.pipelines.models import PipelineRun
 from apps.projects import scope
 from apps.projects.models import Application
+from dice_console.api import ScopedRelationsMixin
 
 
 def uploaded_archive(attrs: dict) -> bytes | None:
@@ -26,7 +27,7 @@ def uploaded_archive(attrs: dict) -> bytes | None:
     return None
 
 
-class ReleaseSerializer(serializers.ModelSerializer):
+class ReleaseSerializer(ScopedRelationsMixin, serializers.ModelSerializer):
     """A release as listed; `hash` covers the text and the image map (equal hash, equal content)."""
 
     url = serializers.HyperlinkedIdentityField(view_name="api:release-detail")
@@ -47,12 +48,6 @@ class ReleaseSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "version", "spec_hash", "image_overrides", "created"]
         extra_kwargs = {"source_name": {"required": False}, "description": {"required": False}}
         validators = []
-
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        fields["application"].queryset = scope.applications_for(request.user if request else None)
-        return fields
 
     def validate(self, attrs):
         """`pipeline_run_id` names a run of the same application that the user may see."""

@@ -10,13 +10,12 @@ from rest_framework.exceptions import ValidationError
 
 from apps.deploy import filtersets, variables
 from apps.deploy.models import EnvironmentVariable
-from apps.projects import scope
 from apps.projects.choices import WorkspaceKind
 from apps.projects.models import Application
-from dice_console.api import ScopedModelViewSet
+from dice_console.api import ScopedModelViewSet, ScopedRelationsMixin
 
 
-class VariableSerializer(serializers.ModelSerializer):
+class VariableSerializer(ScopedRelationsMixin, serializers.ModelSerializer):
     """A variable; `value` of a secret one reads back as ******."""
 
     application = serializers.PrimaryKeyRelatedField(queryset=Application.objects.none())
@@ -31,12 +30,6 @@ class VariableSerializer(serializers.ModelSerializer):
                   "updated"]
         read_only_fields = ["id", "created", "updated"]
         validators = []
-
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        fields["application"].queryset = scope.applications_for(request.user if request else None)
-        return fields
 
     def to_internal_value(self, data):
         if isinstance(data, dict) and isinstance(data.get("workspace"), str):

@@ -7,20 +7,13 @@ from rest_framework import serializers
 from apps.pipelines.models import BranchRule, PipelineDefinition, PipelineRun, ProjectConfig, TaskRun
 from apps.pipelines.secrets import MASK
 from apps.projects import scope
+from dice_console.api import ScopedRelationsMixin
 
 
-class _Scoped(serializers.ModelSerializer):
+class _Scoped(ScopedRelationsMixin, serializers.ModelSerializer):
     """Related application/project fields that only find objects inside the user's scope."""
 
-    def get_fields(self):
-        fields = super().get_fields()
-        request = self.context.get("request")
-        user = request.user if request else None
-        if "application" in fields and not fields["application"].read_only:
-            fields["application"].queryset = scope.applications_for(user)
-        if "project" in fields and not fields["project"].read_only:
-            fields["project"].queryset = scope.projects_for(user)
-        return fields
+    scoped_relations = ("application", "project")
 
 
 class PipelineDefinitionSerializer(_Scoped):

@@ -15,7 +15,7 @@ from apps.projects.models import (
     Project,
     Workspace,
 )
-from dice_console.api import ScopedSlugRelatedField
+from dice_console.api import ScopedRelationsMixin, ScopedSlugRelatedField
 
 
 class OrganizationSerializer(serializers.ModelSerializer):
@@ -96,7 +96,9 @@ class ApplicationSerializer(serializers.ModelSerializer):
         return fields
 
 
-class MemberSerializer(serializers.ModelSerializer):
+class MemberSerializer(ScopedRelationsMixin, serializers.ModelSerializer):
+    scoped_relations = ("project", "application")
+
     username = serializers.CharField(source="user.username")
     organization = ScopedSlugRelatedField(Organization, slug_field="slug")
     project = serializers.PrimaryKeyRelatedField(queryset=Project.objects.none(), required=False, allow_null=True)
@@ -113,13 +115,7 @@ class MemberSerializer(serializers.ModelSerializer):
         validators = []
 
     def get_fields(self):
-        from apps.projects import scope
-
         fields = super().get_fields()
-        request = self.context.get("request")
-        user = request.user if request else None
-        fields["project"].queryset = scope.projects_for(user)
-        fields["application"].queryset = scope.applications_for(user)
         if self.instance is not None and not isinstance(self.instance, list | tuple):
             for name in ("username", "organization", "project", "application"):
                 fields[name].read_only = True
