@@ -86,6 +86,26 @@ class TestClusterAPI(ScopedAPICases):
 # ---- encryption at rest -----------------------------------------------------------------------
 
 
+def test_processes_starting_together_make_one_standalone_key(settings, tmp_path, monkeypatch):
+    """Web processes and workers that start together each ask for the key (the local cluster's
+    sealed state files): one key is written, whole, and every one of them gets it."""
+    import threading
+
+    from apps.clusters import crypto
+
+    monkeypatch.delenv("DICE_ENCRYPTION_KEY", raising=False)
+    settings.DATA_DIR = str(tmp_path)
+    keys: list[str] = []
+    starts = [threading.Thread(target=lambda: keys.append(crypto._standalone_key())) for _ in range(16)]
+    for thread in starts:
+        thread.start()
+    for thread in starts:
+        thread.join()
+    assert len(keys) == 16 and len(set(keys)) == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["encryption_key"]
+    assert (tmp_path / "encryption_key").read_text() == keys[0]
+
+
 def test_credentials_are_encrypted_at_rest_and_never_shown(tenant_a):
     api = tenant_a.api()
     r = api.post("/api/clusters/", {"name": "enc", "server": DEAD_SERVER, "token": SECRET_TOKEN,

@@ -1,5 +1,5 @@
 """Production mode (a uvicorn web process, a Celery worker supervising the local cluster, Redis):
-scale, restart and delete of a local runtime, asked of the web process through the API, are made
+scale, restart and delete of a local runtime, asked of the web process (API, web UI, CLI), are made
 by the supervising worker (scheduler/local/control.py) with the same checks and audit as in
 standalone mode; the web process never takes the cluster over."""
 
@@ -46,7 +46,7 @@ def _live_shims(data) -> list[int]:
             if slot.get("current") and pid_alive(slot["current"]["pid"])]
 
 
-def test_scale_restart_and_delete_through_the_web_process_run_in_the_supervising_worker(console):
+def test_scale_restart_and_delete_through_the_web_process_run_in_the_supervising_worker(console, monkeypatch):
     from apps.projects.models import AuditEvent
 
     console, token, app, data = console
@@ -86,8 +86,14 @@ def test_scale_restart_and_delete_through_the_web_process_run_in_the_supervising
     assert _state(data)["units"]["web"]["replicas"] == 2
     _wait(lambda: len(_live_shims(data)) == 2, 30, "two replicas")
 
+    # The CLI (through the API of the web process).
+    from dice_cli.main import main
+
+    monkeypatch.setenv("DICE_SERVER", f"http://127.0.0.1:{console.ports['web1']}")
+    monkeypatch.setenv("DICE_TOKEN", token)
     before = set(_live_shims(data))
-    api("POST", f"runtimes/{runtime}/restart/", json={"service": "web"})
+    target = f"{app.project.organization.slug}/{app.project.slug}/{app.slug}"
+    assert main(["runtime", "restart", target, "--workspace", "DEV", "--runtime", "acts", "web"]) == 0
     _wait(lambda: len(set(_live_shims(data)) - before) == 2, 60, "the rolling restart")
 
     # An error of the cluster reaches the user as for any change: 400 naming it, nothing changed.
