@@ -292,8 +292,10 @@ class KubernetesExecutor:
             live.update(self._listed(namespace, extra))
         for api_version, kind in {(o["apiVersion"], o["kind"]) for o in manifests}:
             self._resource(api_version, kind)  # discovery here, once, not in the apply threads
-        cache = self._cache(namespace)
-        cache.expect("Namespace", namespace, self._apply_one(manifests[0]))  # before anything in it
+        # This process's writes, for the watch-fed cache to await before its next answer. The
+        # cache is joined after the applies: its watches would otherwise decode every event the
+        # applies cause while they are being sent (a list afterwards carries them at once).
+        written: list[tuple[str, str, str]] = [("Namespace", namespace, self._apply_one(manifests[0]))]
         applied: set[tuple[str, str, str]] = set()
         waves: list[list[dict]] = [[], []]
         for obj in manifests[1:]:
@@ -302,14 +304,19 @@ class KubernetesExecutor:
             current = live.get(key)
             if _unchanged(current, obj["metadata"]["annotations"][APPLIED_DIGEST]):
                 if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
-                    cache.expect(obj["kind"], key[2], str(current["metadata"].get("resourceVersion", "")))
+                    written.append((obj["kind"], key[2], str(current["metadata"].get("resourceVersion", ""))))
                 continue
             waves[0 if obj["kind"] in FIRST_KINDS else 1].append(obj)
-        with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-apply") as pool:
-            for wave in waves:
-                for obj, version in zip(wave, pool.map(self._apply_one, wave), strict=True):
-                    if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
-                        cache.expect(obj["kind"], obj["metadata"]["name"], version)
+        try:
+            with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-apply") as pool:
+                for wave in waves:
+                    for obj, version in zip(wave, pool.map(self._apply_one, wave), strict=True):
+                        if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
+                            written.append((obj["kind"], obj["metadata"]["name"], version))
+        finally:
+            cache = self._cache(namespace)
+            for kind, name, version in written:
+                cache.expect(kind, name, version)
         self._prune(namespace, kinds, applied, live)
 
     def _to_apply(self, group: ServiceGroup, operators: set[str], builtin: set[str] | None = None) -> list[dict]:
