@@ -26,6 +26,23 @@ LISTs shared with the prune and made in parallel), and kubectl applying the bran
     re-apply, unchanged  10.73, 12.30 s      0.86 s     15.18 s   -> ratio 0.11
     settled status()        85, 103 ms        42 ms
 
+Next session (issue 25, 2026-12-07 03:35-03:51, load 20-32 from the other engineers, main at
+257724b against this branch, runs alternated, each side twice):
+
+    200 services                 main (before)       branch (after)
+    apply                         8.20, 8.02 s       15.35, 11.42 s   (wall: at this load, noise)
+      CPU: this process           0.91, 1.02 s        0.72, 0.66 s
+      CPU: control plane          4.72, 4.82 s        6.97, 5.68 s   (more of the controllers'
+                                                                      cascade falls in a longer window)
+    status() evaluations while     248 x 101 ms        75 x 79 ms     (the cache computes once per
+      waiting for availability     392 x  42 ms       120 x 54 ms     change; waiters pace themselves)
+    settled status()                47, 44 ms           0, 0 ms      (computed once per change)
+    re-apply, unchanged           1.49, 1.14 s        1.83, 2.75 s
+    requests while waiting        WATCH 6, 7          LIST 6, GET 1, WATCH 12, 14 (LIST: the cache's
+                                                      first lists, as it is joined after the applies;
+                                                      WATCH counted the bench's own 5-s watch then)
+    render (CPU, no cluster)       220 ms              40 ms
+
 kubectl: `cp -r tools/ktestenv /tmp/k && cd /tmp/k && GOFLAGS=-mod=mod go build -o kubectl
 k8s.io/kubernetes/cmd/kubectl` (the module graph of tools/ktestenv; -mod=mod adds the go.sum
 entries of kustomize, which ktestenv itself does not build, in the copy only).
