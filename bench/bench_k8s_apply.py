@@ -43,6 +43,12 @@ Next session (issue 25, 2026-12-07 03:35-03:51, load 20-32 from the other engine
                                                       WATCH counted the bench's own 5-s watch then)
     render (CPU, no cluster)       220 ms              40 ms
 
+Then one cluster and one process, main's driver.py loaded beside the branch's, applies into fresh
+namespaces alternated (3 each, 20 s apart; load 57-75, so the wall times, 5.5-210 s, say nothing):
+this process's CPU per apply main 1.41/1.56/1.64 s, branch 1.28/0.90/0.61 s. Whether 200 services
+apply in under 5 s is not shown on this machine: the best branch run was 5.48 s at load 57 (and
+4.94/5.58 s in two runs of a probe at load ~16), main's 8.02 s at load 27.
+
 kubectl: `cp -r tools/ktestenv /tmp/k && cd /tmp/k && GOFLAGS=-mod=mod go build -o kubectl
 k8s.io/kubernetes/cmd/kubectl` (the module graph of tools/ktestenv; -mod=mod adds the go.sum
 entries of kustomize, which ktestenv itself does not build, in the copy only).
