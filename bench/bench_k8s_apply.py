@@ -49,6 +49,21 @@ this process's CPU per apply main 1.41/1.56/1.64 s, branch 1.28/0.90/0.61 s. Whe
 apply in under 5 s is not shown on this machine: the best branch run was 5.48 s at load 57 (and
 4.94/5.58 s in two runs of a probe at load ~16), main's 8.02 s at load 27.
 
+When the load fell (04:05-04:10, load 13-29 at the start of each run), main once between two runs
+of the branch, each with kubectl in the same run:
+
+    200 services                 main (before)       branch (after)
+    apply                           6.66 s           3.63, 3.68 s    (goal < 5 s)
+      CPU: this process             1.02 s           0.58, 0.62 s
+      CPU: control plane            4.34 s           3.86, 3.63 s
+    kubectl apply, same objects     7.47 s           5.62, 12.07 s
+    ratio to kubectl                0.89             0.65, 0.30      (goal <= 1.0)
+    re-apply, unchanged             1.19 s           0.26, 0.42 s    (goal < 2 s)
+    status() while waiting      608 x 32 ms = 27.3 s  461 x 12 ms = 8.0 s, 334 x 17 ms = 9.3 s
+    settled status()                  39 ms           0, 0 ms        (goal < 100 ms)
+    requests while waiting          WATCH 8          GET 1, LIST 6 / 7, WATCH 7 / 6 (the cache's
+                                                     first lists, one kind listed again once)
+
 kubectl: `cp -r tools/ktestenv /tmp/k && cd /tmp/k && GOFLAGS=-mod=mod go build -o kubectl
 k8s.io/kubernetes/cmd/kubectl` (the module graph of tools/ktestenv; -mod=mod adds the go.sum
 entries of kustomize, which ktestenv itself does not build, in the copy only).
