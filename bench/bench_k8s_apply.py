@@ -26,6 +26,44 @@ LISTs shared with the prune and made in parallel), and kubectl applying the bran
     re-apply, unchanged  10.73, 12.30 s      0.86 s     15.18 s   -> ratio 0.11
     settled status()        85, 103 ms        42 ms
 
+Next session (issue 25, 2026-12-07 03:35-03:51, load 20-32 from the other engineers, main at
+257724b against this branch, runs alternated, each side twice):
+
+    200 services                 main (before)       branch (after)
+    apply                         8.20, 8.02 s       15.35, 11.42 s   (wall: at this load, noise)
+      CPU: this process           0.91, 1.02 s        0.72, 0.66 s
+      CPU: control plane          4.72, 4.82 s        6.97, 5.68 s   (more of the controllers'
+                                                                      cascade falls in a longer window)
+    status() evaluations while     248 x 101 ms        75 x 79 ms     (the cache computes once per
+      waiting for availability     392 x  42 ms       120 x 54 ms     change; waiters pace themselves)
+    settled status()                47, 44 ms           0, 0 ms      (computed once per change)
+    re-apply, unchanged           1.49, 1.14 s        1.83, 2.75 s
+    requests while waiting        WATCH 6, 7          LIST 6, GET 1, WATCH 12, 14 (LIST: the cache's
+                                                      first lists, as it is joined after the applies;
+                                                      WATCH counted the bench's own 5-s watch then)
+    render (CPU, no cluster)       220 ms              40 ms
+
+Then one cluster and one process, main's driver.py loaded beside the branch's, applies into fresh
+namespaces alternated (3 each, 20 s apart; load 57-75, so the wall times, 5.5-210 s, say nothing):
+this process's CPU per apply main 1.41/1.56/1.64 s, branch 1.28/0.90/0.61 s. Whether 200 services
+apply in under 5 s is not shown on this machine: the best branch run was 5.48 s at load 57 (and
+4.94/5.58 s in two runs of a probe at load ~16), main's 8.02 s at load 27.
+
+When the load fell (04:05-04:10, load 13-29 at the start of each run), main once between two runs
+of the branch, each with kubectl in the same run:
+
+    200 services                 main (before)       branch (after)
+    apply                           6.66 s           3.63, 3.68 s    (goal < 5 s)
+      CPU: this process             1.02 s           0.58, 0.62 s
+      CPU: control plane            4.34 s           3.86, 3.63 s
+    kubectl apply, same objects     7.47 s           5.62, 12.07 s
+    ratio to kubectl                0.89             0.65, 0.30      (goal <= 1.0)
+    re-apply, unchanged             1.19 s           0.26, 0.42 s    (goal < 2 s)
+    status() while waiting      608 x 32 ms = 27.3 s  461 x 12 ms = 8.0 s, 334 x 17 ms = 9.3 s
+    settled status()                  39 ms           0, 0 ms        (goal < 100 ms)
+    requests while waiting          WATCH 8          GET 1, LIST 6 / 7, WATCH 7 / 6 (the cache's
+                                                     first lists, one kind listed again once)
+
 kubectl: `cp -r tools/ktestenv /tmp/k && cd /tmp/k && GOFLAGS=-mod=mod go build -o kubectl
 k8s.io/kubernetes/cmd/kubectl` (the module graph of tools/ktestenv; -mod=mod adds the go.sum
 entries of kustomize, which ktestenv itself does not build, in the copy only).
@@ -131,6 +169,25 @@ def _alive(pid: int) -> bool:
     return _pid_alive(pid)
 
 
+def cluster_cpu(cluster: K8sCluster, since: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds (user + system) each control-plane process has used, less `since`: on a
+    shared machine the wall time of an apply depends on everyone's load, the work it caused
+    much less."""
+    out = {}
+    for name, pid in cluster.pids().items():
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        out[name] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK") - (since or {}).get(name, 0.0)
+    return out
+
+
+def cpu_line(cpu: dict[str, float]) -> str:
+    parts = ", ".join(f"{k}={v:.2f}" for k, v in sorted(cpu.items()) if k != "ktestenv-up")
+    return f"{parts}; sum={sum(cpu.values()):.2f} s"
+
+
 def rss_line(rss: dict[str, int]) -> str:
     if not rss:
         return "n/a"
@@ -191,6 +248,59 @@ class DeploymentWatch:
                 self._stop.wait(0.2)
 
 
+class RequestCount:
+    """Every HTTP request the driver makes in this process (all its API clients: its own, the
+    watch-fed cache's; not the bench's DeploymentWatch) between start() and stop(), by kind:
+    LIST, WATCH, other GET, writes. A cache joined by the apply lists each kind once here, then
+    only watches: a count that does not grow with the wait is what item 2 asks."""
+
+    def __init__(self):
+        self.counts: dict[str, int] = {}
+        self._real = None
+
+    def start(self) -> RequestCount:
+        from kubernetes.client import rest
+
+        real = self._real = rest.RESTClientObject.request
+        counts = self.counts
+
+        def request(client, method, url, *args, **kwargs):
+            if threading.current_thread().name.startswith("bench-"):  # the bench's own watch
+                return real(client, method, url, *args, **kwargs)
+            path, _, query = url.partition("?")
+            if method != "GET":
+                kind = method
+            elif "watch=true" in query.lower():
+                kind = "WATCH"
+            else:  # a LIST names a collection: .../namespaces/<ns>/<plural>, or a cluster-wide plural
+                kind = "LIST" if _is_collection(path.split("/")) else "GET"
+            counts[kind] = counts.get(kind, 0) + 1
+            return real(client, method, url, *args, **kwargs)
+
+        rest.RESTClientObject.request = request
+        return self
+
+    def stop(self) -> None:
+        from kubernetes.client import rest
+
+        if self._real is not None:
+            rest.RESTClientObject.request = self._real
+            self._real = None
+
+    def summary(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in sorted(self.counts.items())) or "none"
+
+
+def _is_collection(parts: list[str]) -> bool:
+    """Whether an API path names a collection (/api/v1/namespaces/ns/pods, /apis/g/v/namespaces/ns/x,
+    /api/v1/nodes) rather than one object."""
+    start = next((i for i, p in enumerate(parts) if p in ("api", "apis")), len(parts))
+    tail = parts[start + (2 if parts[start:start + 1] == ["api"] else 3):]  # after /api/v1, /apis/<g>/<v>
+    if tail[:1] == ["namespaces"] and len(tail) >= 3:
+        tail = tail[2:]
+    return len(tail) == 1
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--services", type=int, default=200)
@@ -243,12 +353,15 @@ def main() -> None:
             f"median {statistics.median(renders) * 1000:.0f} ms")
 
         truth = DeploymentWatch(apps_api, runtime.namespace)
+        cpu0, ours0 = cluster_cpu(cluster), time.process_time()
         t_apply = time.perf_counter()
         executor.apply(group)
         apply_s = time.perf_counter() - t_apply
+        ours, cpu = time.process_time() - ours0, cluster_cpu(cluster, since=cpu0)
         truth.start()
         row("apply (operators + render + server-side apply of every object + prune)",
             f"{apply_s:.2f} s ({apply_s / len(manifests) * 1000:.1f} ms/object)")
+        row("  CPU during the apply: this process, control plane", f"{ours:.2f} s, {cpu_line(cpu)}")
 
         calls, status_times = [0], []
         real_status = executor.status
@@ -267,6 +380,7 @@ def main() -> None:
             svcs = st.services
             return len(svcs) == args.services and all(s.health == Health.HEALTHY for s in svcs.values())
 
+        requests = RequestCount().start()  # what this process asks the API server while it waits
         try:
             final = executor.wait_until(runtime, all_available, args.timeout)
             waited = time.perf_counter() - t_apply
@@ -278,6 +392,8 @@ def main() -> None:
             row("wait_until", f"TIMED OUT: {exc}")
         finally:
             executor.status = real_status
+            requests.stop()
+        row("  requests made while waiting (item 2: no list loop)", requests.summary())
         wait_for(lambda: len(truth.available) >= args.services, 30, "the bench's own watch to catch up")
         truth.stop()
         last = max(truth.available.values())
@@ -333,15 +449,19 @@ def main() -> None:
             argv = [args.kubectl, "--kubeconfig", cluster.kubeconfig, "apply", "--server-side", "--force-conflicts",
                     "--field-manager", "dice-console", "-f", str(manifest)]
             times = []
+            kubectl_cpu = []
             for _ in range(2):
+                cpu0 = cluster_cpu(cluster)
                 start = time.perf_counter()
                 done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
                 times.append(time.perf_counter() - start)
+                kubectl_cpu.append(cluster_cpu(cluster, since=cpu0))
                 if done.returncode != 0:
                     row("kubectl apply", f"FAILED: {done.stderr.strip()[-300:]}")
                     break
             else:
                 row(f"kubectl apply --server-side, same {len(objects)} objects", f"{times[0]:.2f} s")
+                row("  control plane CPU during it", cpu_line(kubectl_cpu[0]))
                 row("kubectl re-apply, nothing changed", f"{times[1]:.2f} s")
                 row("ratio ours / kubectl: apply, re-apply",
                     f"{ours_apply / times[0]:.2f}, {ours_reapply / times[1]:.2f} (goal <= 1.0)")

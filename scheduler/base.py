@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import enum
 import hashlib
 import json
@@ -396,6 +397,31 @@ def node_usage_of(inspector: Any) -> list[NodeUsage] | None:
     """inspector.node_usage(), or None when the driver (or the cluster: no metrics API) cannot say."""
     usage = getattr(inspector, "node_usage", None)
     return None if usage is None else usage()
+
+
+_SAMPLING_PASS: contextvars.ContextVar[dict | None] = contextvars.ContextVar("dice_sampling_pass", default=None)
+
+
+@contextlib.contextmanager
+def sampling_pass() -> Iterator[None]:
+    """One round of measurements (the metrics worker measuring every runtime and node): inside it,
+    what a driver fetches for one runtime and serves others too (a node's kubelet summary) is
+    fetched once and shared (`pass_memo`); the next pass fetches afresh."""
+    token = _SAMPLING_PASS.set({})
+    try:
+        yield
+    finally:
+        _SAMPLING_PASS.reset(token)
+
+
+def pass_memo(key: Any, fetch: Any) -> Any:
+    """`fetch()`, once per sampling pass and key (every call outside a pass fetches)."""
+    memo = _SAMPLING_PASS.get()
+    if memo is None:
+        return fetch()
+    if key not in memo:
+        memo[key] = fetch()
+    return memo[key]
 
 
 def usage_of(executor: Any, runtime: RuntimeRef) -> RuntimeUsage:

@@ -24,7 +24,15 @@ from apps.monitoring.choices import NotifyEvent
 from apps.monitoring.models import MetricSample, NodeSample, RuntimeHealth
 from apps.projects import audit
 from dice_console.statemachine import push_after_commit
-from scheduler.base import ExecutorError, Health, RuntimeUsage, autoscale_of, node_usage_of, usage_of
+from scheduler.base import (
+    ExecutorError,
+    Health,
+    RuntimeUsage,
+    autoscale_of,
+    node_usage_of,
+    sampling_pass,
+    usage_of,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +146,12 @@ def deployed_runtimes():
 
 
 def collect_all() -> dict:
-    """Measure every deployed runtime and every cluster's nodes (the worker's periodic task)."""
-    done = [collect_runtime(runtime) for runtime in deployed_runtimes()]
-    nodes = sum(collect_nodes(cluster) for cluster in Cluster.objects.all())
+    """Measure every deployed runtime and every cluster's nodes (the worker's periodic task), in
+    one sampling pass: a node's kubelet summary is fetched once for all runtimes on it and the
+    node's own sample."""
+    with sampling_pass():
+        done = [collect_runtime(runtime) for runtime in deployed_runtimes()]
+        nodes = sum(collect_nodes(cluster) for cluster in Cluster.objects.all())
     return {"runtimes": len(done), "samples": sum(d.get("samples", 0) for d in done),
             "errors": sum(1 for d in done if d.get("error")), "node_samples": nodes}
 

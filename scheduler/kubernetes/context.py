@@ -76,6 +76,8 @@ class RenderContext:
     # Env values filled from `((KEY))` project configs, by key of the runtime's config Secret.
     config_values: dict[str, str] = field(default_factory=dict)
     _shared: dict[str, str] | None = None
+    _shared_digest: str = ""
+    _unshared: dict[str, str] | None = None
 
     def shared_env(self) -> dict[str, str]:
         """The variables every container of the runtime sees with the same value: discovery, then
@@ -105,7 +107,9 @@ class RenderContext:
         out = {}
         shared = self.shared_env()
         if shared:
-            out[SHARED_ENV_ANNOTATION] = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
+            if not self._shared_digest:  # once per runtime: every pod template of it carries the same
+                self._shared_digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode()).hexdigest()[:16]
+            out[SHARED_ENV_ANNOTATION] = self._shared_digest
         if version := self.group.variables_version():
             out[VARIABLES_ANNOTATION] = version
         return out
@@ -168,7 +172,9 @@ class RenderContext:
         )
         user = self.group.spec.service_envs(workload) if workload else {}
         shared = self.shared_env()
-        unshared = {k: v for k, v in {**self.discovery, **self.addon_plain}.items() if k not in shared}
+        if self._unshared is None:  # the runtime-wide variables a container still carries inline
+            self._unshared = {k: v for k, v in {**self.discovery, **self.addon_plain}.items() if k not in shared}
+        unshared = self._unshared
         # The console's variables come from `envFrom` and win: the names they set are not inline.
         console = self.group.console_variables()
         own_plain = {k: v for k, v in {**unshared, **selfs, **user, **own}.items() if k not in console}

@@ -79,6 +79,8 @@ SELECTOR = f"app.kubernetes.io/managed-by={MANAGED_BY}"
 # Kinds pruned when the new release no longer has them (custom resources are added when served).
 APPLIED_DIGEST = "dice.io/applied-digest"  # sha256 of the object as rendered (before this annotation)
 APPLY_PARALLEL = 8  # server-side applies in flight at once
+# A LIST answered with each item's metadata alone (PartialObjectMetadataList), for any kind.
+METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1,application/json"
 # Applied before the rest: what the workloads read when their pods start.
 FIRST_KINDS = ("ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim", "Role", "RoleBinding")
 
@@ -226,28 +228,31 @@ class KubernetesExecutor:
     def operators(self) -> set[str]:
         """CRD names and group/version/kind of every served custom resource in the cluster."""
         out: set[str] = set()
-        try:
-            crds = client.ApiextensionsV1Api(self.api).list_custom_resource_definition()
+        try:  # raw JSON: an operator's CRDs carry schemas of hundreds of KB, slow to build as models
+            crds = _items(client.ApiextensionsV1Api(self.api).list_custom_resource_definition)
         except ApiException as exc:
             if exc.status in (401, 403):
                 return out
             raise ExecutorUnavailable(f"cluster {self.cluster.name}: cannot list CRDs: {exc.reason}")
-        for crd in crds.items:
-            out.add(crd.metadata.name)
-            for version in crd.spec.versions:
-                if version.served:
-                    out.add(f"{crd.spec.group}/{version.name}/{crd.spec.names.kind}")
+        for crd in crds:
+            spec = crd.get("spec") or {}
+            out.add(crd["metadata"]["name"])
+            for version in spec.get("versions") or []:
+                if version.get("served"):
+                    out.add(f"{spec.get('group')}/{version.get('name')}/{(spec.get('names') or {}).get('kind')}")
         return out
 
     # ---- apply ---------------------------------------------------------------------------
 
     def render(
-        self, group: ServiceGroup, warnings: list[str] | None = None, operators: set[str] | None = None
+        self, group: ServiceGroup, warnings: list[str] | None = None, operators: set[str] | None = None,
+        builtin: set[str] | None = None,
     ) -> list[dict]:
         if operators is None:
             operators = self.operators()
-        return render_group(group, self.cluster, operators=operators, warnings=warnings,
-                            keep_builtin=self.builtin_addons(group.runtime.namespace))
+        if builtin is None:
+            builtin = self.builtin_addons(group.runtime.namespace)
+        return render_group(group, self.cluster, operators=operators, warnings=warnings, keep_builtin=builtin)
 
     def builtin_addons(self, ns: str) -> set[str]:
         """Addons of the namespace that run as our built-in StatefulSet (ours: labelled, not owned
@@ -269,18 +274,28 @@ class KubernetesExecutor:
         metadata and status is left as it is, not sent again. The rest are applied
         APPLY_PARALLEL at a time (the Namespace, then what workloads read: ConfigMaps, Secrets,
         service accounts and claims, then everything else): one round trip each, overlapped."""
-        operators = self.operators()
-        if refused := engine_jobs_refused(group.spec, operators):
-            raise ExecutorError(refused)
-        manifests = self._to_apply(group, operators)
-        namespace = manifests[0]["metadata"]["name"]
+        namespace = group.runtime.namespace
+        _ = self.dynamic  # the client made here, not raced for by the threads below
+        # What the rendering needs (the CRDs, the built-in addons) and what is there (one LIST per
+        # built-in kind) are independent reads: made at once, they cost one round trip, not three.
+        with ThreadPoolExecutor(max_workers=3, thread_name_prefix="dice-k8s-read") as pool:
+            reading = pool.submit(self._listed, namespace, set(PRUNABLE))
+            builtin = pool.submit(self.builtin_addons, namespace)
+            operators = self.operators()
+            if refused := engine_jobs_refused(group.spec, operators):
+                raise ExecutorError(refused)
+            manifests = self._to_apply(group, operators, builtin.result())
+            live = reading.result()
         kinds = set(PRUNABLE) | {(o["apiVersion"], o["kind"]) for o in manifests if o["kind"] != "Namespace"}
         kinds |= {(api, kind) for api, kind in CUSTOM_KINDS if f"{api}/{kind}" in operators}
+        if extra := kinds - set(PRUNABLE):  # rendered kinds beyond the built-in ones (an operator's)
+            live.update(self._listed(namespace, extra))
         for api_version, kind in {(o["apiVersion"], o["kind"]) for o in manifests}:
             self._resource(api_version, kind)  # discovery here, once, not in the apply threads
-        cache = self._cache(namespace)
-        cache.expect("Namespace", namespace, self._apply_one(manifests[0]))  # before anything in it
-        live = self._listed(namespace, kinds)
+        # This process's writes, for the watch-fed cache to await before its next answer. The
+        # cache is joined after the applies: its watches would otherwise decode every event the
+        # applies cause while they are being sent (a list afterwards carries them at once).
+        written: list[tuple[str, str, str]] = [("Namespace", namespace, self._apply_one(manifests[0]))]
         applied: set[tuple[str, str, str]] = set()
         waves: list[list[dict]] = [[], []]
         for obj in manifests[1:]:
@@ -289,20 +304,25 @@ class KubernetesExecutor:
             current = live.get(key)
             if _unchanged(current, obj["metadata"]["annotations"][APPLIED_DIGEST]):
                 if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
-                    cache.expect(obj["kind"], key[2], str(current["metadata"].get("resourceVersion", "")))
+                    written.append((obj["kind"], key[2], str(current["metadata"].get("resourceVersion", ""))))
                 continue
             waves[0 if obj["kind"] in FIRST_KINDS else 1].append(obj)
-        with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-apply") as pool:
-            for wave in waves:
-                for obj, version in zip(wave, pool.map(self._apply_one, wave), strict=True):
-                    if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
-                        cache.expect(obj["kind"], obj["metadata"]["name"], version)
+        try:
+            with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-apply") as pool:
+                for wave in waves:
+                    for obj, version in zip(wave, pool.map(self._apply_one, wave), strict=True):
+                        if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
+                            written.append((obj["kind"], obj["metadata"]["name"], version))
+        finally:
+            cache = self._cache(namespace)
+            for kind, name, version in written:
+                cache.expect(kind, name, version)
         self._prune(namespace, kinds, applied, live)
 
-    def _to_apply(self, group: ServiceGroup, operators: set[str]) -> list[dict]:
+    def _to_apply(self, group: ServiceGroup, operators: set[str], builtin: set[str] | None = None) -> list[dict]:
         """The rendered objects as applied: the Namespace names the addons' resources (status()
         reads them: one GET each, no discovery), every other object carries its digest."""
-        manifests = self.render(group, operators=operators)
+        manifests = self.render(group, operators=operators, builtin=builtin)
         manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
             addon_health.addon_resources(manifests), separators=(",", ":"))
         for obj in manifests[1:]:
@@ -310,8 +330,9 @@ class KubernetesExecutor:
         return manifests
 
     def _listed(self, namespace: str, kinds: set[tuple[str, str]]) -> dict[tuple[str, str, str], dict]:
-        """Our objects of these kinds in the namespace, by (apiVersion, kind, name): one LIST each,
-        APPLY_PARALLEL at a time."""
+        """Our objects of these kinds in the namespace, by (apiVersion, kind, name), metadata only
+        (what the digest check and the prune read: a 200-service runtime's Deployments with spec
+        and status are megabytes to send and parse): one LIST each, APPLY_PARALLEL at a time."""
         resources = []
         for api_version, kind in sorted(kinds):
             with contextlib.suppress(ResourceNotFoundError):
@@ -320,12 +341,13 @@ class KubernetesExecutor:
         def listed(entry) -> list[dict]:
             api_version, kind, resource = entry
             try:
-                response = resource.get(namespace=namespace, label_selector=SELECTOR, serialize=False)
+                response = resource.get(namespace=namespace, label_selector=SELECTOR, serialize=False,
+                                        header_params={"Accept": METADATA_LIST})
             except NotFoundError:
                 return []
             except ApiException as exc:
                 raise ExecutorError(f"listing {kind} in {namespace}: {exc.status} {_reason(exc)}")
-            return json.loads(response.data)["items"]
+            return json.loads(response.data).get("items") or []  # a metadata list of nothing has null
 
         out: dict[tuple[str, str, str], dict] = {}
         with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-list") as pool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import copy
+import dataclasses
 import hashlib
 import json
 import logging
@@ -44,8 +45,15 @@ RETRY_SECONDS = 0.5  # pause after a failed list or watch before the next attemp
 IDLE_SECONDS = 300.0  # a cache nobody read for this long stops its watches (the next read starts over)
 SYNC_SECONDS = 30.0  # the longest a first status() waits for the initial lists
 EXPECT_SECONDS = 10.0  # the longest a status() waits for the cache to see this process's own writes
+PACE = 3.0  # after a change, waiters linger this many times the last status computation's cost
 
 _MANAGED = "app.kubernetes.io/managed-by"
+
+
+def _copy_status(status: GroupStatus) -> GroupStatus:
+    """The memoised status as each caller gets it: its mappings are the caller's own."""
+    return dataclasses.replace(status, services=dict(status.services), addons=dict(status.addons),
+                               jobs=dict(status.jobs))
 
 
 def _rv(value: Any) -> int:
@@ -158,6 +166,9 @@ class NamespaceCache:
         self._expected: dict[tuple[str, str], int] = {}  # (reflector key, name) -> resourceVersion
         self._gone: set[tuple[str, str]] = set()  # (reflector key, name) deleted by this process
         self.last_used = time.monotonic()
+        # (change count, runtime, status): status() of an unchanged cache is not computed again.
+        self._status_memo: tuple[int, RuntimeRef, GroupStatus] | None = None
+        self.status_cost = 0.0  # seconds the last status computation took (wait_change paces by it)
         core, apps = client.CoreV1Api(api), client.AppsV1Api(api)
         ns = namespace
         self._reflectors: dict[str, _Reflector] = {}
@@ -295,17 +306,43 @@ class NamespaceCache:
             return self._count
 
     def wait_change(self, seen: int, timeout: float) -> int:
-        """The change counter once it differs from `seen`, or after `timeout` seconds."""
+        """The change counter once it differs from `seen`, or after `timeout` seconds. While a
+        rollout streams changes, a waiter that recomputes the status on each wake-up would spend
+        its time doing so (200 services: tens of ms each, hundreds of times): after a change it
+        lingers PACE times the last computation's cost (bounded by the timeout), so that the
+        changes arriving meanwhile are taken in one evaluation."""
         self.last_used = time.monotonic()
+        deadline = time.monotonic() + max(0.0, timeout)
         with self._lock:
             if self._count == seen and not self._stopped.is_set():
                 self._changed.wait(max(0.0, timeout))
+            if self._count == seen or self._stopped.is_set():
+                return self._count
+        linger = min(PACE * self.status_cost, deadline - time.monotonic())
+        if linger > 0:
+            self._stopped.wait(linger)
+        with self._lock:
             return self._count
 
     def status(self, runtime: RuntimeRef) -> GroupStatus:
-        """The runtime's status from the cached objects (no request)."""
+        """The runtime's status from the cached objects (no request). Computed once per change of
+        the cache: the pages of a settled runtime, and every viewer of it, read the same answer
+        (a copy of it) until a watch brings something new."""
         if not self.wait_ready():
             raise TimeoutError(f"namespace {self.namespace}: the first lists did not answer within {SYNC_SECONDS:.0f}s")
+        with self._lock:
+            memo = self._status_memo
+            if memo is not None and memo[0] == self._count and memo[1] == runtime:
+                return _copy_status(memo[2])
+            count = self._count
+        started = time.monotonic()
+        status = self._compute_status(runtime)
+        self.status_cost = time.monotonic() - started
+        with self._lock:
+            self._status_memo = (count, runtime, status)
+        return _copy_status(status)
+
+    def _compute_status(self, runtime: RuntimeRef) -> GroupStatus:
         with self._lock:
             namespace = self._namespace()
             if namespace is None:

@@ -34,6 +34,8 @@ REQUIRED_PERMISSIONS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("", "persistentvolumeclaims", ("get", "list", "create", "delete")),
     ("", "pods", ("get", "list")),
     ("", "nodes", ("list", "patch")),
+    # the kubelets' summary API through the API server's node proxy: usage where no metrics-server runs
+    ("", "nodes/proxy", ("get",)),
 )
 
 DICE_LABELS = ("dice.io/org", "dice.io/project", "dice.io/app", "dice.io/workspace", "dice.io/runtime")
@@ -78,10 +80,12 @@ def check(api: client.ApiClient) -> dict[str, Any]:
     report["server_version"] = version.git_version
     auth = client.AuthorizationV1Api(api)
     for group, resource, verbs in REQUIRED_PERMISSIONS:
+        kind, _, subresource = resource.partition("/")  # "nodes/proxy": the proxy subresource of nodes
         for verb in verbs:
             body = client.V1SelfSubjectAccessReview(
                 spec=client.V1SelfSubjectAccessReviewSpec(
-                    resource_attributes=client.V1ResourceAttributes(group=group, resource=resource, verb=verb)
+                    resource_attributes=client.V1ResourceAttributes(group=group, resource=kind, verb=verb,
+                                                                    subresource=subresource or None)
                 )
             )
             try:

@@ -11,6 +11,7 @@ is false; the check's `metrics` says which source answered."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections import defaultdict
@@ -19,7 +20,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from scheduler.base import NodeUsage, ReplicaUsage, RuntimeRef, RuntimeUsage
+from scheduler.base import NodeUsage, ReplicaUsage, RuntimeRef, RuntimeUsage, pass_memo
 from scheduler.kubernetes.meta import SERVICE_LABEL
 
 GROUP, VERSION = "metrics.k8s.io", "v1beta1"
@@ -59,9 +60,22 @@ def served(api: client.ApiClient) -> bool:
 # ---- the kubelet summary API ---------------------------------------------------------------------
 
 
+def _credentials(api: client.ApiClient) -> str:
+    """Who asks, as a digest: a summary is shared only between callers with the same server and
+    credentials (one cluster's runtimes), never lent to a client whose rights may differ."""
+    cfg = api.configuration
+    who = [cfg.host, cfg.api_key, cfg.username, cfg.cert_file, cfg.key_file]
+    return hashlib.sha256(repr(who).encode()).hexdigest()
+
+
 def summary(api: client.ApiClient, node: str) -> dict[str, Any] | None:
     """A node's kubelet summary (CPU and memory only), or None when its kubelet does not answer
-    (a simulated node, a kubelet down, no rights on nodes/proxy)."""
+    (a simulated node, a kubelet down, no rights on nodes/proxy). Fetched once per node and
+    sampling pass (scheduler.base.sampling_pass): every runtime with pods on the node reads it."""
+    return pass_memo(("kubelet-summary", _credentials(api), node), lambda: _fetch_summary(api, node))
+
+
+def _fetch_summary(api: client.ApiClient, node: str) -> dict[str, Any] | None:
     try:
         request = api.param_serialize(
             "GET", "/api/v1/nodes/{name}/proxy/stats/summary", path_params={"name": node},

@@ -81,6 +81,7 @@ def test_token_registration_reports_missing_permissions(tenant_a, k8s_cluster: K
     report = body["check_report"]
     assert "create deployments.apps" in report["missing_permissions"]
     assert "patch nodes" in report["missing_permissions"]
+    assert "get nodes/proxy" in report["missing_permissions"]  # the kubelets' summary API (usage)
     assert report["crd_error"].startswith("cannot list CRDs")
     page = tenant_a.browser_client().get("/clusters/kt-sa/").content.decode()
     assert "Missing permissions:" in page and "create deployments.apps" in page

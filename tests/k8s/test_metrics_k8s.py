@@ -94,3 +94,55 @@ def test_kubelet_summary_figures_and_the_shared_scaling_rule():
                                               ReplicaUsage("web", "web-b", cpu_millicores=1.0)))
     assert decide({**unit, "replicas": 2}, cold, 200.0, 30.0, 120.0) is None  # inside the down cooldown
     assert decide({**unit, "replicas": 2}, cold, 221.0, 30.0, 120.0).desired == 1
+
+
+def test_a_sampling_pass_asks_each_kubelet_for_its_summary_once(k8s_cluster, k8s_namespace, monkeypatch):
+    """The metrics worker measures every runtime, then the nodes, in one pass: each node's kubelet
+    summary (through the API server's node proxy) is requested once for all of them, afresh in the
+    next pass, and never lent to a client with other credentials."""
+    import copy
+
+    from kubernetes import client
+
+    from scheduler.base import sampling_pass
+    from scheduler.kubernetes import metrics
+    from tests.k8s.conftest import NODE_NAMES
+
+    core = k8s_cluster.core
+    for i, node in enumerate(NODE_NAMES):  # bound to a node by name: no scheduler involved
+        core.create_namespaced_pod(k8s_namespace, {
+            "metadata": {"name": f"p{i}", "labels": {"dice.io/service": "web"}},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "registry.example/web:1"}]}})
+    pods = core.list_namespaced_pod(k8s_namespace).items
+    assert {p.spec.node_name for p in pods} == set(NODE_NAMES)
+
+    def counted(api: client.ApiClient) -> list[str]:
+        asked: list[str] = []
+        real = api.call_api
+
+        def call_api(method, url, *args, **kwargs):
+            if "/proxy/stats/summary" in url:
+                asked.append(url.split("/nodes/", 1)[1].split("/", 1)[0])
+            return real(method, url, *args, **kwargs)
+
+        monkeypatch.setattr(api, "call_api", call_api)
+        return asked
+
+    api = k8s_cluster.api_client
+    asked = counted(api)
+    with sampling_pass():
+        for _ in range(3):  # three runtimes with pods on these nodes
+            metrics._summary_pods(api, k8s_namespace, pods)
+        metrics.node_usage(api)  # and the nodes' own sample
+        assert sorted(asked) == sorted(NODE_NAMES)
+        other_config = copy.deepcopy(api.configuration)
+        other_config.api_key = {"authorization": "Bearer another-clusters-token"}
+        other = client.ApiClient(other_config)
+        other_asked = counted(other)
+        metrics._summary_pods(other, k8s_namespace, pods)  # other credentials: asks for itself
+        assert sorted(other_asked) == sorted(NODE_NAMES)
+    with sampling_pass():  # the next pass asks again
+        metrics._summary_pods(api, k8s_namespace, pods)
+    assert sorted(asked) == sorted(NODE_NAMES * 2)
+    metrics._summary_pods(api, k8s_namespace, pods)  # outside a pass, every call asks
+    assert sorted(asked) == sorted(NODE_NAMES * 3)
