@@ -109,10 +109,24 @@ def test_a_spark_job_gets_the_applications_addon_config_and_console_variables(
                 "DICE_APPLICATION_NAME": tenant_a.app.name}
     assert seen == {"driver": expected, "executor": expected}
 
+    # the job's run where the runtime's status shows: the API (what `dice runtime status` prints) and the page
+    run = d.progress["jobs"]["load"]["run"]
+    answer = tenant_a.api().get(f"/api/runtimes/{d.runtime.pk}/")
+    assert answer.status_code == 200, answer.content
+    shown = answer.json()["status"]["jobs"]
+    assert [(j["name"], j["run"], j["state"], j["exit_code"]) for j in shown] == [("load", run, "succeeded", 0)]
+    from dice_cli.deploy_commands import _runtime_rows
+
+    assert {"service": "load (job)", "replicas": run, "health": "succeeded", "url": "",
+            "reason": shown[0]["message"]} in _runtime_rows(answer.json())
+    page = tenant_a.browser_client().get(d.runtime.get_absolute_url())
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'id="job-load"' in html and run in html and "status-succeeded" in html
+
     # no secret in what others may read: the driver's command line (its job record keeps it and
     # `ps` shows it), and the record of the runtime's Spark jobs is the console's alone (0600)
     spark = executor.engines["spark"]
-    run = d.progress["jobs"]["load"]["run"]
     record = read_json(spark.drivers._job_dir(ref.namespace, run) / "job.json")
     command = " ".join(record["command"])
     assert "--properties-file" in command
