@@ -94,7 +94,7 @@ class DeployedJobs:
                 parse_cron(job.schedule)
             app = from_params(job.engine_params(), where)
             resource, mounts = resolve_resource(app.resource, group.workdir, where)
-            envs, secret = job_envs(group, name)
+            envs, secret = job_envs(group, name, self.executor.cluster.name)
             app = dataclasses.replace(app, resource=resource, name=app.name or f"{runtime.app}-{name}",
                                       envs=envs, secret_envs=tuple(sorted(secret)))
             spec = JobSpec(name=name, namespace=runtime.namespace, command=job_command(app), envs=envs,
@@ -216,7 +216,7 @@ class DeployedJobs:
         path.unlink(missing_ok=True)
 
 
-def job_envs(group: ServiceGroup, name: str) -> tuple[dict[str, str], set[str]]:
+def job_envs(group: ServiceGroup, name: str, cluster: str) -> tuple[dict[str, str], set[str]]:
     """The environment of a dice.yml Spark job's driver and executors, with the precedence every
     service and job of the runtime has (scheduler/local/plan.py): the runtime's discovery and addon
     variables, then the file's envs (top-level, then the job's own, `((KEY))` filled from the
@@ -232,7 +232,7 @@ def job_envs(group: ServiceGroup, name: str) -> tuple[dict[str, str], set[str]]:
             "DICE_WORKSPACE": runtime.workspace, "DICE_RUNTIME_NAME": runtime.name,
             "DICE_APPLICATION_NAME": runtime.app, "DICE_PROJECT_NAME": runtime.project,
             "DICE_ORG_NAME": runtime.org, "DICE_SERVICE_NAME": name,
-            "DICE_CLUSTER_NAME": group.cluster_name}
+            "DICE_CLUSTER_NAME": cluster}  # the Spark cluster that runs it
     secret = {k for k in group.runtime_secret_envs if k in envs and k not in own and k not in console}
     secret |= {k for k, v in own.items() if has_secret(v) and k not in console}
     secret |= {k for k in group.secret_variables if k in envs}
