@@ -36,6 +36,9 @@ def _progress_lines(progress: dict) -> list[str]:
         for name, p in (progress.get(section) or {}).items():
             reason = f" ({p['reason']})" if p.get("reason") else ""
             lines.append(f"  {name}: {p['ready']}/{p['desired']} ready, {p['health']}{reason}")
+    for name, p in (progress.get("jobs") or {}).items():  # a data engine's jobs: their run's state
+        message = f" ({p['message']})" if p.get("message") else ""
+        lines.append(f"  job {name}: run {p['run']} {p['state']}{message}")
     return lines
 
 
@@ -118,6 +121,9 @@ def _runtime_rows(runtime: dict) -> list[dict]:
     for a in runtime["status"]["addons"]:
         rows.append({"service": f"{a['name']} (addon)", "replicas": f"{a['ready']}/{a['desired']}",
                      "health": a["health"], "url": "", "reason": a["reason"]})
+    for j in runtime["status"].get("jobs") or []:  # a data engine's jobs: their latest run
+        rows.append({"service": f"{j['name']} (job)", "replicas": j["run"], "health": j["state"], "url": "",
+                     "reason": j["message"]})
     return rows
 
 

@@ -115,6 +115,12 @@ class ServiceGroup:
     # A digest of both that changes when any name or value does, so workloads roll; the console
     # keys it (an unkeyed hash of a short secret could be guessed back). Empty: derived here.
     variables_digest: str = ""
+    # What the runtime's own cluster gives its workloads besides their own envs (discovery
+    # <NAME>_HOST/_PORT and the addons' variables, passwords included), and which of those names
+    # are secret: EngineRouted hands them to the part of the group a data cluster runs
+    # (`engine: spark` jobs), which has neither the addons nor the services. Empty otherwise.
+    runtime_envs: dict[str, str] = field(default_factory=dict, repr=False)
+    runtime_secret_envs: frozenset[str] = frozenset()
 
     def console_variables(self) -> dict[str, str]:
         """Plain and secret console variables together (a secret one wins on a clash)."""

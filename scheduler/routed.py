@@ -74,12 +74,18 @@ class EngineRouted:
         require_engines(group, self.engines, tuple(getattr(self.main.capabilities, "engines", ())))
         mine, jobs = engine_services(group), engine_jobs(group)
         self.main.apply(self._main_part(group))
+        # What the runtime's own cluster gives its workloads (addon variables, discovery): the
+        # engines' parts have neither addons nor services, and their jobs need to reach them.
+        envs, secret = {}, frozenset()
+        if jobs and (runtime_envs := getattr(self.main, "runtime_envs", None)) is not None:
+            envs, secret = runtime_envs(group.runtime)
         for engine, executor in self.engines.items():
             names, job_names = set(mine.get(engine, [])), set(jobs.get(engine, []))
             part = group.spec.model_copy(update={
                 "services": {n: s for n, s in group.spec.services.items() if n in names}, "addons": {},
                 "jobs": {n: j for n, j in group.spec.jobs.items() if n in job_names}})
-            executor.apply(dataclasses.replace(group, spec=part))  # none left: it prunes what it ran
+            # none left: it prunes what it ran
+            executor.apply(dataclasses.replace(group, spec=part, runtime_envs=envs, runtime_secret_envs=secret))
 
     def _main_part(self, group: ServiceGroup) -> ServiceGroup:
         """The group without what the engines' data clusters run (their services and jobs); an

@@ -417,6 +417,10 @@ def cluster_ref(cluster: Cluster) -> ClusterRef:
             else:  # the console's managed one, sized by the settings
                 config.update(managed=True, worker_cores=settings.DICE_SPARK_WORKER_CORES,
                               worker_memory_mib=settings.DICE_SPARK_WORKER_MEMORY)
+                # its worker offers cores x the highest CPU ratio set on it (scheduler/spark/managed.py)
+                ratios = [float(r) for r in cluster.overcommits.values_list("cpu_ratio", flat=True)]
+                if max(ratios, default=1.0) > 1.0:
+                    config["worker_cpu_ratio"] = max(ratios)
     return ClusterRef(
         name=cluster.name, kind=cluster.kind, config=config, wildcard_domain=cluster.wildcard_domain,
         ingress_class=cluster.ingress_class, storage_class=cluster.storage_class,

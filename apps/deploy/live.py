@@ -7,7 +7,7 @@ from apps.deploy.engines import runtime_executor
 from apps.deploy.models import Runtime
 from apps.deploy.refs import runtime_ref
 from diceyml import parse_dice_yml
-from scheduler.base import ExecutorError, GroupStatus, Health, ServiceStatus
+from scheduler.base import ExecutorError, GroupStatus, Health, JobStatus, ServiceStatus
 from speckit.errors import SpecInvalid
 
 EVENTS_SHOWN = 50
@@ -43,6 +43,14 @@ def _service(status: ServiceStatus, exposed: bool) -> dict:
     }
 
 
+def _job(name: str, status: JobStatus) -> dict:
+    """A data engine's dice.yml job (`engine: spark`) by its latest run: the run's name, state
+    (ours: pending, running, succeeded, failed...; the engine's own, e.g. the SparkApplication's
+    RUNNING or SUBMISSION_FAILED, is in the message with its error), exit code and times."""
+    return {"name": name, "run": status.name, "state": str(status.state), "exit_code": status.exit_code,
+            "message": status.message, "started": status.started, "finished": status.finished}
+
+
 def status_dict(runtime: Runtime, status: GroupStatus) -> dict:
     exposed = exposed_services(runtime)
     return {
@@ -50,6 +58,7 @@ def status_dict(runtime: Runtime, status: GroupStatus) -> dict:
         "reason": status.reason,
         "services": [_service(s, s.name in exposed) for s in status.services.values()],
         "addons": [_service(s, False) for s in status.addons.values()],
+        "jobs": [_job(n, s) for n, s in sorted(status.jobs.items())],
     }
 
 
@@ -58,7 +67,7 @@ def live_status(runtime: Runtime) -> dict:
     try:
         status = runtime_executor(runtime).status(runtime_ref(runtime))
     except ExecutorError as exc:
-        return {"health": str(Health.UNKNOWN), "reason": str(exc), "services": [], "addons": []}
+        return {"health": str(Health.UNKNOWN), "reason": str(exc), "services": [], "addons": [], "jobs": []}
     return status_dict(runtime, status)
 
 

@@ -72,6 +72,7 @@ from scheduler.kubernetes.meta import (
 )
 from scheduler.kubernetes.render import render_group
 from scheduler.kubernetes.status import group_status
+from scheduler.spark import operator as spark_operator
 from scheduler.spark.app import from_command
 from scheduler.spark.operator import SparkApplications
 
@@ -325,6 +326,9 @@ class KubernetesExecutor:
         manifests = self.render(group, operators=operators, builtin=builtin)
         manifests[0]["metadata"].setdefault("annotations", {})[addon_health.ANNOTATION] = json.dumps(
             addon_health.addon_resources(manifests), separators=(",", ":"))
+        if spark_jobs := spark_operator.jobs_record(manifests):  # status() reads their applications
+            manifests[0]["metadata"]["annotations"][spark_operator.JOBS_ANNOTATION] = json.dumps(
+                spark_jobs, separators=(",", ":"), sort_keys=True)
         for obj in manifests[1:]:
             obj["metadata"].setdefault("annotations", {})[APPLIED_DIGEST] = _digest(obj)
         return manifests
@@ -449,7 +453,23 @@ class KubernetesExecutor:
         custom = {addon: self._custom_status(ns, kind, name, addon)
                   for kind, name, addon in addon_health.recorded(namespace)}
         ingresses = _items(client.NetworkingV1Api(self.api).list_namespaced_ingress, ns, label_selector=SELECTOR)
-        return group_status(runtime, True, workloads, pods, events, custom=custom, ingresses=ingresses)
+        jobs = None
+        if recorded := spark_operator.recorded_jobs(namespace):
+            jobs = spark_operator.jobs_status(recorded, self._spark_applications(ns))
+        return group_status(runtime, True, workloads, pods, events, custom=custom, ingresses=ingresses, jobs=jobs)
+
+    def _spark_applications(self, ns: str) -> list[dict]:
+        """The namespace's SparkApplications of dice.yml jobs (none where the CRD has gone)."""
+        custom = client.CustomObjectsApi(self.api)
+        try:
+            listed = custom.list_namespaced_custom_object(
+                spark_operator.GROUP, spark_operator.VERSION, ns, spark_operator.PLURAL,
+                label_selector=spark_operator.JOB_LABEL, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return []
+            raise
+        return json.loads(listed.data)["items"]
 
     def _read(self, reader, *args) -> dict | None:
         try:

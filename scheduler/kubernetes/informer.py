@@ -37,6 +37,7 @@ from scheduler.base import GroupStatus, RuntimeRef
 from scheduler.kubernetes.addons import health as addon_health
 from scheduler.kubernetes.meta import MANAGED_BY
 from scheduler.kubernetes.status import group_status
+from scheduler.spark import operator as spark_operator
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ EXPECT_SECONDS = 10.0  # the longest a status() waits for the cache to see this 
 PACE = 3.0  # after a change, waiters linger this many times the last status computation's cost
 
 _MANAGED = "app.kubernetes.io/managed-by"
+SPARK_KEY = f"{spark_operator.GROUP}/{spark_operator.VERSION}/{spark_operator.KIND}"
 
 
 def _copy_status(status: GroupStatus) -> GroupStatus:
@@ -219,13 +221,16 @@ class NamespaceCache:
         if namespace is None:
             return
         custom = client.CustomObjectsApi(self.api)
-        for kind, _, _ in addon_health.recorded(namespace):
-            key = f"{kind.api_version}/{kind.kind}"
+        follow = [(f"{kind.api_version}/{kind.kind}", (kind.group, kind.version, self.namespace, kind.plural))
+                  for kind, _, _ in addon_health.recorded(namespace)]
+        if spark_operator.recorded_jobs(namespace):  # `engine: spark` jobs: their SparkApplications
+            follow.append((SPARK_KEY, (spark_operator.GROUP, spark_operator.VERSION, self.namespace,
+                                       spark_operator.PLURAL)))
+        for key, args in follow:
             with self._lock:
                 if key in self._reflectors or self._stopped.is_set():
                     continue
-                reflector = _Reflector(self, key, custom.list_namespaced_custom_object,
-                                       (kind.group, kind.version, self.namespace, kind.plural))
+                reflector = _Reflector(self, key, custom.list_namespaced_custom_object, args)
                 self._reflectors[key] = reflector
             reflector.start()
 
@@ -364,7 +369,11 @@ class NamespaceCache:
             obj = objs.get(name) if objs is not None else None
             sts = statefulsets.get(name) if obj is not None and kind.kind in ("Redis", "RedisReplication") else None
             custom[addon] = addon_health.custom_status(addon, kind, obj, sts)
-        return group_status(runtime, True, workloads, pods, events, custom=custom, ingresses=ingresses)
+        jobs = None
+        if recorded := spark_operator.recorded_jobs(namespace):
+            applications = (custom_items.get(SPARK_KEY) or {}).values()
+            jobs = spark_operator.jobs_status(recorded, applications)
+        return group_status(runtime, True, workloads, pods, events, custom=custom, ingresses=ingresses, jobs=jobs)
 
     def close(self) -> None:
         self._stopped.set()

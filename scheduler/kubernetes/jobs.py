@@ -75,8 +75,13 @@ def render_engine_job(ctx: RenderContext, name: str, job: Job) -> list[dict]:
     app = from_params(job.engine_params(), f"jobs.{name}")
     labels = {**ctx.labels(name, "job"), JOB_LABEL: name}
     image = ctx.group.images.get(name) or job.image or ""
+    # the variables every workload of the runtime gets, as a Job's container gets them: the file's
+    # envs (`((KEY))` through the config Secret), addons' passwords by secretKeyRef, the shared
+    # ConfigMap and the console's variables through envFrom
+    env = ctx.env(name, allocation_of(ctx, job), {})
     application = spark_operator.render_application(app, name, ctx.namespace, image=image, labels=labels,
-                                                    cpu_ratio=ctx.group.overcommit.cpu_ratio)
+                                                    cpu_ratio=ctx.group.overcommit.cpu_ratio, env=env,
+                                                    env_from=ctx.env_from())
     if job.schedule:
         application["metadata"]["name"] = object_name(name)
         return [spark_operator.render_scheduled(application, job.schedule)]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from scheduler.base import GroupStatus, Health, ReplicaStatus, RuntimeRef, ServiceStatus
+from scheduler.base import GroupStatus, Health, JobStatus, ReplicaStatus, RuntimeRef, ServiceStatus
 from scheduler.kubernetes.addons.health import SERVICE_PREFIX
 from scheduler.kubernetes.meta import ADDON_LABEL, SERVICE_LABEL
 
@@ -193,9 +193,11 @@ def group_status(
     expected: Iterable[str] = (),
     custom: dict[str, ServiceStatus] | None = None,
     ingresses: Iterable[dict] = (),
+    jobs: tuple[dict[str, JobStatus], Health, str] | None = None,
 ) -> GroupStatus:
     """The runtime's status: each service and addon (built-in from its StatefulSet, operator-backed
-    from its custom resource: `custom`), the worst health with its reason."""
+    from its custom resource: `custom`), its `engine: spark` jobs' latest runs with what they make
+    of its health (`jobs`: scheduler.spark.operator.jobs_status), the worst health with its reason."""
     if not namespace_exists:
         return GroupStatus(runtime=runtime, health=Health.MISSING, reason="namespace not found")
     events = list(events)
@@ -233,6 +235,11 @@ def group_status(
         for name, st in sorted(group.items()):
             if _RANK[st.health] > _RANK[health]:
                 health, reason = st.health, f"{kind} {name}: {st.reason}" if st.reason else f"{kind} {name}"
+    runs: dict[str, JobStatus] = {}
+    if jobs is not None:
+        runs, jobs_health, jobs_reason = jobs
+        if _RANK[jobs_health] > _RANK[health]:
+            health, reason = jobs_health, jobs_reason
     if health is Health.MISSING:
         health = Health.DEGRADED
-    return GroupStatus(runtime=runtime, health=health, reason=reason, services=services, addons=addons)
+    return GroupStatus(runtime=runtime, health=health, reason=reason, services=services, addons=addons, jobs=runs)

@@ -344,11 +344,13 @@ class LocalExecutor:
             (rdir / "run").mkdir(exist_ok=True)
             box = TenantBox(self.sandboxes, group.runtime.org or ns, rdir / "run")
         with self.sup.lock:
+            exported: dict = {}
             units, cron = plan_group(
                 group, ns=ns, runtime_dir=rdir, ports=self.ports, search_path=self.search_path,
-                addon_user=self.addon_user, cluster_name=self.cluster_name, box=box,
+                addon_user=self.addon_user, cluster_name=self.cluster_name, box=box, exported=exported,
             )
             rt = self.sup.runtimes.get(ns) or {"units": {}, "cron": {}}
+            rt["exported"] = exported  # state.json is 0600, as the units' env with the same values
             rt["runtime"] = dataclasses.asdict(group.runtime)
             rt["release"] = group.release
             for name, old in list(rt["units"].items()):
@@ -457,6 +459,13 @@ class LocalExecutor:
             jobs = list(self.jobs.values())
             self.jobs.clear()
         terminate([(j["pid"], j.get("start_time"), j.get("pidfile")) for j in jobs if j.get("pid")])
+
+    def runtime_envs(self, runtime: RuntimeRef) -> tuple[dict[str, str], frozenset[str]]:
+        """What the runtime's workloads see of its services and addons (discovery and addon
+        variables) and which of those are secret, for its parts on other clusters (EngineRouted)."""
+        rt = self.sup.runtimes.get(runtime.namespace) or {}
+        exported = rt.get("exported") or {}
+        return dict(exported.get("envs") or {}), frozenset(exported.get("secret") or ())
 
     def runtimes(self) -> list[RuntimeRef]:
         with self.sup.lock:

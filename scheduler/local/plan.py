@@ -7,10 +7,11 @@ import json
 import os
 import signal
 from pathlib import Path
+from typing import Any
 
 from diceyml.placeholders import SECRET
 from scheduler.base import ExecutorError, ServiceGroup
-from scheduler.envvars import Endpoint, discovery_envs, self_envs
+from scheduler.envvars import SECRET_FIELDS, Endpoint, addon_envs, discovery_envs, self_envs
 from scheduler.local import addons as addon_mod
 from scheduler.local.cron import parse_cron
 from scheduler.local.health import Probe
@@ -111,12 +112,17 @@ def plan_group(
     addon_user: str,
     cluster_name: str,
     box: TenantBox | None = None,
+    exported: dict[str, Any] | None = None,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
     """(units, cron entries) of the group. Units are services and addons, as the supervisor runs
     them; with `box` (the organization's sandbox) each unit says what its sandbox binds.
 
     `${platform.X}` is filled from the runtime; `((KEY))` in envs from group.secret_configs (the
-    process's environment is its own: the value is not written anywhere else)."""
+    process's environment is its own: the value is not written anywhere else).
+
+    `exported`, when given, receives what the runtime's parts on other clusters see of it
+    (ServiceGroup.runtime_envs): {"envs": discovery and addon variables, "secret": the names
+    among them whose values are secret}."""
     group = with_addon_options(with_platform_values(group, cluster_name))
     spec = group.spec
     runtime = group.runtime
@@ -144,6 +150,12 @@ def plan_group(
         order = [_default_index(svc)] + [i for i in range(len(svc.ports)) if i != _default_index(svc)]
         endpoints[name] = Endpoint(HOST, tuple(fronts[name][i] for i in order))
     discovery = discovery_envs(endpoints)
+    if exported is not None:
+        exported["envs"] = {**discovery, **addon_env}
+        exported["secret"] = sorted(name for plan in addon_plans.values()
+                                    for name in addon_envs(plan.type, plan.prefix,
+                                                           {k: v for k, v in plan.values.items()
+                                                            if k in SECRET_FIELDS}))
 
     for name, plan in addon_plans.items():
         if not plan.argv:

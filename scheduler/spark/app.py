@@ -19,6 +19,8 @@ KINDS = ("client", "cluster")
 _MEM = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmgt]?)i?b?\s*$", re.IGNORECASE)
 _CONF_KEY = re.compile(r"^[A-Za-z0-9_.\-\[\]]+$")
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+DEFAULT_REDACTION = "(?i)secret|password|token|access[.]?key"  # Spark's spark.redaction.regex
+SECRET_ENVS = "dice.secret.envs"  # job_command's note of the secret names (names only)
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,9 @@ class SparkApp:
     executor_cores: float = 1
     executor_mem: int = 512  # MiB
     executor_instances: int = 1
+    # Names among `envs` whose values are secret (addon passwords, `((KEY))` configs, the console's
+    # secret variables): Spark redacts them wherever it shows its properties (executor_envs()).
+    secret_envs: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         for what, mib in (("driverResource.memory", self.driver_mem), ("executorResource.memory", self.executor_mem)):
@@ -64,6 +69,21 @@ class SparkApp:
             "spark.cores.max": _cores(self.executor_cores * self.executor_instances),
             **({"spark.app.name": self.name} if self.name else {}),
         }
+
+    def executor_envs(self) -> dict[str, str]:
+        """The properties that give every executor the application's environment (the driver has it
+        as its process's): `spark.executorEnv.<NAME>`, and a `spark.redaction.regex` that also names
+        the secret ones, so the Spark UI's Environment page and event logs show them redacted (Spark
+        redacts a property whose key or value matches; its default catches only names with
+        secret/password/token/access key in them)."""
+        if not self.envs:
+            return {}
+        out = {f"spark.executorEnv.{k}": v for k, v in sorted(self.envs.items())}
+        secret = sorted(n for n in self.secret_envs if n in self.envs)
+        if secret:
+            base = self.conf.get("spark.redaction.regex") or DEFAULT_REDACTION
+            out["spark.redaction.regex"] = f"{base}|^spark\\.executorEnv\\.(?:{'|'.join(secret)})$"
+        return out
 
     def submit_args(self, master: str, deploy_mode: str) -> list[str]:
         """spark-submit's arguments after the program name."""
@@ -221,6 +241,8 @@ def job_command(app: SparkApp) -> list[str]:
         argv += ["--class", app.main_class]
     for key, value in sorted(app.properties().items()):
         argv += ["--conf", f"{key}={value}"]
+    if app.secret_envs:
+        argv += ["--conf", f"{SECRET_ENVS}={','.join(sorted(app.secret_envs))}"]
     return [*argv, app.resource, *app.args]
 
 
@@ -231,6 +253,7 @@ def from_command(command: list[str], envs: dict[str, str] | None = None, name: s
         raise ExecutorError(f"job {name!r}: a Spark job's command is a spark-submit line, not {command[:1]!r}")
     conf: dict[str, str] = {}
     main_class, kind, app_type = "", "cluster", ""
+    secret: tuple[str, ...] = ()
     options = {"--driver-memory": "spark.driver.memory", "--executor-memory": "spark.executor.memory",
                "--driver-cores": "spark.driver.cores", "--executor-cores": "spark.executor.cores",
                "--num-executors": "spark.executor.instances", "--name": "spark.app.name",
@@ -251,6 +274,8 @@ def from_command(command: list[str], envs: dict[str, str] | None = None, name: s
                 raise ExecutorError(f"job {name!r}: --conf {value!r} is not key=value")
             if key == "dice.app.type":
                 app_type = val
+            elif key == SECRET_ENVS:
+                secret = tuple(n for n in val.split(",") if n)
             else:
                 conf[key] = val
         elif flag in options:
@@ -278,4 +303,30 @@ def from_command(command: list[str], envs: dict[str, str] | None = None, name: s
     app_name = conf.pop("spark.app.name", "")
     return SparkApp(resource=resource, main_class=main_class, args=args, type=app_type, kind=kind, conf=conf,
                     envs=dict(envs or {}), name=app_name, driver_cores=driver_cores, driver_mem=driver_mem,
-                    executor_cores=executor_cores, executor_mem=executor_mem, executor_instances=instances)
+                    executor_cores=executor_cores, executor_mem=executor_mem, executor_instances=instances,
+                    secret_envs=secret)
+
+
+def java_properties(props: dict[str, str]) -> str:
+    """`props` as a Java properties file (spark-submit --properties-file): one `key=value` a line,
+    escaped so that no value can end its line or start another entry."""
+    def escape(text: str, key: bool) -> str:
+        out = []
+        for i, ch in enumerate(text):
+            if ch == "\\":
+                out.append("\\\\")
+            elif ch in "\n\r\t\f":
+                out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t", "\f": "\\f"}[ch])
+            elif (key and ch in "=: #!") or (ch == " " and i == 0):
+                out.append("\\" + ch)
+            elif ord(ch) < 0x20 or ord(ch) > 0x7E:
+                out.extend(f"\\u{unit:04x}" for unit in _utf16(ch))
+            else:
+                out.append(ch)
+        return "".join(out)
+    return "".join(f"{escape(k, True)}={escape(v, False)}\n" for k, v in sorted(props.items()))
+
+
+def _utf16(ch: str) -> list[int]:
+    data = ch.encode("utf-16-be")
+    return [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]

@@ -43,6 +43,7 @@ from scheduler.base import (
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.state import read_json, write_json
 from scheduler.spark.app import SparkApp, from_params, job_command
+from scheduler.specfill import has_secret, secret_env
 
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -93,10 +94,10 @@ class DeployedJobs:
                 parse_cron(job.schedule)
             app = from_params(job.engine_params(), where)
             resource, mounts = resolve_resource(app.resource, group.workdir, where)
-            app = dataclasses.replace(app, resource=resource, name=app.name or f"{runtime.app}-{name}")
-            spec = JobSpec(name=name, namespace=runtime.namespace, command=job_command(app),
-                           envs={**app.envs, "DICE_WORKSPACE": runtime.workspace, "DICE_RUNTIME_NAME": runtime.name,
-                                 "DICE_APPLICATION_NAME": runtime.app, "DICE_PROJECT_NAME": runtime.project},
+            envs, secret = job_envs(group, name, self.executor.cluster.name)
+            app = dataclasses.replace(app, resource=resource, name=app.name or f"{runtime.app}-{name}",
+                                      envs=envs, secret_envs=tuple(sorted(secret)))
+            spec = JobSpec(name=name, namespace=runtime.namespace, command=job_command(app), envs=envs,
                            timeout=job.active_deadline, labels={"dice.io/job": name}, tenant=runtime.org,
                            mounts=mounts)
             digest = _short_hash({"release": group.release, "spec": dataclasses.asdict(spec)})
@@ -126,7 +127,9 @@ class DeployedJobs:
             drivers = self.executor.drivers
             if drivers.sandboxes.enabled:
                 drivers.sandboxes.own(group.workdir, group.runtime.org, recursive=True)
-        write_json(path, {"runtime": dataclasses.asdict(group.runtime), "release": group.release, "jobs": jobs})
+        # 0600: the jobs' envs hold the addons' passwords and secret variables, as a local runtime's state does
+        write_json(path, {"runtime": dataclasses.asdict(group.runtime), "release": group.release, "jobs": jobs},
+                   mode=0o600)
         for entry in jobs.values():
             if entry["run"]:
                 self.executor.run_job(self._run_spec(entry, entry["run"]))
@@ -188,7 +191,7 @@ class DeployedJobs:
                     continue
                 run = f"{name}-{due:%Y%m%d%H%M}"
                 entry["runs"] = [*[r for r in entry.get("runs", []) if r != run], run][-10:]
-                write_json(path, record)  # recorded first: a run is never submitted unrecorded
+                write_json(path, record, mode=0o600)  # recorded first: a run is never submitted unrecorded
                 try:
                     self.executor.run_job(self._run_spec(entry, run))
                     fired.append(run)
@@ -196,7 +199,7 @@ class DeployedJobs:
                     entry.setdefault("errors", []).append(f"{run}: {exc}")
                     entry["errors"] = entry["errors"][-5:]
             if changed:
-                write_json(path, record)
+                write_json(path, record, mode=0o600)
         return fired
 
     # ---- destroy -----------------------------------------------------------------------------
@@ -211,6 +214,29 @@ class DeployedJobs:
                 if not state.finished and state is not JobState.MISSING:
                     self.executor.cancel_job(run, runtime.namespace)
         path.unlink(missing_ok=True)
+
+
+def job_envs(group: ServiceGroup, name: str, cluster: str) -> tuple[dict[str, str], set[str]]:
+    """The environment of a dice.yml Spark job's driver and executors, with the precedence every
+    service and job of the runtime has (scheduler/local/plan.py): the runtime's discovery and addon
+    variables, then the file's envs (top-level, then the job's own, `((KEY))` filled from the
+    project's configs), then the console's variables of the application in the workspace, then
+    the platform's DICE_* (the console refuses variables of those names). Also the names whose
+    values are secret: the addons' passwords, values filled from configs, secret console variables."""
+    runtime = group.runtime
+    own = group.spec.service_envs(name)
+    filled = {k: secret_env(v, group.secret_configs, f"jobs.{name}: env {k}") if has_secret(v) else v
+              for k, v in own.items()}
+    console = group.console_variables()
+    envs = {**group.runtime_envs, **filled, **console,
+            "DICE_WORKSPACE": runtime.workspace, "DICE_RUNTIME_NAME": runtime.name,
+            "DICE_APPLICATION_NAME": runtime.app, "DICE_PROJECT_NAME": runtime.project,
+            "DICE_ORG_NAME": runtime.org, "DICE_SERVICE_NAME": name,
+            "DICE_CLUSTER_NAME": cluster}  # the Spark cluster that runs it
+    secret = {k for k in group.runtime_secret_envs if k in envs and k not in own and k not in console}
+    secret |= {k for k, v in own.items() if has_secret(v) and k not in console}
+    secret |= {k for k in group.secret_variables if k in envs}
+    return envs, secret
 
 
 def requested(app: SparkApp) -> tuple[float, int]:

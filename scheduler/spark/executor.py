@@ -56,7 +56,7 @@ from scheduler.local import create_executor as local_executor
 from scheduler.local.state import default_root, read_json, write_json
 from scheduler.local.steps import step_job as local_step_job
 from scheduler.spark import rest
-from scheduler.spark.app import SparkApp, from_command, from_params
+from scheduler.spark.app import SparkApp, from_command, from_params, java_properties
 from scheduler.spark.deployed import DeployedJobs
 from scheduler.spark.home import engine, engine_env, engine_mounts
 from scheduler.spark.managed import ManagedCluster
@@ -161,7 +161,8 @@ class SparkExecutor:
             if app.python or app.kind == "client" or not _REMOTE.match(app.resource):
                 return self.drivers.run_job(self.driver_job(job, app))
             submission = rest.create(self.master, resource=app.resource, main_class=app.main_class,
-                                     args=list(app.args), properties=self._properties(app, job.name),
+                                     args=list(app.args),
+                                     properties={**self._properties(app, job.name), **app.executor_envs()},
                                      envs=app.envs, version=self.version())
             write_json(self._record_path(job.name, job.namespace),
                        {"submission": submission, "submitted": time.time(), "name": job.name})
@@ -187,12 +188,20 @@ class SparkExecutor:
         return argv, {**engine_env(venv, home), **app.envs, **local}
 
     def driver_job(self, job: JobSpec, app: SparkApp) -> JobSpec:
-        """The local job that drives a client-mode application in its tenant's sandbox."""
+        """The local job that drives a client-mode application in its tenant's sandbox. The
+        application's environment is the driver process's own, and reaches the executors as
+        `spark.executorEnv.*` properties in a file placed for the job (mode 0600, its tenant's),
+        never on the command line, which the job's record keeps and `ps` shows."""
         workdir = job.workdir or str(self.root / "spark-drivers" / job.namespace / job.name)
         argv, env = self.client_command(app, workdir, job.name)
+        files = dict(job.files)
+        if executor_env := app.executor_envs():
+            path = f"{workdir}/.dice/executor-env.properties"
+            files[path] = java_properties(executor_env)
+            argv = [argv[0], "--properties-file", path, *argv[1:]]
         venv, _ = engine()
         return dataclasses.replace(
-            job, command=argv, envs={**job.envs, **env}, workdir=workdir,
+            job, command=argv, envs={**job.envs, **env}, workdir=workdir, files=files,
             mem=0,  # the JVM sizes itself from spark.driver.memory; an address-space limit would kill it
             mounts={**job.mounts, **engine_mounts(venv), workdir: "rw"},
         )

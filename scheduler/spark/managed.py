@@ -2,8 +2,9 @@
 virtual environment, started on first use as jobs of the local kind (so each runs in a sandbox
 of its own tenant, `spark-<cluster>`, is supervised and survives a console restart), and started
 again when one of them ended. Sized by the cluster config (`worker_cores`, `worker_memory_mib`,
-from DICE_SPARK_WORKER_CORES / DICE_SPARK_WORKER_MEMORY); its daemons get a small heap
-(`daemon_memory`, 256m)."""
+from DICE_SPARK_WORKER_CORES / DICE_SPARK_WORKER_MEMORY; the worker offers worker_cores x
+`worker_cpu_ratio` task slots, the cluster's CPU overcommit: advertised_cores()); its daemons get a
+small heap (`daemon_memory`, 256m)."""
 
 from __future__ import annotations
 
@@ -78,7 +79,7 @@ class ManagedCluster:
                     "--host", "127.0.0.1", "--port", str(ports["master"]), "--webui-port", str(ports["ui"]),
                     "--properties-file", props]
         else:
-            cores = int(self.config.get("worker_cores") or 2)
+            cores = self.advertised_cores()
             memory = int(self.config.get("worker_memory_mib") or 768)
             argv = [str(venv / "bin" / "spark-class"), "org.apache.spark.deploy.worker.Worker",
                     "--host", "127.0.0.1", "--cores", str(cores), "--memory", f"{memory}m",
@@ -88,6 +89,17 @@ class ManagedCluster:
                        namespace=NAMESPACE, tenant=f"spark-{self.name}", mem=0, cpu=1.0, files=files,
                        labels={"dice.io/spark-managed": self.name, "dice.io/role": role},
                        mounts={**engine_mounts(venv), str(work): "rw"})
+
+    def advertised_cores(self) -> int:
+        """The task slots the worker offers: its cores (`worker_cores`) times the cluster's CPU
+        overcommit ratio (`worker_cpu_ratio`, the highest set for any workspace on the cluster),
+        rounded down. Standalone Spark has no requests and limits: the master hands out whole
+        slots, and an executor runs as many tasks at once as it holds slots, unbounded by a cgroup.
+        Offering cores x ratio slots is what a ratio means on a Kubernetes node (pods request
+        cores / ratio of its CPUs): more executors fit beside each other and share the CPUs."""
+        cores = int(self.config.get("worker_cores") or 2)
+        ratio = max(1.0, float(self.config.get("worker_cpu_ratio") or 1.0))
+        return max(cores, int(cores * ratio + 1e-9))
 
     def running(self) -> dict[str, bool]:
         attempts = read_json(self.dir / "attempts.json") or {}
@@ -101,9 +113,17 @@ class ManagedCluster:
         with _GUARD:
             attempts = read_json(self.dir / "attempts.json") or {}
             alive = self.running()
+            cores = self.advertised_cores()
+            if alive["worker"] and attempts.get("worker_cores", cores) != cores:
+                # the ratio or the size changed: a worker offering the new slots replaces it (the
+                # master relaunches the executors it ran on it)
+                self._local.cancel_job(f"{self.name}-worker-{attempts.get('worker', 0)}", NAMESPACE)
+                alive["worker"] = False
             started = False
             for role in ("master", "worker"):
                 if not alive[role]:
+                    if role == "worker":
+                        attempts["worker_cores"] = cores
                     attempts[role] = attempts.get(role, 0) + 1
                     self.dir.mkdir(parents=True, exist_ok=True)
                     write_json(self.dir / "attempts.json", attempts)

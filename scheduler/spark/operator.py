@@ -8,11 +8,14 @@ operator catalog (so the capability report says when it is absent)."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from kubernetes import client
 
-from scheduler.base import ExecutorError, ExecutorUnavailable, JobState, JobStatus, dns_label
+from scheduler.base import ExecutorError, ExecutorUnavailable, Health, JobState, JobStatus, dns_label
 from scheduler.spark.app import SparkApp
 
 GROUP, VERSION, PLURAL, KIND = "sparkoperator.k8s.io", "v1beta2", "sparkapplications", "SparkApplication"
@@ -49,16 +52,23 @@ def _millicores(cores: float) -> str:
 
 def render_application(app: SparkApp, name: str, namespace: str, *, image: str = "",
                        labels: dict[str, str] | None = None, service_account: str = "spark",
-                       cpu_ratio: float = 1.0) -> dict[str, Any]:
+                       cpu_ratio: float = 1.0, env: list[dict[str, Any]] | None = None,
+                       env_from: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The SparkApplication of the app: type, cluster mode, image, main file and class, arguments,
     Spark properties (dependencies in `deps`), driver and executors' cores, memory, instances.
     With a cluster's CPU overcommit ratio above 1, the pods request cores / ratio (`coreRequest`,
     at least 100m) and are limited to the cores asked (`coreLimit`), as a service's containers are;
-    memory is never overcommitted (a JVM sized to its heap is killed when it lacks it)."""
+    memory is never overcommitted (a JVM sized to its heap is killed when it lacks it).
+
+    `env` and `env_from` (a container's `env` and `envFrom`, as the runtime's other workloads get
+    them: secret values by reference to a Secret, never inline) replace the app's own `envs` on the
+    driver and the executors."""
     conf = dict(app.conf)
     deps = {key: [p for p in conf.pop(prop).split(",") if p] for prop, key in _DEPS.items() if prop in conf}
     labels = dict(labels or {})
-    pod = {"labels": labels, "serviceAccount": service_account, **({"env": _env(app.envs)} if app.envs else {})}
+    env = _env(app.envs) if env is None else env
+    pod = {"labels": labels, "serviceAccount": service_account, **({"env": env} if env else {}),
+           **({"envFrom": env_from} if env_from else {})}
     spec: dict[str, Any] = {
         "type": app.type, "mode": "cluster", "image": image or DEFAULT_IMAGE, "imagePullPolicy": "IfNotPresent",
         "sparkVersion": SPARK_VERSION, "mainApplicationFile": app.resource, "arguments": list(app.args),
@@ -106,6 +116,93 @@ def application_status(obj: dict[str, Any]) -> JobStatus:
         parts.append(error)
     exit_code = 0 if ours is JobState.SUCCEEDED else (1 if ours is JobState.FAILED else None)
     return JobStatus(name=obj["metadata"]["name"], state=ours, exit_code=exit_code, message="; ".join(parts))
+
+
+# On the runtime's Namespace: its `engine: spark` jobs rendered as the operator's resources,
+# {job: "once" | "<cron schedule>"}; status() and the status watch read the applications of
+# exactly those (no list of the kinds in a namespace without any).
+JOBS_ANNOTATION = "dice.io/spark-jobs"
+JOB_LABEL = "dice.io/job"  # the job's name on its applications (the operator copies it to scheduled runs)
+
+
+def jobs_record(manifests: Iterable[dict]) -> dict[str, str]:
+    """The JOBS_ANNOTATION of a runtime's rendered objects."""
+    out: dict[str, str] = {}
+    for obj in manifests:
+        if obj.get("apiVersion") != f"{GROUP}/{VERSION}" or obj.get("kind") not in (KIND, SCHEDULED_KIND):
+            continue
+        job = ((obj.get("metadata") or {}).get("labels") or {}).get(JOB_LABEL)
+        if job:
+            out[job] = obj["spec"]["schedule"] if obj["kind"] == SCHEDULED_KIND else "once"
+    return out
+
+
+def recorded_jobs(namespace: dict | None) -> dict[str, str]:
+    """The JOBS_ANNOTATION of a Namespace ({} when absent or unreadable)."""
+    text = (((namespace or {}).get("metadata") or {}).get("annotations") or {}).get(JOBS_ANNOTATION) or "{}"
+    try:
+        found = json.loads(text)
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+
+
+def _created(obj: dict) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("creationTimestamp") or ""), str(meta.get("name") or "")
+
+
+def _epoch(stamp: Any) -> float | None:
+    if not stamp:
+        return None
+    try:
+        return datetime.fromisoformat(str(stamp).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def jobs_status(recorded: Mapping[str, str], applications: Iterable[dict]
+                ) -> tuple[dict[str, JobStatus], Health, str]:
+    """Each recorded job's latest run (its newest SparkApplication: the one of the release deployed,
+    or the latest a ScheduledSparkApplication made), and what they make of the runtime's health,
+    as a Spark data cluster's jobs do (scheduler/spark/deployed.py): a run-once job that has not
+    succeeded yet keeps it progressing, a failed one degrades it (with the operator's
+    errorMessage); a scheduled run's outcome is shown and never makes the runtime unhealthy."""
+    runs: dict[str, list[dict]] = {}
+    for obj in applications:
+        job = ((obj.get("metadata") or {}).get("labels") or {}).get(JOB_LABEL)
+        if job in recorded:
+            runs.setdefault(job, []).append(obj)
+    jobs: dict[str, JobStatus] = {}
+    health, reasons, failed = Health.HEALTHY, [], []
+    for name, schedule in sorted(recorded.items()):
+        found = sorted(runs.get(name, []), key=_created)
+        if not found:
+            if schedule != "once":
+                jobs[name] = JobStatus(name=name, state=JobState.PENDING,
+                                       message=f"scheduled ({schedule}): no run yet")
+                continue
+            jobs[name] = JobStatus(name=name, state=JobState.PENDING, message="SparkApplication not created yet")
+            if health is Health.HEALTHY:
+                health = Health.PROGRESSING
+                reasons.append(f"job {name}: SparkApplication not created yet")
+            continue
+        latest = found[-1]
+        status = application_status(latest)
+        state = latest.get("status") or {}
+        status = JobStatus(name=status.name, state=status.state, exit_code=status.exit_code, message=status.message,
+                           started=_epoch(state.get("submissionTime")) or _epoch(_created(latest)[0]),
+                           finished=_epoch(state.get("terminationTime")) if status.state.finished else None)
+        jobs[name] = status
+        if schedule != "once":
+            continue
+        if status.state in (JobState.FAILED, JobState.CANCELLED):
+            health = Health.DEGRADED
+            failed.append(f"job {name}: run {status.name} {status.state}: {status.message}")
+        elif not status.state.finished and health is Health.HEALTHY:
+            health = Health.PROGRESSING
+            reasons.append(f"job {name}: run {status.name} {status.state}: {status.message}")
+    return jobs, health, "; ".join(failed or reasons)
 
 
 class SparkApplications:

@@ -6,6 +6,7 @@ the job is refused saying so, and the capability report names the operator as mi
 from __future__ import annotations
 
 import contextlib
+import json
 
 import pytest
 import yaml
@@ -217,3 +218,147 @@ def _applied(executor, group) -> bool:
     except Exception:  # the CRDs are not served yet (discovery, or the refusal of a kind not yet seen)
         return False
     return True
+
+
+ENV_JOBS = """
+version: "2.0"
+envs:
+  FROM_FILE: file
+  OVERRIDDEN: file
+addons:
+  db:
+    plan: postgresql:basic
+jobs:
+  load:
+    engine: spark
+    image: apache/spark:4.0.1
+    resource: local:///opt/app/etl.py
+    args: ["{rows}"]
+    envs:
+      NOTE: "note is ((PG_NOTE))"
+  nightly:
+    engine: spark
+    resource: local:///opt/app/etl.py
+    schedule: "0 2 * * *"
+"""
+
+
+def _set_status(k8s: K8sCluster, namespace: str, name: str, state: str, error: str = "", **extra) -> None:
+    """Write a SparkApplication's status as the operator does."""
+    obj = k8s.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    obj["status"] = {"driverInfo": {}, "applicationState": {"state": state, **({"errorMessage": error} if error else {})},
+                     **extra}
+    k8s.custom.replace_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, name, obj)
+
+
+def test_spark_applications_status_and_environment_in_the_runtime(k8s_cluster, executor):
+    """The runtime's status (watch-fed and listed) has each `engine: spark` job's latest
+    SparkApplication with the operator's state and error: a run-once job keeps the runtime
+    progressing until COMPLETED and degrades it on FAILED/SUBMISSION_FAILED; a scheduled run
+    the operator made is shown and leaves the runtime healthy. The driver and executors get the
+    variables every workload of the runtime gets: the file's envs (a `((KEY))` through the config
+    Secret), the addon's variables (its password by reference to its Secret), the console's
+    variables through envFrom (secret ones from a Secret): no secret value inline in the CR."""
+    from types import SimpleNamespace
+
+    from apps.deploy.live import status_dict
+    from diceyml import parse_dice_yml
+    from scheduler.base import Health, RuntimeRef, ServiceGroup
+
+    _remove_crd(k8s_cluster)
+    for crd in (_crd_of("sparkapplications"), _crd_of("scheduledsparkapplications")):
+        with contextlib.suppress(ApiException):
+            k8s_cluster.apiextensions.delete_custom_resource_definition(crd["metadata"]["name"])
+        wait_for(lambda crd=crd: _create_crd(k8s_cluster, crd), 60, f"{crd['metadata']['name']} to be created")
+    runtime = RuntimeRef("acme", "shop", "etl", "DEV", "jobs")
+    ns = runtime.namespace
+
+    def group(rows: int, addon: bool = False) -> ServiceGroup:
+        text = ENV_JOBS.format(rows=rows)
+        if not addon:  # on kwok a database's claim is never bound: the addon would degrade the runtime
+            text = text.replace("addons:\n  db:\n    plan: postgresql:basic\n", "")
+        return ServiceGroup(runtime=runtime, spec=parse_dice_yml(text, workspace="DEV"),
+                            release=f"v{rows}", secret_configs={"PG_NOTE": "n0te-value"},
+                            addon_secrets={"db": {"password": "db-pa55word"}},
+                            variables={"OVERRIDDEN": "console"}, secret_variables={"TOKEN": "t0ken-value"})
+
+    def status_where(predicate, what: str):
+        """executor.status() (the watch-fed cache) until predicate holds; the listed snapshot agrees."""
+        try:
+            found = wait_for(lambda: (lambda st: st if predicate(st) else None)(executor.status(runtime)), 60, what)
+        except TimeoutError:
+            raise AssertionError((what, executor.status(runtime))) from None
+        assert predicate(executor._snapshot(runtime)), (what, executor._snapshot(runtime))
+        return found
+
+    try:
+        wait_for(lambda: _applied(executor, group(1000, addon=True)), 60, "the CRDs to be served")
+        apps = _objects(k8s_cluster, ns, PLURAL)
+        assert len(apps) == 1, list(apps)
+        spec = next(iter(apps.values()))["spec"]
+        for part in ("driver", "executor"):
+            env = {e["name"]: e for e in spec[part]["env"]}
+            assert env["FROM_FILE"] == {"name": "FROM_FILE", "value": "file"}
+            assert env["NOTE"]["valueFrom"]["secretKeyRef"]["name"] == "dice-configs"
+            assert env["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["key"]
+            assert "OVERRIDDEN" not in env and "TOKEN" not in env  # the console's: envFrom, so they win
+            assert env["DICE_APPLICATION_NAME"]["value"] == "etl"
+            sources = spec[part]["envFrom"]
+            assert {"configMapRef": {"name": "dice-env"}} in sources  # POSTGRES_HOST/PORT/... (shared)
+            assert sources[-2:] == [{"configMapRef": {"name": "dice-vars"}}, {"secretRef": {"name": "dice-secret-vars"}}]
+        text = json.dumps(apps)
+        for secret in ("n0te-value", "db-pa55word", "t0ken-value"):
+            assert secret not in text
+        shared = k8s_cluster.core.read_namespaced_config_map("dice-env", ns).data
+        assert shared["POSTGRES_HOST"].startswith("db.") and shared["POSTGRES_USER"]
+
+        # the status, without the addon: before the operator reports, the run-once job keeps the
+        # runtime progressing; the schedule has no run yet
+        executor.apply(group(1000))
+        wait_for(lambda: len(_objects(k8s_cluster, ns, PLURAL)) == 1, 30, "the first application pruned")
+        load = next(iter(_objects(k8s_cluster, ns, PLURAL)))
+        st = status_where(lambda s: set(s.jobs) == {"load", "nightly"} and s.health is Health.PROGRESSING,
+                          "both jobs in the status")
+        assert st.jobs["load"].name == load and st.jobs["load"].state is JobState.PENDING
+        assert st.jobs["nightly"].state is JobState.PENDING and "no run yet" in st.jobs["nightly"].message
+        _set_status(k8s_cluster, ns, load, "RUNNING", sparkApplicationId="spark-1", submissionTime="2026-12-07T02:00:00Z")
+        st = status_where(lambda s: s.jobs["load"].state is JobState.RUNNING, "the job running")
+        assert st.health is Health.PROGRESSING and "SparkApplication RUNNING" in st.jobs["load"].message
+        assert st.jobs["load"].started is not None
+        _set_status(k8s_cluster, ns, load, "COMPLETED", terminationTime="2026-12-07T02:03:00Z")
+        st = status_where(lambda s: s.jobs["load"].state is JobState.SUCCEEDED, "the job completed")
+        assert st.health is Health.HEALTHY and st.jobs["load"].exit_code == 0 and st.jobs["load"].finished
+
+        # a run the ScheduledSparkApplication made (the operator copies its labels): shown, and its
+        # failure does not make the runtime unhealthy
+        nightly = _objects(k8s_cluster, ns, "scheduledsparkapplications")["nightly"]
+        run = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "SparkApplication",
+               "metadata": {"name": "nightly-1765072800", "namespace": ns, "labels": nightly["metadata"]["labels"]},
+               "spec": nightly["spec"]["template"]}
+        k8s_cluster.custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, run)
+        _set_status(k8s_cluster, ns, "nightly-1765072800", "FAILED", "driver pod OOMKilled")
+        st = status_where(lambda s: s.jobs["nightly"].state is JobState.FAILED, "the scheduled run failed")
+        assert st.jobs["nightly"].name == "nightly-1765072800" and "driver pod OOMKilled" in st.jobs["nightly"].message
+        assert st.health is Health.HEALTHY
+
+        # a new release: a new application; the operator refusing it degrades the runtime, naming
+        # the job, the run and the operator's error, everywhere the status is shown
+        executor.apply(group(2000))
+        second = next(n for n in _objects(k8s_cluster, ns, PLURAL) if n.startswith("load-") and n != load)
+        _set_status(k8s_cluster, ns, second, "SUBMISSION_FAILED", "image pull failed")
+        st = status_where(lambda s: s.jobs["load"].name == second and s.jobs["load"].state is JobState.FAILED,
+                          "the new run failed")
+        assert st.health is Health.DEGRADED
+        assert st.reason.startswith(f"job load: run {second} failed") and "SUBMISSION_FAILED" in st.reason
+        assert "image pull failed" in st.reason
+        shown = status_dict(SimpleNamespace(release=None), st)
+        row = next(j for j in shown["jobs"] if j["name"] == "load")
+        assert (row["run"], row["state"], row["exit_code"]) == (second, "failed", 1)
+        assert "image pull failed" in row["message"]
+    finally:
+        with contextlib.suppress(Exception):
+            executor.destroy(runtime)
+        for crd in ("scheduledsparkapplications.sparkoperator.k8s.io",):
+            with contextlib.suppress(ApiException):
+                k8s_cluster.apiextensions.delete_custom_resource_definition(crd)
+        _remove_crd(k8s_cluster)
