@@ -30,7 +30,7 @@ from django.db import OperationalError
 from apps.logs import push, store
 from apps.logs.wsauth import PROTOCOL_PREFIX
 from dice_console.api_input import digits
-from dice_console.wsaccess import FollowsAccess
+from dice_console.wsaccess import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, FollowsAccess, refuse
 
 FLUSH_INTERVAL = 0.1  # at most ~10 messages a second per stream to the browser
 PAGE = 5000  # lines per message when sending stored lines
@@ -75,7 +75,7 @@ class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         self.tasks: dict[str, TaskStream] = {}
         self.runtimes: dict[str, RuntimeStream] = {}
@@ -124,14 +124,14 @@ class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
         if what == "task":
             start = content.get("from", 0)
             if not await _task_visible(user, pk):
-                await self.close(code=4404)
+                await self.close(code=CLOSE_NOT_FOUND)
                 return
             if stream not in self.tasks:
                 await self._subscribe_task(stream, pk, int(start) if digits(str(start)) else 0)
         else:
             runtime = await _runtime_visible(user, pk)
             if runtime is None:
-                await self.close(code=4404)
+                await self.close(code=CLOSE_NOT_FOUND)
                 return
             if stream not in self.runtimes:
                 start = content.get("from") or {}
