@@ -19,6 +19,18 @@ on this branch; scenario 5, the same lines handed over per tick for all streams 
 in one call went from 197 ms to 64-184 ms (cProfile, same load); the latency left is in pushing
 the lines to the 50 WebSocket streams (same process), not in the database: the 20k lines/s with
 p99 < 250 ms goal is not reached here.
+
+2026-12-07, after the batching of this branch (monitor: one transaction per pass for every talking
+step; pusher: one hop to the loop for every stream due; consumer: no thread hop per pushed
+message), `--only 4 5 --stream-lines 4000` (50 streams x 4,000 lines, offered 20k lines/s),
+alternated with main, load average 4.5-5.7:
+  per-stream appends (4): branch 14,418 / 10,703 / 14,198 lines/s, p99 32 / 61 / 36 ms;
+                          main   14,259 / 13,295 lines/s, p99 256 / 226 ms
+  batched (5):            branch 19,887 / 20,019 / 20,027 lines/s, p99 246 / 257 / 173 ms;
+                          main   19,932 / 19,893 lines/s, p99 179 / 698 ms
+Scenario 5 is what the monitor's pass now does for running steps. At load average 14-60 (the
+same morning) every figure was several times worse, on both: the producer, the server and the
+clients share the two cores.
 """
 
 from __future__ import annotations

@@ -16,6 +16,17 @@ Figures (SQLite, this loaded 2-core machine, 2026-12-06; RSS after each run and 
     120 -> 146, 150, 153 MiB (27% over idle; the goal is 20%); the same with MALLOC_ARENA_MAX=2:
     121 -> 142, 146, 147 MiB (21%). (The issue saw 121 -> 252 MiB over three such runs.)
 Most of what is left is the allocator's (per-thread arenas), not references tracemalloc sees.
+
+Issue 25 item 5, 2026-12-07, this branch against main run side by side (same time, load average
+27 -> 59 from the other engineers), `bench_memory.py --runs 2`, 1,000-step runs:
+  main:                  124 -> 147, 153 MiB (19%, 23% over idle)
+  dice_console/heap.py:  126 -> 135, 138 MiB ( 7%, 10% over idle; goal: within 20%)
+Found with --tracemalloc (three 1,000-step runs of main: 125 -> 175, 198, 210 MiB with the tracer):
+what Python still references grows 1-4 MiB a run (the interned-string table pathlib fills with
+every job path, query results held briefly, parsed pipelines); the rest of the growth is glibc's:
+blocks freed by the worker's and the engine's threads stay mapped in per-thread arenas. The
+console now caps arenas at 2 (mallopt M_ARENA_MAX, before any thread starts) and trims (gc, then
+malloc_trim) 2 s after the last run ends (apps.pipelines.states.move_run).
 """
 
 from __future__ import annotations
@@ -56,6 +67,9 @@ def main() -> int:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dice_console.settings")
     import django
 
+    from dice_console import heap
+
+    heap.limit_arenas()  # as `manage.py standalone` does, before any thread starts
     django.setup()
     from django.conf import settings
     from django.contrib.auth import get_user_model
@@ -93,7 +107,7 @@ def main() -> int:
                 if status in ("success", "failed", "cancelled"):
                     break
                 time.sleep(0.5)
-            time.sleep(2)  # the run's last pushes and collectors
+            time.sleep(2 + heap.TRIM_DELAY + 1)  # the run's last pushes and collectors, the heap's trim
             gc.collect()
             print(f"after run {i} ({status}): RSS {rss_mib():.0f} MiB", flush=True)
             if previous is not None:

@@ -6,7 +6,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from apps.projects import scope
 from apps.projects.audit import ALL_EVENTS_GROUP
 from apps.projects.revocation import CLOSE_REVOKED, credentials_valid
-from dice_console.wsaccess import FollowsAccess
+from dice_console.wsaccess import CLOSE_UNAUTHENTICATED, FollowsAccess, refuse
 
 
 class EventsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
@@ -19,7 +19,7 @@ class EventsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         if user.is_superuser:
             # Superusers see every organization, including ones created after they connected.

@@ -36,8 +36,20 @@ def register_server_loop(loop: asyncio.AbstractEventLoop | None) -> None:
 
 def group_send(group: str, message: dict) -> None:
     """Send to a group; never raises, a lost push must not fail the work that caused it."""
+    group_send_many([(group, message)])
+
+
+async def _send_all(layer, messages: list[tuple[str, dict]]) -> None:
+    for group, message in messages:  # in order: one group's messages must arrive as sent
+        await layer.group_send(group, message)
+
+
+def group_send_many(messages: list[tuple[str, dict]]) -> None:
+    """Send (group, message) pairs in order, in one hop to the loop that sends them: the log pusher
+    sends one message per stream every 50 ms, and a hop to the server's loop (waiting behind
+    whatever it runs) per message made 50 streams queue behind each other. Never raises."""
     layer = get_channel_layer()
-    if layer is None:
+    if layer is None or not messages:
         return
     try:
         loop = _server_loop
@@ -47,19 +59,19 @@ def group_send(group: str, message: dict) -> None:
             except RuntimeError:
                 running = None
             if running is loop:
-                loop.create_task(layer.group_send(group, message))
+                loop.create_task(_send_all(layer, messages))
             else:
-                asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
+                asyncio.run_coroutine_threadsafe(_send_all(layer, messages), loop).result(timeout=5)
         else:
             try:
                 asyncio.get_running_loop()
             except RuntimeError:
-                _own_loop().run_until_complete(layer.group_send(group, message))
+                _own_loop().run_until_complete(_send_all(layer, messages))
             else:
                 # A loop runs in this thread (async code, or a test's browser driver): async_to_sync
                 # refuses to block it, so send from a short-lived thread of its own.
-                sender = threading.Thread(target=async_to_sync(layer.group_send), args=(group, message))
+                sender = threading.Thread(target=async_to_sync(_send_all), args=(layer, messages))
                 sender.start()
                 sender.join(timeout=5)
     except Exception:  # pragma: no cover - logged, not raised
-        log.exception("group_send to %s failed", group)
+        log.exception("group_send to %s failed", ", ".join(sorted({group for group, _ in messages})))

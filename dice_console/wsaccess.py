@@ -7,6 +7,21 @@ from channels.db import database_sync_to_async
 
 from apps.projects.revocation import CLOSE_REVOKED, credentials_valid, user_group
 
+CLOSE_UNAUTHENTICATED = 4401  # sign in (no session, a bad or expired token)
+CLOSE_NOT_FOUND = 4404  # no such thing, or not yours: the two are not told apart
+TOKEN_PROTOCOL_PREFIX = "dice-token."  # apps/logs/wsauth.py: a browser's token as a subprotocol
+
+
+async def refuse(consumer, code: int) -> None:
+    """Refuse a socket with a close code the client can read. Closing before the handshake makes the
+    ASGI server answer HTTP 403, whatever the code, so a client could not tell "sign in" (4401)
+    from "not found or not yours" (4404): accept, then close at once (nothing is sent between).
+    The accept names the token subprotocol the client offered, as an accepted socket's does:
+    browsers fail a handshake that ignores the protocols they offered, and the code is lost."""
+    offered = [p for p in consumer.scope.get("subprotocols", []) or [] if p.startswith(TOKEN_PROTOCOL_PREFIX)]
+    await consumer.accept(subprotocol=offered[0] if offered else None)
+    await consumer.close(code=code)
+
 
 class FollowsAccess:
     """For AsyncJsonWebsocketConsumer subclasses. Call `follow_access()` after accepting and

@@ -21,6 +21,14 @@ def make_task_run(tenant, alias: str = "build", status: str = "running"):
     return TaskRun.objects.create(run=run, alias=alias, type="custom-script", status=status)
 
 
+async def refused_code(comm) -> int:
+    """The close code of a socket refused while connecting: consumers accept, then close at once
+    (dice_console.wsaccess.refuse), since a close before the accept reaches a client as HTTP 403."""
+    output = await comm.receive_output(timeout=10)
+    assert output["type"] == "websocket.close", output
+    return output["code"]
+
+
 async def connect_logs(user=None, *, token: str | None = None, headers=None, subprotocols=None):
     from channels.auth import AuthMiddlewareStack
     from channels.routing import URLRouter

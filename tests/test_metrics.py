@@ -255,8 +255,11 @@ def test_cluster_usage_socket_pushes_new_samples_inside_the_scope(tenant_a, tena
         return comm, connected, code
 
     async def scenario():
-        assert (await connect(tenant_a.owner, private.pk))[1:] == (False, 4404)
-        assert (await connect(AnonymousUser(), local.pk))[1:] == (False, 4401)
+        from tests.logs_helpers import refused_code
+
+        for user, cluster, code in ((tenant_a.owner, private.pk, 4404), (AnonymousUser(), local.pk, 4401)):
+            comm, connected, _ = await connect(user, cluster)
+            assert connected and await refused_code(comm) == code
         comm, connected, _ = await connect(tenant_a.owner, local.pk)
         assert connected
         assert await sync_to_async(metrics.collect_nodes)(local) == 1

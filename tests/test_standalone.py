@@ -106,3 +106,43 @@ def test_standalone_first_start_login_api_websocket_and_ctrl_c(tmp_path):
         assert response.status_code == 302
     finally:
         _stop(proc)
+
+
+MIGRATE_COUNTER = """
+import sys
+import django
+from django.core.management import execute_from_command_line
+from django.db.models.signals import pre_migrate
+
+django.setup()
+pre_migrate.connect(lambda sender, **kw: sender.label == "auth" and print("dice-test: migrate ran", flush=True),
+                    weak=False)
+execute_from_command_line(["manage.py", *sys.argv[1:]])
+"""
+
+
+def test_make_run_migrates_once(tmp_path):
+    """`make run` is one `manage.py standalone`, which runs `migrate` once (it ran twice before:
+    half of a warm start). Counted by Django's pre_migrate signal, on a first and a warm start."""
+    recipe = subprocess.run(["make", "-n", "run"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    commands = [line for line in recipe.splitlines() if "manage.py" in line]
+    assert len(commands) == 1 and " standalone " in commands[0], recipe
+    assert "migrate" not in recipe
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE")}
+    env.update({"DICE_DATA_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1", "DJANGO_SETTINGS_MODULE": "dice_console.settings"})
+    for start in ("first", "warm"):
+        proc = subprocess.Popen([sys.executable, "-c", MIGRATE_COUNTER, "standalone", "--port", str(_free_port())],
+                                cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        lines = []
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+            if "Ctrl-C stops" in line:
+                break
+        code, rest = _stop(proc)
+        output = "".join(lines) + rest
+        assert "Ctrl-C stops" in output, output
+        assert output.count("dice-test: migrate ran") == 1, f"{start} start:\n{output}"

@@ -7,7 +7,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from apps.deploy.lifecycle import runtime_group
 from apps.deploy.models import Runtime
 from apps.projects import scope
-from dice_console.wsaccess import FollowsAccess
+from dice_console.wsaccess import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, FollowsAccess, refuse
 
 
 class RuntimeProgressConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
@@ -17,11 +17,11 @@ class RuntimeProgressConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         runtime_id = int(self.scope["url_route"]["kwargs"]["runtime_id"])
         if not await self._visible(user, runtime_id):
-            await self.close(code=4404)
+            await refuse(self, CLOSE_NOT_FOUND)
             return
         self.runtime_id = runtime_id
         self.group = runtime_group(runtime_id)

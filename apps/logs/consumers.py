@@ -30,7 +30,7 @@ from django.db import OperationalError
 from apps.logs import push, store
 from apps.logs.wsauth import PROTOCOL_PREFIX
 from dice_console.api_input import digits
-from dice_console.wsaccess import FollowsAccess
+from dice_console.wsaccess import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, FollowsAccess, refuse
 
 FLUSH_INTERVAL = 0.1  # at most ~10 messages a second per stream to the browser
 PAGE = 5000  # lines per message when sending stored lines
@@ -72,10 +72,23 @@ def parse_stream(text) -> tuple[str, int, str] | None:
 
 
 class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
+    # Pushed lines are handled without the database (a gap is read through database_sync_to_async,
+    # which closes stale connections itself). Channels' dispatch hops to a thread before every
+    # message to close old database connections: a fixed cost per push of every stream that was
+    # most of the consumer's time at 50 streams (py-spy on bench/bench_logs.py).
+    _WITHOUT_DATABASE = {"log.lines": "log_lines", "log.end": "log_end"}
+
+    async def dispatch(self, message):
+        name = self._WITHOUT_DATABASE.get(message.get("type"))
+        if name is None:
+            await super().dispatch(message)
+        else:
+            await getattr(self, name)(message)
+
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         self.tasks: dict[str, TaskStream] = {}
         self.runtimes: dict[str, RuntimeStream] = {}
@@ -124,14 +137,14 @@ class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
         if what == "task":
             start = content.get("from", 0)
             if not await _task_visible(user, pk):
-                await self.close(code=4404)
+                await self.close(code=CLOSE_NOT_FOUND)
                 return
             if stream not in self.tasks:
                 await self._subscribe_task(stream, pk, int(start) if digits(str(start)) else 0)
         else:
             runtime = await _runtime_visible(user, pk)
             if runtime is None:
-                await self.close(code=4404)
+                await self.close(code=CLOSE_NOT_FOUND)
                 return
             if stream not in self.runtimes:
                 start = content.get("from") or {}

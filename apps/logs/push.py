@@ -79,18 +79,19 @@ class Pusher:
                 while not due:
                     self._lock.wait(timeout=wait if wait is not None else 30)
                     due, wait = self._due(time.monotonic())
-            for task_id, lines, ended in due:
-                self._send(task_id, lines, ended)
+            realtime.group_send_many([message for task_id, lines, ended in due
+                                      for message in self._messages(task_id, lines, ended)])
 
     @staticmethod
-    def _send(task_id: int, lines: list[list], ended: bool) -> None:
+    def _messages(task_id: int, lines: list[list], ended: bool) -> list[tuple[str, dict]]:
+        """Every stream due is sent in one hop to the channel layer's loop (not one per stream)."""
         group = task_group(task_id)
         stream = f"task:{task_id}"
-        for start in range(0, len(lines), MAX_LINES_PER_MESSAGE):
-            realtime.group_send(group, {"type": "log.lines", "stream": stream,
-                                        "lines": lines[start:start + MAX_LINES_PER_MESSAGE]})
+        out = [(group, {"type": "log.lines", "stream": stream, "lines": lines[start:start + MAX_LINES_PER_MESSAGE]})
+               for start in range(0, len(lines), MAX_LINES_PER_MESSAGE)]
         if ended:
-            realtime.group_send(group, {"type": "log.end", "stream": stream})
+            out.append((group, {"type": "log.end", "stream": stream}))
+        return out
 
 
 pusher = Pusher()

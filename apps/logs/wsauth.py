@@ -8,7 +8,7 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 
-PROTOCOL_PREFIX = "dice-token."
+from dice_console.wsaccess import TOKEN_PROTOCOL_PREFIX as PROTOCOL_PREFIX
 
 
 def token_from_scope(scope) -> str | None:

@@ -6,7 +6,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from apps.clusters.scope import clusters_for
 from apps.monitoring.metrics import cluster_group
-from dice_console.wsaccess import FollowsAccess
+from dice_console.wsaccess import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, FollowsAccess, refuse
 
 
 class ClusterUsageConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
@@ -16,11 +16,11 @@ class ClusterUsageConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         cluster_id = int(self.scope["url_route"]["kwargs"]["cluster_id"])
         if not await database_sync_to_async(self._visible)(user, cluster_id):
-            await self.close(code=4404)
+            await refuse(self, CLOSE_NOT_FOUND)
             return
         self.cluster_id = cluster_id
         self.group = cluster_group(cluster_id)

@@ -8,7 +8,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from apps.pipelines.models import PipelineRun
 from apps.pipelines.states import run_group
 from apps.projects import scope
-from dice_console.wsaccess import FollowsAccess
+from dice_console.wsaccess import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, FollowsAccess, refuse
 
 
 class PipelineRunConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
@@ -19,11 +19,11 @@ class PipelineRunConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+            await refuse(self, CLOSE_UNAUTHENTICATED)
             return
         run_id = int(self.scope["url_route"]["kwargs"]["run_id"])
         if not await self._visible(user, run_id):
-            await self.close(code=4404)
+            await refuse(self, CLOSE_NOT_FOUND)
             return
         self.run_id = run_id
         self.group = run_group(run_id)

@@ -118,6 +118,25 @@ class StepMonitor:
         finally:
             drop_broken_connections()
 
+    def _pump(self, talking: list[tuple]) -> None:
+        """The new lines of every step that talked since the last pass, in one transaction (one
+        commit and one push hop for all, not one each); one at a time only when that fails. A
+        step's log mark moves only once its lines are stored (else the next pass reads it again)."""
+        failed = set()
+        try:
+            steplogs.pump_all([item[:4] for item in talking])
+        except Exception as exc:
+            log.warning("monitor: pumping %d logs together: %s; one at a time", len(talking), exc)
+            for executor, run, task, masker, _ in talking:
+                try:
+                    steplogs.pump_logs(executor, run, task, masker)
+                except Exception as exc:
+                    log.warning("monitor: task %s: %s", task.pk, exc)
+                    failed.add(task.pk)
+        for *_, task, _, mark in talking:
+            if task.pk not in failed:
+                self._log_marks[task.pk] = mark
+
     def _pass(self) -> None:
         running = TaskRun.objects.filter(status=TaskStatus.RUNNING, executor=Executor.CLUSTER).exclude(
             job_name="").select_related("run__application")
@@ -126,6 +145,7 @@ class StepMonitor:
         now = time.monotonic()
         alive = set()
         finished: list[int] = []
+        talking: list[tuple] = []  # running steps whose logs changed: pumped together below
         for task in running:
             self.busy_until = max(self.busy_until, now + IDLE_AFTER)
             alive.add(task.pk)
@@ -142,8 +162,7 @@ class StepMonitor:
                     if mark is None or self._log_marks.get(task.pk) != mark:
                         if run.pk not in maskers:
                             maskers[run.pk] = reference.project_configs(run.application.project_id)[1]
-                        steplogs.pump_logs(executor, run, task, maskers[run.pk])
-                        self._log_marks[task.pk] = mark
+                        talking.append((executor, run, task, maskers[run.pk], mark))
             except Exception as exc:
                 log.warning("monitor: task %s: %s", task.pk, exc)
                 continue
@@ -157,6 +176,7 @@ class StepMonitor:
                 elif now - self._reported[task.pk] > RESEND_AFTER:
                     self._reported[task.pk] = now
                     finished.append(task.pk)
+        self._pump(talking)
         if finished:
             queue.send("on_tasks_finished", finished)
         with self._lock:

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from apps.pipelines.choices import FINISHED_TASK, RUN_TRANSITIONS, TASK_TRANSITIONS
 from apps.pipelines.models import PipelineRun, PipelineRunTransition, TaskRun, TaskRunTransition
+from dice_console import heap
 from dice_console.statemachine import IllegalTransition, Machine, Move, check
 
 __all__ = ["IllegalTransition", "check", "finish_tasks", "move_run", "move_task", "move_tasks", "run_group",
@@ -62,7 +63,12 @@ def move_run(run: PipelineRun, to: str, reason: str = "", **fields) -> bool:
         fields["finished"] = now
     if reason and to != "running":
         fields.setdefault("reason", reason)
-    return RUNS.move(run, to, reason, fields)
+    moved = RUNS.move(run, to, reason, fields)
+    if moved and to in ("success", "failed", "cancelled", "timed-out"):
+        # A run's end frees its working set: give the pages back once the commit is done
+        # (dice_console/heap.py; without it the console's RSS only grew, run after run).
+        transaction.on_commit(heap.trim_soon)
+    return moved
 
 
 def move_tasks(tasks: list[TaskRun], to: str, reason) -> list[TaskRun]:

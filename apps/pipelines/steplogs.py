@@ -43,23 +43,31 @@ def pump_logs(executor: Executor, run: PipelineRun, task: TaskRun, masker: secre
 
 def pump_many(executor: Executor, run: PipelineRun, tasks: list[TaskRun], masker: secrets.Masker) -> None:
     """pump_logs for several steps of the run in one transaction (the steps of a wide stage end
-    together: one commit for them all, not one each). When another writer moved one of their
-    cursors meanwhile, nothing of it is kept and each is pumped on its own."""
-    pending = [(task, fresh) for task in tasks if task.job_name
+    together: one commit for them all, not one each)."""
+    pump_all([(executor, run, task, masker) for task in tasks])
+
+
+def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]]) -> None:
+    """pump_logs for steps of any runs, their new lines stored in one transaction: the monitor's
+    pass over 50 talking steps is one commit and one push hop, not 50 (each append has a fixed
+    cost of a few queries and a commit). When another writer moved one of their cursors
+    meanwhile, nothing of it is kept and each is pumped on its own."""
+    pending = [(executor, run, task, masker, fresh) for executor, run, task, masker in items if task.job_name
                for fresh in [_fresh_lines(executor, run, task, masker)] if fresh is not None]
     if not pending:
         return
     try:
         with transaction.atomic():
-            for task, (rows, cursor) in pending:
+            for *_, task, _, (rows, cursor) in pending:
                 _move_cursor(task, cursor, len(rows))
-            log_services.append_many_task_lines([(task.pk, task.last_line + 1, rows) for task, (rows, _) in pending])
+            log_services.append_many_task_lines([(task.pk, task.last_line + 1, rows)
+                                                 for *_, task, _, (rows, _) in pending])
     except _LostRace:
-        for task, _ in pending:
+        for executor, run, task, masker, _ in pending:
             task.refresh_from_db(fields=["log_cursor", "last_line"])
             pump_logs(executor, run, task, masker)
         return
-    for task, (rows, cursor) in pending:
+    for *_, task, _, (rows, cursor) in pending:
         task.log_cursor, task.last_line = cursor, task.last_line + len(rows)
 
 

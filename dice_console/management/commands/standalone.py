@@ -24,10 +24,11 @@ class Command(BaseCommand):
 
         from apps.clusters.services import ensure_managed_data_clusters
         from apps.projects.bootstrap import ensure_admin
-        from dice_console import realtime
+        from dice_console import heap, realtime
         from dice_console.celery import app as celery_app
         from dice_console.embedded import EmbeddedWorker, settle_heap
 
+        heap.limit_arenas()  # before any thread starts (dice_console/heap.py)
         if not no_migrate:
             call_command("migrate", interactive=False, verbosity=0)
         password = ensure_admin()
