@@ -40,6 +40,10 @@ def _stand_by_until_supervising(sender=None, **kwargs) -> None:
         return
     import sys
 
+    from dice_console import heap
+
+    heap.limit_arenas()  # before the pool's threads start, as `manage.py standalone` does (dice_console/heap.py)
+
     from apps.clusters.supervision import wait_to_supervise
 
     wait_to_supervise(say=lambda text: print(f"dice worker {sender.hostname}: {text}", file=sys.stderr, flush=True))
