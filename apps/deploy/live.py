@@ -7,7 +7,7 @@ from apps.deploy.engines import runtime_executor
 from apps.deploy.models import Runtime
 from apps.deploy.refs import runtime_ref
 from diceyml import parse_dice_yml
-from scheduler.base import ExecutorError, GroupStatus, Health, ServiceStatus
+from scheduler.base import ExecutorError, GroupStatus, Health, JobStatus, ServiceStatus
 from speckit.errors import SpecInvalid
 
 EVENTS_SHOWN = 50
@@ -50,7 +50,15 @@ def status_dict(runtime: Runtime, status: GroupStatus) -> dict:
         "reason": status.reason,
         "services": [_service(s, s.name in exposed) for s in status.services.values()],
         "addons": [_service(s, False) for s in status.addons.values()],
+        # the data engines' jobs (`engine: spark|flink`): each one's latest run
+        "jobs": [_job(name, s) for name, s in sorted(status.jobs.items())],
     }
+
+
+def _job(name: str, status: JobStatus) -> dict:
+    return {"name": name, "run": status.name if status.name != name else "", "state": str(status.state),
+            "message": status.message, "exit_code": status.exit_code, "started": status.started,
+            "finished": status.finished}
 
 
 def live_status(runtime: Runtime) -> dict:
@@ -58,7 +66,7 @@ def live_status(runtime: Runtime) -> dict:
     try:
         status = runtime_executor(runtime).status(runtime_ref(runtime))
     except ExecutorError as exc:
-        return {"health": str(Health.UNKNOWN), "reason": str(exc), "services": [], "addons": []}
+        return {"health": str(Health.UNKNOWN), "reason": str(exc), "services": [], "addons": [], "jobs": []}
     return status_dict(runtime, status)
 
 
