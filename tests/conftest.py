@@ -64,6 +64,14 @@ def _missing_binary(binary: str, package: str) -> str | None:
     return f"needs {binary}: skipped (apt-get install {package})"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _quick_password_hashing():
+    """Passwords hash with few PBKDF2 iterations in the test process (tests/hashers.py says why)."""
+    from tests import hashers
+
+    hashers.enable()
+
+
 def pytest_report_header(config):
     missing = _missing_for("conformance")
     return [missing] if missing else []
