@@ -9,6 +9,7 @@ beat's firing, once per minute. Rollouts run eagerly."""
 from __future__ import annotations
 
 import base64
+import json
 import shutil
 import time
 from pathlib import Path
@@ -190,20 +191,26 @@ jobs:
 """
 
 
-def test_a_running_job_is_cancelled_through_the_api(console, flink: FlinkExecutor):
+def test_a_running_job_is_cancelled_with_the_cli(console, flink: FlinkExecutor, dice_cli):
     made = deploy(console, STREAMING)
     runtime_id = made["runtime"]
+    cli = dice_cli(console["user"])
 
     def running():
-        jobs = console["api"].get(f"/api/runtimes/{runtime_id}/").json()["status"]["jobs"]
+        code, out, err = cli("runtime", "jobs", "acme/data/batch", "-w", "DEV", "--format", "json")
+        assert code == 0, err
+        jobs = json.loads(out)
         return jobs and jobs[0]["state"] == "running" and jobs[0]
 
     job = wait_for(running, 120, "the job to run")
-    answer = console["api"].post(f"/api/runtimes/{runtime_id}/cancel-job/", {"job": "forever"}, format="json")
-    assert answer.status_code == 200, answer.content
-    assert answer.json()["cancelled"] == [job["run"]]
+    code, out, err = cli("runtime", "cancel-job", "acme/data/batch", "-w", "DEV", "forever")
+    assert code == 0, err
+    assert f"Cancelled {job['run']} of job forever" in out
     wait_for(lambda: console["api"].get(f"/api/runtimes/{runtime_id}/").json()["status"]["jobs"][0]["state"]
              == "cancelled", 60, "the job to be cancelled")
+    code, out, err = cli("runtime", "job-log", "acme/data/batch", "-w", "DEV", "forever")
+    assert code == 0, err
+    assert out.startswith(f"job forever: run {job['run']} cancelled") and "CANCELED" in out
     missing = console["api"].post(f"/api/runtimes/{runtime_id}/cancel-job/", {"job": "nope"}, format="json")
     assert missing.status_code == 400 and b"nope" in missing.content
 
