@@ -201,6 +201,8 @@ class DeployedFlinkJobs:
                               finished=found.finished, message=f"timed out after {deadline}s (active_deadline): "
                                                                 "the job was cancelled")
         if run in entry.get("timed_out", []):
+            if not found.state.finished and found.state is not JobState.MISSING:
+                jobs.cancel(run, runtime.namespace)  # cancelled while it was still being submitted: again
             return timed_out, False
         if found.state is JobState.MISSING:
             failed = next((e.split(": ", 1)[1] for e in entry.get("errors", []) if e.startswith(f"{run}: ")), "")
