@@ -143,6 +143,48 @@ def cmd_status(args) -> int:
     print(f"{app['full_name']} {runtime['workspace']}/{runtime['name']} on {runtime['cluster']}: {version}, "
           f"{status['health']}" + (f" ({status['reason']})" if status["reason"] else ""))
     emit(_runtime_rows(runtime), "text", ["service", "replicas", "health", "url", "reason"])
+    if status.get("jobs"):
+        print()
+        emit(_job_rows(status["jobs"]), "text", ["job", "run", "state", "message"])
+    return 0
+
+
+def _job_rows(jobs: list[dict]) -> list[dict]:
+    return [{"job": j["name"], "run": j["run"], "state": j["state"], "message": j["message"]} for j in jobs]
+
+
+def cmd_jobs(args) -> int:
+    """The runtime's data engine jobs (`engine: spark|flink`), each with its latest run."""
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    runtime = client.get(f"runtimes/{find_runtime(client, app, args.workspace, args.runtime)['id']}/")
+    jobs = runtime["status"].get("jobs") or []
+    if args.format == "json":
+        emit(jobs, "json")
+    else:
+        emit(_job_rows(jobs), "text", ["job", "run", "state", "message"])
+    return 0
+
+
+def cmd_job_log(args) -> int:
+    client = Client.from_login()
+    app = find_application(client, args.app)
+    runtime = find_runtime(client, app, args.workspace, args.runtime)
+    found = client.get(f"runtimes/{runtime['id']}/job-log/", job=args.job)
+    if args.format == "json":
+        emit(found, "json")
+        return 0
+    print(f"job {found['job']}: " + (f"run {found['run']} " if found["run"] else "no run yet, ") + found["state"]
+          + (f" ({found['message']})" if found["message"] else ""))
+    for line in found["lines"]:
+        print(line)
+    return 0
+
+
+def cmd_cancel_job(args) -> int:
+    found = _runtime_action(args, "cancel-job", {"job": args.job})
+    print(f"Cancelled {', '.join(found['cancelled'])} of job {args.job}" if found["cancelled"]
+          else f"Job {args.job} had no run going")
     return 0
 
 
@@ -273,6 +315,19 @@ def register(subparsers) -> None:
     _target(p)
     add_format_option(p)
     p.set_defaults(func=cmd_status)
+    p = runtime.add_parser("jobs", help="the runtime's data engine jobs (engine: spark|flink) and their latest runs")
+    _target(p)
+    add_format_option(p)
+    p.set_defaults(func=cmd_jobs)
+    p = runtime.add_parser("job-log", help="the latest run of a data engine job: its state and log")
+    _target(p)
+    p.add_argument("job")
+    add_format_option(p)
+    p.set_defaults(func=cmd_job_log)
+    p = runtime.add_parser("cancel-job", help="cancel the runs still going of a data engine job")
+    _target(p)
+    p.add_argument("job")
+    p.set_defaults(func=cmd_cancel_job)
     p = runtime.add_parser("scale", help="set a service's replicas (until the next deployment)")
     _target(p)
     p.add_argument("service")

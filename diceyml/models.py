@@ -535,7 +535,7 @@ class Service(_Workload):
 
 
 ENGINES = ("spark", "flink")  # data engines a job may run on (the workspace's data cluster of that engine)
-_ENGINE_FIELDS = ("resource", "class", "args", "properties", "sparkConf")
+_ENGINE_FIELDS = ("resource", "class", "args", "properties", "sparkConf", "flinkConf")
 
 
 def _args_list(value: Any) -> Any:
@@ -547,8 +547,10 @@ def _args_list(value: Any) -> Any:
 class Job(_Workload):
     """A run-to-completion job; with `schedule` a CronJob, with `broadcast` one run per node. With
     `engine` (spark, flink) it is an application of that data engine, run on the workspace's data
-    cluster: `resource` (a .py or .jar path or URL), `class`, `args`, `properties` and `sparkConf`
-    as the `spark` pipeline action takes them, `envs` its environment."""
+    cluster: `resource` (a .py or .jar path or URL), `class`, `args`, `properties` (sparkConf, or
+    Flink configuration `-D key=value`) and `sparkConf` as the `spark` pipeline action takes them,
+    or `flinkConf` {kind, parallelism, jobManagerResource, taskManagerResource} as the `flink`
+    action does; `envs` its environment."""
 
     schedule: str | None = None
     broadcast: bool = False
@@ -560,6 +562,7 @@ class Job(_Workload):
     args: Annotated[list[_Text], BeforeValidator(_args_list)] = Field(default_factory=list)
     properties: StrMap = Field(default_factory=dict)
     sparkConf: dict[str, Any] | None = None
+    flinkConf: dict[str, Any] | None = None
 
     @field_validator("engine")
     @classmethod
@@ -585,17 +588,21 @@ class Job(_Workload):
             raise nz.fail("engine", f"a job with engine: {self.engine} runs its resource, not cmd or broadcast")
         if self.sparkConf is not None and self.engine != "spark":
             raise nz.fail("sparkConf", f"sparkConf is for engine: spark, not {self.engine}")
+        if self.flinkConf is not None and self.engine != "flink":
+            raise nz.fail("flinkConf", f"flinkConf is for engine: flink, not {self.engine}")
         return self
 
     def _engine_value(self, name: str) -> Any:
         return getattr(self, "class_" if name == "class" else name)
 
     def engine_params(self) -> dict[str, Any]:
-        """The job as the engine's action params (what the `spark` pipeline action takes)."""
+        """The job as the engine's action params (what the `spark` or `flink` pipeline action takes)."""
         params = {"resource": self.resource, "class": self.class_ or "", "args": list(self.args),
                   "envs": dict(self.envs), "properties": dict(self.properties)}
         if self.sparkConf is not None:
             params["sparkConf"] = self.sparkConf
+        if self.flinkConf is not None:
+            params["flinkConf"] = self.flinkConf
         return params
 
     @field_validator("schedule")

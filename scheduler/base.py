@@ -121,6 +121,11 @@ class ServiceGroup:
     # (`engine: spark` jobs), which has neither the addons nor the services. Empty otherwise.
     runtime_envs: dict[str, str] = field(default_factory=dict, repr=False)
     runtime_secret_envs: frozenset[str] = frozenset()
+    # The environment each data engine's job (`engine: spark|flink`) gets, by job name: what the
+    # runtime's own cluster gives its jobs (addon variables, discovery, `((KEY))` configs, console
+    # variables, DICE_*), handed by the routing executor to the data cluster that runs the job
+    # (scheduler.envvars.engine_job_env reads it). Empty: computed without the runtime's cluster.
+    job_envs: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
 
     def console_variables(self) -> dict[str, str]:
         """Plain and secret console variables together (a secret one wins on a clash)."""

@@ -6,8 +6,10 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from scheduler.base import RuntimeRef
+from diceyml.placeholders import has_secret
+from scheduler.base import RuntimeRef, ServiceGroup
 from scheduler.resources import Allocation
+from scheduler.specfill import secret_env
 
 # A console variable's name: what POSIX shells and env(1) accept, upper or lower case.
 VARIABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -120,3 +122,44 @@ def addon_envs(addon_type: str, prefix: str | None, values: Mapping[str, str]) -
         for suffix, field in ADDON_VARIABLES[addon_type].items()
         if field in values
     }
+
+
+# ---- the environment of a job (on the runtime's cluster or on an engine's data cluster) ---------
+
+
+def platform_envs(runtime: RuntimeRef, workload: str, cluster: str) -> dict[str, str]:
+    """The platform's own variables of a workload that has no host, port or allocation of its own
+    here (a data engine's job): what self_envs sets of the runtime."""
+    return {
+        "DICE_WORKSPACE": runtime.workspace.upper(),
+        "DICE_RUNTIME_NAME": runtime.name,
+        "DICE_PROJECT_NAME": runtime.project,
+        "DICE_APPLICATION_NAME": runtime.app,
+        "DICE_ORG_NAME": runtime.org,
+        "DICE_SERVICE_NAME": workload,
+        "DICE_CLUSTER_NAME": cluster,
+    }
+
+
+def job_env(group: ServiceGroup, name: str, shared: Mapping[str, str], platform: Mapping[str, str]) -> dict[str, str]:
+    """The environment the runtime's job `name` gets, on whichever cluster runs it, in the order
+    of precedence of every workload (README): `shared` (service discovery and the addons'
+    variables, as the runtime's cluster gives them), below the file's envs (top-level, then the
+    job's own) with `((KEY))` filled from the project configs, below the console's variables,
+    below the platform's own (`platform`: DICE_*, SELF_*). A `((KEY))` with no config is an
+    ExecutorError naming the job and the variable."""
+    filled = {
+        key: secret_env(value, group.secret_configs, f"{name}: env {key}") if has_secret(value) else value
+        for key, value in {**shared, **group.spec.service_envs(name)}.items()
+    }
+    return {**filled, **group.console_variables(), **platform}
+
+
+def engine_job_env(group: ServiceGroup, name: str) -> dict[str, str]:
+    """The environment of a data engine's job (`engine: spark|flink`): what the runtime's cluster
+    said its jobs see (ServiceGroup.job_envs, filled by the routing executor from the runtime's
+    own cluster: its addons and services), else the same without discovery and addon variables."""
+    given = group.job_envs.get(name)
+    if given is not None:
+        return dict(given)
+    return job_env(group, name, {}, platform_envs(group.runtime, name, group.cluster_name))

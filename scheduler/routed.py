@@ -23,6 +23,8 @@ from scheduler.base import (
     ExecutorError,
     GroupStatus,
     Health,
+    JobState,
+    JobStatus,
     LogLine,
     RuntimeRef,
     ServiceGroup,
@@ -43,7 +45,7 @@ def engine_services(group: ServiceGroup) -> dict[str, list[str]]:
 
 
 def engine_jobs(group: ServiceGroup) -> dict[str, list[str]]:
-    """engine -> the names of the dice.yml jobs that run on it (`engine: spark`)."""
+    """engine -> the names of the dice.yml jobs that run on it (`engine: spark`, `engine: flink`)."""
     found: dict[str, list[str]] = {}
     for name, job in group.spec.jobs.items():
         if getattr(job, "engine", None):
@@ -60,6 +62,22 @@ def require_engines(group: ServiceGroup, engines: dict[str, Any], native: tuple[
                                 f"data cluster: bind one to the workspace")
 
 
+def require_engine_jobs(group: ServiceGroup, engines: dict[str, Any], native: tuple[str, ...] = ()) -> None:
+    """Refuse a group with an `engine: flink` job that nothing would run: the workspace has no
+    Flink data cluster and the runtime's cluster does not run Flink itself (Kubernetes with the
+    Flink operator). Spark jobs the runtime's cluster refuses itself (a SparkApplication needs
+    its operator's CRDs, which only the cluster knows)."""
+    for name in sorted(engine_jobs(group).get("flink", [])):
+        if "flink" not in engines and "flink" not in native:
+            raise ExecutorError(missing_flink(name))
+
+
+def missing_flink(job: str) -> str:
+    return (f"job {job!r} has `engine: flink` but the workspace has no Flink data cluster and its cluster "
+            "does not run Flink jobs: bind a Flink data cluster to the workspace (the managed flink-local, "
+            "or one registered by its REST URL), or deploy to a Kubernetes cluster with the Flink operator")
+
+
 class EngineRouted:
     """The runtime's executor plus its engines' (e.g. {"flink": FlinkExecutor})."""
 
@@ -71,7 +89,9 @@ class EngineRouted:
         return getattr(self.main, name)
 
     def apply(self, group: ServiceGroup) -> None:
-        require_engines(group, self.engines, tuple(getattr(self.main.capabilities, "engines", ())))
+        native = tuple(getattr(self.main.capabilities, "engines", ()))
+        require_engines(group, self.engines, native)
+        require_engine_jobs(group, self.engines, native)
         mine, jobs = engine_services(group), engine_jobs(group)
         self.main.apply(self._main_part(group))
         # What the runtime's own cluster gives its workloads (addon variables, discovery): the
@@ -79,13 +99,17 @@ class EngineRouted:
         envs, secret = {}, frozenset()
         if jobs and (runtime_envs := getattr(self.main, "runtime_envs", None)) is not None:
             envs, secret = runtime_envs(group.runtime)
+        routed = sorted(n for engine, names in jobs.items() if engine in self.engines for n in names)
+        envs_by_job = self.main.job_envs(group) if routed and hasattr(self.main, "job_envs") else {}
         for engine, executor in self.engines.items():
             names, job_names = set(mine.get(engine, [])), set(jobs.get(engine, []))
             part = group.spec.model_copy(update={
                 "services": {n: s for n, s in group.spec.services.items() if n in names}, "addons": {},
                 "jobs": {n: j for n, j in group.spec.jobs.items() if n in job_names}})
-            # none left: it prunes what it ran
-            executor.apply(dataclasses.replace(group, spec=part, runtime_envs=envs, runtime_secret_envs=secret))
+            # the jobs' environment is the runtime's cluster's (its addons), given with the part
+            given = {n: env for n, env in envs_by_job.items() if n in job_names}
+            executor.apply(dataclasses.replace(group, spec=part, runtime_envs=envs, runtime_secret_envs=secret,
+                                               job_envs=given))  # none left: it prunes what it ran
 
     def _main_part(self, group: ServiceGroup) -> ServiceGroup:
         """The group without what the engines' data clusters run (their services and jobs); an
@@ -142,6 +166,35 @@ class EngineRouted:
         for executor in self.engines.values():
             executor.destroy(runtime)
         self.main.destroy(runtime)
+
+    # ---- the runtime's jobs that run on an engine (their latest run) ------------------------------
+
+    def _job_owner(self, runtime: RuntimeRef, job: str) -> tuple[Any, JobStatus]:
+        """(the executor that runs the runtime's `engine:` job `job`, its latest run's status)."""
+        for executor in [*self.engines.values(), self.main]:
+            found = executor.status(runtime).jobs.get(job)
+            if found is not None:
+                return executor, found
+        raise ExecutorError(f"runtime {runtime.namespace} has no data engine's job {job!r} (a job with `engine:` "
+                            "that was deployed)")
+
+    def runtime_job_log(self, runtime: RuntimeRef, job: str) -> tuple[JobStatus, list[LogLine]]:
+        """The latest run of the runtime's `engine:` job and its log (the client's output, each
+        state the job was seen in, its root exception when it failed)."""
+        executor, found = self._job_owner(runtime, job)
+        if found.state is JobState.PENDING and found.name == job:  # scheduled, no run yet
+            return found, []
+        return found, list(executor.job_logs(found.name, runtime.namespace))
+
+    def cancel_runtime_job(self, runtime: RuntimeRef, job: str) -> list[str]:
+        """Cancel the runs still going of the runtime's `engine:` job; the runs cancelled."""
+        executor, found = self._job_owner(runtime, job)
+        if hasattr(executor, "cancel_runtime_job"):
+            return executor.cancel_runtime_job(runtime, job)
+        if found.state.finished or found.state is JobState.MISSING or found.name == job:
+            return []
+        executor.cancel_job(found.name, runtime.namespace)
+        return [found.name]
 
     def logs(self, runtime: RuntimeRef, service: str, *, follow: bool = False,
              tail: int | None = None) -> Iterator[LogLine]:

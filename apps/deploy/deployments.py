@@ -18,7 +18,7 @@ from apps.clusters.services import capabilities, overcommit_for
 from apps.deploy import bundles, quota
 from apps.deploy.access import require_deploy
 from apps.deploy.choices import ACTIVE_STATUSES, DeploymentStatus
-from apps.deploy.engines import runtime_executor
+from apps.deploy.engines import check_engine_jobs, runtime_executor
 from apps.deploy.lifecycle import (  # noqa: F401 (IllegalTransition, runtime_group: re-exported)
     IllegalTransition,
     parse_for,
@@ -112,6 +112,7 @@ def deploy(
     runtime = Runtime.objects.select_for_update().filter(
         application=application, workspace=workspace, name=runtime_name
     ).first()
+    check_engine_jobs(workspace, runtime.cluster if runtime is not None else workspace.cluster, doc)
     created = runtime is None
     if created:
         runtime = Runtime.objects.create(
@@ -268,6 +269,34 @@ def restart(user, runtime: Runtime, service: str) -> Runtime:
     audit.record(user, "restart", runtime, after={"id": runtime.pk, "service": service})
     push_changed(runtime.pk, "restart")
     return runtime
+
+
+def _check_job(runtime: Runtime, job: str) -> None:
+    doc = parse_for(runtime.release, runtime.workspace.kind) if runtime.release is not None else None
+    if doc is None or job not in doc.jobs or not doc.jobs[job].engine:
+        raise ValidationError({"job": f"{job!r} is not a job with `engine:` of this runtime's release"})
+
+
+def job_log(runtime: Runtime, job: str) -> dict:
+    """The latest run of the runtime's data engine's job (`engine: spark|flink`): its state and its
+    log lines (the caller has checked the user may see the runtime)."""
+    runtime = _fresh(runtime)
+    _check_job(runtime, job)
+    executor = runtime_executor(runtime)
+    found, lines = _executor_call(executor.runtime_job_log, runtime_ref(runtime), job)
+    return {"job": job, "run": found.name if found.name != job else "", "state": str(found.state),
+            "message": found.message, "lines": [line.text for line in lines]}
+
+
+def cancel_job(user, runtime: Runtime, job: str) -> list[str]:
+    """Cancel the runs still going of the runtime's data engine's job; the runs cancelled."""
+    require_deploy(user, runtime.application, runtime.workspace.kind)
+    runtime = _fresh(runtime)
+    _check_job(runtime, job)
+    cancelled = _executor_call(runtime_executor(runtime).cancel_runtime_job, runtime_ref(runtime), job)
+    audit.record(user, "cancel_job", runtime, after={"id": runtime.pk, "job": job, "runs": cancelled})
+    push_changed(runtime.pk, "cancel_job")
+    return cancelled
 
 
 def stop(user, runtime: Runtime) -> Runtime:

@@ -43,14 +43,6 @@ def _service(status: ServiceStatus, exposed: bool) -> dict:
     }
 
 
-def _job(name: str, status: JobStatus) -> dict:
-    """A data engine's dice.yml job (`engine: spark`) by its latest run: the run's name, state
-    (ours: pending, running, succeeded, failed...; the engine's own, e.g. the SparkApplication's
-    RUNNING or SUBMISSION_FAILED, is in the message with its error), exit code and times."""
-    return {"name": name, "run": status.name, "state": str(status.state), "exit_code": status.exit_code,
-            "message": status.message, "started": status.started, "finished": status.finished}
-
-
 def status_dict(runtime: Runtime, status: GroupStatus) -> dict:
     exposed = exposed_services(runtime)
     return {
@@ -58,8 +50,18 @@ def status_dict(runtime: Runtime, status: GroupStatus) -> dict:
         "reason": status.reason,
         "services": [_service(s, s.name in exposed) for s in status.services.values()],
         "addons": [_service(s, False) for s in status.addons.values()],
-        "jobs": [_job(n, s) for n, s in sorted(status.jobs.items())],
+        # the data engines' jobs (`engine: spark|flink`): each one's latest run
+        "jobs": [_job(name, s) for name, s in sorted(status.jobs.items())],
     }
+
+
+def _job(name: str, status: JobStatus) -> dict:
+    """A data engine's dice.yml job (`engine: spark|flink`) by its latest run: the run's name, state
+    (ours: pending, running, succeeded, failed...; the engine's own, e.g. the SparkApplication's
+    RUNNING or SUBMISSION_FAILED, is in the message with its error), exit code and times."""
+    return {"name": name, "run": status.name if status.name != name else "", "state": str(status.state),
+            "message": status.message, "exit_code": status.exit_code, "started": status.started,
+            "finished": status.finished}
 
 
 def live_status(runtime: Runtime) -> dict:

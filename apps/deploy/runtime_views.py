@@ -114,6 +114,19 @@ class RuntimeLiveView(AppRuntimesMixin, View):
         })
 
 
+class RuntimeJobLogView(AppRuntimesMixin, View):
+    """The latest run of a data engine's job (`engine: spark|flink`): its state and its log."""
+
+    def get(self, request, job: str, **kwargs):
+        runtime = self.get_runtime()
+        try:
+            found = deployments.job_log(runtime, job)
+        except ValidationError as exc:
+            return render(request, "deploy/runtime_job_log.html",
+                          {"runtime": runtime, "job": job, "error": "; ".join(exc.messages)}, status=404)
+        return render(request, "deploy/runtime_job_log.html", {"runtime": runtime, "job": job, "log": found})
+
+
 class RuntimeDriftView(AppRuntimesMixin, View):
     """The Sync panel of the runtime page, loaded after the page: comparing with the release asks
     the cluster (a dry-run apply of every object on Kubernetes), which no page render waits for."""
@@ -181,6 +194,10 @@ class RuntimeActionView(AppRuntimesMixin, View):
         if self.action == "sync":
             d = drift_mod.sync(user, runtime)
             return f"Syncing to v{runtime.release.version} (deployment #{d.pk})."
+        if self.action == "cancel-job":
+            job = data.get("job", "")
+            runs = deployments.cancel_job(user, runtime, job)
+            return f"Cancelled {', '.join(runs)} of job {job}." if runs else f"Job {job} had no run going."
         if self.action == "cancel":
             deployment = get_scoped_or_404(
                 runtime.deployments.all(), pk=data.get("deployment") or 0

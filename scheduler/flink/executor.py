@@ -1,6 +1,7 @@
 """The Executor of a Flink cluster: a session cluster reached by its REST URL, or the managed
 local one (session.py). It runs Flink jobs (run_job with `flink run` arguments), stops them with
-savepoints, keeps `engine: flink` services of a runtime running (services.py), and runs the
+savepoints, keeps `engine: flink` services of a runtime running (services.py), runs its
+`engine: flink` jobs on deploy and on their schedule (deployed.py), and runs the
 `flink` pipeline action as a step (start_step): the step agent, in the tenant's sandbox on the
 console's machine as the `spark` action's driver is, runs the Flink CLI against this cluster
 through stepclient.py. What a Flink cluster cannot do (other steps, ordinary services, node
@@ -25,6 +26,7 @@ from scheduler.base import (
     ExecutorError,
     ExecutorUnavailable,
     GroupStatus,
+    Health,
     JobSpec,
     JobStatus,
     LogLine,
@@ -39,6 +41,7 @@ from scheduler.base import (
 from scheduler.engines import engine_venv, missing_hint
 from scheduler.flink import stepclient
 from scheduler.flink.action import action_params
+from scheduler.flink.deployed import DeployedFlinkJobs
 from scheduler.flink.jobs import FlinkJobs
 from scheduler.flink.rest import FlinkRest
 from scheduler.flink.services import FlinkServices
@@ -146,6 +149,7 @@ class FlinkExecutor(FlinkInspector):
         self._local: LocalExecutor | None = session.local if session is not None else None
         self._lock = threading.Lock()
         self.services = FlinkServices(self)
+        self.deployed = DeployedFlinkJobs(self)
 
     # ---- plumbing -----------------------------------------------------------------------------
 
@@ -313,14 +317,34 @@ class FlinkExecutor(FlinkInspector):
     # ---- a runtime's `engine: flink` services ----------------------------------------------------
 
     def apply(self, group: ServiceGroup) -> None:
-        self.services.apply(group)
+        """The group's `engine: flink` services (streaming jobs kept running) and jobs (bounded runs:
+        deployed.py); the jobs are checked first, so a bad job refuses the group before anything runs."""
+        self.deployed.plan(group)
+        self.services.apply(dataclasses.replace(group, spec=group.spec.model_copy(update={"jobs": {}})))
+        self.deployed.apply(group)
+
+    def fire_schedules(self, now: float | None = None) -> list[str]:
+        """Submit the runs of the deployed jobs whose `schedule` came due (the console's beat calls it)."""
+        return self.deployed.fire_schedules(now)
+
+    def cancel_runtime_job(self, runtime: RuntimeRef, job: str) -> list[str]:
+        """Cancel the runs still going of the runtime's `engine: flink` job `job`; the runs cancelled."""
+        return self.deployed.cancel(runtime, job)
 
     def has_service(self, runtime: RuntimeRef, service: str) -> bool:
         """Whether the runtime's `service` is one of this cluster's (EngineRouted asks)."""
         return service in self.services._load(runtime).get("services", {})
 
     def status(self, runtime: RuntimeRef) -> GroupStatus:
-        return self.services.status(runtime)
+        services = self.services.status(runtime)
+        if not self.deployed.has_jobs(runtime):
+            return services
+        jobs = self.deployed.status(runtime)
+        if not services.services:
+            return jobs
+        order = [Health.UNKNOWN, Health.MISSING, Health.DEGRADED, Health.PROGRESSING, Health.HEALTHY]
+        worst = min((services, jobs), key=lambda part: order.index(part.health))
+        return GroupStatus(runtime, worst.health, worst.reason, services=services.services, jobs=jobs.jobs)
 
     def scale(self, runtime: RuntimeRef, service: str, replicas: int) -> None:
         self.services.scale(runtime, service, replicas)
@@ -329,6 +353,7 @@ class FlinkExecutor(FlinkInspector):
         self.services.restart(runtime, service)
 
     def destroy(self, runtime: RuntimeRef) -> None:
+        self.deployed.destroy(runtime)
         self.services.destroy(runtime)
 
     def logs(self, runtime: RuntimeRef, service: str, *, follow: bool = False,

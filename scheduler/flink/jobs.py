@@ -82,7 +82,10 @@ class FlinkJobs:
 
     # ---- submit -------------------------------------------------------------------------------
 
-    def run(self, job: JobSpec) -> JobStatus:
+    def run(self, job: JobSpec, *, client: bool = False) -> JobStatus:
+        """Submit the job (once: a name submitted before finds its first job). A jar goes over REST,
+        unless `client`: then, as a Python program always does, through `flink run` in the tenant's
+        sandbox, whose environment (job.envs) the jar's main() reads."""
         existing = self.record(job.name, job.namespace)
         if existing:
             return self.status(job.name, job.namespace)
@@ -92,9 +95,12 @@ class FlinkJobs:
         allowed = list(job.mounts)
         record = {"name": job.name, "namespace": job.namespace, "job_id": job_id, "kind": sub.kind,
                   "submitted": time.time(), "labels": dict(job.labels)}
-        if sub.kind == "jar":
+        if sub.kind == "jar" and not client:
             jar = confined(sub.jar, job.workdir, allowed, f"{where}: jar")
             self._run_jar(jar, sub, job, job_id)
+        elif sub.kind == "jar":
+            jar = confined(sub.jar, job.workdir, allowed, f"{where}: jar")
+            record["client"] = self._run_python(jar, sub, job, job_id)
         else:
             program = confined(sub.python, job.workdir, allowed, f"{where}: -py")
             record["client"] = self._run_python(program, sub, job, job_id)
@@ -118,8 +124,8 @@ class FlinkJobs:
             self.rest.delete_jar(jar_id)  # the cluster keeps the job's classes; the upload is not needed again
 
     def _run_python(self, program: str, sub: Submission, job: JobSpec, job_id: str) -> str:
-        """`flink run -py` as a local job of the tenant, in its sandbox: the engine's venv and
-        Python read-only, the program's directory as the work directory."""
+        """`flink run -py` (or `flink run JAR`) as a local job of the tenant, in its sandbox: the
+        engine's venv and Python read-only, the program's directory as the work directory."""
         home = flink_home(self.venv)
         python = str(self.venv / "bin" / "python")
         host = self.rest.url.split("://", 1)[1]
@@ -131,7 +137,10 @@ class FlinkJobs:
             argv += ["-p", str(sub.parallelism)]
         if sub.savepoint:
             argv += ["-s", sub.savepoint] + (["-n"] if sub.allow_non_restored else [])
-        argv += ["-py", program, *sub.args]
+        if sub.kind == "jar":  # the client runs the jar's main(), which builds and submits the job
+            argv += [*(["-c", sub.entry_class] if sub.entry_class else []), program, *sub.args]
+        else:
+            argv += ["-py", program, *sub.args]
         workdir = job.workdir or os.path.dirname(program)
         client = f"client-{job.name}"
         private = self.dir / "clients" / (job.namespace or "_").translate(_SAFE) / client.translate(_SAFE)

@@ -65,6 +65,7 @@ from scheduler.kubernetes.meta import (
     ADDON_LABEL,
     CAPABILITIES,
     FIELD_MANAGER,
+    JOB_LABEL,
     MANAGED_BY,
     RESTART_ANNOTATION,
     RUN_JOB_LABEL,
@@ -136,6 +137,7 @@ CUSTOM_KINDS = (
     ("sparkoperator.k8s.io/v1beta2", "SparkApplication"),  # `engine: spark` jobs
     ("sparkoperator.k8s.io/v1beta2", "ScheduledSparkApplication"),
     ("flink.apache.org/v1beta1", "FlinkDeployment"),
+    ("flink.apache.org/v1beta1", "FlinkSessionJob"),  # `engine: flink` jobs on a session deployment
 )
 
 
@@ -768,11 +770,14 @@ class KubernetesExecutor:
             raise ExecutorError(_reason(exc))
 
     def _flink_step(self, name: str, ns: str) -> tuple[str, dict] | None:
-        """(kind, resource) of a `flink` step's FlinkDeployment or FlinkSessionJob, or None."""
+        """(kind, resource) of a `flink` step's FlinkDeployment or FlinkSessionJob, or of a run of
+        an `engine: flink` dice.yml job (labelled with its job), or None."""
         jobs = self._flink_jobs()
         for kind in ("FlinkDeployment", "FlinkSessionJob"):
             obj = jobs.get(kind, name, ns)
-            if obj is not None and STEP_ANNOTATION in ((obj.get("metadata") or {}).get("annotations") or {}):
+            meta = (obj or {}).get("metadata") or {}
+            if obj is not None and (STEP_ANNOTATION in (meta.get("annotations") or {})
+                                    or JOB_LABEL in (meta.get("labels") or {})):
                 return kind, obj
         return None
 

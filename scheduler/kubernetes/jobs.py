@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from diceyml import Job
+from scheduler.flink import operator as flink_operator
+from scheduler.flink.action import action_params
+from scheduler.flink.submit import parse_command
 from scheduler.kubernetes.catalog import OPERATORS
 from scheduler.kubernetes.context import RenderContext
-from scheduler.kubernetes.meta import JOB_LABEL, manifest, object_name, short_hash, split_labels
+from scheduler.kubernetes.meta import JOB_LABEL, RenderError, manifest, object_name, short_hash, split_labels
 from scheduler.kubernetes.pods import PodBuilder, allocation_of, image_of, main_container
 from scheduler.spark import operator as spark_operator
 from scheduler.spark.app import from_params
@@ -70,6 +74,8 @@ def render_engine_job(ctx: RenderContext, name: str, job: Job) -> list[dict]:
     changed job is a new one, the old one is pruned) or, with `schedule`, a ScheduledSparkApplication.
     Without the operator nothing is rendered here: the job is the workspace's Spark data cluster's,
     and the driver refuses a group whose engine jobs nothing would run (KubernetesExecutor.apply)."""
+    if job.engine == "flink":
+        return render_flink_job(ctx, name, job)
     if job.engine != "spark" or not ctx.has_operator(spark_operator.CRD):
         return []
     app = from_params(job.engine_params(), f"jobs.{name}")
@@ -89,11 +95,61 @@ def render_engine_job(ctx: RenderContext, name: str, job: Job) -> list[dict]:
     return [application]
 
 
+def render_flink_job(ctx: RenderContext, name: str, job: Job) -> list[dict]:
+    """An `engine: flink` job on a cluster with the Flink operator: a FlinkDeployment in
+    application mode (flinkConf.kind FlinkJob, the default here: a cluster of the job's own, sized
+    by jobManagerResource/taskManagerResource, its JobManager's pod given the job's environment as
+    every job's pod is) or a FlinkSessionJob on the session deployment `flinkConf.session`
+    (FlinkSession: it runs in that cluster's processes, whose environment is theirs). The job runs
+    once to its end (upgradeMode stateless); a changed job is a new resource, the old one pruned."""
+    if not ctx.has_operator(flink_operator.DEPLOYMENT_CRD, flink_operator.DEPLOYMENT_GVK):
+        return []
+    where = f"jobs.{name}"
+    params = job.engine_params()
+    conf = params.get("flinkConf") or {}
+    action = action_params({**params, "flinkConf": {"kind": "FlinkJob", **conf}}, where)
+    if action.python:
+        raise RenderError(f"{where}: the Flink operator runs jar jobs (a PyFlink program needs an image that "
+                          "carries it and a jar that starts it); bind a Flink data cluster to run a .py job")
+    uri = flink_operator.jar_uri(action.resource, f"{where}.resource")
+    sub = parse_command(action.command(uri)[2:], where)
+    sub = dataclasses.replace(sub, conf={str(k): str(v) for k, v in (params.get("properties") or {}).items()})
+    labels = {**ctx.labels(name, "job"), JOB_LABEL: name}
+    if action.kind == "FlinkSession":
+        if not ctx.has_operator(flink_operator.SESSION_JOB_CRD):
+            raise RenderError(f"{where}: flinkConf.kind FlinkSession: " +
+                              flink_operator.NO_OPERATOR.format(crd=flink_operator.SESSION_JOB_CRD))
+        body = flink_operator.flink_session_job(name, ctx.namespace, action.session, sub, uri, labels=labels)
+    else:
+        body = flink_operator.flink_deployment(
+            name, ctx.namespace, sub, uri, image=ctx.group.images.get(name) or job.image or action.image,
+            jobmanager=action.resources.get("jobManagerResource"),
+            taskmanager=action.resources.get("taskManagerResource"), labels=labels)
+        container: dict[str, Any] = {"name": "flink-main-container",
+                                     "env": ctx.env(name, allocation_of(ctx, job), {}, None)}
+        if ctx.env_from():
+            container["envFrom"] = ctx.env_from()
+        body["spec"]["podTemplate"] = {"spec": {"containers": [container]}}
+    body["spec"]["job"]["upgradeMode"] = "stateless"  # it runs once; a new release is a new resource
+    body["metadata"]["name"] = object_name(name, short_hash(body["spec"]))
+    return [body]
+
+
 def engine_jobs_refused(spec, operators) -> str:
     """Why the group's `engine:` jobs cannot run on this cluster (none of them is routed to a data
     cluster by then), or ""."""
     for name, job in sorted(spec.jobs.items()):
         if not job.engine:
+            continue
+        if job.engine == "flink":
+            if flink_operator.DEPLOYMENT_CRD not in operators and flink_operator.DEPLOYMENT_GVK not in operators:
+                return (f"job {name!r} has `engine: flink`: bind a flink data cluster to the workspace, or "
+                        "install the Apache Flink Kubernetes Operator (CRD "
+                        f"{flink_operator.DEPLOYMENT_CRD}) on this cluster")
+            if job.schedule:
+                return (f"job {name!r} has `engine: flink` and a schedule: the Flink operator has no scheduled "
+                        "resource, so on Kubernetes a Flink job runs once per release; bind a Flink data "
+                        "cluster to the workspace (it fires the schedule), or remove the schedule")
             continue
         if job.engine != "spark" or spark_operator.CRD not in operators:
             return (f"job {name!r} has `engine: {job.engine}`: bind a {job.engine} data cluster to the workspace"

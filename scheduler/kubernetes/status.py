@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable
 
-from scheduler.base import GroupStatus, Health, JobStatus, ReplicaStatus, RuntimeRef, ServiceStatus
-from scheduler.kubernetes.addons.health import SERVICE_PREFIX
+from scheduler.base import GroupStatus, Health, JobState, JobStatus, ReplicaStatus, RuntimeRef, ServiceStatus
+from scheduler.kubernetes.addons.health import JOB_PREFIX, SERVICE_PREFIX
 from scheduler.kubernetes.meta import ADDON_LABEL, SERVICE_LABEL
 
 # Container waiting reasons that mean something is wrong rather than slow.
@@ -191,7 +191,7 @@ def group_status(
     pods: Iterable[dict],
     events: Iterable[dict],
     expected: Iterable[str] = (),
-    custom: dict[str, ServiceStatus] | None = None,
+    custom: dict[str, ServiceStatus | JobStatus] | None = None,
     ingresses: Iterable[dict] = (),
     jobs: tuple[dict[str, JobStatus], Health, str] | None = None,
 ) -> GroupStatus:
@@ -222,8 +222,11 @@ def group_status(
             addons[name] = workload_status(name, obj, by_addon.get(name, []), events, replica_sets)
     for name in expected:
         services.setdefault(name, workload_status(name, None, [], events, replica_sets))
+    flink_runs: dict[str, JobStatus] = {}
     for key, st in (custom or {}).items():
-        if key.startswith(SERVICE_PREFIX):  # an engine's service (a FlinkDeployment)
+        if key.startswith(JOB_PREFIX) and isinstance(st, JobStatus):  # an engine's job run (a FlinkDeployment)
+            flink_runs[key[len(JOB_PREFIX):]] = st
+        elif key.startswith(SERVICE_PREFIX):  # an engine's service (a FlinkDeployment)
             services[key[len(SERVICE_PREFIX):]] = dataclasses.replace(st, name=key[len(SERVICE_PREFIX):])
         else:
             addons[key] = st
@@ -235,11 +238,18 @@ def group_status(
         for name, st in sorted(group.items()):
             if _RANK[st.health] > _RANK[health]:
                 health, reason = st.health, f"{kind} {name}: {st.reason}" if st.reason else f"{kind} {name}"
-    runs: dict[str, JobStatus] = {}
-    if jobs is not None:
-        runs, jobs_health, jobs_reason = jobs
+    runs: dict[str, JobStatus] = dict(flink_runs)
+    if jobs is not None:  # the engine: spark jobs' SparkApplications (scheduler.spark.operator.jobs_status)
+        spark_runs, jobs_health, jobs_reason = jobs
+        runs.update(spark_runs)
         if _RANK[jobs_health] > _RANK[health]:
             health, reason = jobs_health, jobs_reason
+    for name, run in sorted(flink_runs.items()):  # a run that failed degrades the runtime, one running holds it
+        job_health = (Health.DEGRADED if run.state in (JobState.FAILED, JobState.CANCELLED)
+                      else Health.PROGRESSING if not run.state.finished else Health.HEALTHY)
+        if _RANK[job_health] > _RANK[health]:
+            health, reason = job_health, f"job {name}: run {run.name} {run.state}" + (
+                f": {run.message}" if run.message else "")
     if health is Health.MISSING:
         health = Health.DEGRADED
     return GroupStatus(runtime=runtime, health=health, reason=reason, services=services, addons=addons, jobs=runs)

@@ -120,6 +120,21 @@ def credentials(addon_dir: Path, name: str, given: dict[str, str] | None) -> dic
     return creds
 
 
+def connection_envs(name: str, addon, addon_dir: Path, port: int, given: dict[str, str] | None) -> dict[str, str]:
+    """The variables of an addon plan_addon has planned (its port booked, its credentials kept),
+    without planning it again: what a data engine's job of the runtime is given."""
+    if addon.type == "custom":
+        return addon_envs("custom", addon.env_prefix, {**addon.options, **(given or {})})
+    if addon.type == "registry":
+        values = {"host": "127.0.0.1", "port": str(port), "url": f"http://127.0.0.1:{port}"}
+    else:
+        values = {"host": "127.0.0.1", "port": str(port), **credentials(addon_dir, name, given)}
+        if addon.type == "redis":
+            values.pop("username", None)
+            values.pop("database", None)
+    return addon_envs(addon.type, addon.as_ or None, values)
+
+
 def plan_addon(
     name: str,
     addon,

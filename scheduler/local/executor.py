@@ -43,7 +43,7 @@ from scheduler.local.autoscale import Autoscaler
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.drift import local_drift
 from scheduler.local.metrics import Sampler
-from scheduler.local.plan import check_group, plan_group
+from scheduler.local.plan import check_group, engine_job_envs, plan_group
 from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
 from scheduler.local.state import (
     PortBook,
@@ -378,6 +378,14 @@ class LocalExecutor:
             self.save_runtime(ns)
             self.event(ns, "Normal", "Applied", f"release {group.release or '-'}: {len(units)} units", "")
         self.sup.wake.set()
+
+    def job_envs(self, group: ServiceGroup) -> dict[str, dict[str, str]]:
+        """The environment of each data engine's job of `group` (`engine: spark|flink`, run by a
+        data cluster beside this one): this cluster's addon variables and discovery as its own jobs
+        see them, the file's envs, configs and console variables (EngineRouted asks, after apply)."""
+        ns = group.runtime.namespace
+        with self.sup.lock:
+            return engine_job_envs(group, self.ports, ns, self.runtime_dir(ns), self.cluster_name)
 
     def _stop_unit(self, ns: str, unit: dict) -> None:
         for slot in unit.get("slots", {}).values():

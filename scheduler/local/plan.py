@@ -9,9 +9,17 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from diceyml.placeholders import SECRET
+from diceyml.placeholders import SECRET, has_secret
 from scheduler.base import ExecutorError, ServiceGroup
-from scheduler.envvars import SECRET_FIELDS, Endpoint, addon_envs, discovery_envs, self_envs
+from scheduler.envvars import (
+    SECRET_FIELDS,
+    Endpoint,
+    addon_envs,
+    discovery_envs,
+    job_env,
+    platform_envs,
+    self_envs,
+)
 from scheduler.local import addons as addon_mod
 from scheduler.local.cron import parse_cron
 from scheduler.local.health import Probe
@@ -20,8 +28,6 @@ from scheduler.local.state import PortBook
 from scheduler.resources import allocate_resources
 from scheduler.specfill import (
     check_secret_placeholders,
-    has_secret,
-    secret_env,
     with_addon_options,
     with_platform_values,
 )
@@ -77,13 +83,6 @@ def _probe(svc) -> Probe:
 def _default_index(svc) -> int:
     default = svc.default_port
     return next(i for i, p in enumerate(svc.ports) if p is default) if default is not None else 0
-
-
-def _configs(group: ServiceGroup, workload: str, env: dict[str, str]) -> dict[str, str]:
-    """`env` with `((KEY))` placeholders filled from the project configs the console gave."""
-    return {
-        k: secret_env(v, group.secret_configs, f"{workload}: env {k}") if has_secret(v) else v for k, v in env.items()
-    }
 
 
 def mask_values(group: ServiceGroup, env: dict[str, str]) -> list[str]:
@@ -197,11 +196,7 @@ def plan_group(
         # The console's variables win over the file's envs, discovery and addons; the platform's
         # own (DICE_*, SELF_*) win over all (the console refuses those names). Their values are
         # literal: no `((KEY))` filling.
-        env = {
-            **_configs(group, name, {**discovery, **addon_env, **spec.service_envs(name)}),
-            **group.console_variables(),
-            **self_envs(runtime, name, HOST, None, cluster, alloc),
-        }
+        env = job_env(group, name, {**discovery, **addon_env}, self_envs(runtime, name, HOST, None, cluster, alloc))
         declared = [p.port for p in svc.ports]
         if declared:
             # Declared ports keep their numbers in the file; locally each replica gets free ones.
@@ -241,15 +236,14 @@ def plan_group(
 
     cron: dict[str, dict] = {}
     for name, job in spec.jobs.items():
-        if not job.schedule or job.engine:  # an engine's job runs on the data cluster
+        if not job.schedule or job.engine:  # an engine's job runs on the data cluster (job_envs)
             continue
         alloc = allocate_resources(job.resources, group.overcommit, runtime.workspace)
         masked = mask_values(group, {**discovery, **addon_env, **spec.service_envs(name)})
         cron[name] = {
             "schedule": job.schedule,
             "command": ["/bin/sh", "-c", job.cmd],
-            "envs": {**_configs(group, name, {**discovery, **addon_env, **spec.service_envs(name)}),
-                     **group.console_variables(), **self_envs(runtime, name, HOST, None, cluster, alloc),
+            "envs": {**job_env(group, name, {**discovery, **addon_env}, self_envs(runtime, name, HOST, None, cluster, alloc)),
                      **({MASK_ENV: json.dumps(masked)} if masked else {})},
             "workdir": workdir,
             "mem": alloc.mem_limit,
@@ -258,3 +252,28 @@ def plan_group(
             "tenant": runtime.org,
         }
     return units, cron
+
+
+def engine_job_envs(group: ServiceGroup, ports: PortBook, ns: str, runtime_dir: Path,
+                    cluster_name: str) -> dict[str, dict[str, str]]:
+    """The environment of each data engine's job of the group (`engine: spark|flink`) as this
+    cluster gives its own jobs: its addons' variables and service discovery (the addresses on this
+    machine, where the data clusters' clients run), the file's envs, configs, console variables."""
+    group = with_addon_options(with_platform_values(group, cluster_name))
+    jobs = [name for name, job in group.spec.jobs.items() if job.engine]
+    if not jobs:
+        return {}
+    shared: dict[str, str] = {}
+    for name, addon in group.spec.addons.items():
+        port = ports.get(f"{ns}/addon/{name}/0") if addon.type != "custom" else 0
+        shared.update(addon_mod.connection_envs(name, addon, runtime_dir / "addons" / name, port,
+                                                group.addon_secrets.get(name)))
+    endpoints = {}
+    for name, svc in group.spec.services.items():
+        if svc.ports and not svc.engine:
+            index = _default_index(svc)
+            order = [index] + [i for i in range(len(svc.ports)) if i != index]
+            endpoints[name] = Endpoint(HOST, tuple(ports.get(f"{ns}/service/{name}/{i}") for i in order))
+    shared = {**discovery_envs(endpoints), **shared}
+    cluster = group.cluster_name or cluster_name
+    return {name: job_env(group, name, shared, platform_envs(group.runtime, name, cluster)) for name in jobs}

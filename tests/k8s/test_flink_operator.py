@@ -244,3 +244,110 @@ def test_flink_actions_the_operator_cannot_run_are_refused(executor, k8s_namespa
         return
     with pytest.raises(ExecutorError, match=error):
         executor.start_step(step)
+
+
+# ---- dice.yml jobs with `engine: flink` ------------------------------------------------------------
+
+JOB_SPEC = """
+version: "2.0"
+envs:
+  FROM_FILE: file-value
+jobs:
+  wordcount:
+    engine: flink
+    image: registry.example/batch:{tag}
+    resource: local:///opt/flink/usrlib/count.jar
+    class: Count
+    args: [batch, {tag}]
+    properties:
+      restart-strategy.type: none
+    flinkConf:
+      parallelism: 2
+      taskManagerResource: {{cpu: 1, memory: 2048}}
+    envs:
+      TOKEN: "((BATCH_TOKEN))"
+"""
+
+
+def job_group(runtime: RuntimeRef, tag: str = "r1") -> ServiceGroup:
+    return ServiceGroup(runtime, parse_dice_yml(JOB_SPEC.format(tag=tag), workspace="DEV"), release=tag,
+                        secret_configs={"BATCH_TOKEN": "t0ken"}, variables={"FROM_CONSOLE": "console-value"})
+
+
+def test_an_engine_flink_job_is_a_flink_deployment_run_to_its_end(k8s_cluster, executor, flink_crds):
+    runtime = RuntimeRef("acme", "shop", "batch", "DEV", "main")
+    ns = runtime.namespace
+    wait_for(lambda: executor.check()["features"]["engines"] == ["flink"] or None, 30, "the check to find the operator")
+    try:
+        executor.apply(job_group(runtime))
+        found = k8s_cluster.custom.list_namespaced_custom_object(GROUP, VERSION, ns, PLURALS["FlinkDeployment"])["items"]
+        assert len(found) == 1
+        body = found[0]
+        name = body["metadata"]["name"]
+        assert name.startswith("wordcount-") and body["metadata"]["labels"]["dice.io/job"] == "wordcount"
+        job = body["spec"]["job"]
+        assert (job["jarURI"], job["entryClass"], job["args"], job["parallelism"], job["upgradeMode"]) == (
+            "local:///opt/flink/usrlib/count.jar", "Count", ["batch", "r1"], 2, "stateless")
+        assert body["spec"]["image"] == "registry.example/batch:r1"
+        assert body["spec"]["flinkConfiguration"] == {"restart-strategy.type": "none"}
+        assert body["spec"]["taskManager"]["resource"]["memory"] == "2048m"
+        # the job's main() runs in the JobManager: its pod gets the env every job's pod gets
+        container = body["spec"]["podTemplate"]["spec"]["containers"][0]
+        assert container["name"] == "flink-main-container"
+        env = {e["name"]: e for e in container["env"]}
+        assert env["FROM_FILE"]["value"] == "file-value" and env["DICE_RUNTIME_NAME"]["value"] == "main"
+        assert "valueFrom" in env["TOKEN"] and "t0ken" not in str(env["TOKEN"])  # a config: from a Secret
+        assert {"configMapRef": {"name": "dice-vars"}} in container["envFrom"]
+
+        status = executor.status(runtime)
+        assert status.jobs["wordcount"].state is JobState.PENDING and status.health is Health.PROGRESSING
+        write_status(k8s_cluster, "FlinkDeployment", ns, name,
+                     {"lifecycleState": "STABLE", "jobStatus": {"state": "RUNNING"}})
+        wait_for(lambda: executor.status(runtime).jobs["wordcount"].state is JobState.RUNNING or None, 30,
+                 "the run to be running")
+        write_status(k8s_cluster, "FlinkDeployment", ns, name,
+                     {"lifecycleState": "STABLE", "jobStatus": {"state": "FINISHED"}})
+        status = wait_for(lambda: (s := executor.status(runtime)).jobs["wordcount"].state is JobState.SUCCEEDED and s,
+                          30, "the run to succeed")
+        assert status.health is Health.HEALTHY and status.jobs["wordcount"].name == name
+
+        # applying the same release again keeps the run; a new release is a new run, the old one pruned
+        executor.apply(job_group(runtime))
+        assert [o["metadata"]["name"] for o in k8s_cluster.custom.list_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURALS["FlinkDeployment"])["items"]] == [name]
+        executor.apply(job_group(runtime, tag="r2"))
+        names = [o["metadata"]["name"] for o in k8s_cluster.custom.list_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURALS["FlinkDeployment"])["items"]]
+        assert len(names) == 1 and names[0] != name
+        write_status(k8s_cluster, "FlinkDeployment", ns, names[0],
+                     {"lifecycleState": "STABLE", "jobStatus": {"state": "FAILED"},
+                      "error": "java.lang.RuntimeException: boom\n\tat Count.main"})
+        status = wait_for(lambda: (s := executor.status(runtime)).jobs["wordcount"].state is JobState.FAILED and s,
+                          30, "the run to fail")
+        assert status.health is Health.DEGRADED and "boom" in status.reason
+
+        # cancel: the operator suspends it
+        executor.cancel_job(names[0], ns)
+        assert OperatorJobs(k8s_cluster.custom).get("FlinkDeployment", names[0], ns)["spec"]["job"]["state"] == "suspended"
+    finally:
+        executor.destroy(runtime)
+
+
+@pytest.mark.parametrize("change, error", [
+    ("    schedule: \"0 2 * * *\"\n", "the Flink operator has no scheduled resource"),
+    ("", "runs jar jobs"),
+])
+def test_flink_jobs_the_operator_cannot_run_are_refused_before_anything_is_applied(
+        k8s_cluster, executor, flink_crds, change, error):
+    runtime = RuntimeRef("acme", "shop", "refused", "DEV", "main")
+    spec = JOB_SPEC.format(tag="r1") + change
+    if not change:
+        spec = spec.replace("local:///opt/flink/usrlib/count.jar", "local:///opt/flink/usrlib/job.py").replace(
+            "    class: Count\n", "")
+    group_ = ServiceGroup(runtime, parse_dice_yml(spec, workspace="DEV"), release="r1",
+                          secret_configs={"BATCH_TOKEN": "t"})
+    with pytest.raises(ExecutorError, match=error):
+        executor.apply(group_)
+    with pytest.raises(ApiException) as gone:
+        k8s_cluster.core.read_namespace(runtime.namespace)
+    assert gone.value.status == 404

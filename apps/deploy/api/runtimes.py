@@ -5,7 +5,7 @@ apps.deploy.deployments."""
 from __future__ import annotations
 
 from django.http import Http404, QueryDict
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, serializers, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
@@ -149,6 +149,12 @@ class ServiceSerializer(serializers.Serializer):
     service = serializers.CharField()
 
 
+class JobSerializer(serializers.Serializer):
+    """A data engine's job of the runtime (`engine: spark|flink`), by its dice.yml name."""
+
+    job = serializers.CharField(max_length=100)
+
+
 class RollbackSerializer(serializers.Serializer):
     release = serializers.PrimaryKeyRelatedField(queryset=Release.objects.none())
 
@@ -246,6 +252,8 @@ class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
             return RollbackSerializer
         if self.action == "custom_addons":
             return AddonValuesSerializer
+        if self.action in ("cancel_job", "job_log"):
+            return JobSerializer
         return RuntimeSerializer
 
     def perform_destroy(self, instance):
@@ -294,6 +302,27 @@ class RuntimeViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.De
             data = self._input(request)
             addons.set_custom_values(request.user, runtime, data["addon"], data["values"])
         return Response(addons.custom_addons(runtime))
+
+    @extend_schema(
+        request=None, responses={200: dict},
+        parameters=[OpenApiParameter("job", str, required=True, description="the job's name in dice.yml")],
+    )
+    @action(detail=True, methods=["get"], url_path="job-log")
+    def job_log(self, request, pk=None):
+        """The latest run of a data engine's job (`engine: spark|flink`): {job, run, state, message,
+        lines} (a Flink job's lines: its client's output, each state it was seen in, its exception)."""
+        runtime = self.get_object()
+        data = JobSerializer(data=request.query_params)
+        data.is_valid(raise_exception=True)
+        return Response(deployments.job_log(runtime, data.validated_data["job"]))
+
+    @extend_schema(request=JobSerializer, responses={200: dict})
+    @action(detail=True, methods=["post"], url_path="cancel-job")
+    def cancel_job(self, request, pk=None):
+        """Cancel the runs still going of a data engine's job: {job, cancelled: [runs]}."""
+        runtime = self.get_object()
+        job = self._input(request)["job"]
+        return Response({"job": job, "cancelled": deployments.cancel_job(request.user, runtime, job)})
 
     @extend_schema(request=None, responses={200: RuntimeDetailSerializer})
     @action(detail=True, methods=["post"])

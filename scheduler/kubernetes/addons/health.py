@@ -22,8 +22,8 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from scheduler.base import Health, ServiceStatus
-from scheduler.flink.operator import deployment_health
+from scheduler.base import Health, JobStatus, ServiceStatus
+from scheduler.flink.operator import deployment_health, status_of
 
 ANNOTATION = "dice.io/addon-resources"
 
@@ -166,12 +166,18 @@ CUSTOM_HEALTH: dict[tuple[str, str], CustomKind] = {
         CustomKind("rabbitmq.com/v1beta1", "RabbitmqCluster", "rabbitmqclusters", _rabbitmq),
         # an `engine: flink` service's streaming job (scheduler/flink/operator.py): a service, not an addon
         CustomKind("flink.apache.org/v1beta1", "FlinkDeployment", "flinkdeployments", deployment_health),
+        # an `engine: flink` job on a session deployment (judged as a job: status_of)
+        CustomKind("flink.apache.org/v1beta1", "FlinkSessionJob", "flinksessionjobs", deployment_health),
     )
 }
 # Custom resources that are a service's, not an addon's: recorded as "service:<name>", and
 # status.group_status puts them among the services.
 SERVICE_KINDS = {("flink.apache.org/v1beta1", "FlinkDeployment")}
 SERVICE_PREFIX = "service:"
+# ... and those that are a dice.yml job's run (`engine: flink` jobs: label dice.io/job), recorded
+# as "job:<name>": custom_status gives their JobStatus, group_status puts them among the jobs.
+JOB_KINDS = {("flink.apache.org/v1beta1", "FlinkDeployment"), ("flink.apache.org/v1beta1", "FlinkSessionJob")}
+JOB_PREFIX = "job:"
 # Made by the renderer but judged through another resource (Strimzi's node pool: its Kafka).
 JUDGED_ELSEWHERE = {("kafka.strimzi.io/v1", "KafkaNodePool")}
 
@@ -184,7 +190,9 @@ def addon_resources(manifests: list[dict]) -> list[list[str]]:
         if key in CUSTOM_HEALTH:
             meta = obj["metadata"]
             labels = meta.get("labels") or {}
-            if key in SERVICE_KINDS:
+            if key in JOB_KINDS and "dice.io/job" in labels:
+                addon = JOB_PREFIX + labels["dice.io/job"]
+            elif key in SERVICE_KINDS:
                 addon = SERVICE_PREFIX + labels.get("dice.io/service", meta["name"])
             else:
                 addon = labels.get("dice.io/addon", meta["name"])
@@ -206,8 +214,11 @@ def recorded(namespace: dict) -> list[tuple[CustomKind, str, str]]:
     return out
 
 
-def custom_status(addon: str, kind: CustomKind, obj: dict | None, sts: dict | None) -> ServiceStatus:
-    """The addon's status from its custom resource (None: it does not exist)."""
+def custom_status(addon: str, kind: CustomKind, obj: dict | None, sts: dict | None) -> ServiceStatus | JobStatus:
+    """The addon's status from its custom resource (None: it does not exist); a job's run
+    ("job:<name>") has a JobStatus, named after its resource."""
+    if addon.startswith(JOB_PREFIX):
+        return status_of(str(((obj or {}).get("metadata") or {}).get("name") or addon[len(JOB_PREFIX):]), obj)
     if obj is None:
         return ServiceStatus(name=addon, desired=0, health=Health.MISSING, reason=f"{kind.kind} {addon} not found")
     health, desired, ready, reason = kind.judge(obj, sts)

@@ -4,6 +4,8 @@
 //   Count stream TAG  -- unbounded, 20 rows a second
 //   Count batch TAG   -- 1000 rows, then the job finishes
 //   Count fail TAG    -- every row fails to convert: the job restarts, then fails
+//   Count env A,B,... -- as batch, tagged with the values of the environment variables A, B...
+//                        (non-word characters as _, joined by _): what the job's main() was given
 import org.apache.flink.table.api.EnvironmentSettings;
 import org.apache.flink.table.api.TableEnvironment;
 
@@ -11,7 +13,15 @@ public class Count {
     public static void main(String[] args) throws Exception {
         String mode = args.length > 0 ? args[0] : "stream";
         String tag = args.length > 1 ? args[1] : "count";
-        boolean batch = mode.equals("batch");
+        if (mode.equals("env")) {
+            StringBuilder values = new StringBuilder();
+            for (String name : tag.split(",")) {
+                String value = System.getenv(name);
+                values.append(values.length() > 0 ? "_" : "").append(value == null ? "unset" : value);
+            }
+            tag = values.toString().replaceAll("[^A-Za-z0-9_-]", "_");
+        }
+        boolean batch = mode.equals("batch") || mode.equals("env");
         TableEnvironment env = TableEnvironment.create(
             batch ? EnvironmentSettings.inBatchMode() : EnvironmentSettings.inStreamingMode());
         String end = batch ? "1000" : "100000";
