@@ -191,6 +191,9 @@ def run(args) -> None:
 
     started = time.perf_counter()
     admin, member, app = populate(args)
+    from dice_console.heap import settle_heap
+
+    settle_heap()  # as a web process does once started (dice_console/asgi.py)
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")

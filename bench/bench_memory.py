@@ -84,7 +84,8 @@ def main() -> int:
     from apps.pipelines.models import PipelineRun
     from apps.projects import services as project_services
     from dice_console.celery import app as celery_app
-    from dice_console.embedded import EmbeddedWorker, settle_heap
+    from dice_console.embedded import EmbeddedWorker
+    from dice_console.heap import settle_heap
 
     owner = get_user_model().objects.create_user("bench")
     org = project_services.create_organization(owner, slug="bench")

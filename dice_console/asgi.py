@@ -22,3 +22,9 @@ application = ProtocolTypeRouter(
         ),
     }
 )
+
+# Startup is over: what it built is frozen, so the collector's full passes (which hold every
+# request) skip it (dice_console.heap.settle_heap).
+from dice_console.heap import settle_heap  # noqa: E402
+
+settle_heap()

@@ -22,7 +22,7 @@ task_postrun.connect(drop_broken_connections, weak=False, dispatch_uid="dice-dro
 # A worker child (prefork) settles its heap once started; see dice_console.embedded.settle_heap.
 from celery.signals import worker_process_init  # noqa: E402
 
-from dice_console.embedded import settle_heap  # noqa: E402
+from dice_console.heap import settle_heap  # noqa: E402
 
 worker_process_init.connect(lambda **kwargs: settle_heap(), weak=False, dispatch_uid="dice-settle-heap")
 

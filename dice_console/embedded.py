@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import logging
 import threading
 
@@ -65,11 +64,3 @@ class EmbeddedWorker:
             state.should_terminate = None
 
 
-def settle_heap() -> None:
-    """Once a long-running process has started (Django, the worker, the app registry): collect,
-    then freeze what is left so the collector's full passes skip it. Measured on the wide
-    pipeline benchmark: full collections went from 232 ms (up to 85 ms each, holding the
-    interpreter lock while a stage waited to start) to 9 ms. Not for processes that start workers
-    again and again (tests): frozen objects are never collected."""
-    gc.collect()
-    gc.freeze()

@@ -26,7 +26,7 @@ class Command(BaseCommand):
         from apps.projects.bootstrap import ensure_admin
         from dice_console import heap, realtime
         from dice_console.celery import app as celery_app
-        from dice_console.embedded import EmbeddedWorker, settle_heap
+        from dice_console.embedded import EmbeddedWorker
 
         heap.limit_arenas()  # before any thread starts (dice_console/heap.py)
         if not no_migrate:
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         if not no_worker:
             worker = EmbeddedWorker(celery_app, beat_scheduler=settings.CELERY_BEAT_SCHEDULER)
             worker.start()
-        settle_heap()
+        heap.settle_heap()
 
         config = uvicorn.Config(
             "dice_console.asgi:application", host=host, port=port, lifespan="off",
