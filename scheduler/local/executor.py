@@ -63,7 +63,9 @@ from scheduler.local.supervisor import TICK, Supervisor, base_env, exit_text, pr
 EVENTS_KEEP = 2000  # events kept per runtime (the file is trimmed past twice that)
 FINISHED_JOB_MEMORY = 300.0  # seconds a finished job's record stays in memory (then: its job.json)
 FORGET_INTERVAL = 30.0  # how often finished records are looked for
-LAUNCH_GRACE = 60.0  # seconds a job adopted mid-start is looked for (its shim's pidfile) before it counts as failed
+# Seconds a job adopted mid-start is looked for (its shim's pidfile or exitfile) before it counts as
+# never started: forgotten, so that its owner (the pipeline engine) sees it missing and starts it again.
+LAUNCH_GRACE = 10.0
 
 
 def _safe(name: str) -> str:
@@ -222,8 +224,9 @@ class LocalExecutor:
         """A job whose record says its process was being started, by a process that stopped
         before it wrote the pid: it counts as running, identified by what its shim wrote (the
         pidfile names the shim once its command started; the exitfile says how it ended). With
-        neither yet, it is looked for until LAUNCH_GRACE after the start, then counts as failed:
-        it is never started a second time."""
+        neither yet, it is looked for until LAUNCH_GRACE after the start; still nothing, the process
+        that launched it stopped before the fork (a shim writes its pidfile as soon as its command
+        runs), so it is forgotten and its owner starts it again: it runs once, not never."""
         job["state"] = JobState.RUNNING.value
         job.setdefault("started", job["launched"])
         if not job.get("pid"):
@@ -764,6 +767,13 @@ class LocalExecutor:
         with self.sup.lock:
             for key, job in ended:
                 if job["state"] != JobState.RUNNING.value:
+                    continue
+                if (job.get("launched") and not job.get("pid") and not job.get("stop_reason")
+                        and not os.path.exists(job["exitfile"]) and not os.path.exists(job["pidfile"])):
+                    # Launched by a process that stopped before the fork: nothing of it ran.
+                    # Forgotten, so that the owner sees it missing and starts it (once) again.
+                    del self.jobs[key]
+                    (self._job_dir(*key) / "job.json").unlink(missing_ok=True)
                     continue
                 info = read_json(Path(job["exitfile"])) or {}
                 if job.get("stop_reason"):
