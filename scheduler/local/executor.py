@@ -63,8 +63,10 @@ from scheduler.local.supervisor import TICK, Supervisor, base_env, exit_text, pr
 EVENTS_KEEP = 2000  # events kept per runtime (the file is trimmed past twice that)
 FINISHED_JOB_MEMORY = 300.0  # seconds a finished job's record stays in memory (then: its job.json)
 FORGET_INTERVAL = 30.0  # how often finished records are looked for
-# Seconds a job adopted mid-start is looked for (its shim's pidfile or exitfile) before it counts as
-# never started: forgotten, so that its owner (the pipeline engine) sees it missing and starts it again.
+# A job adopted mid-start from a record without a claim file (written by a console of before the
+# claim): seconds its shim's pidfile or exitfile is looked for before it counts as never started,
+# forgotten so that its owner (the pipeline engine) starts it again. Records with a claim are decided
+# by the claim file (_adopt_launched), whatever the time a loaded machine took to reach the shim.
 LAUNCH_GRACE = 10.0
 
 
@@ -211,8 +213,10 @@ class LocalExecutor:
         for path in sorted((self.root / "jobs").glob("*/*/job.json")):
             job = read_json(path)
             if job and job.get("state") == JobState.PENDING.value and job.get("launched"):
-                self._adopt_launched(job)  # its process may have started: never start it again
-                self.jobs[(job["namespace"], job["name"])] = job
+                if not self._adopt_launched(job):  # never reached its shim, and now never will
+                    path.unlink(missing_ok=True)  # forgotten: its owner starts it (once) again
+                    continue
+                self.jobs[(job["namespace"], job["name"])] = job  # it may be running: never start it again
                 write_json(path, job)
             elif job and job.get("state") == JobState.PENDING.value:
                 path.unlink(missing_ok=True)  # accepted by a process that stopped before starting it
@@ -220,18 +224,33 @@ class LocalExecutor:
                 self.jobs[(job["namespace"], job["name"])] = job
 
     @staticmethod
-    def _adopt_launched(job: dict) -> None:
+    def _adopt_launched(job: dict) -> bool:
         """A job whose record says its process was being started, by a process that stopped
         before it wrote the pid: it counts as running, identified by what its shim wrote (the
-        pidfile names the shim once its command started; the exitfile says how it ended). With
-        neither yet, it is looked for until LAUNCH_GRACE after the start; still nothing, the process
-        that launched it stopped before the fork (a shim writes its pidfile as soon as its command
-        runs), so it is forgotten and its owner starts it again: it runs once, not never."""
+        pidfile names the shim once its command started; the exitfile says how it ended).
+        Without a pidfile, the start's claim file decides (shim.claim): this process creates it
+        unless the shim did. Created here, the start never reached its shim and never will (a
+        shim that comes later finds the file and runs nothing): False, the job is to be
+        forgotten so that its owner starts it again, and it runs once, not never and not twice.
+        Created by the shim: it holds the shim's pid and start time, followed as the pidfile's.
+        A record without a claim (an older console's) is looked for until LAUNCH_GRACE instead."""
         job["state"] = JobState.RUNNING.value
         job.setdefault("started", job["launched"])
-        if not job.get("pid"):
-            shim = int((read_json(Path(job["pidfile"])) or {}).get("shim") or 0)
-            job["pid"], job["start_time"] = shim, proc_start_time(shim) if shim else None
+        if job.get("pid"):
+            return True
+        shim = int((read_json(Path(job["pidfile"])) or {}).get("shim") or 0)
+        start_time = proc_start_time(shim) if shim else None
+        if not shim and job.get("claim"):
+            claim = Path(job["claim"])
+            claim.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.close(os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+                return False  # taken here: the shim never took it
+            except FileExistsError:
+                taken = read_json(claim) or {}
+            shim, start_time = int(taken.get("shim") or 0), taken.get("start_time")
+        job["pid"], job["start_time"] = shim, start_time
+        return True
 
     def close(self) -> None:
         """Stop supervising (threads, front proxies, the lock); processes keep running, so a new
@@ -695,14 +714,17 @@ class LocalExecutor:
             sandbox = self._job_sandbox(record, mem, cpu, files, mounts)
             # The record at the fork, written whole before the process can exist: a process that
             # stops from here on leaves a job that re-adoption finds (and never starts again)
-            # by its shim's pidfile and exitfile (_adopt_launched).
+            # by its shim's pidfile and exitfile, or its claim (_adopt_launched).
             # Written outside the lock (starts of a burst and the supervision pass share it), then
             # checked again: a cancel that came meanwhile is what the file says, and no process starts.
             with self.sup.lock:
                 if self.jobs.get(key) is not record or record["state"] != JobState.PENDING.value:
                     return
+                # The claim: a file of this start alone, taken by its shim first thing (or by a
+                # console that adopts the job before the shim took it: then it never runs).
                 record.update(launched=time.time(), pidfile=str(jdir / "run" / "job.pid"),
-                              exitfile=str(jdir / "run" / "job.exit"))
+                              exitfile=str(jdir / "run" / "job.exit"),
+                              claim=str(jdir / "run" / f"job.claim-{os.urandom(6).hex()}"))
                 launched = dict(record)
             write_json(jdir / "job.json", launched)
             with self.sup.lock:
@@ -713,7 +735,7 @@ class LocalExecutor:
             rec = spawn(record["command"], env={**base_env(), **envs}, cwd=record["workdir"], log=jdir / "job.log",
                         run_prefix=jdir / "run" / "job", mem_mib=mem,
                         log_max_bytes=self.log_max_bytes, log_keep=self.log_keep, priority=self.job_priority,
-                        sandbox=sandbox)
+                        sandbox=sandbox, claim=record["claim"])
         except Exception as exc:  # whatever it was, the job failed to start: say why
             with self.sup.lock:
                 if self.jobs.get(key) is record and record["state"] == JobState.PENDING.value:
@@ -755,7 +777,7 @@ class LocalExecutor:
             return
         now = time.time()
         for _, job in running:
-            if not job.get("pid") and job.get("launched"):  # adopted mid-start: its shim may write now
+            if not job.get("pid") and job.get("launched"):  # adopted mid-start, no claim: its shim may write now
                 self._adopt_launched(job)
         ended = [(key, job) for key, job in running if not alive(job["pid"], job.get("start_time"))
                  and not (not job.get("pid") and job.get("launched") and now - job["launched"] < LAUNCH_GRACE

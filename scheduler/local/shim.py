@@ -9,7 +9,7 @@ the console). It is the session leader the supervisor starts; it outlives the co
 restarted console can re-adopt the process and still learn its exit code from `--exitfile`.
 
     shim.py --log FILE --pidfile FILE --exitfile FILE [--max-bytes N] [--keep N]
-            [--mem-mib N] [--user NAME] [--cwd DIR] [--sandbox FILE] -- ARGV...
+            [--mem-mib N] [--user NAME] [--cwd DIR] [--sandbox FILE] [--claim FILE] -- ARGV...
     shim.py --foreground --sandbox FILE [--cwd DIR] -- ARGV...   (a probe or an addon's setup:
             standard streams passed through, the command's exit code returned)
 
@@ -17,6 +17,13 @@ With --sandbox (a JSON spec, see jail.py) the command runs inside bubblewrap as 
 in its own cgroup; the pidfile then names the command as the host sees it (its own session and
 group), and the sandbox's init, which the shim kills when the command ends, so whatever the
 command left behind ends with it.
+
+With --claim (a path no other start uses) the shim first takes the start: it creates FILE, holding
+its pid and start time, only if it does not exist yet (a hard link, so the file appears whole).
+A console that took over a job whose launcher stopped before it learnt the shim's pid creates
+the same FILE itself: whoever creates it first decides, so "this start never reached its shim"
+is a fact (the console's file) rather than a timeout, and a shim that finds the file already
+there runs nothing and writes nothing (its job was given up and is started again elsewhere).
 
 Log line format (one per line, tab separated): `<number> <unix time> <stream> <text>`.
 Rotation is size based: FILE -> FILE.1 -> ... -> FILE.<keep>; numbering continues across files.
@@ -210,6 +217,34 @@ def foreground(args, command: list[str]) -> int:
     return code if code is not None else 128 + sig
 
 
+def proc_start_time(pid: int) -> int | None:
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat): with the
+    pid, what tells this process from a later one given the same pid."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            return int(fh.read().rsplit(b")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def claim(path: str) -> bool:
+    """Take this start: create `path` (holding this process's pid and start time) unless it
+    exists. The file is written aside and hard-linked into place, so whoever sees it sees it
+    whole, and the link fails if the console (or anything) created the path first. False: the
+    start was given up before this shim took it; it must run nothing."""
+    pid = os.getpid()
+    tmp = f"{path}.{pid}"
+    with open(tmp, "w") as fh:
+        json.dump({"shim": pid, "start_time": proc_start_time(pid)}, fh)
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
+    return True
+
+
 def write_json(path: str, data: dict) -> None:
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
@@ -219,16 +254,16 @@ def write_json(path: str, data: dict) -> None:
 
 MEBI = 1024 * 1024
 OPTIONS = {"--log": str, "--pidfile": str, "--exitfile": str, "--sandbox": str, "--max-bytes": int, "--keep": int,
-           "--mem-mib": int, "--user": str, "--cwd": str}
+           "--mem-mib": int, "--user": str, "--cwd": str, "--claim": str}
 USAGE = ("usage: shim.py --log FILE --pidfile FILE --exitfile FILE [--max-bytes N] [--keep N] [--mem-mib N] "
-         "[--user NAME] [--cwd DIR] [--sandbox FILE] -- ARGV...\n"
+         "[--user NAME] [--cwd DIR] [--sandbox FILE] [--claim FILE] -- ARGV...\n"
          "       shim.py --foreground --sandbox FILE [--cwd DIR] -- ARGV...")
 
 
 class Args:
     def __init__(self) -> None:
         self.log = self.pidfile = self.exitfile = self.cwd = None
-        self.sandbox, self.user, self.foreground = "", "", False
+        self.sandbox, self.user, self.claim, self.foreground = "", "", "", False
         self.max_bytes, self.keep, self.mem_mib = 10 * MEBI, 3, 0
         self.command: list[str] = []
 
@@ -423,6 +458,8 @@ def main(argv: list[str]) -> int:
         return foreground(args, command)
     if not (args.log and args.pidfile and args.exitfile):
         _usage("--log, --pidfile and --exitfile are required")
+    if args.claim and not claim(args.claim):
+        return 0  # given up by the console before this shim took it: started again elsewhere
     log = LogWriter(args.log, args.max_bytes, args.keep)
     masker = take_masker()
     box = None

@@ -157,12 +157,16 @@ def spawn(
     log_keep: int,
     priority: str = "",
     sandbox: dict | None = None,
+    claim: str = "",
 ) -> dict[str, Any]:
     """Start argv under a shim in its own session; returns the record that identifies it.
     `priority` lowers the CPU priority of the shim and everything it starts: "idle" (Linux
     SCHED_IDLE: runs only on CPU time nothing else wants) or a nice value "1".."19". The
     util-linux `chrt` or coreutils `nice` execs into the shim, so the pid is the shim's.
-    With `sandbox` (sandbox.Sandboxes.spec) the command runs in a sandbox of its own (jail.py)."""
+    With `sandbox` (sandbox.Sandboxes.spec) the command runs in a sandbox of its own (jail.py).
+    With `claim` (a path unique to this start) the shim takes the start first thing by creating
+    that file, unless it exists (see shim.claim): what tells a start that reached its shim from
+    one given up."""
     log.parent.mkdir(parents=True, exist_ok=True)
     run_prefix.parent.mkdir(parents=True, exist_ok=True)
     pidfile, exitfile = f"{run_prefix}.pid", f"{run_prefix}.exit"
@@ -173,7 +177,8 @@ def spawn(
         "--log", str(log), "--pidfile", pidfile, "--exitfile", exitfile,
         "--max-bytes", str(log_max_bytes), "--keep", str(log_keep), "--mem-mib", str(mem_mib),
         "--user", user, "--cwd", cwd,
-        *(["--sandbox", write_spec(f"{run_prefix}.sandbox.json", sandbox)] if sandbox else []), "--", *argv,
+        *(["--sandbox", write_spec(f"{run_prefix}.sandbox.json", sandbox)] if sandbox else []),
+        *(["--claim", claim] if claim else []), "--", *argv,
     ]
     priority_prefix(priority)  # a bad value is refused here, whichever way the shim starts
     pid = STARTER.start(shim, env, priority)

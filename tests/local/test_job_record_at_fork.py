@@ -8,9 +8,16 @@ aimed at on demand."""
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import signal
 import subprocess
 import sys
 import textwrap
+import threading
+import time
+from pathlib import Path
 
 import pytest
 
@@ -68,24 +75,96 @@ def test_a_job_forked_by_a_killed_supervisor_is_never_started_again(make_executo
 
 
 def test_a_job_whose_start_was_cut_before_the_fork_is_started_once_when_asked_again(make_executor, local_root,
-                                                                                   tmp_path, monkeypatch):
-    """Killed before the fork, nothing of the job ran: once its shim has been looked for
-    (LAUNCH_GRACE), the job is missing, and its owner's next ask starts it: it runs once, not never
-    (a pipeline whose worker died there finishes)."""
+                                                                                   tmp_path):
+    """Killed before the fork, nothing of the job ran: the process taking over takes the start's
+    claim itself (its shim never did), so the job is forgotten at once and its owner's next ask
+    starts it: it runs once, not never (a pipeline whose worker died there finishes)."""
     work = tmp_path / "work"
     ran = work / "ran.txt"
     command = "echo ran >> ran.txt"
     _killed_while_starting(local_root, work, "before-fork", command)
-    monkeypatch.setattr(executor_mod, "LAUNCH_GRACE", 1.0)  # how long its shim is looked for
+    record = json.loads((local_root / "jobs" / "pipelines-1" / "once" / "job.json").read_text())
+    assert record["launched"] and record["claim"] and not record.get("pid")
 
     executor = make_executor()
-    assert executor.run_job(_spec(command, work)).state is JobState.RUNNING  # adopted: looked for
-    wait_for(lambda: executor.job_status("once", "pipelines-1").state is JobState.MISSING, 15, "the job forgotten")
+    assert ("pipelines-1", "once") not in executor.jobs  # decided by the claim, not after a grace
+    claim = Path(record["claim"])
+    assert claim.exists() and claim.read_text() == ""  # taken by the console: a late shim runs nothing
     assert not ran.exists()
     executor.run_job(_spec(command, work))  # the owner asks again
     wait_for(lambda: executor.job_status("once", "pipelines-1").state.finished, 15, "the job's end")
     assert executor.job_status("once", "pipelines-1").state is JobState.SUCCEEDED
     assert ran.read_text().splitlines() == ["ran"]
+
+
+def test_a_shim_held_before_its_pidfile_past_the_grace_is_followed_and_its_job_runs_once(
+        make_executor, local_root, tmp_path, monkeypatch):
+    """The hole LAUNCH_GRACE left: a shim slower than the grace from its fork to its pidfile (an
+    overloaded machine) was taken for never forked, and its job started a second time. Here the
+    shim is held (its log is a FIFO nobody opens, so it blocks there, after its claim and before
+    its pidfile) well past a grace of 0.3 s, under a console that took over: the job stays running,
+    followed by the shim's claim, a second ask does not start it again, and released, it runs once."""
+    work = tmp_path / "work"
+    ran = work / "ran.txt"
+    command = "echo ran >> ran.txt"
+    jdir = local_root / "jobs" / "pipelines-1" / "once"
+    jdir.mkdir(parents=True)
+    os.mkfifo(jdir / "job.log")
+    _killed_while_starting(local_root, work, "after-fork", command)
+    record = json.loads((jdir / "job.json").read_text())
+    claim = Path(record["claim"])
+    wait_for(claim.exists, 15, "the shim's claim")
+    shim = json.loads(claim.read_text())["shim"]
+    try:
+        monkeypatch.setattr(executor_mod, "LAUNCH_GRACE", 0.3)
+
+        executor = make_executor()
+        assert executor.jobs[("pipelines-1", "once")]["pid"] == shim
+        assert executor.run_job(_spec(command, work)).state is JobState.RUNNING
+        time.sleep(2.0)  # ten supervision passes, each past the grace
+        assert time.time() - record["launched"] > 5 * executor_mod.LAUNCH_GRACE
+        assert not (jdir / "run" / "job.pid").exists()  # still held before its pidfile
+        assert executor.run_job(_spec(command, work)).state is JobState.RUNNING  # not started again
+        assert executor.jobs[("pipelines-1", "once")]["pid"] == shim
+        assert not ran.exists()
+
+        lines = []
+        with open(jdir / "job.log", "wb"):  # the shim's look for its last line number reads nothing
+            pass
+        reader = threading.Thread(target=lambda: lines.append((jdir / "job.log").read_bytes()), daemon=True)
+        reader.start()  # and its log lines go here
+        wait_for(lambda: executor.job_status("once", "pipelines-1").state.finished, 30, "the job's end")
+        assert executor.job_status("once", "pipelines-1").state is JobState.SUCCEEDED
+        assert executor.run_job(_spec(command, work)).state is JobState.SUCCEEDED
+        assert ran.read_text().splitlines() == ["ran"]  # once
+        reader.join(10)
+    finally:  # a failure above leaves the shim held on its FIFO: end it
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(shim, signal.SIGKILL)
+
+
+def test_a_shim_that_finds_its_start_claimed_runs_nothing(tmp_path):
+    """The other side of the claim: a shim reaching a start the console already gave up (and
+    claimed) runs nothing and writes nothing, not even its pidfile or exit status."""
+    claim = tmp_path / "job.claim-0"
+    claim.write_text("")
+    ran = tmp_path / "ran.txt"
+    done = subprocess.run(
+        [sys.executable, "-S", str(ROOT / "scheduler" / "local" / "shim.py"), "--log", str(tmp_path / "log"),
+         "--pidfile", str(tmp_path / "pid"), "--exitfile", str(tmp_path / "exit"), "--claim", str(claim),
+         "--", "/bin/sh", "-c", f"echo ran > {ran}"], capture_output=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["job.claim-0"]  # nothing ran, nothing written
+    fresh = tmp_path / "fresh" / "job.claim-1"
+    fresh.parent.mkdir()
+    done = subprocess.run(
+        [sys.executable, "-S", str(ROOT / "scheduler" / "local" / "shim.py"), "--log", str(fresh.parent / "log"),
+         "--pidfile", str(fresh.parent / "pid"), "--exitfile", str(fresh.parent / "exit"), "--claim", str(fresh),
+         "--", "/bin/sh", "-c", f"echo ran > {ran}"], capture_output=True, timeout=30)
+    assert done.returncode == 0 and ran.read_text() == "ran\n"
+    taken = json.loads(fresh.read_text())
+    assert taken["shim"] > 0 and taken["start_time"]  # what a console taking over follows
+    assert sorted(p.name for p in fresh.parent.iterdir()) == ["exit", "job.claim-1", "log", "pid"]
 
 
 @pytest.mark.parametrize("when", ["after-fork"])
