@@ -84,6 +84,24 @@ class Cgroup:
         self.version, self.name = version, name
         self.dirs: list[str] = []
         self.controllers: set[str] = set()
+        self.joined = False
+
+    def _dir(self, path: str) -> None:
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(path)
+        if path not in self.dirs:
+            self.dirs.append(path)
+
+    def make(self) -> None:
+        """Every directory a sandbox's limits may need, with no limit yet (create() sets them):
+        what the process starter makes ahead of a request, so that the move of a process into
+        it (seconds' worth of milliseconds under load on v1: each hierarchy's move waits for the
+        kernel's RCU grace period) happens before the request rather than in its way."""
+        if self.version == "v2":
+            self._dir(f"{CGROUP_ROOT}{_own_cgroup('').rstrip('/')}/{self.name}")
+        elif self.version == "v1":
+            for controller in ("memory", "cpu", "pids"):
+                self._dir(f"{CGROUP_ROOT}/{controller}{_own_cgroup(controller).rstrip('/')}/{self.name}")
 
     def create(self, mem_mib: int, cpu: float, pids: int) -> None:
         if self.version == "v2":
@@ -97,9 +115,7 @@ class Cgroup:
                 if not settings:
                     continue
                 path = f"{CGROUP_ROOT}/{controller}{_own_cgroup(controller).rstrip('/')}/{self.name}"
-                with contextlib.suppress(FileExistsError):
-                    os.mkdir(path)
-                self.dirs.append(path)
+                self._dir(path)
                 for key, value in settings.items():
                     if os.path.exists(f"{path}/{key}"):
                         _write(f"{path}/{key}", str(value))
@@ -113,9 +129,7 @@ class Cgroup:
         with open(f"{parent}/cgroup.subtree_control") as fh:
             enabled = set(fh.read().split())
         path = f"{parent}/{self.name}"
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(path)
-        self.dirs.append(path)
+        self._dir(path)
         if "memory" in enabled and mem_mib > 0:
             _write(f"{path}/memory.max", str(mem_mib * 1024 * 1024))
             with contextlib.suppress(OSError):
@@ -129,9 +143,13 @@ class Cgroup:
             self.controllers.add("pids")
 
     def join(self) -> None:
-        """In the child: move this process (and so all it starts) into the cgroup(s)."""
+        """In the child: move this process (and so all it starts) into the cgroup(s). Once: a
+        process moved ahead of its request (make()) is not moved again."""
+        if self.joined:
+            return
         for path in self.dirs:
             _write(f"{path}/cgroup.procs", str(os.getpid()))
+        self.joined = True
 
     def remove(self) -> None:
         """After the sandbox ended: rmdir. A cgroup whose last processes are still exiting

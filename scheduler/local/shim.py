@@ -135,24 +135,121 @@ def child_setup(mem_mib: int, user: str) -> None:
         os._exit(137)
 
 
-class Sandboxed:
-    """The shim's side of a sandbox: its cgroup, bubblewrap's info pipe, the command's pid."""
+class Prepared:
+    """The command's process, forked and moved into its sandbox's cgroup before the request is
+    known: made by the process starter's waiting child (spawner.py), which becomes this shim.
 
-    def __init__(self, spec_path: str) -> None:
+    Moving a process into a v1 cgroup waits for the kernel (each hierarchy's move, an RCU grace
+    period: 13 ms median per step start on this machine at load 3, bench/bench_step_start.py),
+    and a start did it between the request and bubblewrap. Here it is done while the waiting
+    child waits. The child holds nothing but what a child forked at the request would (the
+    waiting child has not read a request yet; the server it comes from never does): its standard
+    streams' pipes and bubblewrap's info pipe, root, in the cgroup without limits. It waits for
+    one message, the command (bubblewrap's argv and environment, the sandbox spec and which
+    limits the cgroup got), and does then exactly what start()'s child does (jail.child_setup,
+    without the move); the end of the message pipe without a message: it exits. The limits are
+    written by the shim before the message is sent, so no tenant code runs without them."""
+
+    def __init__(self, version: str) -> None:
+        self.version = version
+        self.pid = 0
+        self.cgroup = jail.Cgroup(version, f"dice-{os.getpid()}")  # the shim's pid: as Sandboxed names it
+        self.cgroup.make()
+        self.out_r, out_w = os.pipe()
+        self.err_r, err_w = os.pipe()
+        self.fail_r, fail_w = os.pipe()
+        self.info_r, self.info_w = os.pipe()
+        go_r, self.go_w = os.pipe()
+        null = os.open(os.devnull, os.O_RDWR)
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the command's process-to-be: nothing here may return to the caller
+            try:
+                keep = {null, out_w, err_w, fail_w, self.info_w, go_r}
+                for fd in (0, 1, 2):  # not the starter's request and answer pipes
+                    os.dup2(null, fd)
+                low = 3
+                for fd in sorted(keep):
+                    os.closerange(low, fd)
+                    low = fd + 1
+                os.closerange(low, 1 << 20)
+                ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+                if os.getppid() != parent:
+                    os._exit(1)
+                failure = ""
+                try:
+                    self.cgroup.join()  # what this is for
+                except OSError as exc:
+                    failure = f"cannot join the sandbox's cgroup: {exc}"
+                message = b""
+                while True:
+                    chunk = os.read(go_r, 65536)
+                    if not chunk:
+                        break
+                    message += chunk
+                os.close(go_r)
+                if not message:
+                    os._exit(0)  # not needed (no sandbox, or the starter ended)
+                if failure:
+                    raise OSError(failure)
+                order = json.loads(message)
+                self.cgroup.controllers = set(order["controllers"])
+                _exec_child(null, out_w, err_w, fail_w, order["spec"], self.cgroup, self.info_w,
+                            order["argv"], order["env"])
+            except BaseException as exc:  # whatever it was, the shim must hear it
+                with contextlib.suppress(BaseException):
+                    os.write(fail_w, str(exc).encode("utf-8", "replace") or exc.__class__.__name__.encode())
+            finally:
+                os._exit(127)
+        self.pid = pid
+        for fd in (out_w, err_w, fail_w, null, go_r):
+            os.close(fd)
+        os.close(self.info_w)  # its number stays the child's: bubblewrap's --info-fd
+
+    def fds(self) -> set[int]:
+        return {self.out_r, self.err_r, self.fail_r, self.info_r, self.go_w}
+
+    def discard(self) -> None:
+        """Not used (no sandbox, another cgroup version, the start given up): let the child go
+        (the end of its message pipe) and remove its cgroup."""
+        if not self.pid:
+            return
+        for fd in (self.go_w, self.out_r, self.err_r, self.fail_r, self.info_r):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+        self.pid = 0
+        self.cgroup.remove()
+
+
+class Sandboxed:
+    """The shim's side of a sandbox: its cgroup, bubblewrap's info pipe, the command's pid.
+    With `prepared` (a Prepared of the same cgroup version) its cgroup and pipes are the
+    prepared process's, and that process becomes the command."""
+
+    def __init__(self, spec_path: str, prepared: Prepared | None = None) -> None:
         with open(spec_path) as fh:
             self.spec = json.load(fh)
         self.cgroup: jail.Cgroup | None = None
+        self.prepared: Prepared | None = None
         limits = self.spec.get("limits") or {}
         version = self.spec.get("cgroup") or ""
         if version and os.geteuid() == 0:
-            cgroup = jail.Cgroup(version, f"dice-{os.getpid()}")
+            use = prepared is not None and prepared.pid and prepared.version == version
+            cgroup = prepared.cgroup if use else jail.Cgroup(version, f"dice-{os.getpid()}")
             try:
                 cgroup.create(int(limits.get("mem_mib") or 0), float(limits.get("cpu") or 0),
                               int(limits.get("pids") or 0))
                 self.cgroup = cgroup
+                self.prepared = prepared if use else None
             except OSError:  # no cgroup here after all: rlimits instead
-                cgroup.remove()
-        self.info_r, self.info_w = os.pipe()
+                if not use:
+                    cgroup.remove()
+        if self.prepared is not None:
+            self.info_r, self.info_w = self.prepared.info_r, self.prepared.info_w  # the child's number
+        else:
+            self.info_r, self.info_w = os.pipe()
         self.init_pid = 0
 
     def popen(self, command: list[str], cwd: str | None, **kwargs) -> subprocess.Popen:
@@ -307,53 +404,37 @@ def parse(argv: list[str]) -> Args:
     return args
 
 
-def start(command: list[str], args: Args, box: Sandboxed | None) -> tuple[int, int, int]:
-    """Fork the command (in bubblewrap when `box`), /dev/null for its stdin and a pipe each for
-    stdout and stderr: (pid, stdout read end, stderr read end). One plain fork of this small
-    process: subprocess.Popen with a preexec function, its pipes and two pump threads cost each
-    start ~9 ms of CPU and over a thousand page faults more (bench/bench_step_start.py --profile).
-    A child that cannot start (setup or exec) says why on a close-on-exec pipe: raised as OSError."""
-    out_r, out_w = os.pipe()  # os.pipe(): close-on-exec; the dup2s below make stdout/stderr inheritable
-    err_r, err_w = os.pipe()
-    fail_r, fail_w = os.pipe()
-    null = os.open(os.devnull, os.O_RDONLY)
-    if box is not None:
-        argv, env = box.exec_argv(command, args.cwd)
-    pid = os.fork()
-    if pid == 0:  # the child: nothing here may return to the caller
-        try:
-            os.dup2(null, 0)
-            os.dup2(out_w, 1)
-            os.dup2(err_w, 2)
-            for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # as Popen's restore_signals: the command's default
-                signal.signal(sig, signal.SIG_DFL)
-            keep = {fail_w}
-            if box is not None:
-                os.chdir("/")
-                jail.child_setup(box.spec, box.cgroup)
-                os.set_inheritable(box.info_w, True)
-                keep.add(box.info_w)
-            else:
-                if args.cwd:
-                    os.chdir(args.cwd)
-                child_setup(args.mem_mib, args.user)
-            low = 3
-            for fd in sorted(keep):  # nothing of the shim's but the standard streams (and bwrap's info pipe)
-                os.closerange(low, fd)
-                low = fd + 1
-            os.closerange(low, 1 << 20)
-            if box is not None:
-                os.execve(argv[0], argv, env)
-            os.execvpe(command[0], command, os.environ)
-        except BaseException as exc:  # whatever it was, the parent must hear it
-            with contextlib.suppress(BaseException):
-                os.write(fail_w, str(exc).encode("utf-8", "replace") or exc.__class__.__name__.encode())
-        finally:
-            os._exit(127)
-    for fd in (out_w, err_w, fail_w, null):
-        os.close(fd)
-    if box is not None:
-        os.close(box.info_w)
+def _exec_child(null: int, out_w: int, err_w: int, fail_w: int, spec: dict | None, cgroup, info_w: int,
+                argv: list[str], env: dict[str, str], args: Args | None = None) -> None:
+    """In the command's process: its standard streams, then (sandboxed, `spec`) jail's setup and
+    exec of bubblewrap, or (not, `args`) the directory, limits and user, and exec of argv."""
+    os.dup2(null, 0)
+    os.dup2(out_w, 1)
+    os.dup2(err_w, 2)
+    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # as Popen's restore_signals: the command's default
+        signal.signal(sig, signal.SIG_DFL)
+    keep = {fail_w}
+    if spec is not None:
+        os.chdir("/")
+        jail.child_setup(spec, cgroup)
+        os.set_inheritable(info_w, True)
+        keep.add(info_w)
+    else:
+        if args.cwd:
+            os.chdir(args.cwd)
+        child_setup(args.mem_mib, args.user)
+    low = 3
+    for fd in sorted(keep):  # nothing of the shim's but the standard streams (and bwrap's info pipe)
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
+    if spec is not None:
+        os.execve(argv[0], argv, env)
+    os.execvpe(argv[0], argv, env)
+
+
+def _started(pid: int, fail_r: int, out_r: int, err_r: int) -> tuple[int, int, int]:
+    """Wait until the command's process exec'd (its close-on-exec failure pipe ends) or failed."""
     failure = b""
     while True:
         chunk = os.read(fail_r, 4096)  # the end of the file: the command was exec'd
@@ -367,6 +448,55 @@ def start(command: list[str], args: Args, box: Sandboxed | None) -> tuple[int, i
         os.close(err_r)
         raise OSError(failure.decode("utf-8", "replace"))
     return pid, out_r, err_r
+
+
+def start(command: list[str], args: Args, box: Sandboxed | None) -> tuple[int, int, int]:
+    """Fork the command (in bubblewrap when `box`), /dev/null for its stdin and a pipe each for
+    stdout and stderr: (pid, stdout read end, stderr read end). One plain fork of this small
+    process: subprocess.Popen with a preexec function, its pipes and two pump threads cost each
+    start ~9 ms of CPU and over a thousand page faults more (bench/bench_step_start.py --profile).
+    A child that cannot start (setup or exec) says why on a close-on-exec pipe: raised as OSError.
+    With a prepared process (box.prepared) there is no fork: that process is told the command."""
+    if box is not None and box.prepared is not None:
+        pre, box.prepared = box.prepared, None
+        pid, pre.pid = pre.pid, 0  # the command's from here: never discarded
+        argv, env = box.exec_argv(command, args.cwd)
+        order = json.dumps({"argv": argv, "env": env, "spec": box.spec,
+                            "controllers": sorted(box.cgroup.controllers)}).encode()
+        try:
+            view = memoryview(order)
+            while view:
+                view = view[os.write(pre.go_w, view):]
+        except OSError as exc:  # it died before its order (killed from outside)
+            for fd in (pre.fail_r, pre.out_r, pre.err_r):
+                os.close(fd)
+            os.waitpid(pid, 0)
+            raise OSError(f"the prepared process ended: {exc}") from None
+        finally:
+            os.close(pre.go_w)
+        return _started(pid, pre.fail_r, pre.out_r, pre.err_r)
+    out_r, out_w = os.pipe()  # os.pipe(): close-on-exec; the dup2s below make stdout/stderr inheritable
+    err_r, err_w = os.pipe()
+    fail_r, fail_w = os.pipe()
+    null = os.open(os.devnull, os.O_RDONLY)
+    if box is not None:
+        argv, env = box.exec_argv(command, args.cwd)
+    pid = os.fork()
+    if pid == 0:  # the child: nothing here may return to the caller
+        try:
+            if box is not None:
+                _exec_child(null, out_w, err_w, fail_w, box.spec, box.cgroup, box.info_w, argv, env)
+            _exec_child(null, out_w, err_w, fail_w, None, None, -1, command, os.environ, args)
+        except BaseException as exc:  # whatever it was, the parent must hear it
+            with contextlib.suppress(BaseException):
+                os.write(fail_w, str(exc).encode("utf-8", "replace") or exc.__class__.__name__.encode())
+        finally:
+            os._exit(127)
+    for fd in (out_w, err_w, fail_w, null):
+        os.close(fd)
+    if box is not None:
+        os.close(box.info_w)
+    return _started(pid, fail_r, out_r, err_r)
 
 
 class Lines:
@@ -451,7 +581,17 @@ def follow(pid: int, streams: dict[int, Lines], on_exit) -> int:
     return status
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], prepared: Prepared | None = None) -> int:
+    """The shim. `prepared`: the command's process made ahead (by the process starter), used
+    if the command is sandboxed in a cgroup of its version, else let go."""
+    try:
+        return _main(argv, prepared)
+    finally:
+        if prepared is not None:
+            prepared.discard()  # no-op once it became the command
+
+
+def _main(argv: list[str], prepared: Prepared | None) -> int:
     args = parse(argv)
     command = args.command
     if args.foreground:
@@ -466,7 +606,9 @@ def main(argv: list[str]) -> int:
     try:
         if not command:
             raise ValueError("no command")
-        box = Sandboxed(args.sandbox) if args.sandbox else None
+        box = Sandboxed(args.sandbox, prepared) if args.sandbox else None
+        if prepared is not None and (box is None or box.prepared is None):
+            prepared.discard()  # before the command: its cgroup's name is the command's, if any
         pid, out_r, err_r = start(command, args, box)
     except (OSError, ValueError) as exc:
         log.write("stderr", f"cannot start {command[0] if command else '(nothing)'}: {exc}")

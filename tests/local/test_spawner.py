@@ -122,3 +122,66 @@ def test_the_server_refuses_a_bad_request_and_goes_on(tmp_path):
     finally:
         proc.stdin.close()  # the end of its input: the waiting child and the server exit
         assert proc.wait(10) == 0
+
+
+def _children(pid: int) -> list[int]:
+    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _cgroup_of(pid: int, controller: str) -> str:
+    for line in Path(f"/proc/{pid}/cgroup").read_text().splitlines():
+        _, names, path = line.split(":", 2)
+        if controller in names.split(","):
+            return path
+    return ""
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="reads other processes' memory; cgroups need root")
+def test_the_next_command_waits_in_its_cgroup_holding_nothing_and_becomes_the_sandboxed_command(executor, tmp_path):
+    """The waiting child prepares its command's process before any request (shim.Prepared): that
+    process is already in the cgroup named after the shim-to-be, holds nothing of the start before
+    it (memory, descriptors), and the next sandboxed start makes it the command (bubblewrap), under
+    the limits its shim wrote; a start without a sandbox lets it go and leaves no cgroup."""
+    version = executor.sandboxes.isolation.cgroups
+    if not version:
+        pytest.skip("no cgroups here: nothing is prepared")
+    controller = "cpu" if version == "v1" else ""
+    marker = "tenant-a-secret-" + uuid.uuid4().hex
+    executor.run_job(JobSpec(name="a", namespace="tenant-a", tenant="org-a", command=["sleep", "30"],
+                             envs={"A_PASSWORD": marker}))
+    first = _job_pid(executor, "a", "tenant-a")
+    server = STARTER.proc.pid
+
+    def waiting(*shims: int) -> tuple[int, int] | None:
+        for child in _children(server):
+            if child not in shims and _children(child):
+                return child, _children(child)[0]
+        return None
+
+    shim_to_be, prepared = wait_for(lambda: waiting(first), what="the waiting child and its prepared process")
+    wait_for(lambda: _cgroup_of(prepared, controller).endswith(f"/dice-{shim_to_be}"), what="the prepared move")
+    assert not _memory_holds(prepared, marker.encode()) and not _memory_holds(shim_to_be, marker.encode())
+    links = {os.readlink(f"/proc/{prepared}/fd/{fd}") for fd in os.listdir(f"/proc/{prepared}/fd")}
+    assert all(link.startswith("pipe:") or link == "/dev/null" for link in links), links
+
+    executor.run_job(JobSpec(name="b", namespace="tenant-b", tenant="org-b", command=["sleep", "30"], cpu=0.5))
+    assert _job_pid(executor, "b", "tenant-b") == shim_to_be
+    command = _command_pid(executor, "b", "tenant-b")
+    assert _cgroup_of(command, controller).endswith(f"/dice-{shim_to_be}")
+    assert os.path.basename(os.readlink(f"/proc/{prepared}/exe")) == "bwrap"  # it became the sandbox
+    if version == "v1":
+        quota = Path(f"/sys/fs/cgroup/cpu{_cgroup_of(command, 'cpu')}/cpu.cfs_quota_us").read_text().strip()
+        assert quota == "100000"  # the job's cpu, raised to the floor of 1: written before its command ran
+
+    unsandboxed, unprepared = wait_for(lambda: waiting(first, shim_to_be), what="the next one")
+    exitfile = tmp_path / "c.exit"
+    shim = STARTER.start(["--log", str(tmp_path / "c.log"), "--pidfile", str(tmp_path / "c.pid"),
+                          "--exitfile", str(exitfile), "--", "/bin/true"], {"PATH": "/usr/bin:/bin"})
+    assert shim == unsandboxed
+    wait_for(exitfile.exists, what="the unsandboxed start's end")
+    assert json.loads(exitfile.read_text())["code"] == 0
+    wait_for(lambda: not os.path.exists(f"/proc/{unprepared}"), what="the unused prepared process's end")
+    root = "/sys/fs/cgroup/cpu" if version == "v1" else "/sys/fs/cgroup"
+    assert not list(Path(root).glob(f"**/dice-{unsandboxed}"))
+    for name, ns in (("a", "tenant-a"), ("b", "tenant-b")):
+        executor.cancel_job(name, ns)
