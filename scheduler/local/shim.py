@@ -193,6 +193,7 @@ class Prepared:
                 if failure:
                     raise OSError(failure)
                 order = json.loads(message)
+                _take_scheduling(*order["scheduling"])
                 self.cgroup.controllers = set(order["controllers"])
                 _exec_child(null, out_w, err_w, fail_w, order["spec"], self.cgroup, self.info_w,
                             order["argv"], order["env"])
@@ -404,6 +405,18 @@ def parse(argv: list[str]) -> Args:
     return args
 
 
+def _scheduling() -> list[int]:
+    """This process's CPU scheduling policy and nice value: what its command inherits (a fork
+    would; the prepared process was forked before the shim took the request's priority)."""
+    return [os.sched_getscheduler(0), os.getpriority(os.PRIO_PROCESS, 0)]
+
+
+def _take_scheduling(policy: int, nice: int) -> None:
+    os.setpriority(os.PRIO_PROCESS, 0, nice)
+    if policy != os.sched_getscheduler(0):
+        os.sched_setscheduler(0, policy, os.sched_param(0))
+
+
 def _exec_child(null: int, out_w: int, err_w: int, fail_w: int, spec: dict | None, cgroup, info_w: int,
                 argv: list[str], env: dict[str, str], args: Args | None = None) -> None:
     """In the command's process: its standard streams, then (sandboxed, `spec`) jail's setup and
@@ -461,8 +474,8 @@ def start(command: list[str], args: Args, box: Sandboxed | None) -> tuple[int, i
         pre, box.prepared = box.prepared, None
         pid, pre.pid = pre.pid, 0  # the command's from here: never discarded
         argv, env = box.exec_argv(command, args.cwd)
-        order = json.dumps({"argv": argv, "env": env, "spec": box.spec,
-                            "controllers": sorted(box.cgroup.controllers)}).encode()
+        order = json.dumps({"argv": argv, "env": env, "spec": box.spec, "controllers": sorted(box.cgroup.controllers),
+                            "scheduling": _scheduling()}).encode()
         try:
             view = memoryview(order)
             while view:
