@@ -14,6 +14,11 @@ includes the fork/exec of the shim and the agent): median, p90, p99, max.
 
 Run: .venv/bin/python bench/bench_pipeline_dispatch.py [--variant deep|wide|both] [--tasks 1000]
      [--width 100] [--concurrency 8]
+
+Figures (issue 25 item 4, branch zygote against main, alternated, `--variant deep --tasks 60`,
+DICE_LOCAL_JOB_PRIORITY=normal, load 2.2-3.1): predecessors finished -> step process running,
+median 79.7 / 82.1 ms (main) -> 57.3 / 60.7 ms; -> task claimed 15.7 / 16.6 -> 14.3 / 15.0 ms;
+the run 5.3 / 5.5 s -> 4.0 / 3.9 s; console CPU 1.1-1.2 s (~19 ms a task) on both.
 """
 
 from __future__ import annotations

@@ -37,6 +37,18 @@ fork and one thread), against main, alternated, load 27-30, DICE_LOCAL_JOB_PRIOR
     interpreter alone 10.7 ms; agent start `-m agent` 23.0 ms with bytecode (~33 without, as
     main ran it: nothing wrote the agent's bytecode), `-P -c boot` 16.8 ms; shim + bubblewrap +
     cgroup around /bin/true 20.2 / 20.7 ms (main) -> 14.1 / 12.4 ms, ~1,980 -> ~1,330 page faults.
+
+Issue 25 item 4, branch zygote (the command's process forked and moved into its cgroup by the
+process starter's waiting child before the request, shim.Prepared), against main, alternated,
+--chain 20 --burst 100, DICE_LOCAL_JOB_PRIORITY=normal, load 1.4-7 (others' tests running):
+
+                               main                              zygote
+    chain, -> agent running    69.0 / 72.1 / 50.0 / 44.8 ms      48.7 / 44.8 / 32.8 / 35.8 ms  (median)
+    burst of 100, all running  2.64 / 2.64 / 2.56 / 2.27 s       3.17 / 2.38 / 2.72 / 2.07 s
+
+The chain's start lost the move into the v1 cgroup (13 ms median at load 3, measured in
+jail.child_setup: 0.08 ms once prepared); a burst is bound by CPU (two cores: ~25 ms of CPU per
+step, the agent's interpreter ~13 of it), which preparing does not change.
 """
 
 from __future__ import annotations
