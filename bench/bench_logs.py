@@ -28,6 +28,16 @@ alternated with main, load average 4.5-5.7:
                           main   14,259 / 13,295 lines/s, p99 256 / 226 ms
   batched (5):            branch 19,887 / 20,019 / 20,027 lines/s, p99 246 / 257 / 173 ms;
                           main   19,932 / 19,893 lines/s, p99 179 / 698 ms
+2026-12-07 later, PostgreSQL + Redis, `--only 5 --stream-lines 4000 --trace`: before this change
+13,100-14,169 lines/s, p99 1,722-2,031 ms (load 3.8-4.3); the trace put the tail in "received"
+(Channels' Redis layer: ~8 round trips per message, received one at a time per process, messages
+over its capacity of 100 dropped and read back from the database). With the log bus
+(apps/logs/bus.py), the consumer's second interval gone and LogChunk's insert without UNNEST, five
+consecutive runs: 20,075 / 20,042 / 20,079 / 20,076 / 20,048 lines/s, p99 113 / 229 / 256 / 306 /
+181 ms (load 2.9-3.8); the tail is now "stored" (the PostgreSQL transaction of 2,000 lines, in the
+producer that shares this process with the server). Standalone (SQLite, in-process), five runs at
+load 4.2-5.0: 19,967 / 19,192 / 17,527 / 19,827 / 19,876 lines/s, p99 217 / 306 / 568 / 198 / 189 ms.
+The goal (p99 < 250 ms run after run) is met in 3 of 5 runs on each, not yet held.
 Scenario 5 is what the monitor's pass now does for running steps. At load average 14-60 (the
 same morning) every figure was several times worse, on both: the producer, the server and the
 clients share the two cores.
