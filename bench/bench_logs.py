@@ -34,10 +34,14 @@ alternated with main, load average 4.5-5.7:
 over its capacity of 100 dropped and read back from the database). With the log bus
 (apps/logs/bus.py), the consumer's second interval gone and LogChunk's insert without UNNEST, five
 consecutive runs: 20,075 / 20,042 / 20,079 / 20,076 / 20,048 lines/s, p99 113 / 229 / 256 / 306 /
-181 ms (load 2.9-3.8); the tail is now "stored" (the PostgreSQL transaction of 2,000 lines, in the
-producer that shares this process with the server). Standalone (SQLite, in-process), five runs at
-load 4.2-5.0: 19,967 / 19,192 / 17,527 / 19,827 / 19,876 lines/s, p99 217 / 306 / 568 / 198 / 189 ms.
-The goal (p99 < 250 ms run after run) is met in 3 of 5 runs on each, not yet held.
+181 ms (load 2.9-3.8); the tail was then "stored": the PostgreSQL transaction, where topping up
+50 tails read each one's lines and wrote them back whole, one UPDATE per stream (~35 of ~45 ms).
+With the tails topped up by the database in one statement, five consecutive runs (load 2.5-3.0):
+20,099 / 20,095 / 20,096 / 20,048 / 20,007 lines/s, p99 104 / 70 / 179 / 75 / 249 ms, every line
+once. Standalone (SQLite, in-process), five consecutive runs at load 2.7-5.4: 20,092 / 20,156 /
+19,826 / 19,923 / 20,040 lines/s, p99 300 / 106 / 264 / 178 / 185 ms; alternated with main at
+load 8-14: main p99 561 / 258 / 502 ms, this branch 71 / 124 / 161 ms. With --trace (standalone,
+load 6) no hop dominates any more: stored p99 70, flushed (the loop's delay) 45, client 56 ms.
 Scenario 5 is what the monitor's pass now does for running steps. At load average 14-60 (the
 same morning) every figure was several times worse, on both: the producer, the server and the
 clients share the two cores.
