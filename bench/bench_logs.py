@@ -28,6 +28,20 @@ alternated with main, load average 4.5-5.7:
                           main   14,259 / 13,295 lines/s, p99 256 / 226 ms
   batched (5):            branch 19,887 / 20,019 / 20,027 lines/s, p99 246 / 257 / 173 ms;
                           main   19,932 / 19,893 lines/s, p99 179 / 698 ms
+2026-12-07 later, PostgreSQL + Redis, `--only 5 --stream-lines 4000 --trace`: before this change
+13,100-14,169 lines/s, p99 1,722-2,031 ms (load 3.8-4.3); the trace put the tail in "received"
+(Channels' Redis layer: ~8 round trips per message, received one at a time per process, messages
+over its capacity of 100 dropped and read back from the database). With the log bus
+(apps/logs/bus.py), the consumer's second interval gone and LogChunk's insert without UNNEST, five
+consecutive runs: 20,075 / 20,042 / 20,079 / 20,076 / 20,048 lines/s, p99 113 / 229 / 256 / 306 /
+181 ms (load 2.9-3.8); the tail was then "stored": the PostgreSQL transaction, where topping up
+50 tails read each one's lines and wrote them back whole, one UPDATE per stream (~35 of ~45 ms).
+With the tails topped up by the database in one statement, five consecutive runs (load 2.5-3.0):
+20,099 / 20,095 / 20,096 / 20,048 / 20,007 lines/s, p99 104 / 70 / 179 / 75 / 249 ms, every line
+once. Standalone (SQLite, in-process), five consecutive runs at load 2.7-5.4: 20,092 / 20,156 /
+19,826 / 19,923 / 20,040 lines/s, p99 300 / 106 / 264 / 178 / 185 ms; alternated with main at
+load 8-14: main p99 561 / 258 / 502 ms, this branch 71 / 124 / 161 ms. With --trace (standalone,
+load 6) no hop dominates any more: stored p99 70, flushed (the loop's delay) 45, client 56 ms.
 Scenario 5 is what the monitor's pass now does for running steps. At load average 14-60 (the
 same morning) every figure was several times worse, on both: the producer, the server and the
 clients share the two cores.
@@ -93,6 +107,111 @@ def start_server(port: int):
     return server, thread
 
 
+# ---- tracing: where a line's time goes --------------------------------------------------------
+
+# The hops of a line, in order, each marked when the line leaves it (the client's arrival is the last).
+HOPS = [
+    ("stored", "handed over -> committed (the insert, the commit; Pusher.add)"),
+    ("picked", "committed -> the pusher takes it (PUSH_INTERVAL coalescing, the thread's wake-up)"),
+    ("pushed", "taken -> published (apps.logs.bus: Redis, or the hop to the followers' loop)"),
+    ("received", "published -> the consumer has it (Redis pub/sub, the web process's reader)"),
+    ("flushed", "received -> the consumer flushes it (the loop's delay)"),
+    ("written", "flushing -> written to the socket (JSON, the WebSocket frame, compression)"),
+    ("client", "written -> the client has it (the socket, the client's decoding)"),
+]
+
+
+class Trace:
+    """Marks (task id, first line, last line, time) per hop, recorded by patches of the server side."""
+
+    def __init__(self) -> None:
+        self.marks: dict[str, list] = {hop: [] for hop, _ in HOPS}
+
+    def mark(self, hop: str, stream: str, lines: list) -> None:
+        if lines:
+            self.marks[hop].append((int(stream.split(":")[1]), lines[0][0], lines[-1][0], time.time()))
+
+    def install(self) -> None:
+        """Patch the pusher, the log bus and the logs consumer of this process."""
+        from apps.logs import bus, consumers, push
+
+        trace = self
+        add, messages, publish = push.Pusher.add, push.Pusher._messages, bus.publish
+        pushed, send_lines = consumers.LogsConsumer._pushed, consumers.LogsConsumer._send_lines
+
+        def traced_add(self, task_run_id, lines):
+            trace.mark("stored", f"task:{task_run_id}", lines)
+            return add(self, task_run_id, lines)
+
+        def traced_messages(task_id, lines, ended):
+            trace.mark("picked", f"task:{task_id}", lines)
+            return messages(task_id, lines, ended)
+
+        def traced_publish(batch):
+            publish(batch)
+            for task_id, lines, _ in batch:
+                trace.mark("pushed", f"task:{task_id}", lines)
+
+        def traced_pushed(self, task_id, lines, ended):
+            trace.mark("received", f"task:{task_id}", lines)
+            return pushed(self, task_id, lines, ended)
+
+        async def traced_send_lines(self, stream, lines, sub):
+            trace.mark("flushed", stream, lines)
+            await send_lines(self, stream, lines, sub)
+            trace.mark("written", stream, lines)
+
+        push.Pusher.add = traced_add
+        push.Pusher._messages = staticmethod(traced_messages)
+        push.bus.publish = traced_publish
+        consumers.LogsConsumer._pushed = traced_pushed
+        consumers.LogsConsumer._send_lines = traced_send_lines
+
+    def take(self) -> dict[str, list]:
+        marks, self.marks = self.marks, {hop: [] for hop, _ in HOPS}
+        return marks
+
+
+def hop_report(marks: dict[str, list], arrivals: dict[int, list], stamps: dict[int, list]) -> list[str]:
+    """Per hop: p50 and p99 of its time over all lines, and its mean over the slowest 1% of lines
+    (those whose total is at or above the p99): the hop that holds the tail."""
+    at: dict[str, dict[int, list]] = {}
+    for hop, _ in HOPS[:-1]:
+        per_task = at[hop] = {}
+        for task_id, first, last, t in marks.get(hop, []):
+            row = per_task.setdefault(task_id, [None] * (len(arrivals[task_id]) + 1))
+            for number in range(first, last + 1):
+                if number < len(row) and row[number] is None:  # the first time a line leaves a hop
+                    row[number] = t
+    at["client"] = {task_id: [None, *times] for task_id, times in arrivals.items()}
+    rows = []  # per line: the time spent in each hop
+    for task_id, times in arrivals.items():
+        for number in range(1, len(times) + 1):
+            previous, spent = stamps[task_id][number - 1], []
+            for hop, _ in HOPS:
+                t = at[hop].get(task_id, [None] * (number + 1))[number]
+                if t is None:  # a line read from the database (a gap) skips the push hops
+                    spent.append(None)
+                    continue
+                spent.append(max(0.0, t - previous))
+                previous = t
+            rows.append((sum(x for x in spent if x is not None), spent))
+    rows.sort(key=lambda r: r[0])
+    tail = rows[int(len(rows) * 0.99) - 1:]
+    out = [f"{'hop':10} {'p50 ms':>8} {'p99 ms':>8} {'tail ms':>8}  (tail: mean over the slowest 1% of lines)"]
+    for i, (hop, what) in enumerate(HOPS):
+        values = sorted(r[1][i] for r in rows if r[1][i] is not None)
+        tail_values = [r[1][i] for r in tail if r[1][i] is not None]
+        if not values:
+            continue
+        out.append(f"{hop:10} {values[len(values) // 2] * 1000:>8.1f} {values[int(len(values) * 0.99) - 1] * 1000:>8.1f} "
+                   f"{(sum(tail_values) / max(1, len(tail_values))) * 1000:>8.1f}  {what}")
+    missing = sum(1 for r in rows if None in r[1])
+    if missing:
+        out.append(f"({missing:,} lines reached the client without some hop: read from the database)")
+    return out
+
+
 # ---- the client process ------------------------------------------------------------------------
 
 
@@ -103,7 +222,7 @@ def client_main(port: int, token: str, streams: list[str], expected: int, result
 async def _clients(port, token, streams, expected, results):
     from websockets.asyncio.client import connect
 
-    stats = {s: {"next": 1, "bad": 0, "lat": [], "last_at": 0.0} for s in streams}
+    stats = {s: {"next": 1, "bad": 0, "lat": [], "last_at": 0.0, "stamps": [], "arrivals": []} for s in streams}
     sockets = []
     for stream in streams:
         ws = await connect(f"ws://127.0.0.1:{port}/ws/logs/?token={token}", origin=f"http://127.0.0.1:{port}",
@@ -123,7 +242,10 @@ async def _clients(port, token, streams, expected, results):
                 if number != st["next"]:
                     st["bad"] += 1
                 st["next"] = number + 1
-                st["lat"].append(now - float(text.split(" ", 1)[0]))
+                stamp = float(text.split(" ", 1)[0])
+                st["lat"].append(now - stamp)
+                st["stamps"].append(stamp)
+                st["arrivals"].append(now)
             st["last_at"] = now
         await ws.close()
 
@@ -131,14 +253,15 @@ async def _clients(port, token, streams, expected, results):
     lat = [x for st in stats.values() for x in st["lat"]]
     results.put(("done", {"lat": lat, "bad": sum(st["bad"] for st in stats.values()),
                           "received": sum(st["next"] - 1 for st in stats.values()),
-                          "last_at": max(st["last_at"] for st in stats.values())}))
+                          "last_at": max(st["last_at"] for st in stats.values()),
+                          "lines": {int(s.split(":")[1]): (st["stamps"], st["arrivals"]) for s, st in stats.items()}}))
 
 
 # ---- one scenario ------------------------------------------------------------------------------
 
 
 def scenario(port, token, tenant_app, *, streams: int, lines: int, rate: float | None, batch: int,
-             together: bool = False) -> dict:
+             together: bool = False, trace: Trace | None = None) -> dict:
     """`streams` task runs get `lines` lines each, in batches of `batch`, at `rate` lines/s per
     stream (None: as fast as the database takes them); `together`: each tick's lines of every
     stream are handed over in one call (steplogs.append_lines_many), else one call per stream."""
@@ -154,6 +277,8 @@ def scenario(port, token, tenant_app, *, streams: int, lines: int, rate: float |
     proc.start()
     assert results.get(timeout=60)[0] == "ready"
     time.sleep(0.3)
+    if trace is not None:
+        trace.take()
     start = time.time()
     written = 0
     tick = batch / rate if rate else 0.0
@@ -178,7 +303,11 @@ def scenario(port, token, tenant_app, *, streams: int, lines: int, rate: float |
     proc.join(30)
     lat = sorted(data["lat"])
     total = streams * lines
-    return {
+    hops = None
+    if trace is not None:
+        hops = hop_report(trace.take(), {k: v[1] for k, v in data["lines"].items()},
+                          {k: v[0] for k, v in data["lines"].items()})
+    return {"hops": hops,
         "streams": streams, "lines": total, "rate": f"{rate * streams:,.0f}/s" if rate else "max",
         "produce_s": produced, "lines_per_s": data["received"] / (data["last_at"] - start),
         "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
@@ -193,6 +322,8 @@ def main() -> None:
     parser.add_argument("--stream-lines", type=int, default=10_000, help="lines per stream of the many-stream runs")
     parser.add_argument("--rate", type=float, default=20_000, help="lines/s of the paced one-stream run")
     parser.add_argument("--only", type=int, nargs="*", help="run only these scenarios (1-5)")
+    parser.add_argument("--trace", action="store_true",
+                        help="also print where the lines' time went, hop by hop (patches the server side)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         setup_django(tmp)
@@ -207,6 +338,9 @@ def main() -> None:
         project = services.create_project(user, org, slug="p")
         app = services.create_application(user, project, slug="a")
         _, token = services.create_token(user, name="bench")
+        trace = Trace() if args.trace else None
+        if trace is not None:
+            trace.install()
         port = free_port()
         server, _ = start_server(port)
         db = "PostgreSQL" if settings.DATABASES["default"]["ENGINE"].endswith("postgresql") else "SQLite (WAL)"
@@ -227,9 +361,11 @@ def main() -> None:
         for i, (name, kwargs) in enumerate(rows, 1):
             if args.only and i not in args.only:
                 continue
-            r = scenario(port, token, app, **kwargs)
+            r = scenario(port, token, app, **kwargs, trace=trace)
             print(f"{name:40} {r['lines']:>8,} {r['lines_per_s']:>9,.0f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} "
                   f"{r['max_ms']:>8.0f} {'yes' if r['exactly_once'] else 'NO':>5}", flush=True)
+            for line in r["hops"] or []:
+                print("    " + line, flush=True)
         server.should_exit = True
 
 

@@ -224,8 +224,13 @@ STANDALONE = not REDIS_URL
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    # redis-py 8 reads with a 5 s socket timeout by default, and channels_redis waits for a
+    # consumer's next message with a BZPOPMIN of 5 s: on a socket idle that long the two raced and
+    # the read's timeout killed the consumer (every /ws/ socket died after ~5 s without a message).
+    # The socket timeout is set above the blocking wait.
     CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
+        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                    "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}]}}
     }
     # Redis hands a message that was taken but not acknowledged to another consumer after this many
     # seconds. No task here runs that long (a rollout is followed by a thread of the worker, steps

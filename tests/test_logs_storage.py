@@ -240,3 +240,23 @@ def test_many_streams_appended_together_are_numbered_per_stream_in_a_bounded_num
     assert [line.text for line in first][:2] == ["first", f"{tasks[0].pk}-0"] and first[-1].text == "again"
     assert first[-1].stream == "stderr" and len(first) == 42
     assert len(read_task_lines(more[0].pk)) == 40
+
+
+def test_a_topped_up_chunk_keeps_every_text_exactly(tenant_a):
+    """The last chunk is topped up by the database (jsonb || on PostgreSQL, the JSON text spliced on
+    SQLite) without reading it back: quotes, backslashes, escapes, brackets and non-ASCII survive,
+    and the chunk stays one row."""
+    from apps.logs.models import LogChunk
+    from apps.logs.services import read_task_lines
+
+    task = make_task_run(tenant_a)
+    tricky = ['say "hi"', "back\\slash", "\x1b[31mred\x1b[0m", "], [1, 2]", "é ü 日本", "", "{\"n\": 1}"]
+    sent = []
+    for batch in range(4):
+        texts = [f"{batch}:{text}" for text in tricky]
+        steplogs.append_lines(task, texts, "stdout")
+        sent += texts
+    lines = read_task_lines(task.pk)
+    assert [line.text for line in lines] == sent
+    assert [line.number for line in lines] == list(range(1, len(sent) + 1))
+    assert LogChunk.objects.filter(task_run=task).count() < 4  # topped up, not a row per append

@@ -12,7 +12,8 @@ Close codes: 4401 not authenticated, 4404 a stream outside the user's organizati
 4400 a malformed subscription, 4403 the user's token or access to a subscribed stream was revoked
 while it was open.
 
-Task lines: the consumer joins the task's group before reading the stored lines after N, then
+Task lines: the consumer follows the task on the log bus (apps/logs/bus.py) before reading the
+stored lines after N, then
 sends every line exactly once in number order: pushed lines it already sent are dropped, and a
 pushed line beyond the next expected number first makes it read the gap from the database.
 A watchdog re-reads a quiet stream every WATCH seconds, so a lost push delays, never loses."""
@@ -27,12 +28,12 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.db import OperationalError
 
-from apps.logs import push, store
+from apps.logs import bus, store
 from apps.logs.wsauth import PROTOCOL_PREFIX
 from dice_console.api_input import digits
 from dice_console.wsaccess import CLOSE_NOT_FOUND, CLOSE_UNAUTHENTICATED, FollowsAccess, refuse
 
-FLUSH_INTERVAL = 0.1  # at most ~10 messages a second per stream to the browser
+FLUSH_INTERVAL = 0.1  # runtime streams: at most ~10 messages a second per stream to the browser
 PAGE = 5000  # lines per message when sending stored lines
 WATCH = 2.0
 
@@ -72,19 +73,6 @@ def parse_stream(text) -> tuple[str, int, str] | None:
 
 
 class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
-    # Pushed lines are handled without the database (a gap is read through database_sync_to_async,
-    # which closes stale connections itself). Channels' dispatch hops to a thread before every
-    # message to close old database connections: a fixed cost per push of every stream that was
-    # most of the consumer's time at 50 streams (py-spy on bench/bench_logs.py).
-    _WITHOUT_DATABASE = {"log.lines": "log_lines", "log.end": "log_end"}
-
-    async def dispatch(self, message):
-        name = self._WITHOUT_DATABASE.get(message.get("type"))
-        if name is None:
-            await super().dispatch(message)
-        else:
-            await getattr(self, name)(message)
-
     async def connect(self):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
@@ -155,7 +143,9 @@ class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
 
     async def _subscribe_task(self, stream: str, task_id: int, start: int) -> None:
         sub = self.tasks[stream] = TaskStream(task_id, start)
-        await self.channel_layer.group_add(push.task_group(task_id), self.channel_name)
+        # Pushed lines come from the log bus (apps/logs/bus.py), not the channel layer, and are
+        # handled on this loop without the database (a gap is read through database_sync_to_async).
+        await bus.hub().follow(task_id, self, self._pushed)
         async with sub.lock:
             await self._catch_up(stream, sub)
             sub.ready = True
@@ -166,7 +156,7 @@ class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
         if sub is not None:
             if sub.timer is not None:
                 sub.timer.cancel()
-            await self.channel_layer.group_discard(push.task_group(sub.task_id), self.channel_name)
+            await bus.hub().unfollow(sub.task_id, self)
 
     async def _send_lines(self, stream: str, lines: list, sub: TaskStream) -> None:
         if lines:
@@ -197,30 +187,20 @@ class LogsConsumer(FollowsAccess, AsyncJsonWebsocketConsumer):
             message["expired"] = True
         await self.send_json(message)
 
-    async def log_lines(self, message):
-        sub = self.tasks.get(message["stream"])
+    def _pushed(self, task_id: int, lines: list, ended: bool) -> None:
+        """Lines the bus brought (on this loop). They are flushed as soon as the loop gets to it:
+        the pusher already sends a stream at most every PUSH_INTERVAL, and a second interval here
+        added up to its length to every line (bench/bench_logs.py --trace: "flushed"). Pushes that
+        arrive while a flush runs are sent together by the next one."""
+        stream = f"task:{task_id}"
+        sub = self.tasks.get(stream)
         if sub is None or sub.done:
             return
-        sub.pending.extend(message["lines"])
-        self._schedule(message["stream"], sub)
-
-    async def log_end(self, message):
-        sub = self.tasks.get(message["stream"])
-        if sub is None or sub.done:
-            return
-        sub.end = True  # finished: the next flush reads the last number and ends the stream
-        self._schedule(message["stream"], sub)
-
-    def _schedule(self, stream: str, sub: TaskStream) -> None:
-        if sub.timer is not None and not sub.timer.done():
-            return
-        delay = max(0.0, sub.sent_at + FLUSH_INTERVAL - time.monotonic())
-        sub.timer = asyncio.get_running_loop().create_task(self._flush_later(stream, delay))
-
-    async def _flush_later(self, stream: str, delay: float) -> None:
-        if delay:
-            await asyncio.sleep(delay)
-        await self._flush_task(stream)
+        sub.pending.extend(lines)
+        if ended:
+            sub.end = True  # finished: the next flush reads the last number and ends the stream
+        if sub.timer is None or sub.timer.done():
+            sub.timer = asyncio.get_running_loop().create_task(self._flush_task(stream))
 
     async def _flush_task(self, stream: str) -> None:
         sub = self.tasks.get(stream)

@@ -1,9 +1,10 @@
-"""Live delivery of saved lines: after the commit, lines go to the task run's group, coalesced.
+"""Live delivery of saved lines: after the commit, lines go to the task run's followers, coalesced.
 
 One pusher thread per process merges what the committed batches of a stream brought and sends it
 at most every PUSH_INTERVAL seconds, so a producer committing a line at a time still makes at
-most 20 channel-layer messages per second per stream, each with many lines, and never blocks on
-the layer. (The consumer coalesces again, to at most 10 WebSocket messages a second per stream.)
+most 20 messages per second per stream, each with many lines, published through apps.logs.bus
+(every stream due in one Redis round trip). The consumer forwards them as they come: a second
+rate limit there added up to its own interval to every line.
 Nothing here is needed for correctness: a viewer reads what it missed from the database by
 line number; pushes only make it fast."""
 
@@ -17,16 +18,12 @@ from collections import OrderedDict
 from django.db import transaction
 from django.db.models.signals import post_save
 
-from dice_console import realtime
+from apps.logs import bus
 
 log = logging.getLogger(__name__)
 
 PUSH_INTERVAL = 0.05  # seconds between two pushes of one stream
 MAX_LINES_PER_MESSAGE = 5000
-
-
-def task_group(task_run_id: int) -> str:
-    return f"task_run_logs-{task_run_id}"
 
 
 class Pusher:
@@ -79,18 +76,15 @@ class Pusher:
                 while not due:
                     self._lock.wait(timeout=wait if wait is not None else 30)
                     due, wait = self._due(time.monotonic())
-            realtime.group_send_many([message for task_id, lines, ended in due
-                                      for message in self._messages(task_id, lines, ended)])
+            bus.publish([message for task_id, lines, ended in due for message in self._messages(task_id, lines, ended)])
 
     @staticmethod
-    def _messages(task_id: int, lines: list[list], ended: bool) -> list[tuple[str, dict]]:
-        """Every stream due is sent in one hop to the channel layer's loop (not one per stream)."""
-        group = task_group(task_id)
-        stream = f"task:{task_id}"
-        out = [(group, {"type": "log.lines", "stream": stream, "lines": lines[start:start + MAX_LINES_PER_MESSAGE]})
+    def _messages(task_id: int, lines: list[list], ended: bool) -> list[tuple[int, list, bool]]:
+        """Every stream due is published at once (one round trip to Redis, not one per stream)."""
+        out = [(task_id, lines[start:start + MAX_LINES_PER_MESSAGE], False)
                for start in range(0, len(lines), MAX_LINES_PER_MESSAGE)]
         if ended:
-            out.append((group, {"type": "log.end", "stream": stream}))
+            out.append((task_id, [], True))
         return out
 
 

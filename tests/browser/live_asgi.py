@@ -76,6 +76,12 @@ class AsgiServer:
             executor.submit(connections.close_all).result(timeout)
         connections["default"].settings_dict["CONN_MAX_AGE"] = self._conn_max_age
         self.socket.close()
+        # The next server runs another loop: it gets channel layers of its own. Channels' Redis
+        # layer refuses receives from a second loop while one of the stopped loop's consumers is
+        # still counted as receiving (a process serves one loop in production).
+        from channels.layers import channel_layers
+
+        channel_layers.backends.clear()
 
 
 @pytest.fixture
