@@ -23,8 +23,8 @@ files it reads, what it refuses) and how a run is submitted, asked about and can
 - cancel(runtime, job) cancels the job's runs still going; destroy() (and a job dropped from the
   spec) stops the schedules and cancels the runs still going.
 
-The record of a runtime's jobs is one JSON file (0600: the jobs' environment holds the addons'
-passwords, configs and secret variables). Deploys (a web process or a worker), status reads (any
+The record of a runtime's jobs is one JSON file (0600, and the jobs' environment, which holds the
+addons' passwords, configs and secret variables, sealed in it). Deploys (a web process or a worker), status reads (any
 process) and the beat all change it: every change is a read-modify-write under an exclusive lock
 of the record (RecordStore.update), and none holds the lock while it talks to the cluster.
 """
@@ -54,6 +54,7 @@ from scheduler.base import (
     RuntimeRef,
     ServiceGroup,
 )
+from scheduler.local import sealed
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.state import read_json, write_json
 
@@ -80,18 +81,10 @@ def release_path(resource: str, workdir: str | None, where: str) -> str:
     return os.path.join(workdir, path)
 
 
-def plan_entry(group: ServiceGroup, name: str, spec: JobSpec) -> dict:
-    """The record's entry of a job as planned: its schedule, its run spec, its deadline and, for a
-    job without schedule, the release's run (named after the release and the spec: a changed job
-    is a new run)."""
-    job = group.spec.jobs[name]
-    fields = dataclasses.asdict(spec)
-    run = "" if job.schedule else f"{name}-{short_hash({'release': group.release, 'spec': fields})}"
-    return {"schedule": job.schedule or "", "spec": fields, "deadline": job.active_deadline, "run": run}
-
-
 class RecordStore:
-    """The records of the runtimes whose jobs one data cluster runs: `<folder>/<namespace>.json`.
+    """The records of the runtimes whose jobs one data cluster runs: `<folder>/<namespace>.json`,
+    mode 0600, each job's environment sealed in it as a local runtime's state seals its processes'
+    (scheduler/local/sealed.py: the console's key, or without the console the folder's own).
 
     A reader sees a whole record (each write replaces the file atomically). A change goes through
     update(), which holds an exclusive flock on `<folder>/.lock` from its read to its write: two
@@ -106,7 +99,20 @@ class RecordStore:
         return self.folder / f"{namespace}.json"
 
     def read(self, namespace: str) -> dict:
-        return read_json(self.path(namespace)) or {}
+        record = read_json(self.path(namespace)) or {}
+        for name, entry in (record.get("jobs") or {}).items():
+            spec = entry.get("spec") or {}
+            if "envs" in spec:
+                spec["envs"] = sealed.open_value(self.folder, spec["envs"], f"job {name} envs")
+        return record
+
+    def _write(self, namespace: str, record: dict) -> None:
+        jobs = {}
+        for name, entry in record["jobs"].items():
+            spec = entry.get("spec") or {}
+            jobs[name] = {**entry, "spec": {**spec, "envs": sealed.seal_value(self.folder, spec["envs"])}} \
+                if "envs" in spec else entry
+        write_json(self.path(namespace), {**record, "jobs": jobs}, mode=0o600)
 
     def namespaces(self) -> list[str]:
         return sorted(path.stem for path in self.folder.glob("*.json"))
@@ -123,16 +129,15 @@ class RecordStore:
 
     @contextlib.contextmanager
     def update(self, namespace: str) -> Iterator[dict]:
-        """The namespace's record ({} when there is none) to change in place: written back (0600)
-        when the block ends, removed when it has no job left; not written if the block raises."""
-        path = self.path(namespace)
+        """The namespace's record ({} when there is none) to change in place: written back when
+        the block ends, removed when it has no job left; not written if the block raises."""
         with self.locked():
-            record = read_json(path) or {}
+            record = self.read(namespace)
             yield record
             if record.get("jobs"):
-                write_json(path, record, mode=0o600)
+                self._write(namespace, record)
             else:
-                path.unlink(missing_ok=True)
+                self.path(namespace).unlink(missing_ok=True)
 
 
 class DeployedJobs:
@@ -153,10 +158,21 @@ class DeployedJobs:
     def _path(self, runtime: RuntimeRef) -> Path:
         return self.records.path(runtime.namespace)
 
+    def entry(self, group: ServiceGroup, name: str, spec: JobSpec) -> dict:
+        """The record's entry of a job as planned: its schedule, its run spec, its deadline and, for
+        a job without schedule, the release's run, named after the release and the spec (a changed
+        job is a new run; its environment counted by a keyed digest, so that the name tells
+        nothing of a secret value in it)."""
+        job = group.spec.jobs[name]
+        fields = dataclasses.asdict(spec)
+        material = {**fields, "envs": sealed.keyed_digest(self.folder, fields["envs"])}
+        run = "" if job.schedule else f"{name}-{short_hash({'release': group.release, 'spec': material})}"
+        return {"schedule": job.schedule or "", "spec": fields, "deadline": job.active_deadline, "run": run}
+
     # ---- what an engine gives ----------------------------------------------------------------
 
     def plan(self, group: ServiceGroup) -> dict[str, dict]:
-        """Each job's record entry (plan_entry); refuses the whole group, naming the job and the
+        """Each job's record entry (entry()); refuses the whole group, naming the job and the
         field, before anything runs."""
         raise NotImplementedError
 

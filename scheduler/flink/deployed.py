@@ -21,7 +21,7 @@ import re
 from typing import Any
 
 from scheduler.base import ExecutorError, JobSpec, JobStatus, ServiceGroup
-from scheduler.deployedjobs import URL, DeployedJobs, plan_entry, release_path
+from scheduler.deployedjobs import URL, DeployedJobs, release_path
 from scheduler.envvars import engine_job_env
 from scheduler.flink.action import action_params
 from scheduler.local.cron import parse_cron
@@ -86,7 +86,7 @@ class DeployedFlinkJobs(DeployedJobs):
                            mem=int(job.resources.mem or 0) or 1024, timeout=job.active_deadline,
                            labels={**runtime.labels(), "dice.io/job": name}, tenant=runtime.org,
                            mounts={group.workdir: "ro"} if group.workdir else {})
-            plans[name] = plan_entry(group, name, spec)
+            plans[name] = self.entry(group, name, spec)
         return plans
 
     def prepare(self, group: ServiceGroup, plans: dict[str, dict]) -> None:

@@ -24,7 +24,7 @@ import re
 from typing import Any
 
 from scheduler.base import ExecutorError, JobSpec, JobStatus, ServiceGroup
-from scheduler.deployedjobs import URL, DeployedJobs, plan_entry, release_path
+from scheduler.deployedjobs import URL, DeployedJobs, release_path
 from scheduler.envvars import engine_job_env
 from scheduler.local.cron import parse_cron
 from scheduler.spark.app import from_params, job_command
@@ -70,7 +70,7 @@ class DeployedSparkJobs(DeployedJobs):
             spec = JobSpec(name=name, namespace=runtime.namespace, command=job_command(app), envs=env.envs,
                            timeout=job.active_deadline, labels={"dice.io/job": name}, tenant=runtime.org,
                            mounts=mounts)
-            plans[name] = plan_entry(group, name, spec)
+            plans[name] = self.entry(group, name, spec)
         return plans
 
     def prepare(self, group: ServiceGroup, plans: dict[str, dict]) -> None:

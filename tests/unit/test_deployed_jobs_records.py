@@ -17,7 +17,7 @@ import pytest
 
 from diceyml import parse_dice_yml
 from scheduler.base import ExecutorError, Health, JobSpec, JobState, JobStatus, RuntimeRef, ServiceGroup
-from scheduler.deployedjobs import RUNS_KEPT, DeployedJobs, RecordStore, plan_entry
+from scheduler.deployedjobs import RUNS_KEPT, DeployedJobs, RecordStore
 
 RT = RuntimeRef("acme", "shop", "etl", "DEV", "main")
 T0 = time.time() // 60 * 60 - 3 * 3600  # a minute three hours ago: the beat's clock, which the jobs deployed now never reach
@@ -39,7 +39,7 @@ class FileEngine(DeployedJobs):
         self.slow = slow
 
     def plan(self, group: ServiceGroup) -> dict[str, dict]:
-        return {name: plan_entry(group, name, JobSpec(name=name, namespace=group.runtime.namespace,
+        return {name: self.entry(group, name, JobSpec(name=name, namespace=group.runtime.namespace,
                                                       command=["run", job.cmd]))
                 for name, job in sorted(group.spec.jobs.items())}
 
@@ -81,15 +81,21 @@ def _append_many(folder: str, tag: str, count: int, start) -> None:
             items.append(f"{tag}-{i}")
 
 
-def test_two_processes_updating_one_record_lose_nothing(tmp_path):
+def _race(*writers: tuple) -> None:
+    """Each (function, arguments) in a forked process of its own, all let go at once (the last
+    argument is the start signal); each must end well."""
     start = fork.Event()
-    writers = [fork.Process(target=_append_many, args=(str(tmp_path), tag, 150, start)) for tag in ("a", "b")]
-    for writer in writers:
-        writer.start()
+    procs = [fork.Process(target=function, args=(*args, start)) for function, args in writers]
+    for proc in procs:
+        proc.start()
     start.set()
-    for writer in writers:
-        writer.join(60)
-        assert writer.exitcode == 0
+    for proc in procs:
+        proc.join(120)
+        assert proc.exitcode == 0
+
+
+def test_two_processes_updating_one_record_lose_nothing(tmp_path):
+    _race(*((_append_many, (str(tmp_path), tag, 150)) for tag in ("a", "b")))
     items = RecordStore(tmp_path).read(RT.namespace)["jobs"]["job"]["items"]
     assert sorted(items) == sorted(f"{tag}-{i}" for tag in ("a", "b") for i in range(150))
     # interleaved: the two really ran at once
@@ -117,14 +123,7 @@ def test_the_beat_and_deploys_racing_on_a_record_lose_no_run_and_no_job(tmp_path
     engine.apply(_group(0))
     with engine.records.update(RT.namespace) as record:
         record["jobs"]["nightly"]["last"] = T0  # the schedule's last firing
-    start = fork.Event()
-    writers = [fork.Process(target=target, args=(str(tmp_path), start)) for target in (_beat, _deploys)]
-    for writer in writers:
-        writer.start()
-    start.set()
-    for writer in writers:
-        writer.join(120)
-        assert writer.exitcode == 0
+    _race((_beat, (str(tmp_path),)), (_deploys, (str(tmp_path),)))
 
     record = engine.records.read(RT.namespace)
     submitted = engine.submitted()
@@ -167,3 +166,42 @@ def test_a_refused_run_is_failed_with_the_reason_and_submitted_again_by_the_next
     assert engine.status(RT).health is Health.HEALTHY
     engine.apply(_group(1))  # and never twice
     assert engine.submitted() == [run]
+
+
+def test_the_jobs_environment_is_sealed_in_the_record(tmp_path):
+    group = _group(1)
+    secret_env = {"PGPASSWORD": "s3cret-value", "PLAIN": "p"}
+
+    class WithEnv(FileEngine):
+        def plan(self, group):
+            plans = super().plan(group)
+            for plan in plans.values():
+                plan["spec"]["envs"] = dict(secret_env)
+            return plans
+
+    engine = WithEnv(tmp_path)
+    engine.apply(group)
+    text = engine.records.path(RT.namespace).read_text()
+    assert "s3cret-value" not in text and "PGPASSWORD" not in text
+    assert engine.records.read(RT.namespace)["jobs"]["once"]["spec"]["envs"] == secret_env
+    with engine.records.update(RT.namespace) as record:  # an update keeps it sealed and whole
+        record["jobs"]["once"]["last"] = 1.0
+    assert "s3cret-value" not in engine.records.path(RT.namespace).read_text()
+    assert engine.records.read(RT.namespace)["jobs"]["once"]["spec"]["envs"] == secret_env
+
+
+def test_a_runs_name_changes_with_the_jobs_environment_and_tells_nothing_of_it(tmp_path):
+    import dataclasses
+
+    from scheduler.deployedjobs import short_hash
+
+    engine = FileEngine(tmp_path)
+    group = _group(1)
+
+    def run(envs):
+        return engine.entry(group, "once", JobSpec(name="once", namespace=RT.namespace, command=["run"], envs=envs))["run"]
+
+    assert run({"TOKEN": "a"}) == run({"TOKEN": "a"}) != run({"TOKEN": "b"})
+    # not the plain hash of what it runs: a guess of the value cannot be checked against the name
+    spec = dataclasses.asdict(JobSpec(name="once", namespace=RT.namespace, command=["run"], envs={"TOKEN": "a"}))
+    assert run({"TOKEN": "a"}) != f"once-{short_hash({'release': group.release, 'spec': spec})}"
