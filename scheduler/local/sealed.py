@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -120,6 +121,26 @@ def open_state(root: Path, rt: dict | None) -> dict | None:
         if "envs" in entry:
             entry["envs"] = _open(root, entry["envs"], f"cron {name} envs")
     return rt
+
+
+def seal_value(root: Path, value) -> dict:
+    """`value` (JSON) sealed with the console's key (or `root`'s own), as a state's environments are."""
+    return _seal(root, value)
+
+
+def open_value(root: Path, value, where: str):
+    """What seal_value sealed (a value written before sealing is returned as it is); `where` names
+    it in the warning when the key cannot open it (then an environment is kept empty)."""
+    return _open(root, value, where)
+
+
+def keyed_digest(root: Path, value) -> str:
+    """An HMAC of `value` (JSON) with the console's key (or `root`'s own): it changes when `value`
+    does and, unlike a plain hash, cannot be used to guess a secret in it back."""
+    if not _asked and _console_keys is not None:
+        _asked[:] = _console_keys()
+    key = (_asked or [_root_key(root)])[0]
+    return hmac.new(key, json.dumps(value, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
 def _sealed_fields(root: Path, item: dict, fields: tuple[str, ...]) -> dict:

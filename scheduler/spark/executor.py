@@ -16,13 +16,15 @@ How an application runs (and why):
 - A pipeline step (the `spark` action) always runs its driver in client mode under the step
   agent, so the driver's output is the step's live log, `action meta:` lines are its outputs and
   cancelling the step kills the application.
-- dice.yml jobs with `engine: spark` (apply, status, destroy, fire_schedules): deployed.py.
+- dice.yml jobs with `engine: spark` (apply, status, destroy, fire_schedules, cancel_runtime_job):
+  deployed.py, on scheduler/deployedjobs.py as Flink's.
 Services are not something a Spark cluster runs: those calls raise ExecutorError.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import re
@@ -57,7 +59,7 @@ from scheduler.local.state import default_root, read_json, write_json
 from scheduler.local.steps import step_job as local_step_job
 from scheduler.spark import rest
 from scheduler.spark.app import SparkApp, from_command, from_params, java_properties
-from scheduler.spark.deployed import DeployedJobs
+from scheduler.spark.deployed import DeployedSparkJobs
 from scheduler.spark.home import engine, engine_env, engine_mounts
 from scheduler.spark.managed import ManagedCluster
 
@@ -359,9 +361,9 @@ class SparkExecutor:
 
     # ---- a runtime's `engine: spark` jobs (deployed.py) ---------------------------------------
 
-    @property
-    def deployed(self) -> DeployedJobs:
-        return DeployedJobs(self)
+    @functools.cached_property
+    def deployed(self) -> DeployedSparkJobs:
+        return DeployedSparkJobs(self)
 
     def apply(self, group: ServiceGroup) -> None:
         """Run the group's `engine: spark` jobs (once per release, or on their schedule); a group
@@ -376,6 +378,10 @@ class SparkExecutor:
     def fire_schedules(self, now: float | None = None) -> list[str]:
         """Submit the runs of scheduled jobs that came due (the console's beat calls this)."""
         return self.deployed.fire_schedules(now)
+
+    def cancel_runtime_job(self, runtime: RuntimeRef, job: str) -> list[str]:
+        """Cancel the runs still going of the runtime's `engine: spark` job `job`; the runs cancelled."""
+        return self.deployed.cancel(runtime, job)
 
     def has_service(self, runtime: RuntimeRef, service: str) -> bool:
         return False  # EngineRouted asks: no service ever runs here

@@ -146,30 +146,25 @@ def console(transactional_db, tmp_path):
         "DICE_DEPLOY_DEGRADED_GRACE": "60",
     })
     console = Console(tmp_path, env)
+    # Started before anything else of the test, ended by the teardown (or by pytest's death):
+    # it kills the console's processes and destroys what the local cluster runs (janitor.py).
+    janitor = subprocess.Popen([sys.executable, "-m", "tests.scale.janitor", str(tmp_path / "data")], cwd=ROOT,
+                               env=env, stdin=subprocess.PIPE, stdout=open(tmp_path / "janitor.log", "wb"),  # noqa: SIM115
+                               stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield console, token, app, tmp_path / "data"
     finally:
         console.stop()
-        # Services and steps of the local cluster outlive the console: stop them.
-        local = tmp_path / "data" / "local"
-        if local.exists():
-            from scheduler.base import ClusterRef
-            from scheduler.local import create_executor
-            from scheduler.local.state import proc_start_time
-            from tests.local.conftest import _recorded_processes
+        janitor.stdin.close()
+        try:
+            janitor.wait(120)
+        finally:
+            # What the runtimes' destroy did not stop is a leak of the tier: killed, and named.
+            from tests.scale.janitor import tier_processes
 
-            # SIGKILL first (each shim leads its own session): a graceful stop of ten services one
-            # after the other waits up to 5 s each.
-            for pid, start in _recorded_processes(local):
-                if proc_start_time(pid) == start:
-                    for kill in (os.killpg, os.kill):
-                        with contextlib.suppress(OSError):
-                            kill(pid, signal.SIGKILL)
-
-            ref = ClusterRef(name="local", kind="local", config={"root": str(local)})
-            executor = create_executor(ref)
-            try:
-                executor.destroy_all()
-            finally:
-                executor.close()
-
+            left = tier_processes(tmp_path / "data")
+            for pid in left:
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        report = (tmp_path / "janitor.log").read_text(errors="replace")
+        assert janitor.returncode == 0 and "left running" not in report and not left, (report, left)
