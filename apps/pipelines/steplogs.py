@@ -4,6 +4,7 @@ several readers at once never store a line twice), and the console's own lines."
 from __future__ import annotations
 
 import json
+import threading
 import time
 
 from django.db import connection, transaction
@@ -14,7 +15,34 @@ from apps.pipelines.choices import LogStream
 from apps.pipelines.models import PipelineRun, TaskRun
 from apps.pipelines.paths import job_namespace
 from apps.pipelines.reference import project_configs
+from apps.pipelines.states import run_group
+from dice_console.statemachine import push_after_commit
 from scheduler.base import Executor
+
+# The run page shows each task's line count (and its log link once there are lines). Its socket
+# hears task moves; stored lines are announced too, as a row to fetch again: at once for a task's
+# first lines, then at most every ROWS_EVERY seconds per task (a chatty step must not make every
+# open run page fetch its row at each of the monitor's passes).
+ROWS_EVERY = 2.0
+_announced: dict[int, float] = {}  # task id -> when its row was last announced (monotonic)
+_announced_lock = threading.Lock()
+
+
+def _announce_rows(stored: list[tuple[TaskRun, int]]) -> None:
+    """After the surrounding transaction commits, tell each run's page which of these tasks
+    (task, its last line before) have new lines worth a fetch of their rows."""
+    now = time.monotonic()
+    by_run: dict[int, list] = {}
+    with _announced_lock:
+        if len(_announced) > 10000:
+            for key in [k for k, at in _announced.items() if now - at > 60]:
+                del _announced[key]
+        for task, before in stored:
+            if before == 0 or now - _announced.get(task.pk, 0.0) >= ROWS_EVERY:
+                _announced[task.pk] = now
+                by_run.setdefault(task.run_id, []).append([task.alias, task.status])
+    for run_id, tasks in by_run.items():
+        push_after_commit(run_group(run_id), {"type": "run.tasks", "tasks": tasks})
 
 
 def _parse(raw_text: str, fallback_ts: float, fallback_stream: str) -> tuple[float, str, str]:
@@ -62,6 +90,7 @@ def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]])
                 _move_cursor(task, cursor, len(rows))
             log_services.append_many_task_lines([(task.pk, task.last_line + 1, rows)
                                                  for *_, task, _, (rows, _) in pending])
+            _announce_rows([(task, task.last_line) for *_, task, _, _ in pending])
     except _LostRace:
         for executor, run, task, masker, _ in pending:
             task.refresh_from_db(fields=["log_cursor", "last_line"])
@@ -103,6 +132,7 @@ def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secr
         with transaction.atomic():
             _move_cursor(task, cursor, len(rows))
             log_services.append_task_lines(task.pk, task.last_line + 1, rows)
+            _announce_rows([(task, task.last_line)])
     except _LostRace:
         task.refresh_from_db(fields=["log_cursor", "last_line"])
         return None
