@@ -163,6 +163,120 @@ def measure(client, url: str, repeat: int, token: str | None):
     return statistics.median(samples), p99, statistics.median(cpu), list(queries), len(response.content) / 1024
 
 
+class Served:
+    """A started `uvicorn dice_console.asgi:application` (the README's production web command) on
+    the bench database, read over HTTP/1.1 keep-alive by one client; its collector's pauses come
+    from DICE_GC_STATS (dice_console.heap.watch_collections), asked for with SIGUSR1."""
+
+    def __init__(self, tmp: str, extra_env: dict):
+        import socket
+        import subprocess
+
+        from django.db import connection, connections
+
+        connections.close_all()
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.stats_path = Path(tmp) / "gc-stats.json"
+        from django.conf import settings
+
+        env = {**os.environ, "DICE_DATA_DIR": str(settings.DATA_DIR), "DICE_LOCAL_SUPERVISE": "0",
+               "DICE_GC_STATS": str(self.stats_path), **extra_env}
+        if connection.vendor == "postgresql":
+            base = os.environ["DATABASE_URL"].rsplit("/", 1)[0]
+            env["DATABASE_URL"] = f"{base}/{connection.settings_dict['NAME']}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "dice_console.asgi:application", "--host", "127.0.0.1",
+             "--port", str(self.port), "--log-level", "warning", "--no-access-log"],
+            cwd=ROOT, env=env, start_new_session=True)
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                    break
+            except OSError:
+                if self.proc.poll() is not None:
+                    raise SystemExit("uvicorn exited at start") from None
+                time.sleep(0.2)
+        else:
+            self.stop()
+            raise SystemExit("uvicorn did not start within 90 s")
+        self.seq = 0
+
+    def connect(self):
+        import http.client
+
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+
+    def rss_mib(self) -> float:
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def gc(self) -> dict:
+        """The server's collector totals now (it writes them on SIGUSR1)."""
+        import json
+        import signal
+
+        os.kill(self.proc.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                data = json.loads(self.stats_path.read_text())
+            except (OSError, ValueError):
+                data = {"seq": -1}
+            if data["seq"] > self.seq:
+                self.seq = data["seq"]
+                return data
+            time.sleep(0.005)
+        raise SystemExit("the server did not write its collector totals (DICE_GC_STATS)")
+
+    def stop(self) -> None:
+        import signal
+        import subprocess
+
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+
+
+def measure_served(conn, url: str, repeat: int, headers: dict):
+    """p50, p99 of the client's time per request over HTTP (the server's CPU is not ours to time)."""
+
+    def get():
+        conn.request("GET", url, headers=headers)
+        response = conn.getresponse()
+        body = response.read()
+        assert response.status == 200, (url, response.status, body[:300])
+        return body
+
+    get()  # warm
+    samples = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        body = get()
+        samples.append(1000 * (time.perf_counter() - t0))
+    samples.sort()
+    p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
+    return statistics.median(samples), p99, len(body) / 1024
+
+
+def gc_delta(before: dict, after: dict) -> tuple[int, float, float, float]:
+    """Collections of the oldest generation, their worst pause, and all pauses' total and worst (ms)."""
+    old = after["generations"][2]
+    full = old["count"] - before["generations"][2]["count"]
+    total = sum(a["total_ms"] - b["total_ms"] for a, b in zip(after["generations"], before["generations"],
+                                                               strict=True))
+    worst = max(a["window_max_ms"] for a in after["generations"])
+    return full, old["window_max_ms"], total, worst
+
+
 def explain(queries) -> str:
     """The plan of the slowest query the request ran."""
     from django.db import connection
@@ -179,15 +293,77 @@ def explain(queries) -> str:
     return f"    {sql[:400]}{' ...' if len(sql) > 400 else ''}\n{plan}"
 
 
+INDEXED_TABLES = ("projects_auditevent", "deploy_deployment", "deploy_release", "pipelines_pipelinerun",
+                  "pipelines_taskrun")
+
+
+def index_usage() -> str:
+    """PostgreSQL: how often each index of the big tables was scanned since the lists began."""
+    from django.db import connection
+
+    time.sleep(1.5)  # backends report their counts when idle
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT relname, indexrelname, idx_scan FROM pg_stat_user_indexes WHERE relname = ANY(%s) "
+                       "ORDER BY relname, indexrelname", [list(INDEXED_TABLES)])
+        rows = cursor.fetchall()
+    return "\n".join(f"    {table:<24} {index:<56} {scans:>8}" for table, index, scans in rows)
+
+
 def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(args) -> None:
-    from django.db import connection
+def run_served(args, tmp: str, admin, member, app) -> None:
+    """The same lists through a started uvicorn process (--serve)."""
     from django.test import Client
 
     from apps.projects import services
+
+    tokens, sessions = {}, {}
+    for who, user in (("admin", admin), ("member", member)):
+        _, tokens[who] = services.create_token(user, name="bench")
+        client = Client()
+        client.force_login(user)
+        sessions[who] = client.cookies["sessionid"].value
+    extra = dict(kv.split("=", 1) for kv in args.server_env)
+    server = Served(tmp, extra)
+    try:
+        started_rss = server.rss_mib()
+        print(f"server: uvicorn pid {server.proc.pid}, RSS {started_rss:.0f} MiB at start"
+              f"{'; env ' + ' '.join(args.server_env) if args.server_env else ''}", flush=True)
+        first = server.gc()
+        print(f"server: collector thresholds {first['threshold']}, frozen {first['frozen']}, "
+              f"tracked {first['tracked']}", flush=True)
+        requests = 0
+        for who in ("admin", "member"):
+            conn = server.connect()
+            print(f"\n{who}: {'list':<34} {'p50 ms':>8} {'p99 ms':>8} {'full gc':>8} {'gc2 max':>8} "
+                  f"{'gc ms':>7} {'KB':>6} {'RSS MiB':>8}")
+            worst = []
+            for name, url, api in targets(app, args):
+                headers = ({"Authorization": f"Bearer {tokens[who]}"} if api
+                           else {"Cookie": f"sessionid={sessions[who]}"})
+                before = server.gc()
+                p50, p99, size = measure_served(conn, url, args.repeat, headers)
+                requests += args.repeat + 1
+                full, full_max, total, _ = gc_delta(before, server.gc())
+                worst.append(p99)
+                print(f"{who}: {name:<34} {p50:8.1f} {p99:8.1f} {full:8d} {full_max:8.1f} {total:7.1f} "
+                      f"{size:6.0f} {server.rss_mib():8.0f}", flush=True)
+            conn.close()
+            print(f"{who}: worst p99 {max(worst):.1f} ms; load average {load()}", flush=True)
+        end = server.gc()
+        gens = ", ".join(f"gen{i} {g['count']} x (max {g['max_ms']:.1f}, total {g['total_ms']:.0f} ms)"
+                         for i, g in enumerate(end["generations"]))
+        print(f"\nserver: {requests} requests; RSS {started_rss:.0f} -> {server.rss_mib():.0f} MiB; "
+              f"collections {gens}; tracked {end['tracked']}", flush=True)
+    finally:
+        server.stop()
+
+
+def run(args, tmp: str) -> None:
+    from django.db import connection
+
 
     started = time.perf_counter()
     admin, member, app = populate(args)
@@ -197,16 +373,39 @@ def run(args) -> None:
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
+            cursor.execute("SELECT pg_stat_reset()")  # index_usage counts the lists' scans only
     else:
         with connection.cursor() as cursor:
             cursor.execute("ANALYZE")
     print(f"database: {connection.vendor}; acme: {args.audit} audit events, {args.releases} releases and "
           f"deployments, {args.runs} runs x 10 tasks, 100 runtimes; as many again over {args.orgs} other "
           f"organizations; populated in {time.perf_counter() - started:.1f} s; load average {load()}", flush=True)
+    if args.serve:
+        run_served(args, tmp, admin, member, app)
+    else:
+        run_in_process(args, admin, member, app)
+    if connection.vendor == "postgresql":
+        print(f"\nindex scans during the lists (pg_stat_user_indexes):\n{index_usage()}", flush=True)
+
+
+def run_in_process(args, admin, member, app) -> None:
+    from django.test import Client
+
+    from apps.projects import services
+    from dice_console.heap import settle_heap, tune_collector
+
+    tune_collector()  # the web process's collector policy (dice_console/asgi.py)
+    clients = {}
     for who, user in (("admin", admin), ("member", member)):
         _, token = services.create_token(user, name="bench")
         client = Client()
         client.force_login(user)
+        clients[who] = (client, token)
+        for _, url, api in targets(app, args):  # its first requests, then frozen (heap.SettleWhenWarm)
+            client.get(url, **({"HTTP_AUTHORIZATION": f"Bearer {token}"} if api else {}))
+    settle_heap()
+    for who in ("admin", "member"):
+        client, token = clients[who]
         print(f"\n{who}: {'list':<34} {'p50 ms':>8} {'p99 ms':>8} {'cpu p50':>8} {'queries':>8} {'KB':>6}")
         worst = []
         for name, url, api in targets(app, args):
@@ -228,6 +427,10 @@ def main() -> None:
     parser.add_argument("--explain", action="store_true", help="print the plan of each list's slowest query")
     parser.add_argument("--keep", action="store_true", help="leave the bench database for EXPLAIN by hand")
     parser.add_argument("--only", default="", help="comma-separated words: only the lists whose name has one")
+    parser.add_argument("--serve", action="store_true",
+                        help="read the lists over HTTP from a started uvicorn process (production's web command)")
+    parser.add_argument("--server-env", action="append", default=[], metavar="NAME=VALUE",
+                        help="with --serve: an environment variable for the server (repeatable)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         os.environ.setdefault("DICE_DATA_DIR", tmp)
@@ -242,10 +445,10 @@ def main() -> None:
         db = settings.DATABASES["default"]
         db["TEST"] = {**connection.settings_dict.get("TEST", {}), "MIGRATE": True,
                       "NAME": (f"{db['NAME']}_bench" if connection.vendor == "postgresql"
-                               else str(Path(tmp) / "bench.sqlite3"))}
+                               else str(settings.DATA_DIR / "dice.sqlite3"))}  # the server's, with --serve
         old_name = connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
         try:
-            run(args)
+            run(args, tmp)
         finally:
             if args.keep:
                 print(f"kept the database {connection.settings_dict['NAME']}")

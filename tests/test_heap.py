@@ -1,6 +1,7 @@
 """settle_heap: a started process freezes what startup built, so full collections skip it."""
 
 import gc
+import json
 
 from dice_console.heap import settle_heap
 
@@ -26,3 +27,70 @@ def test_a_web_process_settles_its_heap_once_its_app_is_built():
     code = "import gc, dice_console.asgi; print(gc.get_freeze_count())"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert int(out.stdout.strip().splitlines()[-1]) > 10000, out.stdout + out.stderr
+
+
+def _in_a_web_process(code: str, **env) -> str:
+    """Run `code` in a fresh interpreter that imported the web entry point as uvicorn does."""
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", "import gc, json, dice_console.asgi as web\n" + code],
+                         capture_output=True, text=True, timeout=120, env={**os.environ, **env})
+    assert out.returncode == 0, out.stdout + out.stderr
+    return out.stdout.strip().splitlines()[-1]
+
+
+def test_a_web_process_runs_with_a_young_generation_its_requests_die_in():
+    """dice_console.asgi installs the web collector policy (heap.tune_collector): a young generation
+    of YOUNG_THRESHOLD instead of the interpreter's 700, the older ones as they were; an operator
+    may set all three (DICE_GC_THRESHOLDS)."""
+    from dice_console.heap import YOUNG_THRESHOLD
+
+    assert _in_a_web_process("print(json.dumps(gc.get_threshold()))") == f"[{YOUNG_THRESHOLD}, 10, 10]"
+    assert YOUNG_THRESHOLD > 700
+    assert _in_a_web_process("print(json.dumps(gc.get_threshold()))",
+                             DICE_GC_THRESHOLDS="5000,20,30") == "[5000, 20, 30]"
+
+
+def test_bad_collector_thresholds_stop_the_web_process_with_the_variable_named():
+    import os
+    import subprocess
+    import sys
+
+    for bad in ("20000,10", "a,b,c", "0,10,10"):
+        out = subprocess.run([sys.executable, "-c", "import dice_console.asgi"], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "DICE_GC_THRESHOLDS": bad})
+        assert out.returncode != 0
+        assert "DICE_GC_THRESHOLDS" in out.stderr and "three positive integers" in out.stderr
+
+
+def test_a_web_process_freezes_again_once_its_first_requests_are_served():
+    """The ASGI application itself (SettleWhenWarm around Django): after DICE_GC_WARMUP_REQUESTS
+    requests, at a moment none is in flight, what they built to keep is frozen, once."""
+    code = """
+import asyncio
+from asgiref.testing import ApplicationCommunicator
+
+async def get():
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": "/healthz/", "raw_path": b"/healthz/", "query_string": b"",
+             "root_path": "", "headers": [(b"host", b"127.0.0.1")], "client": ("127.0.0.1", 1),
+             "server": ("127.0.0.1", 80)}
+    talk = ApplicationCommunicator(web.application, scope)
+    await talk.send_input({"type": "http.request", "body": b""})
+    start = await talk.receive_output(30)
+    await talk.receive_output(30)
+    await talk.wait(30)
+    return start["status"]
+
+counts = []
+for _ in range(5):
+    assert asyncio.run(get()) == 200
+    counts.append(gc.get_freeze_count())
+print(json.dumps(counts))
+"""
+    counts = json.loads(_in_a_web_process(code, DICE_GC_WARMUP_REQUESTS="3"))
+    assert counts[0] == counts[1], counts  # not before the third request
+    assert counts[2] > counts[1], counts  # frozen again once three were served
+    assert counts[4] == counts[3] == counts[2], counts  # and only once
