@@ -143,7 +143,9 @@ def targets(app, args) -> list[tuple[str, str, bool]]:
     return [t for t in out if not args.only or any(word in t[0] for word in args.only.split(","))]
 
 
-def measure(client, url: str, repeat: int, token: str | None):
+def measure(client, url: str, repeat: int, token: str | None, idle=None):
+    """p50, p99 of the console's time per request; `idle` (heap.Idle) collects between requests,
+    untimed, as the web process does once a response is sent (heap.CollectWhenIdle)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
@@ -156,6 +158,9 @@ def measure(client, url: str, repeat: int, token: str | None):
         samples.append(1000 * (time.perf_counter() - t0))
         cpu.append(1000 * (time.process_time() - c0))
         assert response.status_code == 200, (url, response.status_code, response.content[:300])
+        del response
+        if idle is not None:
+            idle.collect()
     with CaptureQueriesContext(connection) as queries:
         response = client.get(url, **headers)
     samples.sort()
@@ -392,7 +397,7 @@ def run_in_process(args, admin, member, app) -> None:
     from django.test import Client
 
     from apps.projects import services
-    from dice_console.heap import settle_heap, tune_collector
+    from dice_console.heap import Idle, settle_heap, tune_collector
 
     tune_collector()  # the web process's collector policy (dice_console/asgi.py)
     clients = {}
@@ -401,15 +406,16 @@ def run_in_process(args, admin, member, app) -> None:
         client = Client()
         client.force_login(user)
         clients[who] = (client, token)
-        for _, url, api in targets(app, args):  # its first requests, then frozen (heap.SettleWhenWarm)
+        for _, url, api in targets(app, args):  # its first requests, then frozen (heap.CollectWhenIdle)
             client.get(url, **({"HTTP_AUTHORIZATION": f"Bearer {token}"} if api else {}))
     settle_heap()
+    idle = Idle(warmup=0)
     for who in ("admin", "member"):
         client, token = clients[who]
         print(f"\n{who}: {'list':<34} {'p50 ms':>8} {'p99 ms':>8} {'cpu p50':>8} {'queries':>8} {'KB':>6}")
         worst = []
         for name, url, api in targets(app, args):
-            p50, p99, cpu, queries, size = measure(client, url, args.repeat, token if api else None)
+            p50, p99, cpu, queries, size = measure(client, url, args.repeat, token if api else None, idle)
             worst.append(p99)
             print(f"{who}: {name:<34} {p50:8.1f} {p99:8.1f} {cpu:8.1f} {len(queries):8d} {size:6.0f}", flush=True)
             if args.explain:

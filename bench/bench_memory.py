@@ -85,7 +85,7 @@ def main() -> int:
     from apps.projects import services as project_services
     from dice_console.celery import app as celery_app
     from dice_console.embedded import EmbeddedWorker
-    from dice_console.heap import settle_heap
+    from dice_console.heap import settle_heap, tune_collector
 
     owner = get_user_model().objects.create_user("bench")
     org = project_services.create_organization(owner, slug="bench")
@@ -94,6 +94,7 @@ def main() -> int:
     worker = EmbeddedWorker(celery_app, with_beat=False, concurrency=8)
     worker.start()
     settle_heap()
+    tune_collector()  # standalone serves dice_console.asgi, which sets the web process's thresholds
     if args.tracemalloc:
         tracemalloc.start(12)
     source = wide_source(args.tasks, args.width)

@@ -90,69 +90,102 @@ def settle_heap() -> None:
 
 
 # --- The collector's policy in the web processes ---------------------------------------------------
-# CPython 3.11 collects its youngest generation every 700 net allocations, and moves what survives
-# two of them to the oldest generation. A list request builds tens of thousands of objects that
-# live until its response is written (rows, serializers, template contexts), so each request moved
-# thousands of them there: the ones in reference cycles (DRF's fields and their parents, request
-# and view) stayed until a full collection, which then walked them all, holding the interpreter
-# lock, 30-100 ms every ~50 requests. A larger young generation lets a request's objects die young
-# (a young pass costs what is alive, not what died); what a process builds lazily in its first
-# requests (compiled templates, URL and serializer caches) is frozen once warm, as startup's was.
-YOUNG_THRESHOLD = 20_000
+# CPython 3.11 collects its youngest generation every 700 net allocations, wherever the program is.
+# A list request holds tens of thousands of objects until its response is written (rows,
+# serializers, template contexts), so passes in the middle of it walked them, and moved them to
+# older generations; those in reference cycles (DRF's fields and their parents, request and view)
+# then stayed until a full collection, which walked them all, holding the interpreter lock,
+# 30-120 ms every ~50-75 requests (bench/bench_api_scale.py --serve, DICE_GC_STATS).
+# A bigger young generation alone made it worse: each pass in the middle of a request walked more
+# of that request's live objects (20,000: passes of ~20 ms, 10 s of 8,686 requests).
+# So young passes stay small and frequent (700: what a request allocates since the last one), but
+# what survives them waits in the middle generation, which is collected when no request is alive:
+# when the last request in flight has finished, the young and middle generations are collected
+# (by then the request's objects are freed or cyclic garbage: a small walk) and only what outlives
+# requests moves on; every FULL_EVERY such passes, a full one. The allocation thresholds of the
+# middle and old generations are raised to a backstop for bursts that never leave the process idle.
+# What the first requests built to keep (compiled templates, URL and serializer caches) is frozen
+# once, as startup's was.
+BACKSTOP_THRESHOLDS = (700, 100, 100)
 THRESHOLDS_ENV = "DICE_GC_THRESHOLDS"  # "young,middle,old" (the interpreter's default is 700,10,10)
 WARMUP_REQUESTS = 200
 WARMUP_ENV = "DICE_GC_WARMUP_REQUESTS"  # 0: freeze at startup only
+IDLE_ENV = "DICE_GC_WHEN_IDLE"  # 0: leave collection to the thresholds alone
+FULL_EVERY = 50  # idle passes of the middle generation between full ones (below the backstop's 100)
 
 
 def collector_thresholds() -> tuple[int, int, int]:
-    """The thresholds a web process runs with: DICE_GC_THRESHOLDS, else a young generation of
-    YOUNG_THRESHOLD and the interpreter's others."""
+    """The allocation thresholds a web process runs with: DICE_GC_THRESHOLDS, else BACKSTOP_THRESHOLDS."""
     raw = os.environ.get(THRESHOLDS_ENV, "").strip()
-    if raw:
-        try:
-            values = tuple(int(part) for part in raw.split(","))
-        except ValueError:
-            values = ()
-        if len(values) != 3 or min(values) < 1:
-            raise ValueError(f"{THRESHOLDS_ENV}={raw!r}: three positive integers, young,middle,old (e.g. 20000,10,10)")
-        return values
-    _, middle, old = gc.get_threshold()
-    return YOUNG_THRESHOLD, middle, old
+    if not raw:
+        return BACKSTOP_THRESHOLDS
+    try:
+        values = tuple(int(part) for part in raw.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise ValueError(f"{THRESHOLDS_ENV}={raw!r}: three positive integers, young,middle,old (e.g. 700,100,100)")
+    return values
 
 
 def tune_collector() -> tuple[int, int, int]:
-    """Install the web process's collector thresholds (collector_thresholds); returns them."""
+    """Install the web process's allocation thresholds (collector_thresholds); returns them."""
     thresholds = collector_thresholds()
     gc.set_threshold(*thresholds)
     return thresholds
 
 
-class SettleWhenWarm:
-    """ASGI middleware: once `requests` HTTP requests have finished, at the first moment no request
-    is in flight, the process collects and freezes again (settle_heap), once: what the first
-    requests built to keep is then skipped by every later full collection. Frozen objects are never
-    collected, so this runs once per process and never while a request's objects are alive."""
+class Idle:
+    """Collections made while no request is alive (`collect`, called when the last request in
+    flight has finished): the young and middle generations, or every FULL_EVERY times a full pass;
+    and, once `warmup` requests have finished, settle_heap instead."""
 
-    def __init__(self, app, requests: int | None = None):
+    def __init__(self, warmup: int):
+        self.remaining = warmup
+        self.settled = warmup <= 0
+
+    def collect(self, passes: bool = True) -> None:
+        """A moment with no request alive: count the warm-up, then (with `passes`) collect."""
+        if not self.settled:
+            self.remaining -= 1
+            if self.remaining <= 0:
+                self.settled = True
+                settle_heap()
+                return
+        if not passes:
+            return
+        young, middle, old = gc.get_count()
+        if old >= FULL_EVERY:
+            gc.collect(2)
+        elif young or middle:
+            gc.collect(1)
+
+
+class CollectWhenIdle:
+    """ASGI middleware of the web process (dice_console/asgi.py): counts the HTTP requests in flight
+    and, each time the last one finishes, runs Idle.collect (after its response was sent).
+    DICE_GC_WHEN_IDLE=0 leaves only the warm-up freeze."""
+
+    def __init__(self, app, warmup: int | None = None, when_idle: bool | None = None):
         self.app = app
-        if requests is None:
-            requests = int(os.environ.get(WARMUP_ENV, WARMUP_REQUESTS))
-        self.remaining = requests
-        self.settled = requests <= 0
+        if warmup is None:
+            warmup = int(os.environ.get(WARMUP_ENV, WARMUP_REQUESTS))
+        if when_idle is None:
+            when_idle = os.environ.get(IDLE_ENV, "1") != "0"
+        self.idle = Idle(warmup)
+        self.when_idle = when_idle
         self.in_flight = 0
 
     async def __call__(self, scope, receive, send):
-        if self.settled or scope["type"] != "http":
+        if scope["type"] != "http" or (self.idle.settled and not self.when_idle):
             return await self.app(scope, receive, send)
         self.in_flight += 1
         try:
             return await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
-            self.remaining -= 1
-            if self.remaining <= 0 and self.in_flight == 0 and not self.settled:
-                self.settled = True
-                settle_heap()
+            if self.in_flight == 0:
+                self.idle.collect(passes=self.when_idle)
 
 
 # --- Collector pauses, for benchmarks (bench/bench_api_scale.py --serve) --------------------------

@@ -41,14 +41,14 @@ def _in_a_web_process(code: str, **env) -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def test_a_web_process_runs_with_a_young_generation_its_requests_die_in():
-    """dice_console.asgi installs the web collector policy (heap.tune_collector): a young generation
-    of YOUNG_THRESHOLD instead of the interpreter's 700, the older ones as they were; an operator
-    may set all three (DICE_GC_THRESHOLDS)."""
-    from dice_console.heap import YOUNG_THRESHOLD
+def test_a_web_process_raises_the_allocation_thresholds_to_a_backstop():
+    """dice_console.asgi installs the web collector policy (heap.tune_collector): the middle and old
+    generations' thresholds are a backstop (the interpreter's are 10 and 10; the web process collects
+    them when idle); an operator may set all three (DICE_GC_THRESHOLDS)."""
+    from dice_console.heap import BACKSTOP_THRESHOLDS
 
-    assert _in_a_web_process("print(json.dumps(gc.get_threshold()))") == f"[{YOUNG_THRESHOLD}, 10, 10]"
-    assert YOUNG_THRESHOLD > 700
+    assert _in_a_web_process("print(json.dumps(gc.get_threshold()))") == json.dumps(list(BACKSTOP_THRESHOLDS))
+    assert BACKSTOP_THRESHOLDS[1] > 10 and BACKSTOP_THRESHOLDS[2] > 10
     assert _in_a_web_process("print(json.dumps(gc.get_threshold()))",
                              DICE_GC_THRESHOLDS="5000,20,30") == "[5000, 20, 30]"
 
@@ -66,9 +66,46 @@ def test_bad_collector_thresholds_stop_the_web_process_with_the_variable_named()
 
 
 def test_a_web_process_freezes_again_once_its_first_requests_are_served():
-    """The ASGI application itself (SettleWhenWarm around Django): after DICE_GC_WARMUP_REQUESTS
+    """The ASGI application itself (CollectWhenIdle around Django): after DICE_GC_WARMUP_REQUESTS
     requests, at a moment none is in flight, what they built to keep is frozen, once."""
-    code = """
+    code = _GET + """
+counts = []
+for _ in range(5):
+    assert asyncio.run(get()) == 200
+    counts.append(gc.get_freeze_count())
+print(json.dumps(counts))
+"""
+    counts = json.loads(_in_a_web_process(code, DICE_GC_WARMUP_REQUESTS="3"))
+    assert counts[0] == counts[1], counts  # not before the third request
+    assert counts[2] > counts[1], counts  # frozen again once three were served
+    assert counts[4] == counts[3] == counts[2], counts  # and only once
+
+
+def test_a_web_process_collects_when_its_last_request_has_finished():
+    """Between requests (none in flight) the web process collects its young and middle generations,
+    every FULL_EVERY times a full pass (heap.Idle): the full passes that held requests were those
+    that walked what requests had left in the oldest generation. Without the policy
+    (DICE_GC_WHEN_IDLE=0) the same requests see no pass at all below high thresholds."""
+    from dice_console.heap import FULL_EVERY
+
+    code = _GET + """
+passes = [0, 0, 0]
+gc.callbacks.append(lambda phase, info: phase == "stop" and passes.__setitem__(
+    info["generation"], passes[info["generation"]] + 1))
+for _ in range(101):
+    assert asyncio.run(get()) == 200
+print(json.dumps(passes))
+"""
+    young, middle, full = json.loads(_in_a_web_process(code, DICE_GC_WARMUP_REQUESTS="0",
+                                                       DICE_GC_THRESHOLDS="1000000,1000,1000"))
+    assert young == 0, (young, middle, full)  # never the young one alone: it would promote
+    # one pass after each request (none skipped unless nothing was allocated), 1 in FULL_EVERY + 1 full
+    assert middle + full >= 99 and 1 <= full <= 101 // FULL_EVERY, (young, middle, full)
+    assert json.loads(_in_a_web_process(code, DICE_GC_WARMUP_REQUESTS="0", DICE_GC_WHEN_IDLE="0",
+                                        DICE_GC_THRESHOLDS="1000000,10,10")) == [0, 0, 0]
+
+
+_GET = """
 import asyncio
 from asgiref.testing import ApplicationCommunicator
 
@@ -83,14 +120,4 @@ async def get():
     await talk.receive_output(30)
     await talk.wait(30)
     return start["status"]
-
-counts = []
-for _ in range(5):
-    assert asyncio.run(get()) == 200
-    counts.append(gc.get_freeze_count())
-print(json.dumps(counts))
 """
-    counts = json.loads(_in_a_web_process(code, DICE_GC_WARMUP_REQUESTS="3"))
-    assert counts[0] == counts[1], counts  # not before the third request
-    assert counts[2] > counts[1], counts  # frozen again once three were served
-    assert counts[4] == counts[3] == counts[2], counts  # and only once
