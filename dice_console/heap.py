@@ -97,21 +97,21 @@ def settle_heap() -> None:
 # then stayed until a full collection, which walked them all, holding the interpreter lock,
 # 30-120 ms every ~50-75 requests (bench/bench_api_scale.py --serve, DICE_GC_STATS).
 # A bigger young generation alone made it worse: each pass in the middle of a request walked more
-# of that request's live objects (20,000: passes of ~20 ms, 10 s of 8,686 requests).
-# So young passes stay small and frequent (700: what a request allocates since the last one), but
-# what survives them waits in the middle generation, which is collected when no request is alive:
-# when the last request in flight has finished, the young and middle generations are collected
-# (by then the request's objects are freed or cyclic garbage: a small walk) and only what outlives
-# requests moves on; every FULL_EVERY such passes, a full one. The allocation thresholds of the
-# middle and old generations are raised to a backstop for bursts that never leave the process idle.
-# What the first requests built to keep (compiled templates, URL and serializer caches) is frozen
-# once, as startup's was.
-BACKSTOP_THRESHOLDS = (700, 100, 100)
+# of that request's live objects (20,000: passes of ~20 ms, 10 s of 8,686 requests). Collecting the
+# young and middle generations together each time the process was idle made it worse too (700,100,
+# 100: 6.5 s of middle passes, each walking what several requests had left in cycles).
+# So a web process collects where no request is alive: when the last request in flight has
+# finished, the young generation (what survived or is cyclic garbage: small), every tenth time the
+# middle one, every hundredth a full pass; the allocation thresholds stay as the backstop, the
+# young one raised (10,000) so that most requests finish before it (a burst of requests that never
+# leaves the process idle is still collected by them). What the first requests built to keep
+# (compiled templates, URL and serializer caches) is frozen once, as startup's was.
+BACKSTOP_THRESHOLDS = (10_000, 10, 10)
 THRESHOLDS_ENV = "DICE_GC_THRESHOLDS"  # "young,middle,old" (the interpreter's default is 700,10,10)
 WARMUP_REQUESTS = 200
 WARMUP_ENV = "DICE_GC_WARMUP_REQUESTS"  # 0: freeze at startup only
 IDLE_ENV = "DICE_GC_WHEN_IDLE"  # 0: leave collection to the thresholds alone
-FULL_EVERY = 50  # idle passes of the middle generation between full ones (below the backstop's 100)
+MIDDLE_EVERY = 10  # idle young passes between middle ones, and middle ones between full ones
 
 
 def collector_thresholds() -> tuple[int, int, int]:
@@ -124,7 +124,7 @@ def collector_thresholds() -> tuple[int, int, int]:
     except ValueError:
         values = ()
     if len(values) != 3 or min(values) < 1:
-        raise ValueError(f"{THRESHOLDS_ENV}={raw!r}: three positive integers, young,middle,old (e.g. 700,100,100)")
+        raise ValueError(f"{THRESHOLDS_ENV}={raw!r}: three positive integers, young,middle,old (e.g. 10000,10,10)")
     return values
 
 
@@ -137,12 +137,14 @@ def tune_collector() -> tuple[int, int, int]:
 
 class Idle:
     """Collections made while no request is alive (`collect`, called when the last request in
-    flight has finished): the young and middle generations, or every FULL_EVERY times a full pass;
-    and, once `warmup` requests have finished, settle_heap instead."""
+    flight has finished): young each time, middle every MIDDLE_EVERY, full every MIDDLE_EVERY
+    middle ones; and, once `warmup` requests have finished, settle_heap instead."""
 
     def __init__(self, warmup: int):
         self.remaining = warmup
         self.settled = warmup <= 0
+        self.young = 0
+        self.middle = 0
 
     def collect(self, passes: bool = True) -> None:
         """A moment with no request alive: count the warm-up, then (with `passes`) collect."""
@@ -152,13 +154,19 @@ class Idle:
                 self.settled = True
                 settle_heap()
                 return
-        if not passes:
+        if not passes or gc.get_count()[0] == 0:
             return
-        young, middle, old = gc.get_count()
-        if old >= FULL_EVERY:
-            gc.collect(2)
-        elif young or middle:
+        self.young += 1
+        if self.young < MIDDLE_EVERY:
+            gc.collect(0)
+            return
+        self.young = 0
+        self.middle += 1
+        if self.middle < MIDDLE_EVERY:
             gc.collect(1)
+            return
+        self.middle = 0
+        gc.collect(2)
 
 
 class CollectWhenIdle:
