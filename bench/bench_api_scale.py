@@ -16,6 +16,26 @@ In-process (Django's test client, no HTTP server): the figures are the console's
 request. On SQLite a temporary database file; on PostgreSQL a fresh database named after
 DATABASE_URL's with `_bench` appended, dropped at the end. `--explain` prints the plan of the
 slowest query of each list (EXPLAIN ANALYZE on PostgreSQL, EXPLAIN QUERY PLAN on SQLite).
+
+`--serve`: the same lists over HTTP/1.1 keep-alive from a started `uvicorn dice_console.asgi:application`
+(the README's production web command) on the bench database; per row its collector's full passes,
+their worst pause and all passes' time (DICE_GC_STATS, read with SIGUSR1), and the server's RSS.
+On PostgreSQL both modes end with the index scans of the big tables (pg_stat_user_indexes).
+
+Figures, PostgreSQL (dice_hK), --repeat 100 --serve, 8,686 requests each (p99 is the worst of 100),
+2026-12-07 on the shared 2-core machine (load average from the other engineers' work beside each):
+  before (interpreter thresholds 700,10,10, startup frozen), load 3.1-3.7: 18 of 96 rows over 100 ms,
+    median row p99 54 ms, p50 30 ms; collector 9.8 s in all: 14,318 young (max 32 ms), 1,301
+    middle (max 65 ms), 117 full passes (3.0 s, max 121 ms); RSS 113 -> 131 MiB.
+  young generation of 20,000, load 3.2-5.2: 49 rows over 100 ms; collector 11.6 s (young passes
+    ~21 ms each: they walked the live objects of the request they interrupted).
+  young+middle collected at each idle moment, thresholds 700,100,100, load 2.9-4.9: 36 rows over
+    100 ms; collector 10.3 s (6.5 s of middle passes over several requests' cyclic garbage).
+  kept: collected when idle (young; middle every 10th, full every 100th), backstop 10,000,10,10,
+    first 200 requests frozen: load 2.3-2.9 (admin half) 1 of 48 rows over 100 ms (180 ms, no
+    collection in that row), load up to 7.6 (member half) 12 of 48; collector 6.9 s: 1,222 young,
+    123 middle, 14 full passes (0.33 s); RSS 112 -> 131 MiB. Again at load 4.9-7.6: 54 rows over
+    100 ms, collector 6.7 s, 26 full passes (0.40 s), RSS 112 -> 131 MiB.
 """
 
 from __future__ import annotations
