@@ -83,6 +83,16 @@ class RuntimeRef:
 
 
 @dataclass(frozen=True)
+class JobEnv:
+    """The environment of one of a runtime's jobs that a data engine runs, and the names in it whose
+    values are secret (an addon's password, a value filled from a project config, a secret console
+    variable): an engine keeps those off command lines and redacts them where it shows its settings."""
+
+    envs: dict[str, str] = field(default_factory=dict, repr=False)
+    secret: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
 class ServiceGroup:
     """A runtime's services, jobs and addons as the driver must make them exist.
 
@@ -115,17 +125,13 @@ class ServiceGroup:
     # A digest of both that changes when any name or value does, so workloads roll; the console
     # keys it (an unkeyed hash of a short secret could be guessed back). Empty: derived here.
     variables_digest: str = ""
-    # What the runtime's own cluster gives its workloads besides their own envs (discovery
-    # <NAME>_HOST/_PORT and the addons' variables, passwords included), and which of those names
-    # are secret: EngineRouted hands them to the part of the group a data cluster runs
-    # (`engine: spark` jobs), which has neither the addons nor the services. Empty otherwise.
-    runtime_envs: dict[str, str] = field(default_factory=dict, repr=False)
-    runtime_secret_envs: frozenset[str] = frozenset()
-    # The environment each data engine's job (`engine: spark|flink`) gets, by job name: what the
-    # runtime's own cluster gives its jobs (addon variables, discovery, `((KEY))` configs, console
-    # variables, DICE_*), handed by the routing executor to the data cluster that runs the job
-    # (scheduler.envvars.engine_job_env reads it). Empty: computed without the runtime's cluster.
-    job_envs: dict[str, dict[str, str]] = field(default_factory=dict, repr=False)
+    # The environment of each data engine's job (`engine: spark|flink`), by job name, and which of
+    # its names hold secret values: what the runtime's own cluster gives its jobs (its addons'
+    # variables and discovery, the file's envs with `((KEY))` filled, console variables, DICE_*),
+    # handed by the routing executor to the data cluster that runs the job, which has neither the
+    # addons nor the services. scheduler.envvars.engine_job_env reads it; a job not in it gets the
+    # same computed without the runtime's cluster (no discovery, no addon variables).
+    job_envs: dict[str, JobEnv] = field(default_factory=dict, repr=False)
 
     def console_variables(self) -> dict[str, str]:
         """Plain and secret console variables together (a secret one wins on a clash)."""

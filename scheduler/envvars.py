@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from diceyml.placeholders import has_secret
-from scheduler.base import RuntimeRef, ServiceGroup
+from scheduler.base import JobEnv, RuntimeRef, ServiceGroup
 from scheduler.resources import Allocation
 from scheduler.specfill import secret_env
 
@@ -155,11 +155,33 @@ def job_env(group: ServiceGroup, name: str, shared: Mapping[str, str], platform:
     return {**filled, **group.console_variables(), **platform}
 
 
-def engine_job_env(group: ServiceGroup, name: str) -> dict[str, str]:
-    """The environment of a data engine's job (`engine: spark|flink`): what the runtime's cluster
-    said its jobs see (ServiceGroup.job_envs, filled by the routing executor from the runtime's
-    own cluster: its addons and services), else the same without discovery and addon variables."""
+def job_secret_names(group: ServiceGroup, name: str, envs: Mapping[str, str], shared_secret: Iterable[str]) -> frozenset[str]:
+    """The names in the job's environment `envs` (job_env's) whose values are secret: those of
+    `shared_secret` (the addons' passwords among the shared variables) that neither the file's envs
+    nor a console variable replaced, the file's envs whose value a `((KEY))` filled (unless a
+    console variable replaced them), and the console's secret variables."""
+    own = group.spec.service_envs(name)
+    console = group.console_variables()
+    secret = {key for key in shared_secret if key in envs and key not in own and key not in console}
+    secret |= {key for key, value in own.items() if has_secret(value) and key not in console}
+    secret |= {key for key in group.secret_variables if key in envs}
+    return frozenset(secret)
+
+
+def data_job_env(group: ServiceGroup, name: str, shared: Mapping[str, str], shared_secret: Iterable[str],
+                 cluster: str) -> JobEnv:
+    """The environment of the runtime's data engine's job `name` (job_env's rule, the platform's
+    own variables of a workload without host or port) and its secret names (job_secret_names)."""
+    envs = job_env(group, name, shared, platform_envs(group.runtime, name, cluster))
+    return JobEnv(envs=envs, secret=job_secret_names(group, name, envs, shared_secret))
+
+
+def engine_job_env(group: ServiceGroup, name: str) -> JobEnv:
+    """The environment of a data engine's job (`engine: spark|flink`) and its secret names: what
+    the runtime's cluster said its jobs see (ServiceGroup.job_envs, filled by the routing executor
+    from the runtime's own cluster: its addons and services), else the same without discovery and
+    addon variables."""
     given = group.job_envs.get(name)
     if given is not None:
-        return dict(given)
-    return job_env(group, name, {}, platform_envs(group.runtime, name, group.cluster_name))
+        return JobEnv(envs=dict(given.envs), secret=frozenset(given.secret))
+    return data_job_env(group, name, {}, (), group.cluster_name)

@@ -94,11 +94,10 @@ class EngineRouted:
         require_engine_jobs(group, self.engines, native)
         mine, jobs = engine_services(group), engine_jobs(group)
         self.main.apply(self._main_part(group))
-        # What the runtime's own cluster gives its workloads (addon variables, discovery): the
-        # engines' parts have neither addons nor services, and their jobs need to reach them.
-        envs, secret = {}, frozenset()
-        if jobs and (runtime_envs := getattr(self.main, "runtime_envs", None)) is not None:
-            envs, secret = runtime_envs(group.runtime)
+        # What the runtime's own cluster gives its jobs (addon variables, discovery) and which of
+        # those are secret: the engines' parts have neither addons nor services, and their jobs
+        # need to reach them. A cluster that cannot say (Kubernetes: its addresses are in-cluster)
+        # gives nothing, and the engine computes the rest (scheduler.envvars.engine_job_env).
         routed = sorted(n for engine, names in jobs.items() if engine in self.engines for n in names)
         envs_by_job = self.main.job_envs(group) if routed and hasattr(self.main, "job_envs") else {}
         for engine, executor in self.engines.items():
@@ -106,10 +105,8 @@ class EngineRouted:
             part = group.spec.model_copy(update={
                 "services": {n: s for n, s in group.spec.services.items() if n in names}, "addons": {},
                 "jobs": {n: j for n, j in group.spec.jobs.items() if n in job_names}})
-            # the jobs' environment is the runtime's cluster's (its addons), given with the part
             given = {n: env for n, env in envs_by_job.items() if n in job_names}
-            executor.apply(dataclasses.replace(group, spec=part, runtime_envs=envs, runtime_secret_envs=secret,
-                                               job_envs=given))  # none left: it prunes what it ran
+            executor.apply(dataclasses.replace(group, spec=part, job_envs=given))  # none left: it prunes what it ran
 
     def _main_part(self, group: ServiceGroup) -> ServiceGroup:
         """The group without what the engines' data clusters run (their services and jobs); an

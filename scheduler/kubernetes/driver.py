@@ -87,6 +87,18 @@ METADATA_LIST = "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v
 FIRST_KINDS = ("ConfigMap", "Secret", "ServiceAccount", "PersistentVolumeClaim", "Role", "RoleBinding")
 
 
+def cached_kind(api_version: str, kind: str) -> str | None:
+    """The key under which the namespace's watch-fed cache holds objects of this kind (None: it
+    does not follow them): workloads by kind, the addons' custom resources and `engine: spark`
+    jobs' SparkApplications by apiVersion/kind (the Namespace's annotations name them)."""
+    if kind in ("Deployment", "DaemonSet", "StatefulSet"):
+        return kind
+    if (api_version, kind) in addon_health.CUSTOM_HEALTH or (
+            api_version, kind) == (f"{spark_operator.GROUP}/{spark_operator.VERSION}", spark_operator.KIND):
+        return f"{api_version}/{kind}"
+    return None
+
+
 def _digest(obj: dict) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
 
@@ -306,16 +318,16 @@ class KubernetesExecutor:
             applied.add(key)
             current = live.get(key)
             if _unchanged(current, obj["metadata"]["annotations"][APPLIED_DIGEST]):
-                if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
-                    written.append((obj["kind"], key[2], str(current["metadata"].get("resourceVersion", ""))))
+                if followed := cached_kind(obj["apiVersion"], obj["kind"]):
+                    written.append((followed, key[2], str(current["metadata"].get("resourceVersion", ""))))
                 continue
             waves[0 if obj["kind"] in FIRST_KINDS else 1].append(obj)
         try:
             with ThreadPoolExecutor(max_workers=APPLY_PARALLEL, thread_name_prefix="dice-k8s-apply") as pool:
                 for wave in waves:
                     for obj, version in zip(wave, pool.map(self._apply_one, wave), strict=True):
-                        if obj["kind"] in ("Deployment", "DaemonSet", "StatefulSet"):
-                            written.append((obj["kind"], obj["metadata"]["name"], version))
+                        if followed := cached_kind(obj["apiVersion"], obj["kind"]):
+                            written.append((followed, obj["metadata"]["name"], version))
         finally:
             cache = self._cache(namespace)
             for kind, name, version in written:
@@ -436,8 +448,8 @@ class KubernetesExecutor:
             with contextlib.suppress(NotFoundError):
                 self._resource(api_version, kind).delete(name=name, namespace=namespace,
                                                          body={"propagationPolicy": "Background"})
-            if kind in ("Deployment", "DaemonSet", "StatefulSet"):  # the next status() has it gone
-                self._cache(namespace).expect_gone(kind, name)
+            if followed := cached_kind(api_version, kind):  # the next status() has it gone
+                self._cache(namespace).expect_gone(followed, name)
 
     # ---- status --------------------------------------------------------------------------
 

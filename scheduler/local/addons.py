@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scheduler.base import ExecutorError, ExecutorUnavailable
-from scheduler.envvars import addon_envs
+from scheduler.envvars import SECRET_FIELDS, addon_envs
 from scheduler.local.sandbox import TenantBox
 from scheduler.local.state import read_json, write_json
 
@@ -120,19 +120,25 @@ def credentials(addon_dir: Path, name: str, given: dict[str, str] | None) -> dic
     return creds
 
 
-def connection_envs(name: str, addon, addon_dir: Path, port: int, given: dict[str, str] | None) -> dict[str, str]:
+def connection_envs(name: str, addon, addon_dir: Path, port: int,
+                    given: dict[str, str] | None) -> tuple[dict[str, str], frozenset[str]]:
     """The variables of an addon plan_addon has planned (its port booked, its credentials kept),
-    without planning it again: what a data engine's job of the runtime is given."""
+    without planning it again, and the names among them whose values are secret (its password):
+    what a data engine's job of the runtime is given."""
     if addon.type == "custom":
-        return addon_envs("custom", addon.env_prefix, {**addon.options, **(given or {})})
-    if addon.type == "registry":
-        values = {"host": "127.0.0.1", "port": str(port), "url": f"http://127.0.0.1:{port}"}
+        values = {**addon.options, **(given or {})}
+        prefix = addon.env_prefix
     else:
-        values = {"host": "127.0.0.1", "port": str(port), **credentials(addon_dir, name, given)}
-        if addon.type == "redis":
-            values.pop("username", None)
-            values.pop("database", None)
-    return addon_envs(addon.type, addon.as_ or None, values)
+        if addon.type == "registry":
+            values = {"host": "127.0.0.1", "port": str(port), "url": f"http://127.0.0.1:{port}"}
+        else:
+            values = {"host": "127.0.0.1", "port": str(port), **credentials(addon_dir, name, given)}
+            if addon.type == "redis":
+                values.pop("username", None)
+                values.pop("database", None)
+        prefix = addon.as_ or None
+    secret = addon_envs(addon.type, prefix, {k: v for k, v in values.items() if k in SECRET_FIELDS})
+    return addon_envs(addon.type, prefix, values), frozenset(secret)
 
 
 def plan_addon(

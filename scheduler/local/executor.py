@@ -24,6 +24,7 @@ from scheduler.base import (
     ExecutorError,
     ExecutorUnavailable,
     GroupStatus,
+    JobEnv,
     JobSpec,
     JobState,
     JobStatus,
@@ -347,13 +348,12 @@ class LocalExecutor:
             (rdir / "run").mkdir(exist_ok=True)
             box = TenantBox(self.sandboxes, group.runtime.org or ns, rdir / "run")
         with self.sup.lock:
-            exported: dict = {}
             units, cron = plan_group(
                 group, ns=ns, runtime_dir=rdir, ports=self.ports, search_path=self.search_path,
-                addon_user=self.addon_user, cluster_name=self.cluster_name, box=box, exported=exported,
+                addon_user=self.addon_user, cluster_name=self.cluster_name, box=box,
             )
             rt = self.sup.runtimes.get(ns) or {"units": {}, "cron": {}}
-            rt["exported"] = exported  # state.json is 0600, as the units' env with the same values
+            rt.pop("exported", None)  # what runtime_envs read (before job_envs): secrets kept for nothing
             rt["runtime"] = dataclasses.asdict(group.runtime)
             rt["release"] = group.release
             for name, old in list(rt["units"].items()):
@@ -382,10 +382,11 @@ class LocalExecutor:
             self.event(ns, "Normal", "Applied", f"release {group.release or '-'}: {len(units)} units", "")
         self.sup.wake.set()
 
-    def job_envs(self, group: ServiceGroup) -> dict[str, dict[str, str]]:
+    def job_envs(self, group: ServiceGroup) -> dict[str, JobEnv]:
         """The environment of each data engine's job of `group` (`engine: spark|flink`, run by a
-        data cluster beside this one): this cluster's addon variables and discovery as its own jobs
-        see them, the file's envs, configs and console variables (EngineRouted asks, after apply)."""
+        data cluster beside this one) and its secret names: this cluster's addon variables and
+        discovery as its own jobs see them, the file's envs, configs and console variables
+        (EngineRouted asks, after apply)."""
         ns = group.runtime.namespace
         with self.sup.lock:
             return engine_job_envs(group, self.ports, ns, self.runtime_dir(ns), self.cluster_name)
@@ -470,13 +471,6 @@ class LocalExecutor:
             jobs = list(self.jobs.values())
             self.jobs.clear()
         terminate([(j["pid"], j.get("start_time"), j.get("pidfile")) for j in jobs if j.get("pid")])
-
-    def runtime_envs(self, runtime: RuntimeRef) -> tuple[dict[str, str], frozenset[str]]:
-        """What the runtime's workloads see of its services and addons (discovery and addon
-        variables) and which of those are secret, for its parts on other clusters (EngineRouted)."""
-        rt = self.sup.runtimes.get(runtime.namespace) or {}
-        exported = rt.get("exported") or {}
-        return dict(exported.get("envs") or {}), frozenset(exported.get("secret") or ())
 
     def runtimes(self) -> list[RuntimeRef]:
         with self.sup.lock:

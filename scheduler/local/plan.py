@@ -7,17 +7,14 @@ import json
 import os
 import signal
 from pathlib import Path
-from typing import Any
 
 from diceyml.placeholders import SECRET, has_secret
-from scheduler.base import ExecutorError, ServiceGroup
+from scheduler.base import ExecutorError, JobEnv, ServiceGroup
 from scheduler.envvars import (
-    SECRET_FIELDS,
     Endpoint,
-    addon_envs,
+    data_job_env,
     discovery_envs,
     job_env,
-    platform_envs,
     self_envs,
 )
 from scheduler.local import addons as addon_mod
@@ -111,17 +108,12 @@ def plan_group(
     addon_user: str,
     cluster_name: str,
     box: TenantBox | None = None,
-    exported: dict[str, Any] | None = None,
 ) -> tuple[dict[str, dict], dict[str, dict]]:
     """(units, cron entries) of the group. Units are services and addons, as the supervisor runs
     them; with `box` (the organization's sandbox) each unit says what its sandbox binds.
 
     `${platform.X}` is filled from the runtime; `((KEY))` in envs from group.secret_configs (the
-    process's environment is its own: the value is not written anywhere else).
-
-    `exported`, when given, receives what the runtime's parts on other clusters see of it
-    (ServiceGroup.runtime_envs): {"envs": discovery and addon variables, "secret": the names
-    among them whose values are secret}."""
+    process's environment is its own: the value is not written anywhere else)."""
     group = with_addon_options(with_platform_values(group, cluster_name))
     spec = group.spec
     runtime = group.runtime
@@ -149,12 +141,6 @@ def plan_group(
         order = [_default_index(svc)] + [i for i in range(len(svc.ports)) if i != _default_index(svc)]
         endpoints[name] = Endpoint(HOST, tuple(fronts[name][i] for i in order))
     discovery = discovery_envs(endpoints)
-    if exported is not None:
-        exported["envs"] = {**discovery, **addon_env}
-        exported["secret"] = sorted(name for plan in addon_plans.values()
-                                    for name in addon_envs(plan.type, plan.prefix,
-                                                           {k: v for k, v in plan.values.items()
-                                                            if k in SECRET_FIELDS}))
 
     for name, plan in addon_plans.items():
         if not plan.argv:
@@ -255,19 +241,23 @@ def plan_group(
 
 
 def engine_job_envs(group: ServiceGroup, ports: PortBook, ns: str, runtime_dir: Path,
-                    cluster_name: str) -> dict[str, dict[str, str]]:
+                    cluster_name: str) -> dict[str, JobEnv]:
     """The environment of each data engine's job of the group (`engine: spark|flink`) as this
-    cluster gives its own jobs: its addons' variables and service discovery (the addresses on this
-    machine, where the data clusters' clients run), the file's envs, configs, console variables."""
+    cluster gives its own jobs (its addons' variables and service discovery: the addresses on this
+    machine, where the data clusters' clients run; the file's envs, configs, console variables),
+    with the names whose values are secret (scheduler.envvars.data_job_env)."""
     group = with_addon_options(with_platform_values(group, cluster_name))
     jobs = [name for name, job in group.spec.jobs.items() if job.engine]
     if not jobs:
         return {}
     shared: dict[str, str] = {}
+    secret: set[str] = set()
     for name, addon in group.spec.addons.items():
         port = ports.get(f"{ns}/addon/{name}/0") if addon.type != "custom" else 0
-        shared.update(addon_mod.connection_envs(name, addon, runtime_dir / "addons" / name, port,
-                                                group.addon_secrets.get(name)))
+        envs, names = addon_mod.connection_envs(name, addon, runtime_dir / "addons" / name, port,
+                                                group.addon_secrets.get(name))
+        shared.update(envs)
+        secret |= names
     endpoints = {}
     for name, svc in group.spec.services.items():
         if svc.ports and not svc.engine:
@@ -276,4 +266,4 @@ def engine_job_envs(group: ServiceGroup, ports: PortBook, ns: str, runtime_dir: 
             endpoints[name] = Endpoint(HOST, tuple(ports.get(f"{ns}/service/{name}/{i}") for i in order))
     shared = {**discovery_envs(endpoints), **shared}
     cluster = group.cluster_name or cluster_name
-    return {name: job_env(group, name, shared, platform_envs(group.runtime, name, cluster)) for name in jobs}
+    return {name: data_job_env(group, name, shared, secret, cluster) for name in jobs}
