@@ -78,7 +78,8 @@ print(json.dumps(counts))
     counts = json.loads(_in_a_web_process(code, DICE_GC_WARMUP_REQUESTS="3"))
     assert counts[0] == counts[1], counts  # not before the third request
     assert counts[2] > counts[1], counts  # frozen again once three were served
-    assert counts[4] == counts[3] == counts[2], counts  # and only once
+    # and only once: no freeze after it (frozen objects may still be freed by their references' end)
+    assert counts[4] <= counts[3] <= counts[2], counts
 
 
 def test_a_web_process_collects_when_its_last_request_has_finished():
