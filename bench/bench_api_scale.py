@@ -24,7 +24,7 @@ On PostgreSQL both modes end with the index scans of the big tables (pg_stat_use
 
 Figures, PostgreSQL (dice_hK), --repeat 100 --serve, 8,686 requests each (p99 is the worst of 100),
 2026-12-07 on the shared 2-core machine (load average from the other engineers' work beside each):
-  before (interpreter thresholds 700,10,10, startup frozen), load 3.1-3.7: 18 of 96 rows over 100 ms,
+  before (interpreter thresholds 700,10,10, startup frozen), load 3.1-3.7: 18 of 88 rows over 100 ms,
     median row p99 54 ms, p50 30 ms; collector 9.8 s in all: 14,318 young (max 32 ms), 1,301
     middle (max 65 ms), 117 full passes (3.0 s, max 121 ms); RSS 113 -> 131 MiB.
   young generation of 20,000, load 3.2-5.2: 49 rows over 100 ms; collector 11.6 s (young passes
@@ -32,8 +32,8 @@ Figures, PostgreSQL (dice_hK), --repeat 100 --serve, 8,686 requests each (p99 is
   young+middle collected at each idle moment, thresholds 700,100,100, load 2.9-4.9: 36 rows over
     100 ms; collector 10.3 s (6.5 s of middle passes over several requests' cyclic garbage).
   kept: collected when idle (young; middle every 10th, full every 100th), backstop 10,000,10,10,
-    first 200 requests frozen: load 2.3-2.9 (admin half) 1 of 48 rows over 100 ms (180 ms, no
-    collection in that row), load up to 7.6 (member half) 12 of 48; collector 6.9 s: 1,222 young,
+    first 200 requests frozen: load 2.3-2.9 (admin half) 1 of 44 rows over 100 ms (180 ms, no
+    collection in that row), load up to 7.6 (member half) 12 of 44; collector 6.9 s: 1,222 young,
     123 middle, 14 full passes (0.33 s); RSS 112 -> 131 MiB. Again at load 4.9-7.6: 54 rows over
     100 ms, collector 6.7 s, 26 full passes (0.40 s), RSS 112 -> 131 MiB.
 """
