@@ -12,11 +12,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from apps.logs.wsauth import TokenAuthMiddleware  # noqa: E402
+from dice_console.heap import CollectWhenIdle, settle_heap, tune_collector, watch_collections  # noqa: E402
 from dice_console.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": CollectWhenIdle(django_asgi_app),
         "websocket": AllowedHostsOriginValidator(
             AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
         ),
@@ -24,7 +25,8 @@ application = ProtocolTypeRouter(
 )
 
 # Startup is over: what it built is frozen, so the collector's full passes (which hold every
-# request) skip it (dice_console.heap.settle_heap).
-from dice_console.heap import settle_heap  # noqa: E402
-
+# request) skip it (dice_console.heap.settle_heap); the collector then runs when no request is alive
+# (CollectWhenIdle), its allocation thresholds only a backstop (tune_collector).
 settle_heap()
+tune_collector()
+watch_collections()  # only with DICE_GC_STATS set (benchmarks)

@@ -171,7 +171,8 @@ class Deployment(InApplicationScope):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     created_by_name = models.CharField(max_length=150, blank=True)
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: the list indexes below lead with it (-created, -id).
+    created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True, help_text="When a worker began applying it")
     finished = models.DateTimeField(null=True, blank=True)
     # Written by the worker while it watches the rollout; the reconciler re-dispatches when it goes stale.

@@ -69,7 +69,8 @@ class PipelineRun(InApplicationScope):
     )
     created_by_name = models.CharField(max_length=150, blank=True)
     rerun_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reruns")
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: the list indexes below lead with it (-created, -id).
+    created = models.DateTimeField(auto_now_add=True)
     started = models.DateTimeField(null=True, blank=True)
     finished = models.DateTimeField(null=True, blank=True)
 

@@ -208,7 +208,8 @@ class Invitation(models.Model):
 class AuditEvent(models.Model):
     """One state change: who did what to which object, when, with the values before and after."""
 
-    created = models.DateTimeField(auto_now_add=True, db_index=True)
+    # No index of its own: the list indexes below lead with it (-created, -id).
+    created = models.DateTimeField(auto_now_add=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
