@@ -23,6 +23,18 @@ machine at load average ~8 from five other engineers' work):
                 2          200     60    3144    3866       0
     ratio 2:1: 1.20 at concurrency 50, 1.38 at 200
 
+Figures (2026-12-07, PostgreSQL + Redis, 1000 requests per row, idle machine but for the bench;
+PostgreSQL's CPU read from its postmaster's children's times over the whole bench):
+
+                   without a pool (a backend per request)   DICE_DB_POOL=8
+    web processes  concurrency  req/s  p50 ms  p99 ms       req/s  p50 ms  p99 ms
+                1           50     55     859    1482          45    1032    1826
+                1          200     47    4036    5482          39    4744    6482
+                2           50     76     648    1032          95     582    1364
+                2          200     58    3147    4634          92    1945    3203
+    ratio 2:1                   1.37 at 50, 1.24 at 200       2.10 at 50, 2.35 at 200
+    PostgreSQL CPU              44.6 s in 78.6 s (0.57 core)  12.9 s
+
 A request costs ~23-50 ms of CPU here, spread over the ORM and DRF serialisation (cProfile: no
 single hot spot; 5 queries); the sign-in password check already runs on a pool of its own
 (dice_console.security.off_request_thread), so it no longer holds the serving thread.

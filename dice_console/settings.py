@@ -108,6 +108,17 @@ if DATABASE_URL:
     # Requests close their connection (see dice_console/dbconn.py); worker threads keep theirs.
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("DICE_DB_CONN_MAX_AGE", default=0)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # DICE_DB_POOL=N (web processes): connections come from a pool of at most N (psycopg_pool,
+    # Django's "pool" option) and go back to it when a request ends, instead of a new PostgreSQL
+    # backend per request (bench/bench_web.py: PostgreSQL spent 0.57 of a core forking backends).
+    _pool = os.environ.get("DICE_DB_POOL", "").strip()
+    if _pool:
+        if not _pool.isdigit() or int(_pool) > 1000:
+            raise environ.ImproperlyConfigured(f"DICE_DB_POOL must be a number of connections from 0 to 1000, not {_pool!r}")
+        if int(_pool):
+            DATABASES["default"]["CONN_MAX_AGE"] = 0  # the pool keeps them, not the thread
+            DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {"min_size": 1, "max_size": int(_pool),
+                                                                    "timeout": 30}
 else:
     DATABASES = {
         "default": {

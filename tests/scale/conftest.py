@@ -43,8 +43,9 @@ class Console:
 
     def start(self, name: str) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "ab")  # noqa: SIM115 - kept by the process
-        # As the README's production section says: web processes never supervise the local cluster.
-        env = {**self.env, "DICE_LOCAL_SUPERVISE": "0"} if name.startswith("web") else self.env
+        # As the README's production section says: web processes never supervise the local cluster
+        # and take their database connections from a pool.
+        env = {**self.env, "DICE_LOCAL_SUPERVISE": "0", "DICE_DB_POOL": "20"} if name.startswith("web") else self.env
         proc = subprocess.Popen(self.command(name), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)
         self.procs[name] = proc
