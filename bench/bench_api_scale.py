@@ -36,6 +36,11 @@ Figures, PostgreSQL (dice_hK), --repeat 100 --serve, 8,686 requests each (p99 is
     collection in that row), load up to 7.6 (member half) 12 of 44; collector 6.9 s: 1,222 young,
     123 middle, 14 full passes (0.33 s); RSS 112 -> 131 MiB. Again at load 4.9-7.6: 54 rows over
     100 ms, collector 6.7 s, 26 full passes (0.40 s), RSS 112 -> 131 MiB.
+Idle machine (load 1.1-1.3, the bench alone), 2026-12-07, main after the merge of the policy above:
+  --serve: every row under 100 ms: worst p99 80.3 ms (admin, deployments page p1) and 70.5 ms
+    (member, API deployments @1975), p50 14-44 ms; collector 992 young (max 24 ms), 95 middle, 8 full
+    (max 46 ms); RSS 109 -> 129 MiB.
+  in-process: worst p99 31.2 ms (admin) and 37.1 ms (member).
 """
 
 from __future__ import annotations
