@@ -128,6 +128,17 @@ def collector_thresholds() -> tuple[int, int, int]:
     return values
 
 
+def warmup_requests() -> int:
+    """Requests whose objects are frozen once they have been served: DICE_GC_WARMUP_REQUESTS, else
+    WARMUP_REQUESTS (0: only startup's)."""
+    raw = os.environ.get(WARMUP_ENV, "").strip()
+    if not raw:
+        return WARMUP_REQUESTS
+    if not raw.isdigit():
+        raise ValueError(f"{WARMUP_ENV}={raw!r}: a number of requests, 0 or more (e.g. {WARMUP_REQUESTS})")
+    return int(raw)
+
+
 def tune_collector() -> tuple[int, int, int]:
     """Install the web process's allocation thresholds (collector_thresholds); returns them."""
     thresholds = collector_thresholds()
@@ -177,7 +188,7 @@ class CollectWhenIdle:
     def __init__(self, app, warmup: int | None = None, when_idle: bool | None = None):
         self.app = app
         if warmup is None:
-            warmup = int(os.environ.get(WARMUP_ENV, WARMUP_REQUESTS))
+            warmup = warmup_requests()
         if when_idle is None:
             when_idle = os.environ.get(IDLE_ENV, "1") != "0"
         self.idle = Idle(warmup)

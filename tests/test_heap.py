@@ -63,6 +63,11 @@ def test_bad_collector_thresholds_stop_the_web_process_with_the_variable_named()
                              timeout=120, env={**os.environ, "DICE_GC_THRESHOLDS": bad})
         assert out.returncode != 0
         assert "DICE_GC_THRESHOLDS" in out.stderr and "three positive integers" in out.stderr
+    for bad in ("many", "-5"):
+        out = subprocess.run([sys.executable, "-c", "import dice_console.asgi"], capture_output=True, text=True,
+                             timeout=120, env={**os.environ, "DICE_GC_WARMUP_REQUESTS": bad})
+        assert out.returncode != 0
+        assert "DICE_GC_WARMUP_REQUESTS" in out.stderr and "a number of requests" in out.stderr
 
 
 def test_a_web_process_freezes_again_once_its_first_requests_are_served():
