@@ -533,6 +533,31 @@ def status_changes(executor: Any, runtime: RuntimeRef, poll_interval: float) -> 
     return watch(runtime)
 
 
+def job_log_from(executor: Any, name: str, namespace: str, position: object | None,
+                 after: int = 0) -> tuple[list[LogLine], object | None]:
+    """The job's lines numbered > after that were written since `position`, and the position after
+    them: `executor.job_log_from(name, namespace, position, after)` where the driver can read a log
+    from where it left off (local: a byte offset in its rotating files); else the whole log read
+    again (job_logs), filtered, and no position (None: the next call reads it all again). A
+    position is opaque, only valid for the same job on the same driver, and may be forgotten at
+    any time (a restart, a takeover): None reads from the start, still filtered by `after`."""
+    reader = getattr(executor, "job_log_from", None)
+    if reader is not None:
+        return reader(name, namespace, position, after)
+    return [line for line in executor.job_logs(name, namespace) if line.number > after], None
+
+
+def job_log_watch(executor: Any) -> Any | None:
+    """`executor.job_log_watch()`: an object telling a reader of many jobs' logs which of them
+    grew, so that it waits instead of polling (local: inotify on the jobs' folders). It has
+    fileno() (readable when some watched log changed, for select), watch(name, namespace) -> bool
+    (False: not yet, try again later), forget(name, namespace), watched() -> [(name, namespace)],
+    changed() -> {(name, namespace)} since the last call, and close(). None for a driver without
+    one: its reader polls (job_log_version tells it which logs to read)."""
+    make = getattr(executor, "job_log_watch", None)
+    return make() if make is not None else None
+
+
 # ---- the protocol ---------------------------------------------------------------------------
 
 
@@ -617,7 +642,11 @@ class Executor(Inspector, Protocol):
 
     def job_log_version(self, name: str, namespace: str = "") -> object | None:
         """A value that changes whenever the job's log does, so a reader polling many jobs reads
-        only the logs that grew; None when the cluster cannot tell (then every read is a read)."""
+        only the logs that grew; None when the cluster cannot tell (then every read is a read).
+
+    Optional, found with getattr (see job_log_from and job_log_watch above):
+    job_log_from(name, namespace, position, after) reads a log on from where the last read left
+    it, and job_log_watch() tells a reader which logs grew without polling them."""
 
     def job_batch(self) -> contextlib.AbstractContextManager[None]:
         """A block of run_job/start_step calls the driver may start together when it ends."""

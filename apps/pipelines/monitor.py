@@ -6,6 +6,15 @@ through the broker; when that fails, they go to the retried `on_tasks_finished`)
 seconds its second thread persists the new log lines of running steps (only those whose log
 changed, where the cluster can tell) and notices steps that ended without a word (killed, timed
 out by the cluster, or reporting to a monitor that died in a restart).
+
+Between passes, where the cluster can say which logs grew (scheduler.base.job_log_watch; local:
+inotify on the jobs' folders), the same thread sleeps until a running step writes a line, waits
+GATHER for the lines written with it, and stores the new lines of the steps that wrote: a line
+waits tens of milliseconds, not up to PASS, and steps that print nothing cost nothing. Each log is
+read on from where the last read left it (scheduler.base.job_log_from; local: a byte offset in its
+rotating files), so a pass costs what the steps wrote since the last one, not their whole logs.
+Positions live in this process only: after a restart or a takeover a log is read whole once, its
+lines filtered by the task's stored cursor (never stored twice).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 import select
 import socket
 import threading
@@ -24,10 +34,12 @@ from apps.pipelines import engine, paths, queue, reference, steplogs, steps
 from apps.pipelines.choices import Executor, TaskStatus
 from apps.pipelines.models import TaskRun
 from dice_console.dbconn import drop_broken_connections
+from scheduler.base import job_log_watch
 
 log = logging.getLogger(__name__)
 
-PASS = 0.5  # seconds between log pumps and liveness checks
+PASS = 0.5  # seconds between liveness checks (and log pumps where the cluster cannot say which logs grew)
+GATHER = 0.025  # seconds from the first new line heard to the pump: the lines written with it go along
 RESEND_AFTER = 5.0  # seconds before a finished-looking step is reported again
 IDLE_AFTER = 60.0  # seconds without running steps after which passes stop until the next watch()
 
@@ -45,6 +57,12 @@ class StepMonitor:
         self._lock = threading.Lock()  # _reported is shared by the two threads
         self._reported: dict[int, float] = {}
         self._log_marks: dict[int, tuple] = {}  # task -> its job log's mark at the last pump
+        self._log_positions: dict[int, object] = {}  # task -> where its job log was read up to
+        # The pass thread's own: the running steps seen by the last pass, by (executor id, job,
+        # namespace), and the log watch of each executor that has one (with the executor, so its id stays its own).
+        self._running: dict[tuple, tuple] = {}
+        self._watches: dict[int, tuple] = {}
+        self._wake_r, self._wake_w = os.pipe()  # stop() wakes the pass thread's wait
         self.busy_until = 0.0  # passes touch the database only while steps may be running
         # Two threads: a pass over 100 running steps takes tens of milliseconds, and a datagram
         # that arrives meanwhile must not wait for it (it is the signal a stage's successors wait for).
@@ -66,10 +84,20 @@ class StepMonitor:
 
     def stop(self) -> None:
         self._stop.set()
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
         self.thread.join(5)
         self.pass_thread.join(5)
         with contextlib.suppress(OSError):
             self.sock.close()
+        if not self.pass_thread.is_alive():
+            for _, watch in self._watches.values():
+                with contextlib.suppress(OSError):
+                    watch.close()
+            self._watches.clear()
+            for fd in (self._wake_r, self._wake_w):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -81,14 +109,93 @@ class StepMonitor:
                 self._receive()
 
     def _pass_loop(self) -> None:
-        while not self._stop.wait(PASS):
-            if time.monotonic() < self.busy_until:
-                try:
+        next_pass = time.monotonic() + PASS
+        while not self._stop.is_set():
+            changed = self._wait_for_lines(max(0.0, next_pass - time.monotonic()))
+            if self._stop.is_set():
+                return
+            due = time.monotonic() >= next_pass
+            if due:
+                next_pass = time.monotonic() + PASS
+            if time.monotonic() >= self.busy_until or not (changed or due):
+                continue
+            try:
+                if changed:
+                    self._pump_changed(changed)
+                if due:
                     self._pass()
-                except Exception:
-                    log.exception("step monitor pass failed")
-                finally:
-                    drop_broken_connections()
+            except Exception:
+                log.exception("step monitor pass failed")
+            finally:
+                drop_broken_connections()
+
+    def _wait_for_lines(self, timeout: float) -> set[tuple]:
+        """Sleep up to timeout, or until a watched step's log grows; then (after GATHER, so the
+        lines written with the first one go along) the running steps whose logs grew, as keys of
+        self._running."""
+        fds = [self._wake_r, *(watch.fileno() for _, watch in self._watches.values())]
+        try:
+            ready, _, _ = select.select(fds, [], [], timeout)
+        except (OSError, ValueError):  # a watch closed meanwhile: wait as a poller would
+            self._stop.wait(timeout)
+            return set()
+        if not ready or self._wake_r in ready:
+            return set()
+        self._stop.wait(GATHER)
+        changed = set()
+        for key, (_, watch) in self._watches.items():
+            for name, namespace in watch.changed():
+                changed.add((key, name, namespace))
+        return changed
+
+    def _pump_changed(self, changed: set[tuple]) -> None:
+        """Store the new lines of the running steps whose logs the watches say grew (those seen by
+        the last pass; a step new since is the next pass's). A step whose result is there is left
+        to its collection, as a pass leaves it."""
+        talking = []
+        for key in changed:
+            entry = self._running.get(key)
+            if entry is None:
+                continue
+            executor, run, task, masker = entry
+            with self._lock:
+                if task.pk in self._reported:
+                    continue
+            if steps.read_result(task) is not None:
+                continue
+            try:
+                mark = executor.job_log_version(task.job_name, paths.job_namespace(run))
+            except Exception as exc:
+                log.warning("monitor: task %s: %s", task.pk, exc)
+                continue
+            talking.append((executor, run, task, masker, mark))
+        self._pump(talking)
+
+    def _watch_logs(self, executor, run, task) -> None:
+        """Have the executor's log watch (where it has one) report this step's log."""
+        key = id(executor)
+        if key not in self._watches:
+            watch = job_log_watch(executor)
+            if watch is None:
+                return
+            self._watches[key] = (executor, watch)
+        watch = self._watches[key][1]
+        watch.watch(task.job_name, paths.job_namespace(run))
+
+    def _forget_watched(self, running: dict[tuple, tuple]) -> None:
+        """Stop watching the logs of steps no longer running; close the watches of executors
+        without running steps."""
+        for key, (_, watch) in list(self._watches.items()):
+            kept = 0
+            for name, namespace in watch.watched():
+                if (key, name, namespace) in running:
+                    kept += 1
+                else:
+                    watch.forget(name, namespace)
+            if not kept:
+                with contextlib.suppress(OSError):
+                    watch.close()
+                del self._watches[key]
 
     def _receive(self) -> None:
         """The steps of every datagram waiting now are collected together (and their run
@@ -122,9 +229,11 @@ class StepMonitor:
         """The new lines of every step that talked since the last pass, in one transaction (one
         commit and one push hop for all, not one each); one at a time only when that fails. A
         step's log mark moves only once its lines are stored (else the next pass reads it again)."""
+        if not talking:
+            return
         failed = set()
         try:
-            steplogs.pump_all([item[:4] for item in talking])
+            steplogs.pump_all([item[:4] for item in talking], self._log_positions)
         except Exception as exc:
             log.warning("monitor: pumping %d logs together: %s; one at a time", len(talking), exc)
             for executor, run, task, masker, _ in talking:
@@ -146,6 +255,7 @@ class StepMonitor:
         alive = set()
         finished: list[int] = []
         talking: list[tuple] = []  # running steps whose logs changed: pumped together below
+        pumpable: dict[tuple, tuple] = {}  # what _pump_changed may pump until the next pass
         for task in running:
             self.busy_until = max(self.busy_until, now + IDLE_AFTER)
             alive.add(task.pk)
@@ -158,10 +268,13 @@ class StepMonitor:
                 # A finished step's log is the collector's to persist: pumping it here too took the
                 # database's write lock from under the collector when a stage ended.
                 if not done:
+                    if run.pk not in maskers:
+                        maskers[run.pk] = reference.project_configs(run.application.project_id)[1]
+                    self._watch_logs(executor, run, task)
+                    pumpable[(id(executor), task.job_name, paths.job_namespace(run))] = (
+                        executor, run, task, maskers[run.pk])
                     mark = executor.job_log_version(task.job_name, paths.job_namespace(run))
                     if mark is None or self._log_marks.get(task.pk) != mark:
-                        if run.pk not in maskers:
-                            maskers[run.pk] = reference.project_configs(run.application.project_id)[1]
                         talking.append((executor, run, task, maskers[run.pk], mark))
             except Exception as exc:
                 log.warning("monitor: task %s: %s", task.pk, exc)
@@ -177,6 +290,8 @@ class StepMonitor:
                     self._reported[task.pk] = now
                     finished.append(task.pk)
         self._pump(talking)
+        self._running = pumpable
+        self._forget_watched(pumpable)
         if finished:
             queue.send("on_tasks_finished", finished)
         with self._lock:
@@ -184,6 +299,8 @@ class StepMonitor:
                 del self._reported[task_id]
         for task_id in [task_id for task_id in self._log_marks if task_id not in alive]:
             del self._log_marks[task_id]
+        for task_id in [task_id for task_id in self._log_positions if task_id not in alive]:
+            del self._log_positions[task_id]
 
 
 def ensure_started() -> StepMonitor:

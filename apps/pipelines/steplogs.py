@@ -17,7 +17,7 @@ from apps.pipelines.paths import job_namespace
 from apps.pipelines.reference import project_configs
 from apps.pipelines.states import run_group
 from dice_console.statemachine import push_after_commit
-from scheduler.base import Executor
+from scheduler.base import Executor, job_log_from
 
 # The run page shows each task's line count (and its log link once there are lines). Its socket
 # hears task moves; stored lines are announced too, as a row to fetch again: at once for a task's
@@ -75,13 +75,27 @@ def pump_many(executor: Executor, run: PipelineRun, tasks: list[TaskRun], masker
     pump_all([(executor, run, task, masker) for task in tasks])
 
 
-def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]]) -> None:
+def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]],
+             positions: dict[int, object] | None = None) -> None:
     """pump_logs for steps of any runs, their new lines stored in one transaction: the monitor's
     pass over 50 talking steps is one commit and one push hop, not 50 (each append has a fixed
     cost of a few queries and a commit). When another writer moved one of their cursors
-    meanwhile, nothing of it is kept and each is pumped on its own."""
-    pending = [(executor, run, task, masker, fresh) for executor, run, task, masker in items if task.job_name
-               for fresh in [_fresh_lines(executor, run, task, masker)] if fresh is not None]
+    meanwhile, nothing of it is kept and each is pumped on its own.
+
+    positions (task id -> where its job's log was read up to, scheduler.base.job_log_from): each
+    log is read on from there, not whole, and its entry moves once the lines are stored (or when
+    nothing after it was new); a reader that keeps them reads a long log's new lines only."""
+    positions = {} if positions is None else positions
+    pending, moved = [], {}
+    for executor, run, task, masker in items:
+        if not task.job_name:
+            continue
+        rows, cursor, position = _fresh_lines(executor, run, task, masker, positions.get(task.pk))
+        if rows:
+            pending.append((executor, run, task, masker, (rows, cursor)))
+            moved[task.pk] = position
+        elif position is not None:
+            positions[task.pk] = position
     if not pending:
         return
     try:
@@ -98,20 +112,21 @@ def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]])
         return
     for *_, task, _, (rows, cursor) in pending:
         task.log_cursor, task.last_line = cursor, task.last_line + len(rows)
+        if moved[task.pk] is not None:
+            positions[task.pk] = moved[task.pk]
 
 
-def _fresh_lines(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker):
-    """The job's lines after the task's cursor as log entries, and the cursor after them; None
-    when there are none."""
-    fresh = [line for line in executor.job_logs(task.job_name, job_namespace(run)) if line.number > task.log_cursor]
-    if not fresh:
-        return None
+def _fresh_lines(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker,
+                 position: object | None = None) -> tuple[list, int, object | None]:
+    """The job's lines after the task's cursor as log entries (read on from `position` where the
+    driver can), the cursor after them, and the position after them."""
+    fresh, position = job_log_from(executor, task.job_name, job_namespace(run), position, task.log_cursor)
     rows = []
     for line in fresh:
         stamp, stream, text = _parse(line.text, line.timestamp, line.stream)
         stream = stream if stream in LogStream.values else LogStream.STDOUT
         rows.append((stamp, stream, task.attempt, masker.line(text, f"{task.pk}/{stream}")))
-    return rows, fresh[-1].number
+    return rows, (fresh[-1].number if fresh else task.log_cursor), position
 
 
 def _move_cursor(task: TaskRun, cursor: int, count: int) -> None:
@@ -124,10 +139,9 @@ def _move_cursor(task: TaskRun, cursor: int, count: int) -> None:
 
 
 def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker) -> int | None:
-    fresh = _fresh_lines(executor, run, task, masker)
-    if fresh is None:
+    rows, cursor, _ = _fresh_lines(executor, run, task, masker)
+    if not rows:
         return 0
-    rows, cursor = fresh
     try:
         with transaction.atomic():
             _move_cursor(task, cursor, len(rows))

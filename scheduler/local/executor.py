@@ -43,6 +43,7 @@ from scheduler.local import logs as log_mod
 from scheduler.local.autoscale import Autoscaler
 from scheduler.local.cron import due_minute, parse_cron
 from scheduler.local.drift import local_drift
+from scheduler.local.logwatch import JobLogWatch
 from scheduler.local.metrics import Sampler
 from scheduler.local.plan import check_group, engine_job_envs, plan_group
 from scheduler.local.sandbox import SYSTEM_PREFIXES, Isolation, Sandboxes, TenantBox
@@ -858,6 +859,16 @@ class LocalExecutor:
             finished=lambda: self.job_status(name, namespace).state.finished
             or self.job_status(name, namespace).state is JobState.MISSING,
         )
+
+    def job_log_from(self, name: str, namespace: str = "", position: tuple | None = None,
+                     after: int = 0) -> tuple[list[LogLine], tuple | None]:
+        """The job's lines since `position` (see scheduler.base.job_log_from): only what the
+        shim wrote since, across its rotations (logs.read_from)."""
+        return log_mod.read_from(self._job_dir(namespace, name) / "job.log", name, position, after)
+
+    def job_log_watch(self) -> JobLogWatch:
+        """Which watched jobs' logs grew, by inotify on their folders (scheduler.base.job_log_watch)."""
+        return JobLogWatch(self._job_dir)
 
     # ---- the protocol's names for what this driver does ---------------------------------------
 

@@ -7,10 +7,12 @@ import os
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from scheduler.base import LogLine
 
 FOLLOW_POLL = 0.2  # seconds between looks at the files in follow mode
+READ_TRIES = 3  # looks at a log's files by read_from while they were renamed under it
 
 
 def parse_line(source: str, raw: str) -> LogLine | None:
@@ -125,3 +127,97 @@ def stream(
             if done_checks > 1:
                 return
         time.sleep(FOLLOW_POLL)
+
+
+def read_from(path: Path, source: str, position: tuple | None, after: int = 0) -> tuple[list[LogLine], tuple | None]:
+    """The lines of one source written since `position` (what an earlier call returned; None: from
+    the oldest file kept) and numbered > after, with the position after them: a reader polling a
+    long log reads only what it has not read, not the whole log each time.
+
+    A position is (the file's inode, the byte offset after the last whole line read, that line's
+    number). The writer rotates by renaming (FILE -> FILE.1 -> ...), so a file keeps its inode
+    under its new name: the remembered file is found among the rotated ones by inode, read on
+    from the offset, and the newer files after it whole. The live file is opened first (as
+    read_source does), so a rotation meanwhile leaves nothing unread; a line met twice is taken
+    once, by number. A line still being written (no newline yet) is left for the next call. When
+    the remembered file is gone (rotated out of the kept ones) or the offset does not fall after a
+    line (another file under a recycled inode), everything still kept is read, numbered > the
+    position's line: nothing is repeated, and lines lost are only those the writer deleted.
+
+    The shim numbers its lines without gaps, so a gap in what was read means the files were renamed
+    while they were being listed and opened (one of them seen under no name): the read is done
+    again (up to READ_TRIES times; a gap left then is lines the writer deleted)."""
+    for attempt in range(READ_TRIES):
+        lines, new_position, trusted = _read_from_once(path, source, position, after)
+        expected = (max(after, position[2]) + 1) if trusted else (lines[0].number if lines else 0)
+        if all(line.number == expected + i for i, line in enumerate(lines)) or attempt == READ_TRIES - 1:
+            return lines, new_position
+    raise AssertionError("unreachable")
+
+
+def _read_from_once(path: Path, source: str, position: tuple | None,
+                    after: int) -> tuple[list[LogLine], tuple | None, bool]:
+    """One look at the files for read_from; also whether the position's file was found (then the
+    first line read must follow the position's line)."""
+    chain: list[tuple[Any, int]] = []  # (binary handle, inode), oldest first, one per inode
+    try:
+        try:
+            live = open(path, "rb")  # noqa: SIM115 - closed below
+            live_ino = os.fstat(live.fileno()).st_ino
+        except OSError:
+            live, live_ino = None, 0
+        rotated = sorted((f for f in path.parent.glob(path.name + ".*") if _rotation_index(f) > 0),
+                         key=_rotation_index, reverse=True)
+        for file in rotated:
+            try:
+                fh = open(file, "rb")  # noqa: SIM115 - closed below
+            except OSError:
+                continue
+            ino = os.fstat(fh.fileno()).st_ino
+            if ino == live_ino or any(ino == seen for _, seen in chain):
+                fh.close()
+                continue
+            chain.append((fh, ino))
+        if live is not None:
+            chain.append((live, live_ino))
+        start, offset, trusted = 0, 0, False
+        if position is not None:
+            ino, remembered, number = position
+            after = max(after, number)
+            for i, (fh, fino) in enumerate(chain):
+                if fino == ino and _line_starts_at(fh, remembered):
+                    start, offset, trusted = i, remembered, True
+                    break
+        out: list[LogLine] = []
+        last = after
+        new_position = position
+        for i in range(start, len(chain)):
+            fh, fino = chain[i]
+            begin = offset if i == start else 0
+            fh.seek(begin)
+            data = fh.read()
+            end = data.rfind(b"\n") + 1  # whole lines only
+            for raw in data[:end].decode("utf-8", "replace").split("\n")[:-1]:
+                line = parse_line(source, raw)
+                if line is not None and line.number > last:
+                    out.append(line)
+                    last = line.number
+            new_position = (fino, begin + end, last)
+        return out, new_position, trusted
+    finally:
+        for fh, _ in chain:
+            fh.close()
+
+
+def _line_starts_at(fh, offset: int) -> bool:
+    """Whether a line of the file can start at offset: 0, or just after a newline within it."""
+    if offset == 0:
+        return True
+    try:
+        size = os.fstat(fh.fileno()).st_size
+        if offset > size:
+            return False
+        fh.seek(offset - 1)
+        return fh.read(1) == b"\n"
+    except OSError:
+        return False
