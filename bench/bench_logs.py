@@ -54,6 +54,8 @@ import asyncio
 import json
 import multiprocessing
 import os
+import resource
+import shlex
 import socket
 import statistics
 import sys
@@ -125,7 +127,7 @@ class Trace:
     """Marks (task id, first line, last line, time) per hop, recorded by patches of the server side."""
 
     def __init__(self) -> None:
-        self.marks: dict[str, list] = {hop: [] for hop, _ in HOPS}
+        self.marks: dict[str, list] = {hop: [] for hop, _ in STEP_HOPS + HOPS}
 
     def mark(self, hop: str, stream: str, lines: list) -> None:
         if lines:
@@ -134,8 +136,31 @@ class Trace:
     def install(self) -> None:
         """Patch the pusher, the log bus and the logs consumer of this process."""
         from apps.logs import bus, consumers, push
+        from apps.pipelines import steplogs
 
         trace = self
+        fresh_lines = steplogs._fresh_lines
+
+        read_log = steplogs.job_log_from
+        shim_times: list[float] = []
+
+        def traced_read_log(*args, **kwargs):
+            lines, position = read_log(*args, **kwargs)
+            shim_times[:] = [line.timestamp for line in lines]  # the shim's time of each line
+            return lines, position
+
+        def traced_fresh_lines(executor, run, task, masker, position=None):
+            found = fresh_lines(executor, run, task, masker, position)
+            rows = found[0]
+            if rows:  # numbered as they will be stored
+                now = time.time()
+                trace.marks["read"].append((task.pk, task.last_line + 1, task.last_line + len(rows), now))
+                for i, at in enumerate(shim_times[-len(rows):]):
+                    trace.marks["shim"].append((task.pk, task.last_line + 1 + i, task.last_line + 1 + i, at))
+            return found
+
+        steplogs._fresh_lines = traced_fresh_lines
+        steplogs.job_log_from = traced_read_log
         add, messages, publish = push.Pusher.add, push.Pusher._messages, bus.publish
         pushed, send_lines = consumers.LogsConsumer._pushed, consumers.LogsConsumer._send_lines
 
@@ -168,28 +193,37 @@ class Trace:
         consumers.LogsConsumer._send_lines = traced_send_lines
 
     def take(self) -> dict[str, list]:
-        marks, self.marks = self.marks, {hop: [] for hop, _ in HOPS}
+        marks, self.marks = self.marks, {hop: [] for hop, _ in STEP_HOPS + HOPS}
         return marks
 
 
-def hop_report(marks: dict[str, list], arrivals: dict[int, list], stamps: dict[int, list]) -> list[str]:
+# A real step's line (scenario 6) first crosses these, before the hops above.
+STEP_HOPS = [
+    ("agent", "printed -> the agent relays it (its read of the pipe, JSON; the stored line's time)"),
+    ("shim", "relayed -> the shim has written it to the job's log (its time in the log)"),
+    ("read", "written -> the monitor reads it (the log watch's wake-up, GATHER, the pass before)"),
+]
+
+
+def hop_report(marks: dict[str, list], lines: dict[int, list], hops: list | None = None) -> list[str]:
     """Per hop: p50 and p99 of its time over all lines, and its mean over the slowest 1% of lines
-    (those whose total is at or above the p99): the hop that holds the tail."""
-    at: dict[str, dict[int, list]] = {}
-    for hop, _ in HOPS[:-1]:
+    (those whose total is at or above the p99): the hop that holds the tail. lines: task id ->
+    [(stored line number, stamp, the agent's time or None, arrival)]."""
+    hops = hops or HOPS
+    at: dict[str, dict[int, dict]] = {}
+    for hop, _ in hops[:-1]:
         per_task = at[hop] = {}
         for task_id, first, last, t in marks.get(hop, []):
-            row = per_task.setdefault(task_id, [None] * (len(arrivals[task_id]) + 1))
+            row = per_task.setdefault(task_id, {})
             for number in range(first, last + 1):
-                if number < len(row) and row[number] is None:  # the first time a line leaves a hop
-                    row[number] = t
-    at["client"] = {task_id: [None, *times] for task_id, times in arrivals.items()}
+                row.setdefault(number, t)  # the first time a line leaves a hop
     rows = []  # per line: the time spent in each hop
-    for task_id, times in arrivals.items():
-        for number in range(1, len(times) + 1):
-            previous, spent = stamps[task_id][number - 1], []
-            for hop, _ in HOPS:
-                t = at[hop].get(task_id, [None] * (number + 1))[number]
+    for task_id, seen in lines.items():
+        for number, stamp, agent_at, arrival in seen:
+            previous, spent = stamp, []
+            for hop, _ in hops:
+                t = {"client": arrival, "agent": agent_at}.get(hop) if hop in ("client", "agent") \
+                    else at[hop].get(task_id, {}).get(number)
                 if t is None:  # a line read from the database (a gap) skips the push hops
                     spent.append(None)
                     continue
@@ -199,7 +233,7 @@ def hop_report(marks: dict[str, list], arrivals: dict[int, list], stamps: dict[i
     rows.sort(key=lambda r: r[0])
     tail = rows[int(len(rows) * 0.99) - 1:]
     out = [f"{'hop':10} {'p50 ms':>8} {'p99 ms':>8} {'tail ms':>8}  (tail: mean over the slowest 1% of lines)"]
-    for i, (hop, what) in enumerate(HOPS):
+    for i, (hop, what) in enumerate(hops):
         values = sorted(r[1][i] for r in rows if r[1][i] is not None)
         tail_values = [r[1][i] for r in tail if r[1][i] is not None]
         if not values:
@@ -215,14 +249,14 @@ def hop_report(marks: dict[str, list], arrivals: dict[int, list], stamps: dict[i
 # ---- the client process ------------------------------------------------------------------------
 
 
-def client_main(port: int, token: str, streams: list[str], expected: int, results) -> None:
-    asyncio.run(_clients(port, token, streams, expected, results))
+def client_main(port: int, token: str, streams: list[str], expected: int, results, steps: bool = False) -> None:
+    asyncio.run(_clients(port, token, streams, expected, results, steps))
 
 
-async def _clients(port, token, streams, expected, results):
+async def _clients(port, token, streams, expected, results, steps=False):
     from websockets.asyncio.client import connect
 
-    stats = {s: {"next": 1, "bad": 0, "lat": [], "last_at": 0.0, "stamps": [], "arrivals": []} for s in streams}
+    stats = {s: {"next": 1, "bad": 0, "lat": [], "last_at": 0.0, "seen": []} for s in streams}
     sockets = []
     for stream in streams:
         ws = await connect(f"ws://127.0.0.1:{port}/ws/logs/?token={token}", origin=f"http://127.0.0.1:{port}",
@@ -233,28 +267,35 @@ async def _clients(port, token, streams, expected, results):
 
     async def read(stream, ws):
         st = stats[stream]
-        while st["next"] <= expected:
+        st["got"] = 0  # the lines counted: every line, or (steps) the step's own stamped ones
+        while st["got"] < expected:
             message = json.loads(await ws.recv())
             now = time.time()
             if message["type"] != "lines":
                 continue
-            for number, _ts, _stream, text in message["lines"]:
+            for number, ts, _stream, text in message["lines"]:
                 if number != st["next"]:
                     st["bad"] += 1
                 st["next"] = number + 1
-                stamp = float(text.split(" ", 1)[0])
+                head = text.split(" ", 2)
+                if steps:  # "<stamp> <index> payload" from the step; the agent's and console's lines between
+                    if len(head) < 3 or not head[1].isdigit():
+                        continue
+                    if int(head[1]) != st["got"] + 1:
+                        st["bad"] += 1
+                stamp = float(head[0])
+                st["got"] += 1
                 st["lat"].append(now - stamp)
-                st["stamps"].append(stamp)
-                st["arrivals"].append(now)
+                st["seen"].append((number, stamp, ts if steps else None, now))
             st["last_at"] = now
         await ws.close()
 
     await asyncio.gather(*(read(s, ws) for s, ws in sockets))
     lat = [x for st in stats.values() for x in st["lat"]]
     results.put(("done", {"lat": lat, "bad": sum(st["bad"] for st in stats.values()),
-                          "received": sum(st["next"] - 1 for st in stats.values()),
+                          "received": sum(st["got"] for st in stats.values()),
                           "last_at": max(st["last_at"] for st in stats.values()),
-                          "lines": {int(s.split(":")[1]): (st["stamps"], st["arrivals"]) for s, st in stats.items()}}))
+                          "lines": {int(s.split(":")[1]): st["seen"] for s, st in stats.items()}}))
 
 
 # ---- one scenario ------------------------------------------------------------------------------
@@ -301,12 +342,13 @@ def scenario(port, token, tenant_app, *, streams: int, lines: int, rate: float |
     produced = time.time() - start
     kind, data = results.get(timeout=300)
     proc.join(30)
+    TaskRun.objects.filter(run=run).update(status="success")
+    PipelineRun.objects.filter(pk=run.pk).update(status="success")
     lat = sorted(data["lat"])
     total = streams * lines
     hops = None
     if trace is not None:
-        hops = hop_report(trace.take(), {k: v[1] for k, v in data["lines"].items()},
-                          {k: v[0] for k, v in data["lines"].items()})
+        hops = hop_report(trace.take(), data["lines"])
     return {"hops": hops,
         "streams": streams, "lines": total, "rate": f"{rate * streams:,.0f}/s" if rate else "max",
         "produce_s": produced, "lines_per_s": data["received"] / (data["last_at"] - start),
@@ -315,17 +357,144 @@ def scenario(port, token, tenant_app, *, streams: int, lines: int, rate: float |
     }
 
 
+# ---- end to end: real steps ---------------------------------------------------------------------
+
+# What each step runs: `lines` lines at `rate` lines/s, in ticks of 0.1 s, each "<time.time()> <index> payload",
+# flushed at each tick (as a program writing its log would).
+STEP_PROGRAM = (
+    "import sys, time\n"
+    "lines, rate = {lines}, {rate}\n"
+    "per_tick = max(1, round(rate / 10))\n"
+    "start, written = time.time(), 0\n"
+    "while written < lines:\n"
+    "    delay = start + written / rate - time.time()\n"
+    "    if delay > 0:\n"
+    "        time.sleep(delay)\n"
+    "    count = min(per_tick, lines - written)\n"
+    "    sys.stdout.write(''.join('%.6f %d %s\\n' % (time.time(), written + i + 1, {payload!r}) for i in range(count)))\n"
+    "    sys.stdout.flush()\n"
+    "    written += count\n"
+)
+
+
+def machine_busy() -> float:
+    """CPU seconds the machine has been busy (all CPUs, from /proc/stat)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
+def steps_source(streams: int, lines: int, rate: float, wait: float) -> str:
+    """A pipeline: one step sleeping `wait` seconds (the clients subscribe meanwhile), then
+    `streams` steps side by side, each printing `lines` stamped lines at `rate` lines/s."""
+    program = STEP_PROGRAM.format(lines=lines, rate=rate, payload="INFO worker: processed item, all good " + "x" * 40)
+    command = "python3 -c " + shlex.quote(program)
+    out = ['version: "1.1"', "stages:", "  - stage:", "      - custom-script:", "          alias: settle",
+           f"          commands: [{json.dumps(f'sleep {wait}')}]", "  - stage:"]
+    for i in range(streams):
+        out += ["      - custom-script:", f"          alias: s{i}", f"          commands: [{json.dumps(command)}]"]
+    return "\n".join(out) + "\n"
+
+
+def scenario_steps(port, token, user, tenant_app, *, streams: int, lines: int, rate: float, wait: float = 4.0,
+                   trace: Trace | None = None) -> dict:
+    """End to end, the path a real step's line takes: printed by the step's process, through its
+    agent to the shim, written to the job's log, read by the step monitor (this process's embedded
+    worker, woken by the log watch), stored, pushed, and received by a WebSocket client."""
+    from apps.pipelines import services
+    from apps.pipelines.models import PipelineRun
+
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF), machine_busy(), time.monotonic()
+    run = services.start_run(user, tenant_app, source=steps_source(streams, lines, rate, wait))
+    tasks = sorted((t for t in run.tasks.all() if t.alias != "settle"), key=lambda t: int(t.alias[1:]))
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    proc = ctx.Process(target=client_main, args=(port, token, [f"task:{t.pk}" for t in tasks], lines, results, True))
+    proc.start()
+    assert results.get(timeout=60)[0] == "ready"
+    ready_at = time.time()
+    if trace is not None:
+        trace.take()
+    kind, data = results.get(timeout=wait + 60 + 3 * lines / rate)
+    proc.join(30)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        run.refresh_from_db()
+        if run.status in ("success", "failed", "cancelled", "timed-out"):
+            break
+        time.sleep(0.2)
+    me, busy, wall = resource.getrusage(resource.RUSAGE_SELF), machine_busy(), time.monotonic()
+    console_cpu = me.ru_utime + me.ru_stime - cpu_before[0].ru_utime - cpu_before[0].ru_stime
+    first = min(seen[0][1] for seen in data["lines"].values() if seen)
+    lat = sorted(data["lat"])
+    total = streams * lines
+    stored_once = all(
+        sum(1 for line in read_task_lines(t.pk) if _stamped(line.text)) == lines for t in tasks)
+    hops = [f"cpu over the run ({wall - cpu_before[2]:.1f} s): console process {console_cpu:.1f} s, whole machine "
+            f"{busy - cpu_before[1]:.1f} s (the rest: the steps' processes, the clients, others' work)"]
+    hops += [] if first > ready_at else [f"(the clients were ready {ready_at - first:.1f} s after the first line: "
+                                        "its latency includes that wait)"]
+    if trace is not None:
+        hops += hop_report(trace.take(), data["lines"], STEP_HOPS + HOPS)
+    return {"hops": hops,
+            "streams": streams, "lines": total, "rate": f"{rate * streams:,.0f}/s",
+            "lines_per_s": data["received"] / (data["last_at"] - first),
+            "p50_ms": statistics.median(lat) * 1000, "p99_ms": lat[int(len(lat) * 0.99) - 1] * 1000,
+            "max_ms": lat[-1] * 1000,
+            "exactly_once": data["received"] == total and data["bad"] == 0 and stored_once
+            and PipelineRun.objects.filter(pk=run.pk, status="success").exists()}
+
+
+def _stamped(text: str) -> bool:
+    head = text.split(" ", 2)
+    return len(head) == 3 and head[1].isdigit()
+
+
+def read_task_lines(task_id: int):
+    from apps.logs.services import read_task_lines as read
+
+    return read(task_id)
+
+
+def run_steps(args, port, token, user, app, trace) -> dict:
+    """Scenario 6 with this process's embedded worker (its step monitor) and local cluster, as the
+    standalone console runs them."""
+    from django.conf import settings
+
+    from dice_console.celery import app as celery_app
+    from dice_console.embedded import EmbeddedWorker
+
+    settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = max(settings.DICE_PIPELINE_MAX_PARALLEL_STEPS, args.streams + 1)
+    worker = EmbeddedWorker(celery_app, with_beat=False, concurrency=4)
+    worker.start()
+    try:
+        return scenario_steps(port, token, user, app, streams=args.streams, lines=args.stream_lines,
+                              rate=args.rate / args.streams, wait=args.settle, trace=trace)
+    finally:
+        worker.stop()
+        from apps.pipelines import monitor
+        from scheduler.local import _EXECUTORS
+
+        monitor.stop()
+        for executor in list(_EXECUTORS.values()):
+            executor.destroy_all()
+            executor.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=100_000, help="lines of the one-stream runs")
     parser.add_argument("--streams", type=int, default=50)
     parser.add_argument("--stream-lines", type=int, default=10_000, help="lines per stream of the many-stream runs")
     parser.add_argument("--rate", type=float, default=20_000, help="lines/s of the paced one-stream run")
-    parser.add_argument("--only", type=int, nargs="*", help="run only these scenarios (1-5)")
+    parser.add_argument("--only", type=int, nargs="*", help="run only these scenarios (1-6)")
+    parser.add_argument("--settle", type=float, default=4.0,
+                        help="scenario 6: seconds the first step sleeps before the printing steps start")
     parser.add_argument("--trace", action="store_true",
                         help="also print where the lines' time went, hop by hop (patches the server side)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["DICE_LOCAL_ROOT"] = str(Path(tmp) / "local")
         setup_django(tmp)
         from django.conf import settings
         from django.contrib.auth import get_user_model
@@ -354,6 +523,7 @@ def main() -> None:
              {"streams": args.streams, "lines": args.stream_lines, "rate": None, "batch": 200}),
             (f"{args.streams} streams at {args.rate / args.streams:,.0f} lines/s each", many),
             ("same, all streams per call (batched)", {**many, "together": True}),
+            (f"{args.streams} real steps at {args.rate / args.streams:,.0f} lines/s each", None),
         ]
         header = f"{'scenario':40} {'lines':>8} {'lines/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'once':>5}"
         print(header)
@@ -361,7 +531,10 @@ def main() -> None:
         for i, (name, kwargs) in enumerate(rows, 1):
             if args.only and i not in args.only:
                 continue
-            r = scenario(port, token, app, **kwargs, trace=trace)
+            if kwargs is None:
+                r = run_steps(args, port, token, user, app, trace)
+            else:
+                r = scenario(port, token, app, **kwargs, trace=trace)
             print(f"{name:40} {r['lines']:>8,} {r['lines_per_s']:>9,.0f} {r['p50_ms']:>8.0f} {r['p99_ms']:>8.0f} "
                   f"{r['max_ms']:>8.0f} {'yes' if r['exactly_once'] else 'NO':>5}", flush=True)
             for line in r["hops"] or []:

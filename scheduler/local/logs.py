@@ -12,7 +12,7 @@ from typing import Any
 from scheduler.base import LogLine
 
 FOLLOW_POLL = 0.2  # seconds between looks at the files in follow mode
-READ_TRIES = 3  # looks at a log's files by read_from while they were renamed under it
+READ_TRIES = 5  # looks at a log's files by read_from while they were renamed under it
 
 
 def parse_line(source: str, raw: str) -> LogLine | None:
@@ -144,12 +144,14 @@ def read_from(path: Path, source: str, position: tuple | None, after: int = 0) -
     line (another file under a recycled inode), everything still kept is read, numbered > the
     position's line: nothing is repeated, and lines lost are only those the writer deleted.
 
-    The shim numbers its lines without gaps, so a gap in what was read means the files were renamed
-    while they were being listed and opened (one of them seen under no name): the read is done
-    again (up to READ_TRIES times; a gap left then is lines the writer deleted)."""
+    The shim numbers its lines without gaps, so a gap in what was read (or between the last line
+    read before and the first read now) means the files were renamed while they were being listed
+    and opened (one of them seen under no name): the read is done again (up to READ_TRIES times; a
+    gap left then is lines the writer deleted)."""
     for attempt in range(READ_TRIES):
         lines, new_position, trusted = _read_from_once(path, source, position, after)
-        expected = (max(after, position[2]) + 1) if trusted else (lines[0].number if lines else 0)
+        known = max(after, position[2] if position is not None else 0)
+        expected = known + 1 if (trusted or known) else (lines[0].number if lines else 0)
         if all(line.number == expected + i for i, line in enumerate(lines)) or attempt == READ_TRIES - 1:
             return lines, new_position
     raise AssertionError("unreachable")
