@@ -434,6 +434,11 @@ def scenario_steps(port, token, user, tenant_app, *, streams: int, lines: int, r
             f"{busy - cpu_before[1]:.1f} s (the rest: the steps' processes, the clients, others' work)"]
     hops += [] if first > ready_at else [f"(the clients were ready {ready_at - first:.1f} s after the first line: "
                                         "its latency includes that wait)"]
+    p99 = lat[int(len(lat) * 0.99) - 1]
+    slow = sorted(stamp - first for seen in data["lines"].values() for _, stamp, _, at in seen if at - stamp >= p99)
+    if slow:
+        hops.append(f"the slowest 1% of lines were printed {slow[0]:.1f} to {slow[-1]:.1f} s after the first line "
+                    f"(median {slow[len(slow) // 2]:.1f} s; the steps printed for ~{lines / rate:.0f} s)")
     if trace is not None:
         hops += hop_report(trace.take(), data["lines"], STEP_HOPS + HOPS)
     return {"hops": hops,

@@ -12,9 +12,10 @@ inotify on the jobs' folders), the same thread sleeps until a running step write
 GATHER for the lines written with it, and stores the new lines of the steps that wrote: a line
 waits tens of milliseconds, not up to PASS, and steps that print nothing cost nothing. Each log is
 read on from where the last read left it (scheduler.base.job_log_from; local: a byte offset in its
-rotating files), so a pass costs what the steps wrote since the last one, not their whole logs.
-Positions live in this process only: after a restart or a takeover a log is read whole once, its
-lines filtered by the task's stored cursor (never stored twice).
+rotating files; steplogs keeps the positions, for the collection at a step's end too), so a pass
+costs what the steps wrote since the last one, not their whole logs. Positions live in this
+process only: after a restart or a takeover a log is read whole once, its lines filtered by the
+task's stored cursor (never stored twice).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from scheduler.base import job_log_watch
 log = logging.getLogger(__name__)
 
 PASS = 0.5  # seconds between liveness checks (and log pumps where the cluster cannot say which logs grew)
+SOON = 0.1  # seconds from steps being started (watch()) to the pass that finds them running
 GATHER = 0.025  # seconds from the first new line heard to the pump: the lines written with it go along
 RESEND_AFTER = 5.0  # seconds before a finished-looking step is reported again
 IDLE_AFTER = 60.0  # seconds without running steps after which passes stop until the next watch()
@@ -57,12 +59,14 @@ class StepMonitor:
         self._lock = threading.Lock()  # _reported is shared by the two threads
         self._reported: dict[int, float] = {}
         self._log_marks: dict[int, tuple] = {}  # task -> its job log's mark at the last pump
-        self._log_positions: dict[int, object] = {}  # task -> where its job log was read up to
         # The pass thread's own: the running steps seen by the last pass, by (executor id, job,
         # namespace), and the log watch of each executor that has one (with the executor, so its id stays its own).
         self._running: dict[tuple, tuple] = {}
         self._watches: dict[int, tuple] = {}
-        self._wake_r, self._wake_w = os.pipe()  # stop() wakes the pass thread's wait
+        self._wake_r, self._wake_w = os.pipe()  # stop() and pass_soon() wake the pass thread's wait
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._pass_at = float("inf")  # when pass_soon() wants a pass
         self.busy_until = 0.0  # passes touch the database only while steps may be running
         # Two threads: a pass over 100 running steps takes tens of milliseconds, and a datagram
         # that arrives meanwhile must not wait for it (it is the signal a stage's successors wait for).
@@ -108,13 +112,26 @@ class StepMonitor:
             if ready:
                 self._receive()
 
+    def pass_soon(self) -> None:
+        """Steps are being started: a pass within SOON (not at the next PASS) finds them running
+        and watches their logs, so their first lines do not wait for it."""
+        with self._lock:
+            self._pass_at = min(self._pass_at, time.monotonic() + SOON)
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"p")
+
     def _pass_loop(self) -> None:
         next_pass = time.monotonic() + PASS
         while not self._stop.is_set():
-            changed = self._wait_for_lines(max(0.0, next_pass - time.monotonic()))
+            with self._lock:
+                due_at = min(next_pass, self._pass_at)
+            changed = self._wait_for_lines(max(0.0, due_at - time.monotonic()))
             if self._stop.is_set():
                 return
-            due = time.monotonic() >= next_pass
+            with self._lock:
+                due = time.monotonic() >= min(next_pass, self._pass_at)
+                if due:
+                    self._pass_at = float("inf")
             if due:
                 next_pass = time.monotonic() + PASS
             if time.monotonic() >= self.busy_until or not (changed or due):
@@ -139,7 +156,11 @@ class StepMonitor:
         except (OSError, ValueError):  # a watch closed meanwhile: wait as a poller would
             self._stop.wait(timeout)
             return set()
-        if not ready or self._wake_r in ready:
+        if not ready:
+            return set()
+        if self._wake_r in ready:  # stop(), or pass_soon(): the caller looks at which
+            with contextlib.suppress(OSError):
+                os.read(self._wake_r, 4096)
             return set()
         self._stop.wait(GATHER)
         changed = set()
@@ -171,16 +192,17 @@ class StepMonitor:
             talking.append((executor, run, task, masker, mark))
         self._pump(talking)
 
-    def _watch_logs(self, executor, run, task) -> None:
-        """Have the executor's log watch (where it has one) report this step's log."""
+    def _watch_logs(self, executor, run, task) -> bool:
+        """Have the executor's log watch (where it has one) report this step's log; False when it
+        cannot yet (a step accepted whose folder its cluster has not made yet)."""
         key = id(executor)
         if key not in self._watches:
             watch = job_log_watch(executor)
             if watch is None:
-                return
+                return True
             self._watches[key] = (executor, watch)
         watch = self._watches[key][1]
-        watch.watch(task.job_name, paths.job_namespace(run))
+        return watch.watch(task.job_name, paths.job_namespace(run))
 
     def _forget_watched(self, running: dict[tuple, tuple]) -> None:
         """Stop watching the logs of steps no longer running; close the watches of executors
@@ -233,7 +255,7 @@ class StepMonitor:
             return
         failed = set()
         try:
-            steplogs.pump_all([item[:4] for item in talking], self._log_positions)
+            steplogs.pump_all([item[:4] for item in talking])
         except Exception as exc:
             log.warning("monitor: pumping %d logs together: %s; one at a time", len(talking), exc)
             for executor, run, task, masker, _ in talking:
@@ -256,6 +278,7 @@ class StepMonitor:
         finished: list[int] = []
         talking: list[tuple] = []  # running steps whose logs changed: pumped together below
         pumpable: dict[tuple, tuple] = {}  # what _pump_changed may pump until the next pass
+        unwatched = False  # a running step whose log cannot be watched yet: look again SOON
         for task in running:
             self.busy_until = max(self.busy_until, now + IDLE_AFTER)
             alive.add(task.pk)
@@ -270,7 +293,8 @@ class StepMonitor:
                 if not done:
                     if run.pk not in maskers:
                         maskers[run.pk] = reference.project_configs(run.application.project_id)[1]
-                    self._watch_logs(executor, run, task)
+                    if not self._watch_logs(executor, run, task):
+                        unwatched = True
                     pumpable[(id(executor), task.job_name, paths.job_namespace(run))] = (
                         executor, run, task, maskers[run.pk])
                     mark = executor.job_log_version(task.job_name, paths.job_namespace(run))
@@ -292,6 +316,9 @@ class StepMonitor:
         self._pump(talking)
         self._running = pumpable
         self._forget_watched(pumpable)
+        if unwatched:
+            with self._lock:
+                self._pass_at = min(self._pass_at, time.monotonic() + SOON)
         if finished:
             queue.send("on_tasks_finished", finished)
         with self._lock:
@@ -299,8 +326,7 @@ class StepMonitor:
                 del self._reported[task_id]
         for task_id in [task_id for task_id in self._log_marks if task_id not in alive]:
             del self._log_marks[task_id]
-        for task_id in [task_id for task_id in self._log_positions if task_id not in alive]:
-            del self._log_positions[task_id]
+        steplogs.forget_positions(alive)  # a step being collected is still running
 
 
 def ensure_started() -> StepMonitor:
@@ -329,6 +355,7 @@ def watch(task_id: int) -> None:
     """A step of this task is running: make sure this process watches steps."""
     monitor = ensure_started()
     monitor.busy_until = max(monitor.busy_until, time.monotonic() + IDLE_AFTER)
+    monitor.pass_soon()
 
 
 def stop() -> None:

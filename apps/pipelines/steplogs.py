@@ -76,6 +76,20 @@ def pump_many(executor: Executor, run: PipelineRun, tasks: list[TaskRun], masker
     pump_all([(executor, run, task, masker) for task in tasks])
 
 
+# Where each running step's job log was read up to (scheduler.base.job_log_from), for every reader
+# of this process: the monitor's pumps while the step runs and its collection at the end (which
+# read the whole log again: 50 steps ending together were 200,000 lines parsed to store their last
+# few). Kept in this process only: another process reads a log from its start once, filtered by
+# the task's stored cursor. forget_positions() drops those of steps no longer running.
+_positions: dict[int, object] = {}
+
+
+def forget_positions(keep: set[int]) -> None:
+    """Drop the remembered log positions of tasks not in keep."""
+    for task_id in [task_id for task_id in list(_positions) if task_id not in keep]:
+        _positions.pop(task_id, None)
+
+
 def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]],
              positions: dict[int, object] | None = None) -> None:
     """pump_logs for steps of any runs, their new lines stored in one transaction: the monitor's
@@ -86,7 +100,7 @@ def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]],
     positions (task id -> where its job's log was read up to, scheduler.base.job_log_from): each
     log is read on from there, not whole, and its entry moves once the lines are stored (or when
     nothing after it was new); a reader that keeps them reads a long log's new lines only."""
-    positions = {} if positions is None else positions
+    positions = _positions if positions is None else positions
     pending, moved = [], {}
     for executor, run, task, masker in items:
         if not task.job_name:
@@ -164,8 +178,10 @@ def _move_cursors(moves: list[tuple[TaskRun, int, int]]) -> None:
 
 
 def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker) -> int | None:
-    rows, cursor, _ = _fresh_lines(executor, run, task, masker)
+    rows, cursor, position = _fresh_lines(executor, run, task, masker, _positions.get(task.pk))
     if not rows:
+        if position is not None:
+            _positions[task.pk] = position
         return 0
     try:
         with transaction.atomic():
@@ -176,6 +192,8 @@ def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secr
         task.refresh_from_db(fields=["log_cursor", "last_line"])
         return None
     task.log_cursor, task.last_line = cursor, task.last_line + len(rows)
+    if position is not None:
+        _positions[task.pk] = position
     return len(rows)
 
 

@@ -148,6 +148,10 @@ def read_from(path: Path, source: str, position: tuple | None, after: int = 0) -
     read before and the first read now) means the files were renamed while they were being listed
     and opened (one of them seen under no name): the read is done again (up to READ_TRIES times; a
     gap left then is lines the writer deleted)."""
+    if position is not None:
+        found = _read_live(path, source, position, after)
+        if found is not None:
+            return found
     for attempt in range(READ_TRIES):
         lines, new_position, trusted = _read_from_once(path, source, position, after)
         known = max(after, position[2] if position is not None else 0)
@@ -155,6 +159,44 @@ def read_from(path: Path, source: str, position: tuple | None, after: int = 0) -
         if all(line.number == expected + i for i, line in enumerate(lines)) or attempt == READ_TRIES - 1:
             return lines, new_position
     raise AssertionError("unreachable")
+
+
+def _read_live(path: Path, source: str, position: tuple, after: int) -> tuple[list[LogLine], tuple] | None:
+    """read_from's usual case, the position still in the live file: four system calls (open,
+    fstat, one read from the byte before the offset, close). Each call lets other threads take
+    the interpreter, and a monitor reading 50 logs in a busy console waited for it at every one
+    of the dozen calls a read made. None when the live file is another one (a rotation)."""
+    ino, offset, number = position
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if st.st_ino != ino or st.st_size < offset:
+            return None
+        start = max(0, offset - 1)
+        data = os.pread(fd, st.st_size - start, start)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if offset > 0:
+        if data[:1] != b"\n":
+            return None
+        data = data[1:]
+    end = data.rfind(b"\n") + 1
+    out: list[LogLine] = []
+    last = max(after, number)
+    for raw in data[:end].decode("utf-8", "replace").split("\n")[:-1]:
+        line = parse_line(source, raw)
+        if line is not None and line.number > last:
+            out.append(line)
+            last = line.number
+    if out and out[0].number != max(after, number) + 1 or any(
+            b.number != a.number + 1 for a, b in zip(out, out[1:], strict=False)):
+        return None  # not the file the position was taken in: read_from looks at every file
+    return out, (ino, offset + end, last)
 
 
 def _read_from_once(path: Path, source: str, position: tuple | None,
@@ -168,8 +210,13 @@ def _read_from_once(path: Path, source: str, position: tuple | None,
             live_ino = os.fstat(live.fileno()).st_ino
         except OSError:
             live, live_ino = None, 0
-        rotated = sorted((f for f in path.parent.glob(path.name + ".*") if _rotation_index(f) > 0),
-                         key=_rotation_index, reverse=True)
+        if live is not None and position is not None and position[0] == live_ino \
+                and _line_starts_at(live, position[1]):
+            # Still the live file (the usual case): no rotated file can hold a line after the position.
+            rotated = []
+        else:
+            rotated = sorted((f for f in path.parent.glob(path.name + ".*") if _rotation_index(f) > 0),
+                             key=_rotation_index, reverse=True)
         for file in rotated:
             try:
                 fh = open(file, "rb")  # noqa: SIM115 - closed below
