@@ -81,7 +81,22 @@ def pump_many(executor: Executor, run: PipelineRun, tasks: list[TaskRun], masker
 # read the whole log again: 50 steps ending together were 200,000 lines parsed to store their last
 # few). Kept in this process only: another process reads a log from its start once, filtered by
 # the task's stored cursor. forget_positions() drops those of steps no longer running.
-_positions: dict[int, object] = {}
+_positions: dict[int, tuple[object, int]] = {}  # task id -> (position, the log cursor it was read up to)
+
+
+def _position_of(task: TaskRun) -> object | None:
+    """Where to read the task's log on from: None when this copy of the task is older than the
+    position (its cursor behind what was stored), so the read starts over, filtered by the copy's
+    cursor, and the compare-and-set finds the copy stale."""
+    entry = _positions.get(task.pk)
+    return entry[0] if entry is not None and entry[1] <= task.log_cursor else None
+
+
+def _remember(task_id: int, position: object | None, cursor: int) -> None:
+    """Keep the position once the lines read up to it are committed (a position moved by a
+    transaction that rolls back afterwards would skip its lines at the next read)."""
+    if position is not None:
+        transaction.on_commit(lambda: _positions.__setitem__(task_id, (position, cursor)))
 
 
 def forget_positions(keep: set[int]) -> None:
@@ -90,27 +105,24 @@ def forget_positions(keep: set[int]) -> None:
         _positions.pop(task_id, None)
 
 
-def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]],
-             positions: dict[int, object] | None = None) -> None:
+def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]]) -> None:
     """pump_logs for steps of any runs, their new lines stored in one transaction: the monitor's
     pass over 50 talking steps is one commit and one push hop, not 50 (each append has a fixed
     cost of a few queries and a commit). When another writer moved one of their cursors
     meanwhile, nothing of it is kept and each is pumped on its own.
 
-    positions (task id -> where its job's log was read up to, scheduler.base.job_log_from): each
-    log is read on from there, not whole, and its entry moves once the lines are stored (or when
-    nothing after it was new); a reader that keeps them reads a long log's new lines only."""
-    positions = _positions if positions is None else positions
+    Each log is read on from where this process last read it (_positions), not whole; the
+    position moves once the lines read are committed, or when nothing after the cursor was new."""
     pending, moved = [], {}
     for executor, run, task, masker in items:
         if not task.job_name:
             continue
-        rows, cursor, position = _fresh_lines(executor, run, task, masker, positions.get(task.pk))
+        rows, cursor, position = _fresh_lines(executor, run, task, masker, _position_of(task))
         if rows:
             pending.append((executor, run, task, masker, (rows, cursor)))
             moved[task.pk] = position
-        elif position is not None:
-            positions[task.pk] = position
+        else:
+            _remember(task.pk, position, task.log_cursor)
     if not pending:
         return
     try:
@@ -119,6 +131,8 @@ def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]],
             log_services.append_many_task_lines([(task.pk, task.last_line + 1, rows)
                                                  for *_, task, _, (rows, _) in pending])
             _announce_rows([(task, task.last_line) for *_, task, _, _ in pending])
+            for *_, task, _, (_, cursor) in pending:
+                _remember(task.pk, moved[task.pk], cursor)
     except _LostRace:
         for executor, run, task, masker, _ in pending:
             task.refresh_from_db(fields=["log_cursor", "last_line"])
@@ -126,8 +140,6 @@ def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]],
         return
     for *_, task, _, (rows, cursor) in pending:
         task.log_cursor, task.last_line = cursor, task.last_line + len(rows)
-        if moved[task.pk] is not None:
-            positions[task.pk] = moved[task.pk]
 
 
 def _fresh_lines(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker,
@@ -178,22 +190,20 @@ def _move_cursors(moves: list[tuple[TaskRun, int, int]]) -> None:
 
 
 def _pump_once(executor: Executor, run: PipelineRun, task: TaskRun, masker: secrets.Masker) -> int | None:
-    rows, cursor, position = _fresh_lines(executor, run, task, masker, _positions.get(task.pk))
+    rows, cursor, position = _fresh_lines(executor, run, task, masker, _position_of(task))
     if not rows:
-        if position is not None:
-            _positions[task.pk] = position
+        _remember(task.pk, position, task.log_cursor)
         return 0
     try:
         with transaction.atomic():
             _move_cursor(task, cursor, len(rows))
             log_services.append_task_lines(task.pk, task.last_line + 1, rows)
             _announce_rows([(task, task.last_line)])
+            _remember(task.pk, position, cursor)
     except _LostRace:
         task.refresh_from_db(fields=["log_cursor", "last_line"])
         return None
     task.log_cursor, task.last_line = cursor, task.last_line + len(rows)
-    if position is not None:
-        _positions[task.pk] = position
     return len(rows)
 
 
