@@ -2,6 +2,14 @@
 what the step monitor's pump and the engine use) until they arrive at WebSocket clients of a real
 ASGI server (uvicorn, /ws/logs/) on loopback, in a separate process. Prints a table; not pass/fail.
 
+Scenario 6 is the path a real step's line takes, end to end: a pipeline of 50 steps side by side
+on the local cluster (this process's embedded worker and step monitor, as standalone runs them),
+each step's process printing stamped lines at its rate; the line goes through the step's agent and
+shim to the job's log, is read by the monitor, stored, pushed and received over WebSocket, and its
+latency counts from the step's own print. With --trace it also shows the agent's, the shim's and
+the monitor's read hops, and it prints the CPU of the console process and of the machine over the
+run and when the slowest lines were printed.
+
 Each line carries the time it was handed over; latency = arrival at the client - that time, so
 it includes the bulk insert, the commit, the pusher's and the consumer's coalescing (100 ms
 each at most), the channel layer and the socket. Every client also checks it got every line
