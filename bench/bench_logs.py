@@ -53,6 +53,24 @@ load 6) no hop dominates any more: stored p99 70, flushed (the loop's delay) 45,
 Scenario 5 is what the monitor's pass now does for running steps. At load average 14-60 (the
 same morning) every figure was several times worse, on both: the producer, the server and the
 clients share the two cores.
+
+2026-12-07, branch logtail (the monitor reads logs from remembered positions and is woken by
+inotify; scenario 6 added). Scenario 5, `--only 5 --stream-lines 4000`, five in a row each:
+PostgreSQL + Redis 20,062 / 20,131 / 20,075 / 20,087 / 20,129 lines/s, p99 115 / 92 / 65 / 64 /
+55 ms (load 8.3, 7.3, 6.5, 5.6, 4.6 at each start: others' work ending); standalone (SQLite,
+in-process) 20,139 / 20,131 / 20,148 / 20,159 / 20,152 lines/s, p99 34 / 40 / 30 / 36 / 33 ms
+(load 3.7, 2.9, 2.5, 2.1, 1.7); every line exactly once. Scenario 6 (real steps, end to end),
+`--only 6 --stream-lines 4000`, five in a row each on a quiet machine: standalone (load 1.0-1.4)
+18,117-18,393 lines/s (first to last line, the steps starting over ~1 s), p50 36-43 ms, p99 262 /
+289 / 335 / 404 / 287 ms; PostgreSQL + Redis (load 1.3-4.4) 17,362-18,041 lines/s, p50 59-76 ms,
+p99 530 / 797 / 691 / 602 / 463 ms; every line once. The slowest 1% are the lines printed in the
+first ~0.5 s, while the 50 steps are being started (the console's dispatch and their first reads
+share the interpreter), or the last ones (the collection of 50 steps ending together); in between
+a line waits ~25-40 ms. Before this branch the same path was 17,384 lines/s, p50 102 ms, p99 618
+ms (load ~5; the monitor woke every 0.5 s and re-read each step's whole log), and at load 6-10
+11,000-15,000 lines/s with p99 of seconds. Under others' load (8-11) scenario 6 stays seconds at
+p99: the console, the 150 step processes (SCHED_IDLE), the clients and the other engineers share
+two cores.
 """
 
 from __future__ import annotations

@@ -105,11 +105,12 @@ def forget_positions(keep: set[int]) -> None:
         _positions.pop(task_id, None)
 
 
-def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]]) -> None:
+def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]], *, again: bool = True) -> None:
     """pump_logs for steps of any runs, their new lines stored in one transaction: the monitor's
     pass over 50 talking steps is one commit and one push hop, not 50 (each append has a fixed
     cost of a few queries and a commit). When another writer moved one of their cursors
-    meanwhile, nothing of it is kept and each is pumped on its own.
+    meanwhile, nothing of it is kept: their counters are read again and they are pumped together
+    once more, then each on its own.
 
     Each log is read on from where this process last read it (_positions), not whole; the
     position moves once the lines read are committed, or when nothing after the cursor was new."""
@@ -134,8 +135,17 @@ def pump_all(items: list[tuple[Executor, PipelineRun, TaskRun, secrets.Masker]])
             for *_, task, _, (_, cursor) in pending:
                 _remember(task.pk, moved[task.pk], cursor)
     except _LostRace:
+        # Another writer moved some of these tasks' counters (the console's own lines as steps
+        # start, a collection): read them all again by one query and try once more together,
+        # then each on its own (50 transactions where steps were starting held their lines back).
+        current = {pk: (cursor, last) for pk, cursor, last in TaskRun.objects.filter(
+            pk__in=[task.pk for *_, task, _, _ in pending]).values_list("pk", "log_cursor", "last_line")}
+        for *_, task, _, _ in pending:
+            task.log_cursor, task.last_line = current.get(task.pk, (task.log_cursor, task.last_line))
+        if again:
+            pump_all([item[:4] for item in pending], again=False)
+            return
         for executor, run, task, masker, _ in pending:
-            task.refresh_from_db(fields=["log_cursor", "last_line"])
             pump_logs(executor, run, task, masker)
         return
     for *_, task, _, (rows, cursor) in pending:
