@@ -137,18 +137,38 @@ def main(argv: list[str] | None = None) -> int:
     from agent.jsonlite import loads  # json's own imports (re, enum) cost every step's start
 
     command, spec_path = parse_args(sys.argv[1:] if argv is None else list(argv))
+    if command == "run":
+        return _run(spec_path)
     with open(spec_path, encoding="utf-8") as fh:
         spec = loads(fh.read())
     if command == "restore":
         from agent.pod import restore_context
 
         return restore_context(spec)
-    if command == "sidecar":
-        from agent.pod import sidecar
+    from agent.pod import sidecar
 
-        sidecar(spec)
-        return 0
-    from agent.runner import run
+    sidecar(spec)
+    return 0
 
+
+def _run(spec_path: str) -> int:
+    """`run`: a spec that cannot be read or is not one gets a result file saying so (bad_spec)."""
+    from agent.jsonlite import loads
+    from agent.runner import bad_spec, check_spec, run
+
+    try:
+        with open(spec_path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return bad_spec(spec_path, "", f"cannot read it: {exc}")
+    try:
+        spec = loads(data.decode("utf-8", errors="replace"))
+    except ValueError as exc:  # jsonlite's own, or the C scanner's JSONDecodeError
+        text = str(exc)
+        return bad_spec(spec_path, "", text if text.startswith("not JSON") else f"not JSON: {text}")
+    problem = check_spec(spec)
+    if problem:
+        result = spec.get("result") if isinstance(spec, dict) else None
+        return bad_spec(spec_path, result if isinstance(result, str) else "", problem)
     result = run(spec)
     return 0 if result["exit_code"] == 0 else 1
