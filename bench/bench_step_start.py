@@ -152,11 +152,15 @@ def profile(rounds: int) -> None:
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         return r.ru_utime + r.ru_stime
 
+    go_spec = str(Path(job.folder, "spec-go.json"))
+    Path(go_spec).write_text(json.dumps(local_steps.runner_spec(job.spec)))
     cases = {
         "interpreter alone (python -S -c pass)": [python, "-S", "-c", "pass"],
-        "agent run, python -S -m agent (main)": [python, "-S", "-m", "agent", "run", "--spec", spec_path],
-        "agent run, -S -P -c boot (this branch)": [python, *local_steps.step_job(job).command[1:]],
+        "agent run, python -S -m agent": [python, "-S", "-m", "agent", "run", "--spec", spec_path],
+        "agent run, -S -P -c boot": [python, "-S", "-P", "-c", local_steps.AGENT_BOOT, "run", "--spec", spec_path],
     }
+    if os.access(local_steps.RUNNER, os.X_OK):
+        cases["step runner, agent/bin/dice-step (Go)"] = [local_steps.RUNNER, "run", "--spec", go_spec]
     cpu = {name: [] for name in [*cases, "agent run, -S -P -c boot, no bytecode"]}
     for _ in range(rounds):
         for name, argv in cases.items():
@@ -167,7 +171,7 @@ def profile(rounds: int) -> None:
             os.replace(c, h)
         try:
             before = children_cpu()
-            subprocess.run(cases["agent run, -S -P -c boot (this branch)"], env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+            subprocess.run(cases["agent run, -S -P -c boot"], env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
                            cwd=job.spec["workdir"], stdout=subprocess.DEVNULL)
             cpu["agent run, -S -P -c boot, no bytecode"].append((children_cpu() - before) * 1000)
         finally:
@@ -208,8 +212,10 @@ def main() -> int:
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="dice-bench-steps-"))
     executor = LocalExecutor(tmp / "local", search_path=[])
-    print(f"sandbox: {isolation().enabled} ({isolation().reason or 'bubblewrap'}); cpus {os.cpu_count()}; "
-          f"load {os.getloadavg()[0]:.1f}")
+    from scheduler.local.steps import step_runner
+
+    print(f"runner: {step_runner()}; sandbox: {isolation().enabled} ({isolation().reason or 'bubblewrap'}); "
+          f"cpus {os.cpu_count()}; load {os.getloadavg()[0]:.1f}")
     try:
         executor.start_step(step(tmp, "warm"))  # the process starter, the tenant's uid
         result(step(tmp, "warm"))
