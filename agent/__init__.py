@@ -24,7 +24,12 @@ What it does, in order:
    {"task_run": id, "job": name}; `http(s)://...`: a POST of the result). The message is only a
    hint to look now: the console always reads the result itself, so a lost one costs only delay.
 
-On the local cluster the agent is the job's command. On Kubernetes (agent/pod.py) the same
+On the local cluster the agent is the job's command: this one, or the compiled step runner
+(agent/gorunner, built into agent/bin/dice-step by `make install` where Go is installed), a port
+of `run` with the same observable behaviour that reads two more fields the console renders in
+Python: `script` (checkout.step_script) and `mask_forms` (masking.forms of each secret); it
+execs this agent for a step with caches. A spec that is not one (check_spec) gets a result
+file saying so (`bad step spec PATH: ...`), from either. On Kubernetes (agent/pod.py) the same
 agent runs beside the step, so step images need only /bin/sh: an init container running
 `agent restore` fills the shared context volume (earlier steps' directories and caches), the
 step container runs the commands with stdout captured to the shared volume, and a native sidecar
