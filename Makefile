@@ -21,8 +21,7 @@ runner:
 
 $(RUNNER): $(wildcard agent/gorunner/*.go) agent/gorunner/go.mod
 	@mkdir -p agent/bin
-	cd agent/gorunner && CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o ../bin/.dice-step.tmp .
-	@mv -f agent/bin/.dice-step.tmp $(RUNNER)
+	cd agent/gorunner && CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o ../bin/.dice-step.$$$$.tmp . && mv -f ../bin/.dice-step.$$$$.tmp ../bin/dice-step
 
 # Idempotent: re-runs pip only when pyproject.toml changed.
 $(STAMP): pyproject.toml
