@@ -172,7 +172,10 @@ def main() -> int:
     worker.start()
     settle_heap()  # as `manage.py standalone` does once started
     try:
-        print(f"data dir {tmp}; worker threads {args.concurrency}; cpus {os.cpu_count()}")
+        from scheduler.local.steps import step_runner
+
+        print(f"data dir {tmp}; worker threads {args.concurrency}; cpus {os.cpu_count()}; "
+              f"step agent {step_runner()} (DICE_STEP_RUNNER); load {os.getloadavg()[0]:.1f}")
         if args.variant in ("deep", "both"):
             bench("deep", deep_source(args.tasks), owner, app, args.timeout)
         if args.variant in ("wide", "both"):

@@ -1,6 +1,7 @@
 """Bench: what starting a local pipeline step costs, without the console's dispatch around it
-(figures, not pass/fail). Steps are real: the agent (`python -m agent run`) in its sandbox, as
-LocalExecutor.start_step runs it, each running `true`.
+(figures, not pass/fail). Steps are real: the agent (the compiled step runner where `make
+install` built it, else `python -m agent run`; DICE_STEP_RUNNER=python to compare) in its
+sandbox, as LocalExecutor.start_step runs it, each running `true`.
 
 - chain: N steps one after the other, each started when the previous one's result is written:
   start request -> the agent running (its own start stamp) and -> its result written;
@@ -49,6 +50,19 @@ process starter's waiting child before the request, shim.Prepared), against main
 The chain's start lost the move into the v1 cgroup (13 ms median at load 3, measured in
 jail.child_setup: 0.08 ms once prepared); a burst is bound by CPU (two cores: ~25 ms of CPU per
 step, the agent's interpreter ~13 of it), which preparing does not change.
+
+Issue 25 item 4, branch gorunner (the compiled step runner, agent/bin/dice-step, instead of the
+Python agent), against main (a clone of it run beside this branch), alternated, --chain 20
+--burst 100, DICE_LOCAL_JOB_PRIORITY=normal, load 4.3-4.7 (others' tests running):
+
+                               main                  gorunner
+    chain, -> agent running    58.5 / 51.1 ms        34.7 / 34.9 ms   (median; p90 67.3 / 57.1 -> 43.3 / 46.8)
+    burst of 100, all running  2.74 / 2.13 s         1.84 / 1.50 s
+
+--profile 20 (load 4.0; CPU per start, median, a step running `true`: the agent's rows include
+the step's /bin/sh): interpreter alone 8.0 ms; `-m agent` 17.1 ms; `-S -P -c boot` 13.5 ms (21.5
+without bytecode); the Go runner 3.9 ms (its own start ~1.8, of which the Go runtime ~1.3: a
+static hello world costs that much); shim + bubblewrap + cgroup around /bin/true 10.6 ms.
 """
 
 from __future__ import annotations
