@@ -141,14 +141,16 @@ def check_spec(spec) -> str:
                 return f"`envs` entry {name!r} must be text, a number or a boolean, not {_kind(item)}"
     for key in ("shell", "notify", "type", "alias", "job"):
         value = spec.get(key)
-        if value is not None and not isinstance(value, str):
-            return f"`{key}` must be text, not {_kind(value)}"
+        if (value is not None or key == "alias") and key in spec and not isinstance(value, str):
+            return f"`{key}` must be text, not {_kind(value)}"  # alias: an environment variable's value
     task_run = spec.get("task_run")
     if task_run is not None and (isinstance(task_run, bool) or not isinstance(task_run, (str, int, float))):
         return f"`task_run` must be a number or text, not {_kind(task_run)}"
     timeout = spec.get("timeout")
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
         return f"`timeout` must be a number of seconds or null, not {_kind(timeout)}"
+    if isinstance(timeout, float) and not -1e18 < timeout < 1e18:  # NaN, Infinity, beyond any clock
+        return f"`timeout` must be a finite number of seconds, not {timeout!r}"
     caches = spec.get("caches")
     if caches is not None:
         if not isinstance(caches, list):

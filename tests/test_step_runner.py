@@ -354,6 +354,11 @@ BAD_SPECS = [
     ({"workdir": "/w", "metafile": "m", "result": "r", "caches": [{"key": "k"}]}, "`caches` item 1: `path` is missing"),
     ({"workdir": "/w", "metafile": "m", "result": "r", "dirs": {"a": 1}}, "`dirs` entry 'a' must be text"),
     ({"workdir": "/w", "metafile": "m", "result": 5}, "`result` must be text, not an integer"),
+    ({"workdir": "/w", "metafile": "m", "result": "r", "alias": None}, "`alias` must be text, not null"),
+    ({"workdir": "/w", "metafile": "m", "result": "r", "timeout": float("nan")},
+     "`timeout` must be a finite number of seconds, not nan"),
+    ({"workdir": "/w", "metafile": "m", "result": "r", "timeout": 1e300},
+     "`timeout` must be a finite number of seconds, not 1e+300"),
 ]
 
 

@@ -433,7 +433,11 @@ func runProcess(argv []string, cwd string, env []string, log *LogOut, timeout *N
 	var deadline time.Time
 	hasDeadline := timeout != nil && timeout.Float() != 0
 	if hasDeadline {
-		deadline = time.Now().Add(time.Duration(timeout.Float() * float64(time.Second)))
+		seconds := timeout.Float()
+		if seconds > 1e9 { // beyond a Duration (an integer of any size is valid JSON): never reached
+			seconds = 1e9
+		}
+		deadline = time.Now().Add(time.Duration(seconds * float64(time.Second)))
 	}
 	var status *syscall.WaitStatus
 	timedOut := false

@@ -161,6 +161,9 @@ func ParseSpec(v any) (*Spec, error) {
 	}
 	for _, key := range []string{"shell", "notify", "type", "alias", "job"} {
 		text, e := optStr(o, key)
+		if v, present := o.Get(key); key == "alias" && present && v == nil {
+			e = fmt.Errorf("`alias` must be text, not null") // an environment variable's value
+		}
 		if e != nil {
 			return nil, e
 		}
@@ -186,6 +189,9 @@ func ParseSpec(v any) (*Spec, error) {
 		n, isNum := t.(Num)
 		if !isNum {
 			return nil, fmt.Errorf("`timeout` must be a number of seconds or null, not %s", typeName(t))
+		}
+		if f := n.Float(); !n.Int && !(f > -1e18 && f < 1e18) { // NaN, Infinity, beyond any clock
+			return nil, fmt.Errorf("`timeout` must be a finite number of seconds, not %s", FloatRepr(f))
 		}
 		s.Timeout = &n
 	}
