@@ -55,9 +55,14 @@ Issue 25 item 4, branch gorunner (the compiled step runner, agent/bin/dice-step,
 Python agent), against main (a clone of it run beside this branch), alternated, --chain 20
 --burst 100, DICE_LOCAL_JOB_PRIORITY=normal, load 4.3-4.7 (others' tests running):
 
-                               main                  gorunner
-    chain, -> agent running    58.5 / 51.1 ms        34.7 / 34.9 ms   (median; p90 67.3 / 57.1 -> 43.3 / 46.8)
-    burst of 100, all running  2.74 / 2.13 s         1.84 / 1.50 s
+                               main                               gorunner
+    chain, -> agent running    58.5 / 51.1 / 40.2 / 47.0 ms       34.7 / 34.9 / 24.7 / 26.4 ms   (median)
+    burst of 100, all running  2.74 / 2.13 / 2.05 / 2.12 s        1.84 / 1.50 / 1.46 / 1.52 s
+
+(the first two pairs at load 4.3-4.7, the last two at 6.7-9.0; p90 of the chain 67.3 / 57.1 /
+55.9 / 64.7 -> 43.3 / 46.8 / 31.1 / 36.6 ms). The goals (20 ms, a stage of 100 in 1 s) are not
+met: what is left of a start is the shim's fork (~7 ms of CPU), bubblewrap and its cgroup
+(~3.5 ms) and, in a burst, the shims polling for their command's pid (being fixed in jail.py).
 
 --profile 20 (load 4.0; CPU per start, median, a step running `true`: the agent's rows include
 the step's /bin/sh): interpreter alone 8.0 ms; `-m agent` 17.1 ms; `-S -P -c boot` 13.5 ms (21.5
