@@ -30,7 +30,13 @@ on a machine shared with three engineers' tests (the console's own dispatch vari
     17.0 / 40.8 ms, gorunner 21.7 / 13.3 / 19.7 / 19.0 / 15.0 / 16.1 / 16.7 ms. The same branch
     with DICE_STEP_RUNNER=python against the runner, alternated (load 3.7-6): python 30.2 / 35.7 /
     45.8 / 34.5 ms, runner 36.8 / 24.4 / 43.9 / 84.7 ms (the last run disturbed: its console's
-    part alone 36.7 ms). The 20 ms goal is not met: the console's dispatch is 13-20 ms of it.
+    part alone 36.7 ms). After main's one-bind and pid-watch change, both sides with it (load
+    6.3-7.5): main 34.5 / 53.2 ms, gorunner 50.3 / 36.2 ms: at this load the console's part
+    (18.6 / 22.0 vs 23.5 / 17.8 ms) and the machine's other work decide the median more than the
+    ~10 ms of CPU the runner saves each start (bench_step_start.py --profile: 13.5 -> 3.9 ms).
+    `--variant wide --tasks 300 --width 100` (load 6.3): the last step of a stage running after
+    its predecessors 2.11 s (main) / 2.02 s (gorunner), median 1.03 / 1.12 s, the run 6.5 / 5.6 s.
+    Neither goal is met (20 ms on the chain; a stage of 100 running within 1 s).
 """
 
 from __future__ import annotations

@@ -60,7 +60,9 @@ Python agent), against main (a clone of it run beside this branch), alternated, 
     burst of 100, all running  2.74 / 2.13 / 2.05 / 2.12 s        1.84 / 1.50 / 1.46 / 1.52 s
 
 (the first two pairs at load 4.3-4.7, the last two at 6.7-9.0; p90 of the chain 67.3 / 57.1 /
-55.9 / 64.7 -> 43.3 / 46.8 / 31.1 / 36.6 ms). The goals (20 ms, a stage of 100 in 1 s) are not
+55.9 / 64.7 -> 43.3 / 46.8 / 31.1 / 36.6 ms). After merging main's one bind per run and its
+shims' pid watch (both sides have them), load 5.3-7.5: chain 51.5 / 25.7 -> 29.7 / 26.1 ms,
+--chain 40: 49.6 / 36.4 / 66.8 -> 30.6 / 45.1 / 37.5 ms; burst 2.47 / 2.32 -> 1.51 / 1.64 s. The goals (20 ms, a stage of 100 in 1 s) are not
 met: what is left of a start is the shim's fork (~7 ms of CPU), bubblewrap and its cgroup
 (~3.5 ms) and, in a burst, the shims polling for their command's pid (being fixed in jail.py).
 
