@@ -4,7 +4,7 @@ containers start) and writing its result there.
 
 Two agents can run it, with the same spec, log lines, result file and notification: the compiled
 step runner (agent/bin/dice-step, built from agent/gorunner by `make install` where Go is
-installed: ~1 ms of CPU to start, against ~12 for the Python interpreter and the agent's imports),
+installed: ~2 ms of CPU to start, against ~12 for the Python interpreter and the agent's imports),
 and the Python agent (`agent run`). The runner is used when it is built, except for a step with
 caches (the Python agent restores and stores them, with agent/safetar.py's rules);
 DICE_STEP_RUNNER=python always uses the Python agent, =go requires the runner. What the runner
