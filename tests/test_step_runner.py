@@ -154,7 +154,8 @@ def _write_spec(folder: Path, commands: list[str], **extra) -> tuple[Path, dict]
     spec = {"task_run": 5, "job": "p1-a-1", "alias": "a", "type": "custom-script", "workdir": str(folder / "work"),
             "dirs": {"b": str(folder / "dirs" / "b")}, "commands": commands, "shell": "/bin/sh", "params": {},
             "envs": {"GREETING": "hé", "N": 3, "F": 1.5, "ON": True}, "caches": [],
-            "metafile": str(folder / "step" / "metafile"), "result": str(folder / "step" / "result.json"),
+            # a doubled slash: the script's path ($0) is joined as os.path.join does, not cleaned
+            "metafile": f"{folder}/step//metafile", "result": str(folder / "step" / "result.json"),
             "timeout": None, "mask": ["topsecret", "p4ss/w+rd"], "notify": None, **extra}
     path = folder / "step" / "spec.json"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -207,7 +208,7 @@ def _comparable(run, folder: Path):
 def test_a_run_prints_and_reports_what_the_python_agent_does(tmp_path):
     big = "x" * 70000
     commands = [
-        'echo "$GREETING from $(pwd) N=$N F=$F ON=$ON"',
+        'echo "$GREETING from $(pwd) N=$N F=$F ON=$ON as $0"',
         "echo to stderr >&2",
         "printf 'k1=v1\\r\\n  k2 = spaced \\n\\034k3=after-fs\\nnot a pair\\n=novalue\\nk1=again\\n' >> $METAFILE",
         "echo 'action meta:  k4 = with topsecret '",

@@ -223,6 +223,14 @@ func pySplit(p string) (string, string) {
 
 func pyDirname(p string) string { h, _ := pySplit(p); return h }
 
+// pyJoin is os.path.join(a, b) for a relative b: no cleaning (the step sees the path as given).
+func pyJoin(a, b string) string {
+	if a == "" || strings.HasSuffix(a, "/") {
+		return a + b
+	}
+	return a + "/" + b
+}
+
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 func isDir(p string) bool { st, err := os.Stat(p); return err == nil && st.IsDir() }

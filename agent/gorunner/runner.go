@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -83,13 +82,14 @@ func readMetafile(path string) *Obj {
 
 func writeJSONAtomic(path string, data *Obj) error {
 	folder, name := pySplit(path)
-	if folder == "" {
-		folder = "."
+	made := folder
+	if made == "" {
+		made = "."
 	}
-	if err := Makedirs(folder); err != nil {
+	if err := Makedirs(made); err != nil {
 		return err
 	}
-	tmp := filepath.Join(folder, fmt.Sprintf(".%s.%d.tmp", name, os.Getpid()))
+	tmp := pyJoin(folder, fmt.Sprintf(".%s.%d.tmp", name, os.Getpid()))
 	if err := os.WriteFile(tmp, []byte(Dumps(data, true)), 0o666); err != nil {
 		return err
 	}
@@ -559,10 +559,7 @@ func runScript(s *Spec, log *LogOut, env []string) (int, bool, error) {
 		log.System("no commands to run")
 		return 0, false, nil
 	}
-	script := filepath.Join(pyDirname(s.Metafile), "script.sh")
-	if pyDirname(s.Metafile) == "" {
-		script = "script.sh"
-	}
+	script := pyJoin(pyDirname(s.Metafile), "script.sh")
 	// 0600 from the start: it may hold a secret (a checkout's credentials), as spec.json does
 	fd, err := syscall.Open(script, syscall.O_WRONLY|syscall.O_CREAT|syscall.O_TRUNC|syscall.O_CLOEXEC, 0o600)
 	if err != nil {
