@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import re
 import shlex
@@ -352,9 +351,8 @@ class SparkExecutor:
         spec["envs"] = {**(spec.get("envs") or {}), **env}
         job = local_step_job(dataclasses.replace(step, spec=spec))
         venv, _ = engine()
-        spec_path = f"{step.folder}/spec.json"
-        return self.drivers.run_job(dataclasses.replace(job, mounts={**job.mounts, **engine_mounts(venv)},
-                                                        files={spec_path: json.dumps(spec)}))
+        # job.files holds the spec as the local agent reads it (the Go runner's has its script)
+        return self.drivers.run_job(dataclasses.replace(job, mounts={**job.mounts, **engine_mounts(venv)}))
 
     def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
         return None  # the agent writes the result to the step's folder (as on the local kind)
