@@ -180,6 +180,19 @@ NO_OPERATOR = ("this Kubernetes cluster has no Apache Flink Kubernetes Operator 
                "install the operator, or bind a Flink data cluster to the workspace")
 
 
+def scheduled_refused(job: str, workspace: str = "ORG/PROJECT WORKSPACE") -> str:
+    """Why a scheduled `engine: flink` job cannot run on Kubernetes through the operator, and what to
+    do (`workspace`: the `dice workspace set` arguments naming it, when known). The operator has no
+    scheduled resource, and the console's beat fires only the schedules a data cluster keeps: a
+    schedule of this cluster's would need a record kept with the cluster (the beat may run on any
+    console machine), which does not exist."""
+    return (f"job {job!r} has `engine: flink` and a schedule: the Flink operator has no scheduled resource "
+            "(nothing like a CronJob or the Spark operator's ScheduledSparkApplication), so on a Kubernetes "
+            "cluster nothing would fire it. Bind a Flink data cluster to the workspace, whose schedules the "
+            f"console fires (`dice workspace set {workspace} --data-cluster flink-local`, or the workspace's "
+            "page), or remove `schedule` to run the job once per release")
+
+
 def jar_uri(path: str, where: str) -> str:
     """Where the operator's JobManager reads a jar: a URI as given, an absolute path as a file in
     the image (local://). A relative path is a file of the release or the run, which a pod never has."""
