@@ -247,11 +247,37 @@ def first_error(text: str) -> str:
 STEP_ANNOTATION = "dice.io/flink-step"  # {"detach": bool, "timeout": seconds or null}
 
 
+# What the step agent sets beside a step's `envs` that names the step's files on the console's
+# machine (agent.runner.step_env): nothing a Flink pod has.
+STEP_FILES = ("METAFILE", "WORKDIR")
+
+
+def step_env(spec: dict, secrets: tuple[str, ...], secret: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The environment of a `flink` step's job on Kubernetes, what a custom-script step sees: the
+    step spec's `envs` (the pipeline's, with `${{ configs.* }}` filled, PIPELINE_ID, DICE_*) and
+    PIPELINE_TASK_ALIAS/PIPELINE_TASK_RUN_ID, as the container's `env`; a variable whose value holds
+    one of `secrets` (what the run masks) is read from the Secret `secret` (key `env.<NAME>`), as a
+    step's Job reads it, never written in the resource. (the env list, the Secret's data)"""
+    given = {**{str(k): str(v) for k, v in (spec.get("envs") or {}).items() if k not in STEP_FILES},
+             "PIPELINE_TASK_ALIAS": str(spec.get("alias") or ""), "PIPELINE_TASK_RUN_ID": str(spec.get("task_run") or "")}
+    env: list[dict[str, Any]] = []
+    data: dict[str, str] = {}
+    for key, value in sorted(given.items()):
+        if any(s and s in value for s in secrets):
+            data[f"env.{key}"] = value
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": f"env.{key}"}}})
+        else:
+            env.append({"name": key, "value": value})
+    return env, data
+
+
 def step_resource(name: str, namespace: str, action: Any, *, timeout: int | None,
-                  labels: dict[str, str] | None = None) -> dict[str, Any]:
+                  labels: dict[str, str] | None = None, env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The `flink` action's job as the operator's resource: a FlinkJob is a FlinkDeployment of its
-    own (application mode, sized by jobManagerResource/taskManagerResource), a FlinkSession a
-    FlinkSessionJob on the session deployment `flinkConf.session`. `action` is a FlinkAction."""
+    own (application mode, sized by jobManagerResource/taskManagerResource; its JobManager, which
+    runs main(), and TaskManagers given `env`: step_env's), a FlinkSession a FlinkSessionJob on the
+    session deployment `flinkConf.session` (whose processes have their own environment).
+    `action` is a FlinkAction."""
     where = f"step {name}"
     if action.python:
         raise ExecutorError(f"{where}: the Flink operator runs jar jobs (a PyFlink program needs an image that "
@@ -265,6 +291,8 @@ def step_resource(name: str, namespace: str, action: Any, *, timeout: int | None
         body = flink_deployment(name, namespace, sub, uri, image=action.image,
                                 jobmanager=action.resources.get("jobManagerResource"),
                                 taskmanager=action.resources.get("taskManagerResource"), labels=labels)
+        if env:
+            body["spec"]["podTemplate"] = {"spec": {"containers": [{"name": "flink-main-container", "env": env}]}}
     body["spec"]["job"]["upgradeMode"] = "stateless"  # a step's job is not upgraded: it runs once
     body["metadata"]["annotations"] = {STEP_ANNOTATION: json.dumps({"detach": action.detach, "timeout": timeout})}
     return body
