@@ -63,9 +63,21 @@ def push_after_commit(group: str, payload: dict) -> None:
 def lock(model: type[models.Model], pks: Iterable[int], fields: Iterable[str] = ("status",)) -> dict[int, dict]:
     """Lock these rows for the rest of the caller's transaction, in id order (so two movers never
     deadlock), and return {pk: {field: value}} as the database has them now."""
-    names = ["pk", *fields]
-    rows = model.objects.select_for_update().filter(pk__in=list(pks)).order_by("pk").values_list(*names)
-    return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in rows}
+    # Written as SQL: compiling the queryset cost more than running it (a step's end and its
+    # successor's claim each take one).
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    ids = sorted(set(pks))
+    if not ids:
+        return {}
+    sql = (f"SELECT {', '.join(quote(f.column) for f in columns)} FROM {quote(meta.db_table)} "
+           f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))}) ORDER BY {quote(meta.pk.column)}"
+           + (" FOR UPDATE" if connection.features.has_select_for_update else ""))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        rows = cursor.fetchall()
+    return {meta.pk.to_python(row[0]): {f.name: f.to_python(value) for f, value in zip(columns[1:], row[1:], strict=True)}
+            for row in rows}
 
 
 @dataclass
@@ -118,7 +130,8 @@ class Machine:
             return []
         for m in moves:
             self.check(m.obj, m.to)
-        with transaction.atomic():
+        # No savepoint inside a caller's transaction: what fails here fails the caller's too.
+        with transaction.atomic(savepoint=False):
             if locked is None:
                 locked = lock(self.model, [m.obj.pk for m in moves], self.expect)
             moved = [m for m in moves if locked.get(m.obj.pk) == {f: getattr(m.obj, f) for f in self.expect}]
@@ -158,5 +171,14 @@ class Machine:
             key = tuple(sorted((k, repr(v)) for k, v in changes.items()))
             groups.setdefault(key, []).append(m.obj.pk)
             values[key] = changes
-        for key, pks in groups.items():
-            self.model.objects.filter(pk__in=pks).update(**values[key])
+        meta, quote = self.model._meta, connection.ops.quote_name
+        with connection.cursor() as cursor:
+            for key, pks in groups.items():  # as QuerySet.update() writes them, without its compiling
+                fields = [meta.get_field(name) for name in values[key]]
+                if any(f.is_relation or hasattr(values[key][f.name], "resolve_expression") for f in fields):
+                    self.model.objects.filter(pk__in=pks).update(**values[key])  # the ORM resolves those
+                    continue
+                cursor.execute(
+                    f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+                    + f" WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})",
+                    [f.get_db_prep_save(values[key][f.name], connection) for f in fields] + list(pks))

@@ -312,3 +312,88 @@ def test_the_logs_of_steps_that_ended_together_are_stored_in_one_transaction(ten
     finally:
         executor.destroy_all()
         close_local_executors()
+
+
+def _stage(width: int) -> str:
+    """One stage of `width` steps, then a step that needs them all."""
+    steps = [f'      - custom-script: {{alias: s{i}, commands: ["true"]}}' for i in range(width)]
+    return "\n".join(['version: "1.1"', "stages:", "  - stage:", *steps,
+                      "  - stage:", '      - custom-script: {alias: last, commands: ["true"]}']) + "\n"
+
+
+def _queries(run_code) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        run_code()
+    return [q["sql"] for q in queries.captured_queries]
+
+
+# What one dispatch of a ready stage costs, whatever its width: the run and its tasks' states read,
+# the claim (lock, update, history rows), the claimed rows, the configs and the cluster read, the
+# job names and the start times written. A task more costs none: it rides in the same statements.
+DISPATCH_QUERIES = 11
+# Collecting one step that ended (its row, its last lines and its end in one transaction) and the
+# dispatch and start of the step that needed it: the run, cluster and configs read once for both.
+COLLECT_QUERIES = 20
+
+
+@pytest.mark.django_db
+def test_dispatching_a_wide_stage_costs_the_same_queries_for_any_width(tenant_a, settings, tmp_path, monkeypatch):
+    from apps.pipelines import notify, steps
+    from tests.pipelines_helpers import close_local_executors
+
+    settings.DICE_LOCAL_ROOT = str(tmp_path / "local")
+    settings.DICE_PIPELINE_ROOT = str(tmp_path / "pipelines")  # a run id used before has no files here
+    monkeypatch.setattr(notify, "address", lambda: None)  # no monitor: the steps' ends are not collected here
+    monkeypatch.setattr(notify, "watch", lambda task_id: None)
+    counts, executor = {}, None
+    try:
+        for width in (3, 30):
+            run = services.start_run(tenant_a.owner, tenant_a.app, source=_stage(width))
+            assert states.move_run(run, "running", "test")
+            executor = steps.run_executor(run)
+            claimed = []
+            sql = _queries(lambda run=run, claimed=claimed: claimed.extend(engine.dispatch(run.pk)))
+            assert len(claimed) == width
+            assert TaskRun.objects.filter(run=run, status="running", started__isnull=False).count() == width
+            assert TaskRunTransition.objects.filter(task_run__run=run, to_status="running").count() == width
+            counts[width] = len(sql)
+        assert counts[3] == counts[30] <= DISPATCH_QUERIES, counts
+    finally:
+        if executor is not None:
+            executor.destroy_all()
+        close_local_executors()
+
+
+@pytest.mark.django_db
+def test_collecting_one_result_and_starting_its_successor_is_a_bounded_number_of_queries(
+        tenant_a, settings, tmp_path, monkeypatch):
+    from apps.pipelines import notify, steps
+    from tests.pipelines_helpers import close_local_executors, describe, wait_until
+
+    settings.DICE_LOCAL_ROOT = str(tmp_path / "local")
+    settings.DICE_PIPELINE_ROOT = str(tmp_path / "pipelines")  # a run id used before has no files here
+    monkeypatch.setattr(notify, "address", lambda: None)
+    monkeypatch.setattr(notify, "watch", lambda task_id: None)
+    run = services.start_run(tenant_a.owner, tenant_a.app, source=_stage(1))
+    assert states.move_run(run, "running", "test")
+    executor = steps.run_executor(run)
+    try:
+        assert len(engine.dispatch(run.pk)) == 1
+        first = TaskRun.objects.get(run=run, alias="s0")
+        first.run = run
+        try:
+            wait_until(lambda: steps.read_result(first) is not None
+                       and steps.job_state(executor, run, first).state.finished, 30, "the first step's end")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{describe(run)}") from None
+        sql = _queries(lambda: engine.collect_many([first.pk]))
+        assert TaskRun.objects.get(pk=first.pk).status == "success"
+        last = TaskRun.objects.get(run=run, alias="last")
+        assert last.status == "running" and last.started is not None
+        assert len(sql) <= COLLECT_QUERIES, "\n".join(sql)
+    finally:
+        executor.destroy_all()
+        close_local_executors()
