@@ -202,6 +202,9 @@ def main() -> int:
     worker = EmbeddedWorker(celery_app, with_beat=False, concurrency=args.concurrency)
     worker.start()
     settle_heap()  # as `manage.py standalone` does once started
+    from django.urls import reverse
+
+    reverse("home")  # the URL resolver built, as in a console that served a page (a run's end links to it)
     try:
         print(f"data dir {tmp}; database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}; "
               f"worker threads {args.concurrency}; cpus {os.cpu_count()}")

@@ -350,7 +350,7 @@ def test_dispatching_a_wide_stage_costs_the_same_queries_for_any_width(tenant_a,
     monkeypatch.setattr(notify, "watch", lambda task_id: None)
     counts, executor = {}, None
     try:
-        for width in (3, 30):
+        for width in (1, 3, 30):  # the first also reads the cluster's ClusterRef, kept for the others
             run = services.start_run(tenant_a.owner, tenant_a.app, source=_stage(width))
             assert states.move_run(run, "running", "test")
             executor = steps.run_executor(run)
@@ -397,3 +397,21 @@ def test_collecting_one_result_and_starting_its_successor_is_a_bounded_number_of
     finally:
         executor.destroy_all()
         close_local_executors()
+
+
+@pytest.mark.django_db
+def test_the_run_cluster_is_made_again_when_its_row_or_binding_changes(tenant_a):
+    from apps.clusters.models import Cluster
+    from apps.pipelines import steps
+    from apps.projects.models import Workspace
+
+    run = _run(tenant_a)
+    first = steps.cluster_of(run)
+    assert steps.cluster_of(run) is first  # kept while the cluster's row is unchanged
+    workspace = Workspace.objects.select_related("cluster").get(project=tenant_a.app.project, kind=run.workspace)
+    Cluster.objects.filter(pk=workspace.cluster_id).update(allow_shared_tenancy=True)
+    second = steps.cluster_of(run)
+    assert second is not first and second.config.get("allow_shared_tenancy") is True
+    other = Cluster.objects.create(name="another-local", kind=workspace.cluster.kind)
+    Workspace.objects.filter(pk=workspace.pk).update(cluster=other)
+    assert steps.cluster_of(run).name == "another-local"
