@@ -332,11 +332,12 @@ def _queries(run_code) -> list[str]:
 
 # What one dispatch of a ready stage costs, whatever its width: the run and its tasks' states read,
 # the claim (lock, update, history rows), the claimed rows, the configs and the cluster read, the
-# job names and the start times written. A task more costs none: it rides in the same statements.
-DISPATCH_QUERIES = 11
+# job names and the start times written (and, at a run's first dispatch in this process, its
+# objects made from the row). A task more costs none: it rides in the same statements.
+DISPATCH_QUERIES = 12
 # Collecting one step that ended (its row, its last lines and its end in one transaction) and the
 # dispatch and start of the step that needed it: the run, cluster and configs read once for both.
-COLLECT_QUERIES = 20
+COLLECT_QUERIES = 21
 
 
 @pytest.mark.django_db
