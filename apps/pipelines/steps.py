@@ -204,9 +204,9 @@ def default_step_image(action_type: str) -> str:
 
 def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, carry_context: bool = True,
              node_selector: dict[str, str] | None = None) -> StepJob:
-    """The step as the cluster runs it (see scheduler.base.StepJob). With `carry_context` (a
-    cluster whose steps do not share the console's filesystem) it says where the context store
-    is and where earlier steps' directories go."""
+    """The step as the cluster runs it (see scheduler.base.StepJob): where the run's directories
+    are (`context_path`) and, with `carry_context` (a cluster whose steps do not share the
+    console's filesystem), where the context store is that fills them."""
     return StepJob(
         name=task.job_name,
         namespace=job_namespace(run),
@@ -224,7 +224,7 @@ def step_job(run: PipelineRun, task: TaskRun, spec: dict, action: Action, *, car
         tenant=run.application.project.organization.slug,
         node_selector=dict(node_selector or {}),
         context=pod_context(run.pk) if carry_context else None,
-        context_path=os.fspath(dirs_root(run.pk)) if carry_context else "",
+        context_path=os.fspath(dirs_root(run.pk)),
     )
 
 

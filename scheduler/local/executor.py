@@ -675,6 +675,11 @@ class LocalExecutor:
             if binds[path] == "rw":
                 os.makedirs(path, exist_ok=True)
                 self.sandboxes.own(path, tenant)
+        # A read-write directory inside another read-write bind is already there: a bind fewer
+        # (each costs the sandbox's start a staged mount, bubblewrap's mount and their teardown).
+        writable = tuple(p.rstrip("/") + "/" for p, m in binds.items() if m == "rw")
+        for path in [p for p, m in binds.items() if m == "rw" and p.startswith(writable)]:
+            del binds[path]
         bound = tuple(p.rstrip("/") + "/" for p in binds)
         for path in files:
             self.sandboxes.own(path, tenant)  # mode 0600: its uid alone reads it

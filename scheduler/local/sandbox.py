@@ -275,11 +275,23 @@ def _host_has(uid: int) -> bool:
 AGENT_PYTHON = os.path.realpath(sys.executable)
 
 
-def step_mounts(folder: str, spec: dict, agent_dir: str) -> dict[str, str]:
+def step_mounts(folder: str, spec: dict, agent_dir: str, context_path: str = "") -> dict[str, str]:
     """What a pipeline step's sandbox shows of the host (JobSpec.mounts): its folder (spec,
-    metafile, result), its directory and those it may use, its project's cache archives (never a
-    cache's own `path`, which the pipeline's author chooses), the agent's code and interpreter."""
-    mounts = {folder: "rw", spec["workdir"]: "rw", **dict.fromkeys(spec.get("dirs", {}).values(), "rw")}
+    metafile, result), its run's directories (`context_path`, one bind, as a pod mounts one
+    context volume there; without it, or for a directory outside it: its own directory and those
+    it may use, one bind each), its project's cache archives (never a cache's own `path`, which
+    the pipeline's author chooses), the agent's code and interpreter.
+
+    One bind for the run's directories, not one per directory the step may use: a step of a wide
+    stage uses the whole stage before it, and a hundred sandboxes of a hundred binds each (staged
+    by root, then made by bubblewrap, then torn down) made the mount table the machine's
+    bottleneck: 100 concurrent starts took 2.4x the wall time and ~20 ms more CPU each."""
+    dirs = [spec["workdir"], *spec.get("dirs", {}).values()]
+    root = context_path.rstrip("/")
+    if root and all(os.path.dirname(os.path.normpath(d)) == root for d in dirs):
+        mounts = {folder: "rw", root: "rw"}
+    else:
+        mounts = {folder: "rw", **dict.fromkeys(dirs, "rw")}
     for cache in spec.get("caches") or []:
         mounts[os.path.dirname(cache["archive"])] = "rw"
     mounts[agent_dir] = "ro"

@@ -267,7 +267,12 @@ class Sandboxed:
         return jail.bwrap_argv(self.spec, command, cwd, self.info_w), jail.sandbox_env(self.spec, dict(os.environ))
 
     def started(self) -> int | None:
-        """Wait for bubblewrap to report its init; the command's host pid (None if it failed)."""
+        """Wait for bubblewrap to report its init, then for the command; the command's host pid
+        (None if it failed)."""
+        return jail.command_pid(self.init_pid) if self.read_init() else None
+
+    def read_init(self) -> int:
+        """Wait for bubblewrap to report its init (pid 1 inside): its host pid, 0 if it failed."""
         raw, info = b"", None
         while info is None:
             chunk = os.read(self.info_r, 4096)
@@ -280,8 +285,8 @@ class Sandboxed:
         try:
             self.init_pid = int(info["child-pid"])
         except (KeyError, TypeError, ValueError):
-            return None
-        return jail.command_pid(self.init_pid)
+            return 0
+        return self.init_pid
 
     def end(self) -> None:
         if self.init_pid:
@@ -545,11 +550,14 @@ class Lines:
 DRAIN_AFTER_EXIT = 2.0  # seconds the streams are read after the command ended (a grandchild may hold them)
 
 
-def follow(pid: int, streams: dict[int, Lines], on_exit) -> int:
+def follow(pid: int, streams: dict[int, Lines], on_exit, watch: jail.CommandWatch | None = None,
+           on_found=None) -> int:
     """Log the streams as they come and reap the command, in this one thread: SIGCHLD wakes the
     select (a wakeup pipe), so the end is seen at once even while something it left holds the
     streams open. on_exit() runs when the command has ended (it kills what the command left);
-    the streams are then drained for up to DRAIN_AFTER_EXIT seconds. The command's wait status."""
+    the streams are then drained for up to DRAIN_AFTER_EXIT seconds. `watch`: the sandboxed
+    command's host pid being looked for, between reads (its lines are logged meanwhile);
+    on_found() runs once it is settled. The command's wait status."""
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     os.set_blocking(wake_r, False)
@@ -559,6 +567,8 @@ def follow(pid: int, streams: dict[int, Lines], on_exit) -> int:
     drain_until = None
     try:
         while streams:
+            if watch is not None and not watch.done and watch.wait() == 0.0 and watch.look():
+                on_found()
             if status is None:
                 done, raw = os.waitpid(pid, os.WNOHANG)
                 if done:
@@ -568,6 +578,8 @@ def follow(pid: int, streams: dict[int, Lines], on_exit) -> int:
             timeout = None if drain_until is None else max(0.0, drain_until - time.monotonic())
             if timeout == 0.0:
                 break
+            if watch is not None and not watch.done:
+                timeout = watch.wait() if timeout is None else min(timeout, watch.wait())
             ready, _, _ = select.select([*streams, wake_r], [], [], timeout)
             for fd in ready:
                 if fd == wake_r:
@@ -583,6 +595,9 @@ def follow(pid: int, streams: dict[int, Lines], on_exit) -> int:
         for fd, lines in streams.items():
             lines.close()
             os.close(fd)
+        if watch is not None and not watch.done:
+            watch.done = True  # the streams ended before it was seen: the bubblewrap process stands for it
+            on_found()
         if status is None:
             _, status = os.waitpid(pid, 0)
             on_exit()
@@ -629,22 +644,36 @@ def _main(argv: list[str], prepared: Prepared | None) -> int:
         if box is not None:
             box.end()
         return 127
-    # The group to signal: the command's own (in a sandbox it leads its own session).
+    # The group to signal: the command's own (in a sandbox it leads its own session, and its
+    # host pid is known only once bubblewrap has set the sandbox up: looked for while its
+    # lines are already being logged, the pidfile written then).
     group = pid
-    if box is not None:
-        group = box.started() or pid
+    watch = jail.CommandWatch(box.init_pid) if box is not None and box.read_init() else None
+
+    def found() -> None:
+        nonlocal group
+        if watch is not None and watch.pid:
+            group = watch.pid
+        record = {"pid": group, "shim": os.getpid()}  # the shim: what a console adopting a job mid-start follows
+        if box is not None:
+            record["init"] = box.init_pid
+        write_json(args.pidfile, record)
 
     def forward(signum, _frame):
+        if watch is not None and not watch.done:
+            if not watch.look():  # set up, but its command not started: nothing in it to stop gently
+                with contextlib.suppress(ProcessLookupError, PermissionError):
+                    os.kill(box.init_pid, signal.SIGKILL)
+                return
+            found()
         # To the whole group: `sh -c "python3 app.py"` forks, and the shell would not pass it on.
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(group, signum)
 
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT):
         signal.signal(signum, forward)
-    record = {"pid": group, "shim": os.getpid()}  # the shim: what a console adopting a job mid-start follows
-    if box is not None:
-        record["init"] = box.init_pid
-    write_json(args.pidfile, record)
+    if watch is None:
+        found()
 
     def ended() -> None:
         # Like a container: when the main process ends, what it left behind in its group ends too.
@@ -654,7 +683,8 @@ def _main(argv: list[str], prepared: Prepared | None) -> int:
         if box is not None:
             box.end()
 
-    status = follow(pid, {out_r: Lines(log, "stdout", masker), err_r: Lines(log, "stderr", masker)}, ended)
+    status = follow(pid, {out_r: Lines(log, "stdout", masker), err_r: Lines(log, "stderr", masker)}, ended,
+                    watch, found)
     rc = os.waitstatus_to_exitcode(status)
     code, sig = exit_status(rc, box is not None)
     write_json(args.exitfile, {"code": code, "signal": sig, "time": time.time()})

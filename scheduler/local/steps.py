@@ -45,5 +45,5 @@ def step_job(step: StepJob) -> JobSpec:
         namespace=step.namespace,
         files={spec_path: json.dumps(step.spec)},  # json.dump never uses the C encoder
         tenant=step.tenant,
-        mounts=step_mounts(step.folder, step.spec, AGENT_DIR),  # what its sandbox shows of the host
+        mounts=step_mounts(step.folder, step.spec, AGENT_DIR, step.context_path),  # what its sandbox shows of the host
     )
