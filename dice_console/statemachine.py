@@ -80,6 +80,32 @@ def lock(model: type[models.Model], pks: Iterable[int], fields: Iterable[str] = 
             for row in rows}
 
 
+def _insert(rows: list[models.Model]) -> list[models.Model]:
+    """bulk_create() of history rows, as one INSERT ... RETURNING written from the model's
+    metadata (each field's pre_save and database value, as bulk_create takes them): compiling
+    the insert cost more than running it, twice at every step of a pipeline. Falls back to
+    bulk_create where rows cannot be returned or would pass the database's parameter limit."""
+    if not rows:
+        return rows
+    model = type(rows[0])
+    meta, quote = model._meta, connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    limit = connection.features.max_query_params or 0
+    if not connection.features.can_return_rows_from_bulk_insert or (limit and len(rows) * len(fields) > limit):
+        return model.objects.bulk_create(rows)
+    values = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+                       f"VALUES {', '.join([one] * len(rows))} RETURNING {quote(meta.pk.column)}",
+                       [value for row in values for value in row])
+        ids = [found[0] for found in cursor.fetchall()]
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        row._state.adding, row._state.db = False, connection.alias
+    return rows
+
+
 @dataclass
 class Move:
     """One row to move: `obj` (a model instance or anything with pk and the expected fields),
@@ -138,7 +164,7 @@ class Machine:
             if not moved:
                 return []
             (write or self._write)(moved)
-            history = self.history_model.objects.bulk_create([
+            history = _insert([
                 self.history_model(**{
                     f"{self.history_fk}_id": m.obj.pk, "from_status": m.obj.status, "to_status": m.to,
                     "reason": (m.reason or "")[: self.reason_limit], **m.history,
