@@ -416,3 +416,20 @@ def test_the_run_cluster_is_made_again_when_its_row_or_binding_changes(tenant_a)
     other = Cluster.objects.create(name="another-local", kind=workspace.cluster.kind)
     Workspace.objects.filter(pk=workspace.pk).update(cluster=other)
     assert steps.cluster_of(run).name == "another-local"
+
+
+@pytest.mark.django_db
+def test_a_kept_run_is_made_again_when_its_row_or_its_owners_change(tenant_a):
+    from apps.projects.models import Application
+
+    run = _run(tenant_a)
+    first = engine._current_run(run.pk)
+    assert first.application.slug == tenant_a.app.slug and first.status == "queued"
+    again = engine._current_run(run.pk)
+    assert again is not first and again.application is first.application  # made once, copied
+    assert states.move_run(again, "running", "test")
+    assert engine._current_run(run.pk).status == "running"  # the run's own row moved
+    Application.objects.filter(pk=tenant_a.app.pk).update(slug="renamed")
+    assert engine._current_run(run.pk).application.slug == "renamed"  # and its application's
+    run.delete()
+    assert engine._current_run(run.pk) is None
