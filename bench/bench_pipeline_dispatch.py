@@ -22,20 +22,22 @@ median 79.7 / 82.1 ms (main) -> 57.3 / 60.7 ms; -> task claimed 15.7 / 16.6 -> 1
 the run 5.3 / 5.5 s -> 4.0 / 3.9 s; console CPU 1.1-1.2 s (~19 ms a task) on both.
 
 Figures (issue 25 item 4, branch dispatch against main 5e8adcf, alternated, `--threads`; the
-machine shared with three other engineers, load 6-9; medians): the console's path from a step's
-result to its successors' jobs (one collector round reads the run, its cluster and configs once;
-a step's last lines and its end one transaction; hot statements as SQL, not compiled querysets).
-- deep --tasks 60, SQLite: monitor thread (collect, dispatch, start) 0.84 / 0.84 s -> 0.36 /
-  0.33 s; console process 1.1 / 1.1 s -> 0.6 / 0.5 s; -> task claimed 11.7 / 17.6 -> 9.4 / 7.1 ms;
-  -> task started 16.5 / 25.1 -> 12.8 / 9.2 ms (load 6.4-6.9).
-- deep --tasks 60, --database PostgreSQL: monitor thread 1.18 / 1.12 s -> 0.48 / 0.54 s; console
-  1.5 / 1.4 s -> 0.7 / 0.8 s; -> claimed 42.0 / 25.1 -> 19.2 / 16.7 ms; -> started 61.8 / 36.4 ->
-  25.3 / 20.7 ms (load 8.4-9.1).
-- wide --tasks 200 --width 100, SQLite: monitor thread 0.73 / 0.60 s -> 0.55 / 0.43 s; console
-  1.4 / 1.2 s -> 1.1 / 0.9 s; -> claimed 100.2 / 32.8 -> 9.3 / 48.1 ms; -> started 201.6 / 70.6 ->
-  34.1 / 84.3 ms; -> step process running 1.63 / 1.43 s -> 1.14 / 1.25 s (load 6.2-8.8).
-The CPU of the starter threads (local-job-start: the steps' files and forks, 0.1 s deep, 0.2 s
-wide) and of the step processes is not the console's dispatch and did not change.
+machine shared with three other engineers; medians): the console's path from a step's result to
+its successors' jobs (one collector round reads the run, its cluster and configs once; a step's
+last lines and its end one transaction; the hot statements SQL from the models' metadata, not
+compiled querysets; the history rows one INSERT ... RETURNING).
+- deep --tasks 60, SQLite, load 2.0-3.0: monitor thread (collect, dispatch, start) 0.75 / 0.84 s
+  -> 0.26 / 0.34 s; console process 1.0 / 1.2 s -> 0.5 / 0.6 s; -> task claimed 11.6 / 16.5 ->
+  5.5 / 6.1 ms; -> task started 16.2 / 23.7 -> 6.8 / 7.6 ms; -> step process running 46.5 / 75.5
+  -> 27.3 / 30.0 ms. At load 6.4-6.9: claimed 11.7 / 17.6 -> 9.4 / 7.1 ms, started 16.5 / 25.1 ->
+  12.8 / 9.2 ms.
+- deep --tasks 60, --database PostgreSQL, load 8.1-8.7: monitor thread 0.97 -> 0.42 s; console
+  1.2 -> 0.6 s; -> claimed 16.7 -> 10.5 ms; -> started 24.0 -> 14.0 ms; -> running 46.9 -> 39.4 ms.
+- wide --tasks 200 --width 100, SQLite, load 2.7-7.3: monitor thread 0.62 / 0.76 s -> 0.48 /
+  0.53 s; console 1.2 / 1.4 s -> 1.1 / 1.2 s; claimed and started within the noise (10.7-24.8 /
+  48-106 ms on main, 24-70 / 53-223 ms here); step process running 1.2-2.5 s on both. A wide
+  stage's console CPU is mostly elsewhere: the starter threads (local-job-start, 0.2-0.3 s: the
+  steps' files and forks), the monitor's pass and the local supervisor, and building 100 specs.
 """
 
 from __future__ import annotations
