@@ -21,8 +21,26 @@ DICE_LOCAL_JOB_PRIORITY=normal, load 2.2-3.1): predecessors finished -> step pro
 median 79.7 / 82.1 ms (main) -> 57.3 / 60.7 ms; -> task claimed 15.7 / 16.6 -> 14.3 / 15.0 ms;
 the run 5.3 / 5.5 s -> 4.0 / 3.9 s; console CPU 1.1-1.2 s (~19 ms a task) on both.
 
-Figures (issue 25 item 4, branch dispatch against main 5e8adcf, alternated, `--threads`; the
-machine shared with three other engineers; medians): the console's path from a step's result to
+Issue 25 item 4, branch gorunner (the compiled step runner instead of the Python agent) against
+main (a clone of it), alternated, `--variant deep --tasks 60`, DICE_LOCAL_JOB_PRIORITY=normal,
+on a machine shared with three engineers' tests (the console's own dispatch varies most):
+    predecessors finished -> step process running, median:
+        load 3.6-5.3:  main 53.2 / 68.8 / 44.7 / 51.1 ms    gorunner 50.8 / 25.9 / 43.2 / 43.7 ms
+        load 7.4-10:   main 53.9 / 41.7 / 88.6 ms           gorunner 43.7 / 35.4 / 37.2 ms
+    -> task started (the console's part) on the same runs: main 21.7 / 27.5 / 18.8 / 19.3 / 24.5 /
+    17.0 / 40.8 ms, gorunner 21.7 / 13.3 / 19.7 / 19.0 / 15.0 / 16.1 / 16.7 ms. The same branch
+    with DICE_STEP_RUNNER=python against the runner, alternated (load 3.7-6): python 30.2 / 35.7 /
+    45.8 / 34.5 ms, runner 36.8 / 24.4 / 43.9 / 84.7 ms (the last run disturbed: its console's
+    part alone 36.7 ms). After main's one-bind and pid-watch change, both sides with it (load
+    6.3-7.5): main 34.5 / 53.2 ms, gorunner 50.3 / 36.2 ms: at this load the console's part
+    (18.6 / 22.0 vs 23.5 / 17.8 ms) and the machine's other work decide the median more than the
+    ~10 ms of CPU the runner saves each start (bench_step_start.py --profile: 13.5 -> 3.9 ms).
+    `--variant wide --tasks 300 --width 100` (load 6.3): the last step of a stage running after
+    its predecessors 2.11 s (main) / 2.02 s (gorunner), median 1.03 / 1.12 s, the run 6.5 / 5.6 s.
+    Neither goal is met (20 ms on the chain; a stage of 100 running within 1 s).
+
+Figures (issue 25 item 4, branch dispatch against main 5e8adcf, before the compiled runner,
+alternated, `--threads`; the machine shared with three other engineers; medians): the console's path from a step's result to
 its successors' jobs (one collector round reads the run, its cluster and configs once; a step's
 last lines and its end one transaction; the hot statements SQL from the models' metadata, not
 compiled querysets; the history rows one INSERT ... RETURNING).
@@ -224,8 +242,11 @@ def main() -> int:
 
     reverse("home")  # the URL resolver built, as in a console that served a page (a run's end links to it)
     try:
+        from scheduler.local.steps import step_runner
+
         print(f"data dir {tmp}; database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}; "
-              f"worker threads {args.concurrency}; cpus {os.cpu_count()}")
+              f"worker threads {args.concurrency}; cpus {os.cpu_count()}; "
+              f"step agent {step_runner()} (DICE_STEP_RUNNER); load {os.getloadavg()[0]:.1f}")
         if args.variant in ("deep", "both"):
             bench("deep", deep_source(args.tasks), owner, app, args.timeout, args.threads)
         if args.variant in ("wide", "both"):
