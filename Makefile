@@ -6,9 +6,22 @@ STAMP  := $(VENV)/.installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: install run test lint ktestenv engines clean
+.PHONY: install run test lint ktestenv engines clean runner
 
-install: $(STAMP)
+install: $(STAMP) runner
+
+# The compiled step runner (agent/gorunner: Go standard library only, static, CGO_ENABLED=0) that
+# runs local pipeline steps when it is built; without Go the Python agent runs them (README).
+GO     ?= $(shell command -v go 2>/dev/null || { test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go; })
+RUNNER := agent/bin/dice-step
+
+runner:
+	@if [ -n "$(GO)" ]; then $(MAKE) --no-print-directory $(RUNNER); \
+	else echo "step runner: Go not found, local pipeline steps run on the Python agent (see README)"; fi
+
+$(RUNNER): $(wildcard agent/gorunner/*.go) agent/gorunner/go.mod
+	@mkdir -p agent/bin
+	cd agent/gorunner && CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o ../bin/.dice-step.$$$$.tmp . && mv -f ../bin/.dice-step.$$$$.tmp ../bin/dice-step
 
 # Idempotent: re-runs pip only when pyproject.toml changed.
 $(STAMP): pyproject.toml
@@ -46,4 +59,4 @@ ktestenv:
 	$(MAKE) --no-print-directory -C tools/ktestenv
 
 clean:
-	rm -rf $(VENV) var tools/ktestenv/bin
+	rm -rf $(VENV) var tools/ktestenv/bin agent/bin

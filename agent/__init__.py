@@ -24,7 +24,12 @@ What it does, in order:
    {"task_run": id, "job": name}; `http(s)://...`: a POST of the result). The message is only a
    hint to look now: the console always reads the result itself, so a lost one costs only delay.
 
-On the local cluster the agent is the job's command. On Kubernetes (agent/pod.py) the same
+On the local cluster the agent is the job's command: this one, or the compiled step runner
+(agent/gorunner, built into agent/bin/dice-step by `make install` where Go is installed), a port
+of `run` with the same observable behaviour that reads two more fields the console renders in
+Python: `script` (checkout.step_script) and `mask_forms` (masking.forms of each secret); it
+execs this agent for a step with caches. A spec that is not one (check_spec) gets a result
+file saying so (`bad step spec PATH: ...`), from either. On Kubernetes (agent/pod.py) the same
 agent runs beside the step, so step images need only /bin/sh: an init container running
 `agent restore` fills the shared context volume (earlier steps' directories and caches), the
 step container runs the commands with stdout captured to the shared volume, and a native sidecar
@@ -137,18 +142,38 @@ def main(argv: list[str] | None = None) -> int:
     from agent.jsonlite import loads  # json's own imports (re, enum) cost every step's start
 
     command, spec_path = parse_args(sys.argv[1:] if argv is None else list(argv))
+    if command == "run":
+        return _run(spec_path)
     with open(spec_path, encoding="utf-8") as fh:
         spec = loads(fh.read())
     if command == "restore":
         from agent.pod import restore_context
 
         return restore_context(spec)
-    if command == "sidecar":
-        from agent.pod import sidecar
+    from agent.pod import sidecar
 
-        sidecar(spec)
-        return 0
-    from agent.runner import run
+    sidecar(spec)
+    return 0
 
+
+def _run(spec_path: str) -> int:
+    """`run`: a spec that cannot be read or is not one gets a result file saying so (bad_spec)."""
+    from agent.jsonlite import loads
+    from agent.runner import bad_spec, check_spec, run
+
+    try:
+        with open(spec_path, "rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        return bad_spec(spec_path, "", f"cannot read it: {exc}")
+    try:
+        spec = loads(data.decode("utf-8", errors="replace"))
+    except ValueError as exc:  # jsonlite's own, or the C scanner's JSONDecodeError
+        text = str(exc)
+        return bad_spec(spec_path, "", text if text.startswith("not JSON") else f"not JSON: {text}")
+    problem = check_spec(spec)
+    if problem:
+        result = spec.get("result") if isinstance(spec, dict) else None
+        return bad_spec(spec_path, result if isinstance(result, str) else "", problem)
     result = run(spec)
     return 0 if result["exit_code"] == 0 else 1

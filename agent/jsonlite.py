@@ -36,6 +36,14 @@ def loads(text: str | bytes):
         value, end = _scan(text, start)
     except StopIteration as exc:
         raise ValueError(f"not JSON: expecting a value at character {exc.value}") from None
+    except SystemError:  # the C scanner reports its other errors through json.decoder, if imported
+        import json  # only on this path: a spec that is not JSON
+
+        try:
+            json.loads(text)
+        except ValueError as exc:
+            raise ValueError(f"not JSON: {exc}") from None
+        raise
     if text[end:].strip(_WHITESPACE):
         raise ValueError(f"not JSON: extra data at character {end}")
     return value

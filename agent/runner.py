@@ -79,6 +79,113 @@ def write_json_atomic(path: str, data: dict) -> None:
     os.replace(tmp, path)
 
 
+# ---- the spec ------------------------------------------------------------------------------
+
+
+def _kind(value) -> str:
+    """A JSON value's kind, as an error names it (the Go runner's words: agent/gorunner/spec.go)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, int):
+        return "an integer"
+    if isinstance(value, float):
+        return "a number"
+    return "a list" if isinstance(value, list) else "an object"
+
+
+def _text_list(spec: dict, key: str) -> str:
+    value = spec.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, list):
+        return f"`{key}` must be a list of text, not {_kind(value)}"
+    for i, item in enumerate(value, 1):
+        if not isinstance(item, str):
+            return f"`{key}` item {i} must be text, not {_kind(item)}"
+    return ""
+
+
+def _required_text(spec: dict, key: str) -> str:
+    if key not in spec:
+        return f"`{key}` is missing"
+    if not isinstance(spec[key], str):
+        return f"`{key}` must be text, not {_kind(spec[key])}"
+    return "" if spec[key] else f"`{key}` is empty"
+
+
+def check_spec(spec) -> str:
+    """What is wrong with a step spec, or "": the fields the agent reads, with their types. The
+    Go runner (agent/gorunner/spec.go) checks the same, in the same order and words."""
+    if not isinstance(spec, dict):
+        return f"the spec must be a JSON object, not {_kind(spec)}"
+    for key in ("workdir", "metafile", "result"):
+        problem = _required_text(spec, key)
+        if problem:
+            return problem
+    for key in ("commands", "mask"):
+        problem = _text_list(spec, key)
+        if problem:
+            return problem
+    for key in ("dirs", "envs", "params"):
+        value = spec.get(key)
+        if value is not None and not isinstance(value, dict):
+            return f"`{key}` must be an object, not {_kind(value)}"
+        for name, item in (value or {}).items() if key != "params" else ():
+            if key == "dirs" and not isinstance(item, str):
+                return f"`dirs` entry {name!r} must be text, not {_kind(item)}"
+            if key == "envs" and not isinstance(item, (str, int, float)):
+                return f"`envs` entry {name!r} must be text, a number or a boolean, not {_kind(item)}"
+    for key in ("shell", "notify", "type", "alias", "job"):
+        value = spec.get(key)
+        if (value is not None or key == "alias") and key in spec and not isinstance(value, str):
+            return f"`{key}` must be text, not {_kind(value)}"  # alias: an environment variable's value
+    task_run = spec.get("task_run")
+    if task_run is not None and (isinstance(task_run, bool) or not isinstance(task_run, (str, int, float))):
+        return f"`task_run` must be a number or text, not {_kind(task_run)}"
+    timeout = spec.get("timeout")
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))):
+        return f"`timeout` must be a number of seconds or null, not {_kind(timeout)}"
+    if isinstance(timeout, float) and not -1e18 < timeout < 1e18:  # NaN, Infinity, beyond any clock
+        return f"`timeout` must be a finite number of seconds, not {timeout!r}"
+    caches = spec.get("caches")
+    if caches is not None:
+        if not isinstance(caches, list):
+            return f"`caches` must be a list, not {_kind(caches)}"
+        for i, cache in enumerate(caches, 1):
+            if not isinstance(cache, dict):
+                return f"`caches` item {i} must be an object, not {_kind(cache)}"
+            for key in ("key", "path", "archive"):
+                problem = _required_text(cache, key)
+                if problem:
+                    return f"`caches` item {i}: {problem}"
+    if "mask_forms" in spec:
+        problem = _text_list(spec, "mask_forms")
+        if problem:
+            return problem
+    if spec.get("script") is not None and not isinstance(spec["script"], str):
+        return f"`script` must be text or null, not {_kind(spec['script'])}"
+    return ""
+
+
+def bad_spec(spec_path: str, result: str, problem: str) -> int:
+    """The spec cannot be run: said on stderr and in a result file (the spec's `result` when it
+    names one, else result.json beside the spec), so that the console reads why. Exit status 1."""
+    text = f"bad step spec {spec_path}: {problem}"
+    print(f"agent: {text}", file=sys.stderr, flush=True)
+    now = time.time()
+    try:
+        write_json_atomic(result or os.path.join(os.path.dirname(spec_path), "result.json"),
+                          {"exit_code": 1, "outputs": {}, "started": now, "finished": now, "timed_out": False,
+                           "caches": [], "error": text, "lines": 0})
+    except OSError as exc:
+        print(f"agent: cannot write the result: {exc}", file=sys.stderr)
+    return 1
+
+
 # ---- context and caches -------------------------------------------------------------------
 
 

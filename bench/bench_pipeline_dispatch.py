@@ -13,12 +13,54 @@ task claimed by dispatch, and the step's process running (the agent's own start 
 includes the fork/exec of the shim and the agent): median, p90, p99, max.
 
 Run: .venv/bin/python bench/bench_pipeline_dispatch.py [--variant deep|wide|both] [--tasks 1000]
-     [--width 100] [--concurrency 8]
+     [--width 100] [--concurrency 8] [--threads] [--database postgres://...]
+(--threads: the console's CPU by thread; --database: PostgreSQL instead of a fresh SQLite file.)
 
 Figures (issue 25 item 4, branch zygote against main, alternated, `--variant deep --tasks 60`,
 DICE_LOCAL_JOB_PRIORITY=normal, load 2.2-3.1): predecessors finished -> step process running,
 median 79.7 / 82.1 ms (main) -> 57.3 / 60.7 ms; -> task claimed 15.7 / 16.6 -> 14.3 / 15.0 ms;
 the run 5.3 / 5.5 s -> 4.0 / 3.9 s; console CPU 1.1-1.2 s (~19 ms a task) on both.
+
+Issue 25 item 4, branch gorunner (the compiled step runner instead of the Python agent) against
+main (a clone of it), alternated, `--variant deep --tasks 60`, DICE_LOCAL_JOB_PRIORITY=normal,
+on a machine shared with three engineers' tests (the console's own dispatch varies most):
+    predecessors finished -> step process running, median:
+        load 3.6-5.3:  main 53.2 / 68.8 / 44.7 / 51.1 ms    gorunner 50.8 / 25.9 / 43.2 / 43.7 ms
+        load 7.4-10:   main 53.9 / 41.7 / 88.6 ms           gorunner 43.7 / 35.4 / 37.2 ms
+    -> task started (the console's part) on the same runs: main 21.7 / 27.5 / 18.8 / 19.3 / 24.5 /
+    17.0 / 40.8 ms, gorunner 21.7 / 13.3 / 19.7 / 19.0 / 15.0 / 16.1 / 16.7 ms. The same branch
+    with DICE_STEP_RUNNER=python against the runner, alternated (load 3.7-6): python 30.2 / 35.7 /
+    45.8 / 34.5 ms, runner 36.8 / 24.4 / 43.9 / 84.7 ms (the last run disturbed: its console's
+    part alone 36.7 ms). After main's one-bind and pid-watch change, both sides with it (load
+    6.3-7.5): main 34.5 / 53.2 ms, gorunner 50.3 / 36.2 ms: at this load the console's part
+    (18.6 / 22.0 vs 23.5 / 17.8 ms) and the machine's other work decide the median more than the
+    ~10 ms of CPU the runner saves each start (bench_step_start.py --profile: 13.5 -> 3.9 ms).
+    `--variant wide --tasks 300 --width 100` (load 6.3): the last step of a stage running after
+    its predecessors 2.11 s (main) / 2.02 s (gorunner), median 1.03 / 1.12 s, the run 6.5 / 5.6 s.
+    Neither goal is met (20 ms on the chain; a stage of 100 running within 1 s).
+
+Figures (issue 25 item 4, branch dispatch against main 5e8adcf, before the compiled runner,
+alternated, `--threads`; the machine shared with three other engineers; medians): the console's path from a step's result to
+its successors' jobs (one collector round reads the run, its cluster and configs once; a step's
+last lines and its end one transaction; the hot statements SQL from the models' metadata, not
+compiled querysets; the history rows one INSERT ... RETURNING).
+- deep --tasks 60, SQLite, load 2.0-3.0: monitor thread (collect, dispatch, start) 0.75 / 0.84 s
+  -> 0.26 / 0.34 s; console process 1.0 / 1.2 s -> 0.5 / 0.6 s; -> task claimed 11.6 / 16.5 ->
+  5.5 / 6.1 ms; -> task started 16.2 / 23.7 -> 6.8 / 7.6 ms; -> step process running 46.5 / 75.5
+  -> 27.3 / 30.0 ms. At load 6.4-6.9: claimed 11.7 / 17.6 -> 9.4 / 7.1 ms, started 16.5 / 25.1 ->
+  12.8 / 9.2 ms.
+- deep --tasks 60, --database PostgreSQL, load 8.1-8.7: monitor thread 0.97 -> 0.42 s; console
+  1.2 -> 0.6 s; -> claimed 16.7 -> 10.5 ms; -> started 24.0 -> 14.0 ms; -> running 46.9 -> 39.4 ms.
+- wide --tasks 200 --width 100, SQLite, load 2.7-7.3: monitor thread 0.62 / 0.76 s -> 0.48 /
+  0.53 s; console 1.2 / 1.4 s -> 1.1 / 1.2 s; claimed and started within the noise (10.7-24.8 /
+  48-106 ms on main, 24-70 / 53-223 ms here); step process running 1.2-2.5 s on both. A wide
+  stage's console CPU is mostly elsewhere: the starter threads (local-job-start, 0.2-0.3 s: the
+  steps' files and forks), the monitor's pass and the local supervisor, and building 100 specs.
+- After merging main bb9d25d (the compiled runner), deep --tasks 60, SQLite, load 9.4-11.4,
+  alternated with that main (whose clone ran the Python agent: its runner was not built there, so
+  only the console's columns compare): monitor thread 0.86 / 0.96 -> 0.34 / 0.32 s; -> claimed
+  14.2 / 28.4 -> 6.5 / 5.8 ms; -> started 20.0 / 39.0 -> 8.8 / 7.3 ms; with the compiled runner,
+  -> step process running 29.0 / 24.0 ms.
 """
 
 from __future__ import annotations
@@ -60,6 +102,21 @@ def machine_busy() -> float:
     return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
+def thread_cpu() -> dict[int, tuple[str, float]]:
+    """CPU seconds of each live thread of this process (from /proc), by native id: (name, seconds)."""
+    import threading
+
+    tick = os.sysconf("SC_CLK_TCK")
+    found = {}
+    for thread in threading.enumerate():
+        try:
+            fields = Path(f"/proc/self/task/{thread.native_id}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        found[thread.native_id] = (thread.name, (int(fields[11]) + int(fields[12])) / tick)
+    return found
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
@@ -99,11 +156,12 @@ def summary(values: list[float]) -> str:
             f"p99 {percentile(values, 99):.1f} ms, max {max(values):.1f} ms")
 
 
-def bench(name: str, source: str, owner, app, timeout: float) -> None:
+def bench(name: str, source: str, owner, app, timeout: float, threads: bool = False) -> None:
     from apps.pipelines import services
     from apps.pipelines.models import PipelineRun
     from pipelineyml import parse_pipeline_yml, plan
 
+    threads_before = thread_cpu()
     cpu_before = resource.getrusage(resource.RUSAGE_SELF), machine_busy()
     started = time.perf_counter()
     plan(parse_pipeline_yml(source))
@@ -127,6 +185,13 @@ def bench(name: str, source: str, owner, app, timeout: float) -> None:
     console = me.ru_utime + me.ru_stime - sum(cpu_before[0][:2])
     print(f"  cpu: console process {console:.1f}s, whole machine {machine_busy() - cpu_before[1]:.1f}s "
           f"(the steps' processes are started by the process starter, not the console)")
+    if threads:
+        spent: dict[str, float] = {}
+        for native_id, (thread, seconds) in thread_cpu().items():
+            key = thread.rsplit("_", 1)[0] if thread.rsplit("_", 1)[-1].isdigit() else thread
+            spent[key] = spent.get(key, 0.0) + seconds - threads_before.get(native_id, ("", 0.0))[1]
+        print("  cpu by thread: " + ", ".join(f"{thread} {seconds:.2f}s" for thread, seconds
+                                              in sorted(spent.items(), key=lambda item: -item[1]) if seconds >= 0.01))
     if delays:
         print(f"  predecessors finished -> task started (job submitted), {len(delays)} tasks: {summary(delays)}")
         print(f"  predecessors finished -> task claimed by dispatch: {summary(claims)}")
@@ -142,7 +207,13 @@ def main() -> int:
     parser.add_argument("--width", type=int, default=100)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=1800)
+    parser.add_argument("--threads", action="store_true", help="print the console's CPU by thread")
+    parser.add_argument("--database", default="",
+                        help="a PostgreSQL URL (postgres://user:password@host:port/name) instead of a fresh SQLite "
+                             "file: migrated, and the bench's user, organization and runs added to what it holds")
     args = parser.parse_args()
+    if args.database:
+        os.environ["DATABASE_URL"] = args.database
 
     tmp = tempfile.mkdtemp(prefix="dice-bench-")
     os.environ["DICE_DATA_DIR"] = tmp
@@ -164,20 +235,28 @@ def main() -> int:
     from dice_console.embedded import EmbeddedWorker
     from dice_console.heap import settle_heap
 
-    owner = get_user_model().objects.create_user("bench")
-    org = project_services.create_organization(owner, slug="bench")
+    suffix = os.urandom(3).hex()  # a database kept between runs (--database) holds earlier benches' names
+    owner = get_user_model().objects.create_user(f"bench-{suffix}")
+    org = project_services.create_organization(owner, slug=f"bench-{suffix}")
     project = project_services.create_project(owner, org, slug="bench")
     app = project_services.create_application(owner, project, slug="noop")
     worker = EmbeddedWorker(celery_app, with_beat=False, concurrency=args.concurrency)
     worker.start()
     settle_heap()  # as `manage.py standalone` does once started
+    from django.urls import reverse
+
+    reverse("home")  # the URL resolver built, as in a console that served a page (a run's end links to it)
     try:
-        print(f"data dir {tmp}; worker threads {args.concurrency}; cpus {os.cpu_count()}")
+        from scheduler.local.steps import step_runner
+
+        print(f"data dir {tmp}; database {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}; "
+              f"worker threads {args.concurrency}; cpus {os.cpu_count()}; "
+              f"step agent {step_runner()} (DICE_STEP_RUNNER); load {os.getloadavg()[0]:.1f}")
         if args.variant in ("deep", "both"):
-            bench("deep", deep_source(args.tasks), owner, app, args.timeout)
+            bench("deep", deep_source(args.tasks), owner, app, args.timeout, args.threads)
         if args.variant in ("wide", "both"):
             bench(f"wide ({args.tasks // args.width} stages x {args.width})", wide_source(args.tasks, args.width),
-                  owner, app, args.timeout)
+                  owner, app, args.timeout, args.threads)
     finally:
         worker.stop()
         from apps.pipelines import monitor

@@ -1,6 +1,7 @@
 """Bench: what starting a local pipeline step costs, without the console's dispatch around it
-(figures, not pass/fail). Steps are real: the agent (`python -m agent run`) in its sandbox, as
-LocalExecutor.start_step runs it, each running `true`.
+(figures, not pass/fail). Steps are real: the agent (the compiled step runner where `make
+install` built it, else `python -m agent run`; DICE_STEP_RUNNER=python to compare) in its
+sandbox, as LocalExecutor.start_step runs it, each running `true`.
 
 - chain: N steps one after the other, each started when the previous one's result is written:
   start request -> the agent running (its own start stamp) and -> its result written;
@@ -49,6 +50,26 @@ process starter's waiting child before the request, shim.Prepared), against main
 The chain's start lost the move into the v1 cgroup (13 ms median at load 3, measured in
 jail.child_setup: 0.08 ms once prepared); a burst is bound by CPU (two cores: ~25 ms of CPU per
 step, the agent's interpreter ~13 of it), which preparing does not change.
+
+Issue 25 item 4, branch gorunner (the compiled step runner, agent/bin/dice-step, instead of the
+Python agent), against main (a clone of it run beside this branch), alternated, --chain 20
+--burst 100, DICE_LOCAL_JOB_PRIORITY=normal, load 4.3-4.7 (others' tests running):
+
+                               main                               gorunner
+    chain, -> agent running    58.5 / 51.1 / 40.2 / 47.0 ms       34.7 / 34.9 / 24.7 / 26.4 ms   (median)
+    burst of 100, all running  2.74 / 2.13 / 2.05 / 2.12 s        1.84 / 1.50 / 1.46 / 1.52 s
+
+(the first two pairs at load 4.3-4.7, the last two at 6.7-9.0; p90 of the chain 67.3 / 57.1 /
+55.9 / 64.7 -> 43.3 / 46.8 / 31.1 / 36.6 ms). After merging main's one bind per run and its
+shims' pid watch (both sides have them), load 5.3-7.5: chain 51.5 / 25.7 -> 29.7 / 26.1 ms,
+--chain 40: 49.6 / 36.4 / 66.8 -> 30.6 / 45.1 / 37.5 ms; burst 2.47 / 2.32 -> 1.51 / 1.64 s. The goals (20 ms, a stage of 100 in 1 s) are not
+met: what is left of a start is the shim's fork (~7 ms of CPU), bubblewrap and its cgroup
+(~3.5 ms) and, in a burst, the shims polling for their command's pid (being fixed in jail.py).
+
+--profile 20 (load 4.0; CPU per start, median, a step running `true`: the agent's rows include
+the step's /bin/sh): interpreter alone 8.0 ms; `-m agent` 17.1 ms; `-S -P -c boot` 13.5 ms (21.5
+without bytecode); the Go runner 3.9 ms (its own start ~1.8, of which the Go runtime ~1.3: a
+static hello world costs that much); shim + bubblewrap + cgroup around /bin/true 10.6 ms.
 """
 
 from __future__ import annotations
@@ -152,11 +173,15 @@ def profile(rounds: int) -> None:
         r = resource.getrusage(resource.RUSAGE_CHILDREN)
         return r.ru_utime + r.ru_stime
 
+    go_spec = str(Path(job.folder, "spec-go.json"))
+    Path(go_spec).write_text(json.dumps(local_steps.runner_spec(job.spec)))
     cases = {
         "interpreter alone (python -S -c pass)": [python, "-S", "-c", "pass"],
-        "agent run, python -S -m agent (main)": [python, "-S", "-m", "agent", "run", "--spec", spec_path],
-        "agent run, -S -P -c boot (this branch)": [python, *local_steps.step_job(job).command[1:]],
+        "agent run, python -S -m agent": [python, "-S", "-m", "agent", "run", "--spec", spec_path],
+        "agent run, -S -P -c boot": [python, "-S", "-P", "-c", local_steps.AGENT_BOOT, "run", "--spec", spec_path],
     }
+    if os.access(local_steps.RUNNER, os.X_OK):
+        cases["step runner, agent/bin/dice-step (Go)"] = [local_steps.RUNNER, "run", "--spec", go_spec]
     cpu = {name: [] for name in [*cases, "agent run, -S -P -c boot, no bytecode"]}
     for _ in range(rounds):
         for name, argv in cases.items():
@@ -167,7 +192,7 @@ def profile(rounds: int) -> None:
             os.replace(c, h)
         try:
             before = children_cpu()
-            subprocess.run(cases["agent run, -S -P -c boot (this branch)"], env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
+            subprocess.run(cases["agent run, -S -P -c boot"], env={**env, "PYTHONDONTWRITEBYTECODE": "1"},
                            cwd=job.spec["workdir"], stdout=subprocess.DEVNULL)
             cpu["agent run, -S -P -c boot, no bytecode"].append((children_cpu() - before) * 1000)
         finally:
@@ -208,8 +233,10 @@ def main() -> int:
         return 0
     tmp = Path(tempfile.mkdtemp(prefix="dice-bench-steps-"))
     executor = LocalExecutor(tmp / "local", search_path=[])
-    print(f"sandbox: {isolation().enabled} ({isolation().reason or 'bubblewrap'}); cpus {os.cpu_count()}; "
-          f"load {os.getloadavg()[0]:.1f}")
+    from scheduler.local.steps import step_runner
+
+    print(f"runner: {step_runner()}; sandbox: {isolation().enabled} ({isolation().reason or 'bubblewrap'}); "
+          f"cpus {os.cpu_count()}; load {os.getloadavg()[0]:.1f}")
     try:
         executor.start_step(step(tmp, "warm"))  # the process starter, the tenant's uid
         result(step(tmp, "warm"))

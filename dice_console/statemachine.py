@@ -63,9 +63,47 @@ def push_after_commit(group: str, payload: dict) -> None:
 def lock(model: type[models.Model], pks: Iterable[int], fields: Iterable[str] = ("status",)) -> dict[int, dict]:
     """Lock these rows for the rest of the caller's transaction, in id order (so two movers never
     deadlock), and return {pk: {field: value}} as the database has them now."""
-    names = ["pk", *fields]
-    rows = model.objects.select_for_update().filter(pk__in=list(pks)).order_by("pk").values_list(*names)
-    return {row[0]: dict(zip(names[1:], row[1:], strict=True)) for row in rows}
+    # Written as SQL: compiling the queryset cost more than running it (a step's end and its
+    # successor's claim each take one).
+    meta, quote = model._meta, connection.ops.quote_name
+    columns = [meta.pk, *(meta.get_field(name) for name in fields)]
+    ids = sorted(set(pks))
+    if not ids:
+        return {}
+    sql = (f"SELECT {', '.join(quote(f.column) for f in columns)} FROM {quote(meta.db_table)} "
+           f"WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(ids))}) ORDER BY {quote(meta.pk.column)}"
+           + (" FOR UPDATE" if connection.features.has_select_for_update else ""))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, ids)
+        rows = cursor.fetchall()
+    return {meta.pk.to_python(row[0]): {f.name: f.to_python(value) for f, value in zip(columns[1:], row[1:], strict=True)}
+            for row in rows}
+
+
+def _insert(rows: list[models.Model]) -> list[models.Model]:
+    """bulk_create() of history rows, as one INSERT ... RETURNING written from the model's
+    metadata (each field's pre_save and database value, as bulk_create takes them): compiling
+    the insert cost more than running it, twice at every step of a pipeline. Falls back to
+    bulk_create where rows cannot be returned or would pass the database's parameter limit."""
+    if not rows:
+        return rows
+    model = type(rows[0])
+    meta, quote = model._meta, connection.ops.quote_name
+    fields = [f for f in meta.concrete_fields if f is not meta.pk]
+    limit = connection.features.max_query_params or 0
+    if not connection.features.can_return_rows_from_bulk_insert or (limit and len(rows) * len(fields) > limit):
+        return model.objects.bulk_create(rows)
+    values = [[f.get_db_prep_save(f.pre_save(row, True), connection) for f in fields] for row in rows]
+    one = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    with connection.cursor() as cursor:
+        cursor.execute(f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(f.column) for f in fields)}) "
+                       f"VALUES {', '.join([one] * len(rows))} RETURNING {quote(meta.pk.column)}",
+                       [value for row in values for value in row])
+        ids = [found[0] for found in cursor.fetchall()]
+    for row, pk in zip(rows, ids, strict=True):
+        row.pk = pk
+        row._state.adding, row._state.db = False, connection.alias
+    return rows
 
 
 @dataclass
@@ -118,14 +156,15 @@ class Machine:
             return []
         for m in moves:
             self.check(m.obj, m.to)
-        with transaction.atomic():
+        # No savepoint inside a caller's transaction: what fails here fails the caller's too.
+        with transaction.atomic(savepoint=False):
             if locked is None:
                 locked = lock(self.model, [m.obj.pk for m in moves], self.expect)
             moved = [m for m in moves if locked.get(m.obj.pk) == {f: getattr(m.obj, f) for f in self.expect}]
             if not moved:
                 return []
             (write or self._write)(moved)
-            history = self.history_model.objects.bulk_create([
+            history = _insert([
                 self.history_model(**{
                     f"{self.history_fk}_id": m.obj.pk, "from_status": m.obj.status, "to_status": m.to,
                     "reason": (m.reason or "")[: self.reason_limit], **m.history,
@@ -158,5 +197,14 @@ class Machine:
             key = tuple(sorted((k, repr(v)) for k, v in changes.items()))
             groups.setdefault(key, []).append(m.obj.pk)
             values[key] = changes
-        for key, pks in groups.items():
-            self.model.objects.filter(pk__in=pks).update(**values[key])
+        meta, quote = self.model._meta, connection.ops.quote_name
+        with connection.cursor() as cursor:
+            for key, pks in groups.items():  # as QuerySet.update() writes them, without its compiling
+                fields = [meta.get_field(name) for name in values[key]]
+                if any(f.is_relation or hasattr(values[key][f.name], "resolve_expression") for f in fields):
+                    self.model.objects.filter(pk__in=pks).update(**values[key])  # the ORM resolves those
+                    continue
+                cursor.execute(
+                    f"UPDATE {quote(meta.db_table)} SET " + ", ".join(f"{quote(f.column)} = %s" for f in fields)
+                    + f" WHERE {quote(meta.pk.column)} IN ({', '.join(['%s'] * len(pks))})",
+                    [f.get_db_prep_save(values[key][f.name], connection) for f in fields] + list(pks))

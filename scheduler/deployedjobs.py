@@ -4,11 +4,17 @@ destroy. Each engine's package says how a job becomes a run of its own (its plan
 files it reads, what it refuses) and how a run is submitted, asked about and cancelled
 (scheduler/spark/deployed.py, scheduler/flink/deployed.py); the rest is here, once:
 
-- A job without `schedule` runs once per release deployed: its run is named after the job and a
-  hash of the release and of what it runs (`etl-3f2a9c1d`), so applying the same release again
-  never submits it twice, and a new release (or a changed job) runs it again, as a Kubernetes Job
-  of a changed template is a new Job. A run whose submission failed is submitted again by the next
-  apply of the same release.
+- A job without `schedule` runs once per release deployed and environment: what its run stands
+  for (identity()) is the release (whose dice.yml, overlays and files are the job's whole
+  definition) and the job's environment as the application gives it, keyed with the console's key;
+  its run is named after the job and that (`etl-3f2a9c1d`). Applying the same release again never
+  submits it twice, and a new release (or a changed variable) runs it again, as a Kubernetes Job
+  of a changed template is a new Job. How the console renders the job (its command, paths, the
+  platform's DICE_* variables, the naming itself) is not part of it: a console upgrade runs no job
+  of an unchanged release again. A record written by an earlier console, whose run was named
+  another way, is read the same way: its run stands for this release when the record's release
+  and the job's recorded environment give the same identity (apply keeps that run). A run whose
+  submission failed is submitted again by the next apply of the same release.
 - A job with `schedule` (cron, the same 5 fields as a CronJob) is recorded; fire_schedules(),
   called by the console's beat every DICE_ENGINE_SCHEDULE_INTERVAL seconds, submits the run of
   each minute that came due (`etl-202612070200`: a run is named after its minute, so firing twice,
@@ -62,10 +68,13 @@ RUNS_KEPT = 10  # runs remembered per job (the latest is shown; older ones can s
 ERRORS_KEPT = 5
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 # What a job's record keeps across applies (the rest is the new plan's).
-KEPT = ("runs", "errors", "started", "timed_out")
+KEPT = ("runs", "errors", "started", "timed_out", "aliases")
+# The platform's own variables of a job (scheduler.envvars.platform_envs): not part of what a run stands for.
+PLATFORM_PREFIX = "DICE_"
 
 
 def short_hash(data: Any) -> str:
+    """The plain 8-character hash earlier consoles named a run-once run with (ran_before reads such records)."""
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -158,16 +167,55 @@ class DeployedJobs:
     def _path(self, runtime: RuntimeRef) -> Path:
         return self.records.path(runtime.namespace)
 
+    def identity(self, release: str, name: str, envs: dict[str, str]) -> str:
+        """What the release's run of the job `name` stands for: the release (its dice.yml with the
+        workspace's overlays and values, and its files: the job's whole definition) and the job's
+        environment without the platform's own DICE_* variables (they say where it runs, which the
+        runtime's record already fixes, and how the console spells them has changed before:
+        DICE_WORKSPACE's case). A digest keyed with the console's key, so that it tells nothing of
+        a secret value in the environment."""
+        given = {key: value for key, value in envs.items() if not key.startswith(PLATFORM_PREFIX)}
+        return sealed.keyed_digest(self.folder, {"release": release, "job": name, "envs": given})
+
     def entry(self, group: ServiceGroup, name: str, spec: JobSpec) -> dict:
         """The record's entry of a job as planned: its schedule, its run spec, its deadline and, for
-        a job without schedule, the release's run, named after the release and the spec (a changed
-        job is a new run; its environment counted by a keyed digest, so that the name tells
-        nothing of a secret value in it)."""
+        a job without schedule, the release's run, named after its identity() (a new release or a
+        changed environment is a new run; the console's rendering of the job is not)."""
         job = group.spec.jobs[name]
         fields = dataclasses.asdict(spec)
-        material = {**fields, "envs": sealed.keyed_digest(self.folder, fields["envs"])}
-        run = "" if job.schedule else f"{name}-{short_hash({'release': group.release, 'spec': material})}"
+        run = "" if job.schedule else f"{name}-{self.identity(group.release, name, fields['envs'])[:8]}"
         return {"schedule": job.schedule or "", "spec": fields, "deadline": job.active_deadline, "run": run}
+
+    def ran_before(self, record: dict, name: str, old: dict, plan: dict, release: str) -> str:
+        """The run the record already holds for what `plan` stands for, when an earlier console named
+        it otherwise (a plain or a keyed hash of the whole spec, by the version): the entry's latest
+        run-once run, submitted without error, whose release and recorded environment give the
+        plan's identity. "" when there is none (the plan's own run is then the one to submit)."""
+        run = old.get("run") or ""
+        if not run or not plan["run"] or run == plan["run"] or run not in (old.get("runs") or []):
+            return ""
+        if _submit_error(old, run):
+            return ""
+        envs = (old.get("spec") or {}).get("envs")
+        if not isinstance(envs, dict) or not record.get("release"):
+            return ""
+        mine = self.identity(release, name, plan["spec"]["envs"])
+        return run if self.identity(str(record["release"]), name, envs) == mine else ""
+
+    @staticmethod
+    def _adopt(entry: dict, ran: str) -> None:
+        """The entry's run is `ran` (found by ran_before) or one found before for the same plan
+        (`aliases`: the planned name -> the earlier console's run, kept while that run is): a run
+        made by an earlier console for the same release and environment is not made again."""
+        aliases = {new: old for new, old in (entry.get("aliases") or {}).items() if old in entry["runs"]}
+        ran = ran or aliases.get(entry["run"], "")
+        if ran:
+            aliases[entry["run"]] = ran
+            entry["run"] = ran
+        if aliases:
+            entry["aliases"] = aliases
+        else:
+            entry.pop("aliases", None)
 
     # ---- what an engine gives ----------------------------------------------------------------
 
@@ -211,6 +259,8 @@ class DeployedJobs:
                 old = before.get(name) or {}
                 entry = {**plan, **{key: old[key] for key in KEPT if key in old}, "last": old.get("last", now)}
                 entry.setdefault("runs", [])
+                if entry["run"]:
+                    self._adopt(entry, self.ran_before(record, name, old, plan, group.release))
                 run = entry["run"]
                 if run and (run not in entry["runs"] or _submit_error(entry, run)):
                     _record_run(entry, run, now)

@@ -268,3 +268,18 @@ def strict_page(browser, tmp_path):
     yield page
     page.screenshot(path=str(tmp_path / "last.png"))
     context.close()
+
+
+@pytest.fixture(params=["go", "python"])
+def step_runner(request, monkeypatch) -> str:
+    """Runs the test once with each local step agent (scheduler/local/steps.py): the compiled
+    runner (agent/bin/dice-step) and the Python agent. Without the runner built the "go" run is
+    skipped, except in CI with Go installed, where `make install` must have built it."""
+    from scheduler.local.steps import RUNNER
+
+    if request.param == "go" and not os.access(RUNNER, os.X_OK):
+        if os.environ.get("CI") and (shutil.which("go") or os.path.exists("/usr/local/go/bin/go")):
+            pytest.fail(f"{RUNNER} is not built although Go is installed: `make install` builds it")
+        pytest.skip(f"{RUNNER} is not built (`make install` with Go installed)")
+    monkeypatch.setenv("DICE_STEP_RUNNER", request.param)
+    return request.param

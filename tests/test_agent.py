@@ -1,4 +1,5 @@
-"""The step agent on its own: log lines, outputs, masking, timeout, caches, result file."""
+"""The step agent on its own: log lines, outputs, masking, timeout, caches, result file; each
+test with both local agents (the Go runner, agent/bin/dice-step, and `python -m agent`)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,12 @@ import subprocess
 import sys
 import time
 
+import pytest
+
+from scheduler.local import steps as local_steps
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.usefixtures("step_runner")
 
 
 def _spec(tmp_path, commands, **extra):
@@ -24,9 +30,20 @@ def _spec(tmp_path, commands, **extra):
     return path, spec
 
 
+def agent_command(path) -> list[str]:
+    """The agent the local cluster would run for the spec at `path` (DICE_STEP_RUNNER, set by the
+    step_runner fixture); for the Go runner the spec is rewritten as the console writes it."""
+    spec = json.loads(path.read_text())
+    if local_steps.step_runner({}) == "go":
+        path.write_text(json.dumps(local_steps.runner_spec(spec)))
+        return [local_steps.RUNNER, "run", "--spec", str(path)]
+    return [sys.executable, "-m", "agent", "run", "--spec", str(path)]
+
+
 def _run(path):
-    proc = subprocess.run([sys.executable, "-m", "agent", "run", "--spec", str(path)], cwd=ROOT,
-                          capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(agent_command(path), cwd=ROOT, capture_output=True, text=True, timeout=60,
+                          env={"PATH": "/usr/local/bin:/usr/bin:/bin", "DICE_AGENT_PYTHON": sys.executable,
+                               "PYTHONPATH": str(ROOT)})
     return proc.returncode, [json.loads(line) for line in proc.stdout.splitlines()]
 
 

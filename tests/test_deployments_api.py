@@ -498,3 +498,30 @@ def test_scale_restart_and_stop_tell_the_runtime_viewers(tenant_a, fake_cluster,
     assert [(g, m["type"], m["action"]) for g, m in sent if g.startswith("runtime-")] == [
         (f"runtime-{runtime.pk}", "runtime.changed", action) for action in ("scale", "restart", "stop")
     ]
+
+
+def test_two_rollouts_making_a_runtimes_addon_at_once_share_its_credentials(tenant_a, fake_cluster, fake):
+    """A worker resuming a rollout that another still follows prepares the same group: both find
+    no instance of the addon and make one. The second must use the first's credentials, not fail
+    the deployment on the unique (runtime, name) constraint (it did: `internal error:
+    IntegrityError`, seen when a test's direct call raced the embedded worker)."""
+    from apps.deploy import addons
+    from apps.deploy.lifecycle import parse_for
+
+    first = deploy(tenant_a, fake_cluster, runtime="main")
+    run_deployment(first.pk)
+    runtime = first.runtime
+    made = AddonInstance.objects.get(runtime=runtime, name="cache")
+    kept = addons.credentials(made)
+    doc = parse_for(first.release, runtime.workspace.kind)
+    real_filter = AddonInstance.objects.filter
+
+    def as_before_it_was_made(*args, **kwargs):  # the other rollout's read, before the first create
+        return real_filter(*args, **kwargs).exclude(pk=made.pk)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(AddonInstance.objects, "filter", as_before_it_was_made):
+        got = addons.addon_secrets(runtime, doc)
+    assert got["cache"] == kept
+    assert AddonInstance.objects.filter(runtime=runtime).count() == 1

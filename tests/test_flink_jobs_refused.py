@@ -72,7 +72,12 @@ def test_on_kubernetes_a_scheduled_flink_job_needs_a_flink_data_cluster(tenant_a
     bind_to(tenant_a, kubernetes_without_operator)
     answer = _post(tenant_a, release_of(tenant_a, SPEC.format(more='    schedule: "0 2 * * *"\n')))
     assert answer.status_code == 400, answer.content
-    assert "the Flink operator has no scheduled resource" in answer.json()["jobs.wordcount"][0]
+    message = answer.json()["jobs.wordcount"][0]
+    assert "the Flink operator has no scheduled resource" in message
+    # what to do, exactly: the data cluster that fires it, how to bind one, or no schedule
+    project = tenant_a.project
+    assert f"dice workspace set {project.organization.slug}/{project.slug} DEV --data-cluster flink-local" in message
+    assert "remove `schedule`" in message
     assert not Runtime.objects.filter(application=tenant_a.app).exists()
 
 

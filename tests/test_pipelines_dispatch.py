@@ -312,3 +312,124 @@ def test_the_logs_of_steps_that_ended_together_are_stored_in_one_transaction(ten
     finally:
         executor.destroy_all()
         close_local_executors()
+
+
+def _stage(width: int) -> str:
+    """One stage of `width` steps, then a step that needs them all."""
+    steps = [f'      - custom-script: {{alias: s{i}, commands: ["true"]}}' for i in range(width)]
+    return "\n".join(['version: "1.1"', "stages:", "  - stage:", *steps,
+                      "  - stage:", '      - custom-script: {alias: last, commands: ["true"]}']) + "\n"
+
+
+def _queries(run_code) -> list[str]:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        run_code()
+    return [q["sql"] for q in queries.captured_queries]
+
+
+# What one dispatch of a ready stage costs, whatever its width: the run and its tasks' states read,
+# the claim (lock, update, history rows), the claimed rows, the configs and the cluster read, the
+# job names and the start times written (and, at a run's first dispatch in this process, its
+# objects made from the row). A task more costs none: it rides in the same statements.
+DISPATCH_QUERIES = 12
+# Collecting one step that ended (its row, its last lines and its end in one transaction) and the
+# dispatch and start of the step that needed it: the run, cluster and configs read once for both.
+COLLECT_QUERIES = 21
+
+
+@pytest.mark.django_db
+def test_dispatching_a_wide_stage_costs_the_same_queries_for_any_width(tenant_a, settings, tmp_path, monkeypatch):
+    from apps.pipelines import notify, steps
+    from tests.pipelines_helpers import close_local_executors
+
+    settings.DICE_LOCAL_ROOT = str(tmp_path / "local")
+    settings.DICE_PIPELINE_ROOT = str(tmp_path / "pipelines")  # a run id used before has no files here
+    monkeypatch.setattr(notify, "address", lambda: None)  # no monitor: the steps' ends are not collected here
+    monkeypatch.setattr(notify, "watch", lambda task_id: None)
+    counts, executor = {}, None
+    try:
+        for width in (1, 3, 30):  # the first also reads the cluster's ClusterRef, kept for the others
+            run = services.start_run(tenant_a.owner, tenant_a.app, source=_stage(width))
+            assert states.move_run(run, "running", "test")
+            executor = steps.run_executor(run)
+            claimed = []
+            sql = _queries(lambda run=run, claimed=claimed: claimed.extend(engine.dispatch(run.pk)))
+            assert len(claimed) == width
+            assert TaskRun.objects.filter(run=run, status="running", started__isnull=False).count() == width
+            assert TaskRunTransition.objects.filter(task_run__run=run, to_status="running").count() == width
+            counts[width] = len(sql)
+        assert counts[3] == counts[30] <= DISPATCH_QUERIES, counts
+    finally:
+        if executor is not None:
+            executor.destroy_all()
+        close_local_executors()
+
+
+@pytest.mark.django_db
+def test_collecting_one_result_and_starting_its_successor_is_a_bounded_number_of_queries(
+        tenant_a, settings, tmp_path, monkeypatch):
+    from apps.pipelines import notify, steps
+    from tests.pipelines_helpers import close_local_executors, describe, wait_until
+
+    settings.DICE_LOCAL_ROOT = str(tmp_path / "local")
+    settings.DICE_PIPELINE_ROOT = str(tmp_path / "pipelines")  # a run id used before has no files here
+    monkeypatch.setattr(notify, "address", lambda: None)
+    monkeypatch.setattr(notify, "watch", lambda task_id: None)
+    run = services.start_run(tenant_a.owner, tenant_a.app, source=_stage(1))
+    assert states.move_run(run, "running", "test")
+    executor = steps.run_executor(run)
+    try:
+        assert len(engine.dispatch(run.pk)) == 1
+        first = TaskRun.objects.get(run=run, alias="s0")
+        first.run = run
+        try:
+            wait_until(lambda: steps.read_result(first) is not None
+                       and steps.job_state(executor, run, first).state.finished, 30, "the first step's end")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{describe(run)}") from None
+        sql = _queries(lambda: engine.collect_many([first.pk]))
+        assert TaskRun.objects.get(pk=first.pk).status == "success"
+        last = TaskRun.objects.get(run=run, alias="last")
+        assert last.status == "running" and last.started is not None
+        assert len(sql) <= COLLECT_QUERIES, "\n".join(sql)
+    finally:
+        executor.destroy_all()
+        close_local_executors()
+
+
+@pytest.mark.django_db
+def test_the_run_cluster_is_made_again_when_its_row_or_binding_changes(tenant_a):
+    from apps.clusters.models import Cluster
+    from apps.pipelines import steps
+    from apps.projects.models import Workspace
+
+    run = _run(tenant_a)
+    first = steps.cluster_of(run)
+    assert steps.cluster_of(run) is first  # kept while the cluster's row is unchanged
+    workspace = Workspace.objects.select_related("cluster").get(project=tenant_a.app.project, kind=run.workspace)
+    Cluster.objects.filter(pk=workspace.cluster_id).update(allow_shared_tenancy=True)
+    second = steps.cluster_of(run)
+    assert second is not first and second.config.get("allow_shared_tenancy") is True
+    other = Cluster.objects.create(name="another-local", kind=workspace.cluster.kind)
+    Workspace.objects.filter(pk=workspace.pk).update(cluster=other)
+    assert steps.cluster_of(run).name == "another-local"
+
+
+@pytest.mark.django_db
+def test_a_kept_run_is_made_again_when_its_row_or_its_owners_change(tenant_a):
+    from apps.projects.models import Application
+
+    run = _run(tenant_a)
+    first = engine._current_run(run.pk)
+    assert first.application.slug == tenant_a.app.slug and first.status == "queued"
+    again = engine._current_run(run.pk)
+    assert again is not first and again.application is first.application  # made once, copied
+    assert states.move_run(again, "running", "test")
+    assert engine._current_run(run.pk).status == "running"  # the run's own row moved
+    Application.objects.filter(pk=tenant_a.app.pk).update(slug="renamed")
+    assert engine._current_run(run.pk).application.slug == "renamed"  # and its application's
+    run.delete()
+    assert engine._current_run(run.pk) is None

@@ -8,7 +8,7 @@ import re
 import secrets
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from apps.clusters import crypto
 from apps.deploy.access import require_deploy
@@ -43,10 +43,16 @@ def addon_secrets(runtime: Runtime, doc: DiceYml) -> dict[str, dict[str, str]]:
         instance = existing.get(name)
         if instance is None:
             creds = {} if addon.type == "custom" else _generate(name)
-            instance = AddonInstance.objects.create(
-                runtime=runtime, name=name, type=addon.type, size=addon.size,
-                credentials=crypto.encrypt(json.dumps(creds)),
-            )
+            try:
+                with transaction.atomic():  # a savepoint: the caller's transaction goes on either way
+                    instance = AddonInstance.objects.create(
+                        runtime=runtime, name=name, type=addon.type, size=addon.size,
+                        credentials=crypto.encrypt(json.dumps(creds)),
+                    )
+            except IntegrityError:
+                # Another rollout of this runtime made it since the read above (a worker resuming
+                # a rollout that another still follows): its credentials are the addon's, for both.
+                instance = AddonInstance.objects.get(runtime=runtime, name=name)
         elif (instance.type, instance.size) != (addon.type, addon.size):
             instance.type, instance.size = addon.type, addon.size
             instance.save(update_fields=["type", "size", "updated"])

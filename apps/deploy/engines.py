@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from apps.clusters.services import capabilities, cluster_executor
 from apps.deploy.models import Runtime
 from diceyml import DiceYml
-from scheduler.flink.operator import DEPLOYMENT_CRD
+from scheduler.flink.operator import DEPLOYMENT_CRD, scheduled_refused
 from scheduler.routed import EngineRouted, missing_flink
 
 
@@ -42,7 +42,6 @@ def check_engine_jobs(workspace, cluster, doc: DiceYml) -> None:
             "bind a Flink data cluster to the workspace, or install the operator and check the cluster again")})
     scheduled = [name for name in jobs if doc.jobs[name].schedule]
     if scheduled:
-        raise ValidationError({f"jobs.{scheduled[0]}": (
-            f"job {scheduled[0]!r} has `engine: flink` and a schedule: the Flink operator has no scheduled "
-            "resource, so on Kubernetes a Flink job runs once per release; bind a Flink data cluster to the "
-            "workspace (it fires the schedule), or remove the schedule")})
+        project = workspace.project
+        raise ValidationError({f"jobs.{scheduled[0]}": scheduled_refused(
+            scheduled[0], f"{project.organization.slug}/{project.slug} {workspace.kind}")})

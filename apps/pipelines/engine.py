@@ -7,6 +7,7 @@ Every function takes ids or re-reads its rows and is idempotent: moves are compa
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import logging
 import threading
@@ -17,6 +18,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 
 from apps.deploy import deployments
 from apps.pipelines import (
@@ -155,12 +157,75 @@ def _static(run: PipelineRun, ids) -> dict[int, tuple]:
     return known
 
 
+def _dynamic(run_id: int) -> list[tuple]:
+    """_Row.DYNAMIC of each task of the run, in order: as SQL (compiling the queryset cost more
+    than running it, at every dispatch), converted as the ORM would."""
+    meta, quote = TaskRun._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in _Row.DYNAMIC)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.get_field('run').column)} = %s "
+                       f"ORDER BY {quote(meta.get_field('position').column)}", [run_id])
+        rows = cursor.fetchall()
+    found = []
+    for pk, status, attempt, not_before, blocked in rows:
+        if isinstance(not_before, str):  # SQLite keeps text
+            not_before = parse_datetime(not_before)
+        if not_before is not None and timezone.is_naive(not_before):
+            not_before = timezone.make_aware(not_before, connection.timezone)
+        found.append((pk, status, attempt, not_before, bool(blocked)))
+    return found
+
+
 def _rows(run: PipelineRun) -> list[_Row]:
     """The run's tasks as plain rows, not model instances: a 1,000-task run is read at every
     dispatch, and only the columns that change are read each time."""
-    dynamic = list(TaskRun.objects.filter(run_id=run.pk).order_by("position").values_list(*_Row.DYNAMIC))
+    dynamic = _dynamic(run.pk)
     static = _static(run, [values[0] for values in dynamic])
     return [_Row(run.pk, static[pk], *rest) for pk, *rest in dynamic]
+
+
+class _RoundCache(threading.local):
+    """What one collector round (its collection, the dispatch it leads to and the starts of the
+    claimed steps) reads once: each run (then only its status again), the cluster and executor of
+    each run, and its project's configs.
+    Read at the round's start as they would be at each use milliseconds later; gone when the
+    round ends (a Celery task outside a round reads them itself)."""
+
+    values: dict | None = None
+
+
+_ROUND = _RoundCache()
+
+
+def _round_cache(name: str) -> dict:
+    """The current round's cache of `name` (a fresh dict, kept nowhere, outside a round)."""
+    values = _ROUND.values
+    return {} if values is None else values.setdefault(name, {})
+
+
+def _run_cluster(run: PipelineRun) -> tuple:
+    """(executor, cluster name) of the run's cluster, read once per round."""
+    clusters = _round_cache("clusters")
+    if run.pk not in clusters:
+        executor, ref = steps.executor_and_cluster(run)
+        clusters[run.pk] = executor, ref.name
+    return clusters[run.pk]
+
+
+def _task_executor(run: PipelineRun, task_type: str, cache: dict):
+    """steps.task_executor, with the run's own cluster read once per round."""
+    if steps.DATA_ACTIONS.get(task_type, "") or (run.pk, "") in cache:
+        return steps.task_executor(run, task_type, cache)
+    cache[run.pk, ""] = _run_cluster(run)[0]
+    return cache[run.pk, ""]
+
+
+def _project_configs(project_id: int) -> tuple:
+    """reference.project_configs, read once per round."""
+    configs = _round_cache("configs")
+    if project_id not in configs:
+        configs[project_id] = reference.project_configs(project_id)
+    return configs[project_id]
 
 
 def start_batch() -> int:
@@ -231,6 +296,79 @@ def dispatch(run_id: int) -> list[int]:
     return [task_id for claimed in rounds for task_id in claimed]
 
 
+# The runs being worked on, each with its application, project and organization as the ORM made
+# them, beside the joined row they were made from. A step's end and its successor's start each
+# read the run so: compiling that four-table queryset and making its four objects cost more than
+# the rest of a collection. The row is still read each time (one SQL statement, every column of
+# the four tables); the objects are made again when any value differs.
+_RUNS: dict[int, tuple[tuple, PipelineRun]] = {}
+_RUNS_KEPT = 64
+_RUN_OWNERS = ("application", "project", "organization")
+
+
+def _run_row(run_id: int) -> tuple | None:
+    """Every column of the run, its application, project and organization, as stored."""
+    quote = connection.ops.quote_name
+    metas, joins = [PipelineRun._meta], []
+    for name in _RUN_OWNERS:
+        field = metas[-1].get_field(name)
+        target = field.related_model._meta
+        joins.append(f"JOIN {quote(target.db_table)} t{len(metas)} "
+                     f"ON t{len(metas)}.{quote(target.pk.column)} = t{len(metas) - 1}.{quote(field.column)}")
+        metas.append(target)
+    columns = ", ".join(f"t{i}.{quote(f.column)}" for i, meta in enumerate(metas) for f in meta.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {quote(PipelineRun._meta.db_table)} t0 {' '.join(joins)} "
+                       f"WHERE t0.{quote(PipelineRun._meta.pk.column)} = %s", [run_id])
+        return cursor.fetchone()
+
+
+def _task_runs(where: dict[str, object], ids: list[int], *, without: tuple[str, ...] = ()) -> list[TaskRun]:
+    """The task runs with these ids whose columns hold these values, in plan order, as the ORM
+    makes them (RawQuerySet: the same conversions, no queryset compiled); `without` columns are
+    deferred, read when first used."""
+    meta, quote = TaskRun._meta, connection.ops.quote_name
+    columns = ", ".join(quote(f.column) for f in meta.concrete_fields if f.name not in without)
+    conditions = [f"{quote(meta.get_field(name).column)} = %s" for name in where]
+    sql = (f"SELECT {columns} FROM {quote(meta.db_table)} WHERE {quote(meta.pk.column)} IN "
+           f"({', '.join(['%s'] * len(ids))})" + "".join(f" AND {c}" for c in conditions)
+           + f" ORDER BY {quote(meta.get_field('position').column)}")
+    return list(TaskRun.objects.raw(sql, [*ids, *where.values()])) if ids else []
+
+
+def _current_run(run_id: int) -> PipelineRun | None:
+    """The run with its application, project and organization, as the ORM would read them now
+    (select_related), made from the objects kept for the same row when it has not changed. Each
+    caller gets its own copy of the run (its status is set by the moves)."""
+    this_round = _round_cache("runs")
+    if run_id in this_round:  # read moments ago in this round: only the status may have moved
+        meta, quote = PipelineRun._meta, connection.ops.quote_name
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {quote(meta.get_field('status').column)} FROM {quote(meta.db_table)} "
+                           f"WHERE {quote(meta.pk.column)} = %s", [run_id])
+            status = cursor.fetchone()
+        if status is None:
+            return None
+        run = copy.copy(this_round[run_id])
+        run.status = status[0]
+        return run
+    row = _run_row(run_id)
+    if row is None:
+        return None
+    known = _RUNS.get(run_id)
+    if known is None or known[0] != row:
+        run = PipelineRun.objects.select_related("application__project__organization").filter(pk=run_id).first()
+        if run is None:
+            return None
+        known = row, run
+        with _STATIC_LOCK:
+            if len(_RUNS) >= _RUNS_KEPT:
+                _RUNS.pop(next(iter(_RUNS)), None)
+            _RUNS[run_id] = known
+    this_round[run_id] = known[1]
+    return copy.copy(known[1])
+
+
 def _dispatch(run_id: int) -> list[int]:
     """Skip what can no longer run, claim every ready task (dependencies finished, backoff over,
     a slot free) in one transaction and start them; finish the run when nothing is left. Returns
@@ -238,7 +376,7 @@ def _dispatch(run_id: int) -> list[int]:
 
     Claimed cluster steps start in batches of DICE_PIPELINE_START_BATCH: the first batch right
     here (no hop through the broker), the others as start_tasks messages for other workers."""
-    run = PipelineRun.objects.filter(pk=run_id).first()
+    run = _current_run(run_id)
     if run is None or run.status != RunStatus.RUNNING:
         return []
     rows = _rows(run)
@@ -287,7 +425,7 @@ def _dispatch(run_id: int) -> list[int]:
         queue.send("start_tasks", run_id, batch)
     if batches:
         try:
-            start_tasks(run_id, batches[0])
+            start_tasks(run_id, batches[0], run=run)
         except Exception:  # the claims are committed: a retry of our caller would not start them
             log.warning("starting tasks %s of run %s here failed; retrying in a task", batches[0], run_id,
                         exc_info=True)
@@ -296,7 +434,9 @@ def _dispatch(run_id: int) -> list[int]:
     # dispatches at once (one skipping the last queued tasks, one concluding the last running
     # task) each saw the other's task unfinished in the rows they read first, and neither
     # finished the run. Whichever reads last now sees both. (EXISTS stops at the first one.)
-    if not TaskRun.objects.filter(run_id=run_id).exclude(status__in=FINISHED_TASK).exists():
+    # A dispatch that claimed tasks has left them running (one that ended at its start asked
+    # for another round, which reads this again): the run is not over.
+    if not claimed and not TaskRun.objects.filter(run_id=run_id).exclude(status__in=FINISHED_TASK).exists():
         finish_run(run, _rows(run))
     return [task.pk for task in claimed]
 
@@ -341,7 +481,8 @@ class _Batch:
     def __init__(self, run: PipelineRun, aliases: list[str]) -> None:
         self.run = run
         self.pipeline = reference.pipeline_of(run)
-        self.ctx, self.masker = reference.context_for(run, self.pipeline, aliases)
+        self.ctx, self.masker = reference.context_for(run, self.pipeline, aliases,
+                                                      _project_configs(run.application.project_id))
         self._executor = None
 
     def executor(self, task_type: str = ""):
@@ -352,20 +493,22 @@ class _Batch:
             ref = steps.data_cluster_of(self.run, engine)
             return executor_for(ref), ref.name
         if self._executor is None:
-            executor, cluster = steps.executor_and_cluster(self.run)
-            self._executor = executor, cluster.name
+            self._executor = _run_cluster(self.run)
         return self._executor
 
 
-def start_tasks(run_id: int, task_ids: list[int]) -> None:
+def start_tasks(run_id: int, task_ids: list[int], run: PipelineRun | None = None) -> None:
     """Run claimed tasks of one run: evaluate `if`, resolve params, then start each step on the
     cluster (or the built-in action in the worker). Safe to repeat: a job is created only if
-    absent. The run is dispatched again afterwards only if a task ended here (skipped, failed)."""
-    run = PipelineRun.objects.select_related("application__project__organization").filter(pk=run_id).first()
+    absent. The run is dispatched again afterwards only if a task ended here (skipped, failed).
+    `run`: the run with its application, project and organization, as the dispatch that claimed
+    them just read it running."""
+    if run is None:
+        run = PipelineRun.objects.select_related("application__project__organization").filter(pk=run_id).first()
     if run is None or run.status != RunStatus.RUNNING:
         return
-    todo = list(TaskRun.objects.filter(run_id=run_id, pk__in=task_ids, status=TaskStatus.RUNNING)
-                .defer("needs", "params", "outputs").order_by("position"))
+    todo = _task_runs({"run": run_id, "status": TaskStatus.RUNNING}, list(task_ids),
+                      without=("needs", "params", "outputs"))
     if not todo:
         return
     static = _static(run, [task.pk for task in todo])
@@ -539,21 +682,36 @@ def collect_many(task_ids: list[int]) -> None:
     """Steps may have finished: collect them (see _collect_many), in this thread or, when another
     thread is collecting, in that one's next round. A caller inside a transaction collects here."""
     if connection.in_atomic_block:
+        _collect_round(task_ids)
+        return
+    _COLLECTOR.run(None, task_ids, _collect_round, lambda left: queue.send("on_tasks_finished", left))
+
+
+def _collect_round(task_ids: list[int]) -> None:
+    """_collect_many as one round: what it and the dispatch and starts it leads to read of the
+    runs' clusters and configs is read once (_RoundCache)."""
+    if _ROUND.values is not None:  # a round within a round (a start that collected): the outer one's
         _collect_many(task_ids)
         return
-    _COLLECTOR.run(None, task_ids, _collect_many, lambda left: queue.send("on_tasks_finished", left))
+    _ROUND.values = {}
+    try:
+        _collect_many(task_ids)
+    finally:
+        _ROUND.values = None
 
 
 def _collect_many(task_ids: list[int]) -> None:
     """Read each step's result (or its job's status) and persist the rest of its log; conclude
     them together (one transaction for the final ones, retries one by one); then dispatch each
     of their runs once."""
-    tasks = list(TaskRun.objects.select_related("run__application__project__organization").filter(pk__in=task_ids))
+    tasks = _task_runs({}, sorted(set(task_ids)))
     by_run: dict[int, list[TaskRun]] = {}
     for task in tasks:
         by_run.setdefault(task.run_id, []).append(task)
-    for run_tasks in by_run.values():
-        run = run_tasks[0].run
+    for run_id, run_tasks in by_run.items():
+        run = _current_run(run_id)
+        if run is None:
+            continue
         shared: dict = {}
         ends = []
         for task in run_tasks:
@@ -566,15 +724,20 @@ def _collect_many(task_ids: list[int]) -> None:
                     continue
                 if end is not None:
                     ends.append(end)
-        ends = _pump_ends(run, ends, shared)
-        final = []
-        for task, status, reason, fields in ends:
-            if status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT) and task.attempt < task.max_attempts:
-                conclude(task, status, reason, **fields)  # a retry: back to queued, after its backoff
-            else:
-                fields = {k: v for k, v in fields.items() if v is not None or k == "exit_code"}
-                final.append((task, status, reason, fields))
-        moved = states.finish_tasks(final)
+        # The last lines and the final moves in one transaction (one commit, not two). A retry is
+        # concluded after it: it sends its delayed dispatch, which must not run before a commit.
+        final, retries = [], []
+        with transaction.atomic():
+            ends = _pump_ends(run, ends, shared)
+            for task, status, reason, fields in ends:
+                if status in (TaskStatus.FAILED, TaskStatus.TIMED_OUT) and task.attempt < task.max_attempts:
+                    retries.append((task, status, reason, fields))
+                else:
+                    fields = {k: v for k, v in fields.items() if v is not None or k == "exit_code"}
+                    final.append((task, status, reason, fields))
+            moved = states.finish_tasks(final)
+        for task, status, reason, fields in retries:
+            conclude(task, status, reason, **fields)  # back to queued, after its backoff
         if len(moved) < len(final) or len(moved) < len(ends) or _may_advance(run, moved):
             dispatch(run.pk)
 
@@ -587,7 +750,7 @@ def _pump_ends(run: PipelineRun, ends: list, shared: dict) -> list:
     masker = shared["masker"]
     groups: dict[int, tuple] = {}  # the steps of each cluster (a data action's is a data cluster)
     for end in ends:
-        executor = steps.task_executor(run, end[0].type, shared.setdefault("executors", {}))
+        executor = _task_executor(run, end[0].type, shared.setdefault("executors", {}))
         groups.setdefault(id(executor), (executor, []))[1].append(end)
     kept = []
     for executor, group in groups.values():
@@ -618,6 +781,8 @@ def _may_advance(run: PipelineRun, concluded: list[TaskRun]) -> bool:
                if not ended.isdisjoint(needs)}
     if not waiting:
         return True  # nothing needs them: the run may be over, or its tasks have no order
+    if any(ended.issuperset(needs) for needs in waiting):
+        return True  # a task needs only these: it is ready (a chain's next step), nothing to count
     running = TaskRun.objects.filter(run_id=run.pk, status=TaskStatus.RUNNING).count()
     if running + len(concluded) >= max_parallel_steps():
         return True
@@ -648,7 +813,7 @@ def _recent(key: tuple, make):
 def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
     """How the step ended, (task, status, reason, fields for conclude), once its log is all there
     to persist (_pump_ends); None while it runs."""
-    executor = steps.task_executor(run, task.type, shared.setdefault("executors", {}))
+    executor = _task_executor(run, task.type, shared.setdefault("executors", {}))
     result = steps.read_result(task)
     status = None
     if result is None:
@@ -658,7 +823,7 @@ def _collect_step(task: TaskRun, run: PipelineRun, shared: dict):
         result = steps.read_result(task)  # written just before the process ended?
     if "masker" not in shared:
         shared["masker"] = _recent(("masker", run.pk, run.created),
-                                   lambda: reference.project_configs(run.application.project_id)[1])
+                                   lambda: _project_configs(run.application.project_id)[1])
     masker = shared["masker"]
     if result is not None:
         _wait_for_lines(executor, run, task, int(result.get("lines") or 0))

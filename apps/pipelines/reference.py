@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import os
 
+from django.db import connection
+
 from apps.pipelines import expressions, secrets
 from apps.pipelines.models import PipelineRun, ProjectConfig, TaskRun
 from apps.pipelines.paths import dirs_root
@@ -28,11 +30,18 @@ def pipeline_of(run: PipelineRun) -> PipelineYml:
 
 
 def project_configs(project_id: int) -> tuple[dict[str, str], secrets.Masker]:
+    meta, quote = ProjectConfig._meta, connection.ops.quote_name
+    columns = ", ".join(quote(meta.get_field(name).column) for name in ("key", "value", "secret"))
+    with connection.cursor() as cursor:  # as SQL: read at every step's start and end
+        cursor.execute(f"SELECT {columns} FROM {quote(meta.db_table)} "
+                       f"WHERE {quote(meta.get_field('project').column)} = %s ORDER BY {quote(meta.get_field('key').column)}",
+                       [project_id])
+        rows = cursor.fetchall()
     values, hidden = {}, []
-    for config in ProjectConfig.objects.filter(project_id=project_id):
-        plain = config.plain_value()
-        values[config.key] = plain
-        if config.secret:
+    for key, value, secret in rows:
+        plain = ProjectConfig(key=key, value=value, secret=bool(secret)).plain_value()
+        values[key] = plain
+        if secret:
             hidden.append(plain)
     return values, secrets.Masker(hidden)
 
@@ -42,15 +51,19 @@ def referenced(pipeline: PipelineYml, aliases, kind: str) -> set[str]:
     return {ref.target for alias in aliases for ref in pipeline.action(alias).references if ref.kind == kind}
 
 
-def context_for(run: PipelineRun, pipeline: PipelineYml, for_aliases=None) -> tuple[expressions.Context, secrets.Masker]:
+def context_for(run: PipelineRun, pipeline: PipelineYml, for_aliases=None,
+                configs: tuple[dict[str, str], secrets.Masker] | None = None) -> tuple[expressions.Context, secrets.Masker]:
     """The reference context of the run. With `for_aliases`, only the outputs those actions refer
-    to are read (a step of a 1,000-task run need not decode 999 outputs it never uses)."""
-    configs, masker = project_configs(run.application.project_id)
+    to are read (a step of a 1,000-task run need not decode 999 outputs it never uses; none read
+    when they refer to none). `configs`: project_configs() as the caller just read them."""
+    configs, masker = configs or project_configs(run.application.project_id)
     aliases = [a.alias for a in pipeline.actions]
     finished = TaskRun.objects.filter(run_id=run.pk, status="success")
-    if for_aliases is not None:
-        finished = finished.filter(alias__in=referenced(pipeline, for_aliases, "outputs"))
-    outputs = {alias: outputs or {} for alias, outputs in finished.values_list("alias", "outputs")}
+    wanted = None if for_aliases is None else referenced(pipeline, for_aliases, "outputs")
+    if wanted is not None:
+        finished = finished.filter(alias__in=wanted)
+    outputs = {} if wanted == set() else {
+        alias: outputs or {} for alias, outputs in finished.values_list("alias", "outputs")}
     payload = run.trigger_payload or {}
     dirs = str(dirs_root(run.pk))
     ctx = expressions.Context(

@@ -120,6 +120,10 @@ def update_each(changes: dict, *, unset: str = "") -> None:
            + (f" AND {quote(meta.get_field(unset).column)} IS NULL" if unset else ""))
     rows = [[f.get_db_prep_save(values[f.name], connection) for f in fields] + [task.pk, task.attempt]
             for task, values in changes.items()]
+    if len(rows) == 1:  # one statement is atomic by itself: no transaction to open (a chain's steps)
+        with connection.cursor() as cursor:
+            cursor.execute(sql, rows[0])
+        return
     # One transaction (a caller's, without a savepoint): in autocommit each row would commit.
     with transaction.atomic(savepoint=False), connection.cursor() as cursor:
         cursor.executemany(sql, rows)

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 from django.conf import settings
+from django.db import connection
 
 from apps.clusters.services import capabilities, cluster_ref, node_selector_for
 from apps.pipelines import expressions, secrets
@@ -27,10 +28,44 @@ from scheduler.registry import executor_for
 # ---- the cluster of a run ---------------------------------------------------------------------
 
 
+# The scheduler's view of each cluster a run used lately, with the cluster's row it was made from:
+# a step's end and its successor's start each asked for it, and reading the workspace with its
+# cluster through the ORM (and making the ClusterRef again) cost more than the rest of a start.
+# The row is still read each time (one SQL statement); the ClusterRef is made again whenever any
+# column of it (credentials, endpoint, kind...) or the local root differs.
+_REFS: dict[int, tuple[tuple, ClusterRef]] = {}
+
+
+def _cluster_row(project_id: int, kind: str) -> tuple | None:
+    """Every column of the cluster the project's workspace of `kind` is bound to, as stored."""
+    field = Workspace._meta.get_field("cluster")
+    cluster = field.related_model._meta
+    quote = connection.ops.quote_name
+    columns = ", ".join(f"c.{quote(f.column)}" for f in cluster.concrete_fields)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT {columns} FROM {quote(Workspace._meta.db_table)} w JOIN {quote(cluster.db_table)} c "
+            f"ON c.{quote(cluster.pk.column)} = w.{quote(field.column)} "
+            f"WHERE w.{quote(Workspace._meta.get_field('project').column)} = %s "
+            f"AND w.{quote(Workspace._meta.get_field('kind').column)} = %s", [project_id, kind])
+        return cursor.fetchone()
+
+
 def cluster_of(run: PipelineRun) -> ClusterRef:
+    row = _cluster_row(run.application.project_id, run.workspace)
+    key = (tuple(row or ()), str(getattr(settings, "DICE_LOCAL_ROOT", "") or ""))
+    known = _REFS.get(row[0]) if row else None
+    if known is not None and known[0] == key:
+        return known[1]
     workspace = Workspace.objects.select_related("cluster").get(project_id=run.application.project_id,
                                                                 kind=run.workspace)
-    return cluster_ref(workspace.cluster)
+    ref = cluster_ref(workspace.cluster)
+    # A data cluster's ClusterRef also carries its overcommit ratios (other rows): never kept.
+    if row is not None and row[0] == workspace.cluster.pk and not capabilities(workspace.cluster).data_engine:
+        if len(_REFS) > 256:
+            _REFS.clear()
+        _REFS[row[0]] = key, ref
+    return ref
 
 
 def step_node_selector(run: PipelineRun) -> dict[str, str]:

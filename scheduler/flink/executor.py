@@ -308,8 +308,7 @@ class FlinkExecutor(FlinkInspector):
         path.write_text(json.dumps({"name": step.name, "namespace": step.namespace, "job_id": job_id, "rest": rest.url}))
         return self.steps().run_job(dataclasses.replace(
             job, mounts={**job.mounts, **self.engine_mounts(venv)},
-            files={**job.files, f"{step.folder}/spec.json": json.dumps(spec), client: STEP_CLIENT,
-                   config_path: json.dumps(config)}))
+            files={**job.files, client: STEP_CLIENT, config_path: json.dumps(config)}))  # the spec: local_step_job's
 
     def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
         return None  # the agent writes the result to the step's folder (as on the local kind)

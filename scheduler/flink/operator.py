@@ -180,6 +180,19 @@ NO_OPERATOR = ("this Kubernetes cluster has no Apache Flink Kubernetes Operator 
                "install the operator, or bind a Flink data cluster to the workspace")
 
 
+def scheduled_refused(job: str, workspace: str = "ORG/PROJECT WORKSPACE") -> str:
+    """Why a scheduled `engine: flink` job cannot run on Kubernetes through the operator, and what to
+    do (`workspace`: the `dice workspace set` arguments naming it, when known). The operator has no
+    scheduled resource, and the console's beat fires only the schedules a data cluster keeps: a
+    schedule of this cluster's would need a record kept with the cluster (the beat may run on any
+    console machine), which does not exist."""
+    return (f"job {job!r} has `engine: flink` and a schedule: the Flink operator has no scheduled resource "
+            "(nothing like a CronJob or the Spark operator's ScheduledSparkApplication), so on a Kubernetes "
+            "cluster nothing would fire it. Bind a Flink data cluster to the workspace, whose schedules the "
+            f"console fires (`dice workspace set {workspace} --data-cluster flink-local`, or the workspace's "
+            "page), or remove `schedule` to run the job once per release")
+
+
 def jar_uri(path: str, where: str) -> str:
     """Where the operator's JobManager reads a jar: a URI as given, an absolute path as a file in
     the image (local://). A relative path is a file of the release or the run, which a pod never has."""
@@ -234,11 +247,37 @@ def first_error(text: str) -> str:
 STEP_ANNOTATION = "dice.io/flink-step"  # {"detach": bool, "timeout": seconds or null}
 
 
+# What the step agent sets beside a step's `envs` that names the step's files on the console's
+# machine (agent.runner.step_env): nothing a Flink pod has.
+STEP_FILES = ("METAFILE", "WORKDIR")
+
+
+def step_env(spec: dict, secrets: tuple[str, ...], secret: str) -> tuple[list[dict[str, Any]], dict[str, str]]:
+    """The environment of a `flink` step's job on Kubernetes, what a custom-script step sees: the
+    step spec's `envs` (the pipeline's, with `${{ configs.* }}` filled, PIPELINE_ID, DICE_*) and
+    PIPELINE_TASK_ALIAS/PIPELINE_TASK_RUN_ID, as the container's `env`; a variable whose value holds
+    one of `secrets` (what the run masks) is read from the Secret `secret` (key `env.<NAME>`), as a
+    step's Job reads it, never written in the resource. (the env list, the Secret's data)"""
+    given = {**{str(k): str(v) for k, v in (spec.get("envs") or {}).items() if k not in STEP_FILES},
+             "PIPELINE_TASK_ALIAS": str(spec.get("alias") or ""), "PIPELINE_TASK_RUN_ID": str(spec.get("task_run") or "")}
+    env: list[dict[str, Any]] = []
+    data: dict[str, str] = {}
+    for key, value in sorted(given.items()):
+        if any(s and s in value for s in secrets):
+            data[f"env.{key}"] = value
+            env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": secret, "key": f"env.{key}"}}})
+        else:
+            env.append({"name": key, "value": value})
+    return env, data
+
+
 def step_resource(name: str, namespace: str, action: Any, *, timeout: int | None,
-                  labels: dict[str, str] | None = None) -> dict[str, Any]:
+                  labels: dict[str, str] | None = None, env: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The `flink` action's job as the operator's resource: a FlinkJob is a FlinkDeployment of its
-    own (application mode, sized by jobManagerResource/taskManagerResource), a FlinkSession a
-    FlinkSessionJob on the session deployment `flinkConf.session`. `action` is a FlinkAction."""
+    own (application mode, sized by jobManagerResource/taskManagerResource; its JobManager, which
+    runs main(), and TaskManagers given `env`: step_env's), a FlinkSession a FlinkSessionJob on the
+    session deployment `flinkConf.session` (whose processes have their own environment).
+    `action` is a FlinkAction."""
     where = f"step {name}"
     if action.python:
         raise ExecutorError(f"{where}: the Flink operator runs jar jobs (a PyFlink program needs an image that "
@@ -252,6 +291,8 @@ def step_resource(name: str, namespace: str, action: Any, *, timeout: int | None
         body = flink_deployment(name, namespace, sub, uri, image=action.image,
                                 jobmanager=action.resources.get("jobManagerResource"),
                                 taskmanager=action.resources.get("taskManagerResource"), labels=labels)
+        if env:
+            body["spec"]["podTemplate"] = {"spec": {"containers": [{"name": "flink-main-container", "env": env}]}}
     body["spec"]["job"]["upgradeMode"] = "stateless"  # a step's job is not upgraded: it runs once
     body["metadata"]["annotations"] = {STEP_ANNOTATION: json.dumps({"detach": action.detach, "timeout": timeout})}
     return body

@@ -53,6 +53,7 @@ from scheduler.flink.operator import (
 )
 from scheduler.flink.operator import GROUP as FLINK_GROUP
 from scheduler.flink.operator import VERSION as FLINK_VERSION
+from scheduler.flink.operator import step_env as flink_step_env
 from scheduler.kubernetes import autoscale as autoscale_mod
 from scheduler.kubernetes import drift as drift_mod
 from scheduler.kubernetes import inspect, jobrun, steps
@@ -817,11 +818,23 @@ class KubernetesExecutor:
         if crd not in self.operators():
             raise ExecutorUnavailable(f"the flink action {step.spec.get('alias') or step.name!r}: "
                                       + NO_OPERATOR.format(crd=crd))
+        secret = f"{dns_label(step.name)[:58]}-env"
+        env, data = flink_step_env(step.spec, tuple(step.secrets) + tuple(step.spec.get("mask") or ()), secret)
         body = step_resource(step.name, step.namespace, action, timeout=step.timeout,
-                             labels={k: dns_label(v) for k, v in step.labels.items()})
+                             labels={k: dns_label(v) for k, v in step.labels.items()}, env=env)
         self._create(self.core.create_namespace, {"apiVersion": "v1", "kind": "Namespace", "metadata": {
             "name": step.namespace, "labels": {"app.kubernetes.io/managed-by": MANAGED_BY, "dice.io/pipelines": "true"}}})
-        self._flink_jobs().submit(body)
+        jobs = self._flink_jobs()
+        jobs.submit(body)
+        if data and body["kind"] == "FlinkDeployment":  # the secret values, owned by the resource that reads them
+            created = jobs.get(body["kind"], body["metadata"]["name"], step.namespace) or {}
+            owner = {"apiVersion": body["apiVersion"], "kind": body["kind"], "name": body["metadata"]["name"],
+                     "uid": (created.get("metadata") or {}).get("uid", ""), "blockOwnerDeletion": False}
+            self._create(self.core.create_namespaced_secret, step.namespace, {
+                "apiVersion": "v1", "kind": "Secret", "type": "Opaque",
+                "metadata": {"name": secret, "namespace": step.namespace, "ownerReferences": [owner],
+                             "labels": {"app.kubernetes.io/managed-by": MANAGED_BY}},
+                "stringData": data})
         return self._flink_step_status(dns_label(step.name), step.namespace)
 
     def start_step(self, step: StepJob) -> JobStatus:

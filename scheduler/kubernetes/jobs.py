@@ -147,9 +147,7 @@ def engine_jobs_refused(spec, operators) -> str:
                         "install the Apache Flink Kubernetes Operator (CRD "
                         f"{flink_operator.DEPLOYMENT_CRD}) on this cluster")
             if job.schedule:
-                return (f"job {name!r} has `engine: flink` and a schedule: the Flink operator has no scheduled "
-                        "resource, so on Kubernetes a Flink job runs once per release; bind a Flink data "
-                        "cluster to the workspace (it fires the schedule), or remove the schedule")
+                return flink_operator.scheduled_refused(name)
             continue
         if job.engine != "spark" or spark_operator.CRD not in operators:
             return (f"job {name!r} has `engine: {job.engine}`: bind a {job.engine} data cluster to the workspace"

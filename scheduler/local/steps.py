@@ -1,6 +1,16 @@
 """A pipeline step on the local kind: the agent as a supervised process, reading its spec from
 the step's folder (placed there before it starts, as a Secret volume is mounted before a pod's
-containers start) and writing its result there."""
+containers start) and writing its result there.
+
+Two agents can run it, with the same spec, log lines, result file and notification: the compiled
+step runner (agent/bin/dice-step, built from agent/gorunner by `make install` where Go is
+installed: ~2 ms of CPU to start, against ~12 for the Python interpreter and the agent's imports),
+and the Python agent (`agent run`). The runner is used when it is built, except for a step with
+caches (the Python agent restores and stores them, with agent/safetar.py's rules);
+DICE_STEP_RUNNER=python always uses the Python agent, =go requires the runner. What the runner
+does not compute itself the console renders into its spec here, with the same Python code:
+the step's script (agent.checkout: a checkout's credentials, in a file only the tenant reads) and
+the forms of each secret to mask (agent.masking.forms)."""
 
 from __future__ import annotations
 
@@ -9,10 +19,14 @@ import json
 import os
 
 import agent
-from scheduler.base import STEP_TIMEOUT_GRACE, JobSpec, StepJob
+from agent.checkout import step_script
+from agent.masking import forms
+from scheduler.base import STEP_TIMEOUT_GRACE, ExecutorError, JobSpec, StepJob
 from scheduler.local.sandbox import AGENT_PYTHON, step_mounts
 
 AGENT_DIR = os.path.join(agent.ROOT, "agent")
+RUNNER = os.path.join(AGENT_DIR, "bin", "dice-step")  # gitignored; inside the directory sandboxes mount
+RUNNERS = ("auto", "go", "python")
 # `python -m agent` costs every step runpy's imports (importlib.util, contextlib, collections,
 # functools, warnings...): 20.9 ms of CPU for the interpreter and the agent's imports against 14.4
 # ms this way (bare interpreter: 10.5 ms; bench/bench_step_start.py --profile). -P: nothing is
@@ -28,22 +42,53 @@ def agent_bytecode() -> tuple[str, ...]:
     return tuple(agent.compile_bytecode())
 
 
+def step_runner(spec: dict | None = None) -> str:
+    """Which agent runs a local step: "go" (agent/bin/dice-step) or "python" (see the module's
+    docstring). A bad DICE_STEP_RUNNER, or =go without the runner built, is an ExecutorError."""
+    choice = os.environ.get("DICE_STEP_RUNNER", "").strip().lower() or "auto"
+    if choice not in RUNNERS:
+        raise ExecutorError(f"DICE_STEP_RUNNER={choice!r}: choose auto, go or python")
+    built = os.access(RUNNER, os.X_OK)
+    if choice == "go" and not built:
+        raise ExecutorError(f"DICE_STEP_RUNNER=go but {RUNNER} is not built (`make install` with Go installed)")
+    if choice == "python" or not built or (spec and spec.get("caches")):
+        return "python"
+    return "go"
+
+
+def runner_spec(spec: dict) -> dict:
+    """The spec as the Go runner reads it: the step's script rendered (None: nothing to run) and
+    the forms of the secrets it masks, longest first (agent.masking.Masker's alternation)."""
+    secrets = {s for s in spec.get("mask") or [] if s}
+    return {**spec, "script": step_script(spec),
+            "mask_forms": sorted({f for s in secrets for f in forms(s)}, key=len, reverse=True)}
+
+
 def step_job(step: StepJob) -> JobSpec:
-    """The job that runs the step's agent (`agent run`, standard library only, without runpy)."""
+    """The job that runs the step's agent: the Go runner, or `agent run` (standard library only,
+    without runpy)."""
     spec_path = f"{step.folder}/spec.json"  # text paths: a stage of 100 is accepted in one thread
-    agent_bytecode()
+    agent_bytecode()  # the Python agent may run it anyway (the runner execs it for what it leaves)
+    if step_runner(step.spec) == "go":
+        command = [RUNNER, "run", "--spec", spec_path]
+        envs = {"DICE_AGENT_PYTHON": AGENT_PYTHON}
+        spec = runner_spec(step.spec)
+    else:
+        command = [AGENT_PYTHON, "-S", "-P", "-c", AGENT_BOOT, "run", "--spec", spec_path]
+        envs = {"PYTHONPATH": agent.ROOT}
+        spec = step.spec
     return JobSpec(
         name=step.name,
         image=step.image,
-        command=[AGENT_PYTHON, "-S", "-P", "-c", AGENT_BOOT, "run", "--spec", spec_path],
-        envs={"PYTHONPATH": agent.ROOT},
+        command=command,
+        envs=envs,
         workdir=step.spec["workdir"],
         cpu=step.cpu,
         mem=0,  # the agent and the step's own tools: no address-space limit on local
         timeout=step.timeout + STEP_TIMEOUT_GRACE if step.timeout else None,
         labels=dict(step.labels),
         namespace=step.namespace,
-        files={spec_path: json.dumps(step.spec)},  # json.dump never uses the C encoder
+        files={spec_path: json.dumps(spec)},  # json.dump never uses the C encoder
         tenant=step.tenant,
         mounts=step_mounts(step.folder, step.spec, AGENT_DIR, step.context_path),  # what its sandbox shows of the host
     )

@@ -5,6 +5,7 @@ submission protocol's request, a SparkApplication's spec."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shlex
@@ -70,20 +71,32 @@ class SparkApp:
             **({"spark.app.name": self.name} if self.name else {}),
         }
 
-    def executor_envs(self) -> dict[str, str]:
+    def executor_envs(self, secret_properties: tuple[str, ...] = ()) -> dict[str, str]:
         """The properties that give every executor the application's environment (the driver has it
         as its process's): `spark.executorEnv.<NAME>`, and a `spark.redaction.regex` that also names
-        the secret ones, so the Spark UI's Environment page and event logs show them redacted (Spark
-        redacts a property whose key or value matches; its default catches only names with
-        secret/password/token/access key in them)."""
-        if not self.envs:
-            return {}
+        the secret ones (and the properties `secret_properties`), so the Spark UI's Environment page
+        and event logs show them redacted (Spark redacts a property whose key or value matches; its
+        default catches only names with secret/password/token/access key in them)."""
         out = {f"spark.executorEnv.{k}": v for k, v in sorted(self.envs.items())}
         secret = sorted(n for n in self.secret_envs if n in self.envs)
-        if secret:
+        parts = ([f"^spark\\.executorEnv\\.(?:{'|'.join(secret)})$"] if secret else []) + \
+            [f"^{re.escape(key)}$" for key in sorted(secret_properties)]
+        if parts:
             base = self.conf.get("spark.redaction.regex") or DEFAULT_REDACTION
-            out["spark.redaction.regex"] = f"{base}|^spark\\.executorEnv\\.(?:{'|'.join(secret)})$"
+            out["spark.redaction.regex"] = "|".join([base, *parts])
         return out
+
+    def placed_properties(self, secret_values: tuple[str, ...] = ()) -> tuple[SparkApp, dict[str, str]]:
+        """What must not go on spark-submit's command line (which `ps` shows and a job's record
+        keeps), for a 0600 file given with --properties-file: (the app without it, the file's
+        properties). That is the executors' environment (executor_envs), every property whose value
+        holds one of `secret_values` (a pipeline's secret config filled into `properties`), named in
+        the redaction regex too, and the redaction regex itself (on the command line a `--conf`
+        would win over the file's)."""
+        secret = tuple(sorted(key for key, value in self.conf.items()
+                              if any(s and s in value for s in secret_values)))
+        placed = {**{key: self.conf[key] for key in secret}, **self.executor_envs(secret)}
+        return dataclasses.replace(self, conf={k: v for k, v in self.conf.items() if k not in placed}), placed
 
     def submit_args(self, master: str, deploy_mode: str) -> list[str]:
         """spark-submit's arguments after the program name."""

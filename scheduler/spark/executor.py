@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import os
 import re
 import shlex
@@ -96,6 +95,22 @@ def driver_host(master: rest.Master, configured: str = "") -> str:
             return probe.getsockname()[0]
     except OSError:
         return socket.gethostname()
+
+
+# What the step agent sets for a step's commands beside its spec's `envs` (agent.runner.step_env)
+# that names the step's own files on the console's machine: the driver's, never the executors'.
+STEP_FILES = ("METAFILE", "WORKDIR")
+
+
+def step_app_env(spec: dict, params_envs: dict[str, str]) -> dict[str, str]:
+    """The environment of a `spark` step's application: the step's `envs` (the pipeline's, with its
+    `${{ configs.* }}` filled, then PIPELINE_ID and DICE_*), the params' `envs` over the
+    pipeline's, and the agent's PIPELINE_TASK_ALIAS and PIPELINE_TASK_RUN_ID, as a custom-script
+    step has them; the platform's names (PIPELINE_*, DICE_*) are not the params' to change."""
+    given = {str(k): str(v) for k, v in (spec.get("envs") or {}).items() if k not in STEP_FILES}
+    platform = {k: v for k, v in given.items() if k.startswith(("PIPELINE_", "DICE_"))}
+    return {**given, **params_envs, **platform, "PIPELINE_TASK_ALIAS": str(spec.get("alias") or ""),
+            "PIPELINE_TASK_RUN_ID": str(spec.get("task_run") or "")}
 
 
 class SparkExecutor:
@@ -195,11 +210,12 @@ class SparkExecutor:
         `spark.executorEnv.*` properties in a file placed for the job (mode 0600, its tenant's),
         never on the command line, which the job's record keeps and `ps` shows."""
         workdir = job.workdir or str(self.root / "spark-drivers" / job.namespace / job.name)
+        app, placed = app.placed_properties()
         argv, env = self.client_command(app, workdir, job.name)
         files = dict(job.files)
-        if executor_env := app.executor_envs():
+        if placed:
             path = f"{workdir}/.dice/executor-env.properties"
-            files[path] = java_properties(executor_env)
+            files[path] = java_properties(placed)
             argv = [argv[0], "--properties-file", path, *argv[1:]]
         venv, _ = engine()
         return dataclasses.replace(
@@ -339,22 +355,39 @@ class SparkExecutor:
         return no_batch()
 
     def start_step(self, step: StepJob) -> JobStatus:
-        """The `spark` action: the agent runs the driver (client mode) as the step's command."""
+        """The `spark` action: the agent runs the driver (client mode) as the step's command.
+
+        The application, its driver and its executors, sees what a custom-script step sees
+        (step_app_env: the pipeline's `envs`, PIPELINE_*, DICE_*) with the params' `envs` over the
+        pipeline's. The executors get it as the dice.yml jobs' do, through a properties file placed
+        0600 in the step's folder (never on the command line, which the step's script and `ps`
+        show), with every variable and property whose value holds a secret the run masks (a
+        secret config filled in) named in spark.redaction.regex."""
         existing = self.drivers.job_status(step.name, step.namespace)
         if existing.state is not JobState.MISSING:
             return existing
         spec = dict(step.spec)
         app = from_params(spec.get("params") or {}, f"step {spec.get('alias') or step.name}")
+        masked = tuple(sorted({s for s in (*step.secrets, *(spec.get("mask") or ())) if s}))
+        envs = step_app_env(spec, app.envs)
+        app = dataclasses.replace(app, envs=envs, secret_envs=tuple(sorted(
+            name for name, value in envs.items() if any(s in value for s in masked))))
+        app, placed = app.placed_properties(masked)
         self.ready()
         argv, env = self.client_command(app, spec["workdir"], step.name)
+        files = {}
+        if placed:
+            path = f"{step.folder}/spark-properties"
+            files[path] = java_properties(placed)
+            argv = [argv[0], "--properties-file", path, *argv[1:]]
         spec["commands"] = [shlex.join(argv)]
         spec["shell"] = "/bin/sh"
         spec["envs"] = {**(spec.get("envs") or {}), **env}
         job = local_step_job(dataclasses.replace(step, spec=spec))
         venv, _ = engine()
-        spec_path = f"{step.folder}/spec.json"
+        # job.files holds the spec as the local agent reads it (the Go runner's has its script)
         return self.drivers.run_job(dataclasses.replace(job, mounts={**job.mounts, **engine_mounts(venv)},
-                                                        files={spec_path: json.dumps(spec)}))
+                                                        files={**job.files, **files}))
 
     def step_result(self, name: str, namespace: str, status: JobStatus) -> StepResult | None:
         return None  # the agent writes the result to the step's folder (as on the local kind)

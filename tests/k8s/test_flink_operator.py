@@ -6,6 +6,9 @@ engine's job states. The operator itself cannot run here (no images, no JVM pods
 
 from __future__ import annotations
 
+import base64
+import json
+
 import pytest
 import yaml
 from kubernetes.client import ApiException
@@ -228,6 +231,34 @@ def test_the_flink_action_is_an_operator_resource(k8s_cluster, executor, k8s_nam
     assert jobs.get("FlinkSessionJob", "p7-session-1", k8s_namespace)["spec"]["deploymentName"] == "shared"
     executor.cancel_job("p7-session-1", k8s_namespace)
     assert jobs.get("FlinkSessionJob", "p7-session-1", k8s_namespace)["spec"]["job"]["state"] == "suspended"
+
+
+def test_the_flink_actions_job_sees_what_a_script_step_sees_and_no_secret_is_in_the_resource(
+        k8s_cluster, executor, k8s_namespace, flink_crds):
+    """The JobManager (which runs main()) and TaskManagers of a `flink` step's FlinkDeployment get a
+    custom-script step's variables: the pipeline's envs, PIPELINE_*, DICE_*; one holding a secret
+    the run masks is read from a Secret owned by the resource, never written in it."""
+    jobs = OperatorJobs(k8s_cluster.custom)
+    params = {"resource": "https://repo.example/count.jar", "class": "Count", "flinkConf": {"kind": "FlinkJob"}}
+    step = flink_step(k8s_namespace, params)
+    envs = {"FROM_PIPELINE": "pipeline", "DB_URL": "postgres://u:s3cret-value@db/x", "PIPELINE_ID": "7",
+            "DICE_WORKSPACE": "DEV"}
+    step = StepJob(**{**step.__dict__, "secrets": ("s3cret-value",),
+                      "spec": {**step.spec, "envs": envs, "task_run": 70, "mask": ["s3cret-value"]}})
+    executor.start_step(step)
+    body = jobs.get("FlinkDeployment", step.name, k8s_namespace)
+    assert "s3cret-value" not in json.dumps(body)
+    container = body["spec"]["podTemplate"]["spec"]["containers"][0]
+    assert container["name"] == "flink-main-container"
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    secret = f"{step.name}-env"
+    assert env == {"FROM_PIPELINE": "pipeline", "PIPELINE_ID": "7", "DICE_WORKSPACE": "DEV",
+                   "PIPELINE_TASK_ALIAS": "count", "PIPELINE_TASK_RUN_ID": "70",
+                   "DB_URL": {"secretKeyRef": {"name": secret, "key": "env.DB_URL"}}}
+    held = k8s_cluster.core.read_namespaced_secret(secret, k8s_namespace)
+    assert base64.b64decode(held.data["env.DB_URL"]).decode() == envs["DB_URL"]
+    assert [(o.kind, o.name, o.uid) for o in held.metadata.owner_references] == [
+        ("FlinkDeployment", step.name, body["metadata"]["uid"])]
 
 
 @pytest.mark.parametrize("params, error", [

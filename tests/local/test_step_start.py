@@ -1,5 +1,6 @@
 """What a local step's start costs (issue 25, item 4): the agent starts from bytecode its tenant
-can read, without runpy, and nothing in the step's working directory can stand in for it."""
+can read, without runpy, and nothing in the step's working directory can stand in for it. The
+tests that start steps run with each agent (the Go runner and the Python agent: step_runner)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ import stat
 import time
 from pathlib import Path
 
+import pytest
+
 import agent
-from scheduler.base import JobState, StepJob
+from scheduler.base import ExecutorError, JobState, StepJob
 from scheduler.local import steps as local_steps
 from tests.local.conftest import wait_for
 
@@ -53,9 +56,14 @@ def test_the_console_writes_the_agents_bytecode_for_its_tenants(tmp_path):
     assert local_steps.agent_bytecode() == ()  # nothing it could not write
 
 
-def test_the_agent_is_not_started_through_runpy_and_reads_its_bytecode_in_the_sandbox(executor, tmp_path):
+def test_the_agent_is_not_started_through_runpy_and_reads_its_bytecode_in_the_sandbox(executor, tmp_path, step_runner):
     job = local_steps.step_job(_step(tmp_path, "a", ["true"]))
-    assert "-m" not in job.command and "-P" in job.command
+    if step_runner == "go":
+        assert job.command[:2] == [local_steps.RUNNER, "run"]
+    else:
+        assert "-m" not in job.command and "-P" in job.command
+    # The bytecode is read in the sandbox either way: the Go runner execs the Python agent for a
+    # step with caches.
     runner_pyc = importlib.util.cache_from_source(str(Path(agent.ROOT) / "agent" / "runner.py"))
     # The step's own commands run as the tenant, in the sandbox its agent runs in.
     probe = _step(tmp_path, "probe", [f"test -r {runner_pyc}", "echo pyc-readable"])
@@ -65,7 +73,8 @@ def test_the_agent_is_not_started_through_runpy_and_reads_its_bytecode_in_the_sa
     assert executor.job_status(probe.name, probe.namespace).state is JobState.SUCCEEDED
 
 
-def test_a_package_named_agent_in_the_working_directory_does_not_stand_in_for_the_agent(executor, tmp_path):
+def test_a_package_named_agent_in_the_working_directory_does_not_stand_in_for_the_agent(executor, tmp_path,
+                                                                                       step_runner):
     """`python -m agent` put the working directory (the tenant's) first on sys.path: an `agent`
     package an earlier step left there would have run as the agent, and written the result."""
     job = _step(tmp_path, "shadow", ["echo real agent ran"])
@@ -84,10 +93,27 @@ def test_a_package_named_agent_in_the_working_directory_does_not_stand_in_for_th
     assert any("real agent ran" in text for text in texts), texts
 
 
-def test_a_step_start_still_runs_its_commands_with_the_tenants_identity(executor, tmp_path):
+def test_a_step_start_still_runs_its_commands_with_the_tenants_identity(executor, tmp_path, step_runner):
     job = _step(tmp_path, "a", ["id -u > $WORKDIR/uid"])
     executor.start_step(job)
     assert _result(executor, job)["exit_code"] == 0
     uid = int((Path(job.spec["workdir"]) / "uid").read_text())
     if executor.sandboxes.enabled and executor.sandboxes.isolation.own_uids:
         assert uid == executor.sandboxes.uid("acme") and uid != os.geteuid()
+
+
+def test_without_the_runner_built_steps_run_on_the_python_agent(tmp_path, monkeypatch, make_executor):
+    monkeypatch.setattr(local_steps, "RUNNER", str(tmp_path / "not-built" / "dice-step"))
+    monkeypatch.delenv("DICE_STEP_RUNNER", raising=False)
+    assert local_steps.step_runner() == "python"
+    job = _step(tmp_path, "a", ["echo on python"])
+    assert local_steps.step_job(job).command[0] == local_steps.AGENT_PYTHON
+    executor = make_executor(root=tmp_path / "local")
+    executor.start_step(job)
+    assert _result(executor, job)["exit_code"] == 0
+    monkeypatch.setenv("DICE_STEP_RUNNER", "go")
+    with pytest.raises(ExecutorError, match="DICE_STEP_RUNNER=go but .*not built"):
+        local_steps.step_job(job)
+    monkeypatch.setenv("DICE_STEP_RUNNER", "rust")
+    with pytest.raises(ExecutorError, match="DICE_STEP_RUNNER='rust': choose auto, go or python"):
+        local_steps.step_job(job)

@@ -3,12 +3,14 @@ SparkApp: what runs, with which resources, and a clear error naming the param fo
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import pytest
 
 from scheduler.base import ExecutorError
-from scheduler.spark.app import from_command, from_params, job_command, memory_mib
+from scheduler.spark.app import DEFAULT_REDACTION, from_command, from_params, job_command, memory_mib
 
 ERDA = {
     "resource": "/work/dirs/repo/etl/job.jar", "class": "io.terminus.Etl", "args": ["2026-01-01", "full"],
@@ -82,3 +84,42 @@ def test_memory_sizes(value, mib):
 def test_memory_below_what_spark_accepts_is_refused_up_front():
     with pytest.raises(ExecutorError, match="driverResource.memory: 256 MiB is less than Spark accepts"):
         from_params({"resource": "x.py", "sparkConf": {"driverResource": {"memory": 256}}})
+
+
+def test_what_must_not_be_on_a_command_line_goes_to_the_properties_file():
+
+    app = from_params({"resource": "x.py", "envs": {"TOKEN": "t0ken", "PLAIN": "p"},
+                       "properties": {"spark.hadoop.store.credential": "k3y-value", "spark.sql.x": "1",
+                                      "spark.redaction.regex": "(?i)mine"}})
+    app = dataclasses.replace(app, secret_envs=("TOKEN",))
+    kept, placed = app.placed_properties(("k3y-value", "t0ken"))
+    line = " ".join(kept.submit_args("spark://h:7077", "client")) + " ".join(job_command(kept))
+    for hidden in ("k3y-value", "t0ken", "spark.redaction.regex", "executorEnv"):
+        assert hidden not in line
+    assert "spark.sql.x=1" in line
+    assert placed["spark.executorEnv.TOKEN"] == "t0ken" and placed["spark.hadoop.store.credential"] == "k3y-value"
+    # the operator's regex kept, the secret variable and property named: Spark redacts both
+    regex = re.compile(placed["spark.redaction.regex"])
+    assert placed["spark.redaction.regex"].startswith("(?i)mine|")
+    assert regex.search("spark.executorEnv.TOKEN") and regex.search("spark.hadoop.store.credential")
+    assert not regex.search("spark.executorEnv.PLAIN") and not regex.search("spark.sql.x")
+    # nothing secret: only the executors' environment, the default regex untouched
+    kept, placed = dataclasses.replace(app, secret_envs=()).placed_properties(())
+    assert "spark.redaction.regex" not in placed and kept.conf["spark.hadoop.store.credential"] == "k3y-value"
+
+
+def test_a_spark_steps_environment_is_a_script_steps_with_the_params_envs():
+    from scheduler.spark.executor import step_app_env
+
+    spec = {"alias": "etl", "task_run": 42, "metafile": "/x/metafile", "workdir": "/x",
+            "envs": {"FROM_PIPELINE": "p", "OVERRIDDEN": "pipeline", "PIPELINE_ID": "7", "DICE_WORKSPACE": "DEV",
+                     "METAFILE": "/x/metafile", "WORKDIR": "/x"}}
+    assert step_app_env(spec, {"OVERRIDDEN": "params", "PIPELINE_ID": "mine", "EXTRA": "e"}) == {
+        "FROM_PIPELINE": "p", "OVERRIDDEN": "params", "EXTRA": "e", "PIPELINE_ID": "7", "DICE_WORKSPACE": "DEV",
+        "PIPELINE_TASK_ALIAS": "etl", "PIPELINE_TASK_RUN_ID": "42"}
+
+
+def test_without_the_operators_regex_spark_s_default_is_kept_and_extended():
+    app = from_params({"resource": "x.py", "envs": {"TOKEN": "t"}})
+    _, placed = dataclasses.replace(app, secret_envs=("TOKEN",)).placed_properties()
+    assert placed["spark.redaction.regex"].startswith(DEFAULT_REDACTION + "|")

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from apps.logs.services import read_task_lines
-from tests.pipelines_helpers import engine  # noqa: F401
+from tests.pipelines_helpers import engine, wait_until  # noqa: F401
 
 from .test_spark_pipeline import _bind
 
@@ -77,6 +77,10 @@ def test_the_etl_example_runs_as_a_pipeline_into_the_applications_postgresql(
     release = create_release(tenant_a.owner, tenant_a.app, spec_text=APP)
     d = deployments.deploy(tenant_a.owner, tenant_a.app, "DEV", release=release, runtime_name="main")
     run_deployment(d.pk)
+    # the `engine` fixture's worker may have taken the rollout first (deploy enqueues it on commit):
+    # then the direct call skips it ("no longer active") and that worker follows it to its end
+    wait_until(lambda: Deployment.objects.get(pk=d.pk).status not in ("queued", "deploying"), 300,
+               "the rollout to end")
     d = Deployment.objects.select_related("runtime").get(pk=d.pk)
     assert d.status == "healthy", (d.status, d.message)
     host, port = runtime_executor(d.runtime).status(runtime_ref(d.runtime)).addons["db"].url.split(":")

@@ -8,6 +8,7 @@ so what was submitted can be compared with what was recorded."""
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import time
@@ -205,3 +206,102 @@ def test_a_runs_name_changes_with_the_jobs_environment_and_tells_nothing_of_it(t
     # not the plain hash of what it runs: a guess of the value cannot be checked against the name
     spec = dataclasses.asdict(JobSpec(name="once", namespace=RT.namespace, command=["run"], envs={"TOKEN": "a"}))
     assert run({"TOKEN": "a"}) != f"once-{short_hash({'release': group.release, 'spec': spec})}"
+
+
+# ---- a console upgrade runs no job of an unchanged release again --------------------------------
+
+ENVS = {"TOKEN": "t0ken-value", "PLAIN": "p", "DICE_WORKSPACE": "DEV", "DICE_CLUSTER_NAME": "local"}
+
+
+class Rendered(FileEngine):
+    """A console's rendering of the jobs: the command and the environment as a version of it makes
+    them (an upgrade may change either without the release changing)."""
+
+    def __init__(self, root: Path, command: str = "run", envs: dict | None = None):
+        super().__init__(root)
+        self.command, self.envs = command, dict(ENVS if envs is None else envs)
+
+    def plan(self, group: ServiceGroup) -> dict[str, dict]:
+        return {name: self.entry(group, name, JobSpec(name=name, namespace=group.runtime.namespace,
+                                                      command=[self.command, job.cmd], envs=dict(self.envs)))
+                for name, job in sorted(group.spec.jobs.items())}
+
+
+def _old_record(engine: Rendered, group: ServiceGroup, naming: str, envs: dict) -> str:
+    """The record an earlier console wrote after running the release's `once` job, and that run
+    (already on the cluster): `plain`, the plain hash of the whole spec with the environment in
+    clear (until the last session); `keyed`, the same hash over the spec with a keyed digest of the
+    environment, which sealed in the record (the last session's)."""
+    from scheduler.deployedjobs import short_hash
+    from scheduler.local import sealed
+    from scheduler.local.state import write_json
+
+    spec = {**dataclasses.asdict(JobSpec(name="once", namespace=RT.namespace, command=["run", "echo release 1"],
+                                         envs=envs))}
+    material = spec if naming == "plain" else {**spec, "envs": sealed.keyed_digest(engine.folder, envs)}
+    run = f"once-{short_hash({'release': group.release, 'spec': material})}"
+    stored = spec if naming == "plain" else {**spec, "envs": sealed.seal_value(engine.folder, envs)}
+    nightly = {**dataclasses.asdict(JobSpec(name="nightly", namespace=RT.namespace, command=["run", "echo nightly"]))}
+    engine.folder.mkdir(parents=True, exist_ok=True)
+    write_json(engine.records.path(RT.namespace), {
+        "runtime": dataclasses.asdict(RT), "release": group.release,
+        "jobs": {"once": {"schedule": "", "spec": stored, "deadline": None, "run": run, "runs": [run],
+                          "started": {run: T0}, "last": T0},
+                 "nightly": {"schedule": "* * * * *", "spec": nightly, "deadline": None, "run": "", "runs": [],
+                             "last": T0}}}, mode=0o600)
+    engine.cluster.write_text(f"{run}\n")  # it ran
+    return run
+
+
+@pytest.mark.parametrize("naming", ["plain", "keyed"])
+def test_a_run_an_earlier_console_made_for_the_same_release_is_not_made_again(tmp_path, naming):
+    group = _group(1)
+    # the earlier console spelled DICE_WORKSPACE in lower case (a Spark job's, until the last session)
+    engine = Rendered(tmp_path, command="spark-submit")
+    old = _old_record(engine, group, naming, {**ENVS, "DICE_WORKSPACE": "dev"})
+
+    engine.apply(group)  # the same release, deployed again by this console (its own rendering)
+    assert engine.submitted() == [old], "the release's job ran again after the upgrade"
+    record = engine.records.read(RT.namespace)
+    assert record["jobs"]["once"]["run"] == old and record["jobs"]["once"]["runs"] == [old]
+    found = engine.status(RT)
+    assert found.jobs["once"].name == old and found.jobs["once"].state is JobState.SUCCEEDED
+    assert found.health is Health.HEALTHY
+    engine.apply(group)  # and again: still that run
+    assert engine.submitted() == [old] and engine.status(RT).jobs["once"].name == old
+    assert "t0ken-value" not in engine.records.path(RT.namespace).read_text()
+
+    # a changed variable is a new run, once; going back to the old value is the old run again
+    Rendered(tmp_path, envs={**ENVS, "TOKEN": "rotated"}).apply(group)
+    Rendered(tmp_path, envs={**ENVS, "TOKEN": "rotated"}).apply(group)
+    changed = engine.submitted()[1:]
+    assert len(changed) == 1 and changed[0] != old
+    Rendered(tmp_path).apply(group)
+    assert engine.submitted() == [old, *changed]
+    assert engine.records.read(RT.namespace)["jobs"]["once"]["run"] == old
+    # a new release runs it again, once
+    engine.apply(_group(2))
+    engine.apply(_group(2))
+    assert len(engine.submitted()) == 3 and engine.submitted()[-1] not in (old, *changed)
+
+
+def test_an_earlier_consoles_run_for_another_release_or_environment_is_not_taken(tmp_path):
+    engine = Rendered(tmp_path)
+    old = _old_record(engine, _group(1), "plain", dict(ENVS))
+    engine.apply(_group(2))  # another release
+    assert engine.submitted()[0] == old and len(engine.submitted()) == 2
+
+    engine = Rendered(tmp_path / "b", envs={**ENVS, "PLAIN": "changed"})
+    old = _old_record(engine, _group(1), "keyed", dict(ENVS))
+    engine.apply(_group(1))  # the same release, another environment
+    assert engine.submitted()[0] == old and len(engine.submitted()) == 2
+
+
+def test_a_console_that_renders_a_job_otherwise_does_not_run_it_again(tmp_path):
+    """The command (and the platform's DICE_* variables) are the console's rendering of the job,
+    not part of what its run stands for."""
+    group = _group(1)
+    Rendered(tmp_path, command="spark-submit").apply(group)
+    Rendered(tmp_path, command="spark-submit --deploy-mode client",
+             envs={**ENVS, "DICE_CLUSTER_NAME": "spark-local"}).apply(group)
+    assert len(Rendered(tmp_path).submitted()) == 1

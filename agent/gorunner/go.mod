@@ -1,0 +1,3 @@
+module dice/agent/gorunner
+
+go 1.26
