@@ -510,14 +510,9 @@ def run_steps(args, port, token, user, app, trace) -> dict:
         return scenario_steps(port, token, user, app, streams=args.streams, lines=args.stream_lines,
                               rate=args.rate / args.streams, wait=args.settle, trace=trace)
     finally:
-        worker.stop()
-        from apps.pipelines import monitor
-        from scheduler.local import _EXECUTORS
+        from bench.embedded import stop_console
 
-        monitor.stop()
-        for executor in list(_EXECUTORS.values()):
-            executor.destroy_all()
-            executor.close()
+        stop_console(worker)
 
 
 def main() -> None:

@@ -125,14 +125,9 @@ def main() -> int:
                         print(f"      {line}")
                 previous = snapshot
     finally:
-        worker.stop()
-        from apps.pipelines import monitor
-        from scheduler.local import _EXECUTORS
+        from bench.embedded import stop_console
 
-        monitor.stop()
-        for executor in list(_EXECUTORS.values()):
-            executor.destroy_all()
-            executor.close()
+        stop_console(worker)
     return 0
 
 

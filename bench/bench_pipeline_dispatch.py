@@ -258,14 +258,9 @@ def main() -> int:
             bench(f"wide ({args.tasks // args.width} stages x {args.width})", wide_source(args.tasks, args.width),
                   owner, app, args.timeout, args.threads)
     finally:
-        worker.stop()
-        from apps.pipelines import monitor
-        from scheduler.local import _EXECUTORS
+        from bench.embedded import stop_console
 
-        monitor.stop()
-        for executor in list(_EXECUTORS.values()):
-            executor.destroy_all()
-            executor.close()
+        stop_console(worker)
     return 0
 
 
