@@ -282,8 +282,11 @@ def _spawn(argv: list[str], cwd: str, env: dict[str, str], own_group: bool) -> t
         actions = [(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, out_w, 1),
                    (os.POSIX_SPAWN_DUP2, err_w, 2)]
         kwargs = {"setpgroup": 0} if own_group else {}
-        # The signals this interpreter ignores (SIGPIPE, SIGXFSZ) are the default again in the step.
-        defaults = [s for s in (getattr(_signal, "SIGPIPE", None), getattr(_signal, "SIGXFSZ", None)) if s]
+        # Every signal is at its default in the step, as a container's process starts: not only
+        # those this interpreter ignores (SIGPIPE, SIGXFSZ) but those ignored where the agent was
+        # started (a console started in the background has SIGINT and SIGQUIT ignored, and an
+        # ignored signal stays ignored through exec).
+        defaults = _signal.valid_signals() - {_signal.SIGKILL, _signal.SIGSTOP}
         pid = os.posix_spawnp(argv[0], argv, env, file_actions=actions, setsigdef=defaults, **kwargs)
     finally:
         os.chdir(here)

@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import random
+import signal
 import socket
 import subprocess
 import threading
@@ -163,9 +164,16 @@ def _write_spec(folder: Path, commands: list[str], **extra) -> tuple[Path, dict]
     return path, spec
 
 
-def run_agent(runner: str, path: Path, env: dict | None = None, new_session: bool = False):
+def _ignoring(signals):
+    def setup():
+        for sig in signals:
+            signal.signal(sig, signal.SIG_IGN)
+    return setup
+
+
+def run_agent(runner: str, path: Path, env: dict | None = None, new_session: bool = False, ignored=()):
     """One agent on the spec at `path` as the local cluster starts it: (exit status, lines, result,
-    stderr)."""
+    stderr). `ignored`: signals ignored where it is started (they stay ignored through exec)."""
     spec = json.loads(path.read_text())
     if runner == "go":
         path.write_text(json.dumps(local_steps.runner_spec(spec)))
@@ -175,18 +183,20 @@ def run_agent(runner: str, path: Path, env: dict | None = None, new_session: boo
         argv = [PYTHON, "-S", "-P", "-c", local_steps.AGENT_BOOT, "run", "--spec", str(path)]
         base = {"PYTHONPATH": str(ROOT)}
     env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONUNBUFFERED": "1", **(env or {}), **base}
-    proc = subprocess.run(argv, capture_output=True, timeout=60, env=env, cwd="/", start_new_session=new_session)
+    proc = subprocess.run(argv, capture_output=True, timeout=60, env=env, cwd="/", start_new_session=new_session,
+                          preexec_fn=_ignoring(ignored) if ignored else None)
     lines = [json.loads(line) for line in proc.stdout.decode().splitlines()]
     result_path = Path(spec["result"]) if isinstance(spec, dict) and spec.get("result") else path.parent / "result.json"
     result = result_path.read_text() if result_path.exists() else None
     return proc.returncode, lines, result, proc.stderr.decode()
 
 
-def _both(tmp_path: Path, commands: list[str], env: dict | None = None, new_session: bool = False, **extra):
+def _both(tmp_path: Path, commands: list[str], env: dict | None = None, new_session: bool = False, ignored=(),
+          **extra):
     out = {}
     for runner in ("go", "python"):
         path, _ = _write_spec(tmp_path / runner, commands, **extra)
-        out[runner] = run_agent(runner, path, env, new_session)
+        out[runner] = run_agent(runner, path, env, new_session, ignored)
     return out
 
 
@@ -443,3 +453,18 @@ def test_a_spec_without_what_the_console_renders_goes_to_the_python_agent(tmp_pa
     assert proc.returncode == 1 and "topsecret" not in proc.stdout
     error = json.loads(Path(spec["result"]).read_text())["error"]
     assert "need the Python agent, which cannot start: DICE_AGENT_PYTHON is not set" in error
+
+
+@needs_runner
+def test_the_step_starts_with_every_signal_at_its_default_whatever_its_agent_was_started_with(tmp_path):
+    """A console started in the background (`cmd &` in a script, as CI starts its lanes) has SIGINT
+    and SIGQUIT ignored, and an ignored signal stays ignored through exec: both agents gave it on
+    to the step (the Python agent all of them, the runner SIGHUP and SIGINT), so a step's program
+    could not be interrupted. Every signal starts at its default, as in a container."""
+    ignored = (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGTERM)
+    runs = _both(tmp_path, ["grep '^SigIgn' /proc/self/status"], ignored=ignored)
+    for runner, (code, lines, _, stderr) in runs.items():
+        assert code == 0, (runner, stderr)
+        texts = [_sig_ign(line["text"]) for line in lines if line["stream"] == "stdout"]
+        assert texts == ["SigIgn:\t0000000000000000"], (runner, texts)
+

@@ -379,6 +379,7 @@ func spawn(argv []string, cwd string, env []string, ownGroup bool) (int, int, in
 	if err != nil {
 		return fail(&os.PathError{Op: "exec", Path: argv[0], Err: err})
 	}
+	defaultSignalsInChild()
 	pid, err := syscall.ForkExec(program, argv, &syscall.ProcAttr{
 		Env:   env,
 		Files: []uintptr{uintptr(null), uintptr(out[1]), uintptr(errp[1])},
@@ -388,6 +389,23 @@ func spawn(argv []string, cwd string, env []string, ownGroup bool) (int, int, in
 		return fail(&os.PathError{Op: "exec", Path: argv[0], Err: err})
 	}
 	return pid, out[0], errp[0], nil
+}
+
+// inheritedIgnores holds SIGHUP and SIGINT when they were ignored where the runner started.
+var inheritedIgnores = make(chan os.Signal, 1)
+
+// defaultSignalsInChild makes every signal start at its default in the step, as a container's
+// process does and as the Python agent's posix_spawn (setsigdef: all) gives it. exec resets what
+// this process handles, and the Go runtime handles every signal but SIGHUP and SIGINT when they
+// were ignored at its start (a console started in the background has SIGINT ignored, and an
+// ignored signal stays ignored through exec): handling those two as well (their notices are
+// dropped, so the runner goes on ignoring them) leaves none ignored in the child.
+func defaultSignalsInChild() {
+	for _, sig := range []os.Signal{syscall.SIGHUP, syscall.SIGINT} {
+		if signal.Ignored(sig) {
+			signal.Notify(inheritedIgnores, sig)
+		}
+	}
 }
 
 func exitCode(ws syscall.WaitStatus) int {

@@ -422,6 +422,13 @@ def _take_scheduling(policy: int, nice: int) -> None:
         os.sched_setscheduler(0, policy, os.sched_param(0))
 
 
+# Not only those this interpreter ignores (SIGPIPE, SIGXFSZ, as Popen's restore_signals): a console
+# started in the background (`cmd &` in a script) has SIGINT and SIGQUIT ignored, an ignored signal
+# stays ignored through exec, and every step and service would ignore them (a service that stops on
+# SIGINT would not). Handled ones are reset by exec anyway.
+DEFAULT_IN_COMMAND = tuple(sorted(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP}))
+
+
 def _exec_child(null: int, out_w: int, err_w: int, fail_w: int, spec: dict | None, cgroup, info_w: int,
                 argv: list[str], env: dict[str, str], args: Args | None = None) -> None:
     """In the command's process: its standard streams, then (sandboxed, `spec`) jail's setup and
@@ -429,7 +436,7 @@ def _exec_child(null: int, out_w: int, err_w: int, fail_w: int, spec: dict | Non
     os.dup2(null, 0)
     os.dup2(out_w, 1)
     os.dup2(err_w, 2)
-    for sig in (signal.SIGPIPE, signal.SIGXFSZ):  # as Popen's restore_signals: the command's default
+    for sig in DEFAULT_IN_COMMAND:  # every signal at its default in the command, as in a container
         signal.signal(sig, signal.SIG_DFL)
     keep = {fail_w}
     if spec is not None:

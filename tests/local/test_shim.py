@@ -111,3 +111,21 @@ def _group_alive(pgid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+def test_the_command_starts_with_every_signal_at_its_default_whatever_the_console_ignores(tmp_path):
+    """A console started in the background has SIGINT and SIGQUIT ignored; an ignored signal stays
+    ignored through exec, and the shim reset only SIGPIPE and SIGXFSZ: every step and service ran
+    with them ignored (a service that stops on SIGINT did not). Now none is ignored in the command."""
+    files = {name: str(tmp_path / name) for name in ("log", "pid", "exit")}
+    argv = [sys.executable, "-S", SHIM, "--log", files["log"], "--pidfile", files["pid"], "--exitfile", files["exit"],
+            "--cwd", str(tmp_path), "--", "/bin/sh", "-c", "grep '^SigIgn' /proc/self/status"]
+
+    def ignoring():
+        for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGUSR1, signal.SIGTERM):
+            signal.signal(sig, signal.SIG_IGN)
+
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, preexec_fn=ignoring)
+    assert proc.returncode == 0, proc.stderr
+    texts = [text for _, stream, text in _lines(files["log"]) if stream == "stdout"]
+    assert texts == ["SigIgn:\t0000000000000000"], texts
