@@ -173,6 +173,18 @@ stages:
         console.server.stop()
 
 
+def _why(run, tasks) -> str:
+    """Each task's moves and a failed one's last log lines: what a failure in CI leaves to read."""
+    from apps.logs.services import read_task_lines
+    from tests.pipelines_helpers import describe
+
+    out = [describe(run)]
+    for alias, task in tasks.items():
+        if task.status != "success":
+            out += [f"{alias}: {line.stream} {line.text}" for line in list(read_task_lines(task))[-15:]]
+    return "\n".join(out)
+
+
 def test_ten_steps_on_the_real_node_and_on_local(engine, tenant_a, on_node):  # noqa: F811
     """The same 10-step chain (each step reads the previous one's output) on the real node (DEV)
     and on the local cluster (TEST): both succeed; the times are figures."""
@@ -193,7 +205,7 @@ def test_ten_steps_on_the_real_node_and_on_local(engine, tenant_a, on_node):  # 
         run = engine.wait(engine.run(tenant_a, source, workspace=workspace), timeout=600)
         times[workspace] = time.monotonic() - t0
         tasks = engine.tasks(run)
-        assert run.status == "success", (workspace, run.reason)
+        assert run.status == "success", (workspace, run.reason, _why(run, tasks))
         assert tasks["s9"].outputs["n"] == "10"
         assert (tasks["s0"].cluster == on_node.name) == (workspace == "DEV")
     print(f"\n10-step pipeline: real node {times['DEV']:.1f}s, local {times['TEST']:.1f}s")
