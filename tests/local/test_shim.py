@@ -113,6 +113,9 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+GLIBC_INTERNAL = (1 << 31) | (1 << 32)  # SIGCANCEL (32) and SIGSETXID (33) in a SigIgn mask
+
+
 def test_the_command_starts_with_every_signal_at_its_default_whatever_the_console_ignores(tmp_path):
     """A console started in the background has SIGINT and SIGQUIT ignored; an ignored signal stays
     ignored through exec, and the shim reset only SIGPIPE and SIGXFSZ: every step and service ran
@@ -128,4 +131,7 @@ def test_the_command_starts_with_every_signal_at_its_default_whatever_the_consol
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=30, preexec_fn=ignoring)
     assert proc.returncode == 0, proc.stderr
     texts = [text for _, stream, text in _lines(files["log"]) if stream == "stdout"]
-    assert texts == ["SigIgn:\t0000000000000000"], texts
+    assert len(texts) == 1 and texts[0].startswith("SigIgn:"), texts
+    # glibc's two internal signals (32, 33) are left ignored by its posix_spawn (make's, which
+    # starts the tests in CI) and are no signals to Python: programs linked with glibc set them.
+    assert int(texts[0].split()[1], 16) & ~GLIBC_INTERNAL == 0, texts
