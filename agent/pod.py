@@ -325,6 +325,16 @@ def _replay(path: str | None, log: LogOut) -> None:
             log.system(text)
 
 
+def _exit_written(path: Path) -> bool:
+    """Whether run.sh has written its exit code: `echo "$code" >exit` creates the file and then
+    writes the line, so a file without its newline yet is not the code (read empty in between, it
+    was taken for 1: a step that succeeded failed now and then, under load, saying nothing)."""
+    try:
+        return path.read_text().endswith("\n")
+    except OSError:
+        return False
+
+
 def sidecar(spec: dict, out=None, *, stop: threading.Event | None = None, linger: bool = True) -> dict:
     """Follow the step's output, then collect, store and report. With linger, stay up (doing
     nothing) until SIGTERM, as a native sidecar must not end before the step container."""
@@ -335,7 +345,7 @@ def sidecar(spec: dict, out=None, *, stop: threading.Event | None = None, linger
     stop = stop or threading.Event()
     started = time.time()
     exit_file = Path(files["exit"])
-    while not exit_file.exists() and not stop.is_set():
+    while not _exit_written(exit_file) and not stop.is_set():
         for follower in followers:
             follower.poll()
         stop.wait(POLL)
@@ -343,9 +353,10 @@ def sidecar(spec: dict, out=None, *, stop: threading.Event | None = None, linger
         follower.poll(final=True)
     error, stored = "", []
     try:
-        code = int(exit_file.read_text().strip() or 1)
+        code = int(exit_file.read_text().strip())
     except (OSError, ValueError):
         code, error = 1, "the step ended without an exit code"
+        log.system(error)
     context = spec.get("context") or {}
     restore_failed = Path(files["restore_failed"]) if files.get("restore_failed") else None
     if restore_failed is not None and restore_failed.exists():

@@ -115,3 +115,44 @@ def test_sidecar_command_lingers_until_sigterm(tmp_path):
             proc.kill()
     assert proc.returncode == 0
     assert json.loads(out.splitlines()[-1])["text"] == "exit code 0"
+
+
+def test_sidecar_waits_for_the_exit_code_not_only_for_its_file(tmp_path):
+    """run.sh's `echo "$code" >exit` creates the file, then writes the line: the sidecar looked
+    for the file alone and read it empty in between, which it took for exit code 1 (seen in CI on
+    the real node: a step that succeeded failed, its log saying only "exit code 1")."""
+    spec = _spec(tmp_path)
+    restore_context(spec, out=open("/dev/null", "w"))  # noqa: SIM115
+    exit_file = Path(spec["output"]["exit"])
+    exit_file.write_text("")  # created, not written yet
+
+    def finish():
+        time.sleep(0.6)  # a few of the sidecar's looks (every POLL) see the empty file
+        exit_file.write_text("0\n")
+
+    writer = threading.Thread(target=finish)
+    writer.start()
+    result = sidecar(spec, out=open("/dev/null", "w"), linger=False)  # noqa: SIM115
+    writer.join()
+    assert result["exit_code"] == 0 and result["error"] == ""
+
+
+def test_a_step_that_left_no_exit_code_fails_saying_so(tmp_path):
+    spec = _spec(tmp_path)
+    restore_context(spec, out=open("/dev/null", "w"))  # noqa: SIM115
+    Path(spec["output"]["exit"]).write_text("")  # killed between creating the file and writing it
+    stop = threading.Event()
+    stop.set()  # the pod is ending
+    lines: list[str] = []
+
+    class Out:
+        def write(self, text):
+            lines.append(text)
+
+        def flush(self):
+            pass
+
+    result = sidecar(spec, out=Out(), stop=stop, linger=False)
+    assert result["exit_code"] == 1 and result["error"] == "the step ended without an exit code"
+    assert "the step ended without an exit code" in "".join(lines)
+
