@@ -25,6 +25,19 @@ def _spec(tmp_path: Path) -> dict:
     }
 
 
+class _Collected:
+    """What the agent prints, kept."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def write(self, text: str) -> None:
+        self.text += text
+
+    def flush(self) -> None:
+        pass
+
+
 def _fake_step(spec: dict, code: int) -> None:
     """What run.sh does in the step container: output that grows, then the exit code."""
     out = Path(spec["output"]["stdout"])
@@ -60,20 +73,12 @@ def test_sizes_read_as_people_write_them():
 def test_sidecar_follows_collects_stores_and_reports(tmp_path):
     spec = _spec(tmp_path)
     restore_context(spec, out=open("/dev/null", "w"))  # noqa: SIM115
-    lines: list[str] = []
-
-    class Out:
-        def write(self, text):
-            lines.append(text)
-
-        def flush(self):
-            pass
-
+    out = _Collected()
     writer = threading.Thread(target=_fake_step, args=(spec, 0))
     writer.start()
-    result = sidecar(spec, out=Out(), linger=False)
+    result = sidecar(spec, out=out, linger=False)
     writer.join()
-    records = [json.loads(x) for x in "".join(lines).splitlines()]
+    records = [json.loads(x) for x in out.text.splitlines()]
     stdout = [r["text"] for r in records if r["stream"] == "stdout"]
     assert stdout[:50] == [f"line {i} token ******" for i in range(50)]
     assert [r["text"] for r in records if r["stream"] == "stderr"] == ["a warning", "no newline at the end"]
@@ -143,16 +148,8 @@ def test_a_step_that_left_no_exit_code_fails_saying_so(tmp_path):
     Path(spec["output"]["exit"]).write_text("")  # killed between creating the file and writing it
     stop = threading.Event()
     stop.set()  # the pod is ending
-    lines: list[str] = []
-
-    class Out:
-        def write(self, text):
-            lines.append(text)
-
-        def flush(self):
-            pass
-
-    result = sidecar(spec, out=Out(), stop=stop, linger=False)
+    out = _Collected()
+    result = sidecar(spec, out=out, stop=stop, linger=False)
     assert result["exit_code"] == 1 and result["error"] == "the step ended without an exit code"
-    assert "the step ended without an exit code" in "".join(lines)
+    assert "the step ended without an exit code" in out.text
 
