@@ -344,6 +344,16 @@ class CommandWatch:
         return None if self.done else max(0.0, self.due - time.monotonic())
 
 
+def process_group(pid: int) -> int | None:
+    """The process group of `pid` (field 5 of /proc/PID/stat), None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            stat = fh.read()
+        return int(stat[stat.rfind(")") + 2:].split()[2])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def command_pid(init_pid: int, timeout: float = 5.0) -> int | None:
     """The host pid of the sandboxed command, waiting for it (see CommandWatch). None when init
     is gone or a zombie (a command that already ended)."""

@@ -654,14 +654,19 @@ def _main(argv: list[str], prepared: Prepared | None) -> int:
     # The group to signal: the command's own (in a sandbox it leads its own session, and its
     # host pid is known only once bubblewrap has set the sandbox up: looked for while its
     # lines are already being logged, the pidfile written then).
-    group = pid
+    # bubblewrap's --new-session makes the sandbox's init a session and group leader, and the
+    # command is forked into that group: signalled by the command's pid as a group, a stop
+    # signal reached nothing and the command was killed after the grace period instead.
+    group = command_pid = pid
     watch = jail.CommandWatch(box.init_pid) if box is not None and box.read_init() else None
 
     def found() -> None:
-        nonlocal group
+        nonlocal group, command_pid
         if watch is not None and watch.pid:
-            group = watch.pid
-        record = {"pid": group, "shim": os.getpid()}  # the shim: what a console adopting a job mid-start follows
+            command_pid = watch.pid
+            group = jail.process_group(watch.pid) or watch.pid
+        # the shim: what a console adopting a job mid-start follows
+        record = {"pid": command_pid, "group": group, "shim": os.getpid()}
         if box is not None:
             record["init"] = box.init_pid
         write_json(args.pidfile, record)

@@ -106,11 +106,12 @@ def signal_pid(pid: int, sig: int) -> None:
 
 
 def child_pid(pidfile: str | None) -> int | None:
-    """The command's pid (and process group) the shim wrote, if it did."""
+    """The process group of the command the shim wrote, if it did (its pid where the shim wrote
+    no group: a sandboxed command is in its sandbox init's group, not one of its own)."""
     if not pidfile:
         return None
     data = read_json(Path(pidfile)) or {}
-    return data.get("pid")
+    return data.get("group") or data.get("pid")
 
 
 def kill_all(pid: int, pidfile: str | None) -> None:

@@ -321,3 +321,22 @@ def _cgroup_files(pid: int) -> dict:
             base = Path("/sys/fs/cgroup") / name / path.lstrip("/") if name else Path("/sys/fs/cgroup") / path.lstrip("/")
             found[name] = lambda file, base=base: (base / file).read_text().strip()
     return found
+
+
+def test_a_sandboxed_service_is_stopped_gracefully_with_its_stop_signal(make_executor):
+    """bubblewrap's --new-session makes the sandbox's init a session and group leader and the
+    command runs in that group: its shim signalled a group named after the command's own pid,
+    which does not exist, so the stop signal reached nothing and the service was killed after
+    the grace period, its TERM handler never run."""
+    from scheduler.base import RuntimeRef
+
+    executor = make_executor()
+    runtime = RuntimeRef("acme", "shop", "graceful", "DEV", "main")
+    spec = ('version: "2.0"\nservices:\n  web:\n'
+            '    cmd: trap "echo got-TERM; exit 0" TERM; echo ready; while :; do sleep 0.1; done\n')
+    executor.apply(group_of(spec, runtime))
+    wait_for(lambda: "ready" in [entry.text for entry in executor.logs(runtime, "web")], 20, "the service running")
+    started = time.monotonic()
+    executor.scale(runtime, "web", 0)
+    wait_for(lambda: "got-TERM" in [entry.text for entry in executor.logs(runtime, "web")], 10, "its TERM handler")
+    assert time.monotonic() - started < 4, "stopped by the grace period's SIGKILL, not by its stop signal"
