@@ -14,14 +14,21 @@ install: $(STAMP) runner
 # runs local pipeline steps when it is built; without Go the Python agent runs them (README).
 GO     ?= $(shell command -v go 2>/dev/null || { test -x /usr/local/go/bin/go && echo /usr/local/go/bin/go; })
 RUNNER := agent/bin/dice-step
+# The compiled shim (agent/gorunner/shim.go, jail.go) alone, without the runner's packages: what
+# starts every local process where it is built, else scheduler/local/shim.py (README).
+SHIMBIN := agent/bin/dice-shim
 
 runner:
-	@if [ -n "$(GO)" ]; then $(MAKE) --no-print-directory $(RUNNER); \
-	else echo "step runner: Go not found, local pipeline steps run on the Python agent (see README)"; fi
+	@if [ -n "$(GO)" ]; then $(MAKE) --no-print-directory $(RUNNER) $(SHIMBIN); \
+	else echo "step runner and shim: Go not found, local steps run on the Python agent and processes under the Python shim (see README)"; fi
 
 $(RUNNER): $(wildcard agent/gorunner/*.go) agent/gorunner/go.mod
 	@mkdir -p agent/bin
 	cd agent/gorunner && CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=false -ldflags='-s -w' -o ../bin/.dice-step.$$$$.tmp . && mv -f ../bin/.dice-step.$$$$.tmp ../bin/dice-step
+
+$(SHIMBIN): $(wildcard agent/gorunner/*.go) agent/gorunner/go.mod
+	@mkdir -p agent/bin
+	cd agent/gorunner && CGO_ENABLED=0 $(GO) build -tags shim -trimpath -buildvcs=false -ldflags='-s -w' -o ../bin/.dice-shim.$$$$.tmp . && mv -f ../bin/.dice-shim.$$$$.tmp ../bin/dice-shim
 
 # Idempotent: re-runs pip only when pyproject.toml changed.
 $(STAMP): pyproject.toml

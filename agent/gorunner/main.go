@@ -1,3 +1,5 @@
+//go:build !shim
+
 // dice-step: the step agent's `run` (agent/runner.py) as one static program, for the local
 // cluster. Same spec, same log lines, same result file, same notification: the console cannot
 // tell which of the two ran a step. What it does not do itself it leaves to the Python agent,
@@ -13,6 +15,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 )
@@ -83,6 +86,8 @@ func needsPython(s *Spec) string {
 	switch {
 	case len(s.Caches) > 0:
 		return "caches"
+	case strings.HasPrefix(s.Notify, "https://"):
+		return "an https notify address"
 	case len(s.Mask) > 0 && !s.HasForms:
 		return "secrets to mask without their forms (`mask_forms`)"
 	case s.Type == "git-checkout" && !s.HasScript:
@@ -109,6 +114,7 @@ func execPython(specPath string) error {
 }
 
 func main() {
+	runtime.GOMAXPROCS(1) // it waits for its step: a processor per core only started threads to spin
 	command, specPath := parseArgs(os.Args[1:])
 	if command == "_parity" {
 		os.Exit(parity())

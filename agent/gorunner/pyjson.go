@@ -1,3 +1,5 @@
+//go:build !shim
+
 // JSON as Python's json module reads and writes it: objects keep their keys' order (a repeated
 // key keeps its first place and its last value, as dict(pairs) does), numbers keep their text,
 // and dumps writes Python's separators (", " and ": "), its escapes and its float repr.

@@ -1,3 +1,5 @@
+//go:build !shim
+
 package main
 
 import (
@@ -7,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"strconv"
@@ -33,8 +34,6 @@ type LogOut struct {
 	meta   *Obj
 	mu     sync.Mutex
 }
-
-func pyTime() float64 { return float64(time.Now().UnixNano()) / 1e9 }
 
 // round6 is round(x, 6): correctly rounded, as Python rounds floats.
 func round6(x float64) float64 {
@@ -391,23 +390,6 @@ func spawn(argv []string, cwd string, env []string, ownGroup bool) (int, int, in
 	return pid, out[0], errp[0], nil
 }
 
-// inheritedIgnores holds SIGHUP and SIGINT when they were ignored where the runner started.
-var inheritedIgnores = make(chan os.Signal, 1)
-
-// defaultSignalsInChild makes every signal start at its default in the step, as a container's
-// process does and as the Python agent's posix_spawn (setsigdef: all) gives it. exec resets what
-// this process handles, and the Go runtime handles every signal but SIGHUP and SIGINT when they
-// were ignored at its start (a console started in the background has SIGINT ignored, and an
-// ignored signal stays ignored through exec): handling those two as well (their notices are
-// dropped, so the runner goes on ignoring them) leaves none ignored in the child.
-func defaultSignalsInChild() {
-	for _, sig := range []os.Signal{syscall.SIGHUP, syscall.SIGINT} {
-		if signal.Ignored(sig) {
-			signal.Notify(inheritedIgnores, sig)
-		}
-	}
-}
-
 func exitCode(ws syscall.WaitStatus) int {
 	if ws.Signaled() {
 		return 128 + int(ws.Signal())
@@ -622,15 +604,40 @@ func notify(address string, taskRun, job any, result *Obj) {
 		}
 		_, _ = conn.Write([]byte(Dumps(hint, true)))
 		conn.Close()
-	} else if strings.HasPrefix(address, "http://") || strings.HasPrefix(address, "https://") {
+	} else if strings.HasPrefix(address, "http://") {
 		payload := &Obj{Keys: []string{"task_run", "job", "result"},
 			Vals: map[string]any{"task_run": taskRun, "job": job, "result": result}}
-		client := &http.Client{Timeout: 10 * time.Second}
-		resp, err := client.Post(address, "application/json", strings.NewReader(Dumps(payload, true)))
-		if err == nil {
-			resp.Body.Close()
-		}
+		postJSON(address, []byte(Dumps(payload, true)))
 	}
+	// https: the Python agent's (needsPython): TLS would cost every step's start its packages'
+	// initialisation for an address the local cluster never gives.
+}
+
+// postJSON: one HTTP/1.1 POST of body to an http:// address, its answer read and dropped (net
+// alone: net/http and the TLS it brings cost each start ~0.8 ms of CPU to initialise).
+func postJSON(address string, body []byte) {
+	rest, _, _ := strings.Cut(address[len("http://"):], "#")
+	hostport, path, _ := strings.Cut(rest, "/")
+	path = "/" + path
+	if at := strings.LastIndexByte(hostport, '@'); at >= 0 {
+		hostport = hostport[at+1:]
+	}
+	host, dial := hostport, hostport
+	if _, _, err := net.SplitHostPort(hostport); err != nil {
+		dial = net.JoinHostPort(strings.Trim(hostport, "[]"), "80")
+	}
+	conn, err := net.DialTimeout("tcp", dial, 10*time.Second)
+	if err != nil {
+		return
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(10 * time.Second))
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"+
+		"Connection: close\r\nUser-Agent: dice-step\r\n\r\n", path, host, len(body))
+	if _, err := conn.Write(append([]byte(head), body...)); err != nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, conn) // until the server closes: the request was taken
 }
 
 func errorText(err error) string {

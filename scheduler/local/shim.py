@@ -103,6 +103,7 @@ def take_masker():
     removed from the environment first so the command never sees it. The same masking as a
     pipeline step's (agent/masking.py: the value and its common encodings, split lines)."""
     raw = os.environ.pop("DICE_MASK", "")
+    os.environ.pop("DICE_MASK_FORMS", None)  # for the compiled shim: this one computes them
     if not raw:
         return None
     try:

@@ -32,9 +32,29 @@ from scheduler.local.state import (
     read_json,
     signal_pid,
 )
+from scheduler.local.steps import mask_forms
 
 SHIM = str(Path(__file__).with_name("shim.py"))
 SPAWNER = str(Path(__file__).with_name("spawner.py"))
+# The compiled shim (agent/gorunner/shim.go and jail.go, built alone as `dice-shim`), built by
+# `make install` where Go is installed (gitignored).
+SHIM_PROGRAM = str(Path(__file__).resolve().parents[2] / "agent" / "bin" / "dice-shim")
+SHIMS = ("auto", "go", "python")
+GO_ENV = {"GOMAXPROCS": "1", "GOGC": "off"}  # the compiled shim's own (shim.go goEnv)
+
+
+def shim_kind() -> str:
+    """Which shim starts local processes: "go" (the compiled one, started straight from the
+    console: a vfork and an exec of a small static program) or "python" (shim.py, forked from the
+    process starter). DICE_LOCAL_SHIM=auto|go|python; auto: go where it is built. A bad value, or
+    go without the program, is a ValueError."""
+    choice = os.environ.get("DICE_LOCAL_SHIM", "").strip().lower() or "auto"
+    if choice not in SHIMS:
+        raise ValueError(f"DICE_LOCAL_SHIM={choice!r}: choose auto, go or python")
+    built = os.access(SHIM_PROGRAM, os.X_OK)
+    if choice == "go" and not built:
+        raise ValueError(f"DICE_LOCAL_SHIM=go but {SHIM_PROGRAM} is not built (`make install` with Go installed)")
+    return "go" if choice != "python" and built else "python"
 
 
 @functools.cache
@@ -88,11 +108,28 @@ class Starter:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.proc: subprocess.Popen | None = None
+        self.waiting: subprocess.Popen | None = None  # the compiled shim's next, started ahead
         self.enabled = os.environ.get("DICE_LOCAL_SPAWNER", "1") not in ("0", "false", "no")
 
     def start(self, shim_args: list[str], env: dict[str, str], priority: str = "") -> int:
         """Start a shim with `shim_args` (what follows `shim.py` on its command line) in
         `env`, at CPU `priority`; its pid."""
+        if shim_kind() == "go":
+            request = json.dumps({"args": ["--priority", str(priority or ""), *shim_args], "env": env}).encode()
+            with self.lock:
+                for _ in range(2):  # a waiting shim that died (killed from outside) is replaced once
+                    proc, self.waiting = self.waiting, None
+                    if proc is None or proc.poll() is not None:
+                        proc = self._waiting_shim()
+                    CHILDREN[proc.pid] = proc
+                    try:
+                        proc.stdin.write(request)
+                        proc.stdin.close()
+                    except OSError:
+                        continue
+                    self.waiting = self._waiting_shim()  # the next start's, prepared meanwhile
+                    return proc.pid
+            raise OSError(f"{SHIM_PROGRAM} --wait does not take requests")
         if self.enabled:
             request = json.dumps({"shim": shim_args, "env": env, "priority": priority}).encode()
             with self.lock:
@@ -109,6 +146,16 @@ class Starter:
         )
         CHILDREN[popen.pid] = popen
         return popen.pid
+
+    def _waiting_shim(self) -> subprocess.Popen:
+        """The compiled shim, started ahead of its request (agent/gorunner/prepared.go): a vfork
+        and exec (no preexec function), its own session, nothing inherited but the pipe its
+        request comes on and /dev/null; its environment the Go runtime's settings only (the
+        command's comes with the request)."""
+        return subprocess.Popen(
+            [SHIM_PROGRAM, "--wait"], env=GO_ENV, cwd="/", stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL, start_new_session=True, close_fds=True,
+        )
 
     def _ask(self, request: bytes) -> dict | None:
         try:
@@ -131,6 +178,11 @@ class Starter:
         return json.loads(line)
 
     def close(self) -> None:
+        waiting, self.waiting = self.waiting, None
+        if waiting is not None:  # the end of its input without a request: it exits
+            with contextlib.suppress(OSError):
+                waiting.stdin.close()
+            CHILDREN[waiting.pid] = waiting
         proc, self.proc = self.proc, None
         if proc is not None:
             with contextlib.suppress(OSError):
@@ -380,6 +432,8 @@ class Supervisor:
         env = {**base_env(), **unit["env"]}
         if unit.get("mask"):  # secret values its shim masks in its log (shim.py); not the process's
             env["DICE_MASK"] = json.dumps(unit["mask"])
+            # and their forms, as the compiled shim masks them (it does not compute them itself)
+            env["DICE_MASK_FORMS"] = json.dumps(mask_forms(unit["mask"]))
         if ports and unit["kind"] == "service":
             env.update({"PORT": str(ports[0]), "SELF_PORT": str(ports[0]),
                         "SELF_URL": f"http://127.0.0.1:{ports[0]}"})
