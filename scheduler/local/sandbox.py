@@ -275,12 +275,14 @@ def _host_has(uid: int) -> bool:
 AGENT_PYTHON = os.path.realpath(sys.executable)
 
 
-def step_mounts(folder: str, spec: dict, agent_dir: str, context_path: str = "") -> dict[str, str]:
+def step_mounts(folder: str, spec: dict, agent_dir: str, context_path: str = "", python: bool = True) -> dict[str, str]:
     """What a pipeline step's sandbox shows of the host (JobSpec.mounts): its folder (spec,
     metafile, result), its run's directories (`context_path`, one bind, as a pod mounts one
     context volume there; without it, or for a directory outside it: its own directory and those
     it may use, one bind each), its project's cache archives (never a cache's own `path`, which
-    the pipeline's author chooses), the agent's code and interpreter.
+    the pipeline's author chooses), the agent's code and (`python`: the Python agent runs the
+    step, not the compiled runner) its interpreter. Each read-only bind costs a sandbox's start a
+    bind in the staging namespace, bubblewrap's bind and its read of the whole mount table.
 
     One bind for the run's directories, not one per directory the step may use: a step of a wide
     stage uses the whole stage before it, and a hundred sandboxes of a hundred binds each (staged
@@ -295,7 +297,7 @@ def step_mounts(folder: str, spec: dict, agent_dir: str, context_path: str = "")
     for cache in spec.get("caches") or []:
         mounts[os.path.dirname(cache["archive"])] = "rw"
     mounts[agent_dir] = "ro"
-    if not (sys.base_prefix + "/").startswith(SYSTEM_PREFIXES):
+    if python and not (sys.base_prefix + "/").startswith(SYSTEM_PREFIXES):
         mounts[sys.base_prefix] = "ro"
     return mounts
 

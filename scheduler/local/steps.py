@@ -6,7 +6,8 @@ Two agents can run it, with the same spec, log lines, result file and notificati
 step runner (agent/bin/dice-step, built from agent/gorunner by `make install` where Go is
 installed: ~2 ms of CPU to start, against ~12 for the Python interpreter and the agent's imports),
 and the Python agent (`agent run`). The runner is used when it is built, except for a step with
-caches (the Python agent restores and stores them, with agent/safetar.py's rules);
+caches (the Python agent restores and stores them, with agent/safetar.py's rules) or an https
+notify address (TLS is the Python agent's: the runner's start does without its packages);
 DICE_STEP_RUNNER=python always uses the Python agent, =go requires the runner. What the runner
 does not compute itself the console renders into its spec here, with the same Python code:
 the step's script (agent.checkout: a checkout's credentials, in a file only the tenant reads) and
@@ -53,15 +54,21 @@ def step_runner(spec: dict | None = None) -> str:
         raise ExecutorError(f"DICE_STEP_RUNNER=go but {RUNNER} is not built (`make install` with Go installed)")
     if choice == "python" or not built or (spec and spec.get("caches")):
         return "python"
+    if spec and str(spec.get("notify") or "").startswith("https://"):  # the runner leaves TLS to the Python agent
+        return "python"
     return "go"
+
+
+def mask_forms(secrets) -> list[str]:
+    """Every form of every secret (agent.masking.forms), longest first: agent.masking.Masker's
+    alternation, as the compiled runner and shim build theirs from it."""
+    return sorted({f for s in secrets or [] if s for f in forms(s)}, key=len, reverse=True)
 
 
 def runner_spec(spec: dict) -> dict:
     """The spec as the Go runner reads it: the step's script rendered (None: nothing to run) and
-    the forms of the secrets it masks, longest first (agent.masking.Masker's alternation)."""
-    secrets = {s for s in spec.get("mask") or [] if s}
-    return {**spec, "script": step_script(spec),
-            "mask_forms": sorted({f for s in secrets for f in forms(s)}, key=len, reverse=True)}
+    the forms of the secrets it masks."""
+    return {**spec, "script": step_script(spec), "mask_forms": mask_forms(spec.get("mask"))}
 
 
 def step_job(step: StepJob) -> JobSpec:
@@ -69,7 +76,8 @@ def step_job(step: StepJob) -> JobSpec:
     without runpy)."""
     spec_path = f"{step.folder}/spec.json"  # text paths: a stage of 100 is accepted in one thread
     agent_bytecode()  # the Python agent may run it anyway (the runner execs it for what it leaves)
-    if step_runner(step.spec) == "go":
+    runner = step_runner(step.spec)
+    if runner == "go":
         command = [RUNNER, "run", "--spec", spec_path]
         envs = {"DICE_AGENT_PYTHON": AGENT_PYTHON}
         spec = runner_spec(step.spec)
@@ -90,5 +98,7 @@ def step_job(step: StepJob) -> JobSpec:
         namespace=step.namespace,
         files={spec_path: json.dumps(spec)},  # json.dump never uses the C encoder
         tenant=step.tenant,
-        mounts=step_mounts(step.folder, step.spec, AGENT_DIR, step.context_path),  # what its sandbox shows of the host
+        # what its sandbox shows of the host: the compiled runner needs no interpreter (it execs
+        # the Python agent only for what runner_spec leaves to it, which step_runner gives Python)
+        mounts=step_mounts(step.folder, step.spec, AGENT_DIR, step.context_path, python=runner == "python"),
     )
