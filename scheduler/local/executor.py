@@ -141,6 +141,7 @@ class LocalExecutor:
         isolation: Isolation | None = None,
     ) -> None:
         self.root = Path(root).resolve()
+        self._job_dirs: dict[tuple[str, str], Path] = {}
         self.root.mkdir(parents=True, exist_ok=True)
         self.clock = clock
         self.search_path = search_path if search_path is not None else addon_mod.default_search_path()
@@ -313,7 +314,14 @@ class LocalExecutor:
         return self.root / "runtimes" / _safe(ns)
 
     def _job_dir(self, namespace: str, name: str) -> Path:
-        return self.root / "jobs" / _safe(namespace or "_") / _safe(name)
+        # Asked for every running job at every pass of the step monitor: the path is built once.
+        key = (namespace, name)
+        found = self._job_dirs.get(key)
+        if found is None:
+            if len(self._job_dirs) > 100_000:
+                self._job_dirs.clear()
+            found = self._job_dirs[key] = self.root / "jobs" / _safe(namespace or "_") / _safe(name)
+        return found
 
     def save_runtime(self, ns: str) -> None:
         rt = self.sup.runtimes.get(ns)
