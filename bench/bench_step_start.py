@@ -222,6 +222,13 @@ def profile(rounds: int) -> None:
         print(f"  {name:48} {ms:6.1f} ms  {faults:5.0f} page faults")
 
 
+def machine_cpu() -> float:
+    """CPU seconds the whole machine has spent busy since boot (/proc/stat: all but idle and iowait)."""
+    with open("/proc/stat") as fh:
+        fields = [int(v) for v in fh.readline().split()[1:]]
+    return (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--chain", type=int, default=40)
@@ -241,6 +248,7 @@ def main() -> int:
         executor.start_step(step(tmp, "warm"))  # the process starter, the tenant's uid
         result(step(tmp, "warm"))
         running, done = [], []
+        cpu0 = machine_cpu()
         for i in range(args.chain):
             job = step(tmp, f"c{i}")
             t0 = time.time()
@@ -249,17 +257,20 @@ def main() -> int:
             running.append((res["started"] - t0) * 1000)
             done.append((time.time() - t0) * 1000)
         print(f"chain of {args.chain}: start -> agent running median {statistics.median(running):.1f} ms, "
-              f"p90 {percentile(running, 90):.1f} ms; -> result written median {statistics.median(done):.1f} ms")
+              f"p90 {percentile(running, 90):.1f} ms; -> result written median {statistics.median(done):.1f} ms; "
+              f"machine CPU {(machine_cpu() - cpu0) * 1000 / max(1, args.chain):.1f} ms a step")
         jobs = [step(tmp, f"b{i}") for i in range(args.burst)]
+        cpu0 = machine_cpu()
         t0 = time.time()
         with executor.job_batch():
             for job in jobs:
                 executor.start_step(job)
         results = [result(job) for job in jobs]
+        cpu = machine_cpu() - cpu0
         last_running = max(r["started"] for r in results) - t0
         last_done = max(r["finished"] for r in results) - t0
         print(f"burst of {args.burst}: start -> every agent running {last_running * 1000:.0f} ms, "
-              f"-> every result written {last_done * 1000:.0f} ms")
+              f"-> every result written {last_done * 1000:.0f} ms; machine CPU {cpu * 1000 / max(1, args.burst):.1f} ms a step")
     finally:
         executor.destroy_all()
         executor.close()
