@@ -117,7 +117,11 @@ func waitMain() int {
 	}
 	if err := json.Unmarshal(data, &request); err != nil || request.Env == nil {
 		pre.discard()
-		fmt.Fprintf(os.Stderr, "dice-shim: a request needs 'args' (a list) and 'env' (an object): %v\n", err)
+		why := "no 'env'"
+		if err != nil {
+			why = err.Error()
+		}
+		fmt.Fprintf(os.Stderr, "dice-shim: a request needs 'args' (a list) and 'env' (an object): %s\n", why)
 		return 2
 	}
 	os.Clearenv()

@@ -569,9 +569,10 @@ func (e *enterProc) discard() {
 }
 
 // goEnv: the Go runtime's settings for this program's own processes (the shim, `_enter`): one
-// processor, no collector. Each start is a short-lived or mostly waiting process; at a processor
+// processor, no collector, no look at the cgroup's CPU limit (Go's container-aware GOMAXPROCS
+// opens cgroup files at each start). Each start is a short-lived or mostly waiting process; at a processor
 // per core the runtime started threads to spin for work that never came, a start's largest cost.
-var goEnv = []string{"GOMAXPROCS=1", "GOGC=off"}
+var goEnv = []string{"GOMAXPROCS=1", "GOGC=off", "GODEBUG=containermaxprocs=0,updatemaxprocs=0"}
 
 // ---- following the command -------------------------------------------------------------------------
 

@@ -40,7 +40,9 @@ SPAWNER = str(Path(__file__).with_name("spawner.py"))
 # `make install` where Go is installed (gitignored).
 SHIM_PROGRAM = str(Path(__file__).resolve().parents[2] / "agent" / "bin" / "dice-shim")
 SHIMS = ("auto", "go", "python")
-GO_ENV = {"GOMAXPROCS": "1", "GOGC": "off"}  # the compiled shim's own (shim.go goEnv)
+# The compiled shim's own environment (shim.go goEnv): one processor, no collector, and no look
+# at the cgroup's CPU limit (Go's container-aware GOMAXPROCS opens cgroup files at every start).
+GO_ENV = {"GOMAXPROCS": "1", "GOGC": "off", "GODEBUG": "containermaxprocs=0,updatemaxprocs=0"}
 
 
 def shim_kind() -> str:
@@ -127,9 +129,15 @@ class Starter:
                         proc.stdin.close()
                     except OSError:
                         continue
-                    self.waiting = self._waiting_shim()  # the next start's, prepared meanwhile
-                    return proc.pid
+                    try:  # the next start's, prepared meanwhile; if it cannot start, the next start tries
+                        self.waiting = self._waiting_shim()
+                    except OSError:
+                        self.waiting = None
+                    return proc.pid  # it has its request: whatever happens, this job runs
             raise OSError(f"{SHIM_PROGRAM} --wait does not take requests")
+        if self.waiting is not None:  # switched to the Python shim (DICE_LOCAL_SHIM=python): let it go
+            with self.lock:
+                self._close_waiting()
         if self.enabled:
             request = json.dumps({"shim": shim_args, "env": env, "priority": priority}).encode()
             with self.lock:
@@ -177,12 +185,15 @@ class Starter:
             return None
         return json.loads(line)
 
-    def close(self) -> None:
+    def _close_waiting(self) -> None:
         waiting, self.waiting = self.waiting, None
         if waiting is not None:  # the end of its input without a request: it exits
             with contextlib.suppress(OSError):
                 waiting.stdin.close()
             CHILDREN[waiting.pid] = waiting
+
+    def close(self) -> None:
+        self._close_waiting()
         proc, self.proc = self.proc, None
         if proc is not None:
             with contextlib.suppress(OSError):

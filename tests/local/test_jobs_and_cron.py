@@ -231,14 +231,16 @@ def _ppid(pid: int) -> int:
     return int(raw[raw.rfind(")") + 2:].split()[1])
 
 
-def test_processes_are_started_by_the_starter_which_is_replaced_when_it_dies(executor):
+def test_processes_are_started_by_the_starter_which_is_replaced_when_it_dies(executor, monkeypatch):
     """The console never forks: the shims' parent is the starter process; a starter killed with
-    SIGKILL is replaced at the next start, and what it started keeps running."""
+    SIGKILL is replaced at the next start, and what it started keeps running. (The Python shim's
+    starter; the compiled shim's waiting shim: tests/local/test_waiting_shim.py.)"""
     import os
     import signal
 
     from scheduler.local.supervisor import STARTER
 
+    monkeypatch.setenv("DICE_LOCAL_SHIM", "python")
     executor.run_job(JobSpec(name="first", command=["sleep", "30"]))
     first = wait_for(lambda: executor.jobs[("", "first")].get("pid"), what="the first job's process")
     assert STARTER.proc is not None and _ppid(first) == STARTER.proc.pid != os.getpid()
@@ -257,7 +259,9 @@ def test_a_job_that_cannot_start_fails_with_the_reason(executor, monkeypatch):
     from scheduler.local import supervisor
 
     # Without the process starter (DICE_LOCAL_SPAWNER=0) the shim is exec'd here: make that fail.
-    # (The starter's own refusals: tests/local/test_spawner.py.)
+    # (The starter's own refusals: tests/local/test_spawner.py; the compiled shim's:
+    # tests/local/test_waiting_shim.py.)
+    monkeypatch.setenv("DICE_LOCAL_SHIM", "python")
     monkeypatch.setattr(supervisor.STARTER, "enabled", False)
     monkeypatch.setattr(supervisor, "SHIM", "/nonexistent/shim.py")  # the shim's python cannot open it
     monkeypatch.setattr(supervisor, "priority_prefix", lambda priority: ["/nonexistent/chrt"])

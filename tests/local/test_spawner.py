@@ -22,6 +22,13 @@ from tests.local.conftest import wait_for
 from tests.local.test_jobs_and_cron import _ppid, finished
 
 
+@pytest.fixture(autouse=True)
+def python_shim(monkeypatch):
+    """These test the Python shim's process starter: the compiled shim (the default where it is
+    built) is tests/local/test_waiting_shim.py's."""
+    monkeypatch.setenv("DICE_LOCAL_SHIM", "python")
+
+
 def _environ(pid: int) -> dict[str, str]:
     raw = Path(f"/proc/{pid}/environ").read_bytes()
     return dict(item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item)
