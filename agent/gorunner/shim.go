@@ -420,7 +420,7 @@ type commandWatch struct {
 }
 
 func newCommandWatch(initPid int) *commandWatch {
-	return &commandWatch{initPid: initPid, deadline: time.Now().Add(5 * time.Second), interval: 500 * time.Microsecond}
+	return &commandWatch{initPid: initPid, deadline: time.Now().Add(5 * time.Second), interval: 4 * time.Millisecond}
 }
 
 func (w *commandWatch) look() bool {
@@ -444,7 +444,7 @@ func (w *commandWatch) look() bool {
 	if !w.done && !time.Now().Before(w.deadline) {
 		w.done = true
 	}
-	w.interval = min(w.interval*2, 20*time.Millisecond)
+	w.interval = min(w.interval*2, 50*time.Millisecond) // jail.CommandWatch's FIRST and EVERY
 	return w.done
 }
 
@@ -824,6 +824,7 @@ func shimRun(argv []string, pre *prepared) int {
 		found()
 	} else {
 		go func() {
+			time.Sleep(watch.interval) // bubblewrap takes some milliseconds to set it up
 			for {
 				mu.Lock()
 				if watch.done {
