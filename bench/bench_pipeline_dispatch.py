@@ -78,6 +78,24 @@ idle machine (no other work, load 0.7-0.8), default settings:
   processes 1.9 s (forks, copy-on-write faults of the interpreter's pages, exit), bubblewrap 1.1 s
   (a quarter of it formatting /proc/self/mountinfo, read at each read-only bind), the runner 0.6
   s, sh 0.14 s. The stage of 100 is bound by that CPU on two cores: not yet within 1 s.
+
+Issue 25 item 4, the compiled shim (agent/bin/dice-shim, started ahead by the console; 2026-12-07,
+fourth session), the step runner without net/http, no interpreter bind for runner steps, the pid
+watch from 4 ms doubling to 50 ms. `DICE_LOCAL_SHIM=go` against `=python` on the same build,
+alternated; `--variant wide --tasks 200 --width 100`, the second stage's last step running after
+the first stage's last result:
+- idle machine (load 0.7-0.9): go 1083 / 1219 / 1025 ms (median 607 / 698 / 573 ms; machine 4.0-4.9 s
+  for 200 steps), python 1555 ms (median 892; machine 5.7 s). Session start (main 911e527, the
+  Python shim, load 1.3): 1227 ms, median 667.
+- an engineer's tests running beside (load 2-7): go 1161 / 1215 / 1263 / 1082 / 1025 ms, python
+  1278 / 1337 / 1188 / 1523 / 1119 ms.
+- deep --tasks 60: go 15.2 / 15.2 ms (load 3), 18.6 ms (load 1.6); python 15.8 / 15.7 / 17.9 ms.
+`perf record -a` over a wide run, the stage's window, CPU per step: the compiled shim and its
+command's process 6.4-7.9 ms (two Go starts: runtime and CPU-feature initialisation, threads,
+page faults), the console 5.7-7.3 ms, bubblewrap 4.8-5.5 ms, the runner 2.8 ms, sh 1.2-1.4 ms
+(glibc's start in this VM: its cache detection's cpuid instructions trap, ~0.7 ms a dynamic
+exec). The wide stage's goal (within 1 s) is met on some runs, not reliably: ~21-25 ms of CPU a
+step on two cores.
 """
 
 from __future__ import annotations

@@ -70,6 +70,15 @@ met: what is left of a start is the shim's fork (~7 ms of CPU), bubblewrap and i
 the step's /bin/sh): interpreter alone 8.0 ms; `-m agent` 17.1 ms; `-S -P -c boot` 13.5 ms (21.5
 without bytecode); the Go runner 3.9 ms (its own start ~1.8, of which the Go runtime ~1.3: a
 static hello world costs that much); shim + bubblewrap + cgroup around /bin/true 10.6 ms.
+
+Issue 25 item 4, the compiled shim (2026-12-07, fourth session), `--chain 20|30 --burst 100`,
+DICE_LOCAL_SHIM=go against =python on one build, alternated, an engineer's tests running beside
+(load 2-6), machine CPU per step from /proc/stat:
+    go:     chain 13.0 / 17.0 / 12.2 ms (median), burst all running 999 / 914 / 928 ms, 19.9 / 18.0 / 18.3 ms CPU a step
+    python: chain 13.7 / 10.4 / 13.8 ms,          burst all running 1122 / 984 / 1054 ms, 22.6 / 19.0 / 20.8 ms CPU a step
+Session start (main 911e527, Python shim, load 0.4): chain 14.8 ms, burst 1180 ms, 23.2 ms CPU a step.
+A compiled shim without a waiting one (started at each request, its command's process moved into
+its cgroup then): chain 14-15 ms against the Python shim's 12-13 (the prepared move), burst the same.
 """
 
 from __future__ import annotations
