@@ -50,6 +50,16 @@ def same_in_go(python: object, go_of) -> None:
 # ---- running a shim and reading what it left ---------------------------------------------------
 
 
+
+def _json_file(path: str, what: str) -> dict | str:
+    """The JSON a shim wrote, or what is wrong with it (compared as text between the shims)."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        return f"no {what}"
+    except ValueError as exc:
+        return f"bad {what}: {exc}"
+
 class Run:
     def __init__(self, impl: str, folder: Path, command: list[str], extra: tuple[str, ...] = (),
                  env: dict[str, str] | None = None, log: Path | None = None, wait: bool = True,
@@ -78,23 +88,17 @@ class Run:
         return self.proc.returncode
 
     def exit_info(self) -> dict | str:
-        try:
-            info = json.loads(Path(self.exitfile).read_text())
-        except FileNotFoundError:
-            return "no exitfile"
-        except ValueError as exc:
-            return f"bad exitfile: {exc}"
+        info = _json_file(self.exitfile, "exitfile")
+        if isinstance(info, str):
+            return info
         stamp = info.get("time")
         return {"code": info.get("code"), "signal": info.get("signal"), "keys": sorted(info),
                 "time is the end": isinstance(stamp, (int, float)) and self.t0 - 1 <= stamp <= time.time() + 1}
 
     def pid_info(self) -> dict | str:
-        try:
-            info = json.loads(Path(self.pidfile).read_text())
-        except FileNotFoundError:
-            return "no pidfile"
-        except ValueError as exc:
-            return f"bad pidfile: {exc}"
+        info = _json_file(self.pidfile, "pidfile")
+        if isinstance(info, str):
+            return info
         seen = {"keys": sorted(info), "shim is the shim's pid": info.get("shim") == self.proc.pid,
                 "pid is another process": isinstance(info.get("pid"), int) and info["pid"] > 0
                 and info["pid"] != self.proc.pid}
