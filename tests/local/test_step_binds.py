@@ -77,6 +77,12 @@ def test_step_mounts_bind_the_runs_directories_once_and_only_when_they_are_all_i
     mounts = sandbox.step_mounts("/f", spec, "/agent", str(root))
     assert str(root) not in mounts and mounts[str(tmp_path / "elsewhere")] == "rw"
     assert sum(1 for m in mounts.values() if m == "rw") == 1 + 1 + 101
+    # A path that only looks inside by its text (`..`, `.`, a doubled or trailing slash) is bound
+    # on its own, never taken for a directory of the run.
+    for odd in (f"{root}/..", f"{root}/../../etc", f"{root}/s1/../../x", f"{root}/.", f"{root}//s1", f"{root}/s1/"):
+        spec = {"workdir": f"{root}/c", "dirs": {"s1": f"{root}/s1", "odd": odd}}
+        mounts = sandbox.step_mounts("/f", spec, "/agent", str(root))
+        assert str(root) not in mounts and mounts[odd] == "rw", odd
     # Without the run's directory (an older caller): one bind each, as before.
     assert len(sandbox.step_mounts("/f", {"workdir": "/w", "dirs": {"a": "/a"}}, "/agent")) >= 3
 
