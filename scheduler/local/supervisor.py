@@ -244,13 +244,16 @@ def spawn(
         *(["--claim", claim] if claim else []), "--", *argv,
     ]
     priority_prefix(priority)  # a bad value is refused here, whichever way the shim starts
+    # Read before the start: a waiting shim may have run a short command to its end (its exit
+    # file's time) before start() returns, which also starts the next waiting shim.
+    started = time.time()
     pid = STARTER.start(shim, env, priority)
     return {
         "pid": pid,
         "start_time": proc_start_time(pid),
         "pidfile": pidfile,
         "exitfile": exitfile,
-        "started": time.time(),
+        "started": started,
     }
 
 
