@@ -43,16 +43,27 @@ def agent_bytecode() -> tuple[str, ...]:
     return tuple(agent.compile_bytecode())
 
 
+def compiled_or_python(variable: str, program: str) -> str:
+    """"go" or "python" as `variable` (auto|go|python) chooses between a compiled program and its
+    Python twin: auto takes `program` where it is built. A bad value, or go without the program,
+    is a ValueError naming the variable."""
+    choice = os.environ.get(variable, "").strip().lower() or "auto"
+    if choice not in RUNNERS:
+        raise ValueError(f"{variable}={choice!r}: choose auto, go or python")
+    built = os.access(program, os.X_OK)
+    if choice == "go" and not built:
+        raise ValueError(f"{variable}=go but {program} is not built (`make install` with Go installed)")
+    return "go" if choice != "python" and built else "python"
+
+
 def step_runner(spec: dict | None = None) -> str:
     """Which agent runs a local step: "go" (agent/bin/dice-step) or "python" (see the module's
     docstring). A bad DICE_STEP_RUNNER, or =go without the runner built, is an ExecutorError."""
-    choice = os.environ.get("DICE_STEP_RUNNER", "").strip().lower() or "auto"
-    if choice not in RUNNERS:
-        raise ExecutorError(f"DICE_STEP_RUNNER={choice!r}: choose auto, go or python")
-    built = os.access(RUNNER, os.X_OK)
-    if choice == "go" and not built:
-        raise ExecutorError(f"DICE_STEP_RUNNER=go but {RUNNER} is not built (`make install` with Go installed)")
-    if choice == "python" or not built or (spec and spec.get("caches")):
+    try:
+        runner = compiled_or_python("DICE_STEP_RUNNER", RUNNER)
+    except ValueError as exc:
+        raise ExecutorError(str(exc)) from None
+    if runner == "python" or (spec and spec.get("caches")):
         return "python"
     if spec and str(spec.get("notify") or "").startswith("https://"):  # the runner leaves TLS to the Python agent
         return "python"

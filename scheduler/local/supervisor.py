@@ -32,14 +32,13 @@ from scheduler.local.state import (
     read_json,
     signal_pid,
 )
-from scheduler.local.steps import mask_forms
+from scheduler.local.steps import compiled_or_python, mask_forms
 
 SHIM = str(Path(__file__).with_name("shim.py"))
 SPAWNER = str(Path(__file__).with_name("spawner.py"))
 # The compiled shim (agent/gorunner/shim.go and jail.go, built alone as `dice-shim`), built by
 # `make install` where Go is installed (gitignored).
 SHIM_PROGRAM = str(Path(__file__).resolve().parents[2] / "agent" / "bin" / "dice-shim")
-SHIMS = ("auto", "go", "python")
 # The compiled shim's own environment (shim.go goEnv): one processor, no collector, and no look
 # at the cgroup's CPU limit (Go's container-aware GOMAXPROCS opens cgroup files at every start).
 GO_ENV = {"GOMAXPROCS": "1", "GOGC": "off", "GODEBUG": "containermaxprocs=0,updatemaxprocs=0"}
@@ -50,13 +49,7 @@ def shim_kind() -> str:
     console: a vfork and an exec of a small static program) or "python" (shim.py, forked from the
     process starter). DICE_LOCAL_SHIM=auto|go|python; auto: go where it is built. A bad value, or
     go without the program, is a ValueError."""
-    choice = os.environ.get("DICE_LOCAL_SHIM", "").strip().lower() or "auto"
-    if choice not in SHIMS:
-        raise ValueError(f"DICE_LOCAL_SHIM={choice!r}: choose auto, go or python")
-    built = os.access(SHIM_PROGRAM, os.X_OK)
-    if choice == "go" and not built:
-        raise ValueError(f"DICE_LOCAL_SHIM=go but {SHIM_PROGRAM} is not built (`make install` with Go installed)")
-    return "go" if choice != "python" and built else "python"
+    return compiled_or_python("DICE_LOCAL_SHIM", SHIM_PROGRAM)
 
 
 @functools.cache
