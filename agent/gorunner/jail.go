@@ -8,7 +8,7 @@
 //     by the shim (root), joined by the command's process before it execs bubblewrap, removed
 //     at the end;
 //  2. bubblewrap's command line (jail.bwrap_argv) and environment (jail.sandbox_env);
-//  3. `dice-step _enter`: the command's process. The shim forks it (syscall.ForkExec, its own
+//  3. `dice-shim _enter`: the command's process. The shim forks it (syscall.ForkExec, its own
 //     process group, death with the shim, a private mount namespace when root) and sends it its
 //     order on a pipe; it joins the cgroup, sets the rlimits, stages each bind under STAGE (so
 //     that bubblewrap, run as the tenant's uid, can reach directories only root may enter),
@@ -394,7 +394,7 @@ func sandboxEnv(s *sandboxSpec, env []string) []string {
 	return envSet(env, "LOGNAME", s.User)
 }
 
-// ---- the command's process: dice-step _enter ------------------------------------------------------
+// ---- the command's process: dice-shim _enter ------------------------------------------------------
 
 // enterOrder: what the shim sends its command's process on descriptor 4.
 type enterOrder struct {
@@ -427,13 +427,9 @@ func enterMain() {
 	runtime.GOMAXPROCS(1)
 	syscall.CloseOnExec(enterFail)
 	syscall.CloseOnExec(enterOrderFD)
-	joinFailure := ""
+	var joinFailure error
 	if len(os.Args) > 3 && os.Args[2] == "--join" { // prepared ahead of its order (prepared.go)
-		for _, d := range os.Args[3:] {
-			if err := writeFile(d+"/cgroup.procs", strconv.Itoa(os.Getpid())); err != nil && joinFailure == "" {
-				joinFailure = fmt.Sprintf("cannot join the sandbox's cgroup: %v", err)
-			}
-		}
+		joinFailure = joinCgroups(os.Args[3:])
 	}
 	err := enter(joinFailure)
 	text := "cannot start"
@@ -461,7 +457,17 @@ func setrlimit(resource int, value int64) error {
 
 const rlimitAS, rlimitNproc, rlimitCore = 9, 6, 4
 
-func enter(joinFailure string) error {
+// joinCgroups: move this process (and all it starts) into the cgroup directories.
+func joinCgroups(dirs []string) error {
+	for _, d := range dirs {
+		if err := writeFile(d+"/cgroup.procs", strconv.Itoa(os.Getpid())); err != nil {
+			return fmt.Errorf("cannot join the sandbox's cgroup: %v", err)
+		}
+	}
+	return nil
+}
+
+func enter(joinFailure error) error {
 	var data []byte
 	buf := make([]byte, 65536)
 	for { // plain reads on this thread: the order is usually in the pipe already
@@ -480,8 +486,8 @@ func enter(joinFailure string) error {
 	if len(data) == 0 {
 		os.Exit(0) // no order: the start was given up
 	}
-	if joinFailure != "" {
-		return errors.New(joinFailure)
+	if joinFailure != nil {
+		return joinFailure
 	}
 	var o enterOrder
 	if err := json.Unmarshal(data, &o); err != nil {
@@ -507,12 +513,9 @@ func enter(joinFailure string) error {
 		if err := syscall.Chdir("/"); err != nil {
 			return err
 		}
-		for _, d := range o.Cgroups {
-			if o.Joined {
-				break
-			}
-			if err := writeFile(d+"/cgroup.procs", strconv.Itoa(os.Getpid())); err != nil {
-				return fmt.Errorf("cannot join the sandbox's cgroup: %v", err)
+		if !o.Joined {
+			if err := joinCgroups(o.Cgroups); err != nil {
+				return err
 			}
 		}
 		if o.Nofile > 0 {

@@ -7,7 +7,7 @@
 // environment, it holds nothing of any request. While it waits it makes what a sandboxed start
 // waits for most, the command's process moved into its cgroup (on cgroup v1 each move waits for
 // the kernel: 13 ms median per start at load 3, bench/bench_step_start.py): its cgroup
-// directories, without limits yet, and `dice-step _enter --join DIR...`, which joins them and
+// directories, without limits yet, and `dice-shim _enter --join DIR...`, which joins them and
 // waits for its order. The request comes on standard input, one JSON object
 // {"args": [the shim's arguments], "env": {the command's environment}}, then the end of input.
 // A request for a sandbox in a cgroup of the same version takes the prepared process (the shim

@@ -1,16 +1,16 @@
 //go:build shim
 
-// shim.go: `dice-step shim ARGS`, the local cluster's per-process shim (scheduler/local/shim.py)
-// as part of this static program. Same command line, same log lines, pidfile, exitfile and
+// shim.go: `dice-shim ARGS`, the local cluster's per-process shim (scheduler/local/shim.py) as a
+// static program (built from this module with -tags shim). Same command line, same log lines, pidfile, exitfile and
 // claim, same sandbox (jail.go): the console reads what either wrote the same way. What it
 // saves is the start: the Python shim is a forked interpreter (its pages copied on write, its
 // exit) and forks again for its command; this one is an exec of a small static program, and its
-// command's process (`dice-step _enter`) another (bench/bench_step_start.py).
+// command's process (`dice-shim _enter`) another (bench/bench_step_start.py).
 //
-//	dice-step shim --log FILE --pidfile FILE --exitfile FILE [--max-bytes N] [--keep N]
+//	dice-shim --log FILE --pidfile FILE --exitfile FILE [--max-bytes N] [--keep N]
 //	        [--mem-mib N] [--user NAME] [--cwd DIR] [--sandbox FILE] [--claim FILE]
 //	        [--priority P] -- ARGV...
-//	dice-step shim --foreground --sandbox FILE [--cwd DIR] -- ARGV...
+//	dice-shim --foreground --sandbox FILE [--cwd DIR] -- ARGV...
 //
 // --priority ("" / normal, idle, or a nice value 1-19) is what the process starter applied to
 // the Python shim: this shim applies it to itself, so everything it starts inherits it.
@@ -34,9 +34,9 @@ import (
 )
 
 const (
-	shimUsage = "usage: dice-step shim --log FILE --pidfile FILE --exitfile FILE [--max-bytes N] [--keep N] [--mem-mib N] " +
+	shimUsage = "usage: dice-shim --log FILE --pidfile FILE --exitfile FILE [--max-bytes N] [--keep N] [--mem-mib N] " +
 		"[--user NAME] [--cwd DIR] [--sandbox FILE] [--claim FILE] [--priority P] -- ARGV...\n" +
-		"       dice-step shim --foreground --sandbox FILE [--cwd DIR] -- ARGV..."
+		"       dice-shim --foreground --sandbox FILE [--cwd DIR] -- ARGV..."
 	lineSize       = 65536
 	drainAfterExit = 2 * time.Second
 	mebi           = 1024 * 1024
@@ -50,7 +50,7 @@ type shimArgs struct {
 }
 
 func shimUsageError(message string) {
-	fmt.Fprintf(os.Stderr, "%s\ndice-step shim: error: %s\n", shimUsage, message)
+	fmt.Fprintf(os.Stderr, "%s\ndice-shim: error: %s\n", shimUsage, message)
 	os.Exit(2)
 }
 
@@ -289,13 +289,19 @@ func takeMasker() *Masker {
 
 // ---- files ---------------------------------------------------------------------------------------
 
-func procStartTime(pid int) any {
+// statFields: the fields of /proc/PID/stat after the command name (which may hold spaces and
+// parentheses): [0] the state, [2] the process group, [19] the start time; nil if it is gone.
+func statFields(pid int) []string {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return nil
 	}
 	text := string(data)
-	fields := strings.Fields(text[strings.LastIndex(text, ")")+1:])
+	return strings.Fields(text[strings.LastIndex(text, ")")+1:])
+}
+
+func procStartTime(pid int) any {
+	fields := statFields(pid)
 	if len(fields) < 20 {
 		return nil
 	}
@@ -433,13 +439,8 @@ func (w *commandWatch) look() bool {
 	} else if kids := strings.Fields(string(data)); len(kids) > 0 {
 		w.pid, _ = strconv.Atoi(kids[0])
 		w.done = true
-	} else if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", w.initPid)); err != nil {
-		w.done = true
-	} else {
-		s := string(stat)
-		if i := strings.LastIndex(s, ")"); i >= 0 && i+2 < len(s) && (s[i+2] == 'Z' || s[i+2] == 'X') {
-			w.done = true // a command that already ended
-		}
+	} else if stat := statFields(w.initPid); len(stat) == 0 || stat[0] == "Z" || stat[0] == "X" {
+		w.done = true // gone, or a command that already ended
 	}
 	if !w.done && !time.Now().Before(w.deadline) {
 		w.done = true
@@ -450,12 +451,7 @@ func (w *commandWatch) look() bool {
 
 // processGroup: field 5 of /proc/PID/stat (0: gone).
 func processGroup(pid int) int {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0
-	}
-	text := string(data)
-	fields := strings.Fields(text[strings.LastIndex(text, ")")+1:])
+	fields := statFields(pid)
 	if len(fields) < 3 {
 		return 0
 	}
@@ -483,7 +479,7 @@ func commandEnv() []string {
 	return env
 }
 
-// enterProc: a `dice-step _enter` process (the command's), forked with its standard streams,
+// enterProc: a `dice-shim _enter` process (the command's), forked with its standard streams,
 // waiting for its order.
 type enterProc struct {
 	pid    int
@@ -491,7 +487,7 @@ type enterProc struct {
 	orderW int
 }
 
-// launchEnter: fork `dice-step _enter` with stdio (three descriptors) and bubblewrap's info pipe
+// launchEnter: fork `dice-shim _enter` with stdio (three descriptors) and bubblewrap's info pipe
 // (infoW, -1 for none); `join`: the cgroup directories it moves into at once, before its order.
 func launchEnter(stdio [3]int, infoW int, privateMounts bool, join []string) (*enterProc, error) {
 	exe, err := os.Executable()
@@ -516,7 +512,7 @@ func launchEnter(stdio [3]int, infoW int, privateMounts bool, join []string) (*e
 	if privateMounts {
 		sys.Unshareflags = syscall.CLONE_NEWNS
 	}
-	argv := []string{"dice-step", "_enter"}
+	argv := []string{"dice-shim", "_enter"}
 	if len(join) > 0 {
 		argv = append(append(argv, "--join"), join...)
 	}
@@ -729,7 +725,7 @@ func shimRun(argv []string, pre *prepared) int {
 	if a.claim != "" {
 		taken, err := claim(a.claim)
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "dice-step shim: cannot take the claim %s: %s\n", a.claim, OSErrorText(err, ""))
+			fmt.Fprintf(os.Stderr, "dice-shim: cannot take the claim %s: %s\n", a.claim, OSErrorText(err, ""))
 			return 1
 		}
 		if !taken {
@@ -738,7 +734,7 @@ func shimRun(argv []string, pre *prepared) int {
 	}
 	log, err := newLogWriter(a.log, a.maxBytes, a.keep)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "dice-step shim: cannot open the log: %s\n", OSErrorText(err, ""))
+		fmt.Fprintf(os.Stderr, "dice-shim: cannot open the log: %s\n", OSErrorText(err, ""))
 		return 1
 	}
 	masker := takeMasker()
@@ -912,13 +908,15 @@ func startCommand(a *shimArgs, box *sandboxed, command []string, pre *prepared) 
 	}
 	infoW := -1
 	if box != nil {
-		infoR, w, err := pipe()
-		if err != nil {
-			return 0, 0, 0, err
+		var infoR int
+		if infoR, infoW, err = pipe(); err == nil {
+			box.infoR = os.NewFile(uintptr(infoR), "info")
 		}
-		box.infoR, infoW = os.NewFile(uintptr(infoR), "info"), w
 	}
-	e, err := launchEnter([3]int{null, outW, errW}, infoW, box != nil && staged, nil)
+	var e *enterProc
+	if err == nil {
+		e, err = launchEnter([3]int{null, outW, errW}, infoW, box != nil && staged, nil)
+	}
 	syscall.Close(outW)
 	syscall.Close(errW)
 	if infoW >= 0 {

@@ -4,7 +4,7 @@
 // and its command's process (`_enter`) without the step runner's packages (net/http and what it
 // brings: their initialisation costs every start ~1 ms of CPU, bench/bench_step_start.py).
 //
-//	dice-shim ARGS        (the same as `dice-step shim ARGS`)
+//	dice-shim ARGS        (shim.go)
 package main
 
 import "os"

@@ -1,6 +1,6 @@
 """The shim's own run loop: one fork, the two streams read in one thread with select, the end heard
 through SIGCHLD. Run as a program, as without the process starter, for each implementation: the
-Python one (scheduler/local/shim.py, a script) and the compiled one (`agent/bin/dice-step shim`,
+Python one (scheduler/local/shim.py, a script) and the compiled one (`agent/bin/dice-shim`,
 the same command line), which must behave alike (tests/local/test_shim_parity.py compares them)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The compiled shim (`agent/bin/dice-step shim`) against the Python one (scheduler/local/shim.py):
+"""The compiled shim (`agent/bin/dice-shim`) against the Python one (scheduler/local/shim.py):
 each scenario is run through both, and what the console reads of it (the log's numbers, streams
 and texts, the exitfile's code and signal, the pidfile's keys, the files left beside them) must be
 the same. The Python shim's result is checked first against what it is meant to be, so that a

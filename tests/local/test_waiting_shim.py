@@ -215,7 +215,7 @@ def test_the_waiting_shim_prepares_its_command_in_its_cgroup_which_a_sandboxed_s
 
     prepared = wait_for(lambda: prepared_of(shim_to_be), timeout=10, what="the waiting shim's prepared process")
     assert os.path.basename(os.readlink(f"/proc/{prepared}/exe")) == "dice-shim"
-    assert Path(f"/proc/{prepared}/cmdline").read_bytes().split(b"\0")[:2] == [b"dice-step", b"_enter"]
+    assert Path(f"/proc/{prepared}/cmdline").read_bytes().split(b"\0")[:2] == [b"dice-shim", b"_enter"]
     wait_for(lambda: _cgroup_of(prepared, controller).endswith(f"/dice-{shim_to_be}"), timeout=10,
              what="the prepared process's move into its cgroup")
     assert not _memory_holds(prepared, marker.encode()) and not _memory_holds(shim_to_be, marker.encode())
