@@ -117,3 +117,26 @@ def test_without_the_runner_built_steps_run_on_the_python_agent(tmp_path, monkey
     monkeypatch.setenv("DICE_STEP_RUNNER", "rust")
     with pytest.raises(ExecutorError, match="DICE_STEP_RUNNER='rust': choose auto, go or python"):
         local_steps.step_job(job)
+
+
+def test_a_runner_step_sees_no_interpreter_and_an_https_notify_goes_to_the_python_agent(tmp_path, monkeypatch):
+    """The compiled runner needs no Python in its sandbox (one read-only bind fewer each start),
+    and leaves TLS to the Python agent: a step with an https notify address runs on that agent,
+    whose interpreter its sandbox then shows."""
+    import sys
+
+    from scheduler.local.sandbox import SYSTEM_PREFIXES
+
+    if (sys.base_prefix + "/").startswith(SYSTEM_PREFIXES):
+        pytest.skip("the interpreter is in a system directory: never bound on its own")
+    if not os.access(local_steps.RUNNER, os.X_OK):
+        pytest.skip(f"{local_steps.RUNNER} is not built")
+    monkeypatch.delenv("DICE_STEP_RUNNER", raising=False)
+    job = _step(tmp_path, "a", ["true"])
+    spec = local_steps.step_job(job)
+    assert spec.command[0] == local_steps.RUNNER and sys.base_prefix not in spec.mounts
+    job.spec["notify"] = "https://console.example/hint"
+    spec = local_steps.step_job(job)
+    assert spec.command[0] == local_steps.AGENT_PYTHON and spec.mounts[sys.base_prefix] == "ro"
+    job.spec["notify"] = "http://127.0.0.1:9/hint"
+    assert local_steps.step_runner(job.spec) == "go"
