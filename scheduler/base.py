@@ -8,6 +8,7 @@ import enum
 import hashlib
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -545,6 +546,44 @@ def job_log_from(executor: Any, name: str, namespace: str, position: object | No
     if reader is not None:
         return reader(name, namespace, position, after)
     return [line for line in executor.job_logs(name, namespace) if line.number > after], None
+
+
+class StartBacklog:
+    """How many jobs this process has accepted and not yet handed to their processes, over every
+    driver that starts processes here (local: its starter threads' queue; a Kubernetes cluster
+    starts its pods elsewhere and never adds to it).
+
+    On the local cluster the console is its own kubelet: a wide stage's hundred starts are made
+    by this process, and collecting the steps that finish meanwhile (results, logs, transitions)
+    competed with them for the interpreter lock and the cores. Nothing waits on a collection as
+    a start does: a result waits in its file. So the step monitor yields to the starts
+    (wait_clear) before it collects, for at most a bounded time."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._clear = threading.Condition()
+
+    def add(self, count: int = 1) -> None:
+        with self._clear:
+            self._count += count
+
+    def done(self, *_: Any) -> None:
+        """One start handed over, failed or cancelled (usable as a Future's done callback)."""
+        with self._clear:
+            self._count = max(0, self._count - 1)
+            if not self._count:
+                self._clear.notify_all()
+
+    def pending(self) -> int:
+        return self._count
+
+    def wait_clear(self, timeout: float) -> bool:
+        """Wait until no start is pending, at most `timeout` seconds; True when none is."""
+        with self._clear:
+            return self._clear.wait_for(lambda: not self._count, timeout)
+
+
+START_BACKLOG = StartBacklog()
 
 
 def job_log_watch(executor: Any) -> Any | None:

@@ -35,7 +35,7 @@ from apps.pipelines import engine, paths, queue, reference, steplogs, steps
 from apps.pipelines.choices import Executor, TaskStatus
 from apps.pipelines.models import TaskRun
 from dice_console.dbconn import drop_broken_connections
-from scheduler.base import job_log_watch
+from scheduler.base import START_BACKLOG, job_log_watch
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ SOON = 0.1  # seconds from steps being started (watch()) to the pass that finds 
 GATHER = 0.025  # seconds from the first new line heard to the pump: the lines written with it go along
 RESEND_AFTER = 5.0  # seconds before a finished-looking step is reported again
 IDLE_AFTER = 60.0  # seconds without running steps after which passes stop until the next watch()
+# seconds a collection or a pass waits at most for this process's pending job starts (a wide
+# stage's hundred on the local cluster: START_BACKLOG): a start is what steps wait for, a result waits in its file
+YIELD_TO_STARTS = 1.0
 
 _lock = threading.Lock()
 _monitor: StepMonitor | None = None
@@ -110,6 +113,7 @@ class StepMonitor:
             except (OSError, ValueError):
                 return
             if ready:
+                START_BACKLOG.wait_clear(YIELD_TO_STARTS)
                 self._receive()
 
     def pass_soon(self) -> None:
@@ -136,6 +140,7 @@ class StepMonitor:
                 next_pass = time.monotonic() + PASS
             if time.monotonic() >= self.busy_until or not (changed or due):
                 continue
+            START_BACKLOG.wait_clear(YIELD_TO_STARTS)
             try:
                 if changed:
                     self._pump_changed(changed)

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from scheduler.base import (
+    START_BACKLOG,
     Drift,
     Event,
     ExecutorError,
@@ -624,7 +625,7 @@ class LocalExecutor:
         finally:
             starts, self._held.starts = self._held.starts, None
             for args in starts:
-                self._starter.submit(self._spawn_job, *args)
+                self._submit_start(args)
 
     def _start_job(self, job: JobSpec) -> JobStatus:
         """Accept the job unless one of that name exists: it is recorded in memory (state
@@ -660,8 +661,18 @@ class LocalExecutor:
         if held is not None:
             held.append(start)
         else:
-            self._starter.submit(self._spawn_job, *start)
+            self._submit_start(start)
         return self._job_status(record)
+
+    def _submit_start(self, start: tuple) -> None:
+        """To a starter thread; counted in START_BACKLOG until it ran (or was cancelled)."""
+        START_BACKLOG.add()
+        try:
+            future = self._starter.submit(self._spawn_job, *start)
+        except BaseException:
+            START_BACKLOG.done()
+            raise
+        future.add_done_callback(START_BACKLOG.done)
 
     def run_job(self, job: JobSpec) -> JobStatus:
         self._ensure_leader()
