@@ -100,6 +100,11 @@ func stdinWaiting() bool {
 }
 
 func waitMain() int {
+	// Its own session (and process group), as every shim has: made here rather than by the
+	// console between its vfork and exec, where setsid() cost the console's starter 1-7 ms a
+	// start at times (it makes a scheduling group too) while the console waited for the exec.
+	// EPERM: it leads one already (started with a session of its own).
+	_, _ = syscall.Setsid()
 	var pre *prepared
 	if os.Geteuid() == 0 && !stdinWaiting() {
 		if version := cgroupVersion(); version != "" {

@@ -115,11 +115,14 @@ def child_pid(pidfile: str | None) -> int | None:
 
 
 def kill_all(pid: int, pidfile: str | None) -> None:
-    """SIGKILL a shim's group and its command's group."""
+    """SIGKILL a shim's group and its command's group, and the shim itself: a compiled shim
+    started ahead makes its session first thing, so one that has not run yet leads no group.
+    (Callers have checked that pid is still the shim: alive() with its start time.)"""
     child = child_pid(pidfile)
     if child:
         signal_group(child, signal.SIGKILL)
     signal_group(pid, signal.SIGKILL)
+    signal_pid(pid, signal.SIGKILL)
 
 
 def terminate(procs: list[tuple[int, int | None, str | None]], sig: int = signal.SIGTERM, grace: float = 5.0) -> None:

@@ -346,3 +346,18 @@ def test_a_bad_shim_choice_fails_the_job_with_the_reason(executor, monkeypatch):
     status = finished(executor, "broken")
     assert status.state is JobState.FAILED and "could not start" in status.message
     assert "DICE_LOCAL_SHIM='rust': choose auto, go or python" in status.message, status.message
+
+
+@needs_shim
+def test_the_console_starts_a_waiting_shim_without_a_session_and_it_makes_its_own():
+    """The console starts it with no setsid() between its vfork and exec (that cost the starting
+    thread 1-7 ms at times); the shim makes its session first thing: it leads its own session
+    and process group (what kill_all and a terminal's signals rely on), not the console's."""
+    proc = STARTER._waiting_shim()
+    try:
+        wait_for(lambda: os.getsid(proc.pid) == proc.pid, timeout=10, what="the waiting shim's own session")
+        assert os.getpgid(proc.pid) == proc.pid
+        assert os.getsid(proc.pid) != os.getsid(0)
+    finally:
+        proc.stdin.close()  # no request: it exits
+        assert proc.wait(10) == 0
