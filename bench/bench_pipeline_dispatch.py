@@ -96,6 +96,28 @@ page faults), the console 5.7-7.3 ms, bubblewrap 4.8-5.5 ms, the runner 2.8 ms, 
 (glibc's start in this VM: its cache detection's cpuid instructions trap, ~0.7 ms a dynamic
 exec). The wide stage's goal (within 1 s) is met on some runs, not reliably: ~21-25 ms of CPU a
 step on two cores.
+
+Issue 25 item 4, fifth session of 2026-12-07: where a wide stage's time goes (`perf record -a
+-k realtime` over the second stage's start window, instrumented to stamp each hand-over). The
+console hands the hundred processes to their shims one after another; the last hand-over came
+~1.0-1.3 s after the first stage's last result, and the last step ran ~20 ms after it: the
+console's start path, not the steps' set-up, decided the stage. In that window (1.1-1.3 s, two
+cores) the console used 560-745 ms, 250-350 of it the step monitor collecting the second stage's
+first steps while the rest were still being started; each hand-over took 4-5 ms of wall time
+for ~1.1 ms of its thread's CPU, ~2.6 ms of it inside Popen of the next waiting shim (the
+vfork child, at the console's priority, waiting for a core and in setsid()). Changed: the
+monitor waits for the pending starts (scheduler.base.START_BACKLOG, at most 1 s) before it
+collects or pumps; the waiting shim makes its own session. The `-> process handed to its shim`
+row is the local job record's `started`.
+Figures: this machine's speed drifted through the session (`perf stat -r 300 /bin/true`: 0.81 ms
+at its start, 1.16-1.27 ms an hour later, 0.85 ms after), so only alternated pairs compare.
+Main 315f844 against this change, alternated, `--variant wide --tasks 200 --width 100`:
+    console CPU     base 1.9 / 2.3 / 2.7 / 2.7 / 1.3 / 1.9 / 2.7 s    new 1.6 / 1.6 / 1.5 / 2.0 / 1.0 / 1.5 / 1.6 s
+    last running    base 1378 / 1588 / 1926 / 1919 / 1100 / 1285 / 1786 ms
+                    new  1485 / 1375 / 1435 / 1845 / 1075 / 1306 / 1352 ms
+(machine CPU 4.2-7.1 s for the 200 steps on either side, as the host's speed moved.) The monitor's
+share of the window is gone and the console's CPU falls by a quarter; the last step's start
+moves with the machine more than with the change. The goal is still not met reliably.
 """
 
 from __future__ import annotations
@@ -157,12 +179,16 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
-def measure(run_id: int) -> tuple[list[float], list[float], list[float]]:
+def measure(run_id: int) -> tuple[list[float], list[float], list[float], list[float]]:
     """Delays from a task's predecessors finishing (the last one's agent result time) to:
     its job submitted to the cluster (`started`: on local, the job accepted, as Kubernetes
-    accepts a Job before a kubelet starts its pod), the task claimed by dispatch, and its agent
-    process actually running (the agent's own start stamp)."""
+    accepts a Job before a kubelet starts its pod), the task claimed by dispatch, its process
+    handed to its shim (the local job record's `started`: the console's starter thread wrote
+    the request to a waiting shim; what follows is the shim's, bubblewrap's and the agent's
+    start), and its agent process actually running (the agent's own start stamp)."""
     import json
+
+    from django.conf import settings
 
     from apps.pipelines import paths
     from apps.pipelines.models import TaskRun, TaskRunTransition
@@ -170,7 +196,8 @@ def measure(run_id: int) -> tuple[list[float], list[float], list[float]]:
     rows = {t.alias: t for t in TaskRun.objects.filter(run_id=run_id)}
     claimed = dict(TaskRunTransition.objects.filter(task_run__run_id=run_id, to_status="running", attempt=1)
                    .values_list("task_run_id", "created"))
-    delays, claims, running = [], [], []
+    delays, claims, handed, running = [], [], [], []
+    jobs = Path(settings.DICE_LOCAL_ROOT) / "jobs"
     for task in rows.values():
         if not task.needs or task.started is None:
             continue
@@ -183,7 +210,12 @@ def measure(run_id: int) -> tuple[list[float], list[float], list[float]]:
             running.append((agent_started - ready.timestamp()) * 1000)
         except (OSError, ValueError, KeyError):
             pass
-    return delays, claims, running
+        try:
+            record = json.loads((jobs / paths.job_namespace(task.run) / task.job_name / "job.json").read_text())
+            handed.append((record["started"] - ready.timestamp()) * 1000)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return delays, claims, handed, running
 
 
 def summary(values: list[float]) -> str:
@@ -212,7 +244,7 @@ def bench(name: str, source: str, owner, app, timeout: float, threads: bool = Fa
         time.sleep(0.5)
     run.refresh_from_db()
     total = (run.finished - run.started).total_seconds() if run.finished else float("nan")
-    delays, claims, running = measure(run.pk)
+    delays, claims, handed, running = measure(run.pk)
     count = run.tasks.count()
     print(f"{name}: {count} tasks, status {run.status}, wall {total:.1f}s; plan {plan_ms:.0f} ms "
           f"(parse+plan), start_run {create_ms:.0f} ms (plan + {count} task rows)")
@@ -230,6 +262,8 @@ def bench(name: str, source: str, owner, app, timeout: float, threads: bool = Fa
     if delays:
         print(f"  predecessors finished -> task started (job submitted), {len(delays)} tasks: {summary(delays)}")
         print(f"  predecessors finished -> task claimed by dispatch: {summary(claims)}")
+    if handed:
+        print(f"  predecessors finished -> process handed to its shim (local): {summary(handed)}")
     if running:
         print(f"  predecessors finished -> step process running (agent start): {summary(running)}")
     assert PipelineRun.objects.filter(pk=run.pk, status="success").exists(), run.reason
