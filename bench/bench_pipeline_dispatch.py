@@ -118,6 +118,14 @@ Main 315f844 against this change, alternated, `--variant wide --tasks 200 --widt
 (machine CPU 4.2-7.1 s for the 200 steps on either side, as the host's speed moved.) The monitor's
 share of the window is gone and the console's CPU falls by a quarter; the last step's start
 moves with the machine more than with the change. The goal is still not met reliably.
+After CI (clone of c06201f passed), alternated again (machine CPU 4.9-7.1 s for the 200 steps):
+    last running    base 1373 / 1622 / 1700 ms    new 1233 / 1336 / 1653 ms
+    console CPU     base 1.9 / 2.5 / 2.6 s        new 1.3 / 1.7 / 1.8 s
+    deep --tasks 60, median running: new 19.0 / 19.2 ms; then, the machine slower (2.3-2.6 s for
+    60 steps against 1.9), base 25.0 / 27.0 ms, new 27.5 / 22.3 ms: the chain's 20 ms, met at the
+    fourth session's 15-18 ms, is within this machine's drift of it on either side.
+A pool of two waiting shims refilled by a thread of its own (an experiment, not kept): last
+running 1266 / 1073 / 1605 ms beside the new column's runs: within the noise.
 """
 
 from __future__ import annotations
