@@ -196,16 +196,14 @@ def measure(run_id: int) -> tuple[list[float], list[float], list[float], list[fl
     start), and its agent process actually running (the agent's own start stamp)."""
     import json
 
-    from django.conf import settings
-
-    from apps.pipelines import paths
+    from apps.pipelines import paths, steps
     from apps.pipelines.models import TaskRun, TaskRunTransition
 
-    rows = {t.alias: t for t in TaskRun.objects.filter(run_id=run_id)}
+    rows = {t.alias: t for t in TaskRun.objects.filter(run_id=run_id).select_related("run")}
     claimed = dict(TaskRunTransition.objects.filter(task_run__run_id=run_id, to_status="running", attempt=1)
                    .values_list("task_run_id", "created"))
     delays, claims, handed, running = [], [], [], []
-    jobs = Path(settings.DICE_LOCAL_ROOT) / "jobs"
+    executors: dict = {}
     for task in rows.values():
         if not task.needs or task.started is None:
             continue
@@ -218,11 +216,10 @@ def measure(run_id: int) -> tuple[list[float], list[float], list[float], list[fl
             running.append((agent_started - ready.timestamp()) * 1000)
         except (OSError, ValueError, KeyError):
             pass
-        try:
-            record = json.loads((jobs / paths.job_namespace(task.run) / task.job_name / "job.json").read_text())
-            handed.append((record["started"] - ready.timestamp()) * 1000)
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
+        executor = steps.task_executor(task.run, task.type, executors)
+        status = executor.job_status(task.job_name, paths.job_namespace(task.run))
+        if status.started is not None:  # local: the record's `started`, when the shim got its request
+            handed.append((status.started - ready.timestamp()) * 1000)
     return delays, claims, handed, running
 
 
