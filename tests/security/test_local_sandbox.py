@@ -7,9 +7,11 @@ suite run once with the sandbox switched off must see the leaks, which proves it
 
 from __future__ import annotations
 
+import json
 import os
 import shlex
 import stat
+import sys
 import time
 from pathlib import Path
 
@@ -91,9 +93,10 @@ def make_executor(console):
     switched off ("no-sandbox", to prove the suite sees leaks)."""
     made = []
 
-    def make(mode: str = "sandbox") -> LocalExecutor:
+    def make(mode: str = "sandbox", **options) -> LocalExecutor:
         isol = None if mode == "sandbox" else Isolation(False, "switched off to prove the suite sees leaks")
-        executor = LocalExecutor(console / "local", isolation=isol, allow_shared_tenancy=mode != "sandbox")
+        root = options.pop("root", console / "local")
+        executor = LocalExecutor(root, isolation=isol, allow_shared_tenancy=mode != "sandbox", **options)
         made.append(executor)
         return executor
 
@@ -321,6 +324,84 @@ def _cgroup_files(pid: int) -> dict:
             base = Path("/sys/fs/cgroup") / name / path.lstrip("/") if name else Path("/sys/fs/cgroup") / path.lstrip("/")
             found[name] = lambda file, base=base: (base / file).read_text().strip()
     return found
+
+
+def _shim_kinds() -> list:
+    from scheduler.local.supervisor import SHIM_PROGRAM
+
+    built = os.path.exists(SHIM_PROGRAM) or os.environ.get("CI") == "true"  # CI builds it: it must be there
+    return ["python", pytest.param("go", marks=pytest.mark.skipif(not built, reason="dice-shim not built (make install)"))]
+
+
+def _command_pid(executor: LocalExecutor, name: str) -> int:
+    pidfile = Path(wait_for(lambda: executor.jobs[("", name)].get("pidfile"), 20, f"{name}'s record"))
+    return wait_for(lambda: pidfile.exists() and json.loads(pidfile.read_text())["pid"], 20, f"{name}'s command")
+
+
+@pytest.mark.parametrize("shim", _shim_kinds())
+def test_a_jobs_cpu_group_carries_its_priority(shim, make_executor, monkeypatch, tmp_path):
+    """A sandboxed command competes with the rest of the machine as its CPU group, at the group's
+    weight, whatever its own policy: SCHED_IDLE jobs in groups of default weight took as much of
+    a core each as the console. The group is made to yield as the job's priority says."""
+    monkeypatch.setenv("DICE_LOCAL_SHIM", shim)
+    kinds = {"idle": make_executor(), "nice": make_executor(root=tmp_path / "other", job_priority="10")}
+    for kind, executor in kinds.items():
+        executor.run_job(JobSpec(name=kind, command=["sleep", "30"], cpu=0.5))
+    for kind, executor in kinds.items():
+        pid = _command_pid(executor, kind)
+        cgroups = _cgroup_files(pid)
+        version = executor.sandboxes.isolation.cgroups
+        if version == "v1":
+            assert cgroups["cpu"]("cpu.cfs_quota_us") == "100000"  # the job's floor of one core (its quota)
+            if kind == "idle":
+                try:
+                    assert cgroups["cpu"]("cpu.idle") == "1", "an idle job's group must be idle"
+                except FileNotFoundError:  # before Linux 5.15: the lowest weight
+                    assert cgroups["cpu"]("cpu.shares") == "2"
+            else:
+                assert cgroups["cpu"]("cpu.shares") == "110", "nice 10's weight"
+        elif version == "v2" and "cpu" in cgroups:
+            if kind == "idle":
+                assert cgroups[""]("cpu.idle") == "1"
+            else:
+                assert cgroups[""]("cpu.weight.nice") == "10"
+        else:
+            pytest.skip(f"no CPU group here (cgroups {version!r})")
+        executor.cancel_job(kind)
+
+
+def test_idle_jobs_that_spin_leave_the_console_its_cpu(make_executor):
+    """Three idle jobs spinning on the console's CPU: the console's work (a spinning process at
+    normal priority on the same CPU) gets it, the jobs get what it leaves. Before their groups
+    yielded, each job got as much as the console (a quarter of the CPU for it)."""
+    import subprocess
+
+    executor = make_executor()
+    spin = "import os\nos.sched_setaffinity(0, {0})\nwhile True: pass\n"
+    names = [f"spin-{i}" for i in range(3)]
+    for name in names:
+        executor.run_job(JobSpec(name=name, command=["python3", "-c", spin], cpu=1))
+    pids = [_command_pid(executor, name) for name in names]
+
+    def cpu(pid: int) -> float:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    console = subprocess.Popen([sys.executable, "-c", spin])
+    try:
+        time.sleep(0.5)  # everyone spinning
+        before = [cpu(pid) for pid in pids], cpu(console.pid)
+        time.sleep(2)
+        after = [cpu(pid) for pid in pids], cpu(console.pid)
+    finally:
+        console.kill()
+        console.wait()
+        for name in names:
+            executor.cancel_job(name)
+    jobs = sum(after[0]) - sum(before[0])
+    theirs = after[1] - before[1]
+    assert theirs > 0.3, f"the console's process ran {theirs:.2f} s of 2 s"
+    assert jobs < theirs / 5, f"three idle jobs took {jobs:.2f} s of CPU 0, the console {theirs:.2f} s"
 
 
 def test_a_sandboxed_service_is_stopped_gracefully_with_its_stop_signal(make_executor):
