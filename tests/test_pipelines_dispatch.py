@@ -259,7 +259,11 @@ def test_a_dispatch_is_skipped_only_while_every_waiting_task_still_needs_another
     settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = 2  # c running and a just ended: the run was full
     assert engine._may_advance(run, [ended("a")])  # someone may wait for the slot
     settings.DICE_PIPELINE_MAX_PARALLEL_STEPS = 10
-    assert engine._may_advance(run, [ended("d")])  # nothing needs d: the run may be over
+    # Nothing needs d (the last stage): while c and e are unfinished the run cannot end, and a
+    # stage of a hundred such steps dispatched the whole run after each of them.
+    assert not engine._may_advance(run, [ended("d")])
+    TaskRun.objects.filter(pk__in=[tasks["c"].pk, tasks["e"].pk]).update(status="success")
+    assert engine._may_advance(run, [ended("d")])  # nothing is left: the run is over
 
 
 @pytest.mark.django_db

@@ -133,3 +133,61 @@ def test_the_monitor_waits_for_starts_only_so_long(running_monitor, monkeypatch)
         assert offered[0][0] == [43] and 0.25 <= offered[0][1] - sent < 2.0
     finally:
         START_BACKLOG.done()
+
+
+@pytest.fixture
+def collecting_monitor(monkeypatch):
+    """A step monitor's datagram thread alone, collecting through a stand-in collect_many that
+    spends `cost` seconds of its thread's CPU and answers whether its round advanced a run."""
+    rounds: list[dict] = []
+    plan = {"cost": 0.05, "advanced": False}
+
+    def collect_many(ids):
+        began = time.monotonic()
+        spent = time.thread_time()
+        while time.thread_time() - spent < plan["cost"]:
+            pass
+        rounds.append({"ids": sorted(ids), "began": began, "ended": time.monotonic()})
+        return plan["advanced"]
+
+    monkeypatch.setattr(engine, "offer_to_collector", lambda ids: False)
+    monkeypatch.setattr(engine, "collect_many", collect_many)
+    mon = monitor.StepMonitor()
+    mon.thread.start()
+    sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+
+    def report(*task_ids: int) -> None:
+        for task_id in task_ids:
+            sender.sendto(json.dumps({"task_run": task_id}).encode(), (mon.host, mon.port))
+
+    try:
+        yield report, rounds, plan
+    finally:
+        sender.close()
+        mon._stop.set()
+        mon.thread.join(5)
+        mon.sock.close()
+
+
+def test_after_a_round_that_advanced_nothing_the_monitor_rests_and_collects_what_ended_together(
+        collecting_monitor, monkeypatch):
+    """A wide stage's steps end one by one while the rest of it is still starting: collecting each
+    alone cost ~5 ms of CPU a step, and no round could start anything. After such a round the
+    monitor rests REST_AFTER_ROUND times its CPU, and the steps that ended meanwhile are one round;
+    after a round that dispatched (a chain's step) the next result is collected as it comes."""
+    report, rounds, plan = collecting_monitor
+    monkeypatch.setattr(monitor, "REST_AFTER_ROUND", 4.0)  # a rest of 200 ms after a 50 ms round
+    assert START_BACKLOG.wait_clear(10)
+    report(1)
+    assert _until(lambda: rounds, 5.0)
+    report(2, 3, 4)  # during the first round's rest (4 x 50 ms of CPU)
+    assert _until(lambda: len(rounds) == 2, 5.0)
+    assert rounds[1]["ids"] == [2, 3, 4], rounds
+    assert rounds[1]["began"] - rounds[0]["ended"] >= 0.1, rounds
+    plan["advanced"] = True
+    report(5)  # after the second round's rest: this one advances
+    assert _until(lambda: len(rounds) == 3, 5.0)
+    sent = time.monotonic()
+    report(6)  # right after a round that advanced: no rest
+    assert _until(lambda: len(rounds) == 4, 5.0)
+    assert rounds[3]["ids"] == [6] and rounds[3]["began"] - sent < 0.2, rounds

@@ -678,32 +678,34 @@ def offer_to_collector(task_ids: list[int]) -> bool:
     return _COLLECTOR.offer(None, task_ids)
 
 
-def collect_many(task_ids: list[int]) -> None:
+def collect_many(task_ids: list[int]) -> bool:
     """Steps may have finished: collect them (see _collect_many), in this thread or, when another
-    thread is collecting, in that one's next round. A caller inside a transaction collects here."""
+    thread is collecting, in that one's next round. A caller inside a transaction collects here.
+    True when a round here dispatched a run (what ended may have let others start)."""
     if connection.in_atomic_block:
-        _collect_round(task_ids)
-        return
-    _COLLECTOR.run(None, task_ids, _collect_round, lambda left: queue.send("on_tasks_finished", left))
+        return _collect_round(task_ids)
+    rounds = _COLLECTOR.run(None, task_ids, _collect_round, lambda left: queue.send("on_tasks_finished", left))
+    return any(rounds)
 
 
-def _collect_round(task_ids: list[int]) -> None:
+def _collect_round(task_ids: list[int]) -> bool:
     """_collect_many as one round: what it and the dispatch and starts it leads to read of the
     runs' clusters and configs is read once (_RoundCache)."""
     if _ROUND.values is not None:  # a round within a round (a start that collected): the outer one's
-        _collect_many(task_ids)
-        return
+        return _collect_many(task_ids)
     _ROUND.values = {}
     try:
-        _collect_many(task_ids)
+        return _collect_many(task_ids)
     finally:
         _ROUND.values = None
 
 
-def _collect_many(task_ids: list[int]) -> None:
+def _collect_many(task_ids: list[int]) -> bool:
     """Read each step's result (or its job's status) and persist the rest of its log; conclude
     them together (one transaction for the final ones, retries one by one); then dispatch each
-    of their runs once."""
+    of their runs once (unless nothing could advance: _may_advance). True when a run was
+    dispatched."""
+    dispatched = False
     tasks = _task_runs({}, sorted(set(task_ids)))
     by_run: dict[int, list[TaskRun]] = {}
     for task in tasks:
@@ -740,6 +742,8 @@ def _collect_many(task_ids: list[int]) -> None:
             conclude(task, status, reason, **fields)  # back to queued, after its backoff
         if len(moved) < len(final) or len(moved) < len(ends) or _may_advance(run, moved):
             dispatch(run.pk)
+            dispatched = True
+    return dispatched
 
 
 def _pump_ends(run: PipelineRun, ends: list, shared: dict) -> list:
@@ -769,7 +773,8 @@ def _pump_ends(run: PipelineRun, ends: list, shared: dict) -> list:
 
 def _may_advance(run: PipelineRun, concluded: list[TaskRun]) -> bool:
     """Whether dispatching the run after these tasks ended could do anything. False only when
-    each ended with success, each task that needs one of them still needs another unfinished task,
+    each ended with success, each task that needs one of them still needs another unfinished task
+    (or none needs them and the run still has unfinished tasks: its end is not yet),
     and the run was below its parallel-step limit (nobody waits for a slot): then the whole read
     and judgment of the run (a 1,000-task run's rows) is skipped. When a wide stage ends, all but
     its last steps are collected so. Safe against collectors elsewhere: each checks after its own
@@ -779,14 +784,14 @@ def _may_advance(run: PipelineRun, concluded: list[TaskRun]) -> bool:
     ended = {task.alias for task in concluded}
     waiting = {needs for _, _, needs, _ in _static(run, [task.pk for task in concluded]).values()
                if not ended.isdisjoint(needs)}
-    if not waiting:
-        return True  # nothing needs them: the run may be over, or its tasks have no order
     if any(ended.issuperset(needs) for needs in waiting):
         return True  # a task needs only these: it is ready (a chain's next step), nothing to count
     running = TaskRun.objects.filter(run_id=run.pk, status=TaskStatus.RUNNING).count()
     if running + len(concluded) >= max_parallel_steps():
         return True
     unfinished = TaskRun.objects.filter(run_id=run.pk).exclude(status__in=FINISHED_TASK)
+    if not waiting:  # nothing needs them (the last stage's steps): the run is over once nothing is left
+        return not unfinished.exists()
     return any(not unfinished.filter(alias__in=needs).exists() for needs in waiting)
 
 
