@@ -8,8 +8,7 @@
 //     by the shim (root), joined by the command's process before it execs bubblewrap, removed
 //     at the end;
 //  2. bubblewrap's command line (jail.bwrap_argv) and environment (jail.sandbox_env);
-//  3. `dice-shim _enter`: the command's process where the shim does not fork bubblewrap itself
-//     (direct.go: as root, the usual sandbox). The shim forks it (syscall.ForkExec, its own
+//  3. `dice-shim _enter`: the command's process. The shim forks it (syscall.ForkExec, its own
 //     process group, death with the shim, a private mount namespace when root) and sends it its
 //     order on a pipe; it joins the cgroup, sets the rlimits, stages each bind under STAGE (so
 //     that bubblewrap, run as the tenant's uid, can reach directories only root may enter),
@@ -479,6 +478,7 @@ type enterOrder struct {
 	Cwd         string      `json:"cwd"`
 	User        string      `json:"user"`
 	Priority    string      `json:"priority"`
+	Joined      bool        `json:"joined"`
 }
 
 const (
@@ -491,7 +491,11 @@ func enterMain() {
 	runtime.GOMAXPROCS(1)
 	syscall.CloseOnExec(enterFail)
 	syscall.CloseOnExec(enterOrderFD)
-	err := enter()
+	var joinFailure error
+	if len(os.Args) > 3 && os.Args[2] == "--join" { // prepared ahead of its order (prepared.go)
+		joinFailure = joinCgroups(os.Args[3:])
+	}
+	err := enter(joinFailure)
 	text := "cannot start"
 	if err != nil {
 		text = OSErrorText(err, "")
@@ -527,7 +531,7 @@ func joinCgroups(dirs []string) error {
 	return nil
 }
 
-func enter() error {
+func enter(joinFailure error) error {
 	var data []byte
 	buf := make([]byte, 65536)
 	for { // plain reads on this thread: the order is usually in the pipe already
@@ -546,11 +550,14 @@ func enter() error {
 	if len(data) == 0 {
 		os.Exit(0) // no order: the start was given up
 	}
+	if joinFailure != nil {
+		return joinFailure
+	}
 	var o enterOrder
 	if err := json.Unmarshal(data, &o); err != nil {
 		return fmt.Errorf("bad order: %v", err)
 	}
-	if err := setPriority(o.Priority); err != nil {
+	if err := setPriority(o.Priority); err != nil { // a prepared process was forked before the shim took it
 		return err
 	}
 	if len(o.Argv) == 0 {
@@ -570,8 +577,10 @@ func enter() error {
 		if err := syscall.Chdir("/"); err != nil {
 			return err
 		}
-		if err := joinCgroups(o.Cgroups); err != nil {
-			return err
+		if !o.Joined {
+			if err := joinCgroups(o.Cgroups); err != nil {
+				return err
+			}
 		}
 		if o.Nofile > 0 {
 			if err := setrlimit(syscall.RLIMIT_NOFILE, o.Nofile); err != nil {

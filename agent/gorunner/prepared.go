@@ -4,14 +4,16 @@
 // process starter's waiting child is forked ahead of its (scheduler/local/spawner.py).
 //
 // The console keeps one waiting: started with nothing but the Go runtime's settings in its
-// environment, it holds nothing of any request. While it waits, as root with cgroups, it makes
-// the directories of the cgroup its sandbox will be limited by (`dice-<its pid>`, no limits
-// yet: a memory cgroup's creation is most of that). The request comes on standard input, one
-// JSON object {"args": [the shim's arguments], "env": {the command's environment}}, then the end
-// of input. A request for a sandbox in a cgroup of the same version takes the directories (the
-// shim writes the limits, then moves bubblewrap into them before it runs: direct.go); any other
-// removes them. A request already waiting when the shim starts (a burst) is not kept waiting for
-// them: the shim makes them at the request.
+// environment, it holds nothing of any request. While it waits it makes what a sandboxed start
+// waits for most, the command's process moved into its cgroup (on cgroup v1 each move waits for
+// the kernel: 13 ms median per start at load 3, bench/bench_step_start.py): its cgroup
+// directories, without limits yet, and `dice-shim _enter --join DIR...`, which joins them and
+// waits for its order. The request comes on standard input, one JSON object
+// {"args": [the shim's arguments], "env": {the command's environment}}, then the end of input.
+// A request for a sandbox in a cgroup of the same version takes the prepared process (the shim
+// writes the limits before the order: no tenant code runs without them); any other lets it go
+// (the end of its order pipe) and removes the directories. A request already waiting when the
+// shim starts (a burst) is not kept waiting for a preparation: it forks at the request.
 package main
 
 import (
@@ -23,29 +25,69 @@ import (
 )
 
 type prepared struct {
-	cg   *cgroup
-	used bool
+	cg                *cgroup
+	enter             *enterProc
+	outR, errR, infoR int
 }
 
-// prepare: the sandbox's cgroup directories made ahead (nil where they cannot be).
+// prepare: the command's process made ahead (nil where it cannot be).
 func prepare(version string) *prepared {
 	cg := &cgroup{version: version, name: fmt.Sprintf("dice-%d", os.Getpid())}
 	if err := cg.make(); err != nil {
 		cg.remove()
 		return nil
 	}
-	return &prepared{cg: cg}
+	var fds []int
+	closeAll := func() {
+		for _, fd := range fds {
+			syscall.Close(fd)
+		}
+	}
+	null, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
+	if err != nil {
+		cg.remove()
+		return nil
+	}
+	fds = append(fds, null)
+	var ends [6]int // out, err, info: read and write ends
+	for i := 0; i < 3; i++ {
+		r, w, err := pipe()
+		if err != nil {
+			closeAll()
+			cg.remove()
+			return nil
+		}
+		ends[2*i], ends[2*i+1] = r, w
+		fds = append(fds, r, w)
+	}
+	e, err := launchEnter([3]int{null, ends[1], ends[3]}, ends[5], true, cg.dirs)
+	syscall.Close(null)
+	syscall.Close(ends[1])
+	syscall.Close(ends[3])
+	syscall.Close(ends[5])
+	if err != nil {
+		syscall.Close(ends[0])
+		syscall.Close(ends[2])
+		syscall.Close(ends[4])
+		cg.remove()
+		return nil
+	}
+	return &prepared{cg: cg, enter: e, outR: ends[0], errR: ends[2], infoR: ends[4]}
 }
 
-// taken: the sandbox's (removed at its end, not here).
-func (p *prepared) taken() { p.used = true }
+// taken: it became the command (its descriptors and cgroup are the shim's now).
+func (p *prepared) taken() { p.enter = nil }
 
-// discard: not used: remove the directories. A no-op once taken, or on nil.
+// discard: not used: let it go and remove its cgroup. A no-op once taken, or on nil.
 func (p *prepared) discard() {
-	if p == nil || p.used {
+	if p == nil || p.enter == nil {
 		return
 	}
-	p.used = true
+	p.enter.discard()
+	p.enter = nil
+	for _, fd := range []int{p.outR, p.errR, p.infoR} {
+		syscall.Close(fd)
+	}
 	p.cg.remove()
 }
 

@@ -368,16 +368,13 @@ func newSandboxed(specPath string, pre *prepared) (*sandboxed, error) {
 	}
 	box := &sandboxed{spec: spec}
 	if spec.Cgroup != "" && os.Geteuid() == 0 {
-		use := pre != nil && !pre.used && pre.cg.version == spec.Cgroup
+		use := pre != nil && pre.enter != nil && pre.cg.version == spec.Cgroup
 		cg := &cgroup{version: spec.Cgroup, name: fmt.Sprintf("dice-%d", os.Getpid())}
 		if use {
 			cg = pre.cg
 		}
 		if err := cg.create(spec.MemMiB, spec.CPU, spec.Pids); err == nil {
 			box.cg = cg
-			if use {
-				pre.taken() // its directories are the sandbox's now: removed at its end
-			}
 		} else if !use {
 			cg.remove() // no cgroup here after all: rlimits instead
 		}
@@ -491,9 +488,8 @@ type enterProc struct {
 }
 
 // launchEnter: fork `dice-shim _enter` with stdio (three descriptors) and bubblewrap's info pipe
-// (infoW, -1 for none): the command's process where it is not bubblewrap forked straight from
-// this shim (direct.go): without a sandbox, or unprivileged.
-func launchEnter(stdio [3]int, infoW int, privateMounts bool) (*enterProc, error) {
+// (infoW, -1 for none); `join`: the cgroup directories it moves into at once, before its order.
+func launchEnter(stdio [3]int, infoW int, privateMounts bool, join []string) (*enterProc, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -517,6 +513,9 @@ func launchEnter(stdio [3]int, infoW int, privateMounts bool) (*enterProc, error
 		sys.Unshareflags = syscall.CLONE_NEWNS
 	}
 	argv := []string{"dice-shim", "_enter"}
+	if len(join) > 0 {
+		argv = append(append(argv, "--join"), join...)
+	}
 	pid, err := syscall.ForkExec(exe, argv, &syscall.ProcAttr{Env: goEnv, Files: files, Sys: sys})
 	syscall.Close(failW)
 	syscall.Close(orderR)
@@ -768,7 +767,7 @@ func shimRun(argv []string, pre *prepared) int {
 	}
 	childSignals := make(chan os.Signal, 1) // before the command exists: its end is never missed
 	signal.Notify(childSignals, syscall.SIGCHLD)
-	pid, outR, errR, err := startCommand(a, box, command)
+	pid, outR, errR, err := startCommand(a, box, command, pre)
 	if err != nil {
 		return fail(err)
 	}
@@ -874,9 +873,24 @@ func shimRun(argv []string, pre *prepared) int {
 }
 
 // startCommand: the command's process, sandboxed (bubblewrap, as the tenant) or not: its pid and
-// the read ends of its stdout and stderr.
-func startCommand(a *shimArgs, box *sandboxed, command []string) (int, int, int, error) {
+// the read ends of its stdout and stderr. `pre`: made ahead by a waiting shim (prepared.go), used
+// when box took its cgroup.
+func startCommand(a *shimArgs, box *sandboxed, command []string, pre *prepared) (int, int, int, error) {
+	order := buildOrder(a, box, command)
 	staged := os.Geteuid() == 0
+	if box != nil && pre != nil && box.cg == pre.cg { // the prepared process becomes the command
+		order.Joined = true
+		box.infoR = os.NewFile(uintptr(pre.infoR), "info")
+		outR, errR, e := pre.outR, pre.errR, pre.enter
+		pre.taken()
+		pid, err := e.send(order)
+		if err != nil {
+			syscall.Close(outR)
+			syscall.Close(errR)
+			return 0, 0, 0, err
+		}
+		return pid, outR, errR, nil
+	}
 	null, err := syscall.Open(os.DevNull, syscall.O_RDONLY|syscall.O_CLOEXEC, 0)
 	if err != nil {
 		return 0, 0, 0, err
@@ -899,14 +913,9 @@ func startCommand(a *shimArgs, box *sandboxed, command []string) (int, int, int,
 			box.infoR = os.NewFile(uintptr(infoR), "info")
 		}
 	}
-	var pid int
-	if err == nil && directSandbox(box) {
-		pid, err = startDirect(a, box, command, [3]int{null, outW, errW}, infoW)
-	} else if err == nil {
-		var e *enterProc
-		if e, err = launchEnter([3]int{null, outW, errW}, infoW, box != nil && staged); err == nil {
-			pid, err = e.send(buildOrder(a, box, command))
-		}
+	var e *enterProc
+	if err == nil {
+		e, err = launchEnter([3]int{null, outW, errW}, infoW, box != nil && staged, nil)
 	}
 	syscall.Close(outW)
 	syscall.Close(errW)
@@ -914,7 +923,10 @@ func startCommand(a *shimArgs, box *sandboxed, command []string) (int, int, int,
 		syscall.Close(infoW)
 	}
 	if err == nil {
-		return pid, outR, errR, nil
+		var pid int
+		if pid, err = e.send(order); err == nil {
+			return pid, outR, errR, nil
+		}
 	}
 	syscall.Close(outR)
 	syscall.Close(errR)
@@ -950,11 +962,8 @@ func startForeground(a *shimArgs, box *sandboxed) (int, error) {
 		return 0, err
 	}
 	box.infoR = os.NewFile(uintptr(infoR), "info")
-	defer syscall.Close(infoW)
-	if directSandbox(box) {
-		return startDirect(a, box, a.command, [3]int{0, 1, 2}, infoW)
-	}
-	e, err := launchEnter([3]int{0, 1, 2}, infoW, os.Geteuid() == 0)
+	e, err := launchEnter([3]int{0, 1, 2}, infoW, os.Geteuid() == 0, nil)
+	syscall.Close(infoW)
 	if err != nil {
 		return 0, err
 	}

@@ -1,9 +1,8 @@
 """The compiled shim started ahead of its request (`dice-shim --wait`, agent/gorunner/prepared.go):
 the console keeps one waiting shim (supervisor.STARTER.waiting); a start writes its request to it
 and starts the next. Like the Python starter's shims (tests/local/test_spawner.py), a waiting shim
-holds nothing of the console nor of the starts before it; as root with cgroups it makes its
-sandbox's cgroup directories ahead, which a sandboxed start takes (bubblewrap, forked straight
-from the shim, moved into them before it runs: direct.go) and any other start removes."""
+holds nothing of the console nor of the starts before it; as root with cgroups it prepares the
+command's process in its cgroup, which a sandboxed start takes and any other start lets go."""
 
 from __future__ import annotations
 
@@ -122,16 +121,16 @@ def test_processes_are_started_by_the_waiting_shim_which_is_replaced_when_it_die
 
     killed = STARTER.waiting
     version = _cgroups()
-    if version:  # what it made ahead: the console's sweep removes it once the shim is gone
-        wait_for(lambda: all(os.path.isdir(d) for d in _cgroup_dirs(version, killed.pid)), timeout=10,
-                 what="the waiting shim's cgroup")
-    assert _children(killed.pid) == []  # it forks nothing before its request
+    prepared = version and wait_for(lambda: (c := _children(killed.pid)) and c[0], timeout=10,
+                                    what="the waiting shim's prepared process")
     os.kill(killed.pid, signal.SIGKILL)
     killed.wait(5)
-    if version and executor.sandboxes.enabled and executor.sandboxes.isolation.cgroups == version:
-        wait_for(lambda: executor.sandboxes.sweep() >= 0 and not [
-            d for d in _cgroup_dirs(version, killed.pid) if os.path.exists(d)], timeout=10,
-            what="the sweep to remove the killed shim's cgroup")
+    if prepared:  # its prepared process ends with it; the console's sweep removes its cgroup
+        wait_for(lambda: _gone(prepared), timeout=10, what="the killed waiting shim's prepared process to end")
+        if executor.sandboxes.enabled and executor.sandboxes.isolation.cgroups == version:
+            wait_for(lambda: executor.sandboxes.sweep() >= 0 and not [
+                d for d in _cgroup_dirs(version, killed.pid) if os.path.exists(d)], timeout=10,
+                what="the sweep to remove the killed shim's cgroup")
     executor.run_job(JobSpec(name="second", command=["/bin/sh", "-c", "echo again"]))
     assert finished(executor, "second").state is JobState.SUCCEEDED
     assert "again" in "\n".join(line.text for line in executor.job_logs("second"))
@@ -195,49 +194,53 @@ def test_a_waiting_shim_holds_nothing_of_the_console_nor_of_the_start_before_it(
 
 @needs_shim
 @needs_root
-def test_a_sandboxed_start_takes_the_waiting_shims_cgroup_and_bubblewrap_runs_only_in_it(executor, tmp_path):
-    """The waiting shim makes its sandbox's cgroup ahead and forks nothing; the next sandboxed start
-    forks bubblewrap straight from the shim (no `dice-shim _enter`), as the tenant, in a mount
-    namespace of its own where the binds were staged (none reaches the host's), moved into the
-    cgroup with the limits its shim wrote before it ran; a start without a sandbox removes the
-    cgroup."""
+def test_the_waiting_shim_prepares_its_command_in_its_cgroup_which_a_sandboxed_start_takes(executor, tmp_path):
+    """The waiting shim's prepared process is in the cgroup named after the shim, holds nothing of
+    the start before it, and the next sandboxed start makes it the command (bubblewrap) under the
+    limits its shim wrote; a start without a sandbox lets it go and leaves no cgroup."""
     version = executor.sandboxes.isolation.cgroups
     if not version or not executor.sandboxes.enabled:
-        pytest.skip("no sandbox with cgroups here: nothing is made ahead")
+        pytest.skip("no sandbox with cgroups here: nothing is prepared")
+    controller = "cpu" if version == "v1" else ""
     marker = "tenant-a-secret-" + uuid.uuid4().hex
     executor.run_job(JobSpec(name="a", namespace="tenant-a", tenant="org-a", command=["sleep", "30"],
                              envs={"A_PASSWORD": marker}))
     first = _job_pid(executor, "a", "tenant-a")
     shim_to_be = STARTER.waiting.pid
     assert shim_to_be != first
-    wait_for(lambda: all(os.path.isdir(d) for d in _cgroup_dirs(version, shim_to_be)), timeout=10,
-             what="the waiting shim's cgroup")
-    assert _children(shim_to_be) == [] and not _memory_holds(shim_to_be, marker.encode())
 
-    work = tmp_path / "b-work"
-    executor.run_job(JobSpec(name="b", namespace="tenant-b", tenant="org-b", command=["sleep", "30"], cpu=0.5,
-                             workdir=str(work), mounts={str(work): "rw"}))
+    def prepared_of(shim: int) -> int | None:
+        children = _children(shim)
+        return children[0] if len(children) == 1 else None
+
+    prepared = wait_for(lambda: prepared_of(shim_to_be), timeout=10, what="the waiting shim's prepared process")
+    assert os.path.basename(os.readlink(f"/proc/{prepared}/exe")) == "dice-shim"
+    assert Path(f"/proc/{prepared}/cmdline").read_bytes().split(b"\0")[:2] == [b"dice-shim", b"_enter"]
+    wait_for(lambda: _cgroup_of(prepared, controller).endswith(f"/dice-{shim_to_be}"), timeout=10,
+             what="the prepared process's move into its cgroup")
+    assert not _memory_holds(prepared, marker.encode()) and not _memory_holds(shim_to_be, marker.encode())
+    assert set(_environ(prepared)) <= set(GO_ENV)
+
+    # Joining the cgroup opens each hierarchy's cgroup.procs in turn: once the join is over it
+    # holds its own alone (pipes, /dev/null, its runtime's); anything else stays and fails.
+    def only_its_own() -> set[str] | None:
+        now = set(_links(prepared).values())
+        return now if all(_its_own(link) for link in now) else None
+
+    wait_for(only_its_own, timeout=10, what=f"the prepared process to hold only its own ({_links(prepared)})")
+
+    executor.run_job(JobSpec(name="b", namespace="tenant-b", tenant="org-b", command=["sleep", "30"], cpu=0.5))
     assert _job_pid(executor, "b", "tenant-b") == shim_to_be
     command = _command_pid(executor, "b", "tenant-b")
-    [bwrap] = _children(shim_to_be)
-    assert os.path.basename(os.readlink(f"/proc/{bwrap}/exe")) == "bwrap"
+    assert _cgroup_of(command, controller).endswith(f"/dice-{shim_to_be}")
+    assert os.path.basename(os.readlink(f"/proc/{prepared}/exe")) == "bwrap"  # it became the sandbox
+    # Its runtime's descriptors went with the exec: the sandbox and the command hold their streams.
+    assert not [link for link in _links(prepared).values() if link.startswith(jail.CGROUP_ROOT)], _links(prepared)
+    assert sorted(_links(command)) == [0, 1, 2], _links(command)
     record = json.loads(Path(executor.jobs[("tenant-b", "b")]["pidfile"]).read_text())
-    # bubblewrap forks the sandbox's init, the command's process group
-    assert record["shim"] == shim_to_be and record["init"] in _children(bwrap), record
+    # bubblewrap (the prepared process) forks the sandbox's init, the command's process group
+    assert record["shim"] == shim_to_be and record["init"] in _children(prepared), record
     assert record["group"] == record["init"] and record["pid"] == command, record
-    for pid in (bwrap, command):  # in every hierarchy of the sandbox's cgroup
-        for c in (("memory", "cpu", "pids") if version == "v1" else ("",)):
-            assert _cgroup_of(pid, c).endswith(f"/dice-{shim_to_be}"), (pid, c)
-    uid = executor.sandboxes.uid("org-b")
-    status = dict(line.split(":", 1) for line in Path(f"/proc/{bwrap}/status").read_text().splitlines())
-    assert status["Uid"].split() == [str(uid)] * 4 and status["Groups"].strip() == "", status
-    limits = Path(f"/proc/{command}/limits").read_text()
-    assert [line.split()[3:5] for line in limits.splitlines() if line.startswith("Max open files")] == [["4096", "4096"]]
-    assert [line.split()[4:6] for line in limits.splitlines() if line.startswith("Max core file size")] == [["0", "0"]]
-    # The staged binds are in bubblewrap's own mount namespace, not the host's.
-    assert os.readlink(f"/proc/{bwrap}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
-    assert "/run/dice-sandbox" not in Path("/proc/self/mountinfo").read_text()
-    assert sorted(_links(command)) == [0, 1, 2], _links(command)  # nothing of the shim's pipes
     if version == "v1":
         base = f"{jail.CGROUP_ROOT}/cpu{_cgroup_of(command, 'cpu')}"
         # cpu 0.5 raised to the job floor of 1 (DICE_LOCAL_JOB_CPU_FLOOR): 1 x the 100 ms period
@@ -248,21 +251,21 @@ def test_a_sandboxed_start_takes_the_waiting_shims_cgroup_and_bubblewrap_runs_on
         assert Path(f"{base}/cpu.max").read_text().split() == ["100000", "100000"]
 
     unsandboxed = STARTER.waiting.pid
-    wait_for(lambda: all(os.path.isdir(d) for d in _cgroup_dirs(version, unsandboxed)), timeout=10,
-             what="the next waiting shim's cgroup")
+    unprepared = wait_for(lambda: prepared_of(unsandboxed), timeout=10, what="the next prepared process")
+    wait_for(lambda: _cgroup_of(unprepared, controller).endswith(f"/dice-{unsandboxed}"), timeout=10,
+             what="the next prepared process's move")
     exitfile = tmp_path / "c.exit"
     shim = STARTER.start(["--log", str(tmp_path / "c.log"), "--pidfile", str(tmp_path / "c.pid"),
                           "--exitfile", str(exitfile), "--", "/bin/true"], {"PATH": "/usr/bin:/bin"})
     assert shim == unsandboxed
     wait_for(exitfile.exists, what="the unsandboxed start's end")
     assert json.loads(exitfile.read_text())["code"] == 0
+    wait_for(lambda: not os.path.exists(f"/proc/{unprepared}"), timeout=10, what="the unused prepared process's end")
     wait_for(lambda: not os.path.exists(f"/proc/{unsandboxed}"), timeout=10, what="the unsandboxed shim's end")
     assert not [d for d in _cgroup_dirs(version, unsandboxed) if os.path.exists(d)]
     for name, ns in (("a", "tenant-a"), ("b", "tenant-b")):
         executor.cancel_job(name, ns)
         assert finished(executor, name, ns).state is JobState.CANCELLED
-    wait_for(lambda: not [d for d in _cgroup_dirs(version, shim_to_be) if os.path.exists(d)], timeout=10,
-             what="the sandbox's cgroup removed at its end")
 
 
 def _wait_shim() -> subprocess.Popen:
@@ -274,11 +277,14 @@ def _wait_shim() -> subprocess.Popen:
 @pytest.mark.parametrize("request_body", [b"{not json", b'{"args": []}', b'{"args": "x", "env": {}}', b""])
 def test_a_waiting_shim_refuses_a_bad_request_and_leaves_nothing(request_body):
     """A request it cannot read: exit 2 and why on stderr; none at all (the end of its input):
-    exit 0. Either way the cgroup it made ahead is gone."""
+    exit 0. Either way its prepared process and cgroup are gone."""
     version = _cgroups()
     proc = _wait_shim()
     try:
-        if version:  # let it make its cgroup first: what it made must go too
+        prepared = None
+        if version:  # let it prepare first: what it made must go too
+            prepared = wait_for(lambda: (c := _children(proc.pid)) and c[0], timeout=10,
+                                what="the prepared process")
             wait_for(lambda: all(os.path.isdir(d) for d in _cgroup_dirs(version, proc.pid)), timeout=10,
                      what="its cgroup")
         _, err = proc.communicate(request_body, timeout=15)
@@ -287,6 +293,8 @@ def test_a_waiting_shim_refuses_a_bad_request_and_leaves_nothing(request_body):
             assert b"dice-shim: a request needs 'args' (a list) and 'env' (an object)" in err, err
         else:
             assert proc.returncode == 0 and err == b"", err
+        if prepared is not None:
+            assert not os.path.exists(f"/proc/{prepared}")  # reaped by the shim before it exited
         if version:
             assert not [d for d in _cgroup_dirs(version, proc.pid) if os.path.exists(d)]
     finally:
