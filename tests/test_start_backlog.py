@@ -177,6 +177,7 @@ def test_after_a_round_that_advanced_nothing_the_monitor_rests_and_collects_what
     after a round that dispatched (a chain's step) the next result is collected as it comes."""
     report, rounds, plan = collecting_monitor
     monkeypatch.setattr(monitor, "REST_AFTER_ROUND", 4.0)  # a rest of 200 ms after a 50 ms round
+    monkeypatch.setattr(monitor, "REST_AT_MOST", 1.0)
     assert START_BACKLOG.wait_clear(10)
     report(1)
     assert _until(lambda: rounds, 5.0)
@@ -191,3 +192,18 @@ def test_after_a_round_that_advanced_nothing_the_monitor_rests_and_collects_what
     report(6)  # right after a round that advanced: no rest
     assert _until(lambda: len(rounds) == 4, 5.0)
     assert rounds[3]["ids"] == [6] and rounds[3]["began"] - sent < 0.2, rounds
+
+
+def test_the_monitors_rest_is_bounded_after_a_big_round(collecting_monitor, monkeypatch):
+    """A stage's hundred collected in one round cost ~100 ms of CPU: resting a multiple of that
+    kept the result that ends the stage (and starts the next) waiting for hundreds of ms."""
+    report, rounds, plan = collecting_monitor
+    monkeypatch.setattr(monitor, "REST_AFTER_ROUND", 10.0)  # 1 s after this 100 ms round, unbounded
+    monkeypatch.setattr(monitor, "REST_AT_MOST", 0.05)
+    plan["cost"] = 0.1
+    assert START_BACKLOG.wait_clear(10)
+    report(1)
+    assert _until(lambda: rounds, 5.0)
+    report(2)
+    assert _until(lambda: len(rounds) == 2, 5.0)
+    assert rounds[1]["began"] - rounds[0]["ended"] < 0.6, rounds

@@ -53,6 +53,7 @@ YIELD_TO_STARTS = 1.0
 # collected together, at a fraction of the CPU each. A round that dispatched (a chain's step, a
 # stage's last) rests not at all: the next result is collected as it comes.
 REST_AFTER_ROUND = 4.0
+REST_AT_MOST = 0.05  # seconds: after a big round (a stage's hundred together) the next result waits no longer
 
 _lock = threading.Lock()
 _monitor: StepMonitor | None = None
@@ -126,7 +127,7 @@ class StepMonitor:
                 spent = time.thread_time()
                 advanced = self._receive()
                 spent = time.thread_time() - spent
-                rest_until = 0.0 if advanced else time.monotonic() + spent * REST_AFTER_ROUND
+                rest_until = 0.0 if advanced else time.monotonic() + min(REST_AT_MOST, spent * REST_AFTER_ROUND)
 
     def pass_soon(self) -> None:
         """Steps are being started: a pass within SOON (not at the next PASS) finds them running
