@@ -126,6 +126,33 @@ After CI (clone of c06201f passed), alternated again (machine CPU 4.9-7.1 s for 
     fourth session's 15-18 ms, is within this machine's drift of it on either side.
 A pool of two waiting shims refilled by a thread of its own (an experiment, not kept): last
 running 1266 / 1073 / 1605 ms beside the new column's runs: within the noise.
+
+Issue 25 item 4, sixth session of 2026-12-07. A job's idle priority did not hold in its sandbox:
+a SCHED_IDLE process in a cgroup of its own competes as that group, at the group's weight (1024
+by default), so every sandboxed step and job competed with the console at full weight (three
+spinning idle jobs left the console a quarter of a CPU: tests/security/test_local_sandbox.py).
+Their CPU groups are now idle (cpu.idle; a nice job's group gets its nice weight). What that did
+to a wide stage, `--variant wide --tasks 200 --width 100`, alternated on one build with the old
+shim (nofix) and the new (idle), and a group weight of 2 instead of cpu.idle (shares):
+    last running   nofix 1106 / 1094 / 1107 ms   idle 1244 / 1584 / 1456 ms   shares 1129 / 1426 / 1435 ms
+    machine CPU    nofix 4.1 / 4.1 / 4.6 s       idle 5.1 / 5.4 / 5.4 s       shares 4.4 / 5.3 / 5.5 s
+The console's hand-overs now end ~350 ms after the first stage's last result (0.8-1.1 s before:
+the steps' groups outweighed the console), but the steps, yielding at every wakeup of a console
+thread, cost more: `perf stat -a` over a run, context switches 59,469 -> 75,181, migrations
+2,993 -> 5,047; `perf record -a` by command, the steps' processes 13-28% more CPU. The console,
+no longer starved during the wave, collected the second stage's steps one a round (175 rounds
+of ~5 ms); now a step of a last stage no longer dispatches its run while others are unfinished,
+and after a round that advanced nothing the monitor rests 4x its CPU (at most 50 ms): 42-47
+rounds. A step's `_enter` takes the tenant's uid on its own thread (no all-threads signals).
+Tried and not kept: bubblewrap forked straight from the shim (`--args` holding it until the shim
+moved it into its cgroup; no `_enter`): ~3.5 ms less CPU a start (`perf record -a`, dice-shim
+1834 / 2166 -> 1078 / 1469 samples at 2 kHz for 101 steps), but the cgroup v1 move at the request
+took p90 16 ms, max 34 ms (an RCU grace period; the prepared `_enter` moves ahead), and the
+deep chain's p90 went from 19-22 to 25-33 ms; the setup at nice 19 with the step's own command
+idle (the setup beat the console's hand-overs: 1.25-1.56 s); starts counted until their pid file
+(the monitor's CPU 0.40 -> 0.23 s, the wall time within the noise); one starter thread instead of
+four (1241 / 1098 / 1133 against 1730 / 1114 / 1151 ms: within the noise).
+deep --tasks 60 on the final build: median 16.9 / 14.6 / 15.5 ms, p90 20.9 / 16.5 / 19.8 ms (the 20 ms goal holds).
 """
 
 from __future__ import annotations
