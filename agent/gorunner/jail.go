@@ -191,15 +191,6 @@ func writeFile(path, text string) error {
 	return nil
 }
 
-func (c *cgroup) has(path string) bool {
-	for _, d := range c.dirs {
-		if d == path {
-			return true
-		}
-	}
-	return false
-}
-
 func (c *cgroup) dir(path string) error {
 	if err := syscall.Mkdir(path, 0o755); err != nil && err != syscall.EEXIST {
 		return &os.PathError{Op: "mkdir", Path: path, Err: err}
@@ -213,47 +204,8 @@ func (c *cgroup) dir(path string) error {
 	return nil
 }
 
-// niceWeights: the kernel's CFS weight of each nice value 0..19 (sched_prio_to_weight), what a
-// v1 group's cpu.shares means.
-var niceWeights = [20]int{1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15}
-
-// ownScheduling: this process's CPU priority as its command inherits it: idle (SCHED_IDLE) or
-// its nice value (jail.own_scheduling).
-func ownScheduling() (idle bool, nice int) {
-	policy, _, e := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, 0, 0, 0)
-	idle = e == 0 && policy == 5 // SCHED_IDLE
-	if n, err := syscall.Getpriority(syscall.PRIO_PROCESS, 0); err == nil {
-		nice = 20 - n // the raw system call answers 20 - nice
-	}
-	return idle, nice
-}
-
-// cpuPriority: what carries the command's CPU priority to the sandbox's CPU group, whose files
-// are in path (jail.cpu_priority). A process in a group of its own competes with the rest of the
-// machine as that group, at the group's weight, whatever its own policy: a SCHED_IDLE job in a
-// group of default weight took as much of a core as the console. So the group itself yields:
-// cpu.idle (Linux 5.15+; else the lowest weight) for idle, the nice value's weight for a nice one.
-func cpuPriority(version, path string, idle bool, nice int) [][2]string {
-	exists := func(name string) bool { _, err := os.Stat(path + "/" + name); return err == nil }
-	switch {
-	case idle && exists("cpu.idle"):
-		return [][2]string{{"cpu.idle", "1"}}
-	case idle && version == "v2":
-		return [][2]string{{"cpu.weight", "1"}}
-	case idle:
-		return [][2]string{{"cpu.shares", "2"}}
-	case nice > 0 && nice < len(niceWeights) && version == "v2":
-		return [][2]string{{"cpu.weight.nice", strconv.Itoa(nice)}}
-	case nice > 0 && nice < len(niceWeights):
-		return [][2]string{{"cpu.shares", strconv.Itoa(niceWeights[nice])}}
-	}
-	return nil
-}
-
-// create: the cgroup(s) with the sandbox's limits (jail.Cgroup.create), and the CPU priority
-// this process runs at (what its command inherits) given to the CPU group.
+// create: the cgroup(s) with the sandbox's limits (jail.Cgroup.create).
 func (c *cgroup) create(memMiB int64, cpu float64, pids int64) error {
-	idle, nice := ownScheduling()
 	c.controllers = map[string]bool{}
 	if c.version == "v2" {
 		parent := cgroupRoot + strings.TrimRight(ownCgroup(""), "/")
@@ -282,13 +234,6 @@ func (c *cgroup) create(memMiB int64, cpu float64, pids int64) error {
 			}
 			c.controllers["cpu"] = true
 		}
-		if enabled["cpu"] { // a CPU group whether limited or not
-			for _, s := range cpuPriority("v2", path, idle, nice) {
-				if err := writeFile(path+"/"+s[0], s[1]); err != nil {
-					return err
-				}
-			}
-		}
 		if enabled["pids"] && pids > 0 {
 			if err := writeFile(path+"/pids.max", strconv.FormatInt(pids, 10)); err != nil {
 				return err
@@ -309,15 +254,6 @@ func (c *cgroup) create(memMiB int64, cpu float64, pids int64) error {
 	}
 	if cpu > 0 {
 		cpus = []setting{{"cpu.cfs_period_us", strconv.Itoa(cpuPeriod)}, {"cpu.cfs_quota_us", strconv.FormatInt(int64(cpu*cpuPeriod), 10)}}
-	}
-	cpuDir := cgroupRoot + "/cpu" + strings.TrimRight(ownCgroup("cpu"), "/") + "/" + c.name
-	if len(cpus) > 0 || c.has(cpuDir) || idle || nice > 0 { // (made ahead: joined whether limited or not)
-		if err := c.dir(cpuDir); err != nil {
-			return err
-		}
-		for _, s := range cpuPriority("v1", cpuDir, idle, nice) {
-			cpus = append(cpus, setting{s[0], s[1]})
-		}
 	}
 	if pids > 0 {
 		procs = []setting{{"pids.max", strconv.FormatInt(pids, 10)}}

@@ -711,9 +711,8 @@ class LocalExecutor:
         spec_binds = [(_realpath(p) if binds[p] == "ro" else p, p, binds[p]) for p in sorted(binds, key=len)]
         memory = mem or int(os.environ.get("DICE_LOCAL_JOB_MEM_MIB", "0") or 0)
         # A step's `cpu` is small by default (0.1): as a hard quota it would make every step's
-        # interpreter start ten times slower; jobs already yield to everything (SCHED_IDLE, their
-        # CPU group idle: jail.cpu_priority), so the quota only keeps one job from taking more
-        # than its share of the machine.
+        # interpreter start ten times slower; jobs already yield to everything (SCHED_IDLE), so
+        # the quota only keeps one job from taking more than its share of the machine.
         floor = float(os.environ.get("DICE_LOCAL_JOB_CPU_FLOOR", "1") or 1)
         return self.sandboxes.spec(tenant, binds=spec_binds, mem_mib=memory, cpu=max(cpu, floor),
                                    hostname=record["name"])

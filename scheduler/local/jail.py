@@ -104,20 +104,12 @@ class Cgroup:
                 self._dir(f"{CGROUP_ROOT}/{controller}{_own_cgroup(controller).rstrip('/')}/{self.name}")
 
     def create(self, mem_mib: int, cpu: float, pids: int) -> None:
-        """The limits, and the CPU priority this process runs at (what its command inherits)
-        given to the CPU group (cpu_priority)."""
-        idle, nice = own_scheduling()
         if self.version == "v2":
-            self._create_v2(mem_mib, cpu, pids, idle, nice)
+            self._create_v2(mem_mib, cpu, pids)
         elif self.version == "v1":
-            cpu_dir = f"{CGROUP_ROOT}/cpu{_own_cgroup('cpu').rstrip('/')}/{self.name}"
-            cpus = {"cpu.cfs_period_us": CPU_PERIOD, "cpu.cfs_quota_us": int(cpu * CPU_PERIOD)} if cpu > 0 else {}
-            if cpus or cpu_dir in self.dirs or idle or nice > 0:  # (made ahead: joined whether limited or not)
-                self._dir(cpu_dir)
-                cpus.update(cpu_priority("v1", cpu_dir, idle, nice))
             for controller, settings in (
                 ("memory", _v1_memory(mem_mib)),
-                ("cpu", cpus),
+                ("cpu", {"cpu.cfs_period_us": CPU_PERIOD, "cpu.cfs_quota_us": int(cpu * CPU_PERIOD)} if cpu > 0 else {}),
                 ("pids", {"pids.max": pids} if pids > 0 else {}),
             ):
                 if not settings:
@@ -129,7 +121,7 @@ class Cgroup:
                         _write(f"{path}/{key}", str(value))
                 self.controllers.add(controller)
 
-    def _create_v2(self, mem_mib: int, cpu: float, pids: int, idle: bool, nice: int) -> None:
+    def _create_v2(self, mem_mib: int, cpu: float, pids: int) -> None:
         parent = f"{CGROUP_ROOT}{_own_cgroup('').rstrip('/')}"
         # A cgroup with processes cannot give controllers to its children (no internal
         # processes); the shim's cgroup is the console's, so delegate from a `dice` child of it
@@ -146,9 +138,6 @@ class Cgroup:
         if "cpu" in enabled and cpu > 0:
             _write(f"{path}/cpu.max", f"{int(cpu * CPU_PERIOD)} {CPU_PERIOD}")
             self.controllers.add("cpu")
-        if "cpu" in enabled:  # a CPU group whether limited or not
-            for key, value in cpu_priority("v2", path, idle, nice).items():
-                _write(f"{path}/{key}", value)
         if "pids" in enabled and pids > 0:
             _write(f"{path}/pids.max", str(pids))
             self.controllers.add("pids")
@@ -193,31 +182,6 @@ def sweep_cgroups(version: str) -> int:
                 os.rmdir(f"{parent}/{name}")
                 removed += 1
     return removed
-
-
-# The kernel's CFS weight of each nice value 0..19 (sched_prio_to_weight): what a v1 group's
-# cpu.shares means.
-NICE_WEIGHTS = (1024, 820, 655, 526, 423, 335, 272, 215, 172, 137, 110, 87, 70, 56, 45, 36, 29, 23, 18, 15)
-
-
-def own_scheduling() -> tuple[bool, int]:
-    """This process's CPU priority as its command inherits it: (SCHED_IDLE, its nice value)."""
-    return os.sched_getscheduler(0) == getattr(os, "SCHED_IDLE", -1), os.getpriority(os.PRIO_PROCESS, 0)
-
-
-def cpu_priority(version: str, path: str, idle: bool, nice: int) -> dict[str, str]:
-    """What carries a command's CPU priority to its sandbox's CPU group (files in `path`). A
-    process in a group of its own competes with the rest of the machine as that group, at the
-    group's weight, whatever its own policy: a SCHED_IDLE job in a group of default weight took
-    as much of a core as the console. So the group itself yields: cpu.idle (Linux 5.15+; else
-    the lowest weight) for idle, the nice value's weight for a nice one."""
-    if idle:
-        if os.path.exists(f"{path}/cpu.idle"):
-            return {"cpu.idle": "1"}
-        return {"cpu.weight": "1"} if version == "v2" else {"cpu.shares": "2"}
-    if 0 < nice < len(NICE_WEIGHTS):
-        return {"cpu.weight.nice": str(nice)} if version == "v2" else {"cpu.shares": str(NICE_WEIGHTS[nice])}
-    return {}
 
 
 def _v1_memory(mem_mib: int) -> dict:
