@@ -7,7 +7,6 @@ suite run once with the sandbox switched off must see the leaks, which proves it
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import stat
@@ -22,6 +21,7 @@ from scheduler.local import LocalExecutor
 from scheduler.local.sandbox import Isolation, isolation
 from scheduler.local.state import proc_start_time
 from tests.local.conftest import group_of, wait_for
+from tests.local.test_spawner import _command_pid
 
 
 @pytest.fixture(autouse=True)
@@ -333,11 +333,6 @@ def _shim_kinds() -> list:
     return ["python", pytest.param("go", marks=pytest.mark.skipif(not built, reason="dice-shim not built (make install)"))]
 
 
-def _command_pid(executor: LocalExecutor, name: str) -> int:
-    pidfile = Path(wait_for(lambda: executor.jobs[("", name)].get("pidfile"), 20, f"{name}'s record"))
-    return wait_for(lambda: pidfile.exists() and json.loads(pidfile.read_text())["pid"], 20, f"{name}'s command")
-
-
 # Known, not yet fixed (issue 25, sixth session of 2026-12-07): an idle CPU group (cpu.idle, or
 # the lowest weight) for idle jobs made rollouts after a worker takeover end 5.2-10.3 s after it
 # in tests/scale/test_production.py (3.9 s without), for a cause not yet found; the shims were
@@ -356,7 +351,7 @@ def test_a_jobs_cpu_group_carries_its_priority(shim, make_executor, monkeypatch,
     for kind, executor in kinds.items():
         executor.run_job(JobSpec(name=kind, command=["sleep", "30"], cpu=0.5))
     for kind, executor in kinds.items():
-        pid = _command_pid(executor, kind)
+        pid = _command_pid(executor, kind, "")
         cgroups = _cgroup_files(pid)
         version = executor.sandboxes.isolation.cgroups
         if version == "v1":
@@ -390,7 +385,7 @@ def test_idle_jobs_that_spin_leave_the_console_its_cpu(make_executor):
     names = [f"spin-{i}" for i in range(3)]
     for name in names:
         executor.run_job(JobSpec(name=name, command=["python3", "-c", spin], cpu=1))
-    pids = [_command_pid(executor, name) for name in names]
+    pids = [_command_pid(executor, name, "") for name in names]
 
     def cpu(pid: int) -> float:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
