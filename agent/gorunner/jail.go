@@ -540,20 +540,14 @@ func enter(joinFailure error) error {
 			// On this thread alone (enterMain locked it, and it execs): a process execs with its
 			// exec'ing thread's credentials, and the exec ends the others. syscall.Setresuid and
 			// the like change every thread of the runtime (a signal to each, ~0.3 ms a start).
-			for _, c := range []struct {
-				name string
-				nr   uintptr
-				id   int
-			}{{"setgroups", syscall.SYS_SETGROUPS, -1}, {"setresgid", syscall.SYS_SETRESGID, o.GID}, {"setresuid", syscall.SYS_SETRESUID, o.UID}} {
-				var e syscall.Errno
-				if c.id < 0 {
-					_, _, e = syscall.RawSyscall(c.nr, 0, 0, 0) // no supplementary groups
-				} else {
-					_, _, e = syscall.RawSyscall(c.nr, uintptr(c.id), uintptr(c.id), uintptr(c.id))
-				}
-				if e != 0 {
-					return fmt.Errorf("%s: %v", c.name, e)
-				}
+			if _, _, e := syscall.RawSyscall(syscall.SYS_SETGROUPS, 0, 0, 0); e != 0 { // no supplementary groups
+				return fmt.Errorf("setgroups: %v", e)
+			}
+			if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESGID, uintptr(o.GID), uintptr(o.GID), uintptr(o.GID)); e != 0 {
+				return fmt.Errorf("setresgid: %v", e)
+			}
+			if _, _, e := syscall.RawSyscall(syscall.SYS_SETRESUID, uintptr(o.UID), uintptr(o.UID), uintptr(o.UID)); e != 0 {
+				return fmt.Errorf("setresuid: %v", e)
 			}
 		}
 	} else {
